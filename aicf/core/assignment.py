@@ -1,0 +1,274 @@
+"""Stake-weighted beacon assignment with a full decision record (SPEC §6).
+
+Static eligibility filters the registry as of the block that made the job QUEUED; every excluded provider
+is recorded with its reason. The draw is `r_j = int(H("aicf/assign/v1", beacon, task_id, attempt[, j])) mod S`
+over candidates sorted by provider_id; the winner is the first whose running stake total exceeds r. Live
+checks on a drawn provider may refuse it (recorded with the reason) and the next r_j is drawn, up to
+`max_draws` times. The decision is a pure function of its inputs, so anyone can recompute it.
+"""
+
+from bisect import bisect_right
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import accumulate
+
+from aicf.core.encoding import hash_int, tagged_hash
+from aicf.core.errors import AssignmentError
+from aicf.core.params import Params
+
+ASSIGN_TAG = "aicf/assign/v1"
+
+
+class Exclusion(StrEnum):
+    # static: from the registry as of the block that made the job QUEUED
+    KIND_UNSUPPORTED = "KIND_UNSUPPORTED"
+    MODEL_UNSUPPORTED = "MODEL_UNSUPPORTED"
+    NOT_ACTIVE = "NOT_ACTIVE"
+    STAKE_BELOW_MIN = "STAKE_BELOW_MIN"
+    REGION_MISMATCH = "REGION_MISMATCH"
+    NOT_IN_JOB_ALLOWLIST = "NOT_IN_JOB_ALLOWLIST"
+    NOT_IN_OPERATOR_ALLOWLIST = "NOT_IN_OPERATOR_ALLOWLIST"
+    NO_TEE = "NO_TEE"
+    RELEASED_TASK = "RELEASED_TASK"
+    # live: checked on the drawn provider at assignment time
+    HEARTBEAT_STALE = "HEARTBEAT_STALE"
+    AVAILABILITY_LOW = "AVAILABILITY_LOW"
+    MAX_LEASES = "MAX_LEASES"
+    RATE_LIMITED = "RATE_LIMITED"
+    ALREADY_TRIED = "ALREADY_TRIED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderProfile:
+    """What the registry says of a provider, as of one block."""
+
+    provider_id: bytes
+    active: bool
+    bonded_stake: int
+    kinds: frozenset[str]
+    models: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    tee_classes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobNeeds:
+    task_id: bytes
+    kind: str
+    model: str | None = None
+    regions: tuple[str, ...] = ()
+    allowlist: tuple[bytes, ...] = ()
+    tee_required: bool = False
+    max_units_mu: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    provider_id: bytes
+    stake: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Excluded:
+    provider_id: bytes
+    reason: Exclusion
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveState:
+    """A provider's live condition at assignment time, read by the caller from the store."""
+
+    provider_id: bytes
+    last_heartbeat_at: int | None
+    availability_bps: int
+    live_leases: int
+    bucket_tokens_mu: int  # already refilled to `now` (see `refill_bucket`)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Draw:
+    j: int
+    r: int
+    provider_id: bytes
+    refused: Exclusion | None  # None: this draw won
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssignmentDecision:
+    task_id: bytes
+    attempt: int
+    beacon: bytes
+    candidates: tuple[Candidate, ...]
+    excluded: tuple[Excluded, ...]
+    draws: tuple[Draw, ...]
+    winner: bytes | None
+
+    def to_map(self) -> dict[str, object]:
+        """The stored, canonical form of the decision record."""
+        out: dict[str, object] = {
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+            "beacon": self.beacon,
+            "candidates": [{"provider_id": c.provider_id, "stake": c.stake} for c in self.candidates],
+            "excluded": [{"provider_id": e.provider_id, "reason": e.reason.value} for e in self.excluded],
+            "draws": [
+                {
+                    "j": d.j,
+                    "r": d.r,
+                    "provider_id": d.provider_id,
+                    **({"refused": d.refused.value} if d.refused else {}),
+                }
+                for d in self.draws
+            ],
+        }
+        if self.winner is not None:
+            out["winner"] = self.winner
+        return out
+
+
+def static_eligibility(
+    job: JobNeeds,
+    providers: Iterable[ProviderProfile],
+    params: Params,
+    operator_allowlist: Collection[bytes] = (),
+    released_by: Collection[bytes] = (),
+) -> tuple[list[Candidate], list[Excluded]]:
+    """Split the registry into candidates (sorted by provider_id) and exclusions, each with its reason."""
+    candidates: list[Candidate] = []
+    excluded: list[Excluded] = []
+    for p in providers:
+        reason = _static_reason(job, p, params, operator_allowlist, released_by)
+        if reason is None:
+            candidates.append(Candidate(provider_id=p.provider_id, stake=p.bonded_stake))
+        else:
+            excluded.append(Excluded(provider_id=p.provider_id, reason=reason))
+    candidates.sort(key=lambda c: c.provider_id)
+    excluded.sort(key=lambda e: e.provider_id)
+    return candidates, excluded
+
+
+def _static_reason(
+    job: JobNeeds,
+    p: ProviderProfile,
+    params: Params,
+    operator_allowlist: Collection[bytes],
+    released_by: Collection[bytes],
+) -> Exclusion | None:
+    if job.kind not in p.kinds:
+        return Exclusion.KIND_UNSUPPORTED
+    if job.model is not None and job.model not in p.models:
+        return Exclusion.MODEL_UNSUPPORTED
+    if not p.active:
+        return Exclusion.NOT_ACTIVE
+    if p.bonded_stake < max(params.min_stake, 1):
+        return Exclusion.STAKE_BELOW_MIN
+    if job.regions and not (p.regions & set(job.regions)):
+        return Exclusion.REGION_MISMATCH
+    if job.allowlist and p.provider_id not in job.allowlist:
+        return Exclusion.NOT_IN_JOB_ALLOWLIST
+    if operator_allowlist and p.provider_id not in operator_allowlist:
+        return Exclusion.NOT_IN_OPERATOR_ALLOWLIST
+    if job.tee_required and not p.tee_classes:
+        return Exclusion.NO_TEE
+    if p.provider_id in released_by:
+        return Exclusion.RELEASED_TASK
+    return None
+
+
+def draw_r(beacon: bytes, task_id: bytes, attempt: int, j: int, total_stake: int) -> int:
+    """r_0 = int(H(tag, beacon, task_id, attempt)) mod S; r_j = int(H(tag, beacon, task_id, attempt, j)) mod S."""
+    h = (
+        tagged_hash(ASSIGN_TAG, beacon, task_id, attempt)
+        if j == 0
+        else tagged_hash(ASSIGN_TAG, beacon, task_id, attempt, j)
+    )
+    return hash_int(h) % total_stake
+
+
+def _prepare(candidates: Iterable[Candidate]) -> tuple[list[Candidate], list[int]]:
+    ordered = sorted(candidates, key=lambda c: c.provider_id)
+    if len({c.provider_id for c in ordered}) != len(ordered):
+        raise AssignmentError(b"", "a provider appears twice among the candidates")
+    return ordered, list(accumulate(c.stake for c in ordered))
+
+
+def winner_of(r: int, ordered: Sequence[Candidate], running: Sequence[int]) -> Candidate:
+    """The first candidate whose running stake total is > r."""
+    return ordered[bisect_right(running, r)]
+
+
+def draw_winner(beacon: bytes, task_id: bytes, attempt: int, candidates: Iterable[Candidate]) -> bytes:
+    """The r_0 winner among `candidates` in any order (what the `assignment` vectors check)."""
+    ordered, running = _prepare(candidates)
+    if not ordered or running[-1] <= 0:
+        raise AssignmentError(task_id, "no candidate with stake")
+    return winner_of(draw_r(beacon, task_id, attempt, 0, running[-1]), ordered, running).provider_id
+
+
+def refill_bucket(tokens_mu: int, last_refill_at: int, now: int, params: Params) -> int:
+    """Token bucket level at `now`: refills Γ × 1000 mu per day, capped at the burst of factor × Γ/1000 mu."""
+    burst = params.bucket_burst_factor * params.gamma_units // 1000
+    elapsed = max(0, now - last_refill_at)
+    return min(burst, tokens_mu + elapsed * params.gamma_units * 1000 // 86400)
+
+
+def live_refusal(
+    live: LiveState | None, job: JobNeeds, now: int, params: Params, tried: bool, untried_left: bool
+) -> Exclusion | None:
+    """Why a drawn provider cannot take the job now, or None if it can (SPEC §6 live checks, in order)."""
+    if live is None or live.last_heartbeat_at is None:
+        return Exclusion.HEARTBEAT_STALE
+    if now - live.last_heartbeat_at > params.heartbeat_grace_intervals * params.heartbeat_interval_s:
+        return Exclusion.HEARTBEAT_STALE
+    if live.availability_bps < params.min_availability_bps:
+        return Exclusion.AVAILABILITY_LOW
+    if live.live_leases >= params.max_leases:
+        return Exclusion.MAX_LEASES
+    if live.bucket_tokens_mu < job.max_units_mu:
+        return Exclusion.RATE_LIMITED
+    if tried and untried_left:
+        return Exclusion.ALREADY_TRIED
+    return None
+
+
+def assign(
+    job: JobNeeds,
+    *,
+    attempt: int,
+    beacon: bytes,
+    candidates: Sequence[Candidate],
+    excluded: Sequence[Excluded],
+    live: dict[bytes, LiveState],
+    tried: Collection[bytes],
+    now: int,
+    params: Params,
+) -> AssignmentDecision:
+    """Draw up to `max_draws` times; the first drawn provider that passes the live checks wins.
+
+    With no candidate (or no stake) the decision has no draws and no winner: the job waits for the next pass.
+    """
+    ordered, running = _prepare(candidates)
+    draws: list[Draw] = []
+    winner: bytes | None = None
+    total = running[-1] if running else 0
+    if total > 0:
+        untried = {c.provider_id for c in ordered if c.provider_id not in tried}
+        for j in range(params.max_draws):
+            r = draw_r(beacon, job.task_id, attempt, j, total)
+            pick = winner_of(r, ordered, running).provider_id
+            was_tried = pick in tried
+            refused = live_refusal(live.get(pick), job, now, params, was_tried, bool(untried))
+            draws.append(Draw(j=j, r=r, provider_id=pick, refused=refused))
+            if refused is None:
+                winner = pick
+                break
+    return AssignmentDecision(
+        task_id=job.task_id,
+        attempt=attempt,
+        beacon=beacon,
+        candidates=tuple(ordered),
+        excluded=tuple(excluded),
+        draws=tuple(draws),
+        winner=winner,
+    )

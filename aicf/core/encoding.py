@@ -1,0 +1,125 @@
+"""Canonical CBOR and the tagged hash H of SPEC §1.
+
+The encoder is deterministic CBOR (RFC 8949 §4.2.1) for exactly the value kinds SPEC admits: ints, bytes,
+text, bool, lists (tuples too) and text-keyed maps. Anything else (float, None, a non-text key) raises
+`EncodingError` instead of being encoded some other way, so two nodes can never disagree on the bytes.
+It is written out here rather than borrowed so that its output is pinned by our tests (which check it
+byte for byte against `cbor2.dumps(obj, canonical=True)`) and it runs fast on the id hot path.
+"""
+
+import hashlib
+from collections.abc import Mapping
+
+from aicf.core.errors import EncodingError
+
+_UINT64_LIMIT = 2**64
+
+
+def cbor_head(major: int, n: int) -> bytes:
+    """The shortest initial byte(s) for major type `major` with argument `n` (RFC 8949 §4.2.1 rule 1)."""
+    mt = major << 5
+    if n < 24:
+        return bytes((mt | n,))
+    if n < 0x100:
+        return bytes((mt | 24, n))
+    if n < 0x10000:
+        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+def _encode_int(n: int, path: str) -> bytes:
+    if n >= 0:
+        if n >= _UINT64_LIMIT:
+            raise EncodingError(path, f"integer {n} does not fit in 64 bits")
+        return cbor_head(0, n)
+    if -n - 1 >= _UINT64_LIMIT:
+        raise EncodingError(path, f"integer {n} does not fit in 64 bits")
+    return cbor_head(1, -n - 1)
+
+
+def _encode(value: object, path: str, out: list[bytes]) -> None:
+    # bool before int: bool is a subclass of int in Python but a simple value in CBOR.
+    if value is True:
+        out.append(b"\xf5")
+    elif value is False:
+        out.append(b"\xf4")
+    elif isinstance(value, int):
+        out.append(_encode_int(value, path))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        out.append(cbor_head(2, len(raw)))
+        out.append(raw)
+    elif isinstance(value, str):
+        raw = value.encode("utf-8")
+        out.append(cbor_head(3, len(raw)))
+        out.append(raw)
+    elif isinstance(value, list | tuple):
+        out.append(cbor_head(4, len(value)))
+        for i, item in enumerate(value):
+            _encode(item, f"{path}[{i}]", out)
+    elif isinstance(value, Mapping):
+        entries: list[tuple[bytes, object]] = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(path, f"map key {key!r} is not a text string")
+            entries.append((canonical_cbor(key), item))
+        # Keys ordered by the bytewise order of their encodings (RFC 8949 §4.2.1 rule 2).
+        entries.sort(key=lambda entry: entry[0])
+        out.append(cbor_head(5, len(entries)))
+        for encoded_key, item in entries:
+            out.append(encoded_key)
+            _encode(item, f"{path}.{encoded_key[1:].decode('utf-8', 'replace')}", out)
+    elif value is None:
+        raise EncodingError(path, "null is not allowed: omit an optional key instead")
+    elif isinstance(value, float):
+        raise EncodingError(path, f"floats are not allowed (got {value!r}): use integer units")
+    else:
+        raise EncodingError(path, f"unsupported type {type(value).__name__}")
+
+
+def canonical_cbor(value: object) -> bytes:
+    """Deterministic CBOR of `value`; raises EncodingError for a value SPEC §1 does not admit."""
+    out: list[bytes] = []
+    _encode(value, "$", out)
+    return b"".join(out)
+
+
+def tagged_hash(tag: str, *fields: object) -> bytes:
+    """H(tag, *fields) = SHA3-256(canonical_cbor([tag, *fields])) (SPEC §1)."""
+    return hashlib.sha3_256(canonical_cbor([tag, *fields])).digest()
+
+
+def hash_int(h: bytes) -> int:
+    """A hash read as an unsigned big-endian integer."""
+    return int.from_bytes(h, "big")
+
+
+def to_hex(raw: bytes) -> str:
+    return "0x" + raw.hex()
+
+
+def from_hex(text: str, field: str = "value") -> bytes:
+    """Parse a `0x`-prefixed hex string; raises EncodingError naming `field` when it is not one."""
+    if not isinstance(text, str):
+        raise EncodingError(field, f"expected a 0x-prefixed hex string, got {type(text).__name__}")
+    if not text.startswith("0x"):
+        raise EncodingError(field, f"expected a 0x-prefixed hex string, got {text[:20]!r}")
+    digits = text[2:]
+    if len(digits) % 2:
+        raise EncodingError(field, f"hex string has an odd number of digits ({len(digits)})")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise EncodingError(field, f"not valid hex: {text[:40]!r}") from None
+
+
+def encode_fast_int(n: int) -> bytes:
+    """canonical_cbor(n) for a non-negative int below 2^64, without the generic walk (hot paths)."""
+    return cbor_head(0, n)
+
+
+def encode_fast_bytes(raw: bytes) -> bytes:
+    """canonical_cbor(raw) for bytes, without the generic walk (hot paths)."""
+    return cbor_head(2, len(raw)) + raw

@@ -1,0 +1,222 @@
+"""Epoch settlement as a pure function (SPEC §5): verified jobs, treasury and params in; a batch out.
+
+Eligible jobs are ordered by priority class (descending), proof inclusion height, tx index and task_id,
+and admitted in that order while Σ units_mu ≤ Γ × 1000 and Σ reward ≤ T. At the first job that does not
+fit, it and every later job carry to the next batch unchanged. The batch's `root` is the Merkle root of
+the payouts' canonical CBOR in admission order, so anyone holding the chain and the params recomputes
+the same bytes.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from aicf.core.encoding import canonical_cbor, cbor_head
+from aicf.core.errors import SettlementInputError
+from aicf.core.ids import payout_id
+from aicf.core.merkle import leaf_hash, root_of_leaf_hashes
+from aicf.core.params import Params, params_hash
+from aicf.core.pricing import next_price
+from aicf.core.types import BPS, MAX_AMOUNT
+
+PROMOTED_CLASS = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedJob:
+    """A ResultRecord eligible for settlement, with what settlement needs to price and order it."""
+
+    task_id: bytes
+    provider_id: bytes
+    miner_id: bytes
+    proof_id: bytes
+    kind: str  # "ai" | "quantum"
+    priority_class: int  # the tier, or 4 once carried by `carry_promote_batches` batches (see `priority_class`)
+    proof_height: int
+    tx_index: int
+    units_mu: int
+    fee_per_unit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payout:
+    payout_id: bytes
+    epoch: int
+    task_id: bytes
+    provider_id: bytes
+    miner_id: bytes
+    proof_id: bytes
+    units_mu: int
+    base_rate: int
+    price_bps: int
+    reward: int
+    provider: int
+    miner: int
+    fund: int
+    charged: int
+    params_hash: bytes
+
+    def to_map(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in _PAYOUT_FIELDS}
+
+    def encode(self) -> bytes:
+        """canonical_cbor(self.to_map()), with the key order computed once (a test pins the two together)."""
+        parts = [_PAYOUT_HEAD]
+        for key_bytes, name, is_bytes in _PAYOUT_LAYOUT:
+            value = getattr(self, name)
+            parts.append(key_bytes)
+            parts.append(cbor_head(2, len(value)) + value if is_bytes else cbor_head(0, value))
+        return b"".join(parts)
+
+
+_PAYOUT_FIELDS = tuple(Payout.__dataclass_fields__)
+_PAYOUT_BYTES = {"payout_id", "task_id", "provider_id", "miner_id", "proof_id", "params_hash"}
+_PAYOUT_HEAD = cbor_head(5, len(_PAYOUT_FIELDS))
+_PAYOUT_LAYOUT = tuple(
+    sorted(((canonical_cbor(name), name, name in _PAYOUT_BYTES) for name in _PAYOUT_FIELDS), key=lambda e: e[0])
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    reward: int = 0
+    provider: int = 0
+    miner: int = 0
+    fund: int = 0
+    charged: int = 0
+    units_mu: int = 0
+
+    def to_map(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in Totals.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementBatch:
+    epoch: int
+    finalized_height: int
+    params_hash: bytes
+    price_bps: int
+    payouts: tuple[Payout, ...]
+    carried: tuple[bytes, ...]
+    totals: Totals
+    root: bytes
+    next_price_bps: int
+    demand_mu: int
+
+    def to_map(self) -> dict[str, object]:
+        return {
+            "epoch": self.epoch,
+            "finalized_height": self.finalized_height,
+            "params_hash": self.params_hash,
+            "price_bps": self.price_bps,
+            "payouts": [p.to_map() for p in self.payouts],
+            "carried": list(self.carried),
+            "totals": self.totals.to_map(),
+            "root": self.root,
+        }
+
+
+def priority_class(tier: int, carried_batches: int, params: Params) -> int:
+    """The job's tier, or class 4 (above every tier) once it has been carried by 7 or more batches."""
+    return PROMOTED_CLASS if carried_batches >= params.carry_promote_batches else tier
+
+
+def settlement_order(job: VerifiedJob) -> tuple[int, int, int, bytes]:
+    return (-job.priority_class, job.proof_height, job.tx_index, job.task_id)
+
+
+def _check_inputs(jobs: list[VerifiedJob], treasury: int, price_bps: int) -> None:
+    if not 0 <= treasury < MAX_AMOUNT:
+        raise SettlementInputError(f"treasury must be >= 0 and < 2^63, got {treasury}")
+    if price_bps <= 0:
+        raise SettlementInputError(f"price_bps must be positive, got {price_bps}")
+    seen: set[bytes] = set()
+    for job in jobs:
+        if job.task_id in seen:
+            raise SettlementInputError(f"task 0x{job.task_id.hex()} appears twice: a task is settled at most once")
+        seen.add(job.task_id)
+        if job.kind not in ("ai", "quantum"):
+            raise SettlementInputError(f"task 0x{job.task_id.hex()}: unknown kind {job.kind!r}")
+        for name in ("units_mu", "fee_per_unit", "proof_height", "tx_index", "priority_class"):
+            value = getattr(job, name)
+            if not 0 <= value < MAX_AMOUNT:
+                raise SettlementInputError(f"task 0x{job.task_id.hex()}: {name} must be >= 0 and < 2^63, got {value}")
+
+
+def settle_epoch(
+    *,
+    epoch: int,
+    finalized_height: int,
+    jobs: Iterable[VerifiedJob],
+    treasury: int,
+    price_bps: int,
+    params: Params,
+    params_digest: bytes | None = None,
+) -> SettlementBatch:
+    """Build batch `epoch` (SPEC §5). Raises SettlementInputError for a duplicate task or a negative amount.
+
+    `params_digest` may be passed by a caller that already holds `params_hash(params)`.
+    """
+    ordered = sorted(jobs, key=settlement_order)
+    _check_inputs(ordered, treasury, price_bps)
+    p_hash = params_digest if params_digest is not None else params_hash(params)
+    cap_mu = params.gamma_mu
+    provider_bps, miner_bps = params.provider_bps, params.miner_bps
+    rates: Mapping[str, int] = {"ai": params.base_rate_ai, "quantum": params.base_rate_quantum}
+    payouts: list[Payout] = []
+    leaves: list[bytes] = []
+    t_reward = t_provider = t_miner = t_fund = t_charged = t_units = 0
+    broke_cap = False
+    stop = len(ordered)
+    for index, job in enumerate(ordered):
+        base_rate = rates[job.kind]
+        reward = job.units_mu * base_rate * price_bps // (1000 * BPS)
+        over_cap = t_units + job.units_mu > cap_mu
+        if over_cap or t_reward + reward > treasury:
+            broke_cap = over_cap
+            stop = index
+            break
+        provider = reward * provider_bps // BPS
+        miner = reward * miner_bps // BPS
+        fund = reward - provider - miner  # the fund takes every rounding remainder
+        charged = job.fee_per_unit * job.units_mu // 1000
+        payout = Payout(
+            payout_id=payout_id(epoch, job.task_id),
+            epoch=epoch,
+            task_id=job.task_id,
+            provider_id=job.provider_id,
+            miner_id=job.miner_id,
+            proof_id=job.proof_id,
+            units_mu=job.units_mu,
+            base_rate=base_rate,
+            price_bps=price_bps,
+            reward=reward,
+            provider=provider,
+            miner=miner,
+            fund=fund,
+            charged=charged,
+            params_hash=p_hash,
+        )
+        payouts.append(payout)
+        leaves.append(leaf_hash(payout.encode()))
+        t_reward += reward
+        t_provider += provider
+        t_miner += miner
+        t_fund += fund
+        t_charged += charged
+        t_units += job.units_mu
+    carried = ordered[stop:]
+    demand = t_units + (sum(j.units_mu for j in carried) if broke_cap else 0)
+    return SettlementBatch(
+        epoch=epoch,
+        finalized_height=finalized_height,
+        params_hash=p_hash,
+        price_bps=price_bps,
+        payouts=tuple(payouts),
+        carried=tuple(j.task_id for j in carried),
+        totals=Totals(
+            reward=t_reward, provider=t_provider, miner=t_miner, fund=t_fund, charged=t_charged, units_mu=t_units
+        ),
+        root=root_of_leaf_hashes(leaves),
+        next_price_bps=next_price(price_bps, demand, params.gamma_units, params),
+        demand_mu=demand,
+    )
