@@ -115,9 +115,18 @@ def from_hex(text: str, field: str = "value") -> bytes:
         raise EncodingError(field, f"not valid hex: {text[:40]!r}") from None
 
 
+_SMALL_UINTS = tuple(cbor_head(0, n) for n in range(256))
+
+
 def encode_fast_int(n: int) -> bytes:
     """canonical_cbor(n) for a non-negative int below 2^64, without the generic walk (hot paths)."""
-    return cbor_head(0, n)
+    if n < 256:
+        return _SMALL_UINTS[n]
+    if n < 0x10000:
+        return b"\x19" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x1a" + n.to_bytes(4, "big")
+    return b"\x1b" + n.to_bytes(8, "big")
 
 
 def encode_fast_bytes(raw: bytes) -> bytes:

@@ -76,8 +76,14 @@ def proof_id(version: int, kind: str, task: bytes, lease: bytes, provider: bytes
     return tagged_hash(PROOF_TAG, version, kind, task, lease, provider, body)
 
 
+_PAYOUT_PREFIX = b"\x83" + canonical_cbor(PAYOUT_TAG)
+
+
 def payout_id(epoch: int, task: bytes) -> bytes:
-    return tagged_hash(PAYOUT_TAG, epoch, task)
+    """H("aicf/payout/v1", epoch, task_id); on settlement's hot path, so the constant prefix is pre-encoded."""
+    if not 0 <= epoch < 2**64:
+        return tagged_hash(PAYOUT_TAG, epoch, task)
+    return hashlib.sha3_256(_PAYOUT_PREFIX + encode_fast_int(epoch) + encode_fast_bytes(task)).digest()
 
 
 def evidence_hash(evidence: Mapping[str, object]) -> bytes:
