@@ -1,0 +1,55 @@
+"""Verdicts of SPEC §8: `Accept` or `Reject(code)`, and which rejections slash.
+
+Drop codes (MALFORMED, BAD_SIGNATURE, UNKNOWN_LEASE, LEASE_EXPIRED, DUPLICATE) change no state, use no
+attempt and slash nobody. STALE_ATTESTATION and UNKNOWN_ROOT reject without a slash (the provider may be
+right and our collateral old). The rest reject the proof and slash with evidence.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RejectCode(StrEnum):
+    MALFORMED = "MALFORMED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    UNKNOWN_LEASE = "UNKNOWN_LEASE"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    DUPLICATE = "DUPLICATE"
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    BAD_ATTESTATION = "BAD_ATTESTATION"
+    STALE_ATTESTATION = "STALE_ATTESTATION"
+    UNKNOWN_ROOT = "UNKNOWN_ROOT"
+    TRAP_FAILURE = "TRAP_FAILURE"
+
+
+DROP_CODES = frozenset(
+    {
+        RejectCode.MALFORMED,
+        RejectCode.BAD_SIGNATURE,
+        RejectCode.UNKNOWN_LEASE,
+        RejectCode.LEASE_EXPIRED,
+        RejectCode.DUPLICATE,
+    }
+)
+NO_SLASH_CODES = DROP_CODES | {RejectCode.STALE_ATTESTATION, RejectCode.UNKNOWN_ROOT}
+# The slash reason (SPEC §9) a rejection earns; DIGEST_MISMATCH is a provider claiming work it did not do.
+SLASH_FOR = {
+    RejectCode.BAD_ATTESTATION: "BAD_ATTESTATION",
+    RejectCode.TRAP_FAILURE: "TRAP_FAILURE",
+    RejectCode.DIGEST_MISMATCH: "FRAUD",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    code: RejectCode
+    message: str
+
+    @property
+    def is_drop(self) -> bool:
+        """A drop changes no state: the envelope never reached a live lease."""
+        return self.code in DROP_CODES
+
+    @property
+    def slash_reason(self) -> str | None:
+        return SLASH_FOR.get(self.code)
