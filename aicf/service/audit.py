@@ -1,0 +1,207 @@
+"""`verify` and `state_digest`: what an auditor recomputes from the store alone (SPEC §11).
+
+The digest is H("aicf/state/v1", tables) over every table's rows in a canonical order. Surrogate sequence
+numbers are left out: they record when this coordinator happened to see a block (a coordinator that saw an
+orphaned branch and rolled it back numbers its rows differently from one that never saw it), not what the
+chain says. Ledger entries are hashed as a sorted multiset, transitions in their per-job order, balances
+without the zero ones. Two stores that ingested the same canonical chain have the same digest, whatever
+the backend and whatever reorgs or crashes each went through.
+"""
+
+from dataclasses import dataclass, field
+
+from aicf.core.encoding import canonical_cbor, tagged_hash
+from aicf.core.jobs import JobStatus, is_allowed
+from aicf.core.ledger import EXTERNAL, balances_of, minted_of
+from aicf.store.interface import Snapshot, Store
+
+STATE_TAG = "aicf/state/v1"
+
+
+def _opt(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+def digest_rows(snap: Snapshot) -> list[object]:
+    """The canonical form of every table, as hashed by `state_digest`."""
+    transitions = sorted(snap.transitions, key=lambda t: (t.task_id, t.seq))
+    entries = sorted(
+        canonical_cbor(
+            [
+                e.posting.debit,
+                e.posting.credit,
+                e.posting.amount,
+                e.posting.ref_kind,
+                e.posting.ref,
+                _opt(e.block_height),
+                e.time,
+            ]
+        )
+        for e in snap.entries
+    )
+    return [
+        ["meta", [[k, v] for k, v in snap.meta]],
+        [
+            "blocks",
+            [
+                [b.height, b.hash, b.parent, b.time, b.producer, b.beacon, b.issuance, b.fees, b.epoch, b.final]
+                for b in snap.blocks
+            ],
+        ],
+        [
+            "jobs",
+            [
+                [
+                    j.task_id,
+                    j.chain_id,
+                    j.tx_hash,
+                    j.caller,
+                    j.kind,
+                    j.payload,
+                    j.payload_hash,
+                    j.model,
+                    j.fee_per_unit,
+                    j.tier,
+                    j.max_units_mu,
+                    j.escrow,
+                    j.depth,
+                    j.deadline_height,
+                    list(j.regions),
+                    list(j.allowlist),
+                    j.tee_required,
+                    j.enqueue_height,
+                    j.enqueue_tx_index,
+                    j.status.value,
+                    j.attempts,
+                    j.not_before,
+                    j.carried_batches,
+                    j.cancel_requested,
+                ]
+                for j in snap.jobs
+            ],
+        ],
+        [
+            "job_transitions",
+            [
+                [t.task_id, "" if t.frm is None else t.frm.value, t.to.value, t.reason, _opt(t.height), t.time]
+                for t in transitions
+            ],
+        ],
+        ["ledger_entries", entries],
+        ["balances", [[a, v] for a, v in snap.balances if v != 0]],
+        [
+            "proof_inclusions",
+            [
+                [i.task_id, i.proof_id, i.provider_id, i.height, i.tx_index, i.tx_hash, i.producer]
+                for i in snap.proof_inclusions
+            ],
+        ],
+        [
+            "refused_txs",
+            [[r.height, r.tx_index, r.tx_hash, r.kind, r.sender, r.field, r.reason] for r in snap.refused],
+        ],
+        [
+            "cancel_requests",
+            [[c.height, c.tx_index, c.tx_hash, c.task_id, c.sender, c.outcome.value] for c in snap.cancels],
+        ],
+        ["claims", [[c.claim_id, c.provider_id, c.amount, c.time] for c in snap.claims]],
+        ["idempotency_keys", [[r.key, r.fingerprint, r.result] for r in snap.idempotency]],
+        ["requester_tiers", [[c, t] for c, t in snap.requester_tiers]],
+    ]
+
+
+def digest_of(snap: Snapshot) -> bytes:
+    return tagged_hash(STATE_TAG, digest_rows(snap))
+
+
+def state_digest(store: Store) -> bytes:
+    with store.transaction() as tx:
+        return digest_of(tx.snapshot())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    problems: tuple[str, ...]
+    checks: tuple[str, ...]
+    minted: int
+    accounts: int
+    entries: int
+    jobs: int
+    balances: dict[str, int] = field(default_factory=dict)  # by account kind (the part before ':')
+    digest: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_snapshot(snap: Snapshot) -> VerifyReport:
+    """Recompute what the store keeps derived and check SPEC §4 and §11's invariants; list every problem."""
+    problems: list[str] = []
+    postings = [e.posting for e in snap.entries]
+    # (1) every stored balance equals the one recomputed from the entries
+    recomputed = balances_of(postings)
+    stored = {a: v for a, v in snap.balances if v != 0}
+    for account in sorted(set(recomputed) | set(stored)):
+        want, got = recomputed.get(account, 0), stored.get(account, 0)
+        if want != got:
+            problems.append(f"balance of {account}: entries give {want}, stored {got}")
+    # (2) no balance below zero but external's
+    for account, value in sorted(recomputed.items()):
+        if value < 0 and account != EXTERNAL:
+            problems.append(f"balance of {account} is negative: {value}")
+    # (3) the supply changes only by mint: Σ balances (external excluded) == minted
+    minted = minted_of(postings)
+    total = sum(v for a, v in recomputed.items() if a != EXTERNAL)
+    if total != minted:
+        problems.append(f"Σ balances is {total}, but {minted} was minted")
+    # (4) every job's status is reached from PENDING by legal moves, as its transitions record
+    by_task: dict[bytes, list[tuple[int, JobStatus | None, JobStatus]]] = {}
+    for t in snap.transitions:
+        by_task.setdefault(t.task_id, []).append((t.seq, t.frm, t.to))
+    jobs = {j.task_id: j for j in snap.jobs}
+    for task in sorted(by_task):
+        if task not in jobs:
+            problems.append(f"transitions of unknown job 0x{task.hex()}")
+    for task, job in sorted(jobs.items()):
+        moves = sorted(by_task.get(task, []), key=lambda m: m[0])
+        status: JobStatus | None = None
+        for _, frm, to in moves:
+            if frm != status:
+                problems.append(f"job 0x{task.hex()}: transition from {frm} but the job was {status}")
+            elif frm is None and to != JobStatus.PENDING:
+                problems.append(f"job 0x{task.hex()}: created as {to}, not PENDING")
+            elif frm is not None and not is_allowed(frm, to):
+                problems.append(f"job 0x{task.hex()}: {frm} -> {to} is not an allowed move")
+            status = to
+        if status != job.status:
+            problems.append(f"job 0x{task.hex()}: status {job.status} but its transitions end at {status}")
+    # (5) the blocks form one chain
+    for prev, block in zip(snap.blocks, snap.blocks[1:], strict=False):
+        if block.height != prev.height + 1 or block.parent != prev.hash:
+            problems.append(f"block {block.height} does not follow block {prev.height}")
+    kinds: dict[str, int] = {}
+    for account, value in recomputed.items():
+        kind = account.split(":", 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + value
+    return VerifyReport(
+        problems=tuple(problems),
+        checks=(
+            "every balance equals the sum of its entries",
+            "no balance is negative (external excepted)",
+            "Σ balances == total minted",
+            "every job's status follows from its transitions by allowed moves",
+            "the stored blocks form one chain",
+        ),
+        minted=minted,
+        accounts=len(recomputed),
+        entries=len(postings),
+        jobs=len(jobs),
+        balances=dict(sorted(kinds.items())),
+        digest=digest_of(snap),
+    )
+
+
+def verify(store: Store) -> VerifyReport:
+    with store.transaction() as tx:
+        return verify_snapshot(tx.snapshot())

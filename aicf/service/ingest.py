@@ -1,0 +1,526 @@
+"""Block ingestion (SPEC §2, §3, §4, §10): each block in one store transaction.
+
+A block's own effects are recorded at its height: new PENDING jobs with their escrow (requester →
+escrow:<task_id>), deposits (external → requester), cancel requests, proof inclusions and the treasury
+income (external → treasury). Effects of finality are recorded at the height that became final: PENDING
+→ QUEUED, cancels and deadlines taking effect with their refunds. So a reorg to fork point f undoes exactly
+the rows recorded above f (`Tx.rollback_above`), and never a row at or below the finalized height, which
+is ≤ f. Chain-driven rows carry the block's time, never the coordinator's clock, so two coordinators
+ingesting the same chain write the same rows.
+
+A transaction the rules refuse (a malformed request, an unknown model, a balance below the escrow…) is
+recorded as a `RefusedTx` with its reason and moves no money; the block still ingests. Anything else that
+fails (the database, a broken invariant) rolls the whole block back.
+"""
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aicf.chain.interface import ChainView
+from aicf.core.chain import (
+    ENQUEUE_KINDS,
+    Block,
+    CancelOutcome,
+    CancelRequest,
+    ChainTx,
+    IngestedBlock,
+    Job,
+    ProofInclusion,
+    RefusedTx,
+    TxKind,
+    epoch_of,
+    finalized_height,
+)
+from aicf.core.errors import AicfError, RequestError
+from aicf.core.jobs import FINAL_STATUSES, JobStatus, check_move
+from aicf.core.ledger import (
+    EXTERNAL,
+    TREASURY,
+    Posting,
+    apply_postings,
+    escrow_account,
+    requester_account,
+)
+from aicf.core.params import Params
+from aicf.core.pricing import treasury_income
+from aicf.core.requests import CircuitDepth, make_receipt, validate_request
+from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
+from aicf.store.interface import (
+    META_CHAIN_ID,
+    META_FINAL_HEIGHT,
+    META_GENESIS_TIME,
+    META_PRICE_BPS,
+    ConcurrentUpdateError,
+    Store,
+    Tx,
+)
+
+log = logging.getLogger("aicf.ingest")
+
+
+class IngestError(AicfError):
+    """The chain and the store disagree in a way ingestion cannot repair by itself."""
+
+
+class ReorgBelowFinalityError(IngestError):
+    def __init__(self, height: int, final_height: int) -> None:
+        super().__init__(
+            f"the chain replaced block {height}, but blocks up to {final_height} are final here; the chain broke "
+            "its finality promise: stop the coordinator and re-sync into a fresh database"
+        )
+        self.height, self.final_height = height, final_height
+
+
+class ChainIdMismatchError(IngestError):
+    def __init__(self, stored: int, chain: int) -> None:
+        super().__init__(f"this database follows chain {stored}, the chain view serves chain {chain}")
+        self.stored, self.chain = stored, chain
+
+
+class UnknownParentError(IngestError):
+    def __init__(self, height: int, parent: bytes) -> None:
+        super().__init__(f"block {height}: parent 0x{parent.hex()} is not stored; ingest from the chain view instead")
+        self.height, self.parent = height, parent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestStep:
+    """What one call changed: the block applied (or None) and the fork point rolled back to (or None)."""
+
+    height: int
+    block_hash: bytes
+    rolled_back_to: int | None = None
+    jobs: int = 0
+    refused: int = 0
+    queued: int = 0
+    cancelled: int = 0
+
+
+@dataclass(slots=True)
+class _BlockWork:
+    """What one block's transactions add up to, gathered before anything is written."""
+
+    postings: list[Posting] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    refused: list[RefusedTx] = field(default_factory=list)
+    cancels: list[CancelRequest] = field(default_factory=list)
+    inclusions: list[ProofInclusion] = field(default_factory=list)
+    balances: dict[str, int] = field(default_factory=dict)  # running balances of the accounts touched
+    open_jobs: dict[bytes, int] = field(default_factory=dict)
+    tiers: dict[bytes, int] = field(default_factory=dict)
+    task_ids: set[bytes] = field(default_factory=set)
+
+
+def ingest_next(store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth) -> IngestStep | None:
+    """Apply the next canonical block in one transaction, first rolling back to the fork point if the chain
+    reorganised under the stored head. None when the store is at the chain's head.
+
+    Raises ReorgBelowFinalityError if the fork point lies below the finalized height (nothing is written).
+    """
+    with store.transaction() as tx:
+        tx.lock_ingest()  # replicas: one ingester at a time; the head is read after the lock
+        _check_chain_id(tx, chain.chain_id)
+        head = tx.head_block()
+        rolled_back_to: int | None = None
+        if head is not None:
+            canon = chain.block_at(head.height)
+            if canon is None or canon.hash != head.hash:
+                rolled_back_to = _fork_point(tx, chain, head.height)
+                _rollback(tx, rolled_back_to)
+                head = tx.block_at(rolled_back_to) if rolled_back_to >= 0 else None
+        block = chain.block_at(0 if head is None else head.height + 1)
+        if block is None:
+            if rolled_back_to is None:
+                return None
+            tx.commit()
+            return IngestStep(height=rolled_back_to, block_hash=b"", rolled_back_to=rolled_back_to)
+        if head is not None and block.parent != head.hash:
+            return None  # the chain moved between our reads; the next call sees the fork and handles it
+        step = _apply_block(tx, block, chain.chain_id, params, circuit_depth)
+        tx.commit()
+    if rolled_back_to is not None:
+        log.info("reorg: rolled back to %d, applied block %d", rolled_back_to, block.height)
+        return dataclasses.replace(step, rolled_back_to=rolled_back_to)
+    return step
+
+
+def ingest_available(
+    store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth, limit: int | None = None
+) -> list[IngestStep]:
+    """Ingest until the store is at the chain's head (or `limit` steps were taken)."""
+    steps: list[IngestStep] = []
+    while limit is None or len(steps) < limit:
+        step = ingest_next(store, chain, params, circuit_depth)
+        if step is None:
+            break
+        steps.append(step)
+    return steps
+
+
+def ingest_block(
+    store: Store, block: Block, chain_id: int, params: Params, circuit_depth: CircuitDepth
+) -> IngestStep | None:
+    """Ingest one given block. A block already stored is a no-op (None). A block whose parent is stored
+    below the head replaces the branch above its parent (a reorg). Raises UnknownParentError for a block
+    whose parent is not stored and ReorgBelowFinalityError for one that would replace a final block."""
+    with store.transaction() as tx:
+        tx.lock_ingest()
+        _check_chain_id(tx, chain_id)
+        stored = tx.block_at(block.height)
+        if stored is not None and stored.hash == block.hash:
+            return None
+        head = tx.head_block()
+        if block.height > 0:
+            parent = tx.block_at(block.height - 1)
+            if parent is None or parent.hash != block.parent:
+                raise UnknownParentError(block.height, block.parent)
+        elif head is not None and stored is None:
+            raise UnknownParentError(block.height, block.parent)
+        rolled_back_to: int | None = None
+        if head is not None and block.height <= head.height:
+            rolled_back_to = block.height - 1
+            _rollback(tx, rolled_back_to)
+        step = _apply_block(tx, block, chain_id, params, circuit_depth)
+        tx.commit()
+    if rolled_back_to is None:
+        return step
+    return dataclasses.replace(step, rolled_back_to=rolled_back_to)
+
+
+def _check_chain_id(tx: Tx, chain_id: int) -> None:
+    stored = tx.get_meta(META_CHAIN_ID)
+    if stored is not None and stored != chain_id:
+        raise ChainIdMismatchError(stored, chain_id)
+
+
+def _final_height(tx: Tx) -> int:
+    value = tx.get_meta(META_FINAL_HEIGHT)
+    return -1 if value is None else value
+
+
+def _fork_point(tx: Tx, chain: ChainView, head_height: int) -> int:
+    """The highest height at which the stored block is the chain's block (-1: not even genesis)."""
+    final = _final_height(tx)
+    height = head_height - 1
+    while height >= 0:
+        stored = tx.block_at(height)
+        canon = chain.block_at(height)
+        if stored is not None and canon is not None and stored.hash == canon.hash:
+            return height
+        if height <= final:
+            raise ReorgBelowFinalityError(height, final)
+        height -= 1
+    if final >= 0:
+        raise ReorgBelowFinalityError(0, final)
+    return -1
+
+
+def _rollback(tx: Tx, fork: int) -> None:
+    final = _final_height(tx)
+    if fork < final:
+        raise ReorgBelowFinalityError(fork + 1, final)
+    tx.rollback_above(fork)
+
+
+def _apply_block(tx: Tx, block: Block, chain_id: int, params: Params, circuit_depth: CircuitDepth) -> IngestStep:
+    """Write `block` and every effect it has, then the effects of the height it makes final."""
+    if block.height == 0:
+        tx.set_meta(META_CHAIN_ID, chain_id)
+        tx.set_meta(META_GENESIS_TIME, block.time)
+        epoch = 0
+    else:
+        parent = tx.block_at(block.height - 1)
+        genesis_time = tx.get_meta(META_GENESIS_TIME)
+        if parent is None or genesis_time is None:
+            raise UnknownParentError(block.height, block.parent)
+        epoch = epoch_of(parent.epoch, block.time, genesis_time, params.epoch_seconds)
+    tx.insert_block(
+        IngestedBlock(
+            height=block.height,
+            hash=block.hash,
+            parent=block.parent,
+            time=block.time,
+            producer=block.producer,
+            beacon=block.beacon,
+            issuance=block.issuance,
+            fees=block.fees,
+            epoch=epoch,
+        )
+    )
+    price = tx.get_meta(META_PRICE_BPS)
+    price_bps = params.price_initial_bps if price is None else price
+    work = _BlockWork()
+    for ctx in block.txs:
+        _apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth)
+    income = treasury_income(block.issuance, block.fees, params)
+    if income > 0:
+        work.postings.append(
+            Posting(debit=EXTERNAL, credit=TREASURY, amount=income, ref_kind="treasury_income", ref=block.hash)
+        )
+    # The running balances were checked posting by posting above; this pure pass is the ledger's own word.
+    apply_postings(tx.balances({p.debit for p in work.postings if p.debit != EXTERNAL}), work.postings)
+    if work.postings:
+        tx.post(work.postings, block.height, block.time)
+    if work.jobs:
+        tx.insert_jobs(work.jobs, block.time)
+    if work.refused:
+        tx.insert_refused(work.refused)
+    for cancel in work.cancels:
+        tx.insert_cancel(cancel)
+    for inclusion in work.inclusions:
+        tx.insert_proof_inclusion(inclusion)
+    queued, cancelled = _apply_finality(tx, finalized_height(block.height, params.finality_depth), params)
+    return IngestStep(
+        height=block.height,
+        block_hash=block.hash,
+        jobs=len(work.jobs),
+        refused=len(work.refused),
+        queued=queued,
+        cancelled=cancelled,
+    )
+
+
+def _refuse(work: _BlockWork, block: Block, ctx: ChainTx, error: RequestError) -> None:
+    work.refused.append(
+        RefusedTx(
+            height=block.height,
+            tx_index=ctx.index,
+            tx_hash=ctx.tx_hash,
+            kind=ctx.kind.value,
+            sender=ctx.sender,
+            field=error.field,
+            reason=error.reason,
+        )
+    )
+
+
+def _bytes32(body: Mapping[str, object], key: str) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise RequestError(key, "expected 32 bytes")
+    return value
+
+
+def _apply_tx(
+    tx: Tx,
+    work: _BlockWork,
+    block: Block,
+    ctx: ChainTx,
+    chain_id: int,
+    params: Params,
+    price_bps: int,
+    circuit_depth: CircuitDepth,
+) -> None:
+    try:
+        if ctx.kind in ENQUEUE_KINDS:
+            _enqueue(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth)
+        elif ctx.kind == TxKind.DEPOSIT:
+            _deposit(tx, work, ctx)
+        elif ctx.kind == TxKind.CANCEL:
+            work.cancels.append(
+                CancelRequest(
+                    height=block.height,
+                    tx_index=ctx.index,
+                    tx_hash=ctx.tx_hash,
+                    task_id=_bytes32(ctx.body, "task_id"),
+                    sender=ctx.sender,
+                )
+            )
+        elif ctx.kind == TxKind.PROOF:
+            _proof(tx, work, block, ctx)
+        else:
+            raise RequestError("kind", f"unknown transaction kind {ctx.kind!r}")
+    except RequestError as exc:
+        _refuse(work, block, ctx, exc)
+
+
+def _balance(tx: Tx, work: _BlockWork, account: str) -> int:
+    if account not in work.balances:
+        work.balances[account] = tx.balances([account])[account]
+    return work.balances[account]
+
+
+def _deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
+    to = ctx.body.get("to")
+    amount = ctx.body.get("amount")
+    if not isinstance(to, bytes) or not 1 <= len(to) <= 64:
+        raise RequestError("to", "expected an address of 1 to 64 bytes")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < MAX_AMOUNT:
+        raise RequestError("amount", "expected an integer > 0 and < 2^63")
+    if set(ctx.body) - {"to", "amount"}:
+        raise RequestError(sorted(set(ctx.body) - {"to", "amount"})[0], "unknown key for a deposit")
+    account = requester_account(to)
+    have = _balance(tx, work, account)
+    if have + amount >= MAX_AMOUNT:
+        raise RequestError("amount", f"{account} would exceed 2^63 µANM")
+    work.balances[account] = have + amount
+    work.postings.append(
+        Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=ctx.tx_hash)
+    )
+
+
+def _enqueue(
+    tx: Tx,
+    work: _BlockWork,
+    block: Block,
+    ctx: ChainTx,
+    chain_id: int,
+    params: Params,
+    price_bps: int,
+    circuit_depth: CircuitDepth,
+) -> None:
+    """SPEC §2: the stateless limits (core), then the caller's tier, open jobs and balance (store)."""
+    request = {**ctx.body, "kind": ENQUEUE_KINDS[ctx.kind]}
+    valid = validate_request(request, params, price_bps, circuit_depth)
+    rmap = valid.request_map
+    tier = int(str(rmap["tier"]))
+    caller = ctx.sender
+    if tier > 0:
+        if caller not in work.tiers:
+            work.tiers[caller] = tx.requester_tier(caller)
+        if tier > work.tiers[caller]:
+            raise RequestError("tier", f"{tier} is above the caller's registered tier {work.tiers[caller]}")
+    if caller not in work.open_jobs:
+        work.open_jobs[caller] = tx.open_job_count(caller)
+    if work.open_jobs[caller] >= params.max_open_jobs:
+        raise RequestError("caller", f"already has {work.open_jobs[caller]} open jobs (limit {params.max_open_jobs})")
+    account = requester_account(caller)
+    have = _balance(tx, work, account)
+    if have < valid.escrow:
+        raise RequestError("escrow", f"balance {have} µANM is below the escrow of {valid.escrow} µANM")
+    receipt = make_receipt(valid, chain_id=chain_id, height=block.height, tx_hash=ctx.tx_hash, caller=caller)
+    if receipt.task_id in work.task_ids or tx.get_job(receipt.task_id) is not None:
+        raise RequestError("task_id", f"task 0x{receipt.task_id.hex()} already exists")
+    work.task_ids.add(receipt.task_id)
+    work.open_jobs[caller] += 1
+    work.balances[account] = have - valid.escrow
+    if valid.escrow > 0:
+        work.postings.append(
+            Posting(
+                debit=account,
+                credit=escrow_account(receipt.task_id),
+                amount=valid.escrow,
+                ref_kind="escrow",
+                ref=receipt.task_id,
+            )
+        )
+    regions = rmap.get("regions", ())
+    allowlist = rmap.get("allowlist", ())
+    region_names = tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else ()
+    provider_ids = tuple(a for a in allowlist if isinstance(a, bytes)) if isinstance(allowlist, list | tuple) else ()
+    deadline = rmap.get("deadline_blocks", params.default_deadline_blocks)
+    work.jobs.append(
+        Job(
+            task_id=receipt.task_id,
+            chain_id=chain_id,
+            tx_hash=ctx.tx_hash,
+            caller=caller,
+            kind=receipt.kind,
+            payload=valid.payload,
+            payload_hash=receipt.payload_hash,
+            model=str(rmap.get("model", "")),
+            fee_per_unit=int(str(rmap["fee_per_unit"])),
+            tier=tier,
+            max_units_mu=MilliUnits(valid.max_units_mu),
+            escrow=valid.escrow,
+            depth=valid.depth,
+            deadline_height=block.height + int(str(deadline)),
+            regions=region_names,
+            allowlist=provider_ids,
+            tee_required=rmap.get("tee") == "required",
+            enqueue_height=block.height,
+            enqueue_tx_index=ctx.index,
+        )
+    )
+
+
+def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx) -> None:
+    """Record the inclusion only; verifying and paying it is the proof flow's business (a later stage)."""
+    task = _bytes32(ctx.body, "task_id")
+    proof = _bytes32(ctx.body, "proof_id")
+    provider = _bytes32(ctx.body, "provider_id")
+    if tx.get_job(task) is None and task not in work.task_ids:
+        raise RequestError("task_id", f"unknown task 0x{task.hex()}")
+    if tx.proof_inclusion(task) is not None or any(i.task_id == task for i in work.inclusions):
+        raise RequestError("task_id", "a proof for this task is already included; the first inclusion wins")
+    work.inclusions.append(
+        ProofInclusion(
+            task_id=task,
+            proof_id=proof,
+            provider_id=provider,
+            height=block.height,
+            tx_index=ctx.index,
+            tx_hash=ctx.tx_hash,
+            producer=block.producer,
+        )
+    )
+
+
+def _apply_finality(tx: Tx, final: int, params: Params) -> tuple[int, int]:
+    """Apply the effects of every height that became final, each recorded at that height."""
+    queued = cancelled = 0
+    done = _final_height(tx)
+    for height in range(done + 1, final + 1):
+        block = tx.block_at(height)
+        time = block.time if block is not None else 0
+        tx.finalize_blocks_through(height)
+        pending = tx.pending_jobs_through(height)
+        for task in pending:
+            check_move(task, JobStatus.PENDING, JobStatus.QUEUED)
+        if pending:
+            moved = tx.move_jobs(pending, JobStatus.PENDING, JobStatus.QUEUED, "final", height, time)
+            if moved != len(pending):
+                raise ConcurrentUpdateError(f"{len(pending) - moved} PENDING jobs moved while they became final")
+        queued += len(pending)
+        cancelled += _apply_cancels(tx, height, time)
+        cancelled += _apply_deadlines(tx, height, time)
+        tx.set_meta(META_FINAL_HEIGHT, height)
+    return queued, cancelled
+
+
+def _refund(tx: Tx, job: Job, reason: str, height: int, time: int) -> None:
+    have = tx.balances([escrow_account(job.task_id)])[escrow_account(job.task_id)]
+    if have > 0:
+        posting = Posting(
+            debit=escrow_account(job.task_id),
+            credit=requester_account(job.caller),
+            amount=MicroAnm(have),
+            ref_kind=reason,
+            ref=job.task_id,
+        )
+        tx.post([posting], height, time)
+
+
+def _cancel(tx: Tx, job: Job, reason: str, height: int, time: int) -> bool:
+    check_move(job.task_id, job.status, JobStatus.CANCELLED)
+    if not tx.move_job(job.task_id, job.status, JobStatus.CANCELLED, reason, height, time):
+        return False
+    _refund(tx, job, "refund", height, time)
+    return True
+
+
+def _apply_cancels(tx: Tx, height: int, time: int) -> int:
+    """SPEC §4: a cancel takes effect once its block is final. QUEUED → CANCELLED with a full refund; a
+    leased job is marked and cancelled only if the lease ends without an accepted proof."""
+    count = 0
+    for cancel in tx.waiting_cancels_through(height):
+        job = tx.get_job(cancel.task_id)
+        if job is None or job.caller != cancel.sender or job.status in FINAL_STATUSES:
+            outcome = CancelOutcome.IGNORED
+        elif job.status == JobStatus.QUEUED:
+            outcome = CancelOutcome.CANCELLED if _cancel(tx, job, "cancelled", height, time) else CancelOutcome.IGNORED
+            count += outcome == CancelOutcome.CANCELLED
+        elif job.status == JobStatus.PENDING:  # cannot happen: its enqueue is at or below the cancel's height
+            outcome = CancelOutcome.IGNORED
+        else:
+            tx.set_cancel_requested(job.task_id)
+            outcome = CancelOutcome.DEFERRED
+        tx.set_cancel_outcome(cancel.height, cancel.tx_index, outcome)
+    return count
+
+
+def _apply_deadlines(tx: Tx, height: int, time: int) -> int:
+    """SPEC §4: QUEUED → CANCELLED when enqueue height + deadline_blocks is final."""
+    return sum(1 for job in tx.queued_jobs_past_deadline(height) if _cancel(tx, job, "deadline", height, time))

@@ -1,0 +1,1 @@
+"""The store: one interface (interface.py) and three backends (memory, SQLite, PostgreSQL)."""

@@ -1,0 +1,183 @@
+"""The store contract every backend (memory, SQLite, PostgreSQL) meets, in core types only.
+
+A `Store` hands out transactions; a `Tx` is the unit of work: leaving `with store.transaction() as tx:`
+without `tx.commit()` (by return or by exception) rolls everything back. Rows, cursors and SQL never leak
+out of a backend. Behaviour the contract suite (tests/store/test_contract.py) does not pin down is
+behaviour the backends are free to disagree on.
+
+StoreError (an AicfError)
+ ├── StoreUnavailableError   the database cannot be reached, is read-only or is locked: nothing was written
+ ├── ConcurrentUpdateError   a guarded write found the row moved by another writer: retry the use-case
+ ├── IdempotencyConflictError  a key replayed with a different request
+ └── SchemaError             the database is newer than this code, or a migration failed
+"""
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from aicf.core.chain import (
+    CancelOutcome,
+    CancelRequest,
+    Claim,
+    IngestedBlock,
+    Job,
+    ProofInclusion,
+    RefusedTx,
+    Transition,
+)
+from aicf.core.errors import AicfError
+from aicf.core.jobs import JobStatus
+from aicf.core.ledger import LedgerEntry, Posting
+
+
+class StoreError(AicfError):
+    """A failure of the store itself, as opposed to a rule of the core."""
+
+
+class StoreUnavailableError(StoreError):
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(f"{what}; {hint}")
+        self.what, self.hint = what, hint
+
+
+class ConcurrentUpdateError(StoreError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"concurrent update: {what}; the transaction was rolled back, retry it")
+        self.what = what
+
+
+class IdempotencyConflictError(StoreError):
+    def __init__(self, key: bytes) -> None:
+        super().__init__(f"idempotency key 0x{key.hex()} was already used for a different request")
+        self.key = key
+
+
+class SchemaError(StoreError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database schema: {reason}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotencyRecord:
+    key: bytes
+    fingerprint: bytes
+    result: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Every row of the store as core records, for `verify` and `state_digest` (order: the store's seq)."""
+
+    meta: tuple[tuple[str, int], ...]
+    blocks: tuple[IngestedBlock, ...]
+    jobs: tuple[Job, ...]
+    transitions: tuple[Transition, ...]
+    entries: tuple[LedgerEntry, ...]
+    balances: tuple[tuple[str, int], ...]
+    proof_inclusions: tuple[ProofInclusion, ...]
+    refused: tuple[RefusedTx, ...]
+    cancels: tuple[CancelRequest, ...]
+    claims: tuple[Claim, ...]
+    idempotency: tuple[IdempotencyRecord, ...]
+    requester_tiers: tuple[tuple[bytes, int], ...]
+
+
+class Tx(Protocol):
+    """One unit of work. Every method may raise StoreUnavailableError; writes are visible only after commit."""
+
+    def lock_ingest(self) -> None:
+        """Serialize chain ingestion across coordinator replicas until this transaction ends."""
+
+    # -- meta ------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> int | None: ...
+    def set_meta(self, key: str, value: int) -> None: ...
+
+    # -- blocks ----------------------------------------------------------------------------------------
+    def head_block(self) -> IngestedBlock | None: ...
+    def block_at(self, height: int) -> IngestedBlock | None: ...
+    def insert_block(self, block: IngestedBlock) -> None:
+        """Raises ConcurrentUpdateError if a block at that height is already stored."""
+
+    def finalize_blocks_through(self, height: int) -> None: ...
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
+        """New PENDING jobs, each with its creation transition (None → PENDING at its enqueue height)."""
+
+    def get_job(self, task_id: bytes) -> Job | None: ...
+    def move_job(
+        self, task_id: bytes, frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
+    ) -> bool:
+        """Guarded move: False (and nothing written) unless the job is in `frm`. The caller checks the move
+        against aicf.core.jobs first; the store only makes it durable and records the transition."""
+
+    def move_jobs(
+        self, task_ids: Sequence[bytes], frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
+    ) -> int:
+        """`move_job` for many jobs; returns how many moved."""
+
+    def pending_jobs_through(self, height: int) -> list[bytes]:
+        """Task ids of PENDING jobs enqueued at or below `height`, in (height, tx index) order."""
+
+    def queued_jobs_past_deadline(self, height: int) -> list[Job]:
+        """QUEUED jobs whose deadline height is at or below `height`, in (height, tx index) order."""
+
+    def open_job_count(self, caller: bytes) -> int:
+        """Jobs of `caller` that are not in a final status."""
+
+    def set_cancel_requested(self, task_id: bytes) -> None: ...
+    def transitions_of(self, task_id: bytes) -> list[Transition]: ...
+
+    # -- ledger ----------------------------------------------------------------------------------------
+    def balances(self, accounts: Iterable[str]) -> dict[str, int]:
+        """Balances of `accounts`; an account never touched has 0."""
+
+    def post(self, postings: Sequence[Posting], block_height: int | None, time: int) -> None:
+        """Write the entries and move the balances. Raises NegativeBalanceError (and writes nothing of
+        this call) if an account other than external would go below zero."""
+
+    # -- chain records ---------------------------------------------------------------------------------
+    def insert_proof_inclusion(self, inclusion: ProofInclusion) -> bool:
+        """False (nothing written) if the task already has an inclusion: the first one wins."""
+
+    def proof_inclusion(self, task_id: bytes) -> ProofInclusion | None: ...
+    def insert_refused(self, refused: Sequence[RefusedTx]) -> None: ...
+    def insert_cancel(self, cancel: CancelRequest) -> None: ...
+    def waiting_cancels_through(self, height: int) -> list[CancelRequest]: ...
+    def set_cancel_outcome(self, height: int, tx_index: int, outcome: CancelOutcome) -> None: ...
+    def requester_tier(self, caller: bytes) -> int: ...
+    def set_requester_tier(self, caller: bytes, tier: int) -> None: ...
+
+    def rollback_above(self, height: int) -> None:
+        """Undo every effect recorded at a height above `height`: blocks, the jobs they enqueued with their
+        transitions, their ledger entries (balances reversed), proof inclusions, refused txs and cancels.
+        The caller guarantees `height` is at or above the finalized height."""
+
+    # -- claims and idempotency ------------------------------------------------------------------------
+    def insert_claim(self, claim: Claim) -> bool:
+        """False (nothing written) if the claim id is already stored."""
+
+    def replayed(self, key: bytes, fingerprint: bytes) -> bytes | None:
+        """The first result stored under `key`, or None. Raises IdempotencyConflictError if the key was
+        used with another fingerprint."""
+
+    def remember(self, key: bytes, fingerprint: bytes, result: bytes) -> None: ...
+
+    # -- audit -----------------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot: ...
+
+    def commit(self) -> None: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def close(self) -> None: ...
+
+
+META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects were applied
+META_CHAIN_ID = "chain_id"
+META_GENESIS_TIME = "genesis_time"
+META_PRICE_BPS = "price_bps"
