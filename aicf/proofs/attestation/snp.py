@@ -21,6 +21,7 @@ from aicf.proofs.attestation.roots import PinnedRoot
 REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0
 SIG_COMPONENT = 72
+CHIP_ID_SIZE = 64
 SUPPORTED_VERSIONS = frozenset({2, 3})
 SIG_ALGO_ECDSA_P384_SHA384 = 1
 POLICY_DEBUG_BIT = 1 << 19
@@ -148,7 +149,8 @@ def verify_snp(
         hwid_ext = _ext_bytes(leaf, OID_HWID)
         if hwid_ext is None:
             raise bad("VCEK lacks the hwID extension")
-        hwid = read_one(hwid_ext, TAG_OCTET_STRING, "hwID") if hwid_ext[:1] == b"\x04" else hwid_ext
+        # AMD stores the 64 raw bytes as the extension value; accept a DER OCTET STRING wrapping them too.
+        hwid = hwid_ext if len(hwid_ext) == CHIP_ID_SIZE else read_one(hwid_ext, TAG_OCTET_STRING, "hwID")
         if hwid != report.chip_id:
             raise bad(f"VCEK hwID mismatch: expected 0x{report.chip_id.hex()}, got 0x{hwid.hex()}")
     cert_tcb = SnpTcb(
