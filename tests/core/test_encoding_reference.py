@@ -353,4 +353,4 @@ def test_payout_map_has_exactly_the_spec_fields() -> None:
         "charged",
         "params_hash",
     }
-    assert set(Payout.__dataclass_fields__) == spec
+    assert set(Payout._fields) == spec
