@@ -40,7 +40,7 @@ def digest_rows(snap: Snapshot) -> list[object]:
         for e in snap.entries
     )
     return [
-        ["meta", [[k, v] for k, v in snap.meta]],
+        ["meta", [[k, v] for k, v in sorted(snap.meta)]],
         [
             "blocks",
             [
@@ -88,7 +88,7 @@ def digest_rows(snap: Snapshot) -> list[object]:
             ],
         ],
         ["ledger_entries", entries],
-        ["balances", [[a, v] for a, v in snap.balances if v != 0]],
+        ["balances", [[a, v] for a, v in sorted(snap.balances) if v != 0]],
         [
             "proof_inclusions",
             [

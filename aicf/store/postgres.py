@@ -1,0 +1,243 @@
+"""The PostgreSQL backend (psycopg 3 with a connection pool): the store for several coordinator replicas.
+
+Each transaction takes a pooled connection and ends with COMMIT only if `tx.commit()` ran, else ROLLBACK.
+Ingestion takes a transaction-scoped advisory lock (`lock_ingest`), so replicas never ingest the same block
+at once; everything else relies on guarded updates and unique constraints. Bulk writes use COPY (jobs,
+transitions, ledger entries) and array parameters (balances, moves): one round trip per table per block.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+import psycopg.errors
+from psycopg import conninfo, sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from aicf.core.chain import Job
+from aicf.core.jobs import JobStatus
+from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting
+from aicf.store import rows
+from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
+from aicf.store.sqlbase import Params, SqlTx
+from aicf.store.sqlfiles import load_migrations, load_queries
+
+_Q = load_queries("postgres")
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def _hint(dsn: str) -> str:
+    return f"nothing was written; check that PostgreSQL answers at {_redacted(dsn)} and that the role may write"
+
+
+def _redacted(dsn: str) -> str:
+    """The DSN without a password, for messages."""
+    try:
+        info = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the configured DSN"
+    info.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in sorted(info.items()) if k in ("host", "port", "dbname", "user"))
+
+
+def _mapped(name: str, exc: psycopg.Error, dsn: str) -> Exception:
+    if isinstance(exc, psycopg.errors.CheckViolation) and name.endswith("balances"):
+        return NegativeBalanceError("(an account)", 0, 0)
+    if isinstance(exc, psycopg.errors.IntegrityError | psycopg.errors.SerializationFailure):
+        return ConcurrentUpdateError(f"{name}: {exc}")
+    if isinstance(exc, psycopg.errors.DeadlockDetected):
+        return ConcurrentUpdateError(f"{name}: {exc}")
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction | psycopg.errors.InsufficientPrivilege):
+        return StoreUnavailableError(f"PostgreSQL refused the write ({exc})", _hint(dsn))
+    return StoreUnavailableError(f"PostgreSQL failed: {exc}", _hint(dsn))
+
+
+class PostgresTx(SqlTx):
+    def __init__(self, conn: Conn, dsn: str) -> None:
+        super().__init__()
+        self._conn = conn
+        self._dsn = dsn
+
+    def _cur(self, name: str, params: Params) -> psycopg.Cursor[tuple[object, ...]]:
+        try:
+            return self._conn.execute(_Q[name], params, prepare=True)
+        except psycopg.Error as exc:
+            raise _mapped(name, exc, self._dsn) from exc
+
+    def _one(self, name: str, params: Params) -> rows.Row | None:
+        return self._cur(name, params).fetchone()
+
+    def _all(self, name: str, params: Params) -> list[rows.Row]:
+        return list(self._cur(name, params).fetchall())
+
+    def _exec(self, name: str, params: Params) -> int:
+        return self._cur(name, params).rowcount
+
+    def _many(self, name: str, params: Sequence[Params]) -> None:
+        if not params:
+            return
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(_Q[name], params)
+        except psycopg.Error as exc:
+            raise _mapped(name, exc, self._dsn) from exc
+
+    def _copy(self, name: str, records: Iterable[Sequence[object]]) -> None:
+        try:
+            with self._conn.cursor() as cur, cur.copy(_Q[name]) as copy:
+                for record in records:
+                    copy.write_row(record)
+        except psycopg.Error as exc:
+            raise _mapped(name, exc, self._dsn) from exc
+
+    def commit(self) -> None:
+        try:
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise _mapped("commit", exc, self._dsn) from exc
+        self.committed = True
+
+    def lock_ingest(self) -> None:
+        self._exec("lock_ingest", {})
+
+    # -- bulk paths --------------------------------------------------------------------------------------
+    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
+        if not jobs:
+            return
+        self._copy("copy_jobs", (tuple(rows.job_params(j).values()) for j in jobs))
+        self._copy(
+            "copy_transitions",
+            ((j.task_id, None, j.status.value, "enqueued", j.enqueue_height, time) for j in jobs),
+        )
+
+    def move_jobs(
+        self, task_ids: Sequence[bytes], frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
+    ) -> int:
+        if not task_ids:
+            return 0
+        moved = self._all("move_jobs", {"task_ids": list(task_ids), "from_status": frm.value, "to_status": to.value})
+        done = {rows.as_bytes(r[0]) for r in moved}
+        self._copy(
+            "copy_transitions",
+            ((t, frm.value, to.value, reason, height, time) for t in task_ids if t in done),
+        )
+        return len(done)
+
+    def balances(self, accounts: Iterable[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(accounts))
+        out = dict.fromkeys(wanted, 0)
+        if wanted:
+            for r in self._all("balances_of", {"accounts": wanted}):
+                out[rows.as_str(r[0])] = rows.as_int(r[1])
+        return out
+
+    def _write_entries(self, postings: Sequence[Posting], block_height: int | None, time: int) -> None:
+        self._copy(
+            "copy_entries", ((p.debit, p.credit, p.amount, p.ref_kind, p.ref, block_height, time) for p in postings)
+        )
+
+    def _add_balances(self, deltas: dict[str, int]) -> None:
+        up = [(a, d) for a, d in deltas.items() if d > 0 or a == EXTERNAL]
+        down = [(a, d) for a, d in deltas.items() if d < 0 and a != EXTERNAL]
+        if up:
+            self._exec("add_balances", {"accounts": [a for a, _ in up], "deltas": [d for _, d in up]})
+        if down:
+            self._exec("sub_balances", {"accounts": [a for a, _ in down], "deltas": [d for _, d in down]})
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+        connect_timeout_s: int = 5,
+        migrate_to: int | None = None,
+    ) -> None:
+        self.dsn = dsn
+        kwargs: dict[str, object] = {"connect_timeout": connect_timeout_s}
+        if schema is not None:
+            if not schema.replace("_", "").isalnum():
+                raise SchemaError(f"schema name {schema!r} must be letters, digits and underscores")
+            self._create_schema(dsn, schema, connect_timeout_s)
+            kwargs["options"] = f"-c search_path={schema}"
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, timeout=connect_timeout_s
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreUnavailableError(
+                f"PostgreSQL does not answer at {_redacted(dsn)}", "start the server or fix --db; nothing was written"
+            ) from exc
+        try:
+            self.migrate(migrate_to)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @staticmethod
+    def _create_schema(dsn: str, schema: str, timeout_s: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=timeout_s) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"PostgreSQL does not answer at {_redacted(dsn)} ({str(exc).strip()})",
+                "start the server or fix --db; nothing was written",
+            ) from exc
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            conn.execute(_Q["create_schema_version"])
+            row = conn.execute(_Q["schema_version"]).fetchone()
+            return 0 if row is None else rows.as_int(row[0])
+
+    def migrate(self, target: int | None = None) -> int:
+        """Apply the migrations above the database's version, under an advisory lock, one transaction each."""
+        migrations = load_migrations("postgres")
+        latest = migrations[-1].version if target is None else target
+        try:
+            with self._pool.connection() as conn:
+                for m in migrations:
+                    with conn.transaction():
+                        conn.execute(_Q["lock_migrations"])
+                        conn.execute(_Q["create_schema_version"])
+                        row = conn.execute(_Q["schema_version"]).fetchone()
+                        current = 0 if row is None else rows.as_int(row[0])
+                        if current > migrations[-1].version:
+                            raise SchemaError(
+                                f"the database is at version {current}, this aicf knows up to "
+                                f"{migrations[-1].version}: upgrade aicf"
+                            )
+                        if current < m.version <= latest:
+                            conn.execute(m.sql.encode())
+                            conn.execute(_Q["record_migration"], {"version": m.version, "name": m.name})
+        except psycopg.Error as exc:
+            raise _mapped("migrate", exc, self.dsn) from exc
+        return self.schema_version()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        try:
+            conn = self._pool.getconn()
+        except PoolTimeout as exc:
+            raise StoreUnavailableError(
+                f"PostgreSQL does not answer at {_redacted(self.dsn)}", "start the server or fix --db"
+            ) from exc
+        tx = PostgresTx(conn, self.dsn)
+        try:
+            yield tx
+        finally:
+            if not tx.committed and not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()  # the pool replaces a broken connection
+            self._pool.putconn(conn)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,177 @@
+"""The SQLite backend: one file in WAL mode, the embedded default.
+
+One connection, serialized by a lock; every transaction starts with BEGIN IMMEDIATE, so it holds the write
+lock from its first statement and two coordinator processes on one file queue instead of deadlocking.
+`synchronous=NORMAL` in WAL mode survives a killed process (the crash tests SIGKILL it) and loses at most
+the last commits on a power cut; `durable=True` selects FULL.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from aicf.core.ledger import NegativeBalanceError
+from aicf.store import rows
+from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
+from aicf.store.sqlbase import Params, SqlTx
+from aicf.store.sqlfiles import load_migrations, load_queries
+
+_Q = load_queries("sqlite")
+
+
+def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailableError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return StoreUnavailableError(
+            f"the SQLite database {path} is read-only ({text})",
+            "nothing was written; make the file and its folder writable (the WAL needs both) or use another --db",
+        )
+    if "locked" in text or "busy" in text:
+        return StoreUnavailableError(
+            f"the SQLite database {path} is locked by another process ({text})",
+            "nothing was written; stop the other writer or retry",
+        )
+    return StoreUnavailableError(
+        f"the SQLite database {path} cannot be used ({text})",
+        "nothing was written; check the path, the disk space and the file permissions",
+    )
+
+
+class SqliteTx(SqlTx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def _run(self, name: str, params: Params) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(_Q[name], params)
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(name, exc) from exc
+
+    def _one(self, name: str, params: Params) -> rows.Row | None:
+        row: rows.Row | None = self._run(name, params).fetchone()
+        return row
+
+    def _all(self, name: str, params: Params) -> list[rows.Row]:
+        return list(self._run(name, params).fetchall())
+
+    def _exec(self, name: str, params: Params) -> int:
+        return self._run(name, params).rowcount
+
+    def _many(self, name: str, params: Sequence[Params]) -> None:
+        if not params:
+            return
+        try:
+            self._conn.executemany(_Q[name], params)
+        except sqlite3.IntegrityError as exc:
+            raise _integrity(name, exc) from exc
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+        self.committed = True
+
+
+def _integrity(name: str, exc: sqlite3.IntegrityError) -> Exception:
+    if "CHECK" in str(exc) and name in ("add_balance", "sub_balance"):
+        return NegativeBalanceError("(an account)", 0, 0)
+    return ConcurrentUpdateError(f"{name}: {exc}")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit the open transaction first)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()):
+        raise SchemaError(f"migration ends with an incomplete statement: {pending.strip()[:60]!r}")
+    return out
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, durable: bool = False, migrate_to: int | None = None) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailableError(
+                f"cannot open the SQLite database {self.path} ({exc})", "check the path and its permissions"
+            ) from exc
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self.migrate(migrate_to)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise _unavailable(self.path, exc) from exc
+
+    def schema_version(self) -> int:
+        self._conn.execute(_Q["create_schema_version"])
+        row = self._conn.execute(_Q["schema_version"]).fetchone()
+        return int(row[0])
+
+    def migrate(self, target: int | None = None) -> int:
+        """Apply the numbered migrations above the database's version, each in its own transaction."""
+        migrations = load_migrations("sqlite")
+        latest = migrations[-1].version if target is None else target
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = self.schema_version()
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
+                raise
+            if current > migrations[-1].version:
+                raise SchemaError(
+                    f"{self.path} is at version {current}, this aicf knows up to {migrations[-1].version}: upgrade aicf"
+                )
+            for m in migrations:
+                if current < m.version <= latest:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        if self.schema_version() < m.version:  # another process may have got there first
+                            for statement in _statements(m.sql):
+                                self._conn.execute(statement)
+                            self._conn.execute(_Q["record_migration"], {"version": m.version, "name": m.name})
+                        self._conn.execute("COMMIT")
+                    except sqlite3.Error:
+                        self._rollback()
+                        raise
+            return self.schema_version()
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _unavailable(self.path, exc) from exc
+            tx = SqliteTx(self._conn)
+            try:
+                yield tx
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise _unavailable(self.path, exc) from exc
+            except BaseException:
+                self._rollback()
+                raise
+            if not tx.committed:
+                self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
