@@ -8,12 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aicf.app import wire_cli
 from aicf.core.conformance import VectorError, parse_vector_file, run_case
 from aicf.core.errors import AicfError
 from aicf.core.params import Params, params_from_toml
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
+wire_cli(app)  # aicf db …, aicf devnet …
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

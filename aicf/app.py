@@ -1,0 +1,125 @@
+"""The composition root: the only module that picks a backend, a chain view, a clock and wires them.
+
+`open_store(url)`: `memory:`, `sqlite:///path/to/file.db` (default ./var/aicf.db), `postgresql://…`.
+"""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.chain.scenario import apply_step, plan
+from aicf.core.params import Params
+from aicf.core.qasm import circuit_depth
+from aicf.core.requests import CircuitDepth
+from aicf.service.ingest import IngestStep, ingest_available
+from aicf.store.interface import Store, StoreUnavailableError
+from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from aicf.store.postgres import PostgresStore
+
+DEFAULT_DB = "sqlite:///var/aicf.db"
+DB_ENV = "AICF_DB"
+
+
+def default_db_url() -> str:
+    return os.environ.get(DB_ENV, DEFAULT_DB)
+
+
+def open_store(url: str | None = None, *, migrate_to: int | None = None) -> Store:
+    """Open (and migrate) the store a URL names. Raises StoreUnavailableError with what to do."""
+    url = url or default_db_url()
+    if url in ("memory:", "memory://"):
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")
+        return SqliteStore(path or "var/aicf.db", migrate_to=migrate_to)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(url, migrate_to)
+    raise StoreUnavailableError(
+        f"unknown database URL {url!r}", "use memory:, sqlite:///path/to/file.db or postgresql://user@host:port/db"
+    )
+
+
+def _open_postgres(url: str, migrate_to: int | None) -> "PostgresStore":
+    try:
+        from aicf.store.postgres import PostgresStore
+    except ImportError as exc:  # the optional extra is missing
+        raise StoreUnavailableError(
+            f"PostgreSQL support is not installed ({exc})", "pip install 'aicf[postgres]'"
+        ) from exc
+    return PostgresStore(url, migrate_to=migrate_to)
+
+
+def depth_function() -> CircuitDepth:
+    return circuit_depth
+
+
+def open_devnet(seed: int = 0, interval_s: int = 10, miners: int = 3, genesis_time: int = 1_700_000_000) -> Devnet:
+    return Devnet(DevnetConfig(seed=seed, interval_s=interval_s, miners=miners, genesis_time=genesis_time))
+
+
+def _read_progress(path: Path | None) -> int:
+    if path is None or not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8").strip()
+    return int(text) if text else 0
+
+
+def _write_progress(path: Path | None, done: int) -> None:
+    """Atomically: a killed process leaves either the old count or the new one, never a torn file."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(str(done))
+        f.flush()
+        os.fsync(f.fileno())
+    Path(tmp).replace(path)
+
+
+def run_scenario(
+    store: Store,
+    params: Params,
+    *,
+    seed: int,
+    steps: int,
+    progress: Path | None = None,
+    on_step: Callable[[int, list[IngestStep]], None] | None = None,
+) -> Devnet:
+    """Drive a devnet through the seeded scenario and ingest after every step.
+
+    With `progress`, the number of steps done is kept in that file: a restarted run rebuilds the devnet to
+    that point (it is deterministic) and goes on, while the store resumes from what it committed.
+    """
+    depth = depth_function()
+    script = plan(seed, steps)
+    done = _read_progress(progress)
+    devnet = open_devnet(seed)
+    for step in script[:done]:
+        apply_step(devnet, step, params)
+    for index in range(done, len(script)):
+        apply_step(devnet, script[index], params)
+        _write_progress(progress, index + 1)
+        ingested = ingest_available(store, devnet, params, depth)
+        if on_step is not None:
+            on_step(index, ingested)
+    ingest_available(store, devnet, params, depth)
+    return devnet
+
+
+def wire_cli(app: typer.Typer) -> None:
+    """Add the store and devnet commands to the `aicf` CLI (called by aicf.transports.cli)."""
+    from aicf.transports.cli_db import build_db_app
+    from aicf.transports.cli_devnet import build_devnet_app
+
+    app.add_typer(build_db_app(open_store, default_db_url), name="db")
+    app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
