@@ -14,7 +14,8 @@ The accepted format is documented in docs/QUANTUM.md. In short:
   MAX_CLBITS bits in all), the gates of `GATES` with OpenQASM 2 register broadcasting, `measure a -> b;` on single
   bits or whole registers of equal size, `barrier ...;` (ignored: it neither adds nor synchronises layers).
 - Refused: `gate` / `opaque` definitions, `if`, `reset`, a gate on a qubit after it was measured, a qubit
-  measured twice, a classical bit written twice, a circuit that measures nothing, depth above MAX_DEPTH.
+  measured twice, a classical bit written twice, a circuit that measures nothing, depth above MAX_DEPTH, and
+  qubits × depth above MAX_VOLUME.
 """
 
 import re
@@ -29,6 +30,8 @@ MAX_CIRCUIT_BYTES: Final = 256 * 1024  # SPEC §2; Params.max_circuit_bytes hold
 MAX_QUBITS: Final = 128  # bounds the verifier's trap simulations (k traps of the job's width × depth)
 MAX_CLBITS: Final = 1024
 MAX_DEPTH: Final = 1024
+MAX_VOLUME: Final = 32 * 1024  # qubits × depth: the size of each trap, hence the verifier's work per job
+MAX_BATCH_CIRCUIT_BYTES: Final = 4 * 1024 * 1024  # a coordinator-made trap may exceed MAX_CIRCUIT_BYTES; none this
 MAX_NUMBER_CHARS: Final = 64  # a numeric literal longer than this is refused
 MAX_EXPONENT: Final = 64  # |e| of a literal such as 1e-5, and |b| of a power a^b
 MAX_FRACTION_BITS: Final = 512  # numerator and denominator of every intermediate angle value
@@ -509,6 +512,7 @@ def _statement_register(p: _Parser, b: _Builder, tok: _Token) -> None:
     if quantum:
         if b.n_qubits + size > MAX_QUBITS:
             raise _fail(name_tok.line, f"{b.n_qubits + size} qubits exceed the limit of {MAX_QUBITS}")
+        _check_volume(b.n_qubits + size, b.depth, name_tok.line)
         b.registers[name] = _Register(name, size, b.n_qubits, quantum=True)
         b.qregs.append((name, size))
         b.n_qubits += size
@@ -519,6 +523,11 @@ def _statement_register(p: _Parser, b: _Builder, tok: _Token) -> None:
         b.registers[name] = _Register(name, size, b.n_clbits, quantum=False)
         b.cregs.append((name, size))
         b.n_clbits += size
+
+
+def _check_volume(n_qubits: int, depth: int, line: int) -> None:
+    if n_qubits * depth > MAX_VOLUME:
+        raise _fail(line, f"{n_qubits} qubits × depth {depth} exceed the limit of {MAX_VOLUME}")
 
 
 def _statement_measure(p: _Parser, b: _Builder, tok: _Token) -> None:
@@ -582,17 +591,18 @@ def _statement_gate(p: _Parser, b: _Builder, tok: _Token) -> None:
         layer = 1 + max(b.level[q] for q in qubits)
         if layer > MAX_DEPTH:
             raise _fail(tok.line, f"depth exceeds the limit of {MAX_DEPTH}")
+        _check_volume(b.n_qubits, layer, tok.line)
         for q in qubits:
             b.level[q] = layer
         b.depth = max(b.depth, layer)
         b.ops.append(Gate(name=name, params=tuple(params), qubits=qubits, line=tok.line))
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, max_bytes: int) -> str:
     if not isinstance(data, bytes):
         raise RequestError("circuit", f"expected bytes, got {type(data).__name__}")
-    if len(data) > MAX_CIRCUIT_BYTES:
-        raise RequestError("circuit", f"{len(data)} bytes exceeds the limit of {MAX_CIRCUIT_BYTES}")
+    if len(data) > max_bytes:
+        raise RequestError("circuit", f"{len(data)} bytes exceeds the limit of {max_bytes}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -612,8 +622,8 @@ def _header(p: _Parser) -> None:
     p.expect(";", "after the OPENQASM version")
 
 
-def _build(data: bytes) -> _Builder:
-    p = _Parser(_tokenize(_decode(data)))
+def _build(data: bytes, max_bytes: int = MAX_CIRCUIT_BYTES) -> _Builder:
+    p = _Parser(_tokenize(_decode(data, max_bytes)))
     _header(p)
     b = _Builder()
     while (tok := p.take()).kind != "end":
@@ -636,9 +646,13 @@ def _build(data: bytes) -> _Builder:
     return b
 
 
-def parse_circuit(data: bytes) -> Circuit:
-    """Parse a requester's circuit. Raises RequestError("circuit", "line N: ...") for the first problem found."""
-    b = _build(data)
+def parse_circuit(data: bytes, *, max_bytes: int = MAX_CIRCUIT_BYTES) -> Circuit:
+    """Parse a requester's circuit. Raises RequestError("circuit", "line N: ...") for the first problem found.
+
+    A provider parsing a batch passes max_bytes=MAX_BATCH_CIRCUIT_BYTES: trap circuits of a large job are longer
+    than the job (every layer of a trap is full), though within MAX_VOLUME.
+    """
+    b = _build(data, max_bytes)
     return Circuit(
         n_qubits=b.n_qubits,
         n_clbits=b.n_clbits,
@@ -674,12 +688,14 @@ def format_circuit(circuit: Circuit) -> str:
     lines = ["OPENQASM 2.0;", f'include "{QELIB1}";']
     lines += [f"qreg {name}[{size}];" for name, size in circuit.qregs]
     lines += [f"creg {name}[{size}];" for name, size in circuit.cregs]
+    qnames = [f"{name}[{i}]" for name, size in circuit.qregs for i in range(size)]
+    cnames = [f"{name}[{i}]" for name, size in circuit.cregs for i in range(size)]
     for op in circuit.ops:
         params = f"({','.join(format_angle(a) for a in op.params)})" if op.params else ""
-        qubits = ",".join(_bit_name(circuit.qregs, q) for q in op.qubits)
+        qubits = ",".join([qnames[q] for q in op.qubits])
         lines.append(f"{op.name}{params} {qubits};")
     for m in circuit.measurements:
-        lines.append(f"measure {_bit_name(circuit.qregs, m.qubit)} -> {_bit_name(circuit.cregs, m.clbit)};")
+        lines.append(f"measure {qnames[m.qubit]} -> {cnames[m.clbit]};")
     return "\n".join(lines) + "\n"
 
 

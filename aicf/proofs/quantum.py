@@ -16,6 +16,7 @@ a provider that recognises the job, answers the traps by simulation and fakes on
 """
 
 import hashlib
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +33,7 @@ from aicf.core.qasm import Circuit, Gate, Measurement, clifford_ops, depth, form
 from aicf.core.types import BPS, MAX_AMOUNT, MilliUnits
 
 QTRAP_TAG: Final = "aicf/qtrap/v1"
+_FOUR_WORDS: Final = struct.Struct(">4Q")
 BODY_KEYS: Final = frozenset({"circuit_digest", "shots", "results", "cert_chain", "qos"})
 QOS_KEYS: Final = frozenset({"runtime_ms"})
 MAX_CERTS: Final = 16
@@ -104,7 +106,7 @@ class TrapStream:
         if not self._words:
             block = hashlib.sha3_256(self._prefix + self._counter.to_bytes(8, "big")).digest()
             self._counter += 1
-            self._words = [int.from_bytes(block[i : i + 8], "big") for i in (24, 16, 8, 0)]  # popped from the end
+            self._words = list(_FOUR_WORDS.unpack(block))[::-1]  # popped from the end: word 0 first
         return self._words.pop()
 
     def below(self, n: int) -> int:
@@ -145,8 +147,11 @@ def trap_shots(shots: int, params: Params) -> int:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trap:
     circuit: Circuit
-    qasm: bytes  # what the provider runs: format_circuit(circuit)
     expected: str  # the certain bitstring by construction (the mask m), clbit 0 first
+
+    def qasm(self) -> bytes:
+        """What the provider runs. Computed on demand: the verifier needs the circuit, not its text."""
+        return format_circuit(self.circuit).encode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,12 +197,18 @@ def _random_layer(stream: TrapStream, n: int) -> list[Gate]:
 
 
 def make_trap(root: bytes, j: int, n_qubits: int, job_depth: int) -> Trap:
-    """Trap j of width n_qubits: L = job_depth // 2 full random layers U, one Pauli-frame layer, then U⁻¹.
+    """Trap j: U (L full random layers), the Pauli frame P (one layer, or two for an even depth), then U⁻¹.
 
-    Every layer touches every qubit, so the trap's depth is 2L + 1 (the job's depth, rounded up to odd).
+    Every layer touches every qubit, so the trap's depth is exactly max(job_depth, 1): L = (d − 1) // 2 with one
+    frame layer for an odd d, L = (d − 2) // 2 with two for an even d ≥ 2 (P split as A then R, R a random Pauli
+    layer and A = P·R per qubit, so R·A = P up to a phase), and L = 0 with one frame layer for d = 0.
+    Draws from the stream "trap" ‖ j, in order: the L layers, the mask m (redrawn whole while all zero), the
+    z bits, then R's Pauli codes (even d only).
     """
     stream = TrapStream(root, trap_label(j))
-    layers = [_random_layer(stream, n_qubits) for _ in range(job_depth // 2)]
+    two_frames = job_depth >= 2 and job_depth % 2 == 0
+    n_layers = (job_depth - 2) // 2 if two_frames else max(job_depth - 1, 0) // 2
+    layers = [_random_layer(stream, n_qubits) for _ in range(n_layers)]
     while True:
         mask = [stream.below(2) for _ in range(n_qubits)]
         if any(mask):
@@ -207,27 +218,50 @@ def make_trap(root: bytes, j: int, n_qubits: int, job_depth: int) -> Trap:
     u = _stim_circuit(clifford_ops(_unmeasured(n_qubits, forward)))
     q = stim.PauliString(n_qubits)
     for i in range(n_qubits):
-        q[i] = {(0, 0): 0, (1, 0): 1, (1, 1): 2, (0, 1): 3}[(mask[i], zbits[i])]
+        q[i] = _PAULI_CODE[(mask[i], zbits[i])]
     frame = q.after(u)  # P = U·Q·U⁻¹, so U⁻¹·P·U = Q = X^m·Z^z (up to sign)
-    frame_layer = [Gate(name=FRAME_GATES[frame[i]], qubits=(i,)) for i in range(n_qubits)]
+    codes = [int(frame[i]) for i in range(n_qubits)]
+    frame_layers: list[list[int]] = [codes]
+    if two_frames:
+        r = [stream.below(4) for _ in range(n_qubits)]
+        frame_layers = [[_pauli_product(p, x) for p, x in zip(codes, r, strict=True)], r]
+    frame_ops = [
+        Gate(name=FRAME_GATES[c], qubits=(i,)) for layer_codes in frame_layers for i, c in enumerate(layer_codes)
+    ]
     backward = [Gate(name=INVERSE[op.name], qubits=op.qubits) for layer in reversed(layers) for op in layer]
     circuit = Circuit(
         n_qubits=n_qubits,
         n_clbits=n_qubits,
         qregs=(("q", n_qubits),),
         cregs=(("c", n_qubits),),
-        ops=(*forward, *frame_layer, *backward),
+        ops=(*forward, *frame_ops, *backward),
         measurements=tuple(Measurement(qubit=i, clbit=i) for i in range(n_qubits)),
     )
-    return Trap(circuit=circuit, qasm=format_circuit(circuit).encode(), expected="".join(map(str, mask)))
+    return Trap(circuit=circuit, expected="".join(map(str, mask)))
+
+
+_PAULI_CODE: Final[Mapping[tuple[int, int], int]] = {(0, 0): 0, (1, 0): 1, (1, 1): 2, (0, 1): 3}  # (x, z) -> I,X,Y,Z
+_PAULI_BITS: Final = {code: bits for bits, code in _PAULI_CODE.items()}
+
+
+def _pauli_product(a: int, b: int) -> int:
+    """The Pauli code of a·b up to a phase: the (x, z) bits add mod 2."""
+    (ax, az), (bx, bz) = _PAULI_BITS[a], _PAULI_BITS[b]
+    return _PAULI_CODE[(ax ^ bx, az ^ bz)]
 
 
 def _unmeasured(n: int, ops: Sequence[Gate]) -> Circuit:
     return Circuit(n_qubits=n, n_clbits=0, qregs=(("q", n),), cregs=(), ops=tuple(ops), measurements=())
 
 
-def derive_batch(job_circuit: bytes, shots: int, seed: bytes, task_id: bytes, params: Params) -> QuantumBatch:
-    """The batch of SPEC §8 for a job. Raises RequestError if the job circuit does not parse."""
+def derive_batch(
+    job_circuit: bytes, shots: int, seed: bytes, task_id: bytes, params: Params, *, with_text: bool = True
+) -> QuantumBatch:
+    """The batch of SPEC §8 for a job. Raises RequestError if the job circuit does not parse.
+
+    with_text=False leaves the traps' entries of `circuits` empty: the verifier simulates the trap circuits and
+    never needs their text, which at the largest jobs costs as much as building the traps.
+    """
     job = parse_circuit(job_circuit)
     job_depth = depth(job)
     root = trap_root(seed, task_id)
@@ -235,7 +269,7 @@ def derive_batch(job_circuit: bytes, shots: int, seed: bytes, task_id: bytes, pa
     traps = tuple(make_trap(root, j, job.n_qubits, job_depth) for j in range(k))
     order = tuple(TrapStream(root, ORDER_LABEL).shuffle(k + 1))
     each = trap_shots(shots, params)
-    circuits = tuple(job_circuit if o == 0 else traps[o - 1].qasm for o in order)
+    circuits = tuple(job_circuit if o == 0 else traps[o - 1].qasm() if with_text else b"" for o in order)
     return QuantumBatch(
         circuits=circuits,
         shots=tuple(shots if o == 0 else each for o in order),
@@ -362,7 +396,7 @@ def _verify(
     if claimed_shots != shots:  # (3)
         return _reject(VerdictCode.MALFORMED, f"shots: expected {shots}, got {claimed_shots}")
     try:
-        batch = derive_batch(job_circuit, shots, seed, task_id, params)  # (4)
+        batch = derive_batch(job_circuit, shots, seed, task_id, params, with_text=False)  # (4)
     except RequestError as exc:
         return _reject(VerdictCode.UNVERIFIABLE, f"job circuit does not parse: {exc.reason}")
     try:  # (5)

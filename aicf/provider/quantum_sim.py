@@ -21,7 +21,7 @@ import stim
 
 from aicf.core.errors import AicfError
 from aicf.core.ids import circuit_digest
-from aicf.core.qasm import Circuit, clifford_ops, parse_circuit
+from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, Circuit, clifford_ops, parse_circuit
 from aicf.core.types import BPS
 
 Counts = dict[str, int]
@@ -62,15 +62,10 @@ def _count_rows(bits: npt.NDArray[np.bool_]) -> Counts:
 
 def _stim_program(circuit: Circuit, flip_bps: int) -> stim.Circuit:
     """The gates, then every measurement (no gate follows a measurement of its qubit, so this is the same run)."""
-    program = stim.Circuit()
-    for name, targets in clifford_ops(circuit):
-        program.append(name, list(targets))
-    qubits = [m.qubit for m in circuit.measurements]
-    if flip_bps:
-        program.append("M", qubits, flip_bps / BPS)
-    else:
-        program.append("M", qubits)
-    return program
+    lines = [f"{name} {' '.join(map(str, targets))}" for name, targets in clifford_ops(circuit)]
+    measure = f"M({flip_bps / BPS})" if flip_bps else "M"
+    lines.append(f"{measure} {' '.join(str(m.qubit) for m in circuit.measurements)}")
+    return stim.Circuit("\n".join(lines))  # one parse: far faster than an append per gate
 
 
 def simulate(circuit: Circuit, shots: int, seed: int, flip_bps: int = 0) -> Counts:
@@ -100,7 +95,7 @@ def run_batch(
         raise BatchShapeError("skip_traps needs the job circuit to tell the job from the traps")
     results: list[Counts] = []
     for i, (data, n) in enumerate(zip(circuits, shots, strict=True)):
-        circuit = parse_circuit(data)
+        circuit = parse_circuit(data, max_bytes=MAX_BATCH_CIRCUIT_BYTES)
         s = _circuit_seed(seed, i)
         fake = opts.mode is SimMode.RANDOM_OUTPUT or (opts.mode is SimMode.SKIP_TRAPS and data != opts.job_circuit)
         results.append(

@@ -13,6 +13,7 @@ from aicf.core.qasm import (
     MAX_CIRCUIT_BYTES,
     MAX_DEPTH,
     MAX_QUBITS,
+    MAX_VOLUME,
     Angle,
     Circuit,
     Gate,
@@ -231,6 +232,14 @@ def test_oversized_and_non_bytes_input_is_refused() -> None:
 def test_depth_above_the_limit_is_refused() -> None:
     body = "qreg q[1];\ncreg c[1];\n" + "x q[0];\n" * (MAX_DEPTH + 1) + "measure q[0] -> c[0];\n"
     assert reject(qasm(body)) == f"line {MAX_DEPTH + 5}: depth exceeds the limit of {MAX_DEPTH}"
+
+
+def test_qubits_times_depth_above_the_volume_limit_is_refused() -> None:
+    body = f"qreg q[{MAX_QUBITS}];\ncreg c[1];\n" + "h q;\n" * (MAX_VOLUME // MAX_QUBITS + 1)
+    reason = f"line {MAX_VOLUME // MAX_QUBITS + 5}: 128 qubits × depth 257 exceed the limit of {MAX_VOLUME}"
+    assert reject(qasm(body)) == reason
+    late = "qreg q[1];\ncreg c[1];\n" + "h q;\n" * 300 + "qreg r[127];\n"
+    assert reject(qasm(late)) == f"line 305: 128 qubits × depth 300 exceed the limit of {MAX_VOLUME}"
 
 
 def test_circuit_bytes_limit_matches_the_params_default() -> None:

@@ -16,7 +16,19 @@ from hypothesis import strategies as st
 from aicf.core.ids import circuit_digest
 from aicf.core.params import Params
 from aicf.core.pricing import depth_weight_milli, quantum_units
-from aicf.core.qasm import Angle, Circuit, Gate, NotCliffordError, clifford_ops, depth, parse_circuit
+from aicf.core.qasm import (
+    MAX_BATCH_CIRCUIT_BYTES,
+    MAX_DEPTH,
+    MAX_QUBITS,
+    MAX_VOLUME,
+    Angle,
+    Circuit,
+    Gate,
+    NotCliffordError,
+    clifford_ops,
+    depth,
+    parse_circuit,
+)
 from aicf.proofs.quantum import (
     QuantumBatch,
     QuantumVerdict,
@@ -90,13 +102,13 @@ def test_batch_has_the_job_and_k_traps_with_spec_shots() -> None:
     assert trap_shots(1, P) == 100
 
 
-def test_traps_have_the_job_width_and_depth_rounded_up_to_odd() -> None:
+def test_traps_have_the_job_width_and_depth() -> None:
     batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)
     assert batch.job_depth == 5
     for trap in batch.traps:
         assert trap.circuit.n_qubits == 4
         assert depth(trap.circuit) == 5
-        assert parse_circuit(trap.qasm) == trap.circuit
+        assert parse_circuit(trap.qasm()) == trap.circuit
 
 
 @settings(max_examples=25, deadline=None)
@@ -118,8 +130,8 @@ def test_traps_are_deterministic_and_their_bitstring_is_certain_under_stim(
         expected = certain_bitstring(trap.circuit)  # stim, independently of the construction's mask
         assert expected == trap.expected
         assert "1" in expected
-        assert depth(trap.circuit) == 2 * (d // 2) + 1
-        assert parse_circuit(trap.qasm) == trap.circuit
+        assert depth(trap.circuit) == max(d, 1)
+        assert parse_circuit(trap.qasm()) == trap.circuit
 
 
 def test_traps_depend_on_seed_and_task() -> None:
@@ -458,3 +470,14 @@ def test_clifford_lowering_matches_the_gate_matrix_up_to_phase(name: str, quarte
     for op, targets in ops:
         program.append(op, list(targets))
     assert stim.Tableau.from_circuit(program) == stim.Tableau.from_unitary_matrix(matrix, endian="big")
+
+
+@pytest.mark.parametrize(("n", "d"), [(32, MAX_DEPTH), (MAX_QUBITS, MAX_VOLUME // MAX_QUBITS)])
+def test_traps_of_the_largest_jobs_stay_within_what_a_provider_parses(n: int, d: int) -> None:
+    job = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n'.encode() + b"h q;\n" * d
+    job += b"measure q -> c;\n"
+    batch = derive_batch(job, 10, SEED, TASK, replace(P, trap_k=1))
+    (trap,) = batch.traps
+    assert len(trap.qasm()) <= MAX_BATCH_CIRCUIT_BYTES
+    assert parse_circuit(trap.qasm(), max_bytes=MAX_BATCH_CIRCUIT_BYTES) == trap.circuit
+    assert depth(trap.circuit) == d
