@@ -70,6 +70,16 @@ class Payout(NamedTuple):
         Settlement encodes every payout of an epoch (a million in the benchmark), so the generic walk is
         too slow here; `PAYOUT_KEY_ORDER` is checked against the canonical order when this module loads.
         """
+        if not (
+            len(self.task_id)
+            == len(self.miner_id)
+            == len(self.proof_id)
+            == len(self.payout_id)
+            == len(self.params_hash)
+            == len(self.provider_id)
+            == 32
+        ):
+            return canonical_cbor(self.to_map())  # an id of another length (a 20-byte miner address): the generic walk
         k = _PAYOUT_KEYS
         return b"".join(
             (
@@ -102,7 +112,7 @@ if tuple(sorted(_PAYOUT_FIELDS, key=canonical_cbor)) != PAYOUT_KEY_ORDER:  # pra
     raise ImportError("Payout fields changed: update PAYOUT_KEY_ORDER and Payout.encode to the canonical order")
 _PAYOUT_KEYS = tuple(canonical_cbor(name) for name in PAYOUT_KEY_ORDER)
 _PAYOUT_HEAD = cbor_head(5, len(_PAYOUT_FIELDS))
-_B32 = b"\x58\x20"  # the head of a 32-byte string: every id and hash in a payout is 32 bytes
+_B32 = b"\x58\x20"  # the head of a 32-byte string: the fast path is taken only when every id is 32 bytes
 _uint = encode_fast_int
 
 
@@ -160,8 +170,8 @@ _CHECKED_FIELDS = ("units_mu", "fee_per_unit", "proof_height", "tx_index", "prio
 def _check_inputs(jobs: list[VerifiedJob], treasury: int, price_bps: int) -> None:
     if not 0 <= treasury < MAX_AMOUNT:
         raise SettlementInputError(f"treasury must be >= 0 and < 2^63, got {treasury}")
-    if price_bps <= 0:
-        raise SettlementInputError(f"price_bps must be positive, got {price_bps}")
+    if not 0 < price_bps < MAX_AMOUNT:
+        raise SettlementInputError(f"price_bps must be positive and < 2^63, got {price_bps}")
     if len({job.task_id for job in jobs}) != len(jobs):
         seen: set[bytes] = set()
         for job in jobs:
@@ -175,11 +185,13 @@ def _check_inputs(jobs: list[VerifiedJob], treasury: int, price_bps: int) -> Non
             and 0 <= job.proof_height < MAX_AMOUNT
             and 0 <= job.tx_index < MAX_AMOUNT
             and 0 <= job.priority_class < MAX_AMOUNT
+            and job.fee_per_unit * job.units_mu < _CHARGED_LIMIT
         ):
             _explain_bad_job(job)
 
 
 _KINDS = frozenset({"ai", "quantum"})
+_CHARGED_LIMIT = 1000 * MAX_AMOUNT  # charged = fee_per_unit × units_mu // 1000 is stored, so < 2^63 (SPEC §1)
 
 
 def _explain_bad_job(job: VerifiedJob) -> None:
@@ -189,6 +201,10 @@ def _explain_bad_job(job: VerifiedJob) -> None:
         value = getattr(job, name)
         if not 0 <= value < MAX_AMOUNT:
             raise SettlementInputError(f"task 0x{job.task_id.hex()}: {name} must be >= 0 and < 2^63, got {value}")
+    charged = job.fee_per_unit * job.units_mu // 1000
+    raise SettlementInputError(
+        f"task 0x{job.task_id.hex()}: charged = fee_per_unit × units_mu // 1000 = {charged} is not < 2^63"
+    )
 
 
 def settle_epoch(
@@ -207,6 +223,8 @@ def settle_epoch(
     """
     ordered = sorted(jobs, key=settlement_order)
     _check_inputs(ordered, treasury, price_bps)
+    if not 0 <= epoch < MAX_AMOUNT:
+        raise SettlementInputError(f"epoch must be >= 0 and < 2^63, got {epoch}")
     p_hash = params_digest if params_digest is not None else params_hash(params)
     cap_mu = params.gamma_mu
     provider_bps, miner_bps = params.provider_bps, params.miner_bps
