@@ -336,3 +336,50 @@ def test_the_batch_commits_to_the_params_it_was_built_with() -> None:
     b = settle_by_hand([job(1)], 2**62, 10000, params=other)
     assert a.params_hash == params_hash(HAND) != b.params_hash
     assert a.root != b.root  # every payout carries params_hash
+
+
+# ---- payout bytes stay canonical for every input SPEC admits --------------------------------------------
+
+ANY_ID = st.binary(min_size=1, max_size=40)
+
+
+@given(ANY_ID, ANY_ID, ANY_ID, ANY_ID, st.integers(0, CAP_MU), st.integers(0, 10**6))
+def test_payout_bytes_and_root_are_canonical_for_ids_of_any_length(
+    task: bytes, provider: bytes, miner: bytes, proof: bytes, units: int, fee: int
+) -> None:
+    # A miner is a block producer (SPEC §3, §10): its id may be a 20-byte address, not a 32-byte hash.
+    j = VerifiedJob(
+        task_id=task,
+        provider_id=provider,
+        miner_id=miner,
+        proof_id=proof,
+        kind="ai",
+        priority_class=0,
+        proof_height=1,
+        tx_index=0,
+        units_mu=units,
+        fee_per_unit=fee,
+    )
+    batch = settle([j], 2**62, 10000)
+    (payout,) = batch.payouts
+    canonical = cbor2.dumps(payout.to_map(), canonical=True)
+    assert payout.encode() == canonical
+    assert batch.root == ref_h("aicf/leaf/v1", canonical)
+
+
+def test_a_charge_of_2_63_or_more_raises_settlement_input_error_naming_it() -> None:
+    # SPEC §1: every stored amount is < 2^63; charged = fee_per_unit × units_mu // 1000 is stored in the payout.
+    huge = VerifiedJob(
+        task_id=b"\x01" * 32,
+        provider_id=b"\x02" * 32,
+        miner_id=b"\x03" * 32,
+        proof_id=b"\x04" * 32,
+        kind="ai",
+        priority_class=0,
+        proof_height=1,
+        tx_index=0,
+        units_mu=10**6,
+        fee_per_unit=2**62,
+    )
+    with pytest.raises(SettlementInputError, match="charged"):
+        settle([huge], 2**62, 10000)

@@ -312,3 +312,11 @@ def test_installed_aicf_command_runs_the_vectors() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"{len(ALL_CASES)} passed, 0 failed"
+
+
+def test_runner_reports_an_unstorable_charge_instead_of_crashing() -> None:
+    case = _case("settlement", "settlement-0")
+    case["input"]["jobs"][0]["fee_per_unit"] = 2**62
+    result = run_case("settlement", case, Params.default())
+    assert not result.passed
+    assert "charged" in result.detail
