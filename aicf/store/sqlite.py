@@ -113,6 +113,9 @@ class SqliteStore:
         except sqlite3.Error as exc:
             self._conn.close()
             raise _unavailable(self.path, exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     def schema_version(self) -> int:
         self._conn.execute(_Q["create_schema_version"])
