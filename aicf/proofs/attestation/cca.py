@@ -6,6 +6,7 @@ the platform nonce (claim 10) must be the hash of the RAK under the realm's clai
 time, so `at_time` does not apply.
 """
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +76,18 @@ def parse_cca_token(evidence: bytes) -> CcaToken:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _platform_signed_by(platform: CoseSign1, cpak_der: bytes) -> str:
+    """ "" if the CPAK signed the platform token, else why not. Memoised: one platform token serves a realm's life."""
+    try:
+        verify_es384(platform, _cpak(cpak_der, "CCA"), "CCA platform token")
+    except AttestationError as exc:
+        if exc.code != RejectCode.BAD_ATTESTATION:
+            raise
+        return exc.message
+    return ""
+
+
 def _cpak(der: bytes, what: str) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_der_public_key(der)
@@ -116,11 +129,7 @@ def verify_cca(
         raise unknown_root("CCA: no CPAK is pinned and in force")
     errors: list[str] = []
     for root in candidates:
-        try:
-            verify_es384(token.platform, _cpak(root.der, "CCA"), "CCA platform token")
-        except AttestationError as exc:
-            if exc.code != RejectCode.BAD_ATTESTATION:
-                raise
+        if _platform_signed_by(token.platform, root.der):
             errors.append(f"{root.name} v{root.version}")
             continue
         lifecycle = token.platform_claims.get(PLATFORM_LIFECYCLE)

@@ -47,6 +47,7 @@ def load_cert(der: bytes) -> x509.Certificate:
     return cert
 
 
+@functools.lru_cache(maxsize=1024)
 def pem_to_ders(data: bytes, what: str, *, strict: bool) -> tuple[bytes, ...]:
     """The DER certificates of a PEM chain, in order.
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from aicf.proofs.attestation.chain import (
+    cert_window,
     ec_key,
     ecdsa_verify,
     load_cert,
@@ -90,6 +91,7 @@ class Quote:
     version: int
     tee_type: int
     signed: bytes  # header || body: what the attestation key signs
+    platform: bytes  # the signature data after the quote signature: the same in every quote of one platform
     sgx_body: SgxReportBody | None
     td_body: TdReportBody | None
     quote_sig: bytes
@@ -220,6 +222,7 @@ def parse_quote(quote: bytes) -> Quote:
         version=version,
         tee_type=tee_type,
         signed=header + body,
+        platform=sig_data[SIG_SIZE:],
         sgx_body=_parse_sgx_body(body) if tee_type == TEE_SGX else None,
         td_body=_parse_td_body(body) if tee_type == TEE_TDX else None,
         quote_sig=quote_sig,
@@ -247,6 +250,7 @@ def _hex(text: str, what: str) -> bytes:
         raise malformed(f"{what}: not hex: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=64)
 def parse_collateral(raw: bytes) -> DcapCollateral:
     """The Intel PCS collateral JSON. Raises AttestationError(MALFORMED) on a missing or ill-typed field."""
     try:
@@ -272,6 +276,7 @@ def parse_collateral(raw: bytes) -> DcapCollateral:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     """FMSPC, PCE-ID and the TCB (16 component SVNs and PCESVN) from the PCK certificate's SGX extension."""
     try:
@@ -337,17 +342,30 @@ def _raw_p256_key(xy: bytes) -> ec.EllipticCurvePublicKey:
         raise bad(f"attestation key is not a P-256 point: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1024)
+def _p256_signed_by(signer_der: bytes, sig: bytes, data: bytes) -> bool:
+    """Memoised: QE reports, TCB info and QE identity repeat verbatim in every quote from the same platform."""
+    key = ec_key(load_cert(signer_der), ec.SECP256R1, "P-256 signer")
+    return len(sig) == SIG_SIZE and _p256_raw_verify(key, sig, data)
+
+
+@functools.lru_cache(maxsize=256)
+def _json_object(body: bytes, what: str) -> dict[str, object]:
+    """Memoised JSON parse; callers only read the result."""
+    doc = json.loads(body)
+    if not isinstance(doc, dict):
+        raise malformed(f"{what}: expected a JSON object")
+    return doc
+
+
 def _signed_json(
     body: bytes, sig: bytes, chain: tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, what: str
 ) -> dict[str, object]:
     """Verify a signed PCS JSON document: chain to the pinned root, signature over its exact bytes, its dates."""
     verify_chain(chain, anchors, at_time, f"{what} issuer chain")
-    key = ec_key(load_cert(chain[0]), ec.SECP256R1, f"{what} signer")
-    if len(sig) != SIG_SIZE or not _p256_raw_verify(key, sig, body):
+    if not _p256_signed_by(chain[0], sig, body):
         raise bad(f"{what} signature does not verify under {load_cert(chain[0]).subject.rfc4514_string()}")
-    doc = json.loads(body)
-    if not isinstance(doc, dict):
-        raise malformed(f"{what}: expected a JSON object")
+    doc = _json_object(body, what)
     issue, next_update = (
         parse_time(doc.get("issueDate"), f"{what} issueDate"),
         parse_time(doc.get("nextUpdate"), f"{what} nextUpdate"),
@@ -357,20 +375,29 @@ def _signed_json(
     return doc
 
 
-def _check_crl(der: bytes, issuer: x509.Certificate, at_time: int, what: str) -> x509.CertificateRevocationList:
+@functools.lru_cache(maxsize=256)
+def _load_crl(der: bytes, what: str) -> x509.CertificateRevocationList:
     try:
-        crl = x509.load_der_x509_crl(der)
+        return x509.load_der_x509_crl(der)
     except ValueError as exc:
         raise malformed(f"{what} does not parse: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _crl_signed_by(der: bytes, issuer_der: bytes, what: str) -> bool:
+    try:
+        return _load_crl(der, what).is_signature_valid(ec_key(load_cert(issuer_der), ec.SECP256R1, f"{what} issuer"))
+    except (TypeError, UnsupportedAlgorithm) as exc:
+        raise bad(f"{what} signature cannot be checked: {exc}") from exc
+
+
+def _check_crl(der: bytes, issuer_der: bytes, at_time: int, what: str) -> x509.CertificateRevocationList:
+    crl, issuer = _load_crl(der, what), load_cert(issuer_der)
     if crl.issuer != issuer.subject:
         raise bad(
             f"{what} issuer mismatch: expected {issuer.subject.rfc4514_string()}, got {crl.issuer.rfc4514_string()}"
         )
-    try:
-        ok = crl.is_signature_valid(ec_key(issuer, ec.SECP256R1, f"{what} issuer"))
-    except (TypeError, UnsupportedAlgorithm) as exc:
-        raise bad(f"{what} signature cannot be checked: {exc}") from exc
-    if not ok:
+    if not _crl_signed_by(der, issuer_der, what):
         raise bad(f"{what} signature does not verify under {issuer.subject.rfc4514_string()}")
     start = int(crl.last_update_utc.timestamp())
     end = int(crl.next_update_utc.timestamp()) if crl.next_update_utc is not None else None
@@ -516,45 +543,51 @@ def converge_status(platform: str, qe: str, module: str) -> str:
     return platform
 
 
-def _verify_dcap(
-    evidence: bytes, collateral_raw: bytes | tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, tdx: bool
-) -> AttestationResult:
-    """(1) parse quote and collateral; (2) PCK chain to the pinned Intel root, valid at `at_time`; (3) root CA CRL
-    and PCK CRL signed, current, and revoking neither the PCK CA nor the PCK leaf; (4) QE report signed by the PCK
-    key; (5) QE report_data binds the attestation key and QE auth data; (6) quote signed by the attestation key;
-    (7) tcbInfo and (8) qeIdentity signed under the TCB signing chain, current, for this platform; (9) QE identity
-    matches; (10) TCB level by FMSPC/PCE-ID/CPUSVN/PCESVN (TDX: and TEE_TCB_SVN, module identity) -> status.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Judgement:
+    """What the platform part of a quote (PCK chain, QE, collateral) proved, and the time window it holds in."""
+
+    status: str
+    advisories: tuple[str, ...]
+    root: PinnedRoot
+    leaf_not_after: int
+    valid_from: int
+    valid_until: int
+
+
+_MEMO_SIZE = 1024
+# Platform judgements by everything they depend on except time. Every time-dependent check of `_judge_platform`
+# is a window test, so a judgement made at one instant holds at any instant inside the intersection of its windows.
+_PLATFORM_MEMO: dict[tuple[bytes, bytes, tuple[PinnedRoot, ...], bool, bytes], _Judgement] = {}
+
+
+def _judge_platform(
+    quote: Quote, col: DcapCollateral, anchors: tuple[PinnedRoot, ...], at_time: int, tdx: bool
+) -> _Judgement:
+    """(3) PCK chain to the pinned Intel root, valid at `at_time`; (4) root CA CRL and PCK CRL signed, current, and
+    revoking neither the PCK CA nor the PCK leaf; (5) QE report signed by the PCK key; (6) QE report_data binds the
+    attestation key and QE auth data; (7) tcbInfo and (8) qeIdentity signed under the TCB signing chain, current,
+    for this platform; (9) QE identity matches; (10) TCB level by FMSPC/PCE-ID/CPUSVN/PCESVN (TDX: and TEE_TCB_SVN,
+    module identity) -> status.
     """
-    if not isinstance(collateral_raw, bytes):
-        raise malformed("DCAP collateral must be the PCS JSON as bytes")
-    kind = "tdx" if tdx else "sgx"
-    quote = parse_quote(evidence)  # (1)
-    if (quote.tee_type == TEE_TDX) != tdx:
-        raise malformed(f"{kind}: quote TEE type 0x{quote.tee_type:x} does not match the evidence type")
-    col = parse_collateral(collateral_raw)
-    root = verify_chain(quote.pck_chain, anchors, at_time, "PCK chain")  # (2)
+    root = verify_chain(quote.pck_chain, anchors, at_time, "PCK chain")  # (3)
     if len(quote.pck_chain) < 2:
         raise bad("PCK chain must hold the PCK leaf and its CA")
     pck_leaf, pck_ca = load_cert(quote.pck_chain[0]), load_cert(quote.pck_chain[1])
-    root_cert = load_cert(root.der)
-    root_crl = _check_crl(col.root_ca_crl, root_cert, at_time, "root CA CRL")  # (3)
+    root_crl = _check_crl(col.root_ca_crl, root.der, at_time, "root CA CRL")  # (4)
     _not_revoked(root_crl, pck_ca, "PCK CA")
-    pck_crl = _check_crl(col.pck_crl, pck_ca, at_time, "PCK CRL")
+    pck_crl = _check_crl(col.pck_crl, quote.pck_chain[1], at_time, "PCK CRL")
     _not_revoked(pck_crl, pck_leaf, "PCK certificate")
-    pck_key = ec_key(pck_leaf, ec.SECP256R1, "PCK")
-    if not _p256_raw_verify(pck_key, quote.qe_report_sig, quote.qe_report):  # (4)
+    if not _p256_signed_by(quote.pck_chain[0], quote.qe_report_sig, quote.qe_report):  # (5)
         raise bad("QE report signature does not verify under the PCK key")
     qe = _parse_sgx_body(quote.qe_report)
-    want = hashlib.sha256(quote.attest_key + quote.qe_auth).digest() + bytes(32)  # (5)
+    want = hashlib.sha256(quote.attest_key + quote.qe_auth).digest() + bytes(32)  # (6)
     if qe.report_data != want:
         raise bad(
             f"QE report data does not bind the attestation key: expected 0x{want.hex()}, got 0x{qe.report_data.hex()}"
         )
-    if not _p256_raw_verify(_raw_p256_key(quote.attest_key), quote.quote_sig, quote.signed):  # (6)
-        raise bad("quote signature does not verify under the attestation key")
-    tcb_info = _obj(  # (7)
-        _signed_json(col.tcb_info, col.tcb_info_signature, col.tcb_info_issuer_chain, anchors, at_time, "tcbInfo"),
-        "tcbInfo",
+    tcb_info = _signed_json(  # (7)
+        col.tcb_info, col.tcb_info_signature, col.tcb_info_issuer_chain, anchors, at_time, "tcbInfo"
     )
     for cert_der in col.tcb_info_issuer_chain[:-1] + col.qe_identity_issuer_chain[:-1]:
         _not_revoked(root_crl, load_cert(cert_der), "TCB signing certificate")
@@ -575,19 +608,62 @@ def _verify_dcap(
     td = quote.td_body
     platform_status, advisories = _select_tcb_level(tcb_info, pck, td.tee_tcb_svn if td else None)  # (10)
     module_status, module_adv = _check_tdx_module(tcb_info, td) if td else ("UpToDate", ())
-    status = converge_status(platform_status, qe_status, module_status)
-    all_adv = tuple(sorted(set(advisories) | set(qe_adv) | set(module_adv)))
+    windows = [
+        cert_window(load_cert(d))
+        for d in (*quote.pck_chain, root.der, *col.tcb_info_issuer_chain, *col.qe_identity_issuer_chain)
+    ]
+    for crl in (root_crl, pck_crl):
+        next_update = crl.next_update_utc
+        if next_update is not None:
+            windows.append((int(crl.last_update_utc.timestamp()), int(next_update.timestamp())))
+    for doc, what in ((tcb_info, "tcbInfo"), (identity, "qeIdentity")):
+        windows.append((parse_time(doc.get("issueDate"), what), parse_time(doc.get("nextUpdate"), what)))
+    return _Judgement(
+        status=converge_status(platform_status, qe_status, module_status),
+        advisories=tuple(sorted(set(advisories) | set(qe_adv) | set(module_adv))),
+        root=root,
+        leaf_not_after=int(pck_leaf.not_valid_after_utc.timestamp()),
+        valid_from=max(w[0] for w in windows),
+        valid_until=min(w[1] for w in windows),
+    )
+
+
+def _verify_dcap(
+    evidence: bytes, collateral_raw: bytes | tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, tdx: bool
+) -> AttestationResult:
+    """(1) parse quote and collateral; (2) quote (header || body) signed by the attestation key; (3)..(10) the
+    platform judgement of `_judge_platform`, reused from an earlier quote of the same platform with the same
+    collateral when `at_time` lies inside every window it was checked against.
+    """
+    if not isinstance(collateral_raw, bytes):
+        raise malformed("DCAP collateral must be the PCS JSON as bytes")
+    kind = "tdx" if tdx else "sgx"
+    quote = parse_quote(evidence)  # (1)
+    if (quote.tee_type == TEE_TDX) != tdx:
+        raise malformed(f"{kind}: quote TEE type 0x{quote.tee_type:x} does not match the evidence type")
+    col = parse_collateral(collateral_raw)
+    if not _p256_raw_verify(_raw_p256_key(quote.attest_key), quote.quote_sig, quote.signed):  # (2)
+        raise bad("quote signature does not verify under the attestation key")
+    td = quote.td_body
+    td_key = td.tee_tcb_svn + td.mrsignerseam + td.seam_attributes if td else b""
+    memo_key = (quote.platform, collateral_raw, anchors, tdx, td_key)
+    judged = _PLATFORM_MEMO.get(memo_key)
+    if judged is None or not judged.valid_from <= at_time <= judged.valid_until:
+        judged = _judge_platform(quote, col, anchors, at_time, tdx)  # (3)..(10)
+        if len(_PLATFORM_MEMO) >= _MEMO_SIZE:
+            del _PLATFORM_MEMO[next(iter(_PLATFORM_MEMO))]
+        _PLATFORM_MEMO[memo_key] = judged
     if td is not None:
         return AttestationResult(
             kind=kind,
             measurement=td.mrtd,
             report_data=td.report_data,
             debug=bool(td.td_attributes[0] & TD_ATTR_DEBUG),
-            tcb_status=status,
-            advisories=all_adv,
+            tcb_status=judged.status,
+            advisories=judged.advisories,
             extra_measurements=tuple(enumerate(td.rtmrs)),
-            root_sha256=root.sha256,
-            leaf_not_after=int(pck_leaf.not_valid_after_utc.timestamp()),
+            root_sha256=judged.root.sha256,
+            leaf_not_after=judged.leaf_not_after,
         )
     sgx = quote.sgx_body
     if sgx is None:
@@ -597,10 +673,10 @@ def _verify_dcap(
         measurement=sgx.mrenclave,
         report_data=sgx.report_data,
         debug=bool(sgx.attributes[0] & SGX_ATTR_DEBUG),
-        tcb_status=status,
-        advisories=all_adv,
-        root_sha256=root.sha256,
-        leaf_not_after=int(pck_leaf.not_valid_after_utc.timestamp()),
+        tcb_status=judged.status,
+        advisories=judged.advisories,
+        root_sha256=judged.root.sha256,
+        leaf_not_after=judged.leaf_not_after,
     )
 
 

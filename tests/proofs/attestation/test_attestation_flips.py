@@ -43,31 +43,34 @@ def test_flipped_evidence_byte_is_rejected(
     assert_specific_reject(verify_evidence(s.kind, flip(s.evidence, pos, mask), s.certs, roots, s.at_time, permissive))
 
 
+# Draws have the same shape for every parametrization (positions are reduced modulo the size): the example
+# database is shared across the parameters of one test, and a data-dependent draw shape would replay as flaky.
+
+
 @pytest.mark.parametrize("name", ["snp-milan", "snp-milan-vlek-v3", "nvidia-h100"])
 @FLIPS
-@given(data=st.data(), mask=st.integers(1, 255))
+@given(which=st.integers(min_value=0), pos=st.integers(min_value=0), mask=st.integers(1, 255))
 def test_flipped_certificate_byte_is_rejected(
-    name: str, data: st.DataObject, mask: int, samples: dict[str, Any], roots: VendorRoots, permissive: Policy
+    name: str, which: int, pos: int, mask: int, samples: dict[str, Any], roots: VendorRoots, permissive: Policy
 ) -> None:
     s = samples[name]
     assert isinstance(s.certs, tuple)
-    which = data.draw(st.integers(0, len(s.certs) - 1), label="certificate")
-    pos = data.draw(st.integers(0, len(s.certs[which]) - 1), label="byte")
+    which %= len(s.certs)
     certs = tuple(flip(c, pos, mask) if i == which else c for i, c in enumerate(s.certs))
     assert_specific_reject(verify_evidence(s.kind, s.evidence, certs, roots, s.at_time, permissive))
 
 
 @pytest.mark.parametrize("name", ["sgx-v3", "tdx-v4"])
 @FLIPS
-@given(data=st.data(), mask=st.integers(1, 255))
+@given(pos=st.integers(min_value=0), mask=st.integers(1, 255))
 def test_flipped_byte_in_the_quotes_pck_chain_is_rejected(
-    name: str, data: st.DataObject, mask: int, samples: dict[str, Any], roots: VendorRoots, permissive: Policy
+    name: str, pos: int, mask: int, samples: dict[str, Any], roots: VendorRoots, permissive: Policy
 ) -> None:
     """The PCK chain travels inside the quote as PEM: flip only there, where the chain lives."""
     s = samples[name]
     start = s.evidence.index(b"-----BEGIN CERTIFICATE-----")
-    pos = data.draw(st.integers(start, len(s.evidence) - 1), label="byte")
-    assert_specific_reject(verify_evidence(s.kind, flip(s.evidence, pos, mask), s.certs, roots, s.at_time, permissive))
+    at = start + pos % (len(s.evidence) - start)
+    assert_specific_reject(verify_evidence(s.kind, flip(s.evidence, at, mask), s.certs, roots, s.at_time, permissive))
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)

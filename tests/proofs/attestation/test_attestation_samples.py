@@ -306,3 +306,21 @@ def test_pinned_root_object_identity_is_by_bytes(samples: dict[str, Any], permis
     assert isinstance(
         verify_evidence(sample.kind, sample.evidence, sample.certs, only, sample.at_time, permissive), AttestationResult
     )
+
+
+@pytest.mark.parametrize("name", ["sgx-v3", "tdx-v4"])
+def test_remembered_platform_judgement_still_checks_time_and_roots(
+    name: str, samples: dict[str, Any], roots: VendorRoots, permissive: Policy, at: Callable[[str], int]
+) -> None:
+    """A quote from a platform already judged reuses the judgement only inside the windows it was checked in."""
+    s = samples[name]
+    first = verify_evidence(s.kind, s.evidence, s.certs, roots, s.at_time, permissive)
+    assert isinstance(first, AttestationResult)
+    late = verify_evidence(s.kind, s.evidence, s.certs, roots, at("2025-07-19T11:00:00Z"), permissive)
+    rejected(late, RejectCode.STALE_ATTESTATION)
+    early = verify_evidence(s.kind, s.evidence, s.certs, roots, at("2025-06-19T09:00:00Z"), permissive)
+    rejected(early, RejectCode.STALE_ATTESTATION)
+    without = _without(roots, "Intel SGX Root CA")
+    rejected(verify_evidence(s.kind, s.evidence, s.certs, without, s.at_time, permissive), RejectCode.UNKNOWN_ROOT)
+    again = verify_evidence(s.kind, s.evidence, s.certs, roots, s.at_time + 3600, permissive)
+    assert again == first
