@@ -54,13 +54,17 @@ def pem_to_ders(data: bytes, what: str, *, strict: bool) -> tuple[bytes, ...]:
     strict: the text must be exactly the canonical PEM of its certificates (64-column base64, `\\n` line ends),
     optionally followed by NUL padding, so that no byte of it is unchecked.
     """
-    try:
-        certs = x509.load_pem_x509_certificates(data.rstrip(b"\x00"))
-    except ValueError as exc:
-        raise malformed(f"{what}: PEM chain does not parse: {exc}") from exc
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SERIAL_ZERO_WARNING, category=CryptographyDeprecationWarning)
+        try:
+            certs = x509.load_pem_x509_certificates(data.rstrip(b"\x00"))
+        except ValueError as exc:
+            raise malformed(f"{what}: PEM chain does not parse: {exc}") from exc
     if len(certs) > MAX_CHAIN_LEN:
         raise malformed(f"{what}: chain of {len(certs)} certificates exceeds {MAX_CHAIN_LEN}")
     ders = tuple(c.public_bytes(serialization.Encoding.DER) for c in certs)
+    for der in ders:
+        load_cert(der)  # size limit and full parse, once, under the warning filter
     if strict:
         canonical = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
         if data.rstrip(b"\x00") != canonical:

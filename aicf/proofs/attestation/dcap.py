@@ -56,6 +56,7 @@ SGX_ATTR_DEBUG = 0x02  # attributes.flags bit 1
 TD_ATTR_DEBUG = 0x01  # td_attributes bit 0
 OID_SGX_EXTENSIONS = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
 MAX_COLLATERAL_FIELD = 64 * 1024
+TCB_INFO_VERSION = 3  # the PCS v4 API's format, for SGX and TDX alike
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -597,8 +598,8 @@ def _judge_platform(
     want_tcb_id = "TDX" if tdx else "SGX"
     if tcb_info.get("id") != want_tcb_id:
         raise bad(f"tcbInfo id {tcb_info.get('id')!r}, expected {want_tcb_id!r}")
-    if _int(tcb_info.get("version"), "tcbInfo version") not in ((3,) if tdx else (2, 3)):
-        raise malformed(f"tcbInfo version {tcb_info.get('version')} not supported")
+    if _int(tcb_info.get("version"), "tcbInfo version") != TCB_INFO_VERSION:
+        raise malformed(f"tcbInfo version {tcb_info.get('version')} not supported, expected {TCB_INFO_VERSION}")
     pck = parse_pck_extensions(pck_leaf)
     if (fmspc := _hexfield(tcb_info, "fmspc", "tcbInfo")) != pck.fmspc:
         raise bad(f"tcbInfo is for FMSPC {fmspc.hex().upper()}, the PCK certificate says {pck.fmspc.hex().upper()}")

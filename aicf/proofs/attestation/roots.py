@@ -55,6 +55,9 @@ class VendorRoots:
     def for_vendor(self, vendor: str) -> tuple[PinnedRoot, ...]:
         return tuple(r for r in self.roots if r.vendor == vendor)
 
+    def roots_in_force(self, height: int) -> "VendorRoots":
+        return roots_in_force(self, height)
+
 
 def make_vendor_roots(roots: tuple[PinnedRoot, ...]) -> VendorRoots:
     """Build a root set, refusing what would make the set ambiguous.

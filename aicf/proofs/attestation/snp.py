@@ -22,6 +22,7 @@ REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0
 SIG_COMPONENT = 72
 CHIP_ID_SIZE = 64
+CPUID_FAMILY_TURIN = 0x1A  # v3 reports name the CPU family at 0x188; Turin packs its TCB differently
 SUPPORTED_VERSIONS = frozenset({2, 3})
 SIG_ALGO_ECDSA_P384_SHA384 = 1
 POLICY_DEBUG_BIT = 1 << 19
@@ -75,6 +76,8 @@ def parse_snp_report(report: bytes) -> SnpReport:
     vmpl, sig_algo, current_tcb = struct.unpack_from("<IIQ", report, 0x30)
     if sig_algo != SIG_ALGO_ECDSA_P384_SHA384:
         raise malformed(f"SEV-SNP report: signature algorithm {sig_algo}, expected {SIG_ALGO_ECDSA_P384_SHA384}")
+    if version >= 3 and report[0x188] == CPUID_FAMILY_TURIN:
+        raise malformed("SEV-SNP report: Turin (family 0x1A) TCB layout is not supported yet")
     (key_info,) = struct.unpack_from("<I", report, 0x48)
     (reported_tcb,) = struct.unpack_from("<Q", report, 0x180)
     sig = report[SIGNED_SIZE:]

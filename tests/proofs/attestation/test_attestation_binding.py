@@ -267,3 +267,12 @@ def test_unknown_evidence_type_is_malformed(roots: VendorRoots) -> None:
 def test_non_bytes_input_is_malformed_not_an_exception(roots: VendorRoots) -> None:
     rejected(verify_evidence("sev-snp", "not bytes", (), roots, AT, Policy()), RejectCode.MALFORMED)  # type: ignore[arg-type]
     rejected(verify_evidence("sev-snp", b"\x00" * 1184, ("pem",), roots, AT, Policy()), RejectCode.MALFORMED)  # type: ignore[arg-type]
+
+
+def test_turin_v3_report_is_refused_as_unsupported(
+    test_amd: Any, amd_roots: VendorRoots, snp_report: Callable[..., bytes]
+) -> None:
+    report = bytearray(snp_report(test_amd.vcek_key, report_data=BOUND, chip_id=test_amd.chip_id, version=3))
+    report[0x188] = 0x1A
+    out = verify_evidence("sev-snp", bytes(report), snp_chain(test_amd), amd_roots, AT, Policy())
+    assert "Turin" in rejected(out, RejectCode.MALFORMED).message

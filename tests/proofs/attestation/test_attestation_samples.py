@@ -324,3 +324,37 @@ def test_remembered_platform_judgement_still_checks_time_and_roots(
     rejected(verify_evidence(s.kind, s.evidence, s.certs, without, s.at_time, permissive), RejectCode.UNKNOWN_ROOT)
     again = verify_evidence(s.kind, s.evidence, s.certs, roots, s.at_time + 3600, permissive)
     assert again == first
+
+
+def test_snp_chain_may_come_as_pem_or_concatenated_der(
+    samples: dict[str, Any], roots: VendorRoots, permissive: Policy, fixture_bytes: Callable[[str], bytes]
+) -> None:
+    s = samples["snp-milan2"]
+    vcek = fixture_bytes("sev-snp/milan2-vcek.der")
+    for certs in ((vcek, fixture_bytes("sev-snp/ask_ark_milan.pem")), b"".join(s.certs)):
+        assert isinstance(verify_evidence(s.kind, s.evidence, certs, roots, s.at_time, permissive), AttestationResult)
+
+
+def test_vendor_roots_method_and_function_agree(roots: VendorRoots) -> None:
+    from aicf.proofs.attestation import roots_in_force
+
+    assert roots.roots_in_force(0) == roots_in_force(roots, 0) == roots
+    assert roots.roots_in_force(-1).roots == ()
+
+
+def test_serial_zero_warning_is_filtered_only_where_amd_certificates_are_parsed(
+    fixture_bytes: Callable[[str], bytes],
+) -> None:
+    import warnings
+
+    from cryptography import x509
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    from aicf.proofs.attestation import chain
+
+    vcek = fixture_bytes("sev-snp/milan-vcek.der")
+    with pytest.warns(CryptographyDeprecationWarning, match="serial number"):
+        x509.load_der_x509_certificate(vcek)  # the filter is not global
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chain.load_cert.__wrapped__(vcek)  # uncached parse: no warning escapes
