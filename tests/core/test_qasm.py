@@ -316,10 +316,12 @@ def circuits(draw: st.DrawFn) -> Circuit:
     n_q, n_c = sum(qsizes), sum(csizes)
     names = [n for n in GATES if GATES[n].n_qubits <= n_q]
     ops = []
-    for _ in range(draw(st.integers(0, 25))):
+    for _ in range(draw(st.integers(0, 20))):
         name = draw(st.sampled_from(names))
         spec = GATES[name]
-        qubits = tuple(draw(st.permutations(range(n_q)))[: spec.n_qubits])
+        qubits = tuple(
+            draw(st.lists(st.integers(0, n_q - 1), min_size=spec.n_qubits, max_size=spec.n_qubits, unique=True))
+        )
         params = tuple(draw(angles) for _ in range(spec.n_params))
         ops.append(Gate(name=name, params=params, qubits=qubits))
     pairs = draw(st.integers(1, min(n_q, n_c)))
@@ -335,21 +337,16 @@ def circuits(draw: st.DrawFn) -> Circuit:
     )
 
 
-@settings(max_examples=60)
+@settings(max_examples=50)
 @given(c=circuits())
-def test_random_valid_circuits_round_trip_through_the_parser(c: Circuit) -> None:
+def test_random_valid_circuits_round_trip_and_depth_is_bounded(c: Circuit) -> None:
     text = format_circuit(c).encode()
     assert parse_circuit(text) == c
-    assert circuit_depth(text) == depth(c)
-
-
-@settings(max_examples=60)
-@given(c=circuits())
-def test_depth_is_at_most_the_gate_count_and_at_least_the_busiest_qubit(c: Circuit) -> None:
-    d = depth(c)
-    assert d <= len(c.ops)
+    d = circuit_depth(text)
+    assert d == depth(c)
+    assert d <= len(c.ops)  # depth never exceeds the gate count ...
     busiest = max((sum(q in op.qubits for op in c.ops) for q in range(c.n_qubits)), default=0)
-    assert d >= busiest
+    assert d >= busiest  # ... nor falls below the gate count of the busiest qubit
 
 
 @settings(max_examples=100)
