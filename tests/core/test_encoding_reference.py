@@ -9,11 +9,11 @@ from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicf.core import ids, merkle
-from aicf.core.encoding import canonical_cbor, from_hex, hash_int, tagged_hash, to_hex
+from aicf.core.encoding import canonical_cbor, encode_fast_int, from_hex, hash_int, tagged_hash, to_hex
 from aicf.core.errors import EncodingError
 from aicf.core.params import Params, params_hash
 from aicf.core.settlement import Payout
@@ -354,3 +354,20 @@ def test_payout_map_has_exactly_the_spec_fields() -> None:
         "params_hash",
     }
     assert set(Payout._fields) == spec
+
+
+@given(INT64, st.binary(max_size=40))
+def test_payout_id_fast_path_equals_the_generic_tagged_hash(epoch: int, task: bytes) -> None:
+    assert ids.payout_id(epoch, task) == ref_h("aicf/payout/v1", epoch, task)
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_fast_integer_encoding_equals_cbor2(n: int) -> None:
+    assert encode_fast_int(n) == cbor2.dumps(n, canonical=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=400)
+@given(VALUES)
+def test_canonical_cbor_matches_cbor2_over_many_values(value: object) -> None:
+    assert canonical_cbor(value) == cbor2.dumps(value, canonical=True)

@@ -5,6 +5,7 @@ Every case of every file in tests/vectors/ is one test (id `<kind>/<name>`), run
 clear messages for malformed input, exit codes) is tested on vectors written to a tmp dir.
 """
 
+import copy
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aicf.core.conformance import KINDS, VectorError, parse_vector_file, run_case
@@ -320,3 +323,44 @@ def test_runner_reports_an_unstorable_charge_instead_of_crashing() -> None:
     result = run_case("settlement", case, Params.default())
     assert not result.passed
     assert "charged" in result.detail
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=10),
+        st.sampled_from(["0x", "0x00", "0x" + "ab" * 32, "0x" + "ab" * 20, "ai", "quantum", "llama3-8b"]),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.extend(_paths(item, (*prefix, key)))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            out.extend(_paths(item, (*prefix, n)))
+    return out
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(ALL_CASES), st.data(), JSON_VALUES)
+def test_runner_never_crashes_on_a_mangled_input_field(param: Any, data: st.DataObject, junk: object) -> None:
+    # SPEC §14 / issue 3: bad input gets one clear message, never a traceback. Replace one input field
+    # (at any depth) by an arbitrary JSON value; run_case must return a result, not raise.
+    kind, case = param.values
+    case = copy.deepcopy(case)
+    path = data.draw(st.sampled_from(_paths(case["input"])))
+    target = case["input"]
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = junk
+    result = run_case(kind, case, Params.default())
+    assert isinstance(result.passed, bool)
