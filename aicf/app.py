@@ -40,7 +40,9 @@ def open_store(url: str | None = None, *, migrate_to: int | None = None) -> Stor
     if url.startswith("sqlite://"):
         # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")
-        return SqliteStore(path or "var/aicf.db", migrate_to=migrate_to)
+        path, _, query = path.partition("?")
+        read_only = query == "mode=ro"  # sqlite:///path.db?mode=ro opens the file read-only
+        return SqliteStore(path or "var/aicf.db", read_only=read_only, migrate_to=migrate_to)
     if url.startswith(("postgresql://", "postgres://")):
         return _open_postgres(url, migrate_to)
     raise StoreUnavailableError(

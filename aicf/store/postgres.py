@@ -158,11 +158,12 @@ class PostgresStore:
     ) -> None:
         self.dsn = dsn
         kwargs: dict[str, object] = {"connect_timeout": connect_timeout_s}
+        if schema is not None and not schema.replace("_", "").isalnum():
+            raise SchemaError(f"schema name {schema!r} must be letters, digits and underscores")
+        self._probe(dsn, schema, connect_timeout_s)  # fail fast, with the reason, before the pool retries
         if schema is not None:
-            if not schema.replace("_", "").isalnum():
-                raise SchemaError(f"schema name {schema!r} must be letters, digits and underscores")
-            self._create_schema(dsn, schema, connect_timeout_s)
-            kwargs["options"] = f"-c search_path={schema}"
+            given = conninfo.conninfo_to_dict(dsn).get("options") or ""
+            kwargs["options"] = f"{given} -c search_path={schema}".strip()
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, timeout=connect_timeout_s
         )
@@ -180,21 +181,31 @@ class PostgresStore:
             raise
 
     @staticmethod
-    def _create_schema(dsn: str, schema: str, timeout_s: int) -> None:
+    def _probe(dsn: str, schema: str | None, timeout_s: int) -> None:
+        """Connect once: a server that is down or a wrong port fails here at once; creates `schema` if given."""
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=timeout_s) as conn:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                if schema is not None and conn.execute(_Q["has_schema"], {"schema": schema}).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(
                 f"PostgreSQL does not answer at {_redacted(dsn)} ({str(exc).strip()})",
                 "start the server or fix --db; nothing was written",
             ) from exc
+        except psycopg.Error as exc:
+            raise _mapped("connect", exc, dsn) from exc
 
     def schema_version(self) -> int:
         with self._pool.connection() as conn:
-            conn.execute(_Q["create_schema_version"])
-            row = conn.execute(_Q["schema_version"]).fetchone()
-            return 0 if row is None else rows.as_int(row[0])
+            return self._version(conn)
+
+    @staticmethod
+    def _version(conn: Conn) -> int:
+        exists = conn.execute(_Q["has_schema_version"]).fetchone()
+        if exists is None or not exists[0]:
+            return 0
+        row = conn.execute(_Q["schema_version"]).fetchone()
+        return 0 if row is None else rows.as_int(row[0])
 
     def migrate(self, target: int | None = None) -> int:
         """Apply the migrations above the database's version, under an advisory lock, one transaction each."""
@@ -202,6 +213,13 @@ class PostgresStore:
         latest = migrations[-1].version if target is None else target
         try:
             with self._pool.connection() as conn:
+                if self._version(conn) >= latest:
+                    if self._version(conn) > migrations[-1].version:
+                        raise SchemaError(
+                            f"the database is at version {self._version(conn)}, this aicf knows up to "
+                            f"{migrations[-1].version}: upgrade aicf"
+                        )
+                    return self._version(conn)
                 for m in migrations:
                     with conn.transaction():
                         conn.execute(_Q["lock_migrations"])

@@ -94,13 +94,21 @@ def _statements(script: str) -> list[str]:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, durable: bool = False, migrate_to: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, durable: bool = False, read_only: bool = False, migrate_to: int | None = None
+    ) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            if read_only:
+                target = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(
+                    target, uri=True, isolation_level=None, check_same_thread=False, timeout=10
+                )
+            else:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(
                 f"cannot open the SQLite database {self.path} ({exc})", "check the path and its permissions"
@@ -118,7 +126,8 @@ class SqliteStore:
             raise
 
     def schema_version(self) -> int:
-        self._conn.execute(_Q["create_schema_version"])
+        if self._conn.execute(_Q["has_schema_version"]).fetchone() is None:
+            return 0
         row = self._conn.execute(_Q["schema_version"]).fetchone()
         return int(row[0])
 
@@ -127,13 +136,7 @@ class SqliteStore:
         migrations = load_migrations("sqlite")
         latest = migrations[-1].version if target is None else target
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                current = self.schema_version()
-                self._conn.execute("COMMIT")
-            except sqlite3.Error:
-                self._conn.execute("ROLLBACK")
-                raise
+            current = self.schema_version()
             if current > migrations[-1].version:
                 raise SchemaError(
                     f"{self.path} is at version {current}, this aicf knows up to {migrations[-1].version}: upgrade aicf"
@@ -142,6 +145,7 @@ class SqliteStore:
                 if current < m.version <= latest:
                     self._conn.execute("BEGIN IMMEDIATE")
                     try:
+                        self._conn.execute(_Q["create_schema_version"])
                         if self.schema_version() < m.version:  # another process may have got there first
                             for statement in _statements(m.sql):
                                 self._conn.execute(statement)

@@ -196,6 +196,12 @@ SELECT caller, tier FROM requester_tiers ORDER BY caller;
 -- name: create_schema_version
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL);
 
+-- name: has_schema
+SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s;
+
+-- name: has_schema_version
+SELECT to_regclass('schema_version') IS NOT NULL;
+
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM schema_version;
 

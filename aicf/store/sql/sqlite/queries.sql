@@ -196,6 +196,9 @@ SELECT caller, tier FROM requester_tiers ORDER BY caller;
 -- name: create_schema_version
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL);
 
+-- name: has_schema_version
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
+
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM schema_version;
 
