@@ -206,11 +206,29 @@ def draw_winner(beacon: bytes, task_id: bytes, attempt: int, candidates: Iterabl
     return winner_of(draw_r(beacon, task_id, attempt, 0, running[-1]), ordered, running).provider_id
 
 
+def bucket_burst_mu(params: Params) -> int:
+    """SPEC §6: burst 10 × Γ/1000 mu."""
+    return params.bucket_burst_factor * params.gamma_units // 1000
+
+
 def refill_bucket(tokens_mu: int, last_refill_at: int, now: int, params: Params) -> int:
-    """Token bucket level at `now`: refills Γ × 1000 mu per day, capped at the burst of factor × Γ/1000 mu."""
-    burst = params.bucket_burst_factor * params.gamma_units // 1000
+    """Token bucket level at `now`: refills Γ × 1000 mu per day, capped at the burst of factor × Γ/1000 mu.
+
+    The level may be negative: a lease bigger than the burst is granted from a full bucket and leaves the
+    bucket in debt (see `needed_tokens`), which the refill pays back before the next lease.
+    """
     elapsed = max(0, now - last_refill_at)
-    return min(burst, tokens_mu + elapsed * params.gamma_units * 1000 // 86400)
+    return min(bucket_burst_mu(params), tokens_mu + elapsed * params.gamma_units * 1000 // 86400)
+
+
+def needed_tokens(max_units_mu: int, params: Params) -> int:
+    """What the bucket must hold to grant a lease of `max_units_mu`: the job's size, at most a full bucket.
+
+    SPEC §6's burst (10 × Γ/1000 mu, 10 units by default) is smaller than many single jobs (8 s of llama3-8b),
+    so requiring the whole size would refuse such jobs forever. A full bucket admits one oversized job and the
+    debt it leaves keeps the sustained rate at the refill rate: the limit stays a rate limit, not a size cap.
+    """
+    return min(max_units_mu, bucket_burst_mu(params))
 
 
 def live_refusal(
@@ -225,7 +243,7 @@ def live_refusal(
         return Exclusion.AVAILABILITY_LOW
     if live.live_leases >= params.max_leases:
         return Exclusion.MAX_LEASES
-    if live.bucket_tokens_mu < job.max_units_mu:
+    if live.bucket_tokens_mu < needed_tokens(job.max_units_mu, params):
         return Exclusion.RATE_LIMITED
     if tried and untried_left:
         return Exclusion.ALREADY_TRIED

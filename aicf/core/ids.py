@@ -33,7 +33,8 @@ def task_id(chain_id: int, height: int, tx_hash: bytes, caller: bytes, payload: 
     """task_id = H("aicf/task/v1", chain_id, height, tx_hash, caller, payload); caller is raw address bytes.
 
     The hot path of enqueue: the array head and tag are pre-encoded; a test pins it to `tagged_hash`.
-    Negative or oversized integers fall back to the generic encoder, which raises EncodingError.
+    Integers outside 0..2^64 fall back to the generic encoder (negative ones encode as CBOR negative
+    integers; ones beyond 64 bits raise EncodingError).
     """
     if not (0 <= chain_id < 2**64 and 0 <= height < 2**64):
         return tagged_hash(TASK_TAG, chain_id, height, tx_hash, caller, payload)

@@ -21,8 +21,11 @@ from aicf.core.assignment import (
     LiveState,
     ProviderProfile,
     assign,
+    bucket_burst_mu,
     draw_r,
     draw_winner,
+    live_refusal,
+    needed_tokens,
     refill_bucket,
     static_eligibility,
 )
@@ -340,8 +343,23 @@ def test_bucket_burst_and_refill_follow_the_spec_figures() -> None:
     assert refill_bucket(0, 100, 50, small) == 0  # a clock running backwards refills nothing
     one = params_from_mapping({"gamma_units": 1000})  # refill 1_000_000 / 86400 = 11.57 mu/s
     assert refill_bucket(0, 0, 1, one) == 10  # burst 10 caps it
+    assert refill_bucket(-50_000, 0, 1, P) == -50_000 + 11_574  # a debt is paid back by the refill
     # Taken literally the burst (Γ/100 mu) is below one second of refill (≈ 11.6 Γ mu) for every Γ: an empty
     # bucket is full again after one second. Reported as a SPEC question (a unit slip, units for mu?).
     for gamma in (1, 1000, 10**6, 10**9):
         g = params_from_mapping({"gamma_units": gamma})
         assert refill_bucket(0, 0, 1, g) == 10 * gamma // 1000
+
+
+def test_job_bigger_than_the_burst_is_granted_from_a_full_bucket_only() -> None:
+    burst = bucket_burst_mu(P)
+    big = burst * 50  # e.g. 500 s of llama3-8b
+    assert needed_tokens(big, P) == burst
+    assert needed_tokens(burst // 2, P) == burst // 2
+    job = JobNeeds(task_id=b"t" * 32, kind="ai", model="llama3-8b", max_units_mu=big)
+    full = replace(healthy(PID), bucket_tokens_mu=burst)
+    in_debt = replace(healthy(PID), bucket_tokens_mu=burst - big)  # what that lease left behind
+    assert live_refusal(full, job, NOW, P, tried=False, untried_left=False) is None
+    assert live_refusal(in_debt, job, NOW, P, tried=False, untried_left=False) is Exclusion.RATE_LIMITED
+    seconds_to_repay = -(-(big) * 86400 // (P.gamma_units * 1000))
+    assert refill_bucket(burst - big, 0, seconds_to_repay, P) == burst
