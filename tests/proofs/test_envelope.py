@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aicf.core.ids import provider_id
-from aicf.core.leases import LeaseStatus, grant
+from aicf.core.leases import Lease, LeaseStatus, grant
 from aicf.core.params import Params
 from aicf.proofs.envelope import (
     Acceptance,
@@ -56,7 +56,9 @@ def never(_: bytes) -> bool:
     return False
 
 
-def _check(env: ProofEnvelope, *, at: int = 1010, seen: Callable[[bytes], bool] = never, lease=LEASE) -> Reject | None:
+def _check(
+    env: ProofEnvelope, *, at: int = 1010, seen: Callable[[bytes], bool] = never, lease: Lease | None = LEASE
+) -> Reject | None:
     return check_envelope(env, provider_key=PUB, lease=lease, received_at=at, seen_proof=seen)
 
 
