@@ -153,14 +153,15 @@ class Job:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Transition:
-    """One status change of one job. `frm` is None for the row that creates the job as PENDING.
+    """One status change of one job. A job is born PENDING with its enqueue block (the job row says when);
+    that is not a change, so it has no transition row.
 
     `height` is the chain height the change belongs to (the enqueue block, the block that became final);
     `time` is the coordinator's clock for off-chain moves (0 for chain-driven ones).
     """
 
     task_id: bytes
-    frm: JobStatus | None
+    frm: JobStatus
     to: JobStatus
     reason: str
     height: int | None = None

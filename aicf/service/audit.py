@@ -82,10 +82,7 @@ def digest_rows(snap: Snapshot) -> list[object]:
         ],
         [
             "job_transitions",
-            [
-                [t.task_id, "" if t.frm is None else t.frm.value, t.to.value, t.reason, _opt(t.height), t.time]
-                for t in transitions
-            ],
+            [[t.task_id, t.frm.value, t.to.value, t.reason, _opt(t.height), t.time] for t in transitions],
         ],
         ["ledger_entries", entries],
         ["balances", [[a, v] for a, v in sorted(snap.balances) if v != 0]],
@@ -155,8 +152,8 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
     total = sum(v for a, v in recomputed.items() if a != EXTERNAL)
     if total != minted:
         problems.append(f"Σ balances is {total}, but {minted} was minted")
-    # (4) every job's status is reached from PENDING by legal moves, as its transitions record
-    by_task: dict[bytes, list[tuple[int, JobStatus | None, JobStatus]]] = {}
+    # (4) every job's status is reached from PENDING (its status at birth) by legal moves, as its transitions say
+    by_task: dict[bytes, list[tuple[int, JobStatus, JobStatus]]] = {}
     for t in snap.transitions:
         by_task.setdefault(t.task_id, []).append((t.seq, t.frm, t.to))
     jobs = {j.task_id: j for j in snap.jobs}
@@ -164,14 +161,11 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
         if task not in jobs:
             problems.append(f"transitions of unknown job 0x{task.hex()}")
     for task, job in sorted(jobs.items()):
-        moves = sorted(by_task.get(task, []), key=lambda m: m[0])
-        status: JobStatus | None = None
-        for _, frm, to in moves:
+        status = JobStatus.PENDING
+        for _, frm, to in sorted(by_task.get(task, []), key=lambda m: m[0]):
             if frm != status:
                 problems.append(f"job 0x{task.hex()}: transition from {frm} but the job was {status}")
-            elif frm is None and to != JobStatus.PENDING:
-                problems.append(f"job 0x{task.hex()}: created as {to}, not PENDING")
-            elif frm is not None and not is_allowed(frm, to):
+            elif not is_allowed(frm, to):
                 problems.append(f"job 0x{task.hex()}: {frm} -> {to} is not an allowed move")
             status = to
         if status != job.status:

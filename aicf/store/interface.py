@@ -104,8 +104,8 @@ class Tx(Protocol):
     def finalize_blocks_through(self, height: int) -> None: ...
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
-        """New PENDING jobs, each with its creation transition (None → PENDING at its enqueue height)."""
+    def insert_jobs(self, jobs: Sequence[Job]) -> None:
+        """New jobs (PENDING, born with their enqueue block). Raises ConcurrentUpdateError on a known task id."""
 
     def get_job(self, task_id: bytes) -> Job | None: ...
     def move_job(
@@ -122,11 +122,15 @@ class Tx(Protocol):
     def pending_jobs_through(self, height: int) -> list[bytes]:
         """Task ids of PENDING jobs enqueued at or below `height`, in (height, tx index) order."""
 
-    def queued_jobs_past_deadline(self, height: int) -> list[Job]:
-        """QUEUED jobs whose deadline height is at or below `height`, in (height, tx index) order."""
+    def queued_jobs_at_deadline(self, height: int) -> list[Job]:
+        """QUEUED jobs whose deadline height is `height`, in (height, tx index) order. Ingestion applies the
+        finality of every height in turn, so asking height by height misses none (and needs no scan)."""
 
     def open_job_count(self, caller: bytes) -> int:
         """Jobs of `caller` that are not in a final status."""
+
+    def open_job_counts(self, callers: Iterable[bytes]) -> dict[bytes, int]:
+        """`open_job_count` for many callers at once (one round trip where the backend allows)."""
 
     def set_cancel_requested(self, task_id: bytes) -> None: ...
     def transitions_of(self, task_id: bytes) -> list[Transition]: ...
@@ -154,7 +158,8 @@ class Tx(Protocol):
     def rollback_above(self, height: int) -> None:
         """Undo every effect recorded at a height above `height`: blocks, the jobs they enqueued with their
         transitions, their ledger entries (balances reversed), proof inclusions, refused txs and cancels.
-        The caller guarantees `height` is at or above the finalized height."""
+        The caller guarantees `height` is at or above the finalized height, so every job enqueued above it is
+        still PENDING and has no transition yet (the backends' indexes rely on this)."""
 
     # -- claims and idempotency ------------------------------------------------------------------------
     def insert_claim(self, claim: Claim) -> bool:

@@ -101,23 +101,12 @@ class MemoryTx:
             if h <= height and not b.final:
                 self._s.blocks[h] = dataclasses.replace(b, final=True)
 
-    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
+    def insert_jobs(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             if job.task_id in self._s.jobs:
                 raise ConcurrentUpdateError(f"job 0x{job.task_id.hex()} is already stored")
         for job in jobs:
             self._s.jobs[job.task_id] = job
-            self._s.transitions.append(
-                Transition(
-                    task_id=job.task_id,
-                    frm=None,
-                    to=job.status,
-                    reason="enqueued",
-                    height=job.enqueue_height,
-                    time=time,
-                    seq=self._seq(),
-                )
-            )
 
     def get_job(self, task_id: bytes) -> Job | None:
         return self._s.jobs.get(task_id)
@@ -146,12 +135,19 @@ class MemoryTx:
         found = (j for j in self._s.jobs.values() if j.status == JobStatus.PENDING and j.enqueue_height <= height)
         return [j.task_id for j in self._in_enqueue_order(found)]
 
-    def queued_jobs_past_deadline(self, height: int) -> list[Job]:
-        found = (j for j in self._s.jobs.values() if j.status == JobStatus.QUEUED and j.deadline_height <= height)
+    def queued_jobs_at_deadline(self, height: int) -> list[Job]:
+        found = (j for j in self._s.jobs.values() if j.status == JobStatus.QUEUED and j.deadline_height == height)
         return self._in_enqueue_order(found)
 
     def open_job_count(self, caller: bytes) -> int:
         return sum(1 for j in self._s.jobs.values() if j.caller == caller and j.status not in FINAL_STATUSES)
+
+    def open_job_counts(self, callers: Iterable[bytes]) -> dict[bytes, int]:
+        out = dict.fromkeys(callers, 0)
+        for j in self._s.jobs.values():
+            if j.caller in out and j.status not in FINAL_STATUSES:
+                out[j.caller] += 1
+        return out
 
     def set_cancel_requested(self, task_id: bytes) -> None:
         job = self._s.jobs.get(task_id)
@@ -210,9 +206,9 @@ class MemoryTx:
     def rollback_above(self, height: int) -> None:
         s = self._s
         s.blocks = {h: b for h, b in s.blocks.items() if h <= height}
-        gone = {t for t, j in s.jobs.items() if j.enqueue_height > height}
+        gone = {t for t, j in s.jobs.items() if j.status == JobStatus.PENDING and j.enqueue_height > height}
         s.jobs = {t: j for t, j in s.jobs.items() if t not in gone}
-        s.transitions = [t for t in s.transitions if t.task_id not in gone and (t.height is None or t.height <= height)]
+        s.transitions = [t for t in s.transitions if t.task_id not in gone]
         undone = [e for e in s.entries if e.block_height is not None and e.block_height > height]
         for account, delta in deltas_of(e.posting for e in undone).items():
             s.balances[account] = s.balances.get(account, 0) - delta

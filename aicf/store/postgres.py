@@ -101,14 +101,9 @@ class PostgresTx(SqlTx):
         self._exec("lock_ingest", {})
 
     # -- bulk paths --------------------------------------------------------------------------------------
-    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
-        if not jobs:
-            return
-        self._copy("copy_jobs", (tuple(rows.job_params(j).values()) for j in jobs))
-        self._copy(
-            "copy_transitions",
-            ((j.task_id, None, j.status.value, "enqueued", j.enqueue_height, time) for j in jobs),
-        )
+    def insert_jobs(self, jobs: Sequence[Job]) -> None:
+        if jobs:
+            self._copy("copy_jobs", (tuple(rows.job_params(j).values()) for j in jobs))
 
     def move_jobs(
         self, task_ids: Sequence[bytes], frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
@@ -122,6 +117,14 @@ class PostgresTx(SqlTx):
             ((t, frm.value, to.value, reason, height, time) for t in task_ids if t in done),
         )
         return len(done)
+
+    def open_job_counts(self, callers: Iterable[bytes]) -> dict[bytes, int]:
+        wanted = list(dict.fromkeys(callers))
+        out = dict.fromkeys(wanted, 0)
+        if wanted:
+            for r in self._all("open_job_counts", {"callers": wanted}):
+                out[rows.as_bytes(r[0])] = rows.as_int(r[1])
+        return out
 
     def balances(self, accounts: Iterable[str]) -> dict[str, int]:
         wanted = list(dict.fromkeys(accounts))

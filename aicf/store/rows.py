@@ -20,6 +20,7 @@ from aicf.core.ledger import LedgerEntry, Posting
 from aicf.core.types import MicroAnm, MilliUnits
 
 Row = Sequence[object]
+_EMPTY_LIST = canonical_cbor([])
 NamedRow = Mapping[str, object]
 
 
@@ -95,8 +96,8 @@ def job_params(j: Job) -> dict[str, object]:
         "escrow": j.escrow,
         "depth": j.depth,
         "deadline_height": j.deadline_height,
-        "regions": canonical_cbor(list(j.regions)),
-        "allowlist": canonical_cbor(list(j.allowlist)),
+        "regions": canonical_cbor(list(j.regions)) if j.regions else _EMPTY_LIST,
+        "allowlist": canonical_cbor(list(j.allowlist)) if j.allowlist else _EMPTY_LIST,
         "tee_required": j.tee_required,
         "enqueue_height": j.enqueue_height,
         "enqueue_tx_index": j.enqueue_tx_index,
@@ -151,7 +152,7 @@ def job_of(row: Row) -> Job:
 def transition_params(t: Transition) -> dict[str, object]:
     return {
         "task_id": t.task_id,
-        "from_status": None if t.frm is None else t.frm.value,
+        "from_status": t.frm.value,
         "to_status": t.to.value,
         "reason": t.reason,
         "height": t.height,
@@ -163,7 +164,7 @@ def transition_of(r: Row) -> Transition:
     return Transition(
         seq=_i(r[0]),
         task_id=_b(r[1]),
-        frm=None if r[2] is None else JobStatus(_s(r[2])),
+        frm=JobStatus(_s(r[2])),
         to=JobStatus(_s(r[3])),
         reason=_s(r[4]),
         height=_opt_i(r[5]),

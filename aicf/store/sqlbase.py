@@ -65,19 +65,8 @@ class SqlTx(ABC):
         self._exec("finalize_blocks_through", {"height": height})
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
+    def insert_jobs(self, jobs: Sequence[Job]) -> None:
         self._many("insert_job", [rows.job_params(j) for j in jobs])
-        self._many(
-            "insert_transition",
-            [
-                rows.transition_params(
-                    JobTransition(
-                        task_id=j.task_id, frm=None, to=j.status, reason="enqueued", height=j.enqueue_height, time=time
-                    )
-                )
-                for j in jobs
-            ],
-        )
 
     def get_job(self, task_id: bytes) -> Job | None:
         row = self._one("get_job", {"task_id": task_id})
@@ -104,12 +93,15 @@ class SqlTx(ABC):
     def pending_jobs_through(self, height: int) -> list[bytes]:
         return [rows.as_bytes(r[0]) for r in self._all("pending_jobs_through", {"height": height})]
 
-    def queued_jobs_past_deadline(self, height: int) -> list[Job]:
-        return [rows.job_of(r) for r in self._all("queued_jobs_past_deadline", {"height": height})]
+    def queued_jobs_at_deadline(self, height: int) -> list[Job]:
+        return [rows.job_of(r) for r in self._all("queued_jobs_at_deadline", {"height": height})]
 
     def open_job_count(self, caller: bytes) -> int:
         row = self._one("open_job_count", {"caller": caller})
         return 0 if row is None else rows.as_int(row[0])
+
+    def open_job_counts(self, callers: Iterable[bytes]) -> dict[bytes, int]:
+        return {c: self.open_job_count(c) for c in dict.fromkeys(callers)}
 
     def set_cancel_requested(self, task_id: bytes) -> None:
         self._exec("set_cancel_requested", {"task_id": task_id})

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from aicf.core.jobs import JobStatus
 from aicf.core.ledger import NegativeBalanceError
 from aicf.store import rows
 from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
@@ -71,6 +72,38 @@ class SqliteTx(SqlTx):
     def commit(self) -> None:
         self._conn.execute("COMMIT")
         self.committed = True
+
+    def move_jobs(
+        self, task_ids: Sequence[bytes], frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
+    ) -> int:
+        """All guarded updates in one executemany; if any job was not in `frm`, undo them and go one by one so
+        that only the jobs that really moved get a transition."""
+        if not task_ids:
+            return 0
+        self._conn.execute("SAVEPOINT move_jobs")
+        cur = self._conn.executemany(
+            _Q["move_job"], [{"task_id": t, "from_status": frm.value, "to_status": to.value} for t in task_ids]
+        )
+        if cur.rowcount != len(task_ids):
+            self._conn.execute("ROLLBACK TO move_jobs")
+            self._conn.execute("RELEASE move_jobs")
+            return super().move_jobs(task_ids, frm, to, reason, height, time)
+        self._conn.execute("RELEASE move_jobs")
+        self._many(
+            "insert_transition",
+            [
+                {
+                    "task_id": t,
+                    "from_status": frm.value,
+                    "to_status": to.value,
+                    "reason": reason,
+                    "height": height,
+                    "time": time,
+                }
+                for t in task_ids
+            ],
+        )
+        return len(task_ids)
 
 
 def _integrity(name: str, exc: sqlite3.IntegrityError) -> Exception:

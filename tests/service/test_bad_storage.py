@@ -110,7 +110,7 @@ def test_a_postgres_role_that_may_not_write_rolls_the_block_back() -> None:
 
 
 class _FailingTx(MemoryTx):
-    def insert_jobs(self, jobs: Sequence[Job], time: int) -> None:
+    def insert_jobs(self, jobs: Sequence[Job]) -> None:
         raise StoreUnavailableError("the disk went away", "nothing was written; retry")
 
 

@@ -90,7 +90,7 @@ def test_an_enqueue_is_pending_until_its_block_is_final_then_queued(store: Store
     assert status_of(store, task) == JobStatus.QUEUED
     with store.transaction() as tx:
         moves = [(t.frm, t.to, t.height) for t in tx.transitions_of(task)]
-    assert moves == [(None, JobStatus.PENDING, 2), (JobStatus.PENDING, JobStatus.QUEUED, 2)]
+    assert moves == [(JobStatus.PENDING, JobStatus.QUEUED, 2)]
     assert verify(store).ok
 
 

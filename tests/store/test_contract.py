@@ -76,7 +76,7 @@ def test_work_without_commit_is_rolled_back(store: Store) -> None:
     with store.transaction() as tx:
         tx.set_meta("k", 1)
         tx.insert_block(block(0))
-        tx.insert_jobs([job(1, 0)], 1000)
+        tx.insert_jobs([job(1, 0)])
         tx.post([mint(requester_account(ALICE), 500)], 0, 1000)
         tx.insert_claim(Claim(claim_id=b"c" * 32, provider_id=b"p" * 32, amount=MicroAnm(1), time=5))
     with store.transaction() as tx:
@@ -115,12 +115,11 @@ def test_committed_work_is_visible_to_the_next_transaction(store: Store) -> None
 def test_a_job_round_trips_with_every_field(store: Store) -> None:
     j = job(1, 3, 2)
     with store.transaction() as tx:
-        tx.insert_jobs([j], 1234)
+        tx.insert_jobs([j])
         tx.commit()
     with store.transaction() as tx:
         assert tx.get_job(j.task_id) == j
-        [created] = tx.transitions_of(j.task_id)
-        assert (created.frm, created.to, created.height, created.time) == (None, JobStatus.PENDING, 3, 1234)
+        assert tx.transitions_of(j.task_id) == []  # born PENDING: no status change yet
 
 
 def test_inserting_a_block_twice_at_one_height_is_refused(store: Store) -> None:
@@ -132,16 +131,16 @@ def test_inserting_a_block_twice_at_one_height_is_refused(store: Store) -> None:
 
 def test_inserting_a_job_twice_is_refused(store: Store) -> None:
     with store.transaction() as tx:
-        tx.insert_jobs([job(1, 0)], 0)
+        tx.insert_jobs([job(1, 0)])
         tx.commit()
     with pytest.raises(ConcurrentUpdateError), store.transaction() as tx:
-        tx.insert_jobs([job(1, 0)], 0)
+        tx.insert_jobs([job(1, 0)])
 
 
 def test_guarded_move_refuses_a_job_no_longer_in_the_expected_status(store: Store) -> None:
     t = bytes([1]) * 32
     with store.transaction() as tx:
-        tx.insert_jobs([job(1, 0)], 0)
+        tx.insert_jobs([job(1, 0)])
         assert tx.move_job(t, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 60)
         assert not tx.move_job(t, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 60)
         assert not tx.move_job(b"\x09" * 32, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 60)
@@ -150,31 +149,31 @@ def test_guarded_move_refuses_a_job_no_longer_in_the_expected_status(store: Stor
         got = tx.get_job(t)
         assert got is not None
         assert got.status == JobStatus.QUEUED
-        assert [(x.frm, x.to) for x in tx.transitions_of(t)] == [
-            (None, JobStatus.PENDING),
-            (JobStatus.PENDING, JobStatus.QUEUED),
+        assert [(x.frm, x.to, x.height, x.time) for x in tx.transitions_of(t)] == [
+            (JobStatus.PENDING, JobStatus.QUEUED, 6, 60)
         ]
 
 
 def test_move_jobs_moves_only_the_jobs_in_the_expected_status(store: Store) -> None:
     with store.transaction() as tx:
-        tx.insert_jobs([job(1, 0), job(2, 0, 1), job(3, 0, 2)], 0)
+        tx.insert_jobs([job(1, 0), job(2, 0, 1), job(3, 0, 2)])
         assert tx.move_job(bytes([2]) * 32, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 0)
         moved = tx.move_jobs([bytes([n]) * 32 for n in (1, 2, 3)], JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 0)
         assert moved == 2
-        assert len(tx.transitions_of(bytes([2]) * 32)) == 2  # no second PENDING -> QUEUED row for job 2
+        assert len(tx.transitions_of(bytes([2]) * 32)) == 1  # no second PENDING -> QUEUED row for job 2
         tx.commit()
 
 
 def test_job_queries_keep_enqueue_order_and_status_filters(store: Store) -> None:
     with store.transaction() as tx:
-        tx.insert_jobs([job(5, 2, 1), job(4, 2, 0), job(3, 1, 0, deadline=4), job(6, 9, 0, caller=BOB)], 0)
+        tx.insert_jobs([job(5, 2, 1), job(4, 2, 0), job(3, 1, 0, deadline=4), job(6, 9, 0, caller=BOB)])
         assert tx.pending_jobs_through(2) == [bytes([3]) * 32, bytes([4]) * 32, bytes([5]) * 32]
         assert tx.open_job_count(ALICE) == 3
         assert tx.open_job_count(BOB) == 1
         tx.move_jobs(tx.pending_jobs_through(2), JobStatus.PENDING, JobStatus.QUEUED, "final", 8, 0)
-        assert [j.task_id for j in tx.queued_jobs_past_deadline(4)] == [bytes([3]) * 32]
-        assert tx.queued_jobs_past_deadline(3) == []
+        assert [j.task_id for j in tx.queued_jobs_at_deadline(4)] == [bytes([3]) * 32]
+        assert tx.queued_jobs_at_deadline(3) == []
+        assert tx.queued_jobs_at_deadline(5) == []
         tx.move_job(bytes([3]) * 32, JobStatus.QUEUED, JobStatus.CANCELLED, "deadline", 4, 0)
         assert tx.open_job_count(ALICE) == 2
         tx.set_cancel_requested(bytes([4]) * 32)
@@ -206,14 +205,14 @@ def test_rollback_above_restores_the_state_at_the_fork_point_exactly(store: Stor
         tx.insert_block(block(0))
         tx.insert_block(block(1))
         tx.post([mint(alice, 100_000)], 1, 1010)
-        tx.insert_jobs([job(1, 1)], 1010)
+        tx.insert_jobs([job(1, 1)])
         tx.post([move(alice, escrow_account(bytes([1]) * 32), 18975)], 1, 1010)
         tx.commit()
     before = digest(store)
     with store.transaction() as tx:
         tx.insert_block(block(2))
         tx.post([mint(alice, 7), mint(TREASURY, 9)], 2, 1020)
-        tx.insert_jobs([job(2, 2)], 1020)
+        tx.insert_jobs([job(2, 2)])
         tx.post([move(alice, escrow_account(bytes([2]) * 32), 18975)], 2, 1020)
         inc = ProofInclusion(
             task_id=bytes([1]) * 32,
@@ -325,7 +324,7 @@ def test_the_same_work_gives_the_same_digest_on_every_backend(store: Store) -> N
         tx.set_meta("final_height", 0)
         tx.insert_block(block(0))
         tx.post([mint(alice, 50_000), mint("treasury", 12)], 0, 1000)
-        tx.insert_jobs([job(1, 0), job(2, 0, 1, caller=BOB)], 1000)
+        tx.insert_jobs([job(1, 0), job(2, 0, 1, caller=BOB)])
         tx.post([move(alice, escrow_account(bytes([1]) * 32), 18975)], 0, 1000)
         tx.move_job(bytes([1]) * 32, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 1060)
         tx.set_requester_tier(BOB, 1)
@@ -338,7 +337,7 @@ def test_the_same_work_gives_the_same_digest_on_every_backend(store: Store) -> N
         tx.set_meta("final_height", 0)
         tx.insert_block(block(0))
         tx.post([mint(alice, 50_000), mint("treasury", 12)], 0, 1000)
-        tx.insert_jobs([job(1, 0), job(2, 0, 1, caller=BOB)], 1000)
+        tx.insert_jobs([job(1, 0), job(2, 0, 1, caller=BOB)])
         tx.post([move(alice, escrow_account(bytes([1]) * 32), 18975)], 0, 1000)
         tx.move_job(bytes([1]) * 32, JobStatus.PENDING, JobStatus.QUEUED, "final", 6, 1060)
         tx.set_requester_tier(BOB, 1)

@@ -50,17 +50,22 @@ SELECT task_id FROM jobs
  WHERE status = 'PENDING' AND enqueue_height <= %(height)s
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
--- name: queued_jobs_past_deadline
+-- name: queued_jobs_at_deadline
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs
- WHERE status = 'QUEUED' AND deadline_height <= %(height)s
+ WHERE deadline_height = %(height)s AND status = 'QUEUED'
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
 -- name: open_job_count
 SELECT count(*) FROM jobs
  WHERE caller = %(caller)s AND status NOT IN ('SETTLED', 'REJECTED', 'FAILED', 'CANCELLED');
+
+-- name: open_job_counts
+SELECT caller, count(*) FROM jobs
+ WHERE caller = ANY(%(callers)s) AND status NOT IN ('SETTLED', 'REJECTED', 'FAILED', 'CANCELLED')
+ GROUP BY caller;
 
 -- name: set_cancel_requested
 UPDATE jobs SET cancel_requested = TRUE WHERE task_id = %(task_id)s;
@@ -95,11 +100,12 @@ SELECT account, sum(delta)::bigint FROM (
 DELETE FROM ledger_entries WHERE block_height > %(height)s;
 
 -- name: delete_transitions_above
+-- Only PENDING jobs can sit above a fork point, and their transitions are their creation rows.
 DELETE FROM job_transitions
- WHERE height > %(height)s OR task_id IN (SELECT task_id FROM jobs WHERE enqueue_height > %(height)s);
+ WHERE task_id IN (SELECT task_id FROM jobs WHERE status = 'PENDING' AND enqueue_height > %(height)s);
 
 -- name: delete_jobs_above
-DELETE FROM jobs WHERE enqueue_height > %(height)s;
+DELETE FROM jobs WHERE status = 'PENDING' AND enqueue_height > %(height)s;
 
 -- name: delete_blocks_above
 DELETE FROM blocks WHERE height > %(height)s;

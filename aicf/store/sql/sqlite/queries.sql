@@ -50,12 +50,12 @@ SELECT task_id FROM jobs
  WHERE status = 'PENDING' AND enqueue_height <= :height
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
--- name: queued_jobs_past_deadline
+-- name: queued_jobs_at_deadline
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs
- WHERE status = 'QUEUED' AND deadline_height <= :height
+ WHERE deadline_height = :height AND status = 'QUEUED'
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
 -- name: open_job_count
@@ -95,11 +95,12 @@ SELECT account, sum(delta) FROM (
 DELETE FROM ledger_entries WHERE block_height > :height;
 
 -- name: delete_transitions_above
+-- Only PENDING jobs can sit above a fork point, and their transitions are their creation rows.
 DELETE FROM job_transitions
- WHERE height > :height OR task_id IN (SELECT task_id FROM jobs WHERE enqueue_height > :height);
+ WHERE task_id IN (SELECT task_id FROM jobs WHERE status = 'PENDING' AND enqueue_height > :height);
 
 -- name: delete_jobs_above
-DELETE FROM jobs WHERE enqueue_height > :height;
+DELETE FROM jobs WHERE status = 'PENDING' AND enqueue_height > :height;
 
 -- name: delete_blocks_above
 DELETE FROM blocks WHERE height > :height;

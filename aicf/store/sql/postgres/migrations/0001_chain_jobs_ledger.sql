@@ -44,9 +44,10 @@ CREATE TABLE jobs (
     carried_batches  INTEGER NOT NULL DEFAULT 0,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE
 );
+-- also serves rollbacks: every job enqueued above the fork point is PENDING (finality comes first)
 CREATE INDEX jobs_by_status ON jobs (status, enqueue_height, enqueue_tx_index);
-CREATE INDEX jobs_by_height ON jobs (enqueue_height);
 CREATE INDEX jobs_by_caller ON jobs (caller, status);
+CREATE INDEX jobs_by_deadline ON jobs (deadline_height);
 
 CREATE TABLE job_transitions (
     seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,7 +59,6 @@ CREATE TABLE job_transitions (
     time        BIGINT NOT NULL
 );
 CREATE INDEX job_transitions_by_task ON job_transitions (task_id, seq);
-CREATE INDEX job_transitions_by_height ON job_transitions (height);
 
 CREATE TABLE ledger_entries (
     seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -18,8 +18,10 @@ CREATE TABLE blocks (
     final    INTEGER NOT NULL DEFAULT 0
 );
 
+-- A rowid table: rows (a few hundred bytes) are appended in enqueue order, only the narrow task_id index takes
+-- the random keys; keyed on task_id itself, every insert would dirty a random wide leaf page.
 CREATE TABLE jobs (
-    task_id          BLOB PRIMARY KEY,
+    task_id          BLOB    NOT NULL UNIQUE,
     chain_id         INTEGER NOT NULL,
     tx_hash          BLOB    NOT NULL,
     caller           BLOB    NOT NULL,
@@ -43,10 +45,11 @@ CREATE TABLE jobs (
     not_before       INTEGER NOT NULL DEFAULT 0,
     carried_batches  INTEGER NOT NULL DEFAULT 0,
     cancel_requested INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
+);
+-- also serves rollbacks: every job enqueued above the fork point is PENDING (finality comes first)
 CREATE INDEX jobs_by_status ON jobs (status, enqueue_height, enqueue_tx_index);
-CREATE INDEX jobs_by_height ON jobs (enqueue_height);
 CREATE INDEX jobs_by_caller ON jobs (caller, status);
+CREATE INDEX jobs_by_deadline ON jobs (deadline_height);
 
 CREATE TABLE job_transitions (
     seq         INTEGER PRIMARY KEY,
@@ -58,7 +61,6 @@ CREATE TABLE job_transitions (
     time        INTEGER NOT NULL
 );
 CREATE INDEX job_transitions_by_task ON job_transitions (task_id, seq);
-CREATE INDEX job_transitions_by_height ON job_transitions (height);
 
 CREATE TABLE ledger_entries (
     seq          INTEGER PRIMARY KEY,
