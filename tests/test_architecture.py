@@ -29,8 +29,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.service": frozenset(
         {"aicf.core", "aicf.proofs", "aicf.store.interface", "aicf.service", "aicf.chain.interface"}
     ),
-    "aicf.transports": frozenset({"aicf.core", "aicf.service", "aicf.transports"}),
+    "aicf.transports": frozenset({"aicf.core", "aicf.service", "aicf.transports", "aicf.client"}),
     "aicf.provider": frozenset({"aicf.core", "aicf.provider", "aicf.client"}),
+    "aicf.client": frozenset({"aicf.core", "aicf.client"}),
     "aicf.app": frozenset({"aicf"}),  # the composition root may wire anything
 }
 # Single modules allowed one more import than their layer: the CLI entrypoint starts the composed app.
