@@ -58,6 +58,7 @@ from aicf.store.interface import (
 )
 
 log = logging.getLogger("aicf.ingest")
+_MAX_CHAIN_RACES = 8
 
 
 class IngestError(AicfError):
@@ -124,20 +125,25 @@ def ingest_next(store: Store, chain: ChainView, params: Params, circuit_depth: C
         _check_chain_id(tx, chain.chain_id)
         head = tx.head_block()
         rolled_back_to: int | None = None
-        if head is not None:
-            canon = chain.block_at(head.height)
-            if canon is None or canon.hash != head.hash:
-                rolled_back_to = _fork_point(tx, chain, head.height)
-                _rollback(tx, rolled_back_to)
-                head = tx.block_at(rolled_back_to) if rolled_back_to >= 0 else None
-        block = chain.block_at(0 if head is None else head.height + 1)
+        for _ in range(_MAX_CHAIN_RACES):
+            if head is not None:
+                canon = chain.block_at(head.height)
+                if canon is None or canon.hash != head.hash:
+                    fork = _fork_point(tx, chain, head.height)
+                    _rollback(tx, fork)
+                    rolled_back_to = fork if rolled_back_to is None else min(rolled_back_to, fork)
+                    head = tx.block_at(fork) if fork >= 0 else None
+            block = chain.block_at(0 if head is None else head.height + 1)
+            if block is None or head is None or block.parent == head.hash:
+                break
+            # The chain reorganised between our two reads: look for the fork again.
+        else:
+            raise IngestError(f"the chain kept reorganising under block {head.height if head else 0}; retry")
         if block is None:
             if rolled_back_to is None:
                 return None
             tx.commit()
             return IngestStep(height=rolled_back_to, block_hash=b"", rolled_back_to=rolled_back_to)
-        if head is not None and block.parent != head.hash:
-            return None  # the chain moved between our reads; the next call sees the fork and handles it
         step = _apply_block(tx, block, chain.chain_id, params, circuit_depth)
         tx.commit()
     if rolled_back_to is not None:

@@ -368,3 +368,41 @@ def test_a_quantum_enqueue_uses_the_injected_circuit_depth(store: Store) -> None
     assert job.depth == 20  # the stub reports the circuit's length
     assert job.max_units_mu == 10 * 1500  # depth 20 -> weight 1500 milli
     assert job.escrow == 50_000 * 15_000 // 1000
+
+
+class _ReorgsWhileRead:
+    """Reorganises the devnet right after the ingester has checked its stored head against it."""
+
+    def __init__(self, net: Devnet, at: int) -> None:
+        self.net, self.at, self.done = net, at, False
+
+    @property
+    def chain_id(self) -> int:
+        return self.net.chain_id
+
+    def head_height(self) -> int:
+        return self.net.head_height()
+
+    def finalized_height(self) -> int:
+        return self.net.finalized_height()
+
+    def block_at(self, height: int) -> Block | None:
+        block = self.net.block_at(height)
+        if height == self.at and not self.done:
+            self.done = True
+            self.net.mine()
+            self.net.reorg(3)  # replaces `at` itself: the next block no longer follows what we just read
+        return block
+
+
+def test_a_reorg_between_two_reads_is_found_and_rolled_back_in_the_same_step(store: Store) -> None:
+    net = funded()
+    net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body())
+    net.mine(4)
+    ingest(store, net)
+    view = _ReorgsWhileRead(net, net.head_height())
+    step = ingest_next(store, view, P, depth_stub)
+    assert step is not None
+    assert step.rolled_back_to is not None
+    ingest(store, net)
+    assert state_digest(store) == replay_digest(net)
