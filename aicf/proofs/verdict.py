@@ -20,6 +20,7 @@ class RejectCode(StrEnum):
     STALE_ATTESTATION = "STALE_ATTESTATION"
     UNKNOWN_ROOT = "UNKNOWN_ROOT"
     TRAP_FAILURE = "TRAP_FAILURE"
+    UNVERIFIABLE = "UNVERIFIABLE"  # not a SPEC code: the verifier could not judge; no slash, the job requeues
 
 
 DROP_CODES = frozenset(
@@ -31,7 +32,7 @@ DROP_CODES = frozenset(
         RejectCode.DUPLICATE,
     }
 )
-NO_SLASH_CODES = DROP_CODES | {RejectCode.STALE_ATTESTATION, RejectCode.UNKNOWN_ROOT}
+NO_SLASH_CODES = DROP_CODES | {RejectCode.STALE_ATTESTATION, RejectCode.UNKNOWN_ROOT, RejectCode.UNVERIFIABLE}
 # The slash reason (SPEC §9) a rejection earns; DIGEST_MISMATCH is a provider claiming work it did not do.
 SLASH_FOR = {
     RejectCode.BAD_ATTESTATION: "BAD_ATTESTATION",

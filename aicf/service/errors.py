@@ -1,0 +1,31 @@
+"""Failures of the coordinator's use-cases, each with the fields a caller (and the RPC error table) needs."""
+
+from aicf.core.errors import AicfError
+
+
+class UnknownProviderError(AicfError):
+    def __init__(self, provider_id: bytes) -> None:
+        super().__init__(f"provider 0x{provider_id.hex()} is not registered")
+        self.provider_id = provider_id
+
+
+class InvalidRegistrationError(AicfError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"registration refused: {field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class StakeError(AicfError):
+    """A stake deposit, withdrawal or claim that the rules refuse (amount, balance, status)."""
+
+
+class LeaseNotFoundError(AicfError):
+    def __init__(self, lease_id: bytes, why: str) -> None:
+        super().__init__(f"lease 0x{lease_id.hex()} {why}")
+        self.lease_id, self.why = lease_id, why
+
+
+class NotLeaseHolderError(AicfError):
+    def __init__(self, lease_id: bytes, provider_id: bytes) -> None:
+        super().__init__(f"lease 0x{lease_id.hex()} is not held by provider 0x{provider_id.hex()}")
+        self.lease_id, self.provider_id = lease_id, provider_id

@@ -1,0 +1,106 @@
+"""The proof verifier the coordinator calls after the envelope checks: AI_V1 or QUANTUM_V1 by kind.
+
+It only composes `aicf.proofs`: every verdict comes from evidence the verifiers check themselves.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aicf.core.chain import Job
+from aicf.core.params import Params
+from aicf.core.records import LeaseRecord
+from aicf.proofs.ai_v1 import AiAccepted, AiJob, verify_ai_v1
+from aicf.proofs.attestation.result import Policy
+from aicf.proofs.attestation.roots import VendorRoots, make_vendor_roots
+from aicf.proofs.envelope import ProofEnvelope
+from aicf.proofs.quantum import VerdictCode, verify_quantum_body
+from aicf.proofs.verdict import Reject, RejectCode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyAccepted:
+    """What a verified body says, for the units formula and the ResultRecord."""
+
+    output_digest: bytes
+    runtime_ms: int = 0  # AI: min(reported, max_runtime_ms)
+    tokens: int = 0
+    units_mu: int | None = None  # quantum: the verifier's own units (quality from the traps)
+    quality_bps: int = 0
+    attested: str = ""  # the evidence type that verified, if any
+
+
+class ProofVerifier(Protocol):
+    def verify(
+        self, env: ProofEnvelope, job: Job, request: Mapping[str, object], lease: LeaseRecord, at_time: int, height: int
+    ) -> BodyAccepted | Reject: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StandardVerifier:
+    params: Params
+    model_digests: Mapping[str, bytes]
+    trap_seed: Callable[[int], bytes]  # s_E for an epoch
+    roots: VendorRoots = field(default_factory=lambda: make_vendor_roots(()))
+    policy: Policy = field(default_factory=Policy)
+
+    def verify(
+        self, env: ProofEnvelope, job: Job, request: Mapping[str, object], lease: LeaseRecord, at_time: int, height: int
+    ) -> BodyAccepted | Reject:
+        if job.kind == "ai":
+            if env.kind != "AI_V1":
+                return Reject(code=RejectCode.MALFORMED, message=f"an ai job needs an AI_V1 proof, got {env.kind}")
+            prompt = request.get("prompt")
+            ai_job = AiJob(
+                task_id=job.task_id,
+                model=job.model,
+                prompt=prompt if isinstance(prompt, bytes) else b"",
+                max_runtime_ms=_int(request.get("max_runtime_ms")),
+                max_tokens=_int(request.get("max_tokens")),
+                tee_required=job.tee_required,
+            )
+            out = verify_ai_v1(
+                env.body,
+                ai_job,
+                provider_id=env.provider_id,
+                model_digests=self.model_digests,
+                roots=self.roots,
+                policy=self.policy,
+                at_time=at_time,
+                height=height,
+            )
+            if isinstance(out, Reject):
+                return out
+            return _ai_accepted(out)
+        if env.kind != "QUANTUM_V1":
+            return Reject(code=RejectCode.MALFORMED, message=f"a quantum job needs a QUANTUM_V1 proof, got {env.kind}")
+        circuit = request.get("circuit")
+        verdict = verify_quantum_body(
+            env.body,
+            circuit if isinstance(circuit, bytes) else b"",
+            _int(request.get("shots")),
+            self.trap_seed(lease.epoch),
+            job.task_id,
+            self.params,
+        )
+        if verdict.code is not VerdictCode.ACCEPT:
+            return Reject(code=RejectCode(verdict.code.value), message=verdict.message)
+        digest = env.body.get("circuit_digest")
+        return BodyAccepted(
+            output_digest=digest if isinstance(digest, bytes) else b"",
+            units_mu=verdict.units_mu,
+            quality_bps=verdict.quality_bps,
+        )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _ai_accepted(out: AiAccepted) -> BodyAccepted:
+    return BodyAccepted(
+        output_digest=out.output_digest,
+        runtime_ms=out.runtime_ms,
+        tokens=out.tokens,
+        attested=out.attestation.kind if out.attestation is not None else "",
+    )

@@ -1,0 +1,140 @@
+"""The coordinator's part of the store contract (issue 5): providers, heartbeats, leases and their decision
+records, proofs, results, settlement batches and payouts, slashes, events and RPC nonces.
+
+`aicf.store.interface.Tx` extends this Protocol, so every backend implements it and the one contract suite
+(tests/store/) pins it down. Every guarded write returns False (and writes nothing) when the row it expects
+has moved: the caller's transaction then rolls back or retries. Rows written with a `block_height` are
+chain-derived and `rollback_above` undoes them; the rest are off-chain and never rolled back.
+"""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from aicf.core.chain import Claim, Job
+from aicf.core.leases import LeaseStatus
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    Event,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
+
+
+class CoordinatorTx(Protocol):
+    # -- providers (SPEC §6, §9) ---------------------------------------------------------------------------
+    def get_provider(self, provider_id: bytes) -> Provider | None: ...
+    def insert_provider(self, provider: Provider) -> bool:
+        """False (nothing written) if the provider id is already registered."""
+
+    def update_provider(self, provider: Provider, expected_status: ProviderStatus) -> bool:
+        """Replace the row; guarded: False unless the stored status is `expected_status`."""
+
+    def providers(self) -> list[Provider]:
+        """Every provider, ordered by provider_id."""
+
+    def record_provider_move(
+        self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
+    ) -> None:
+        """A row of the provider transition table (registration is None → ACTIVE)."""
+
+    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
+        """Mark the slot live (idempotent)."""
+
+    def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
+        """Live slots between `first` and `last` inclusive, ascending."""
+
+    # -- matching and leases (SPEC §5, §6, §7) -------------------------------------------------------------
+    def ready_jobs(self, now: int, limit: int) -> list[Job]:
+        """QUEUED jobs with not_before <= now, in matcher order: tier descending, then
+        (fee_per_unit − max_units_mu // 1000 − 10 × enqueue_height) descending (SPEC §5's score less the
+        head, which is the same for every job in a pass), enqueue height, task_id."""
+
+    def lease_job(self, lease: LeaseRecord, time: int) -> bool:
+        """Guarded QUEUED → LEASED with the lease row and the transition; False if the job is not QUEUED or
+        not ready. On PostgreSQL the job row is claimed with FOR UPDATE SKIP LOCKED so replicas never wait
+        on each other's candidates."""
+
+    def put_decision(self, decision: DecisionRecord) -> None:
+        """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
+
+    def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
+        """By attempt."""
+
+    def get_lease(self, lease_id: bytes) -> LeaseRecord | None: ...
+    def leases_of_task(self, task_id: bytes) -> list[LeaseRecord]:
+        """Every lease of the task, by attempt."""
+
+    def live_leases_of(self, provider_id: bytes) -> list[LeaseRecord]: ...
+    def live_lease_counts(self) -> dict[bytes, int]:
+        """Live leases per provider (providers with none are absent)."""
+
+    def expired_leases(self, now: int, limit: int) -> list[LeaseRecord]:
+        """LIVE leases with expires_at <= now, oldest expiry first."""
+
+    def end_lease(self, lease_id: bytes, to: LeaseStatus, ended_at: int) -> bool:
+        """Guarded LIVE → `to`; False if the lease is not LIVE."""
+
+    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
+        """Set expires_at of the provider's LIVE leases with now < expires_at (< the new value) to
+        `expires_at`; returns how many."""
+
+    def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None: ...
+
+    # -- proofs and results (SPEC §8) ----------------------------------------------------------------------
+    def insert_proof(self, proof: ProofRecord) -> bool:
+        """False (nothing written) if the proof id was seen before."""
+
+    def proof_seen(self, proof_id: bytes) -> bool: ...
+    def get_proof(self, proof_id: bytes) -> ProofRecord | None: ...
+    def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None: ...
+    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
+        """The provider's accepted proofs received at or after `since` (its QoS window), oldest first."""
+
+    def insert_result(self, result: ResultRecord) -> bool:
+        """Chain-derived (rolled back above its height). False if the task already has a result."""
+
+    def get_result(self, task_id: bytes) -> ResultRecord | None: ...
+    def unsettled_results_through(self, height: int) -> list[ResultRecord]:
+        """Results of VERIFIED jobs included at or below `height`."""
+
+    # -- settlement (SPEC §5) ------------------------------------------------------------------------------
+    def balance_through(self, account: str, height: int) -> int:
+        """The account's balance counting off-chain entries and chain entries at or below `height`."""
+
+    def insert_batch(self, batch: BatchRecord, payouts: Sequence[Payout]) -> bool:
+        """The batch and its payouts; False (nothing written) if the epoch has a batch. A task_id is paid
+        at most once (unique), across all batches."""
+
+    def get_batch(self, epoch: int) -> BatchRecord | None: ...
+    def last_batch_epoch(self) -> int | None: ...
+    def payouts_of_epoch(self, epoch: int) -> list[Payout]: ...
+    def payout_of_task(self, task_id: bytes) -> Payout | None: ...
+    def add_carried(self, task_ids: Sequence[bytes]) -> None:
+        """carried_batches += 1 for each job."""
+
+    # -- slashing (SPEC §9) --------------------------------------------------------------------------------
+    def insert_slash(self, slash: SlashRecord) -> bool:
+        """False (nothing written) if the subject (lease or proof) was already slashed."""
+
+    def slashes_of(self, provider_id: bytes) -> list[SlashRecord]: ...
+    def recent_slashes(self, limit: int) -> list[SlashRecord]: ...
+
+    # -- claims (SPEC §11) --------------------------------------------------------------------------------
+    def get_claim(self, claim_id: bytes) -> Claim | None: ...
+
+    # -- events (SPEC §12) and nonces ----------------------------------------------------------------------
+    def append_event(self, topic: str, data: bytes, time: int) -> int:
+        """The event's gapless sequence number, taken in this transaction."""
+
+    def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
+        """Events with sequence > seq whose topic is in `topics` (all when empty), ascending."""
+
+    def latest_event_seq(self) -> int: ...
+    def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
+        """False if the nonce was used by this provider and has not expired; otherwise remember it."""
