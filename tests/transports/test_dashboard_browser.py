@@ -1,0 +1,199 @@
+"""The operator dashboard in a real headless Chromium (Debian's), driven by Playwright, against the fixture.
+
+The page must show live data from /rpc, change when an event arrives on /ws, show "disconnected" when the
+socket drops and catch up on what it missed when it comes back, load nothing from outside its origin, and
+log no error. Every wait is on a DOM condition with a timeout, never a sleep.
+
+Needs /usr/bin/chromium and playwright (scripts/install-browser); skipped without them unless
+AICF_REQUIRE_BROWSER=1. A full-page screenshot goes to the test's tmp dir, and to docs/img/dashboard.png
+when that file is missing or AICF_UPDATE_SCREENSHOT=1 (so a test run does not rewrite a tracked image).
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from transports.dashboard_fixture import FakeFund, Served, serve
+
+try:
+    from playwright.sync_api import Page, sync_playwright  # type: ignore[import-not-found,unused-ignore]
+
+    HAVE_PLAYWRIGHT = True
+except ImportError:  # the skip below says what to install
+    HAVE_PLAYWRIGHT = False
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC_SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 15_000
+
+
+def missing_browser() -> str | None:
+    if not HAVE_PLAYWRIGHT:
+        return "playwright is not installed (scripts/install-browser: pip install playwright==1.65.2)"
+    if not Path(CHROMIUM).exists():
+        return "chromium is not installed (scripts/install-browser: apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    with serve(FakeFund()) as s:
+        yield s
+
+
+@pytest.fixture
+def page(served: Served, tmp_path: Path) -> Iterator["Page"]:
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("AICF_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"AICF_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=LAUNCH_ARGS,
+            viewport={"width": 1440, "height": 1000},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+            )
+            page.on(
+                "request",
+                lambda req: (
+                    None if req.url.startswith(served.base_url) else problems.append(f"outside request {req.url}")
+                ),
+            )
+            page.goto(served.base_url + "/dashboard/")
+            yield page
+            assert problems == [], "\n".join(problems)
+        finally:
+            context.close()
+
+
+def wait_for(page: "Page", js: str, arg: object = None) -> None:
+    """Wait until the JS predicate holds (Playwright polls it), failing after WAIT_MS."""
+    page.wait_for_function(js, arg=arg, timeout=WAIT_MS)
+
+
+def text(page: "Page", selector: str) -> str:
+    return str(page.locator(selector).inner_text()).strip()
+
+
+def job_status(page: "Page", task_id: str) -> str | None:
+    row = page.locator(f'#jobs tr[data-task-id="{task_id}"]')
+    return row.get_attribute("data-status") if row.count() else None
+
+
+LOADED = """() => document.querySelector('#conn-badge').dataset.state === 'live'
+    && document.querySelectorAll('#providers tbody tr[data-provider-id]').length === 4
+    && document.querySelectorAll('#epochs tbody tr[data-epoch]').length === 3
+    && document.querySelector('#kpi-queued').textContent === '3'"""
+
+
+def test_dashboard_shows_live_data_and_changes_on_events(page: "Page", served: Served, tmp_path: Path) -> None:
+    fund = served.fund
+    wait_for(page, LOADED)
+    assert text(page, "#kpi-leased") == "2"
+    assert text(page, "#head-height") == "5,000"
+    assert "AicfProviderLatencySlaDrift" in text(page, "#alarms")
+    assert page.locator("#slashes tbody tr[data-evidence]").count() == 1
+    assert page.locator("#jobs tbody tr[data-status=QUEUED]").count() == 3
+
+    # 1. jobAssigned: the queued job turns LEASED, the queue depth and the assignment count follow
+    assigned = fund.assign()
+    task_id = assigned["data"]["task_id"]
+    wait_for(
+        page, "id => document.querySelector(`#jobs tr[data-task-id='${id}']`)?.dataset.status === 'LEASED'", task_id
+    )
+    wait_for(page, "seq => document.querySelector(`#feed li[data-seq='${seq}']`) !== null", assigned["seq"])
+    wait_for(page, "() => document.querySelector('#kpi-leased').textContent === '3'")
+    assert text(page, "#kpi-assigns") == f"{fund.assignments_total:,}"
+
+    # 2. jobCompleted: the job leaves the live list
+    completed = fund.complete()
+    done_id = completed["data"]["task_id"]
+    wait_for(page, "id => document.querySelector(`#jobs tr[data-task-id='${id}']`) === null", done_id)
+
+    # 3. providerSlashed: the provider is JAILED and the slash is listed
+    slashed = fund.slash()
+    pid = slashed["data"]["provider_id"]
+    wait_for(
+        page,
+        "id => document.querySelector(`#providers tr[data-provider-id='${id}']`)?.dataset.status === 'JAILED'",
+        pid,
+    )
+    wait_for(page, "() => document.querySelectorAll('#slashes tbody tr[data-evidence]').length === 2")
+
+    # 4. epochSettled: a new epoch row, and the header moves to the next epoch
+    settled = fund.settle_epoch()
+    wait_for(page, "e => document.querySelector(`#epochs tr[data-epoch='${e}']`) !== null", settled["data"]["epoch"])
+    wait_for(page, "() => document.querySelector('#current-epoch').textContent === '4'")
+    assert text(page, "#last-seq") == f"#{settled['seq']}"
+
+    save_screenshot(page, tmp_path)
+
+
+def test_dashboard_shows_disconnected_then_resumes_without_missing_an_event(page: "Page", served: Served) -> None:
+    fund = served.fund
+    wait_for(page, LOADED)
+    first = fund.assign()
+    wait_for(page, "seq => document.querySelector(`#feed li[data-seq='${seq}']`) !== null", first["seq"])
+
+    fund.go_offline()
+    wait_for(page, "() => document.querySelector('#conn-badge').dataset.state === 'disconnected'")
+    assert page.locator("#conn-badge").text_content() == "disconnected"
+    missed = [fund.assign(), fund.settle_epoch()]  # happen while the page has no socket
+
+    fund.go_online()
+    wait_for(page, "() => document.querySelector('#conn-badge').dataset.state === 'live'")
+    # the feed is filled from events only (RPC refreshes never add to it): seeing these proves the resume
+    for event in missed:
+        wait_for(page, "seq => document.querySelector(`#feed li[data-seq='${seq}']`) !== null", event["seq"])
+    seqs = [int(s) for s in page.locator("#feed li[data-seq]").evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(seqs) == len(set(seqs)), f"an event was shown twice: {seqs}"
+    assert seqs[:3] == [missed[1]["seq"], missed[0]["seq"], first["seq"]]
+
+
+def test_dashboard_survives_a_failing_method(page: "Page", served: Served) -> None:
+    """One RPC method failing shows its error in its own section; the others stay live."""
+    wait_for(page, LOADED)
+    served.fund.broken_methods.add("aicf.listJobs")
+    served.fund.assign()
+    wait_for(page, "() => !document.querySelector('#jobs-error').hidden")
+    assert "aicf.listJobs" in text(page, "#jobs-error")
+    wait_for(page, "() => document.querySelector('#kpi-leased').textContent === '3'")
+    served.fund.broken_methods.clear()
+    wait_for(page, "() => document.querySelector('#jobs-error').hidden")
+
+
+def save_screenshot(page: "Page", tmp_path: Path) -> None:
+    page.evaluate("() => document.querySelectorAll('tr.flash').forEach(r => r.classList.remove('flash'))")
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if not DOC_SCREENSHOT.exists() or os.environ.get("AICF_UPDATE_SCREENSHOT") == "1":
+        DOC_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOC_SCREENSHOT)
