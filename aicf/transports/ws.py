@@ -338,7 +338,8 @@ class WsServer:
                 return
 
     async def _send(self, websocket: WebSocket, text: str) -> None:
-        await asyncio.wait_for(websocket.send_text(text), self.limits.send_timeout_s)
+        async with asyncio.timeout(self.limits.send_timeout_s):  # no task per send, unlike wait_for
+            await websocket.send_text(text)
 
     async def _serve(self, websocket: WebSocket, sub: _Subscriber) -> None:
         # 1. catch up from the source, up to the hub's position
