@@ -6,7 +6,8 @@ block hash, a deposit's tx hash). Accounts are strings: `external`, `treasury`, 
 `provider:0x…`, `miner:0x…`, `stake:0x…`, `requester:0x…`, `escrow:0x<task_id>`.
 
 `external` is the outside world: the only account allowed below zero, and the only one money can be
-minted from. So at every moment Σ balance(a ≠ external) == minted == −balance(external), and no other
+minted from. Money leaves the ledger to `external` only by a claim (a provider withdrawing its earnings).
+So at every moment Σ balance(a ≠ external) == minted − withdrawn == −balance(external), and no other
 account ever goes negative.
 """
 
@@ -18,6 +19,7 @@ from aicf.core.errors import AicfError
 from aicf.core.types import MAX_AMOUNT, MicroAnm
 
 EXTERNAL = "external"
+WITHDRAWAL_KIND = "claim"  # the one posting that may credit external: a provider withdrawing its earnings
 TREASURY = "treasury"
 FUND = "fund"
 _PREFIXES = ("provider", "miner", "stake", "requester", "escrow")
@@ -90,8 +92,10 @@ def check_posting(p: Posting) -> None:
     for name in (p.debit, p.credit):
         if not is_account(name):
             raise InvalidPostingError(f"unknown account {name!r}")
-    if p.credit == EXTERNAL:
-        raise InvalidPostingError("nothing is paid out to external: the supply changes only by mint")
+    if p.credit == EXTERNAL and p.ref_kind != WITHDRAWAL_KIND:
+        raise InvalidPostingError(
+            f"only a claim pays out to external (got {p.ref_kind!r}): otherwise the supply changes only by mint"
+        )
     if not p.ref_kind:
         raise InvalidPostingError("every posting needs a reference")
 
@@ -128,6 +132,11 @@ def apply_postings(balances: Mapping[str, int], postings: Iterable[Posting]) -> 
 def minted_of(postings: Iterable[Posting]) -> int:
     """Total supply created: every amount that left `external`."""
     return sum(p.amount for p in postings if p.debit == EXTERNAL)
+
+
+def withdrawn_of(postings: Iterable[Posting]) -> int:
+    """Total paid out of the ledger by claims (provider → external, SPEC §11 claimPayout)."""
+    return sum(p.amount for p in postings if p.credit == EXTERNAL)
 
 
 def balances_of(postings: Iterable[Posting]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus, is_allowed
-from aicf.core.ledger import EXTERNAL, balances_of, minted_of
+from aicf.core.ledger import EXTERNAL, balances_of, minted_of, withdrawn_of
 from aicf.store.interface import Snapshot, Store
 
 STATE_TAG = "aicf/state/v1"
@@ -147,11 +147,12 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
     for account, value in sorted(recomputed.items()):
         if value < 0 and account != EXTERNAL:
             problems.append(f"balance of {account} is negative: {value}")
-    # (3) the supply changes only by mint: Σ balances (external excluded) == minted
+    # (3) the supply changes only by mint (and claims paid out): Σ balances (external excluded) == minted − withdrawn
     minted = minted_of(postings)
+    withdrawn = withdrawn_of(postings)
     total = sum(v for a, v in recomputed.items() if a != EXTERNAL)
-    if total != minted:
-        problems.append(f"Σ balances is {total}, but {minted} was minted")
+    if total != minted - withdrawn:
+        problems.append(f"Σ balances is {total}, but {minted} was minted and {withdrawn} withdrawn by claims")
     # (4) every job's status is reached from PENDING (its status at birth) by legal moves, as its transitions say
     by_task: dict[bytes, list[tuple[int, JobStatus, JobStatus]]] = {}
     for t in snap.transitions:
@@ -183,7 +184,7 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
         checks=(
             "every balance equals the sum of its entries",
             "no balance is negative (external excepted)",
-            "Σ balances == total minted",
+            "Σ balances == minted − withdrawn by claims",
             "every job's status follows from its transitions by allowed moves",
             "the stored blocks form one chain",
         ),
