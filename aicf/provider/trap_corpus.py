@@ -5,8 +5,10 @@ default one serves the devnet and the tests. Expected outputs are not stored: th
 with `reexecute_trap` at verification time, so a corpus entry never goes stale when a model file is pinned anew.
 
 A prompt belongs in the corpus only if its output is stable: `stable_cases` runs each case `runs` times and
-keeps those whose output bytes never change. With one supported runtime per model that is the whole of SPEC's
-"stable across the supported runtimes"; a second runtime would be added to the comparison here.
+keeps those whose output bytes never change on this machine's runtime. SPEC's "stable across the supported
+runtimes" is also checked across runtimes where a second one exists (see the comment on the generation prompts;
+for minilm-l6-v2 the float32 sentence-transformers model scores cosine >= 0.9994 against our int8 ONNX on every
+embedding prompt, far above the 0.99 threshold).
 """
 
 from collections.abc import Callable, Sequence
@@ -41,15 +43,19 @@ _EMBEDDING_PROMPTS = (
     b"The train to the airport leaves every twenty minutes.",
     b"Photosynthesis turns sunlight into chemical energy.",
 )
+# Each gives the same 16 greedy token ids on the reference runtime (transformers, GGUF dequantized to float32) and
+# on llama-cpp-python 0.3.36 (Q4_1 kernels, one thread), checked by hand on the python-svc machine: of 20
+# candidates, 11 agreed and these 8 were kept. Prompts such as "The capital of France is" diverge after 5 tokens,
+# so a provider on llama.cpp would fail them honestly: they stay out of the corpus.
 _GENERATION_PROMPTS = (
-    b"The capital of France is",
-    b"def fibonacci(n):",
-    b"Water boils at a temperature of",
     b"The three primary colors are",
     b"Once upon a time, in a small village,",
     b"The largest planet in the solar system is",
-    b"To make a cup of tea, first",
     b"1, 2, 3, 4, 5,",
+    b"The chemical symbol for gold is",
+    b"Monday, Tuesday, Wednesday,",
+    b"The first president of the United States was",
+    b"Dogs are animals that",
 )
 
 DEFAULT_CORPUS: tuple[TrapCase, ...] = tuple(

@@ -216,4 +216,10 @@ def test_stable_cases_drops_a_prompt_whose_output_changes() -> None:
 
 
 def test_default_corpus_is_stable_on_this_machine(minilm: EmbeddingRunner, smollm: TextGenRunner) -> None:
-    assert stable_cases(DEFAULT_CORPUS) == DEFAULT_CORPUS
+    # Every embedding case and three generation cases (the whole corpus costs 30 s of generation; each case is
+    # as likely to drift as any other, so a runtime change shows up here too).
+    sample = (
+        tuple(c for c in DEFAULT_CORPUS if c.model == "minilm-l6-v2")
+        + tuple(c for c in DEFAULT_CORPUS if c.model == "smollm2-135m")[:3]
+    )
+    assert stable_cases(sample) == sample
