@@ -5,6 +5,7 @@ coordinator's own re-execution (`reexecute_trap`), and skip, naming the package,
 """
 
 import math
+import os
 import struct
 
 import numpy as np
@@ -244,6 +245,8 @@ def _reexecute(model: str, prompt: bytes, max_tokens: int) -> TrapAnswer:
     try:
         return reexecute_trap(model, prompt, max_tokens)
     except ModelUnavailableError as exc:
+        if os.environ.get("AICF_REQUIRE_MODELS") == "1":  # CI: a model that cannot load is a failure
+            pytest.fail(f"{model} cannot load here: {exc} (AICF_REQUIRE_MODELS=1)")
         pytest.skip(f"{model} cannot load here: {exc}")
 
 
