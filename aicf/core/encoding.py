@@ -29,60 +29,86 @@ def cbor_head(major: int, n: int) -> bytes:
     return bytes((mt | 27,)) + n.to_bytes(8, "big")
 
 
-def _encode_int(n: int, path: str) -> bytes:
+def _encode_int(n: int, trail: list[str]) -> bytes:
     if n >= 0:
         if n >= _UINT64_LIMIT:
-            raise EncodingError(path, f"integer {n} does not fit in 64 bits")
+            raise EncodingError(_where(trail), f"integer {n} does not fit in 64 bits")
         return cbor_head(0, n)
     if -n - 1 >= _UINT64_LIMIT:
-        raise EncodingError(path, f"integer {n} does not fit in 64 bits")
+        raise EncodingError(_where(trail), f"integer {n} does not fit in 64 bits")
     return cbor_head(1, -n - 1)
 
 
-def _encode(value: object, path: str, out: list[bytes]) -> None:
-    # bool before int: bool is a subclass of int in Python but a simple value in CBOR.
+def _where(trail: list[str]) -> str:
+    return "$" + "".join(trail)
+
+
+_KEY_CACHE: dict[str, bytes] = {}  # encodings of map keys: a few dozen names recur in every payload
+_KEY_CACHE_MAX = 4096
+
+
+def _encode_key(key: str) -> bytes:
+    encoded = _KEY_CACHE.get(key)
+    if encoded is None:
+        raw = key.encode("utf-8")
+        encoded = cbor_head(3, len(raw)) + raw
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+            _KEY_CACHE[key] = encoded
+    return encoded
+
+
+def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
+    # `trail` names where we are (only joined into a path when something fails: building it eagerly costs
+    # as much as the encoding). bool before int: bool is an int subclass in Python but a simple value in CBOR.
     if value is True:
         out.append(b"\xf5")
     elif value is False:
         out.append(b"\xf4")
     elif isinstance(value, int):
-        out.append(_encode_int(value, path))
-    elif isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        out.append(cbor_head(2, len(raw)))
-        out.append(raw)
+        out.append(_encode_int(value, trail))
+    elif isinstance(value, bytes):
+        out.append(cbor_head(2, len(value)))
+        out.append(value)
     elif isinstance(value, str):
         raw = value.encode("utf-8")
         out.append(cbor_head(3, len(raw)))
         out.append(raw)
+    elif isinstance(value, bytearray | memoryview):
+        raw = bytes(value)
+        out.append(cbor_head(2, len(raw)))
+        out.append(raw)
     elif isinstance(value, list | tuple):
         out.append(cbor_head(4, len(value)))
         for i, item in enumerate(value):
-            _encode(item, f"{path}[{i}]", out)
+            trail.append(f"[{i}]")
+            _encode(item, trail, out)
+            trail.pop()
     elif isinstance(value, Mapping):
-        entries: list[tuple[bytes, object]] = []
+        entries: list[tuple[bytes, str, object]] = []
         for key, item in value.items():
             if not isinstance(key, str):
-                raise EncodingError(path, f"map key {key!r} is not a text string")
-            entries.append((canonical_cbor(key), item))
+                raise EncodingError(_where(trail), f"map key {key!r} is not a text string")
+            entries.append((_encode_key(key), key, item))
         # Keys ordered by the bytewise order of their encodings (RFC 8949 §4.2.1 rule 2).
         entries.sort(key=lambda entry: entry[0])
         out.append(cbor_head(5, len(entries)))
-        for encoded_key, item in entries:
+        for encoded_key, key, item in entries:
             out.append(encoded_key)
-            _encode(item, f"{path}.{encoded_key[1:].decode('utf-8', 'replace')}", out)
+            trail.append("." + key)
+            _encode(item, trail, out)
+            trail.pop()
     elif value is None:
-        raise EncodingError(path, "null is not allowed: omit an optional key instead")
+        raise EncodingError(_where(trail), "null is not allowed: omit an optional key instead")
     elif isinstance(value, float):
-        raise EncodingError(path, f"floats are not allowed (got {value!r}): use integer units")
+        raise EncodingError(_where(trail), f"floats are not allowed (got {value!r}): use integer units")
     else:
-        raise EncodingError(path, f"unsupported type {type(value).__name__}")
+        raise EncodingError(_where(trail), f"unsupported type {type(value).__name__}")
 
 
 def canonical_cbor(value: object) -> bytes:
     """Deterministic CBOR of `value`; raises EncodingError for a value SPEC §1 does not admit."""
     out: list[bytes] = []
-    _encode(value, "$", out)
+    _encode(value, [], out)
     return b"".join(out)
 
 
