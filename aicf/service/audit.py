@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus, is_allowed
-from aicf.core.ledger import EXTERNAL, balances_of, minted_of, withdrawn_of
+from aicf.core.ledger import EXTERNAL, balances_of, minted_of, stake_account, withdrawn_of
+from aicf.core.settlement import Payout
 from aicf.store.interface import Snapshot, Store
 
 STATE_TAG = "aicf/state/v1"
@@ -22,8 +23,171 @@ def _opt(value: int | None) -> int:
     return -1 if value is None else value
 
 
+def _opt_bytes(value: bytes | None) -> list[bytes]:
+    return [] if value is None else [value]
+
+
 def digest_rows(snap: Snapshot) -> list[object]:
     """The canonical form of every table, as hashed by `state_digest`."""
+    return _chain_rows(snap) + _coordinator_rows(snap)
+
+
+def _coordinator_rows(snap: Snapshot) -> list[object]:
+    """The coordinator's tables. Provider moves, like job transitions, in their per-provider order without the
+    store's seq; slashes by subject; payouts in (epoch, admission) order; events by their seq, which is part of
+    the state (clients resume from it)."""
+    moves = sorted(snap.provider_moves, key=lambda m: (m.provider_id, m.seq))
+    return [
+        [
+            "providers",
+            [
+                [
+                    p.provider_id,
+                    p.public_key,
+                    p.status.value,
+                    p.registered_at,
+                    list(p.kinds),
+                    list(p.models),
+                    list(p.devices),
+                    list(p.regions),
+                    list(p.tee_classes),
+                    p.max_leases,
+                    p.bonded,
+                    p.unbonding,
+                    p.unbonding_until,
+                    _opt(p.jailed_until),
+                    _opt(p.last_heartbeat_at),
+                    p.bucket_tokens_mu,
+                    p.bucket_at,
+                    p.strikes,
+                    p.updated_at,
+                ]
+                for p in sorted(snap.providers, key=lambda p: p.provider_id)
+            ],
+        ],
+        [
+            "provider_transitions",
+            [[m.provider_id, "" if m.frm is None else m.frm.value, m.to.value, m.reason, m.time] for m in moves],
+        ],
+        ["heartbeats", [[p, slot] for p, slot in sorted(snap.heartbeats)]],
+        [
+            "decisions",
+            [
+                [d.task_id, d.attempt, d.decision, _opt_bytes(d.winner), d.time]
+                for d in sorted(snap.decisions, key=lambda d: (d.task_id, d.attempt))
+            ],
+        ],
+        [
+            "leases",
+            [
+                [
+                    x.lease_id,
+                    x.task_id,
+                    x.provider_id,
+                    x.attempt,
+                    x.granted_at,
+                    x.expires_at,
+                    x.status.value,
+                    x.epoch,
+                    _opt(x.ended_at),
+                    x.grant_sig,
+                ]
+                for x in sorted(snap.leases, key=lambda x: x.lease_id)
+            ],
+        ],
+        [
+            "proofs",
+            [
+                [
+                    p.proof_id,
+                    p.task_id,
+                    p.lease_id,
+                    p.provider_id,
+                    p.kind,
+                    p.envelope,
+                    p.received_at,
+                    p.latency_ms,
+                    p.verdict,
+                    p.message,
+                    p.acceptance,
+                    p.acceptance_sig,
+                    p.units_mu,
+                    p.output_digest,
+                    dict(p.qos),
+                ]
+                for p in sorted(snap.proofs, key=lambda p: p.proof_id)
+            ],
+        ],
+        [
+            "results",
+            [
+                [
+                    r.task_id,
+                    r.proof_id,
+                    r.kind,
+                    r.output_digest,
+                    r.units_mu,
+                    dict(r.qos),
+                    r.height,
+                    r.tx_index,
+                    r.miner_id,
+                    r.provider_id,
+                ]
+                for r in sorted(snap.results, key=lambda r: r.task_id)
+            ],
+        ],
+        [
+            "batches",
+            [
+                [
+                    b.epoch,
+                    b.finalized_height,
+                    b.params_hash,
+                    b.price_bps,
+                    b.next_price_bps,
+                    b.root,
+                    b.batch,
+                    b.payouts,
+                    b.carried,
+                    b.reward,
+                    b.units_mu,
+                    b.treasury_before,
+                    b.trap_seed,
+                    b.time,
+                ]
+                for b in sorted(snap.batches, key=lambda b: b.epoch)
+            ],
+        ],
+        ["payouts", [list(p) for p in snap.payouts]],
+        [
+            "slashes",
+            [
+                [
+                    x.subject,
+                    x.evidence_hash,
+                    x.provider_id,
+                    x.reason,
+                    x.task_id,
+                    x.amount,
+                    x.evidence,
+                    x.time,
+                    _opt(x.jailed_until),
+                ]
+                for x in sorted(snap.slashes, key=lambda x: x.subject)
+            ],
+        ],
+        ["events", [[e.seq, e.topic, e.data, e.time] for e in sorted(snap.events, key=lambda e: e.seq)]],
+        [
+            "rpc_nonces",
+            [
+                [n.provider_id, n.nonce, n.expires_at]
+                for n in sorted(snap.nonces, key=lambda n: (n.provider_id, n.nonce))
+            ],
+        ],
+    ]
+
+
+def _chain_rows(snap: Snapshot) -> list[object]:
     transitions = sorted(snap.transitions, key=lambda t: (t.task_id, t.seq))
     entries = sorted(
         canonical_cbor(
@@ -175,6 +339,7 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
     for prev, block in zip(snap.blocks, snap.blocks[1:], strict=False):
         if block.height != prev.height + 1 or block.parent != prev.hash:
             problems.append(f"block {block.height} does not follow block {prev.height}")
+    problems += _coordinator_problems(snap, recomputed)
     kinds: dict[str, int] = {}
     for account, value in recomputed.items():
         kind = account.split(":", 1)[0]
@@ -187,6 +352,10 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
             "Σ balances == minted − withdrawn by claims",
             "every job's status follows from its transitions by allowed moves",
             "the stored blocks form one chain",
+            "every stake:<id> balance == the provider's bonded + unbonding",
+            "no task is paid twice",
+            "every batch: Σ payout provider + miner + fund == Σ payout reward == the batch's reward",
+            "event sequence numbers run 1..N without a gap",
         ),
         minted=minted,
         accounts=len(recomputed),
@@ -195,6 +364,48 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
         balances=dict(sorted(kinds.items())),
         digest=digest_of(snap),
     )
+
+
+def _coordinator_problems(snap: Snapshot, balances: dict[str, int]) -> list[str]:
+    problems: list[str] = []
+    # (6) the stake account holds exactly the bonded and unbonding stake
+    providers = {p.provider_id: p for p in snap.providers}
+    for pid, p in sorted(providers.items()):
+        have = balances.get(stake_account(pid), 0)
+        if have != p.bonded + p.unbonding:
+            problems.append(
+                f"{stake_account(pid)} holds {have}, but the provider has {p.bonded} bonded + {p.unbonding} unbonding"
+            )
+    stakes = {stake_account(pid) for pid in providers}
+    for account, value in sorted(balances.items()):
+        if account.startswith("stake:") and account not in stakes and value != 0:
+            problems.append(f"{account} holds {value} but no such provider is registered")
+    # (7) a task is paid at most once
+    by_epoch: dict[int, list[Payout]] = {}
+    paid: set[bytes] = set()
+    for payout in snap.payouts:
+        if payout.task_id in paid:
+            problems.append(f"task 0x{payout.task_id.hex()} is paid twice")
+        paid.add(payout.task_id)
+        by_epoch.setdefault(payout.epoch, []).append(payout)
+    # (8) every batch's split adds up to its rewards
+    batches = {b.epoch: b for b in snap.batches}
+    for epoch in sorted(set(by_epoch) - set(batches)):
+        problems.append(f"payouts of epoch {epoch} have no batch")
+    for epoch, batch in sorted(batches.items()):
+        payouts = by_epoch.get(epoch, [])
+        split = sum(p.provider + p.miner + p.fund for p in payouts)
+        reward = sum(p.reward for p in payouts)
+        if split != reward or reward != batch.reward:
+            problems.append(
+                f"batch {epoch}: Σ provider + miner + fund is {split}, Σ reward is {reward}, "
+                f"the batch says {batch.reward}"
+            )
+    # (9) events are numbered 1..N
+    seqs = sorted(e.seq for e in snap.events)
+    if seqs != list(range(1, len(seqs) + 1)):
+        problems.append(f"event sequence numbers are not 1..{len(seqs)} without a gap")
+    return problems
 
 
 def verify(store: Store) -> VerifyReport:

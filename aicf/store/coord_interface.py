@@ -70,7 +70,9 @@ class CoordinatorTx(Protocol):
     def leases_of_task(self, task_id: bytes) -> list[LeaseRecord]:
         """Every lease of the task, by attempt."""
 
-    def live_leases_of(self, provider_id: bytes) -> list[LeaseRecord]: ...
+    def live_leases_of(self, provider_id: bytes) -> list[LeaseRecord]:
+        """The provider's LIVE leases (whatever their expires_at), by granted_at, then lease_id."""
+
     def live_lease_counts(self) -> dict[bytes, int]:
         """Live leases per provider (providers with none are absent)."""
 
@@ -92,7 +94,9 @@ class CoordinatorTx(Protocol):
 
     def proof_seen(self, proof_id: bytes) -> bool: ...
     def get_proof(self, proof_id: bytes) -> ProofRecord | None: ...
-    def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None: ...
+    def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None:
+        """The task's proof with verdict ACCEPT (the earliest received, should there be several)."""
+
     def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
         """The provider's accepted proofs received at or after `since` (its QoS window), oldest first."""
 
@@ -101,40 +105,53 @@ class CoordinatorTx(Protocol):
 
     def get_result(self, task_id: bytes) -> ResultRecord | None: ...
     def unsettled_results_through(self, height: int) -> list[ResultRecord]:
-        """Results of VERIFIED jobs included at or below `height`."""
+        """Results included at or below `height` that no payout names yet (whatever the local job status:
+        results are chain-derived, so every node settles the same ones), by (height, tx_index, task_id)."""
 
     # -- settlement (SPEC §5) ------------------------------------------------------------------------------
     def balance_through(self, account: str, height: int) -> int:
         """The account's balance counting off-chain entries and chain entries at or below `height`."""
 
     def insert_batch(self, batch: BatchRecord, payouts: Sequence[Payout]) -> bool:
-        """The batch and its payouts; False (nothing written) if the epoch has a batch. A task_id is paid
-        at most once (unique), across all batches."""
+        """The batch and its payouts (kept in the given, admission, order); False (nothing written) if the
+        epoch has a batch. A task_id is paid at most once (unique), across all batches: a payout of a task
+        already paid (or paid twice in `payouts`) raises ConcurrentUpdateError, after which the transaction
+        must be abandoned (rolled back); nothing of it is ever committed."""
 
     def get_batch(self, epoch: int) -> BatchRecord | None: ...
     def last_batch_epoch(self) -> int | None: ...
-    def payouts_of_epoch(self, epoch: int) -> list[Payout]: ...
+    def payouts_of_epoch(self, epoch: int) -> list[Payout]:
+        """In admission order (the order given to insert_batch)."""
+
     def payout_of_task(self, task_id: bytes) -> Payout | None: ...
     def add_carried(self, task_ids: Sequence[bytes]) -> None:
-        """carried_batches += 1 for each job."""
+        """carried_batches += 1 for each job (unknown task ids are ignored)."""
 
     # -- slashing (SPEC §9) --------------------------------------------------------------------------------
     def insert_slash(self, slash: SlashRecord) -> bool:
         """False (nothing written) if the subject (lease or proof) was already slashed."""
 
-    def slashes_of(self, provider_id: bytes) -> list[SlashRecord]: ...
-    def recent_slashes(self, limit: int) -> list[SlashRecord]: ...
+    def slashes_of(self, provider_id: bytes) -> list[SlashRecord]:
+        """Oldest first (time, then the order they were stored)."""
+
+    def recent_slashes(self, limit: int) -> list[SlashRecord]:
+        """Newest first (time descending, then the reverse of the order they were stored)."""
 
     # -- claims (SPEC §11) --------------------------------------------------------------------------------
     def get_claim(self, claim_id: bytes) -> Claim | None: ...
 
     # -- events (SPEC §12) and nonces ----------------------------------------------------------------------
     def append_event(self, topic: str, data: bytes, time: int) -> int:
-        """The event's gapless sequence number, taken in this transaction."""
+        """The event's gapless sequence number (1, 2, …), taken in this transaction: a rolled-back
+        transaction's number is reused by the next commit. On PostgreSQL the counter row stays locked until
+        the transaction ends, so concurrent replicas append one at a time: append events last."""
 
     def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
         """Events with sequence > seq whose topic is in `topics` (all when empty), ascending."""
 
-    def latest_event_seq(self) -> int: ...
+    def latest_event_seq(self) -> int:
+        """0 when no event was appended."""
+
     def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
-        """False if the nonce was used by this provider and has not expired; otherwise remember it."""
+        """False if the nonce was used by this provider and has not expired (its expires_at > now); otherwise
+        remember it until `expires_at`. The provider's expired nonces are forgotten on the way."""

@@ -30,6 +30,19 @@ from aicf.core.chain import (
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import LedgerEntry, Posting
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    Event,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
+from aicf.store.coord_interface import CoordinatorTx
 
 
 class StoreError(AicfError):
@@ -68,8 +81,31 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderMove:
+    """A row of the provider transition table (`CoordinatorTx.record_provider_move`)."""
+
+    provider_id: bytes
+    frm: ProviderStatus | None  # None: registration
+    to: ProviderStatus
+    reason: str
+    time: int
+    seq: int = 0  # the store's order; 0 until stored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonceRecord:
+    provider_id: bytes
+    nonce: bytes
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
-    """Every row of the store as core records, for `verify` and `state_digest` (order: the store's seq)."""
+    """Every row of the store as core records, for `verify` and `state_digest`.
+
+    Order: tables with a store seq (transitions, entries, provider moves, events) by seq; payouts by epoch and
+    admission order; every other table by its key (slashes by subject).
+    """
 
     meta: tuple[tuple[str, int], ...]
     blocks: tuple[IngestedBlock, ...]
@@ -83,9 +119,22 @@ class Snapshot:
     claims: tuple[Claim, ...]
     idempotency: tuple[IdempotencyRecord, ...]
     requester_tiers: tuple[tuple[bytes, int], ...]
+    # the coordinator's tables (migration 0003)
+    providers: tuple[Provider, ...]
+    provider_moves: tuple[ProviderMove, ...]
+    heartbeats: tuple[tuple[bytes, int], ...]  # (provider_id, slot)
+    decisions: tuple[DecisionRecord, ...]
+    leases: tuple[LeaseRecord, ...]
+    proofs: tuple[ProofRecord, ...]
+    results: tuple[ResultRecord, ...]
+    batches: tuple[BatchRecord, ...]
+    payouts: tuple[Payout, ...]
+    slashes: tuple[SlashRecord, ...]
+    events: tuple[Event, ...]
+    nonces: tuple[NonceRecord, ...]
 
 
-class Tx(Protocol):
+class Tx(CoordinatorTx, Protocol):
     """One unit of work. Every method may raise StoreUnavailableError; writes are visible only after commit."""
 
     def lock_ingest(self) -> None:
@@ -157,7 +206,10 @@ class Tx(Protocol):
 
     def rollback_above(self, height: int) -> None:
         """Undo every effect recorded at a height above `height`: blocks, the jobs they enqueued with their
-        transitions, their ledger entries (balances reversed), proof inclusions, refused txs and cancels.
+        transitions, their ledger entries (balances reversed), proof inclusions, refused txs, cancels and
+        results. A surviving job's status moves recorded above `height` (say SUBMITTED → VERIFIED at the
+        inclusion height of a proof whose block is orphaned) are reverted newest first: the job goes back to
+        the move's `frm` and the transition row is deleted. Off-chain moves (height None) are never undone.
         The caller guarantees `height` is at or above the finalized height, so every job enqueued above it is
         still PENDING and has no transition yet (the backends' indexes rely on this)."""
 

@@ -5,6 +5,7 @@ so the semantics match SQLite's single writer. Records are frozen, so copying th
 """
 
 import dataclasses
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,13 +22,30 @@ from aicf.core.chain import (
     Transition,
 )
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
+from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, LedgerEntry, NegativeBalanceError, Posting, deltas_of
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    Event,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
 from aicf.store.interface import (
     ConcurrentUpdateError,
     IdempotencyConflictError,
     IdempotencyRecord,
+    NonceRecord,
+    ProviderMove,
     Snapshot,
 )
+
+ACCEPT = "ACCEPT"
 
 
 @dataclass(slots=True)
@@ -45,6 +63,19 @@ class _State:
     idempotency: dict[bytes, IdempotencyRecord] = field(default_factory=dict)
     tiers: dict[bytes, int] = field(default_factory=dict)
     next_seq: int = 1
+    providers: dict[bytes, Provider] = field(default_factory=dict)
+    provider_moves: list[ProviderMove] = field(default_factory=list)
+    heartbeats: set[tuple[bytes, int]] = field(default_factory=set)
+    decisions: dict[tuple[bytes, int], DecisionRecord] = field(default_factory=dict)
+    leases: dict[bytes, LeaseRecord] = field(default_factory=dict)
+    proofs: dict[bytes, ProofRecord] = field(default_factory=dict)
+    results: dict[bytes, ResultRecord] = field(default_factory=dict)
+    batches: dict[int, BatchRecord] = field(default_factory=dict)
+    payouts: dict[int, tuple[Payout, ...]] = field(default_factory=dict)  # by epoch, in admission order
+    paid: dict[bytes, Payout] = field(default_factory=dict)  # by task_id
+    slashes: dict[bytes, SlashRecord] = field(default_factory=dict)  # by subject, in the order stored
+    events: list[Event] = field(default_factory=list)
+    nonces: dict[tuple[bytes, bytes], int] = field(default_factory=dict)
 
     def copy(self) -> "_State":
         return _State(
@@ -61,6 +92,19 @@ class _State:
             idempotency=dict(self.idempotency),
             tiers=dict(self.tiers),
             next_seq=self.next_seq,
+            providers=dict(self.providers),
+            provider_moves=list(self.provider_moves),
+            heartbeats=set(self.heartbeats),
+            decisions=dict(self.decisions),
+            leases=dict(self.leases),
+            proofs=dict(self.proofs),
+            results=dict(self.results),
+            batches=dict(self.batches),
+            payouts=dict(self.payouts),
+            paid=dict(self.paid),
+            slashes=dict(self.slashes),
+            events=list(self.events),
+            nonces=dict(self.nonces),
         )
 
 
@@ -216,6 +260,15 @@ class MemoryTx:
         s.inclusions = {t: i for t, i in s.inclusions.items() if i.height <= height}
         s.refused = {k: r for k, r in s.refused.items() if k[0] <= height}
         s.cancels = {k: c for k, c in s.cancels.items() if k[0] <= height}
+        s.results = {t: r for t, r in s.results.items() if r.height <= height}
+        # a surviving job's chain-recorded moves above the fork point, newest first: back to where each began
+        kept: list[Transition] = []
+        for t in reversed(s.transitions):
+            if t.height is not None and t.height > height:
+                s.jobs[t.task_id] = dataclasses.replace(s.jobs[t.task_id], status=t.frm)
+            else:
+                kept.append(t)
+        s.transitions = kept[::-1]
 
     def insert_claim(self, claim: Claim) -> bool:
         if claim.claim_id in self._s.claims:
@@ -251,7 +304,251 @@ class MemoryTx:
             claims=tuple(s.claims[k] for k in sorted(s.claims)),
             idempotency=tuple(s.idempotency[k] for k in sorted(s.idempotency)),
             requester_tiers=tuple(sorted(s.tiers.items())),
+            providers=tuple(s.providers[k] for k in sorted(s.providers)),
+            provider_moves=tuple(s.provider_moves),
+            heartbeats=tuple(sorted(s.heartbeats)),
+            decisions=tuple(s.decisions[k] for k in sorted(s.decisions)),
+            leases=tuple(s.leases[k] for k in sorted(s.leases)),
+            proofs=tuple(s.proofs[k] for k in sorted(s.proofs)),
+            results=tuple(s.results[k] for k in sorted(s.results)),
+            batches=tuple(s.batches[k] for k in sorted(s.batches)),
+            payouts=tuple(p for e in sorted(s.payouts) for p in s.payouts[e]),
+            slashes=tuple(s.slashes[k] for k in sorted(s.slashes)),
+            events=tuple(s.events),
+            nonces=tuple(NonceRecord(provider_id=k[0], nonce=k[1], expires_at=v) for k, v in sorted(s.nonces.items())),
         )
+
+    # -- providers -------------------------------------------------------------------------------------
+    def get_provider(self, provider_id: bytes) -> Provider | None:
+        return self._s.providers.get(provider_id)
+
+    def insert_provider(self, provider: Provider) -> bool:
+        if provider.provider_id in self._s.providers:
+            return False
+        self._s.providers[provider.provider_id] = provider
+        return True
+
+    def update_provider(self, provider: Provider, expected_status: ProviderStatus) -> bool:
+        have = self._s.providers.get(provider.provider_id)
+        if have is None or have.status != expected_status:
+            return False
+        self._s.providers[provider.provider_id] = provider
+        return True
+
+    def providers(self) -> list[Provider]:
+        return [self._s.providers[k] for k in sorted(self._s.providers)]
+
+    def record_provider_move(
+        self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
+    ) -> None:
+        self._s.provider_moves.append(
+            ProviderMove(provider_id=provider_id, frm=frm, to=to, reason=reason, time=time, seq=self._seq())
+        )
+
+    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
+        self._s.heartbeats.add((provider_id, slot))
+
+    def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
+        return sorted(s for p, s in self._s.heartbeats if p == provider_id and first <= s <= last)
+
+    # -- matching and leases ---------------------------------------------------------------------------
+    def ready_jobs(self, now: int, limit: int) -> list[Job]:
+        ready = (j for j in self._s.jobs.values() if j.status == JobStatus.QUEUED and j.not_before <= now)
+        return sorted(
+            ready,
+            key=lambda j: (
+                -j.tier,
+                -(j.fee_per_unit - j.max_units_mu // 1000 - 10 * j.enqueue_height),
+                j.enqueue_height,
+                j.task_id,
+            ),
+        )[: max(limit, 0)]
+
+    def lease_job(self, lease: LeaseRecord, time: int) -> bool:
+        job = self._s.jobs.get(lease.task_id)
+        if job is None or job.status != JobStatus.QUEUED or job.not_before > time:
+            return False
+        if lease.lease_id in self._s.leases:
+            raise ConcurrentUpdateError(f"lease 0x{lease.lease_id.hex()} is already stored")
+        self.move_job(lease.task_id, JobStatus.QUEUED, JobStatus.LEASED, "assigned", None, time)
+        self._s.leases[lease.lease_id] = lease
+        return True
+
+    def put_decision(self, decision: DecisionRecord) -> None:
+        self._s.decisions[(decision.task_id, decision.attempt)] = decision
+
+    def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
+        return sorted((d for (t, _), d in self._s.decisions.items() if t == task_id), key=lambda d: d.attempt)
+
+    def get_lease(self, lease_id: bytes) -> LeaseRecord | None:
+        return self._s.leases.get(lease_id)
+
+    def leases_of_task(self, task_id: bytes) -> list[LeaseRecord]:
+        return sorted(
+            (x for x in self._s.leases.values() if x.task_id == task_id), key=lambda x: (x.attempt, x.lease_id)
+        )
+
+    def live_leases_of(self, provider_id: bytes) -> list[LeaseRecord]:
+        return sorted(
+            (x for x in self._s.leases.values() if x.provider_id == provider_id and x.status == LeaseStatus.LIVE),
+            key=lambda x: (x.granted_at, x.lease_id),
+        )
+
+    def live_lease_counts(self) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for x in self._s.leases.values():
+            if x.status == LeaseStatus.LIVE:
+                out[x.provider_id] = out.get(x.provider_id, 0) + 1
+        return out
+
+    def expired_leases(self, now: int, limit: int) -> list[LeaseRecord]:
+        found = (x for x in self._s.leases.values() if x.status == LeaseStatus.LIVE and x.expires_at <= now)
+        return sorted(found, key=lambda x: (x.expires_at, x.lease_id))[: max(limit, 0)]
+
+    def end_lease(self, lease_id: bytes, to: LeaseStatus, ended_at: int) -> bool:
+        lease = self._s.leases.get(lease_id)
+        if lease is None or lease.status != LeaseStatus.LIVE:
+            return False
+        self._s.leases[lease_id] = dataclasses.replace(lease, status=to, ended_at=ended_at)
+        return True
+
+    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
+        n = 0
+        for lid, x in list(self._s.leases.items()):
+            if x.provider_id == provider_id and x.status == LeaseStatus.LIVE and now < x.expires_at < expires_at:
+                self._s.leases[lid] = dataclasses.replace(x, expires_at=expires_at)
+                n += 1
+        return n
+
+    def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None:
+        job = self._s.jobs.get(task_id)
+        if job is not None:
+            self._s.jobs[task_id] = dataclasses.replace(job, attempts=attempts, not_before=not_before)
+
+    # -- proofs and results ----------------------------------------------------------------------------
+    def insert_proof(self, proof: ProofRecord) -> bool:
+        if proof.proof_id in self._s.proofs:
+            return False
+        self._s.proofs[proof.proof_id] = proof
+        return True
+
+    def proof_seen(self, proof_id: bytes) -> bool:
+        return proof_id in self._s.proofs
+
+    def get_proof(self, proof_id: bytes) -> ProofRecord | None:
+        return self._s.proofs.get(proof_id)
+
+    def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None:
+        found = [p for p in self._s.proofs.values() if p.task_id == task_id and p.verdict == ACCEPT]
+        return min(found, key=lambda p: (p.received_at, p.proof_id)) if found else None
+
+    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
+        found = (
+            p
+            for p in self._s.proofs.values()
+            if p.provider_id == provider_id and p.verdict == ACCEPT and p.received_at >= since
+        )
+        return sorted(found, key=lambda p: (p.received_at, p.proof_id))
+
+    def insert_result(self, result: ResultRecord) -> bool:
+        if result.task_id in self._s.results:
+            return False
+        self._s.results[result.task_id] = result
+        return True
+
+    def get_result(self, task_id: bytes) -> ResultRecord | None:
+        return self._s.results.get(task_id)
+
+    def unsettled_results_through(self, height: int) -> list[ResultRecord]:
+        found = (r for r in self._s.results.values() if r.height <= height and r.task_id not in self._s.paid)
+        return sorted(found, key=lambda r: (r.height, r.tx_index, r.task_id))
+
+    # -- settlement ------------------------------------------------------------------------------------
+    def balance_through(self, account: str, height: int) -> int:
+        total = 0
+        for e in self._s.entries:
+            if e.block_height is None or e.block_height <= height:
+                if e.posting.credit == account:
+                    total += e.posting.amount
+                if e.posting.debit == account:
+                    total -= e.posting.amount
+        return total
+
+    def insert_batch(self, batch: BatchRecord, payouts: Sequence[Payout]) -> bool:
+        if batch.epoch in self._s.batches:
+            return False
+        seen: set[bytes] = set()
+        for p in payouts:
+            if p.task_id in self._s.paid or p.task_id in seen:
+                raise ConcurrentUpdateError(f"task 0x{p.task_id.hex()} is already paid")
+            seen.add(p.task_id)
+        self._s.batches[batch.epoch] = batch
+        for p in payouts:
+            self._s.payouts[p.epoch] = (*self._s.payouts.get(p.epoch, ()), p)
+            self._s.paid[p.task_id] = p
+        return True
+
+    def get_batch(self, epoch: int) -> BatchRecord | None:
+        return self._s.batches.get(epoch)
+
+    def last_batch_epoch(self) -> int | None:
+        return max(self._s.batches) if self._s.batches else None
+
+    def payouts_of_epoch(self, epoch: int) -> list[Payout]:
+        return list(self._s.payouts.get(epoch, ()))
+
+    def payout_of_task(self, task_id: bytes) -> Payout | None:
+        return self._s.paid.get(task_id)
+
+    def add_carried(self, task_ids: Sequence[bytes]) -> None:
+        for t in task_ids:
+            job = self._s.jobs.get(t)
+            if job is not None:
+                self._s.jobs[t] = dataclasses.replace(job, carried_batches=job.carried_batches + 1)
+
+    # -- slashing --------------------------------------------------------------------------------------
+    def insert_slash(self, slash: SlashRecord) -> bool:
+        if slash.subject in self._s.slashes:
+            return False
+        self._s.slashes[slash.subject] = slash
+        return True
+
+    def _slashes_in_order(self) -> list[SlashRecord]:
+        stored = list(self._s.slashes.values())  # insertion order
+        return [x for _, x in sorted(enumerate(stored), key=lambda ix: (ix[1].time, ix[0]))]
+
+    def slashes_of(self, provider_id: bytes) -> list[SlashRecord]:
+        return [x for x in self._slashes_in_order() if x.provider_id == provider_id]
+
+    def recent_slashes(self, limit: int) -> list[SlashRecord]:
+        return self._slashes_in_order()[::-1][: max(limit, 0)]
+
+    # -- claims ----------------------------------------------------------------------------------------
+    def get_claim(self, claim_id: bytes) -> Claim | None:
+        return self._s.claims.get(claim_id)
+
+    # -- events and nonces -----------------------------------------------------------------------------
+    def append_event(self, topic: str, data: bytes, time: int) -> int:
+        seq = len(self._s.events) + 1
+        self._s.events.append(Event(seq=seq, topic=topic, data=data, time=time))
+        return seq
+
+    def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
+        wanted = set(topics)
+        found = (e for e in self._s.events[max(seq, 0) :] if not wanted or e.topic in wanted)
+        return list(itertools.islice(found, max(limit, 0)))
+
+    def latest_event_seq(self) -> int:
+        return len(self._s.events)
+
+    def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
+        n = self._s.nonces
+        for key in [k for k, exp in n.items() if k[0] == provider_id and exp <= now]:
+            del n[key]
+        if (provider_id, nonce) in n:
+            return False
+        n[(provider_id, nonce)] = expires_at
+        return True
 
     def commit(self) -> None:
         self.committed = True

@@ -212,4 +212,17 @@ class SqlTx(ABC):
                 for r in self._all("all_idempotency", {})
             ),
             requester_tiers=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_tiers", {})),
+            # the coordinator's tables: read once migration 0003 lands in the SQL backends
+            providers=(),
+            provider_moves=(),
+            heartbeats=(),
+            decisions=(),
+            leases=(),
+            proofs=(),
+            results=(),
+            batches=(),
+            payouts=(),
+            slashes=(),
+            events=(),
+            nonces=(),
         )
