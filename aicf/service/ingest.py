@@ -33,6 +33,7 @@ from aicf.core.chain import (
     epoch_of,
     finalized_height,
 )
+from aicf.core.encoding import canonical_cbor
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.jobs import FINAL_STATUSES, JobStatus, check_move
 from aicf.core.ledger import (
@@ -45,8 +46,11 @@ from aicf.core.ledger import (
 )
 from aicf.core.params import Params
 from aicf.core.pricing import treasury_income
+from aicf.core.records import ResultRecord
 from aicf.core.requests import CircuitDepth, make_receipt, validate_request
 from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
+from aicf.service.inclusion import result_of_inclusion
+from aicf.service.settle import settle_due
 from aicf.store.interface import (
     META_CHAIN_ID,
     META_FINAL_HEIGHT,
@@ -112,9 +116,12 @@ class _BlockWork:
     open_jobs: dict[bytes, int] = field(default_factory=dict)
     tiers: dict[bytes, int] = field(default_factory=dict)
     task_ids: set[bytes] = field(default_factory=set)
+    results: list[ResultRecord] = field(default_factory=list)
 
 
-def ingest_next(store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth) -> IngestStep | None:
+def ingest_next(
+    store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth, *, operator_key: bytes | None = None
+) -> IngestStep | None:
     """Apply the next canonical block in one transaction, first rolling back to the fork point if the chain
     reorganised under the stored head. None when the store is at the chain's head.
 
@@ -144,7 +151,7 @@ def ingest_next(store: Store, chain: ChainView, params: Params, circuit_depth: C
                 return None
             tx.commit()
             return IngestStep(height=rolled_back_to, block_hash=b"", rolled_back_to=rolled_back_to)
-        step = _apply_block(tx, block, chain.chain_id, params, circuit_depth)
+        step = _apply_block(tx, block, chain.chain_id, params, circuit_depth, operator_key)
         tx.commit()
     if rolled_back_to is not None:
         log.info("reorg: rolled back to %d, applied block %d", rolled_back_to, block.height)
@@ -153,12 +160,18 @@ def ingest_next(store: Store, chain: ChainView, params: Params, circuit_depth: C
 
 
 def ingest_available(
-    store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth, limit: int | None = None
+    store: Store,
+    chain: ChainView,
+    params: Params,
+    circuit_depth: CircuitDepth,
+    limit: int | None = None,
+    *,
+    operator_key: bytes | None = None,
 ) -> list[IngestStep]:
     """Ingest until the store is at the chain's head (or `limit` steps were taken)."""
     steps: list[IngestStep] = []
     while limit is None or len(steps) < limit:
-        step = ingest_next(store, chain, params, circuit_depth)
+        step = ingest_next(store, chain, params, circuit_depth, operator_key=operator_key)
         if step is None:
             break
         steps.append(step)
@@ -166,7 +179,13 @@ def ingest_available(
 
 
 def ingest_block(
-    store: Store, block: Block, chain_id: int, params: Params, circuit_depth: CircuitDepth
+    store: Store,
+    block: Block,
+    chain_id: int,
+    params: Params,
+    circuit_depth: CircuitDepth,
+    *,
+    operator_key: bytes | None = None,
 ) -> IngestStep | None:
     """Ingest one given block. A block already stored is a no-op (None). A block whose parent is stored
     below the head replaces the branch above its parent (a reorg). Raises UnknownParentError for a block
@@ -188,7 +207,7 @@ def ingest_block(
         if head is not None and block.height <= head.height:
             rolled_back_to = block.height - 1
             _rollback(tx, rolled_back_to)
-        step = _apply_block(tx, block, chain_id, params, circuit_depth)
+        step = _apply_block(tx, block, chain_id, params, circuit_depth, operator_key)
         tx.commit()
     if rolled_back_to is None:
         return step
@@ -230,7 +249,9 @@ def _rollback(tx: Tx, fork: int) -> None:
     tx.rollback_above(fork)
 
 
-def _apply_block(tx: Tx, block: Block, chain_id: int, params: Params, circuit_depth: CircuitDepth) -> IngestStep:
+def _apply_block(
+    tx: Tx, block: Block, chain_id: int, params: Params, circuit_depth: CircuitDepth, operator_key: bytes | None
+) -> IngestStep:
     """Write `block` and every effect it has, then the effects of the height it makes final."""
     if block.height == 0:
         tx.set_meta(META_CHAIN_ID, chain_id)
@@ -260,7 +281,7 @@ def _apply_block(tx: Tx, block: Block, chain_id: int, params: Params, circuit_de
     work = _BlockWork()
     _prefetch(tx, work, block)
     for ctx in block.txs:
-        _apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth)
+        _apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth, operator_key)
     income = treasury_income(block.issuance, block.fees, params)
     if income > 0:
         work.postings.append(
@@ -278,6 +299,8 @@ def _apply_block(tx: Tx, block: Block, chain_id: int, params: Params, circuit_de
         tx.insert_cancel(cancel)
     for inclusion in work.inclusions:
         tx.insert_proof_inclusion(inclusion)
+    for result in work.results:
+        _record_result(tx, result, block.time)
     queued, cancelled = _apply_finality(tx, finalized_height(block.height, params.finality_depth), params)
     return IngestStep(
         height=block.height,
@@ -329,6 +352,7 @@ def _apply_tx(
     params: Params,
     price_bps: int,
     circuit_depth: CircuitDepth,
+    operator_key: bytes | None = None,
 ) -> None:
     try:
         if ctx.kind in ENQUEUE_KINDS:
@@ -346,7 +370,7 @@ def _apply_tx(
                 )
             )
         elif ctx.kind == TxKind.PROOF:
-            _proof(tx, work, block, ctx)
+            _proof(tx, work, block, ctx, operator_key)
         else:
             raise RequestError("kind", f"unknown transaction kind {ctx.kind!r}")
     except RequestError as exc:
@@ -455,8 +479,9 @@ def _enqueue(
     )
 
 
-def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx) -> None:
-    """Record the inclusion only; verifying and paying it is the proof flow's business (a later stage)."""
+def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, operator_key: bytes | None) -> None:
+    """Record the inclusion; with the operator's key, a proof carrying a valid acceptance record (SPEC §8)
+    also writes its ResultRecord at this height, which settlement pays once the height is final."""
     task = _bytes32(ctx.body, "task_id")
     proof = _bytes32(ctx.body, "proof_id")
     provider = _bytes32(ctx.body, "provider_id")
@@ -464,17 +489,22 @@ def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx) -> None:
         raise RequestError("task_id", f"unknown task 0x{task.hex()}")
     if tx.proof_inclusion(task) is not None or any(i.task_id == task for i in work.inclusions):
         raise RequestError("task_id", "a proof for this task is already included; the first inclusion wins")
-    work.inclusions.append(
-        ProofInclusion(
-            task_id=task,
-            proof_id=proof,
-            provider_id=provider,
-            height=block.height,
-            tx_index=ctx.index,
-            tx_hash=ctx.tx_hash,
-            producer=block.producer,
-        )
+    inclusion = ProofInclusion(
+        task_id=task,
+        proof_id=proof,
+        provider_id=provider,
+        height=block.height,
+        tx_index=ctx.index,
+        tx_hash=ctx.tx_hash,
+        producer=block.producer,
     )
+    result = None
+    if operator_key is not None:
+        job = tx.get_job(task)
+        result = result_of_inclusion(ctx.body, inclusion, job.kind if job is not None else "", operator_key)
+    work.inclusions.append(inclusion)
+    if result is not None:
+        work.results.append(result)
 
 
 def _apply_finality(tx: Tx, final: int, params: Params) -> tuple[int, int]:
@@ -496,6 +526,7 @@ def _apply_finality(tx: Tx, final: int, params: Params) -> tuple[int, int]:
         cancelled += _apply_cancels(tx, height, time)
         cancelled += _apply_deadlines(tx, height, time)
         tx.set_meta(META_FINAL_HEIGHT, height)
+        settle_due(tx, height, params)
     return queued, cancelled
 
 
@@ -543,3 +574,29 @@ def _apply_cancels(tx: Tx, height: int, time: int) -> int:
 def _apply_deadlines(tx: Tx, height: int, time: int) -> int:
     """SPEC §4: QUEUED → CANCELLED when enqueue height + deadline_blocks is final."""
     return sum(1 for job in tx.queued_jobs_at_deadline(height) if _cancel(tx, job, "deadline", height, time))
+
+
+def _record_result(tx: Tx, result: ResultRecord, time: int) -> None:
+    """Write the result at its inclusion height; the coordinator's own SUBMITTED job becomes VERIFIED there
+    (jobCompleted). A reorg that orphans the inclusion undoes both: the job is SUBMITTED again."""
+    if not tx.insert_result(result):
+        return
+    job = tx.get_job(result.task_id)
+    accepted = tx.accepted_proof_of(result.task_id)
+    if job is None or job.status is not JobStatus.SUBMITTED or accepted is None or accepted.proof_id != result.proof_id:
+        return
+    check_move(job.task_id, job.status, JobStatus.VERIFIED)
+    tx.move_job(job.task_id, JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", result.height, time)
+    tx.append_event(
+        "jobCompleted",
+        canonical_cbor(
+            {
+                "task_id": result.task_id,
+                "provider_id": result.provider_id,
+                "proof_id": result.proof_id,
+                "units_mu": result.units_mu,
+                "height": result.height,
+            }
+        ),
+        time,
+    )

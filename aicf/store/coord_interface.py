@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from aicf.core.chain import Claim, Job
+from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.records import (
     BatchRecord,
@@ -136,6 +137,13 @@ class CoordinatorTx(Protocol):
 
     def recent_slashes(self, limit: int) -> list[SlashRecord]:
         """Newest first (time descending, then the reverse of the order they were stored)."""
+
+    # -- reads for the API (SPEC §12) ----------------------------------------------------------------------
+    def list_jobs(self, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
+        """Jobs in the given statuses (all when empty) with task_id > after, ordered by task_id."""
+
+    def job_counts(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (statuses with none may be absent)."""
 
     # -- claims (SPEC §11) --------------------------------------------------------------------------------
     def get_claim(self, claim_id: bytes) -> Claim | None: ...

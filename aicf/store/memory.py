@@ -527,6 +527,22 @@ class MemoryTx:
     def get_claim(self, claim_id: bytes) -> Claim | None:
         return self._s.claims.get(claim_id)
 
+    # -- reads for the API -----------------------------------------------------------------------------
+    def list_jobs(self, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
+        wanted = set(statuses)
+        rows = (
+            j
+            for j in self._s.jobs.values()
+            if (not wanted or j.status in wanted) and (after is None or j.task_id > after)
+        )
+        return sorted(rows, key=lambda j: j.task_id)[:limit]
+
+    def job_counts(self) -> dict[JobStatus, int]:
+        out: dict[JobStatus, int] = {}
+        for j in self._s.jobs.values():
+            out[j.status] = out.get(j.status, 0) + 1
+        return out
+
     # -- events and nonces -----------------------------------------------------------------------------
     def append_event(self, topic: str, data: bytes, time: int) -> int:
         seq = len(self._s.events) + 1

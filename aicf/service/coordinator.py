@@ -1,0 +1,865 @@
+"""The coordinator's use-cases (issue 5): registry and stake, matching, leases and heartbeats, proofs,
+slashing, sweeps and claims. Each public method is one use-case: it reads the clock once, runs in one store
+transaction, applies core rules, writes, and returns core records. Events are appended in the same
+transaction, so a WebSocket client sees exactly what was committed, in order.
+"""
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from aicf.core.assignment import (
+    AssignmentDecision,
+    JobNeeds,
+    LiveState,
+    ProviderProfile,
+    assign,
+    refill_bucket,
+    static_eligibility,
+)
+from aicf.core.chain import Claim, Job
+from aicf.core.clock import Clock
+from aicf.core.encoding import canonical_cbor, tagged_hash
+from aicf.core.errors import AicfError
+from aicf.core.ids import claim_id, lease_id, provider_id
+from aicf.core.jobs import JobStatus, check_move
+from aicf.core.leases import Lease, LeaseEnd, LeaseStatus, end_attempt, lease_end_status
+from aicf.core.ledger import (
+    EXTERNAL,
+    FUND,
+    TREASURY,
+    Posting,
+    escrow_account,
+    provider_account,
+    requester_account,
+    stake_account,
+)
+from aicf.core.merkle import merkle_root
+from aicf.core.params import Params
+from aicf.core.pricing import (
+    ai_units,
+    availability_multiplier_bps,
+    budget_throttled,
+    latency_bps,
+)
+from aicf.core.qos import availability_bps, p95_ms, window_slots
+from aicf.core.records import DecisionRecord, LeaseRecord, ProofRecord, Provider, SlashRecord
+from aicf.core.registry import ProviderStatus, check_provider_move
+from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount, slash_evidence
+from aicf.core.types import MAX_AMOUNT, MicroAnm
+from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
+from aicf.proofs.quantum import derive_batch
+from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.errors import (
+    InvalidRegistrationError,
+    LeaseNotFoundError,
+    NotLeaseHolderError,
+    StakeError,
+    UnknownProviderError,
+)
+from aicf.service.verifier import BodyAccepted, ProofVerifier
+from aicf.store.interface import Store, Tx
+
+log = logging.getLogger("aicf.coordinator")
+
+KINDS = ("ai", "quantum")
+TEE_CLASSES = ("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca")
+GRANT_TAG = "aicf/grant/v1"
+TRAP_DERIVE_TAG = "aicf/trapsecret/v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    kinds: tuple[str, ...]
+    models: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    tee_classes: tuple[str, ...] = ()
+    max_leases: int = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseWork:
+    """A live lease with what its holder needs to run it."""
+
+    lease: LeaseRecord
+    job: Job
+    request: Mapping[str, object]  # the decoded request map (prompt or circuit inside)
+    batch: tuple[bytes, ...] = ()  # quantum: the circuits to run, job and traps shuffled (SPEC §8)
+    batch_shots: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProofOutcome:
+    proof_id: bytes
+    accepted: bool
+    code: str  # "ACCEPT" or the reject code
+    message: str
+    units_mu: int = 0
+    slashed: int = 0
+    dropped: bool = False  # a drop changed no state at all
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepReport:
+    expired: int = 0
+    unjailed: int = 0
+    released_stake: int = 0
+
+
+def decode_request(job: Job) -> dict[str, object]:
+    """The request map a job was enqueued with (its payload is the canonical CBOR of it)."""
+    value = cbor2.loads(job.payload)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _event(tx: Tx, topic: str, data: Mapping[str, object], time: int) -> int:
+    return tx.append_event(topic, canonical_cbor(dict(data)), time)
+
+
+class Coordinator:
+    """The use-cases, wired to one store, clock, params, operator key and verifier (see aicf.app)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        params: Params,
+        operator_key: Ed25519PrivateKey,
+        verifier: ProofVerifier,
+        chain_writer: "ChainWriter | None" = None,
+        trap_secret: bytes = b"",
+        operator_allowlist: Iterable[bytes] = (),
+    ) -> None:
+        self.store, self.clock, self.params = store, clock, params
+        self.operator_key = operator_key
+        self.verifier = verifier
+        self.chain_writer = chain_writer
+        self.trap_secret = trap_secret
+        self.operator_allowlist = frozenset(operator_allowlist)
+
+    # -- trap seeds (SPEC §8) ----------------------------------------------------------------------------
+    def trap_seed(self, epoch: int) -> bytes:
+        """s_E: secret until batch E reveals it; its commitment H("aicf/trapseed/v1", s_E) is public before E."""
+        return tagged_hash(TRAP_DERIVE_TAG, self.trap_secret, epoch)
+
+    # -- registry and stake (SPEC §9) ----------------------------------------------------------------------
+    def register(self, public_key: bytes, caps: Capabilities) -> Provider:
+        """Register a provider; registering the same key again returns the first registration unchanged."""
+        _check_caps(caps, self.params)
+        if len(public_key) != 32:
+            raise InvalidRegistrationError("public_key", f"expected a 32-byte Ed25519 key, got {len(public_key)}")
+        pid = provider_id(public_key)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            existing = tx.get_provider(pid)
+            if existing is not None:
+                return existing
+            provider = Provider(
+                provider_id=pid,
+                public_key=public_key,
+                status=ProviderStatus.ACTIVE,
+                registered_at=now,
+                kinds=tuple(sorted(set(caps.kinds))),
+                models=tuple(sorted(set(caps.models))),
+                devices=tuple(sorted(set(caps.devices))),
+                regions=tuple(sorted(set(caps.regions))),
+                tee_classes=tuple(sorted(set(caps.tee_classes))),
+                max_leases=caps.max_leases,
+                bucket_tokens_mu=self._burst(),
+                bucket_at=now,
+                updated_at=now,
+            )
+            tx.insert_provider(provider)
+            tx.record_provider_move(pid, None, ProviderStatus.ACTIVE, "registered", now)
+            tx.commit()
+        log.info("provider 0x%s registered: %s", pid.hex()[:12], ",".join(provider.kinds))
+        return provider
+
+    def deposit_stake(self, pid: bytes, amount: int, *, source: str = "provider") -> Provider:
+        """Bond `amount` µANM from the provider's earnings (`provider`) or, for an operator funding a devnet
+        provider, from `external` (a mint). Raises StakeError for an amount out of range or a short balance."""
+        if isinstance(amount, bool) or not 0 < amount < MAX_AMOUNT:
+            raise StakeError(f"stake amount must be > 0 and < 2^63, got {amount}")
+        if source not in ("provider", "external"):
+            raise StakeError(f"stake source must be 'provider' or 'external', got {source!r}")
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            provider = _require_provider(tx, pid)
+            if provider.status is ProviderStatus.BANNED:
+                raise StakeError(f"provider 0x{pid.hex()} is banned and cannot stake")
+            debit = EXTERNAL if source == "external" else provider_account(pid)
+            tx.post(
+                [Posting(debit=debit, credit=stake_account(pid), amount=MicroAnm(amount), ref_kind="stake", ref=pid)],
+                None,
+                now,
+            )
+            updated = replace(provider, bonded=provider.bonded + amount, updated_at=now)
+            if provider.status is ProviderStatus.UNBONDING:
+                updated = replace(updated, status=check_provider_move(pid, provider.status, ProviderStatus.ACTIVE))
+                tx.record_provider_move(pid, provider.status, ProviderStatus.ACTIVE, "restaked", now)
+            _update_provider(tx, updated, provider.status)
+            tx.commit()
+        return updated
+
+    def withdraw_stake(self, pid: bytes, amount: int) -> Provider:
+        """Start unbonding `amount`: it stays slashable for params.unbonding_s, then returns to provider:<id>."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            provider = _require_provider(tx, pid)
+            if isinstance(amount, bool) or not 0 < amount <= provider.bonded:
+                raise StakeError(f"can withdraw 1..{provider.bonded} µANM (the bonded stake), asked {amount}")
+            updated = replace(
+                provider,
+                bonded=provider.bonded - amount,
+                unbonding=provider.unbonding + amount,
+                unbonding_until=now + self.params.unbonding_s,
+                updated_at=now,
+            )
+            if updated.bonded == 0 and provider.status is ProviderStatus.ACTIVE:
+                updated = replace(updated, status=check_provider_move(pid, provider.status, ProviderStatus.UNBONDING))
+                tx.record_provider_move(pid, provider.status, ProviderStatus.UNBONDING, "withdrew all stake", now)
+            _update_provider(tx, updated, provider.status)
+            tx.commit()
+        return updated
+
+    # -- heartbeats and leases (SPEC §7) -------------------------------------------------------------------
+    def heartbeat(self, pid: bytes) -> list[LeaseRecord]:
+        """Mark this slot live and extend every live lease of the provider to now + TTL."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            provider = _require_provider(tx, pid)
+            tx.add_heartbeat(pid, now // self.params.heartbeat_interval_s)
+            _update_provider(tx, replace(provider, last_heartbeat_at=now, updated_at=now), provider.status)
+            tx.extend_leases(pid, now, now + self.params.lease_ttl_s)
+            leases = tx.live_leases_of(pid)
+            tx.commit()
+        return leases
+
+    def leases_for(self, pid: bytes) -> list[LeaseWork]:
+        """The provider's live leases with what it needs to run them (aicf.nextLease)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            _require_provider(tx, pid)
+            work: list[LeaseWork] = []
+            for lease in tx.live_leases_of(pid):
+                if lease.expires_at <= now:
+                    continue
+                job = tx.get_job(lease.task_id)
+                if job is None:
+                    continue
+                request = decode_request(job)
+                if job.kind == "quantum":
+                    circuit, shots = request.get("circuit"), request.get("shots")
+                    if isinstance(circuit, bytes) and isinstance(shots, int):
+                        batch = derive_batch(circuit, shots, self.trap_seed(lease.epoch), job.task_id, self.params)
+                        work.append(
+                            LeaseWork(
+                                lease=lease, job=job, request=request, batch=batch.circuits, batch_shots=batch.shots
+                            )
+                        )
+                        continue
+                work.append(LeaseWork(lease=lease, job=job, request=request))
+        return work
+
+    def release(self, pid: bytes, lid: bytes) -> LeaseRecord:
+        """The holder hands a lease back: it is excluded for the task, with no strike (SPEC §7)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            lease = _require_lease(tx, lid)
+            if lease.provider_id != pid:
+                raise NotLeaseHolderError(lid, pid)
+            if lease.status is not LeaseStatus.LIVE or lease.expires_at <= now:
+                raise LeaseNotFoundError(lid, f"is {lease.status.value}, not live")
+            self._end_lease(tx, lease, LeaseEnd.RELEASED, now)
+            tx.commit()
+        return replace(lease, status=LeaseStatus.RELEASED, ended_at=now)
+
+    # -- matching (SPEC §5, §6) ----------------------------------------------------------------------------
+    def match(self, limit: int = 500) -> list[AssignmentDecision]:
+        """One matcher pass: lease ready jobs in priority order to stake-weighted beacon draws."""
+        now = self.clock.now()
+        decisions: list[AssignmentDecision] = []
+        with self.store.transaction() as tx:
+            head = tx.head_block()
+            price = tx.get_meta("price_bps") or self.params.price_initial_bps
+            treasury = tx.balances([TREASURY])[TREASURY]
+            if head is None or budget_throttled(treasury, price, self.params):
+                if head is not None:
+                    log.warning("budget throttle: treasury %d below a tenth of an epoch's outlay", treasury)
+                return []
+            jobs = tx.ready_jobs(now, limit)
+            if not jobs:
+                return []
+            providers = {p.provider_id: p for p in tx.providers()}
+            profiles = [_profile(p) for p in providers.values()]
+            live_counts = tx.live_lease_counts()
+            live: dict[bytes, LiveState] = {}
+            for job in jobs:
+                decision = self._decide(tx, job, providers, profiles, live_counts, live, head.epoch, now)
+                decisions.append(decision)
+            tx.commit()
+        return decisions
+
+    def _decide(
+        self,
+        tx: Tx,
+        job: Job,
+        providers: dict[bytes, Provider],
+        profiles: list[ProviderProfile],
+        live_counts: dict[bytes, int],
+        live: dict[bytes, LiveState],
+        epoch: int,
+        now: int,
+    ) -> AssignmentDecision:
+        attempt = job.attempts
+        leases = tx.leases_of_task(job.task_id)
+        released = {lease.provider_id for lease in leases if lease.status is LeaseStatus.RELEASED}
+        # A lease id is H(task, provider, attempt): a provider whose lease at this attempt was revoked by a jail
+        # cannot take the same attempt again (its id is taken), so it is excluded like a release.
+        released |= {lease.provider_id for lease in leases if lease.attempt == attempt}
+        needs = JobNeeds(
+            task_id=job.task_id,
+            kind=job.kind,
+            model=job.model or None,
+            regions=job.regions,
+            allowlist=job.allowlist,
+            tee_required=job.tee_required,
+            max_units_mu=job.max_units_mu,
+        )
+        candidates, excluded = static_eligibility(needs, profiles, self.params, self.operator_allowlist, released)
+        for c in candidates:
+            if c.provider_id not in live:
+                live[c.provider_id] = self._live_state(tx, providers[c.provider_id], live_counts, now)
+        beacon_block = tx.block_at(job.enqueue_height + self.params.finality_depth)
+        beacon = beacon_block.beacon if beacon_block is not None else bytes(32)
+        decision = assign(
+            needs,
+            attempt=attempt,
+            beacon=beacon,
+            candidates=candidates,
+            excluded=excluded,
+            live=live,
+            tried=frozenset(lease.provider_id for lease in leases),
+            now=now,
+            params=self.params,
+        )
+        record = canonical_cbor(decision.to_map())
+        tx.put_decision(
+            DecisionRecord(task_id=job.task_id, attempt=attempt, decision=record, winner=decision.winner, time=now)
+        )
+        if decision.winner is None:
+            return decision
+        winner = decision.winner
+        lease = LeaseRecord(
+            lease_id=lease_id(job.task_id, winner, attempt),
+            task_id=job.task_id,
+            provider_id=winner,
+            attempt=attempt,
+            granted_at=now,
+            expires_at=now + self.params.lease_ttl_s,
+            status=LeaseStatus.LIVE,
+            epoch=epoch,
+        )
+        lease = replace(lease, grant_sig=self.operator_key.sign(tagged_hash(GRANT_TAG, lease.grant_map())))
+        check_move(job.task_id, job.status, JobStatus.LEASED)
+        if not tx.lease_job(lease, now):
+            return replace(decision, winner=None)  # another replica leased it first
+        provider = providers[winner]
+        state = live[winner]
+        tokens = state.bucket_tokens_mu - job.max_units_mu
+        live[winner] = replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens)
+        live_counts[winner] = live_counts.get(winner, 0) + 1
+        updated = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
+        _update_provider(tx, updated, provider.status)
+        providers[winner] = updated
+        _event(
+            tx,
+            "jobAssigned",
+            {"task_id": job.task_id, "provider_id": winner, "lease_id": lease.lease_id, "attempt": attempt},
+            now,
+        )
+        return decision
+
+    def _live_state(self, tx: Tx, provider: Provider, counts: Mapping[bytes, int], now: int) -> LiveState:
+        first, last = window_slots(now, provider.registered_at, self.params)
+        slots = tx.heartbeat_slots(provider.provider_id, first, last)
+        interval = self.params.heartbeat_interval_s
+        return LiveState(
+            provider_id=provider.provider_id,
+            last_heartbeat_at=provider.last_heartbeat_at,
+            availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, self.params),
+            # the provider's own limit (at most SPEC's max_leases) counts as reaching SPEC's
+            live_leases=count
+            if (count := counts.get(provider.provider_id, 0)) < provider.max_leases
+            else self.params.max_leases,
+            bucket_tokens_mu=refill_bucket(provider.bucket_tokens_mu, provider.bucket_at, now, self.params),
+        )
+
+    # -- proofs (SPEC §8) ----------------------------------------------------------------------------------
+    def submit_proof(self, raw: Mapping[str, object]) -> ProofOutcome:
+        """Check the envelope, verify the body, then accept (signed acc, inclusion on chain) or reject
+        (requeue or REJECTED, and a slash when the code earns one). A drop changes nothing."""
+        received_ms = self.clock.now_ms()
+        now = received_ms // 1000
+        env = parse_envelope(raw)
+        if isinstance(env, Reject):
+            return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+        pid = env.proof_id
+        with self.store.transaction() as tx:
+            provider = tx.get_provider(env.provider_id)
+            stored = tx.get_lease(env.lease_id)
+            lease = _core_lease(stored) if stored is not None else None
+            drop = check_envelope(
+                env,
+                provider_key=provider.public_key if provider is not None else None,
+                lease=lease,
+                received_at=now,
+                seen_proof=tx.proof_seen,
+            )
+            if drop is not None:
+                if drop.code is RejectCode.DUPLICATE:
+                    first = tx.get_proof(pid)
+                    if first is not None:  # replaying a message returns the first answer
+                        return _outcome_of(first)
+                return ProofOutcome(
+                    proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True
+                )
+            if provider is None or stored is None:  # unreachable: check_envelope dropped these
+                raise LeaseNotFoundError(env.lease_id, "is unknown")
+            job = tx.get_job(env.task_id)
+            if job is None or job.status is not JobStatus.LEASED:
+                return ProofOutcome(
+                    proof_id=pid,
+                    accepted=False,
+                    code=RejectCode.UNKNOWN_LEASE.value,
+                    message="the task is not leased",
+                    dropped=True,
+                )
+            head = tx.head_block()
+            height = head.height if head is not None else 0
+            latency = max(0, received_ms - stored.granted_at * 1000)
+            verdict = self.verifier.verify(env, job, decode_request(job), stored, now, height)
+            tx.move_job(job.task_id, JobStatus.LEASED, check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED),
+                        "proof submitted", None, now)  # fmt: skip
+            envelope_bytes = canonical_cbor(env.to_map())
+            if isinstance(verdict, Reject):
+                outcome = self._reject_proof(
+                    tx, env, job, stored, provider, verdict, envelope_bytes, latency, now, height
+                )
+            else:
+                outcome = self._accept_proof(tx, env, job, stored, provider, verdict, envelope_bytes, latency, now)
+            tx.commit()
+        if outcome.accepted and self.chain_writer is not None:
+            self._include(env, envelope_bytes)
+        return outcome
+
+    def _accept_proof(
+        self,
+        tx: Tx,
+        env: ProofEnvelope,
+        job: Job,
+        lease: LeaseRecord,
+        provider: Provider,
+        body: BodyAccepted,
+        envelope_bytes: bytes,
+        latency: int,
+        now: int,
+    ) -> ProofOutcome:
+        since = now - self.params.qos_window_s
+        latencies = [p.latency_ms for p in tx.accepted_proofs_since(provider.provider_id, since)] + [latency]
+        lat = latency_bps(p95_ms(latencies), self.params)
+        first, last = window_slots(now, provider.registered_at, self.params)
+        slots = tx.heartbeat_slots(provider.provider_id, first, last)
+        interval = self.params.heartbeat_interval_s
+        availability = availability_bps((s * interval for s in slots), now, provider.registered_at, self.params)
+        avail = availability_multiplier_bps(availability, self.params)
+        if body.units_mu is not None:
+            units = min(body.units_mu, job.max_units_mu)
+        else:
+            weight = self.params.weight_milli(job.model) or 0
+            units = min(ai_units(body.runtime_ms, weight, lat, avail), job.max_units_mu)
+        acc = Acceptance(proof_id=env.proof_id, units_mu=units, lat_bps=lat, avail_bps=avail, accepted_at=now)
+        sig = sign_acceptance(self.operator_key, acc)
+        record = ProofRecord(
+            proof_id=env.proof_id,
+            task_id=env.task_id,
+            lease_id=env.lease_id,
+            provider_id=env.provider_id,
+            kind=env.kind,
+            envelope=envelope_bytes,
+            received_at=now,
+            latency_ms=latency,
+            verdict="ACCEPT",
+            acceptance=canonical_cbor(acc.to_map()),
+            acceptance_sig=sig,
+            units_mu=units,
+            output_digest=body.output_digest,
+            qos={"runtime_ms": body.runtime_ms, "tokens": body.tokens, "quality_bps": body.quality_bps},
+        )
+        tx.insert_proof(record)
+        tx.end_lease(lease.lease_id, LeaseStatus.PROVED, now)
+        return ProofOutcome(proof_id=env.proof_id, accepted=True, code="ACCEPT", message="accepted", units_mu=units)
+
+    def _reject_proof(
+        self,
+        tx: Tx,
+        env: ProofEnvelope,
+        job: Job,
+        lease: LeaseRecord,
+        provider: Provider,
+        verdict: Reject,
+        envelope_bytes: bytes,
+        latency: int,
+        now: int,
+        height: int,
+    ) -> ProofOutcome:
+        tx.insert_proof(
+            ProofRecord(
+                proof_id=env.proof_id,
+                task_id=env.task_id,
+                lease_id=env.lease_id,
+                provider_id=env.provider_id,
+                kind=env.kind,
+                envelope=envelope_bytes,
+                received_at=now,
+                latency_ms=latency,
+                verdict=verdict.code.value,
+                message=verdict.message,
+            )
+        )
+        submitted = replace(job, status=JobStatus.SUBMITTED)
+        self._end_attempt(tx, submitted, lease, LeaseEnd.REJECTED, now)
+        slashed = 0
+        reason = verdict.slash_reason
+        if reason is not None:
+            evidence = slash_evidence(
+                reason=SlashReason(reason),
+                task_id=env.task_id,
+                subject_kind="proof_id",
+                subject_id=env.proof_id,
+                record=env.to_map(),
+                height=height,
+            )
+            slashed = self._slash(tx, provider, SlashReason(reason), env.task_id, env.proof_id, evidence, now)
+        log.info("proof 0x%s rejected: %s", env.proof_id.hex()[:12], verdict.code.value)
+        return ProofOutcome(
+            proof_id=env.proof_id, accepted=False, code=verdict.code.value, message=verdict.message, slashed=slashed
+        )
+
+    def _include(self, env: ProofEnvelope, envelope_bytes: bytes) -> None:
+        with self.store.transaction() as tx:
+            record = tx.get_proof(env.proof_id)
+        if record is None or self.chain_writer is None:
+            return
+        self.chain_writer.include_proof(
+            {
+                "task_id": env.task_id,
+                "proof_id": env.proof_id,
+                "provider_id": env.provider_id,
+                "envelope": envelope_bytes,
+                "acc": record.acceptance,
+                "acc_sig": record.acceptance_sig,
+            }
+        )
+
+    # -- sweeps (SPEC §7, §9) ------------------------------------------------------------------------------
+    def sweep(self, limit: int = 500) -> SweepReport:
+        """Expire leases past their TTL (strike, MISSED_LEASE slash, requeue or fail), end jails that are
+        over, and release unbonded stake whose unbonding period has passed."""
+        now = self.clock.now()
+        expired = unjailed = released = 0
+        with self.store.transaction() as tx:
+            head = tx.head_block()
+            height = head.height if head is not None else 0
+            for lease in tx.expired_leases(now, limit):
+                job = tx.get_job(lease.task_id)
+                provider = tx.get_provider(lease.provider_id)
+                if job is None or provider is None or job.status is not JobStatus.LEASED:
+                    continue
+                self._end_attempt(tx, job, lease, LeaseEnd.EXPIRED, lease.expires_at)
+                provider = _require_provider(tx, lease.provider_id)
+                _update_provider(tx, replace(provider, strikes=provider.strikes + 1, updated_at=now), provider.status)
+                provider = _require_provider(tx, lease.provider_id)
+                evidence = slash_evidence(
+                    reason=SlashReason.MISSED_LEASE,
+                    task_id=lease.task_id,
+                    subject_kind="lease_id",
+                    subject_id=lease.lease_id,
+                    record={**lease.grant_map(), "grant_sig": lease.grant_sig},
+                    height=height,
+                    heartbeat_root=_heartbeat_root(tx, provider, now, self.params),
+                )
+                self._slash(tx, provider, SlashReason.MISSED_LEASE, lease.task_id, lease.lease_id, evidence, now)
+                expired += 1
+            for provider in tx.providers():
+                changed = provider
+                if provider.status is ProviderStatus.JAILED and provider.jailed_until and provider.jailed_until <= now:
+                    to = ProviderStatus.ACTIVE if provider.bonded > 0 else ProviderStatus.UNBONDING
+                    changed = replace(changed, status=check_provider_move(provider.provider_id, provider.status, to))
+                    changed = replace(changed, jailed_until=None)
+                    tx.record_provider_move(provider.provider_id, provider.status, to, "jail ended", now)
+                    unjailed += 1
+                if changed.unbonding > 0 and changed.unbonding_until <= now:
+                    amount = changed.unbonding
+                    tx.post(
+                        [
+                            Posting(
+                                debit=stake_account(provider.provider_id),
+                                credit=provider_account(provider.provider_id),
+                                amount=MicroAnm(amount),
+                                ref_kind="unbonded",
+                                ref=provider.provider_id,
+                            )
+                        ],
+                        None,
+                        now,
+                    )
+                    changed = replace(changed, unbonding=0)
+                    released += amount
+                if changed != provider:
+                    _update_provider(tx, replace(changed, updated_at=now), provider.status)
+            tx.commit()
+        return SweepReport(expired=expired, unjailed=unjailed, released_stake=released)
+
+    # -- payouts (SPEC §11) --------------------------------------------------------------------------------
+    def claim_payout(self, pid: bytes, nonce: int) -> Claim:
+        """Withdraw the provider's whole balance; idempotent on claim_id = H("aicf/claim/v1", provider, nonce)."""
+        if isinstance(nonce, bool) or not 0 <= nonce < MAX_AMOUNT:
+            raise StakeError(f"claim nonce must be >= 0 and < 2^63, got {nonce}")
+        cid = claim_id(pid, nonce)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            _require_provider(tx, pid)
+            first = tx.get_claim(cid)
+            if first is not None:
+                return first
+            account = provider_account(pid)
+            amount = tx.balances([account])[account]
+            claim = Claim(claim_id=cid, provider_id=pid, amount=MicroAnm(amount), time=now)
+            tx.insert_claim(claim)
+            if amount > 0:
+                tx.post(
+                    [Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind="claim", ref=cid)],
+                    None,
+                    now,
+                )
+            tx.commit()
+        return claim
+
+    # -- shared steps --------------------------------------------------------------------------------------
+    def _end_lease(self, tx: Tx, lease: LeaseRecord, how: LeaseEnd, now: int) -> None:
+        job = tx.get_job(lease.task_id)
+        if job is None:
+            raise LeaseNotFoundError(lease.lease_id, "has no job")
+        self._end_attempt(tx, job, lease, how, now)
+
+    def _end_attempt(self, tx: Tx, job: Job, lease: LeaseRecord, how: LeaseEnd, ended_at: int) -> None:
+        """The lease ends without an accepted proof: requeue with backoff, or FAILED/REJECTED with a refund;
+        a cancel or deadline that arrived meanwhile takes effect now (LEASED → QUEUED → CANCELLED)."""
+        outcome = end_attempt(_core_lease(lease), how, ended_at, self.params)
+        if how is not LeaseEnd.REJECTED:
+            tx.end_lease(lease.lease_id, lease_end_status(how), ended_at)
+        check_move(job.task_id, job.status, outcome.status)
+        if not tx.move_job(job.task_id, job.status, outcome.status, f"lease {how.value.lower()}", None, ended_at):
+            raise AicfError(f"task 0x{job.task_id.hex()} moved while its lease ended")
+        tx.set_job_schedule(job.task_id, outcome.attempts_used, outcome.not_before)
+        if outcome.status in (JobStatus.FAILED, JobStatus.REJECTED):
+            _refund(tx, job, outcome.status.value.lower(), ended_at)
+            return
+        final = tx.get_meta("final_height")
+        past_deadline = final is not None and job.deadline_height <= final
+        if job.cancel_requested or past_deadline:
+            check_move(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED)
+            tx.move_job(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED, "cancelled after lease", None, ended_at)
+            _refund(tx, job, "refund", ended_at)
+
+    def _slash(
+        self,
+        tx: Tx,
+        provider: Provider,
+        reason: SlashReason,
+        task_id: bytes,
+        subject: bytes,
+        evidence: Mapping[str, object],
+        now: int,
+    ) -> int:
+        """Slash at most once per lease or proof; jail or ban; revoke the provider's live leases."""
+        amount = slash_amount(provider.bonded, provider.unbonding, reason, self.params)
+        ref = evidence_ref(evidence)
+        until = jail_until(reason, now, self.params)
+        record = SlashRecord(
+            evidence_hash=ref,
+            provider_id=provider.provider_id,
+            reason=reason.value,
+            subject=subject,
+            task_id=task_id,
+            amount=amount.total,
+            evidence=canonical_cbor(dict(evidence)),
+            time=now,
+            jailed_until=until,
+        )
+        if not tx.insert_slash(record):
+            return 0
+        if amount.total > 0:
+            tx.post(
+                [
+                    Posting(
+                        debit=stake_account(provider.provider_id),
+                        credit=FUND,
+                        amount=MicroAnm(amount.total),
+                        ref_kind="slash",
+                        ref=ref,
+                    )
+                ],
+                None,
+                now,
+            )
+        times = [s.time for s in tx.slashes_of(provider.provider_id)]
+        banned = until is None or is_banned(times, now, self.params)
+        to = ProviderStatus.BANNED if banned else ProviderStatus.JAILED
+        updated = replace(
+            provider,
+            bonded=provider.bonded - amount.from_bonded,
+            unbonding=provider.unbonding - amount.from_unbonding,
+            jailed_until=0 if banned else until,
+            updated_at=now,
+        )
+        if provider.status is not to and provider.status is not ProviderStatus.BANNED:
+            updated = replace(updated, status=check_provider_move(provider.provider_id, provider.status, to))
+            tx.record_provider_move(provider.provider_id, provider.status, to, f"slashed: {reason.value}", now)
+        elif provider.status is ProviderStatus.JAILED and until is not None:
+            updated = replace(updated, jailed_until=max(until, provider.jailed_until or 0))
+        _update_provider(tx, updated, provider.status)
+        for lease in tx.live_leases_of(provider.provider_id):
+            job = tx.get_job(lease.task_id)
+            if job is not None and job.status is JobStatus.LEASED:
+                self._end_attempt(tx, job, lease, LeaseEnd.REVOKED, now)
+        _event(
+            tx,
+            "providerSlashed",
+            {
+                "provider_id": provider.provider_id,
+                "reason": reason.value,
+                "amount": amount.total,
+                "task_id": task_id,
+                "evidence_hash": ref,
+                "status": updated.status.value,
+            },
+            now,
+        )
+        log.warning("provider 0x%s slashed %d µANM for %s", provider.provider_id.hex()[:12], amount.total, reason)
+        return amount.total
+
+    def _burst(self) -> int:
+        return self.params.bucket_burst_factor * self.params.gamma_units // 1000
+
+
+class ChainWriter(Protocol):
+    """Where accepted proofs go to be included on chain (the devnet's mempool, or a real chain's client)."""
+
+    def include_proof(self, body: Mapping[str, object]) -> None: ...
+
+
+def _check_caps(caps: Capabilities, params: Params) -> None:
+    if not caps.kinds or any(k not in KINDS for k in caps.kinds):
+        raise InvalidRegistrationError("kinds", f"expected a non-empty subset of {KINDS}, got {list(caps.kinds)}")
+    unknown = [m for m in caps.models if params.weight_milli(m) is None]
+    if unknown:
+        raise InvalidRegistrationError("models", f"unknown model {unknown[0]!r}; known: {sorted(params.model_weights)}")
+    if "ai" in caps.kinds and not caps.models:
+        raise InvalidRegistrationError("models", "an AI provider must serve at least one model")
+    bad_tee = [t for t in caps.tee_classes if t not in TEE_CLASSES]
+    if bad_tee:
+        raise InvalidRegistrationError("tee_classes", f"unknown TEE class {bad_tee[0]!r}; known: {TEE_CLASSES}")
+    if isinstance(caps.max_leases, bool) or not 1 <= caps.max_leases <= params.max_leases:
+        raise InvalidRegistrationError("max_leases", f"must be 1..{params.max_leases}, got {caps.max_leases}")
+    if len(caps.regions) > params.max_regions or any(not r or len(r) > 64 for r in caps.regions):
+        raise InvalidRegistrationError("regions", f"at most {params.max_regions} names of 1..64 characters")
+
+
+def _profile(p: Provider) -> ProviderProfile:
+    return ProviderProfile(
+        provider_id=p.provider_id,
+        active=p.status is ProviderStatus.ACTIVE,
+        bonded_stake=p.bonded,
+        kinds=frozenset(p.kinds),
+        models=frozenset(p.models),
+        regions=frozenset(p.regions),
+        tee_classes=frozenset(p.tee_classes),
+    )
+
+
+def _core_lease(r: LeaseRecord) -> Lease:
+    return Lease(
+        lease_id=r.lease_id,
+        task_id=r.task_id,
+        provider_id=r.provider_id,
+        attempt=r.attempt,
+        granted_at=r.granted_at,
+        expires_at=r.expires_at,
+        status=r.status,
+    )
+
+
+def _outcome_of(record: ProofRecord) -> ProofOutcome:
+    return ProofOutcome(
+        proof_id=record.proof_id,
+        accepted=record.verdict == "ACCEPT",
+        code=record.verdict,
+        message=record.message or ("accepted" if record.verdict == "ACCEPT" else record.verdict),
+        units_mu=record.units_mu,
+    )
+
+
+def _require_provider(tx: Tx, pid: bytes) -> Provider:
+    provider = tx.get_provider(pid)
+    if provider is None:
+        raise UnknownProviderError(pid)
+    return provider
+
+
+def _require_lease(tx: Tx, lid: bytes) -> LeaseRecord:
+    lease = tx.get_lease(lid)
+    if lease is None:
+        raise LeaseNotFoundError(lid, "is unknown")
+    return lease
+
+
+def _update_provider(tx: Tx, provider: Provider, expected: ProviderStatus) -> None:
+    if not tx.update_provider(provider, expected):
+        raise AicfError(f"provider 0x{provider.provider_id.hex()} changed concurrently; retry")
+
+
+def _refund(tx: Tx, job: Job, reason: str, time: int) -> None:
+    account = escrow_account(job.task_id)
+    have = tx.balances([account])[account]
+    if have > 0:
+        tx.post(
+            [
+                Posting(
+                    debit=account,
+                    credit=requester_account(job.caller),
+                    amount=MicroAnm(have),
+                    ref_kind=reason,
+                    ref=job.task_id,
+                )
+            ],
+            None,
+            time,
+        )
+
+
+def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> bytes:
+    """The Merkle root of the provider's live heartbeat slots in its QoS window (MISSED_LEASE evidence)."""
+    first, last = window_slots(now, provider.registered_at, params)
+    return merkle_root(slot.to_bytes(8, "big") for slot in tx.heartbeat_slots(provider.provider_id, first, last))
+
+
+def live_lease_ids(leases: Sequence[LeaseRecord]) -> list[bytes]:
+    return [lease.lease_id for lease in leases if lease.status is LeaseStatus.LIVE]

@@ -1,0 +1,158 @@
+"""Epoch settlement runs (SPEC §5, issue 5): batch E is built when the first block with epoch > E is final,
+inside that block's ingest transaction, so it is written with its payouts and ledger entries atomically and
+exactly once (a batch row per epoch is unique; a task is paid at most once).
+
+Everything settlement reads is chain-derived or written by earlier batches: the results of included proofs,
+the jobs' fees and tiers from their enqueue transactions, the treasury's entries through the finalized
+height. So two coordinators fed the same chain from separate stores write byte-identical batches and roots.
+"""
+
+import logging
+
+from aicf.core.encoding import canonical_cbor
+from aicf.core.errors import AicfError
+from aicf.core.jobs import JobStatus, check_move
+from aicf.core.ledger import FUND, TREASURY, Posting, escrow_account, miner_account, provider_account, requester_account
+from aicf.core.params import Params, params_hash
+from aicf.core.records import BatchRecord
+from aicf.core.settlement import SettlementBatch, VerifiedJob, priority_class, settle_epoch
+from aicf.core.types import MicroAnm
+from aicf.store.interface import META_PRICE_BPS, Tx
+
+log = logging.getLogger("aicf.settle")
+
+
+def settle_due(tx: Tx, height: int, params: Params) -> list[SettlementBatch]:
+    """Called as `height` becomes final: build every batch E with epoch(height − 1) ≤ E < epoch(height).
+
+    Their finalized height is height − 1, the last block with epoch ≤ E. Epochs without a block get an
+    empty batch too (SPEC §5: every epoch gets a batch).
+    """
+    if height < 1:
+        return []
+    block, parent = tx.block_at(height), tx.block_at(height - 1)
+    if block is None or parent is None or block.epoch <= parent.epoch:
+        return []
+    last = tx.last_batch_epoch()
+    first = 0 if last is None else last + 1
+    return [settle_one(tx, epoch, height - 1, params, block.time) for epoch in range(first, block.epoch)]
+
+
+def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) -> SettlementBatch:
+    price = tx.get_meta(META_PRICE_BPS)
+    price_bps = params.price_initial_bps if price is None else price
+    results = tx.unsettled_results_through(finalized)
+    jobs = []
+    callers: dict[bytes, bytes] = {}
+    for result in results:
+        job = tx.get_job(result.task_id)
+        if job is None:
+            raise AicfError(f"result for unknown task 0x{result.task_id.hex()}")
+        callers[job.task_id] = job.caller
+        jobs.append(
+            VerifiedJob(
+                task_id=result.task_id,
+                provider_id=result.provider_id,
+                miner_id=result.miner_id,
+                proof_id=result.proof_id,
+                kind=job.kind,
+                priority_class=priority_class(job.tier, job.carried_batches, params),
+                proof_height=result.height,
+                tx_index=result.tx_index,
+                units_mu=result.units_mu,
+                fee_per_unit=job.fee_per_unit,
+            )
+        )
+    treasury = tx.balance_through(TREASURY, finalized)
+    p_hash = params_hash(params)
+    batch = settle_epoch(
+        epoch=epoch,
+        finalized_height=finalized,
+        jobs=jobs,
+        treasury=treasury,
+        price_bps=price_bps,
+        params=params,
+        params_digest=p_hash,
+    )
+    postings: list[Posting] = []
+    escrows = tx.balances([escrow_account(p.task_id) for p in batch.payouts])
+    for p in batch.payouts:
+        for credit, amount in (
+            (provider_account(p.provider_id), p.provider),
+            (miner_account(p.miner_id), p.miner),
+            (FUND, p.fund),
+        ):
+            if amount > 0:
+                postings.append(
+                    Posting(debit=TREASURY, credit=credit, amount=MicroAnm(amount), ref_kind="payout", ref=p.payout_id)
+                )
+        escrow = escrow_account(p.task_id)
+        held = escrows[escrow]
+        if p.charged > held:
+            raise AicfError(f"task 0x{p.task_id.hex()}: charged {p.charged} exceeds its escrow of {held}")
+        if p.charged > 0:
+            postings.append(
+                Posting(debit=escrow, credit=TREASURY, amount=MicroAnm(p.charged), ref_kind="fee", ref=p.payout_id)
+            )
+        if held - p.charged > 0:
+            postings.append(
+                Posting(
+                    debit=escrow,
+                    credit=requester_account(callers[p.task_id]),
+                    amount=MicroAnm(held - p.charged),
+                    ref_kind="refund",
+                    ref=p.payout_id,
+                )
+            )
+    record = BatchRecord(
+        epoch=epoch,
+        finalized_height=finalized,
+        params_hash=p_hash,
+        price_bps=price_bps,
+        next_price_bps=batch.next_price_bps,
+        root=batch.root,
+        batch=canonical_cbor(batch.to_map()),
+        payouts=len(batch.payouts),
+        carried=len(batch.carried),
+        reward=batch.totals.reward,
+        units_mu=batch.totals.units_mu,
+        treasury_before=treasury,
+        time=time,
+    )
+    if not tx.insert_batch(record, batch.payouts):
+        raise AicfError(f"epoch {epoch} already has a batch")
+    if postings:
+        tx.post(postings, None, time)
+    for p in batch.payouts:
+        job = tx.get_job(p.task_id)
+        if job is not None and job.status is JobStatus.VERIFIED:
+            check_move(p.task_id, job.status, JobStatus.SETTLED)
+            tx.move_job(p.task_id, JobStatus.VERIFIED, JobStatus.SETTLED, f"epoch {epoch}", None, time)
+    if batch.carried:
+        tx.add_carried(batch.carried)
+    tx.set_meta(META_PRICE_BPS, batch.next_price_bps)
+    tx.append_event(
+        "epochSettled",
+        canonical_cbor(
+            {
+                "epoch": epoch,
+                "finalized_height": finalized,
+                "root": batch.root,
+                "price_bps": price_bps,
+                "next_price_bps": batch.next_price_bps,
+                "payouts": len(batch.payouts),
+                "carried": len(batch.carried),
+                "totals": batch.totals.to_map(),
+            }
+        ),
+        time,
+    )
+    log.info(
+        "epoch %d settled: %d payouts, %d carried, reward %d, root 0x%s",
+        epoch,
+        len(batch.payouts),
+        len(batch.carried),
+        batch.totals.reward,
+        batch.root.hex()[:16],
+    )
+    return batch

@@ -1,0 +1,407 @@
+"""The coordinator's lifecycle on the memory store with a fake clock and the devnet (issue 5).
+
+Each test drives the real use-cases: enqueue on chain → ingest → QUEUED at depth 6 → match (stake-weighted
+beacon draw) → lease → proof (or silence) → verify → inclusion on chain → VERIFIED → epoch settlement.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.chain import TxKind
+from aicf.core.clock import FixedClock
+from aicf.core.ids import input_digest, output_digest, provider_id
+from aicf.core.jobs import JobStatus
+from aicf.core.leases import LeaseStatus
+from aicf.core.ledger import FUND, provider_account, requester_account, stake_account
+from aicf.core.params import Params, params_from_mapping
+from aicf.core.registry import ProviderStatus
+from aicf.proofs.envelope import ProofEnvelope, sign_envelope
+from aicf.service.audit import state_digest, verify
+from aicf.service.coordinator import Capabilities, Coordinator
+from aicf.service.errors import InvalidRegistrationError, NotLeaseHolderError, StakeError, UnknownProviderError
+from aicf.service.ingest import ingest_available
+from aicf.service.verifier import StandardVerifier
+from aicf.store.memory import MemoryStore
+
+PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})
+MODEL_DIGEST = b"\x5a" * 32
+GENESIS = 1_700_000_000
+REQUESTER = b"\x42" * 20
+
+
+def _key(seed: int) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+
+
+def _pub(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _no_circuits(_: bytes) -> int:
+    return 1
+
+
+@dataclass
+class DevnetWriter:
+    devnet: Devnet
+    sender: bytes = b"\x0c" * 20
+
+    def include_proof(self, body: Mapping[str, object]) -> None:
+        self.devnet.submit(self.sender, TxKind.PROOF, body)
+
+
+@dataclass
+class World:
+    params: Params = PARAMS
+    devnet: Devnet = field(default_factory=lambda: Devnet(DevnetConfig(genesis_time=GENESIS, interval_s=10)))
+    store: MemoryStore = field(default_factory=MemoryStore)
+    clock: FixedClock = field(default_factory=lambda: FixedClock(GENESIS))
+    operator: Ed25519PrivateKey = field(default_factory=lambda: _key(99))
+    coord: Coordinator = field(init=False)
+    live: list[bytes] = field(default_factory=list)  # providers that heartbeat as blocks go by
+
+    def __post_init__(self) -> None:
+        self.coord = Coordinator(
+            store=self.store,
+            clock=self.clock,
+            params=self.params,
+            operator_key=self.operator,
+            verifier=StandardVerifier(
+                params=self.params, model_digests={"llama3-8b": MODEL_DIGEST}, trap_seed=lambda e: b"\x00" * 32
+            ),
+            chain_writer=DevnetWriter(self.devnet),
+            trap_secret=b"test-secret",
+        )
+
+    def mine(self, n: int = 1) -> None:
+        """Mine n blocks one by one: move the clock to each block's time, let live providers heartbeat, ingest."""
+        for _ in range(n):
+            (block,) = self.devnet.mine(1)
+            self.clock.set(block.time)
+            for pid in self.live:
+                self.coord.heartbeat(pid)
+            ingest_available(self.store, self.devnet, self.params, _no_circuits, operator_key=_pub(self.operator))
+
+    def provider(self, seed: int, stake: int = 1_000_000) -> tuple[Ed25519PrivateKey, bytes]:
+        key = _key(seed)
+        p = self.coord.register(_pub(key), Capabilities(kinds=("ai",), models=("llama3-8b",)))
+        if stake:
+            self.coord.deposit_stake(p.provider_id, stake, source="external")
+        self.coord.heartbeat(p.provider_id)
+        self.live.append(p.provider_id)
+        return key, p.provider_id
+
+    def enqueue(self, n: int = 1, fee: int = 20_000, runtime_ms: int = 2000) -> None:
+        self.devnet.submit(REQUESTER, TxKind.DEPOSIT, {"to": REQUESTER, "amount": 10**9})
+        for i in range(n):
+            body = {
+                "model": "llama3-8b",
+                "prompt": b"prompt-%d" % i,
+                "max_tokens": 64,
+                "max_runtime_ms": runtime_ms,
+                "fee_per_unit": fee,
+                "tier": 0,
+            }
+            self.devnet.submit(REQUESTER, TxKind.AI_ENQUEUE, body)
+
+    def queued(self) -> list[bytes]:
+        with self.store.transaction() as tx:
+            return [j.task_id for j in tx.ready_jobs(self.clock.now(), 1000)]
+
+    def job_status(self, task: bytes) -> JobStatus:
+        with self.store.transaction() as tx:
+            job = tx.get_job(task)
+            assert job is not None
+            return job.status
+
+    def balance(self, account: str) -> int:
+        with self.store.transaction() as tx:
+            return tx.balances([account])[account]
+
+    def envelope(
+        self, key: Ed25519PrivateKey, lease_id: bytes, task: bytes, output: bytes = b"answer"
+    ) -> dict[str, Any]:
+        with self.store.transaction() as tx:
+            job = tx.get_job(task)
+            assert job is not None
+        from aicf.service.coordinator import decode_request
+
+        prompt = decode_request(job)["prompt"]
+        assert isinstance(prompt, bytes)
+        body = {
+            "model_id": "llama3-8b",
+            "model_digest": MODEL_DIGEST,
+            "input_digest": input_digest(prompt),
+            "output_digest": output_digest(output),
+            "output": output,
+            "qos": {"runtime_ms": 1500, "tokens": 3},
+        }
+        env = ProofEnvelope(
+            version=1,
+            kind="AI_V1",
+            task_id=task,
+            lease_id=lease_id,
+            provider_id=provider_id(_pub(key)),
+            body=body,
+            sig=b"\x00" * 64,
+        )
+        return {**env.to_map(), "sig": sign_envelope(key, env)}
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.mine(2)  # treasury income so the budget throttle is off
+    return w
+
+
+def _lease_of(world: World, pid: bytes) -> tuple[bytes, bytes]:
+    leases = world.coord.heartbeat(pid)
+    assert leases, "the provider holds no lease"
+    return leases[0].lease_id, leases[0].task_id
+
+
+def test_register_is_idempotent_and_refuses_unknown_models(world: World) -> None:
+    key = _key(1)
+    first = world.coord.register(_pub(key), Capabilities(kinds=("ai",), models=("llama3-8b",)))
+    again = world.coord.register(_pub(key), Capabilities(kinds=("ai",), models=("llama3-8b",)))
+    assert first == again
+    assert first.status is ProviderStatus.ACTIVE
+    with pytest.raises(InvalidRegistrationError, match="unknown model 'gpt-9'"):
+        world.coord.register(_pub(_key(2)), Capabilities(kinds=("ai",), models=("gpt-9",)))
+    with pytest.raises(InvalidRegistrationError, match="max_leases"):
+        world.coord.register(_pub(_key(3)), Capabilities(kinds=("ai",), models=("llama3-8b",), max_leases=9))
+
+
+def test_unknown_provider_and_bad_stake_are_refused_without_change(world: World) -> None:
+    with pytest.raises(UnknownProviderError):
+        world.coord.heartbeat(b"\x01" * 32)
+    _, pid = world.provider(1, stake=0)
+    digest = state_digest(world.store)
+    with pytest.raises(StakeError, match="must be > 0"):
+        world.coord.deposit_stake(pid, 0)
+    with pytest.raises(Exception, match="balance"):
+        world.coord.deposit_stake(pid, 5)  # provider:<id> holds nothing yet
+    with pytest.raises(StakeError, match="can withdraw"):
+        world.coord.withdraw_stake(pid, 1)
+    assert state_digest(world.store) == digest
+
+
+def test_job_is_queued_only_once_its_enqueue_block_is_final(world: World) -> None:
+    world.enqueue(1)
+    world.mine(1)
+    assert world.queued() == []
+    world.mine(5)
+    assert world.queued() == []
+    world.mine(1)
+    assert len(world.queued()) == 1
+
+
+def test_matcher_leases_to_a_staked_provider_and_stores_the_decision(world: World) -> None:
+    _, pid = world.provider(1)
+    _, unstaked = world.provider(2, stake=0)
+    world.enqueue(1)
+    world.mine(7)
+    decisions = world.coord.match()
+    assert len(decisions) == 1
+    decision = decisions[0]
+    assert decision.winner == pid
+    assert [(e.provider_id, e.reason.value) for e in decision.excluded] == [(unstaked, "STAKE_BELOW_MIN")]
+    with world.store.transaction() as tx:
+        stored = tx.decisions_of(decision.task_id)
+        assert [d.winner for d in stored] == [pid]
+        assert tx.get_job(decision.task_id).status is JobStatus.LEASED  # type: ignore[union-attr]
+
+
+def test_expired_lease_requeues_with_backoff_and_slashes_missed_lease(world: World) -> None:
+    _, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    (decision,) = world.coord.match()
+    task = decision.task_id
+    world.clock.advance(PARAMS.lease_ttl_s)  # no heartbeat: the lease dies at its expiry instant
+    report = world.coord.sweep()
+    assert report.expired == 1
+    assert world.job_status(task) is JobStatus.QUEUED
+    with world.store.transaction() as tx:
+        job = tx.get_job(task)
+        assert job is not None
+        assert job.attempts == 1
+        lease = tx.leases_of_task(task)[0]
+        assert lease.status is LeaseStatus.EXPIRED
+        assert job.not_before == lease.expires_at + 5  # min(5 × 2^0, 300)
+        provider = tx.get_provider(pid)
+        assert provider is not None
+        assert provider.status is ProviderStatus.JAILED
+        assert provider.strikes == 1
+        (slash,) = tx.slashes_of(pid)
+        assert slash.reason == "MISSED_LEASE"
+        assert slash.amount == 1_000_000 * 100 // 10_000
+    assert world.balance(FUND) >= slash.amount
+    assert world.balance(stake_account(pid)) == 1_000_000 - slash.amount
+    assert world.coord.sweep().expired == 0  # at most one slash per lease
+    assert verify(world.store).ok
+
+
+def test_third_missed_attempt_fails_the_job_and_refunds_the_escrow(world: World) -> None:
+    world.enqueue(1)
+    world.mine(7)
+    (task,) = world.queued()
+    before = world.balance(requester_account(REQUESTER))
+    for seed in (1, 2, 3):
+        _, pid = world.provider(seed)
+        decisions = world.coord.match()
+        assert decisions[0].winner == pid
+        world.clock.advance(PARAMS.lease_ttl_s + 300)
+        world.coord.sweep()
+    assert world.job_status(task) is JobStatus.FAILED
+    with world.store.transaction() as tx:
+        job = tx.get_job(task)
+    assert job is not None
+    assert world.balance(requester_account(REQUESTER)) == before + job.escrow
+    assert verify(world.store).ok
+
+
+def test_heartbeat_keeps_a_lease_alive_past_its_first_ttl(world: World) -> None:
+    _, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    for _ in range(5):
+        world.clock.advance(PARAMS.heartbeat_interval_s)
+        world.coord.heartbeat(pid)
+    assert world.coord.sweep().expired == 0
+    assert len(world.coord.leases_for(pid)) == 1
+
+
+def test_proof_from_someone_who_does_not_hold_the_lease_changes_nothing(world: World) -> None:
+    keys = dict([world.provider(1), world.provider(2)][::1])
+    world.enqueue(1)
+    world.mine(7)
+    (decision,) = world.coord.match()
+    holder = decision.winner
+    assert holder is not None
+    thief_key = next(k for k, pid in keys.items() if pid != holder)
+    lid, task = _lease_of(world, holder)
+    digest = state_digest(world.store)
+    outcome = world.coord.submit_proof(world.envelope(thief_key, lid, task))
+    assert outcome.dropped
+    assert outcome.code == "UNKNOWN_LEASE"
+    assert state_digest(world.store) == digest
+    with pytest.raises(NotLeaseHolderError):
+        world.coord.release(provider_id(_pub(thief_key)), lid)
+
+
+def test_honest_proof_is_included_verified_settled_and_paid_once(world: World) -> None:
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    world.clock.advance(ms=250)
+    outcome = world.coord.submit_proof(world.envelope(key, lid, task))
+    assert outcome.accepted, outcome
+    assert outcome.units_mu > 0
+    assert world.job_status(task) is JobStatus.SUBMITTED
+    again = world.coord.submit_proof(world.envelope(key, lid, task))
+    assert again.accepted  # a replay returns the first answer
+    assert again.proof_id == outcome.proof_id
+    world.mine(1)  # the proof transaction lands
+    assert world.job_status(task) is JobStatus.VERIFIED
+    world.mine(12 + 7)  # past the epoch boundary, and that boundary final
+    assert world.job_status(task) is JobStatus.SETTLED
+    with world.store.transaction() as tx:
+        payout = tx.payout_of_task(task)
+        assert payout is not None
+        batch = tx.get_batch(payout.epoch)
+        assert batch is not None
+        assert payout.provider_id == pid
+        assert payout.units_mu == outcome.units_mu
+        assert payout.provider + payout.miner + payout.fund == payout.reward
+    assert world.balance(provider_account(pid)) == payout.provider
+    world.mine(20)  # later epochs never pay the task again
+    with world.store.transaction() as tx:
+        assert tx.payout_of_task(task) == payout
+    claim = world.coord.claim_payout(pid, nonce=7)
+    assert claim.amount == payout.provider
+    assert world.coord.claim_payout(pid, nonce=7) == claim
+    assert world.balance(provider_account(pid)) == 0
+    report = verify(world.store)
+    assert report.ok, report
+
+
+def test_wrong_output_digest_is_rejected_requeued_and_slashed_as_fraud(world: World) -> None:
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    env = world.envelope(key, lid, task)
+    env["body"] = {**env["body"], "output": b"something else"}
+    env_obj = ProofEnvelope(**{k: v for k, v in env.items() if k != "sig"}, sig=b"\x00" * 64)
+    env["sig"] = sign_envelope(key, env_obj)
+    outcome = world.coord.submit_proof(env)
+    assert not outcome.accepted
+    assert outcome.code == "DIGEST_MISMATCH"
+    assert outcome.slashed == 1_000_000 * 5000 // 10_000
+    assert world.job_status(task) is JobStatus.QUEUED
+    with world.store.transaction() as tx:
+        provider = tx.get_provider(pid)
+    assert provider is not None
+    assert provider.status is ProviderStatus.BANNED  # FRAUD jails permanently
+    assert verify(world.store).ok
+
+
+def test_release_hands_the_job_to_another_provider(world: World) -> None:
+    _, p1 = world.provider(1)
+    _, p2 = world.provider(2)
+    world.enqueue(1)
+    world.mine(7)
+    (decision,) = world.coord.match()
+    first = decision.winner
+    assert first is not None
+    lid, task = _lease_of(world, first)
+    world.coord.release(first, lid)
+    assert world.job_status(task) is JobStatus.QUEUED
+    world.clock.advance(10)
+    world.coord.heartbeat(p1)
+    world.coord.heartbeat(p2)
+    (second,) = world.coord.match()
+    assert second.winner == ({p1, p2} - {first}).pop()
+    assert any(e.reason.value == "RELEASED_TASK" for e in second.excluded)
+
+
+def test_two_coordinators_fed_the_same_chain_write_identical_batches(world: World) -> None:
+    key, pid = world.provider(1)
+    world.enqueue(3)
+    world.mine(7)
+    accepted = 0
+    for _ in range(100):  # the unit-rate bucket lets one job through, then refills (SPEC §6)
+        world.coord.match()
+        for lease in world.coord.leases_for(pid):
+            outcome = world.coord.submit_proof(world.envelope(key, lease.lease.lease_id, lease.job.task_id))
+            accepted += outcome.accepted
+        if accepted == 3:
+            break
+        world.mine(1)
+    assert accepted == 3
+    world.mine(30)
+    replica = MemoryStore()
+    ingest_available(replica, world.devnet, PARAMS, _no_circuits, operator_key=_pub(world.operator))
+    with world.store.transaction() as a, replica.transaction() as b:
+        last = a.last_batch_epoch()
+        assert last is not None
+        assert last == b.last_batch_epoch()
+        for epoch in range(last + 1):
+            ours, theirs = a.get_batch(epoch), b.get_batch(epoch)
+            assert ours is not None
+            assert theirs is not None
+            assert ours.batch == theirs.batch
+            assert ours.root == theirs.root
+        assert sum(x.payouts for x in (a.get_batch(e) for e in range(last + 1)) if x) == 3
