@@ -29,3 +29,11 @@ class NotLeaseHolderError(AicfError):
     def __init__(self, lease_id: bytes, provider_id: bytes) -> None:
         super().__init__(f"lease 0x{lease_id.hex()} is not held by provider 0x{provider_id.hex()}")
         self.lease_id, self.provider_id = lease_id, provider_id
+
+
+class NotFoundError(AicfError):
+    """A read for something that does not exist (a job, a result, an epoch without a batch yet)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what

@@ -2,9 +2,23 @@
 
 from collections.abc import Callable
 
-from aicf.store.interface import Store, StoreError, StoreUnavailableError
+from aicf.store.interface import (
+    ConcurrentUpdateError,
+    IdempotencyConflictError,
+    Store,
+    StoreError,
+    StoreUnavailableError,
+)
 
 StoreOpener = Callable[[str | None], Store]
 DefaultUrl = Callable[[], str]
 
-__all__ = ["DefaultUrl", "Store", "StoreError", "StoreOpener", "StoreUnavailableError"]
+__all__ = [
+    "ConcurrentUpdateError",
+    "DefaultUrl",
+    "IdempotencyConflictError",
+    "Store",
+    "StoreError",
+    "StoreOpener",
+    "StoreUnavailableError",
+]

@@ -39,8 +39,16 @@ from aicf.core.ledger import LedgerError
 from aicf.core.qasm import NotCliffordError
 from aicf.core.registry import IllegalProviderMoveError
 from aicf.core.slashing import UnknownSlashReasonError
+from aicf.service.errors import (
+    InvalidRegistrationError,
+    LeaseNotFoundError,
+    NotFoundError,
+    NotLeaseHolderError,
+    StakeError,
+)
+from aicf.service.errors import UnknownProviderError as ServiceUnknownProviderError
 from aicf.service.ingest import IngestError
-from aicf.service.ports import StoreError, StoreUnavailableError
+from aicf.service.ports import ConcurrentUpdateError, IdempotencyConflictError, StoreError, StoreUnavailableError
 
 log = logging.getLogger("aicf.transports.rpc")
 
@@ -159,6 +167,14 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     ReplayedNonceError: (-32057, None),
     RpcProtocolError: (INVALID_REQUEST, None),
     RpcAuthError: (-32058, None),
+    ServiceUnknownProviderError: (-32001, None),
+    InvalidRegistrationError: (-32002, None),
+    StakeError: (-32003, None),
+    NotFoundError: (-32004, None),
+    NotLeaseHolderError: (-32005, None),
+    ConcurrentUpdateError: (-32006, "another writer changed the same records; retry the request"),
+    LeaseNotFoundError: (-32011, None),
+    IdempotencyConflictError: (-32012, None),
     IllegalTransitionError: (-32010, None),
     RequestError: (-32013, None),
     ParamsError: (-32014, None),

@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from aicf.core.encoding import to_hex
+from aicf.core.ids import provider_id
 from aicf.transports.auth import (
     TS_WINDOW_S,
     Clock,
@@ -80,6 +81,9 @@ class RpcMethod(Generic[P]):
     access: Access
     summary: str
     description: str = ""
+    # A provider method a provider calls before it is registered (aicf.register): the signature is checked with
+    # params.public_key, and auth.provider_id must be H("aicf/provider/v1", public_key).
+    self_certifying: bool = False
     result_schema: Mapping[str, Any] | None = None  # JSON schema of the result, for the OpenRPC document
 
 
@@ -368,10 +372,27 @@ class RpcServer:
         if method.access == "operator":
             check_operator(authorization, self.operator_token)
         elif method.access == "provider":
-            verified = verify_provider(method.name, params, auth, now, self.provider_keys, self.limits.ts_window_s)
+            keys = _self_certified(params) if method.self_certifying else self.provider_keys
+            verified = verify_provider(method.name, params, auth, now, keys, self.limits.ts_window_s)
             return CallContext(method=method.name, provider_id=verified.provider_id), verified
         return CallContext(method=method.name), None
 
     @staticmethod
     def _error(request_id: JsonValue, exc: BaseException) -> dict[str, JsonValue]:
         return {"jsonrpc": "2.0", "error": error_object(exc), "id": request_id}
+
+
+def _self_certified(params: object) -> ProviderKeys:
+    """Keys for a self-certifying call: the key in params.public_key, for the provider id it hashes to."""
+    raw = params.get("public_key") if isinstance(params, dict) else None
+    key: bytes | None = None
+    if isinstance(raw, str) and raw.startswith("0x") and len(raw) == 66:
+        try:
+            key = bytes.fromhex(raw[2:])
+        except ValueError:
+            key = None
+
+    def lookup(pid: bytes) -> bytes | None:
+        return key if key is not None and provider_id(key) == pid else None
+
+    return lookup

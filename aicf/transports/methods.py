@@ -1,0 +1,440 @@
+"""The coordinator's JSON-RPC methods (SPEC §12): parse params, call a use-case, render. No rules here.
+
+Read methods are public; provider methods carry a signed `auth`; operator methods need the operator token.
+On the wire integers stay JSON integers and bytes are 0x hex.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import cbor2
+from pydantic import Field
+
+from aicf.core.chain import Job
+from aicf.core.clock import Clock
+from aicf.core.encoding import to_hex
+from aicf.core.jobs import JobStatus
+from aicf.core.ledger import is_account
+from aicf.core.params import Params
+from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, ResultRecord, SlashRecord
+from aicf.core.settlement import Payout
+from aicf.service import reads
+from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome
+from aicf.service.errors import NotFoundError
+from aicf.service.ports import Store
+from aicf.transports.errors import InvalidParamsError
+from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
+from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
+
+Json = Any
+
+
+# -- params ----------------------------------------------------------------------------------------------
+class ById(WireModel):
+    id: Hex32
+
+
+class ProviderById(WireModel):
+    provider_id: Hex32
+
+
+class ListJobsParams(PageParams):
+    statuses: Annotated[tuple[JobStatus, ...], Field(max_length=9)] = ()
+
+
+class BalanceParams(WireModel):
+    account: Annotated[str, Field(max_length=100)]
+
+
+class EpochParams(WireModel):
+    epoch: Uint
+
+
+class RegisterParams(WireModel):
+    public_key: Hex32
+    kinds: Annotated[tuple[str, ...], Field(min_length=1, max_length=2)]
+    models: Annotated[tuple[str, ...], Field(max_length=64)] = ()
+    devices: Annotated[tuple[str, ...], Field(max_length=64)] = ()
+    regions: Annotated[tuple[str, ...], Field(max_length=16)] = ()
+    tee_classes: Annotated[tuple[str, ...], Field(max_length=6)] = ()
+    max_leases: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+class AmountParams(WireModel):
+    amount: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class FundParams(WireModel):
+    provider_id: Hex32
+    amount: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class LeaseParams(WireModel):
+    lease_id: Hex32
+
+
+class SubmitParams(WireModel):
+    envelope: Hex  # canonical CBOR of the envelope map
+
+
+class ClaimParams(WireModel):
+    nonce: Uint
+
+
+class NoParams(WireModel):
+    pass
+
+
+# -- rendering -------------------------------------------------------------------------------------------
+def render_provider(view: reads.ProviderView) -> Json:
+    p = view.provider
+    return {
+        "provider_id": to_hex(p.provider_id),
+        "status": p.status.value,
+        "kinds": list(p.kinds),
+        "models": list(p.models),
+        "regions": list(p.regions),
+        "tee_classes": list(p.tee_classes),
+        "bonded_stake": p.bonded,
+        "unbonding_stake": p.unbonding,
+        "live_leases": view.live_leases,
+        "proofs_accepted": view.proofs_accepted,
+        "slashes": view.slashes,
+        "latency_p50_ms": view.latency_p50_ms,
+        "latency_p95_ms": view.latency_p95_ms,
+        "availability_bps": view.availability_bps,
+        "last_heartbeat_at": p.last_heartbeat_at,
+        "jailed_until": p.jailed_until,
+        "registered_at": p.registered_at,
+    }
+
+
+def render_provider_record(p: Provider) -> Json:
+    return {"provider_id": to_hex(p.provider_id), "status": p.status.value, "bonded_stake": p.bonded,
+            "unbonding_stake": p.unbonding, "kinds": list(p.kinds), "models": list(p.models)}  # fmt: skip
+
+
+def render_job(job: Job) -> Json:
+    return {
+        "task_id": to_hex(job.task_id),
+        "kind": job.kind,
+        "model": job.model,
+        "status": job.status.value,
+        "tier": job.tier,
+        "attempts": job.attempts,
+        "caller": to_hex(job.caller),
+        "enqueue_height": job.enqueue_height,
+        "fee_per_unit": job.fee_per_unit,
+        "max_units_mu": job.max_units_mu,
+        "escrow": job.escrow,
+        "deadline_height": job.deadline_height,
+        "not_before": job.not_before,
+        "payload_hash": to_hex(job.payload_hash),
+    }
+
+
+def render_lease(lease: LeaseRecord) -> Json:
+    return {
+        "lease_id": to_hex(lease.lease_id),
+        "task_id": to_hex(lease.task_id),
+        "provider_id": to_hex(lease.provider_id),
+        "attempt": lease.attempt,
+        "granted_at": lease.granted_at,
+        "expires_at": lease.expires_at,
+        "status": lease.status.value,
+        "ended_at": lease.ended_at,
+    }
+
+
+def render_proof(proof: ProofRecord) -> Json:
+    return {
+        "proof_id": to_hex(proof.proof_id),
+        "lease_id": to_hex(proof.lease_id),
+        "provider_id": to_hex(proof.provider_id),
+        "kind": proof.kind,
+        "verdict": proof.verdict,
+        "message": proof.message,
+        "units_mu": proof.units_mu,
+        "latency_ms": proof.latency_ms,
+        "received_at": proof.received_at,
+    }
+
+
+def render_result(r: ResultRecord) -> Json:
+    return {
+        "task_id": to_hex(r.task_id),
+        "proof_id": to_hex(r.proof_id),
+        "kind": r.kind,
+        "output_digest": to_hex(r.output_digest),
+        "units_mu": r.units_mu,
+        "qos": dict(r.qos),
+        "height": r.height,
+        "miner_id": to_hex(r.miner_id),
+        "provider_id": to_hex(r.provider_id),
+    }
+
+
+def render_payout(p: Payout) -> Json:
+    return {k: to_hex(v) if isinstance(v, bytes) else v for k, v in p.to_map().items()}
+
+
+def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None) -> Json:
+    decoded = cbor2.loads(batch.batch)
+    totals = decoded.get("totals", {}) if isinstance(decoded, dict) else {}
+    out: Json = {
+        "epoch": batch.epoch,
+        "finalized_height": batch.finalized_height,
+        "price_bps": batch.price_bps,
+        "next_price_bps": batch.next_price_bps,
+        "root": to_hex(batch.root),
+        "params_hash": to_hex(batch.params_hash),
+        "payout_count": batch.payouts,
+        "carried_count": batch.carried,
+        "totals": totals,
+        "treasury_before": batch.treasury_before,
+    }
+    if payouts is not None:
+        out["payouts"] = [render_payout(p) for p in payouts]
+    return out
+
+
+def render_slash(s: SlashRecord) -> Json:
+    return {
+        "provider_id": to_hex(s.provider_id),
+        "reason": s.reason,
+        "amount": s.amount,
+        "task_id": to_hex(s.task_id),
+        "evidence_hash": to_hex(s.evidence_hash),
+        "time": s.time,
+        "jailed_until": s.jailed_until,
+    }
+
+
+def render_work(w: LeaseWork) -> Json:
+    out: Json = {
+        "lease_id": to_hex(w.lease.lease_id),
+        "task_id": to_hex(w.lease.task_id),
+        "attempt": w.lease.attempt,
+        "expires_at": w.lease.expires_at,
+        "kind": w.job.kind,
+        "model": w.job.model,
+    }
+    if w.job.kind == "ai":
+        prompt = w.request.get("prompt")
+        out |= {
+            "prompt": to_hex(prompt if isinstance(prompt, bytes) else b""),
+            "max_tokens": w.request.get("max_tokens"),
+            "max_runtime_ms": w.request.get("max_runtime_ms"),
+        }
+    else:
+        circuit = w.request.get("circuit")
+        out |= {
+            "circuit": to_hex(circuit if isinstance(circuit, bytes) else b""),
+            "shots": w.request.get("shots"),
+            "batch": [to_hex(c) for c in w.batch],
+            "batch_shots": list(w.batch_shots),
+        }
+    return out
+
+
+def render_outcome(o: ProofOutcome) -> Json:
+    return {"proof_id": to_hex(o.proof_id), "accepted": o.accepted, "code": o.code, "message": o.message,
+            "units_mu": o.units_mu, "slashed": o.slashed, "dropped": o.dropped}  # fmt: skip
+
+
+def _after(cursor: str | None) -> bytes | None:
+    if cursor is None:
+        return None
+    (key,) = decode_cursor(cursor, (bytes,))
+    return key if isinstance(key, bytes) else None
+
+
+def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None) -> Json:
+    more = rows > limit
+    return {"items": items[:limit], "next_cursor": encode_cursor((last_key,)) if more and last_key else None}
+
+
+def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Params) -> Registry:
+    """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet."""
+
+    def provider_of(ctx: CallContext) -> bytes:
+        if ctx.provider_id is None:  # the framework verified auth before calling us
+            raise InvalidParamsError([("auth", "missing")])
+        return ctx.provider_id
+
+    def list_providers(p: PageParams, _: CallContext) -> Json:
+        views = reads.list_providers(store, clock.now(), params, _after(p.cursor), p.limit + 1)
+        items = [render_provider(v) for v in views]
+        last = views[min(len(views), p.limit) - 1].provider.provider_id if views else None
+        return _page(items, len(views), p.limit, last)
+
+    def get_provider(p: ById, _: CallContext) -> Json:
+        view = reads.get_provider(store, p.id, clock.now(), params)
+        if view is None:
+            raise NotFoundError(f"provider {to_hex(p.id)}")
+        return render_provider(view)
+
+    def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
+        jobs = reads.list_jobs(store, p.statuses, _after(p.cursor), p.limit + 1)
+        last = jobs[min(len(jobs), p.limit) - 1].task_id if jobs else None
+        return _page([render_job(j) for j in jobs], len(jobs), p.limit, last)
+
+    def get_job(p: ById, _: CallContext) -> Json:
+        story = reads.job_story(store, p.id)
+        if story is None:
+            raise NotFoundError(f"job {to_hex(p.id)}")
+        return {
+            **render_job(story.job),
+            "transitions": [
+                {
+                    "from": t.frm.value if t.frm else None,
+                    "to": t.to.value,
+                    "reason": t.reason,
+                    "height": t.height,
+                    "time": t.time,
+                }
+                for t in story.transitions
+            ],
+            "decisions": [cbor_json(cbor2.loads(d.decision)) for d in story.decisions],
+            "leases": [render_lease(lease) for lease in story.leases],
+            "proofs": [render_proof(pr) for pr in story.proofs],
+            "result": render_result(story.result) if story.result else None,
+            "payout": render_payout(story.payout) if story.payout else None,
+        }
+
+    def get_balance(p: BalanceParams, _: CallContext) -> Json:
+        if not is_account(p.account):
+            raise InvalidParamsError([("account", "not an account name (e.g. treasury, provider:0x…)")])
+        return {"account": p.account, "balance": reads.get_balances(store, [p.account])[p.account]}
+
+    def get_result(p: ById, _: CallContext) -> Json:
+        result = reads.get_result(store, p.id)
+        if result is None:
+            raise NotFoundError(f"result of {to_hex(p.id)}")
+        return render_result(result)
+
+    def get_epoch(p: EpochParams, _: CallContext) -> Json:
+        found = reads.get_epoch(store, p.epoch)
+        if found is None:
+            raise NotFoundError(f"epoch {p.epoch} batch (not settled yet)")
+        batch, payouts = found
+        return render_batch(batch, payouts)
+
+    def get_status(_: NoParams, __: CallContext) -> Json:
+        s = reads.status(store, clock.now(), params)
+        return {
+            "now": s.now,
+            "head_height": s.head_height,
+            "finalized_height": s.finalized_height,
+            "current_epoch": s.current_epoch,
+            "last_settled_epoch": s.last_settled_epoch,
+            "queue": {
+                "by_status": {st.value: s.job_counts.get(st, 0) for st in JobStatus},
+                "oldest_queued_age_s": s.oldest_queued_age_s,
+            },
+            "treasury": {
+                "treasury_balance": s.treasury,
+                "fund_balance": s.fund,
+                "budget_throttle_active": s.throttled,
+                "cap_use_bps": s.cap_use_bps,
+                "price_bps": s.price_bps,
+            },
+            "alarms": _alarms(s, params),
+            "recent_slashes": [render_slash(x) for x in s.recent_slashes],
+            "latest_seq": s.latest_seq,
+        }
+
+    def register(p: RegisterParams, ctx: CallContext) -> Json:
+        caps = Capabilities(kinds=p.kinds, models=p.models, devices=p.devices, regions=p.regions,
+                            tee_classes=p.tee_classes, max_leases=p.max_leases)  # fmt: skip
+        return render_provider_record(coord.register(p.public_key, caps))
+
+    def stake(p: AmountParams, ctx: CallContext) -> Json:
+        return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount))
+
+    def withdraw(p: AmountParams, ctx: CallContext) -> Json:
+        return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount))
+
+    def fund_provider(p: FundParams, _: CallContext) -> Json:
+        return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"))
+
+    def heartbeat(_: NoParams, ctx: CallContext) -> Json:
+        leases = coord.heartbeat(provider_of(ctx))
+        return {"now": clock.now(), "leases": [to_hex(lease.lease_id) for lease in leases]}
+
+    def next_lease(_: NoParams, ctx: CallContext) -> Json:
+        return {"items": [render_work(w) for w in coord.leases_for(provider_of(ctx))], "next_cursor": None}
+
+    def release(p: LeaseParams, ctx: CallContext) -> Json:
+        return render_lease(coord.release(provider_of(ctx), p.lease_id))
+
+    def submit_proof(p: SubmitParams, ctx: CallContext) -> Json:
+        try:
+            raw = cbor2.loads(p.envelope)
+        except (cbor2.CBORDecodeError, ValueError, RecursionError):
+            raise InvalidParamsError([("envelope", "not CBOR: send the canonical CBOR of the envelope map")]) from None
+        if not isinstance(raw, dict) or raw.get("provider_id") != provider_of(ctx):
+            raise InvalidParamsError([("envelope", "must be a map whose provider_id is the signer of this call")])
+        return render_outcome(coord.submit_proof(raw))
+
+    def claim(p: ClaimParams, ctx: CallContext) -> Json:
+        c = coord.claim_payout(provider_of(ctx), p.nonce)
+        return {"claim_id": to_hex(c.claim_id), "amount": c.amount, "provider_id": to_hex(c.provider_id)}
+
+    def m(name: str, model: type[Any], fn: Callable[[Any, CallContext], Json], access: str, summary: str,
+          **kw: Any) -> RpcMethod[Any]:  # fmt: skip
+        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary, **kw)  # type: ignore[arg-type]
+
+    return Registry(
+        [
+            m("aicf.listProviders", PageParams, list_providers, "read", "Providers with stake, status and QoS"),
+            m("aicf.getProvider", ById, get_provider, "read", "One provider"),
+            m("aicf.listJobs", ListJobsParams, list_jobs, "read", "Jobs, optionally by status"),
+            m("aicf.getJob", ById, get_job, "read", "A job's whole story: transitions, decisions, leases, payout"),
+            m("aicf.getBalance", BalanceParams, get_balance, "read", "An account's balance in µANM"),
+            m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task"),
+            m("aicf.getEpoch", EpochParams, get_epoch, "read", "A settled epoch's batch with its payouts"),
+            m("aicf.getStatus", NoParams, get_status, "read", "Queue, treasury, alarms and recent slashes"),
+            m(
+                "aicf.register",
+                RegisterParams,
+                register,
+                "provider",
+                "Register (self-certifying signature)",
+                self_certifying=True,
+            ),
+            m("aicf.stake", AmountParams, stake, "provider", "Bond stake from the provider's balance"),
+            m("aicf.withdraw", AmountParams, withdraw, "provider", "Start unbonding stake (7 days, slashable)"),
+            m("aicf.heartbeat", NoParams, heartbeat, "provider", "Heartbeat: extends every live lease"),
+            m("aicf.nextLease", NoParams, next_lease, "provider", "The provider's live leases and their work"),
+            m("aicf.releaseLease", LeaseParams, release, "provider", "Hand a lease back (no strike)"),
+            m("aicf.submitProof", SubmitParams, submit_proof, "provider", "Submit a signed ProofEnvelope"),
+            m("aicf.claimPayout", ClaimParams, claim, "provider", "Withdraw earnings; idempotent on the nonce"),
+            m("aicf.fundProvider", FundParams, fund_provider, "operator", "Devnet: mint stake for a provider"),
+        ]
+    )
+
+
+def cbor_json(value: object) -> Json:
+    """A decoded CBOR value as JSON: bytes as 0x hex."""
+    if isinstance(value, bytes):
+        return to_hex(value)
+    if isinstance(value, dict):
+        return {str(k): cbor_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [cbor_json(v) for v in value]
+    return value
+
+
+def _alarms(s: reads.Status, params: Params) -> list[Json]:
+    alarms: list[Json] = []
+    if s.throttled:
+        alarms.append({"name": "budget_throttle", "severity": "critical",
+                       "message": f"treasury {s.treasury} µANM is below a tenth of an epoch's AI outlay"})  # fmt: skip
+    if s.cap_use_bps > 8000:
+        alarms.append({"name": "budget_pressure", "severity": "warning",
+                       "message": f"cap use {s.cap_use_bps / 100:.1f}% of Γ this epoch"})  # fmt: skip
+    if s.oldest_queued_age_s > 1800:
+        alarms.append({"name": "queue_age", "severity": "warning",
+                       "message": f"oldest queued job waited {s.oldest_queued_age_s} s"})  # fmt: skip
+    return alarms
