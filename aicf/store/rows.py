@@ -16,7 +16,20 @@ from aicf.core.chain import (
 )
 from aicf.core.encoding import canonical_cbor
 from aicf.core.jobs import JobStatus
+from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import LedgerEntry, Posting
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    Event,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
 from aicf.core.types import MicroAnm, MilliUnits
 
 Row = Sequence[object]
@@ -265,6 +278,296 @@ def claim_params(c: Claim) -> dict[str, object]:
 
 def claim_of(r: Row) -> Claim:
     return Claim(claim_id=_b(r[0]), provider_id=_b(r[1]), amount=MicroAnm(_i(r[2])), time=_i(r[3]))
+
+
+def _texts(values: Sequence[str]) -> bytes:
+    return canonical_cbor(list(values)) if values else _EMPTY_LIST
+
+
+def _texts_of(v: object) -> tuple[str, ...]:
+    return tuple(_s(x) for x in cbor2.loads(_b(v)))
+
+
+def _qos(qos: Mapping[str, int]) -> bytes:
+    return canonical_cbor(dict(qos))
+
+
+def _qos_of(v: object) -> dict[str, int]:
+    loaded = cbor2.loads(_b(v))
+    return {_s(k): _i(x) for k, x in loaded.items()}
+
+
+def _opt_b(v: object) -> bytes | None:
+    return None if v is None else _b(v)
+
+
+PROVIDER_COLUMNS = (
+    "provider_id", "public_key", "status", "registered_at", "kinds", "models", "devices", "regions", "tee_classes",
+    "max_leases", "bonded", "unbonding", "unbonding_until", "jailed_until", "last_heartbeat_at", "bucket_tokens_mu",
+    "bucket_at", "strikes", "updated_at",
+)  # fmt: skip
+
+
+def provider_params(p: Provider) -> dict[str, object]:
+    return {
+        "provider_id": p.provider_id,
+        "public_key": p.public_key,
+        "status": p.status.value,
+        "registered_at": p.registered_at,
+        "kinds": _texts(p.kinds),
+        "models": _texts(p.models),
+        "devices": _texts(p.devices),
+        "regions": _texts(p.regions),
+        "tee_classes": _texts(p.tee_classes),
+        "max_leases": p.max_leases,
+        "bonded": p.bonded,
+        "unbonding": p.unbonding,
+        "unbonding_until": p.unbonding_until,
+        "jailed_until": p.jailed_until,
+        "last_heartbeat_at": p.last_heartbeat_at,
+        "bucket_tokens_mu": p.bucket_tokens_mu,
+        "bucket_at": p.bucket_at,
+        "strikes": p.strikes,
+        "updated_at": p.updated_at,
+    }
+
+
+def provider_of(row: Row) -> Provider:
+    """A provider from a row in PROVIDER_COLUMNS order."""
+    r: NamedRow = dict(zip(PROVIDER_COLUMNS, row, strict=True))
+    return Provider(
+        provider_id=_b(r["provider_id"]),
+        public_key=_b(r["public_key"]),
+        status=ProviderStatus(_s(r["status"])),
+        registered_at=_i(r["registered_at"]),
+        kinds=_texts_of(r["kinds"]),
+        models=_texts_of(r["models"]),
+        devices=_texts_of(r["devices"]),
+        regions=_texts_of(r["regions"]),
+        tee_classes=_texts_of(r["tee_classes"]),
+        max_leases=_i(r["max_leases"]),
+        bonded=_i(r["bonded"]),
+        unbonding=_i(r["unbonding"]),
+        unbonding_until=_i(r["unbonding_until"]),
+        jailed_until=_opt_i(r["jailed_until"]),
+        last_heartbeat_at=_opt_i(r["last_heartbeat_at"]),
+        bucket_tokens_mu=_i(r["bucket_tokens_mu"]),
+        bucket_at=_i(r["bucket_at"]),
+        strikes=_i(r["strikes"]),
+        updated_at=_i(r["updated_at"]),
+    )
+
+
+def decision_params(d: DecisionRecord) -> dict[str, object]:
+    return {"task_id": d.task_id, "attempt": d.attempt, "decision": d.decision, "winner": d.winner, "time": d.time}
+
+
+def decision_of(r: Row) -> DecisionRecord:
+    return DecisionRecord(task_id=_b(r[0]), attempt=_i(r[1]), decision=_b(r[2]), winner=_opt_b(r[3]), time=_i(r[4]))
+
+
+def lease_params(x: LeaseRecord) -> dict[str, object]:
+    return {
+        "lease_id": x.lease_id,
+        "task_id": x.task_id,
+        "provider_id": x.provider_id,
+        "attempt": x.attempt,
+        "granted_at": x.granted_at,
+        "expires_at": x.expires_at,
+        "status": x.status.value,
+        "epoch": x.epoch,
+        "ended_at": x.ended_at,
+        "grant_sig": x.grant_sig,
+    }
+
+
+def lease_of(r: Row) -> LeaseRecord:
+    return LeaseRecord(
+        lease_id=_b(r[0]),
+        task_id=_b(r[1]),
+        provider_id=_b(r[2]),
+        attempt=_i(r[3]),
+        granted_at=_i(r[4]),
+        expires_at=_i(r[5]),
+        status=LeaseStatus(_s(r[6])),
+        epoch=_i(r[7]),
+        ended_at=_opt_i(r[8]),
+        grant_sig=_b(r[9]),
+    )
+
+
+def proof_params(p: ProofRecord) -> dict[str, object]:
+    return {
+        "proof_id": p.proof_id,
+        "task_id": p.task_id,
+        "lease_id": p.lease_id,
+        "provider_id": p.provider_id,
+        "kind": p.kind,
+        "envelope": p.envelope,
+        "received_at": p.received_at,
+        "latency_ms": p.latency_ms,
+        "verdict": p.verdict,
+        "message": p.message,
+        "acceptance": p.acceptance,
+        "acceptance_sig": p.acceptance_sig,
+        "units_mu": p.units_mu,
+        "output_digest": p.output_digest,
+        "qos": _qos(p.qos),
+    }
+
+
+def proof_of(r: Row) -> ProofRecord:
+    return ProofRecord(
+        proof_id=_b(r[0]),
+        task_id=_b(r[1]),
+        lease_id=_b(r[2]),
+        provider_id=_b(r[3]),
+        kind=_s(r[4]),
+        envelope=_b(r[5]),
+        received_at=_i(r[6]),
+        latency_ms=_i(r[7]),
+        verdict=_s(r[8]),
+        message=_s(r[9]),
+        acceptance=_b(r[10]),
+        acceptance_sig=_b(r[11]),
+        units_mu=_i(r[12]),
+        output_digest=_b(r[13]),
+        qos=_qos_of(r[14]),
+    )
+
+
+def result_params(x: ResultRecord) -> dict[str, object]:
+    return {
+        "task_id": x.task_id,
+        "proof_id": x.proof_id,
+        "kind": x.kind,
+        "output_digest": x.output_digest,
+        "units_mu": x.units_mu,
+        "qos": _qos(x.qos),
+        "block_height": x.height,
+        "tx_index": x.tx_index,
+        "miner_id": x.miner_id,
+        "provider_id": x.provider_id,
+    }
+
+
+def result_of(r: Row) -> ResultRecord:
+    return ResultRecord(
+        task_id=_b(r[0]),
+        proof_id=_b(r[1]),
+        kind=_s(r[2]),
+        output_digest=_b(r[3]),
+        units_mu=_i(r[4]),
+        qos=_qos_of(r[5]),
+        height=_i(r[6]),
+        tx_index=_i(r[7]),
+        miner_id=_b(r[8]),
+        provider_id=_b(r[9]),
+    )
+
+
+def batch_params(b: BatchRecord) -> dict[str, object]:
+    return {
+        "epoch": b.epoch,
+        "finalized_height": b.finalized_height,
+        "params_hash": b.params_hash,
+        "price_bps": b.price_bps,
+        "next_price_bps": b.next_price_bps,
+        "root": b.root,
+        "batch": b.batch,
+        "payouts": b.payouts,
+        "carried": b.carried,
+        "reward": b.reward,
+        "units_mu": b.units_mu,
+        "treasury_before": b.treasury_before,
+        "trap_seed": b.trap_seed,
+        "time": b.time,
+    }
+
+
+def batch_of(r: Row) -> BatchRecord:
+    return BatchRecord(
+        epoch=_i(r[0]),
+        finalized_height=_i(r[1]),
+        params_hash=_b(r[2]),
+        price_bps=_i(r[3]),
+        next_price_bps=_i(r[4]),
+        root=_b(r[5]),
+        batch=_b(r[6]),
+        payouts=_i(r[7]),
+        carried=_i(r[8]),
+        reward=_i(r[9]),
+        units_mu=_i(r[10]),
+        treasury_before=_i(r[11]),
+        trap_seed=_b(r[12]),
+        time=_i(r[13]),
+    )
+
+
+def payout_record(p: Payout, position: int) -> tuple[object, ...]:
+    """(position, then the Payout fields in declaration order): the column order of the COPY into payouts."""
+    return (position, *p)
+
+
+def payout_params(p: Payout, position: int) -> dict[str, object]:
+    return {"position": position, **p._asdict()}
+
+
+def payout_of(r: Row) -> Payout:
+    """From the Payout fields in declaration order (payout_id … params_hash)."""
+    return Payout(
+        payout_id=_b(r[0]),
+        epoch=_i(r[1]),
+        task_id=_b(r[2]),
+        provider_id=_b(r[3]),
+        miner_id=_b(r[4]),
+        proof_id=_b(r[5]),
+        units_mu=_i(r[6]),
+        base_rate=_i(r[7]),
+        price_bps=_i(r[8]),
+        reward=_i(r[9]),
+        provider=_i(r[10]),
+        miner=_i(r[11]),
+        fund=_i(r[12]),
+        charged=_i(r[13]),
+        params_hash=_b(r[14]),
+    )
+
+
+def slash_params(x: SlashRecord) -> dict[str, object]:
+    return {
+        "evidence_hash": x.evidence_hash,
+        "provider_id": x.provider_id,
+        "reason": x.reason,
+        "subject": x.subject,
+        "task_id": x.task_id,
+        "amount": x.amount,
+        "evidence": x.evidence,
+        "time": x.time,
+        "jailed_until": x.jailed_until,
+    }
+
+
+def slash_of(r: Row) -> SlashRecord:
+    return SlashRecord(
+        evidence_hash=_b(r[0]),
+        provider_id=_b(r[1]),
+        reason=_s(r[2]),
+        subject=_b(r[3]),
+        task_id=_b(r[4]),
+        amount=_i(r[5]),
+        evidence=_b(r[6]),
+        time=_i(r[7]),
+        jailed_until=_opt_i(r[8]),
+    )
+
+
+def event_of(r: Row) -> Event:
+    return Event(seq=_i(r[0]), topic=_s(r[1]), data=_b(r[2]), time=_i(r[3]))
+
+
+def as_opt_bytes(v: object) -> bytes | None:
+    return _opt_b(v)
 
 
 def as_int(v: object) -> int:

@@ -5,15 +5,29 @@ The queries themselves live in `sql/<backend>/queries.sql`; a backend overrides 
 database offers a faster bulk path (PostgreSQL's COPY and arrays).
 """
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 
 from aicf.core.chain import CancelOutcome, CancelRequest, Claim, IngestedBlock, Job, ProofInclusion, RefusedTx
 from aicf.core.chain import Transition as JobTransition
 from aicf.core.jobs import JobStatus
+from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, deltas_of
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    Event,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
 from aicf.store import rows
-from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, Snapshot
+from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
 
 Params = Mapping[str, object]
 
@@ -176,6 +190,9 @@ class SqlTx(ABC):
         self._exec("delete_inclusions_above", h)
         self._exec("delete_refused_above", h)
         self._exec("delete_cancels_above", h)
+        self._exec("delete_results_above", h)
+        self._exec("revert_job_moves_above", h)
+        self._exec("delete_job_moves_above", h)
 
     # -- claims and idempotency ------------------------------------------------------------------------
     def insert_claim(self, claim: Claim) -> bool:
@@ -212,17 +229,229 @@ class SqlTx(ABC):
                 for r in self._all("all_idempotency", {})
             ),
             requester_tiers=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_tiers", {})),
-            # the coordinator's tables: read once migration 0003 lands in the SQL backends
-            providers=(),
-            provider_moves=(),
-            heartbeats=(),
-            decisions=(),
-            leases=(),
-            proofs=(),
-            results=(),
-            batches=(),
-            payouts=(),
-            slashes=(),
-            events=(),
-            nonces=(),
+            providers=tuple(rows.provider_of(r) for r in self._all("all_providers", {})),
+            provider_moves=tuple(_provider_move_of(r) for r in self._all("all_provider_moves", {})),
+            heartbeats=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_heartbeats", {})),
+            decisions=tuple(rows.decision_of(r) for r in self._all("all_decisions", {})),
+            leases=tuple(rows.lease_of(r) for r in self._all("all_leases", {})),
+            proofs=tuple(rows.proof_of(r) for r in self._all("all_proofs", {})),
+            results=tuple(rows.result_of(r) for r in self._all("all_results", {})),
+            batches=tuple(rows.batch_of(r) for r in self._all("all_batches", {})),
+            payouts=tuple(rows.payout_of(r) for r in self._all("all_payouts", {})),
+            slashes=tuple(rows.slash_of(r) for r in self._all("all_slashes", {})),
+            events=tuple(rows.event_of(r) for r in self._all("all_events", {})),
+            nonces=tuple(
+                NonceRecord(provider_id=rows.as_bytes(r[0]), nonce=rows.as_bytes(r[1]), expires_at=rows.as_int(r[2]))
+                for r in self._all("all_nonces", {})
+            ),
         )
+
+    # -- providers -------------------------------------------------------------------------------------
+    def get_provider(self, provider_id: bytes) -> Provider | None:
+        row = self._one("get_provider", {"provider_id": provider_id})
+        return None if row is None else rows.provider_of(row)
+
+    def insert_provider(self, provider: Provider) -> bool:
+        return self._exec("insert_provider", rows.provider_params(provider)) == 1
+
+    def update_provider(self, provider: Provider, expected_status: ProviderStatus) -> bool:
+        params = {**rows.provider_params(provider), "expected_status": expected_status.value}
+        return self._exec("update_provider", params) == 1
+
+    def providers(self) -> list[Provider]:
+        return [rows.provider_of(r) for r in self._all("all_providers", {})]
+
+    def record_provider_move(
+        self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
+    ) -> None:
+        self._exec(
+            "insert_provider_move",
+            {
+                "provider_id": provider_id,
+                "from_status": None if frm is None else frm.value,
+                "to_status": to.value,
+                "reason": reason,
+                "time": time,
+            },
+        )
+
+    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
+        self._exec("add_heartbeat", {"provider_id": provider_id, "slot": slot})
+
+    def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
+        found = self._all("heartbeat_slots", {"provider_id": provider_id, "first": first, "last": last})
+        return [rows.as_int(r[0]) for r in found]
+
+    # -- matching and leases ---------------------------------------------------------------------------
+    def ready_jobs(self, now: int, limit: int) -> list[Job]:
+        return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
+
+    def _claim_job(self, task_id: bytes, time: int) -> bool:
+        """Take the job row before the guarded move; PostgreSQL locks it, skipping a row another holds."""
+        return True
+
+    def lease_job(self, lease: LeaseRecord, time: int) -> bool:
+        if not self._claim_job(lease.task_id, time):
+            return False
+        if self._exec("lease_job", {"task_id": lease.task_id, "time": time}) != 1:
+            return False
+        self._exec("insert_lease", rows.lease_params(lease))
+        self._exec(
+            "insert_transition",
+            rows.transition_params(
+                JobTransition(
+                    task_id=lease.task_id,
+                    frm=JobStatus.QUEUED,
+                    to=JobStatus.LEASED,
+                    reason="assigned",
+                    height=None,
+                    time=time,
+                )
+            ),
+        )
+        return True
+
+    def put_decision(self, decision: DecisionRecord) -> None:
+        self._exec("put_decision", rows.decision_params(decision))
+
+    def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
+        return [rows.decision_of(r) for r in self._all("decisions_of", {"task_id": task_id})]
+
+    def get_lease(self, lease_id: bytes) -> LeaseRecord | None:
+        row = self._one("get_lease", {"lease_id": lease_id})
+        return None if row is None else rows.lease_of(row)
+
+    def leases_of_task(self, task_id: bytes) -> list[LeaseRecord]:
+        return [rows.lease_of(r) for r in self._all("leases_of_task", {"task_id": task_id})]
+
+    def live_leases_of(self, provider_id: bytes) -> list[LeaseRecord]:
+        return [rows.lease_of(r) for r in self._all("live_leases_of", {"provider_id": provider_id})]
+
+    def live_lease_counts(self) -> dict[bytes, int]:
+        return {rows.as_bytes(r[0]): rows.as_int(r[1]) for r in self._all("live_lease_counts", {})}
+
+    def expired_leases(self, now: int, limit: int) -> list[LeaseRecord]:
+        return [rows.lease_of(r) for r in self._all("expired_leases", {"now": now, "limit": max(limit, 0)})]
+
+    def end_lease(self, lease_id: bytes, to: LeaseStatus, ended_at: int) -> bool:
+        params = {"lease_id": lease_id, "to_status": to.value, "ended_at": ended_at}
+        return self._exec("end_lease", params) == 1
+
+    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
+        return self._exec("extend_leases", {"provider_id": provider_id, "now": now, "expires_at": expires_at})
+
+    def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None:
+        self._exec("set_job_schedule", {"task_id": task_id, "attempts": attempts, "not_before": not_before})
+
+    # -- proofs and results ----------------------------------------------------------------------------
+    def insert_proof(self, proof: ProofRecord) -> bool:
+        return self._exec("insert_proof", rows.proof_params(proof)) == 1
+
+    def proof_seen(self, proof_id: bytes) -> bool:
+        return self._one("proof_seen", {"proof_id": proof_id}) is not None
+
+    def get_proof(self, proof_id: bytes) -> ProofRecord | None:
+        row = self._one("get_proof", {"proof_id": proof_id})
+        return None if row is None else rows.proof_of(row)
+
+    def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None:
+        row = self._one("accepted_proof_of", {"task_id": task_id})
+        return None if row is None else rows.proof_of(row)
+
+    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
+        found = self._all("accepted_proofs_since", {"provider_id": provider_id, "since": since})
+        return [rows.proof_of(r) for r in found]
+
+    def insert_result(self, result: ResultRecord) -> bool:
+        return self._exec("insert_result", rows.result_params(result)) == 1
+
+    def get_result(self, task_id: bytes) -> ResultRecord | None:
+        row = self._one("get_result", {"task_id": task_id})
+        return None if row is None else rows.result_of(row)
+
+    def unsettled_results_through(self, height: int) -> list[ResultRecord]:
+        return [rows.result_of(r) for r in self._all("unsettled_results_through", {"height": height})]
+
+    # -- settlement ------------------------------------------------------------------------------------
+    def balance_through(self, account: str, height: int) -> int:
+        """The balance less what the (few, unfinalized) entries above `height` added: an index range, no scan."""
+        above = self._one("entry_delta_above", {"account": account, "height": height})
+        return self.balances([account])[account] - (0 if above is None else rows.as_int(above[0]))
+
+    def insert_batch(self, batch: BatchRecord, payouts: Sequence[Payout]) -> bool:
+        if self._exec("insert_batch", rows.batch_params(batch)) != 1:
+            return False
+        self._write_payouts(payouts)
+        return True
+
+    def _write_payouts(self, payouts: Sequence[Payout]) -> None:
+        self._many("insert_payout", [rows.payout_params(p, i) for i, p in enumerate(payouts)])
+
+    def get_batch(self, epoch: int) -> BatchRecord | None:
+        row = self._one("get_batch", {"epoch": epoch})
+        return None if row is None else rows.batch_of(row)
+
+    def last_batch_epoch(self) -> int | None:
+        row = self._one("last_batch_epoch", {})
+        return None if row is None or row[0] is None else rows.as_int(row[0])
+
+    def payouts_of_epoch(self, epoch: int) -> list[Payout]:
+        return [rows.payout_of(r) for r in self._all("payouts_of_epoch", {"epoch": epoch})]
+
+    def payout_of_task(self, task_id: bytes) -> Payout | None:
+        row = self._one("payout_of_task", {"task_id": task_id})
+        return None if row is None else rows.payout_of(row)
+
+    def add_carried(self, task_ids: Sequence[bytes]) -> None:
+        self._many("add_carried", [{"task_id": t} for t in task_ids])
+
+    # -- slashing --------------------------------------------------------------------------------------
+    def insert_slash(self, slash: SlashRecord) -> bool:
+        return self._exec("insert_slash", rows.slash_params(slash)) == 1
+
+    def slashes_of(self, provider_id: bytes) -> list[SlashRecord]:
+        return [rows.slash_of(r) for r in self._all("slashes_of", {"provider_id": provider_id})]
+
+    def recent_slashes(self, limit: int) -> list[SlashRecord]:
+        return [rows.slash_of(r) for r in self._all("recent_slashes", {"limit": max(limit, 0)})]
+
+    # -- claims ----------------------------------------------------------------------------------------
+    def get_claim(self, claim_id: bytes) -> Claim | None:
+        row = self._one("get_claim", {"claim_id": claim_id})
+        return None if row is None else rows.claim_of(row)
+
+    # -- events and nonces -----------------------------------------------------------------------------
+    def append_event(self, topic: str, data: bytes, time: int) -> int:
+        got = self._all("next_event_seq", {})
+        seq = rows.as_int(got[0][0])
+        self._exec("insert_event", {"seq": seq, "topic": topic, "data": data, "time": time})
+        return seq
+
+    def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
+        params: dict[str, object] = {"seq": seq, "limit": max(limit, 0)}
+        if not topics:
+            return [rows.event_of(r) for r in self._all("events_since", params)]
+        return [rows.event_of(r) for r in self._all("events_since_topics", {**params, "topics": self._topics(topics)})]
+
+    def _topics(self, topics: Sequence[str]) -> object:
+        """The topic list as the backend binds it (SQLite: a JSON array for json_each)."""
+        return json.dumps(list(topics))
+
+    def latest_event_seq(self) -> int:
+        row = self._one("latest_event_seq", {})
+        return 0 if row is None else rows.as_int(row[0])
+
+    def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
+        self._exec("delete_expired_nonces", {"provider_id": provider_id, "now": now})
+        return self._exec("insert_nonce", {"provider_id": provider_id, "nonce": nonce, "expires_at": expires_at}) == 1
+
+
+def _provider_move_of(r: rows.Row) -> ProviderMove:
+    return ProviderMove(
+        seq=rows.as_int(r[0]),
+        provider_id=rows.as_bytes(r[1]),
+        frm=None if r[2] is None else ProviderStatus(rows.as_str(r[2])),
+        to=ProviderStatus(rows.as_str(r[3])),
+        reason=rows.as_str(r[4]),
+        time=rows.as_int(r[5]),
+    )

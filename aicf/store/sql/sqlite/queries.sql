@@ -205,3 +205,290 @@ SELECT coalesce(max(version), 0) FROM schema_version;
 
 -- name: record_migration
 INSERT INTO schema_version (version, name) VALUES (:version, :name);
+
+-- ----------------------------------------------------------------------------------------------------------
+-- The coordinator's tables (migration 0003). Tuple fields and QoS maps are canonical CBOR blobs.
+
+-- name: get_provider
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers WHERE provider_id = :provider_id;
+
+-- name: insert_provider
+INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
+                       max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
+                       bucket_tokens_mu, bucket_at, strikes, updated_at)
+VALUES (:provider_id, :public_key, :status, :registered_at, :kinds, :models, :devices, :regions, :tee_classes,
+        :max_leases, :bonded, :unbonding, :unbonding_until, :jailed_until, :last_heartbeat_at,
+        :bucket_tokens_mu, :bucket_at, :strikes, :updated_at)
+ON CONFLICT (provider_id) DO NOTHING;
+
+-- name: update_provider
+-- Guarded: only a provider still in :expected_status is replaced.
+UPDATE providers
+   SET public_key = :public_key, status = :status, registered_at = :registered_at, kinds = :kinds,
+       models = :models, devices = :devices, regions = :regions, tee_classes = :tee_classes,
+       max_leases = :max_leases, bonded = :bonded, unbonding = :unbonding, unbonding_until = :unbonding_until,
+       jailed_until = :jailed_until, last_heartbeat_at = :last_heartbeat_at, bucket_tokens_mu = :bucket_tokens_mu,
+       bucket_at = :bucket_at, strikes = :strikes, updated_at = :updated_at
+ WHERE provider_id = :provider_id AND status = :expected_status;
+
+-- name: all_providers
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers ORDER BY provider_id;
+
+-- name: insert_provider_move
+INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
+VALUES (:provider_id, :from_status, :to_status, :reason, :time);
+
+-- name: all_provider_moves
+SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
+
+-- name: add_heartbeat
+INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFLICT DO NOTHING;
+
+-- name: heartbeat_slots
+SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :first AND :last ORDER BY slot;
+
+-- name: all_heartbeats
+SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
+
+-- name: ready_jobs
+-- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
+-- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE status = 'QUEUED' AND not_before <= :now
+ ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
+ LIMIT :limit;
+
+-- name: lease_job
+-- Guarded QUEUED -> LEASED: no row changed means the job moved or is not ready yet.
+UPDATE jobs SET status = 'LEASED' WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time;
+
+-- name: insert_lease
+INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
+                    grant_sig)
+VALUES (:lease_id, :task_id, :provider_id, :attempt, :granted_at, :expires_at, :status, :epoch, :ended_at,
+        :grant_sig);
+
+-- name: put_decision
+INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (:task_id, :attempt, :decision, :winner, :time)
+ON CONFLICT (task_id, attempt) DO UPDATE
+   SET decision = excluded.decision, winner = excluded.winner, time = excluded.time;
+
+-- name: decisions_of
+SELECT task_id, attempt, decision, winner, time FROM decisions WHERE task_id = :task_id ORDER BY attempt;
+
+-- name: all_decisions
+SELECT task_id, attempt, decision, winner, time FROM decisions ORDER BY task_id, attempt;
+
+-- name: get_lease
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE lease_id = :lease_id;
+
+-- name: leases_of_task
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE task_id = :task_id ORDER BY attempt, lease_id;
+
+-- name: live_leases_of
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE provider_id = :provider_id AND status = 'LIVE' ORDER BY granted_at, lease_id;
+
+-- name: live_lease_counts
+SELECT provider_id, count(*) FROM leases WHERE status = 'LIVE' GROUP BY provider_id;
+
+-- name: expired_leases
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE status = 'LIVE' AND expires_at <= :now ORDER BY expires_at, lease_id LIMIT :limit;
+
+-- name: end_lease
+-- Guarded LIVE -> :to_status.
+UPDATE leases SET status = :to_status, ended_at = :ended_at WHERE lease_id = :lease_id AND status = 'LIVE';
+
+-- name: extend_leases
+-- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
+UPDATE leases SET expires_at = :expires_at
+ WHERE provider_id = :provider_id AND status = 'LIVE' AND expires_at > :now AND expires_at < :expires_at;
+
+-- name: all_leases
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases ORDER BY lease_id;
+
+-- name: set_job_schedule
+UPDATE jobs SET attempts = :attempts, not_before = :not_before WHERE task_id = :task_id;
+
+-- name: insert_proof
+INSERT INTO proofs (proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict,
+                    message, acceptance, acceptance_sig, units_mu, output_digest, qos)
+VALUES (:proof_id, :task_id, :lease_id, :provider_id, :kind, :envelope, :received_at, :latency_ms, :verdict,
+        :message, :acceptance, :acceptance_sig, :units_mu, :output_digest, :qos)
+ON CONFLICT (proof_id) DO NOTHING;
+
+-- name: proof_seen
+SELECT 1 FROM proofs WHERE proof_id = :proof_id;
+
+-- name: get_proof
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE proof_id = :proof_id;
+
+-- name: accepted_proof_of
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE task_id = :task_id AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
+
+-- name: accepted_proofs_since
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE provider_id = :provider_id AND verdict = 'ACCEPT' AND received_at >= :since
+ ORDER BY received_at, proof_id;
+
+-- name: all_proofs
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs ORDER BY proof_id;
+
+-- name: insert_result
+INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
+                     provider_id)
+VALUES (:task_id, :proof_id, :kind, :output_digest, :units_mu, :qos, :block_height, :tx_index, :miner_id,
+        :provider_id)
+ON CONFLICT (task_id) DO NOTHING;
+
+-- name: get_result
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM results WHERE task_id = :task_id;
+
+-- name: unsettled_results_through
+SELECT r.task_id, r.proof_id, r.kind, r.output_digest, r.units_mu, r.qos, r.block_height, r.tx_index, r.miner_id,
+       r.provider_id
+  FROM results AS r
+ WHERE r.block_height <= :height AND NOT EXISTS (SELECT 1 FROM payouts AS p WHERE p.task_id = r.task_id)
+ ORDER BY r.block_height, r.tx_index, r.task_id;
+
+-- name: all_results
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM results ORDER BY task_id;
+
+-- name: delete_results_above
+DELETE FROM results WHERE block_height > :height;
+
+-- name: revert_job_moves_above
+-- A surviving job goes back to the `from` of its first chain-recorded move above the fork point: the same as
+-- undoing those moves newest first.
+UPDATE jobs
+   SET status = (SELECT t.from_status FROM job_transitions AS t
+                  WHERE t.task_id = jobs.task_id AND t.height > :height ORDER BY t.seq LIMIT 1)
+ WHERE task_id IN (SELECT task_id FROM job_transitions WHERE height > :height);
+
+-- name: delete_job_moves_above
+DELETE FROM job_transitions WHERE height > :height;
+
+-- name: entry_delta_above
+-- What entries above a height added to one account (balance_through = balance - this).
+SELECT coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
+     - coalesce(sum(CASE WHEN debit = :account THEN amount ELSE 0 END), 0)
+  FROM ledger_entries WHERE block_height > :height;
+
+-- name: insert_batch
+INSERT INTO batches (epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried,
+                     reward, units_mu, treasury_before, trap_seed, time)
+VALUES (:epoch, :finalized_height, :params_hash, :price_bps, :next_price_bps, :root, :batch, :payouts, :carried,
+        :reward, :units_mu, :treasury_before, :trap_seed, :time)
+ON CONFLICT (epoch) DO NOTHING;
+
+-- name: insert_payout
+-- task_id is UNIQUE: a task paid a second time fails here (ConcurrentUpdateError).
+INSERT INTO payouts (position, payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate,
+                     price_bps, reward, provider, miner, fund, charged, params_hash)
+VALUES (:position, :payout_id, :epoch, :task_id, :provider_id, :miner_id, :proof_id, :units_mu, :base_rate,
+        :price_bps, :reward, :provider, :miner, :fund, :charged, :params_hash);
+
+-- name: get_batch
+SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
+       units_mu, treasury_before, trap_seed, time
+  FROM batches WHERE epoch = :epoch;
+
+-- name: last_batch_epoch
+SELECT max(epoch) FROM batches;
+
+-- name: all_batches
+SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
+       units_mu, treasury_before, trap_seed, time
+  FROM batches ORDER BY epoch;
+
+-- name: payouts_of_epoch
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts WHERE epoch = :epoch ORDER BY position;
+
+-- name: payout_of_task
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts WHERE task_id = :task_id;
+
+-- name: all_payouts
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts ORDER BY epoch, position;
+
+-- name: add_carried
+UPDATE jobs SET carried_batches = carried_batches + 1 WHERE task_id = :task_id;
+
+-- name: insert_slash
+INSERT INTO slashes (evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until)
+VALUES (:evidence_hash, :provider_id, :reason, :subject, :task_id, :amount, :evidence, :time, :jailed_until)
+ON CONFLICT (subject) DO NOTHING;
+
+-- name: slashes_of
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes WHERE provider_id = :provider_id ORDER BY time, seq;
+
+-- name: recent_slashes
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes ORDER BY time DESC, seq DESC LIMIT :limit;
+
+-- name: all_slashes
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes ORDER BY subject;
+
+-- name: get_claim
+SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = :claim_id;
+
+-- name: next_event_seq
+-- Gapless: the counter moves in the appending transaction and rolls back with it.
+UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
+
+-- name: insert_event
+INSERT INTO events (seq, topic, data, time) VALUES (:seq, :topic, :data, :time);
+
+-- name: events_since
+SELECT seq, topic, data, time FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
+
+-- name: events_since_topics
+-- :topics is a JSON array of topic names.
+SELECT seq, topic, data, time FROM events
+ WHERE seq > :seq AND topic IN (SELECT value FROM json_each(:topics))
+ ORDER BY seq LIMIT :limit;
+
+-- name: latest_event_seq
+SELECT last FROM event_counter WHERE id = 1;
+
+-- name: all_events
+SELECT seq, topic, data, time FROM events ORDER BY seq;
+
+-- name: delete_expired_nonces
+DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
+
+-- name: insert_nonce
+INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (:provider_id, :nonce, :expires_at)
+ON CONFLICT (provider_id, nonce) DO NOTHING;
+
+-- name: all_nonces
+SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;

@@ -1,0 +1,722 @@
+"""The coordinator's part of the store contract (`CoordinatorTx`), one suite run against every backend."""
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+
+from aicf.core.chain import Claim, Job
+from aicf.core.jobs import JobStatus
+from aicf.core.leases import LeaseStatus
+from aicf.core.ledger import TREASURY, requester_account, stake_account
+from aicf.core.records import (
+    BatchRecord,
+    DecisionRecord,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    ResultRecord,
+    SlashRecord,
+)
+from aicf.core.registry import ProviderStatus
+from aicf.core.settlement import Payout
+from aicf.core.types import MicroAnm, MilliUnits
+from aicf.service.audit import digest_of, verify_snapshot
+from aicf.store.interface import ConcurrentUpdateError, Store, Tx
+from aicf.store.memory import MemoryStore
+from store.backends import open_test_store
+from store.test_contract import ALICE, block, digest, job, mint
+
+T = 1_700_000_000
+
+
+def tid(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def pid(n: int) -> bytes:
+    return bytes([0x50 + n]) * 32
+
+
+def provider(n: int, **changes: object) -> Provider:
+    p = Provider(
+        provider_id=pid(n),
+        public_key=bytes([n]) * 32,
+        status=ProviderStatus.ACTIVE,
+        registered_at=T,
+        kinds=("ai", "quantum"),
+        models=("llama3-8b",),
+        devices=("h100",),
+        regions=("eu",),
+        tee_classes=("sev-snp",),
+        max_leases=3,
+        bonded=700,
+        unbonding=50,
+        unbonding_until=T + 99,
+        jailed_until=None,
+        last_heartbeat_at=T + 5,
+        bucket_tokens_mu=1234,
+        bucket_at=T + 6,
+        strikes=1,
+        updated_at=T + 7,
+    )
+    return dataclasses.replace(p, **changes)  # type: ignore[arg-type]
+
+
+def lease(task: int, prov: int, attempt: int = 0, granted: int = T, ttl: int = 60) -> LeaseRecord:
+    return LeaseRecord(
+        lease_id=bytes([task, prov, attempt]) + bytes(29),
+        task_id=tid(task),
+        provider_id=pid(prov),
+        attempt=attempt,
+        granted_at=granted,
+        expires_at=granted + ttl,
+        status=LeaseStatus.LIVE,
+        epoch=3,
+        grant_sig=b"s" * 64,
+    )
+
+
+def proof(n: int, task: int, prov: int, received: int, verdict: str = "ACCEPT") -> ProofRecord:
+    return ProofRecord(
+        proof_id=bytes([0xF0, n]) * 16,
+        task_id=tid(task),
+        lease_id=lease(task, prov).lease_id,
+        provider_id=pid(prov),
+        kind="ai",
+        envelope=b"\xa1\x61k\x01",
+        received_at=received,
+        latency_ms=250 + n,
+        verdict=verdict,
+        message="" if verdict == "ACCEPT" else "digest differs",
+        acceptance=b"acc" if verdict == "ACCEPT" else b"",
+        acceptance_sig=b"g" * 64 if verdict == "ACCEPT" else b"",
+        units_mu=1200,
+        output_digest=b"o" * 32,
+        qos={"runtime_ms": 900, "tokens": 64},
+    )
+
+
+def result(task: int, height: int, tx_index: int = 0) -> ResultRecord:
+    return ResultRecord(
+        task_id=tid(task),
+        proof_id=bytes([0xF0, task]) * 16,
+        kind="ai",
+        output_digest=b"o" * 32,
+        units_mu=1200,
+        qos={"runtime_ms": 900},
+        height=height,
+        tx_index=tx_index,
+        miner_id=b"m" * 32,
+        provider_id=pid(1),
+    )
+
+
+def payout(task: int, epoch: int, reward: int = 100) -> Payout:
+    provider_cut, miner_cut = reward * 7 // 10, reward // 10
+    return Payout(
+        payout_id=bytes([0xAA, task, epoch]) + bytes(29),
+        epoch=epoch,
+        task_id=tid(task),
+        provider_id=pid(1),
+        miner_id=b"m" * 32,
+        proof_id=bytes([0xF0, task]) * 16,
+        units_mu=1200,
+        base_rate=50,
+        price_bps=10000,
+        reward=reward,
+        provider=provider_cut,
+        miner=miner_cut,
+        fund=reward - provider_cut - miner_cut,
+        charged=reward,
+        params_hash=b"h" * 32,
+    )
+
+
+def batch(epoch: int, payouts: list[Payout]) -> BatchRecord:
+    return BatchRecord(
+        epoch=epoch,
+        finalized_height=10 * epoch,
+        params_hash=b"h" * 32,
+        price_bps=10000,
+        next_price_bps=9000,
+        root=b"r" * 32,
+        batch=b"\xa0",
+        payouts=len(payouts),
+        carried=0,
+        reward=sum(p.reward for p in payouts),
+        units_mu=sum(p.units_mu for p in payouts),
+        treasury_before=10_000,
+        trap_seed=b"t" * 32,
+        time=T + epoch,
+    )
+
+
+def slash(subject: int, prov: int, time: int) -> SlashRecord:
+    return SlashRecord(
+        evidence_hash=bytes([0xEE, subject]) * 16,
+        provider_id=pid(prov),
+        reason="MISSED_LEASE",
+        subject=bytes([0x5B, subject]) * 16,
+        task_id=tid(subject),
+        amount=7,
+        evidence=b"\xa0",
+        time=time,
+        jailed_until=None if subject % 2 else T + 3600,
+    )
+
+
+def queued(tx: Tx, *jobs: Job) -> None:
+    """Insert jobs and make them QUEUED (as finality does)."""
+    tx.insert_jobs(list(jobs))
+    assert tx.move_jobs([j.task_id for j in jobs], JobStatus.PENDING, JobStatus.QUEUED, "final", 0, 0) == len(jobs)
+
+
+# -- providers ---------------------------------------------------------------------------------------------
+
+
+def test_a_provider_round_trips_and_registers_once(store: Store) -> None:
+    bare = provider(2, models=(), devices=(), regions=(), tee_classes=(), last_heartbeat_at=None, jailed_until=0)
+    with store.transaction() as tx:
+        assert tx.get_provider(pid(1)) is None
+        assert tx.insert_provider(provider(1))
+        assert tx.insert_provider(bare)
+        assert not tx.insert_provider(provider(1, bonded=1))
+        tx.record_provider_move(pid(1), None, ProviderStatus.ACTIVE, "registered", T)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_provider(pid(1)) == provider(1)
+        assert tx.get_provider(pid(2)) == bare
+        assert tx.providers() == [provider(1), bare]
+        moves = tx.snapshot().provider_moves
+        assert [(m.provider_id, m.frm, m.to, m.reason, m.time) for m in moves] == [
+            (pid(1), None, ProviderStatus.ACTIVE, "registered", T)
+        ]
+
+
+def test_update_provider_is_guarded_by_the_stored_status(store: Store) -> None:
+    jailed = provider(1, status=ProviderStatus.JAILED, jailed_until=T + 3600, strikes=2)
+    with store.transaction() as tx:
+        tx.insert_provider(provider(1))
+        assert not tx.update_provider(jailed, ProviderStatus.JAILED)  # stored: ACTIVE
+        assert tx.get_provider(pid(1)) == provider(1)
+        assert tx.update_provider(jailed, ProviderStatus.ACTIVE)
+        assert not tx.update_provider(provider(1), ProviderStatus.ACTIVE)  # it moved
+        assert not tx.update_provider(provider(9), ProviderStatus.ACTIVE)  # unknown
+        tx.record_provider_move(pid(1), ProviderStatus.ACTIVE, ProviderStatus.JAILED, "slashed", T + 1)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_provider(pid(1)) == jailed
+        assert tx.get_provider(pid(9)) is None
+
+
+def test_heartbeats_are_idempotent_and_read_by_range(store: Store) -> None:
+    with store.transaction() as tx:
+        for slot in (5, 3, 7, 3, 9):
+            tx.add_heartbeat(pid(1), slot)
+        tx.add_heartbeat(pid(2), 4)
+        assert tx.heartbeat_slots(pid(1), 3, 7) == [3, 5, 7]
+        assert tx.heartbeat_slots(pid(1), 4, 8) == [5, 7]
+        assert tx.heartbeat_slots(pid(1), 10, 20) == []
+        assert tx.heartbeat_slots(pid(2), 0, 100) == [4]
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.snapshot().heartbeats == ((pid(1), 3), (pid(1), 5), (pid(1), 7), (pid(1), 9), (pid(2), 4))
+
+
+# -- matching and leases -----------------------------------------------------------------------------------
+
+
+def _j(n: int, height: int, *, tier: int, fee: int, mu: int, not_before: int = 0) -> Job:
+    return dataclasses.replace(
+        job(n, height), tier=tier, fee_per_unit=fee, max_units_mu=MilliUnits(mu), not_before=not_before
+    )
+
+
+def test_ready_jobs_come_in_matcher_order(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(
+            tx,
+            _j(1, 0, tier=1, fee=15000, mu=1265),  # key 15000 - 1 - 0 = 14999
+            _j(2, 0, tier=1, fee=15000, mu=1999),  # 14999 too (1999 // 1000 = 1): tie, then task_id
+            _j(3, 1, tier=1, fee=15010, mu=1265),  # 15010 - 1 - 10 = 14999: tie, later enqueue height
+            _j(4, 0, tier=1, fee=15000, mu=2000),  # 14998
+            _j(5, 0, tier=2, fee=1, mu=900_000),  # the higher tier first, whatever its key
+            _j(6, 3, tier=0, fee=0, mu=5000),  # 0 - 5 - 30 = -35
+            _j(7, 4, tier=0, fee=0, mu=0),  # 0 - 0 - 40 = -40
+            _j(8, 0, tier=3, fee=99_999, mu=0, not_before=T + 1),  # not ready yet
+        )
+        tx.insert_jobs([_j(9, 0, tier=3, fee=99_999, mu=0)])  # PENDING
+        queued(tx, _j(10, 0, tier=3, fee=99_999, mu=0))
+        tx.move_job(tid(10), JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
+        order = [tid(n) for n in (5, 1, 2, 3, 4, 6, 7)]
+        assert [j.task_id for j in tx.ready_jobs(T, 100)] == order
+        assert [j.task_id for j in tx.ready_jobs(T, 3)] == order[:3]
+        assert [j.task_id for j in tx.ready_jobs(T + 1, 1)] == [tid(8)]
+        assert tx.ready_jobs(T, 0) == []
+        assert tx.ready_jobs(T, 1)[0] == tx.get_job(tid(5))
+
+
+def test_lease_job_refuses_a_job_already_leased(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), dataclasses.replace(job(2, 0, 1), not_before=T + 10))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.lease_job(lease(1, 1), T)
+        assert not tx.lease_job(lease(1, 2), T)  # the same job again, another provider
+        assert not tx.lease_job(lease(2, 1), T + 9)  # not ready before not_before
+        assert not tx.lease_job(lease(3, 1), T)  # unknown job
+        tx.commit()
+    with store.transaction() as tx:
+        assert not tx.lease_job(lease(1, 3, attempt=1), T + 5)  # still LEASED in a later transaction
+        got = tx.get_job(tid(1))
+        assert got is not None
+        assert got.status == JobStatus.LEASED
+        assert tx.get_lease(lease(1, 1).lease_id) == lease(1, 1)
+        assert tx.get_lease(lease(1, 2).lease_id) is None
+        assert tx.get_lease(lease(2, 1).lease_id) is None
+        assert [(t.frm, t.to, t.reason, t.height, t.time) for t in tx.transitions_of(tid(1))][-1] == (
+            JobStatus.QUEUED,
+            JobStatus.LEASED,
+            "assigned",
+            None,
+            T,
+        )
+        assert len(tx.transitions_of(tid(2))) == 1  # only PENDING -> QUEUED
+        assert tx.leases_of_task(tid(1)) == [lease(1, 1)]
+        assert tx.lease_job(lease(2, 1), T + 10)
+
+
+def test_decisions_are_kept_per_attempt_and_replaced(store: Store) -> None:
+    def decision(attempt: int, winner: bytes | None, time: int) -> DecisionRecord:
+        return DecisionRecord(
+            task_id=tid(1), attempt=attempt, decision=bytes([attempt, time % 256]), winner=winner, time=time
+        )
+
+    with store.transaction() as tx:
+        tx.put_decision(decision(1, pid(2), T + 2))
+        tx.put_decision(decision(0, None, T))
+        tx.put_decision(decision(0, pid(1), T + 1))  # a later pass for the same attempt
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.decisions_of(tid(1)) == [decision(0, pid(1), T + 1), decision(1, pid(2), T + 2)]
+        assert tx.decisions_of(tid(2)) == []
+
+
+def test_lease_queries_and_guards(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2), job(4, 0, 3))
+        assert tx.lease_job(lease(1, 1, granted=T + 2), T + 2)  # expires T + 62
+        assert tx.lease_job(lease(2, 1, granted=T), T)  # expires T + 60
+        assert tx.lease_job(lease(3, 2, granted=T + 1, ttl=10), T + 1)  # expires T + 11
+        assert tx.lease_job(lease(4, 1, granted=T + 3), T + 3)  # expires T + 63
+        assert tx.end_lease(lease(4, 1).lease_id, LeaseStatus.RELEASED, T + 4)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.live_leases_of(pid(1)) == [lease(2, 1, granted=T), lease(1, 1, granted=T + 2)]
+        assert tx.live_lease_counts() == {pid(1): 2, pid(2): 1}
+        assert tx.expired_leases(T + 10, 10) == []
+        assert tx.expired_leases(T + 11, 10) == [lease(3, 2, granted=T + 1, ttl=10)]  # expiry is inclusive
+        assert [x.task_id for x in tx.expired_leases(T + 100, 10)] == [tid(3), tid(2), tid(1)]  # oldest first
+        assert [x.task_id for x in tx.expired_leases(T + 100, 2)] == [tid(3), tid(2)]
+        released = tx.get_lease(lease(4, 1).lease_id)
+        assert released is not None
+        assert (released.status, released.ended_at) == (LeaseStatus.RELEASED, T + 4)
+        # end_lease is guarded LIVE -> to
+        assert not tx.end_lease(lease(4, 1).lease_id, LeaseStatus.EXPIRED, T + 5)
+        assert not tx.end_lease(b"\x00" * 32, LeaseStatus.EXPIRED, T + 5)
+        # a heartbeat at T + 30 extends the live, unexpired leases of provider 1 (not the released one)
+        assert tx.extend_leases(pid(1), T + 30, T + 90) == 2
+        assert tx.extend_leases(pid(1), T + 30, T + 80) == 0  # never shortens
+        assert tx.extend_leases(pid(2), T + 30, T + 90) == 0  # provider 2's lease expired at T + 11
+        assert [x.expires_at for x in tx.live_leases_of(pid(1))] == [T + 90, T + 90]
+        assert tx.get_lease(lease(4, 1).lease_id) == released
+        assert tx.get_lease(lease(3, 2).lease_id) == lease(3, 2, granted=T + 1, ttl=10)
+        assert tx.end_lease(lease(3, 2).lease_id, LeaseStatus.EXPIRED, T + 31)
+        assert tx.live_lease_counts() == {pid(1): 2}
+        tx.commit()
+
+
+def test_set_job_schedule_and_add_carried(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_jobs([job(1, 0), job(2, 0, 1)])
+        tx.set_job_schedule(tid(1), 2, T + 20)
+        tx.add_carried([tid(1), tid(2), tid(1), tid(9)])
+        tx.commit()
+    with store.transaction() as tx:
+        one, two = tx.get_job(tid(1)), tx.get_job(tid(2))
+        assert one is not None
+        assert two is not None
+        assert (one.attempts, one.not_before, one.carried_batches) == (2, T + 20, 2)
+        assert (two.attempts, two.not_before, two.carried_batches) == (0, 0, 1)
+
+
+# -- proofs and results ------------------------------------------------------------------------------------
+
+
+def test_proofs_are_stored_once_and_queried_by_verdict(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_proof(proof(1, 1, 1, T + 10))
+        assert not tx.insert_proof(dataclasses.replace(proof(1, 1, 1, T + 10), verdict="MALFORMED"))
+        assert tx.insert_proof(proof(2, 2, 1, T + 30))
+        assert tx.insert_proof(proof(3, 3, 1, T + 20, verdict="DIGEST_MISMATCH"))
+        assert tx.insert_proof(proof(4, 4, 1, T + 5))
+        assert tx.insert_proof(proof(5, 5, 2, T + 25))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.proof_seen(proof(1, 1, 1, 0).proof_id)
+        assert not tx.proof_seen(b"\x00" * 32)
+        assert tx.get_proof(proof(1, 1, 1, 0).proof_id) == proof(1, 1, 1, T + 10)
+        assert tx.get_proof(b"\x00" * 32) is None
+        assert tx.accepted_proof_of(tid(1)) == proof(1, 1, 1, T + 10)
+        assert tx.accepted_proof_of(tid(3)) is None  # rejected
+        assert tx.accepted_proofs_since(pid(1), T + 10) == [proof(1, 1, 1, T + 10), proof(2, 2, 1, T + 30)]
+        assert tx.accepted_proofs_since(pid(1), 0)[0] == proof(4, 4, 1, T + 5)
+        assert tx.accepted_proofs_since(pid(1), T + 31) == []
+
+
+def test_results_are_unique_and_unsettled_until_paid(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_result(result(2, 5, 1))
+        assert tx.insert_result(result(1, 5, 0))
+        assert tx.insert_result(result(3, 4, 7))
+        assert tx.insert_result(result(4, 9))
+        assert not tx.insert_result(result(1, 6))
+        assert tx.get_result(tid(1)) == result(1, 5, 0)
+        assert tx.get_result(tid(9)) is None
+        assert tx.unsettled_results_through(5) == [result(3, 4, 7), result(1, 5, 0), result(2, 5, 1)]
+        assert tx.insert_batch(batch(1, [payout(1, 1)]), [payout(1, 1)])
+        assert [r.task_id for r in tx.unsettled_results_through(9)] == [tid(3), tid(2), tid(4)]
+
+
+def test_rollback_deletes_results_and_reverts_chain_moves_above_the_fork(store: Store) -> None:
+    """A proof included at height 9 (SUBMITTED -> VERIFIED, ResultRecord) is undone when block 9 is orphaned;
+    moves recorded off chain (height None) are not, even when made after block 9."""
+    with store.transaction() as tx:
+        for h in range(9):
+            tx.insert_block(block(h))
+        queued(tx, job(1, 0), job(2, 0, 1))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.move_job(tid(1), JobStatus.LEASED, JobStatus.SUBMITTED, "proof accepted", None, T + 1)
+        assert tx.insert_result(result(3, 8))  # at the fork height: stays
+        tx.commit()
+    with store.transaction() as tx:
+        tx.insert_block(block(9))
+        assert tx.insert_result(result(1, 9))
+        assert tx.move_job(tid(1), JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", 9, 0)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.lease_job(lease(2, 1), T + 2)  # off chain, after block 9
+        tx.commit()
+    with store.transaction() as tx:
+        tx.rollback_above(8)
+        tx.commit()
+    with store.transaction() as tx:
+        one, two = tx.get_job(tid(1)), tx.get_job(tid(2))
+        assert one is not None
+        assert two is not None
+        assert one.status == JobStatus.SUBMITTED
+        assert [t.to for t in tx.transitions_of(tid(1))] == [JobStatus.QUEUED, JobStatus.LEASED, JobStatus.SUBMITTED]
+        assert two.status == JobStatus.LEASED
+        assert tx.get_result(tid(1)) is None
+        assert tx.get_result(tid(3)) == result(3, 8)
+        assert tx.head_block() == block(8)
+        assert tx.get_lease(lease(2, 1).lease_id) == lease(2, 1)
+        assert verify_snapshot(tx.snapshot()).ok
+
+
+def test_rollback_reverts_several_chain_moves_of_one_job_newest_first(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_block(block(0))
+        queued(tx, job(1, 0))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.move_job(tid(1), JobStatus.LEASED, JobStatus.SUBMITTED, "proof accepted", None, T + 1)
+        tx.commit()
+    before = digest(store)
+    with store.transaction() as tx:
+        tx.insert_block(block(1))
+        tx.insert_block(block(2))
+        assert tx.move_job(tid(1), JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", 1, 0)
+        assert tx.move_job(tid(1), JobStatus.VERIFIED, JobStatus.SETTLED, "test", 2, 0)
+        tx.commit()
+    with store.transaction() as tx:
+        tx.rollback_above(0)
+        tx.commit()
+    assert digest(store) == before
+
+
+# -- settlement --------------------------------------------------------------------------------------------
+
+
+def test_balance_through_counts_off_chain_entries_and_chain_entries_up_to_a_height(store: Store) -> None:
+    alice = requester_account(ALICE)
+    with store.transaction() as tx:
+        tx.post([mint(alice, 100)], 1, T)
+        tx.post([mint(alice, 20)], 2, T)
+        tx.post([mint(alice, 3)], None, T)
+        tx.post([mint(TREASURY, 5)], 3, T)
+        assert tx.balance_through(alice, 0) == 3
+        assert tx.balance_through(alice, 1) == 103
+        assert tx.balance_through(alice, 2) == 123
+        assert tx.balance_through(alice, 99) == 123
+        assert tx.balance_through(TREASURY, 2) == 0
+        assert tx.balance_through("fund", 9) == 0
+
+
+def test_a_batch_is_stored_once_per_epoch_with_its_payouts_in_admission_order(store: Store) -> None:
+    first = [payout(3, 1, 300), payout(1, 1, 100), payout(2, 1, 200)]
+    with store.transaction() as tx:
+        assert tx.last_batch_epoch() is None
+        assert tx.insert_batch(batch(1, first), first)
+        assert not tx.insert_batch(batch(1, [payout(4, 1)]), [payout(4, 1)])  # the epoch has its batch
+        assert tx.insert_batch(batch(0, []), [])  # an empty batch
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_batch(1) == batch(1, first)
+        assert tx.get_batch(0) == batch(0, [])
+        assert tx.get_batch(2) is None
+        assert tx.last_batch_epoch() == 1
+        assert tx.payouts_of_epoch(1) == first
+        assert tx.payouts_of_epoch(0) == []
+        assert tx.payout_of_task(tid(1)) == payout(1, 1, 100)
+        assert tx.payout_of_task(tid(4)) is None  # the refused batch wrote nothing
+        assert verify_snapshot(tx.snapshot()).ok
+
+
+def test_a_task_is_paid_at_most_once(store: Store) -> None:
+    """insert_batch raises ConcurrentUpdateError for a task already paid (or paid twice in one batch); the
+    transaction is abandoned and nothing of it is committed."""
+    with store.transaction() as tx:
+        assert tx.insert_batch(batch(1, [payout(1, 1)]), [payout(1, 1)])
+        tx.commit()
+    again = [payout(2, 2), payout(1, 2)]
+    with pytest.raises(ConcurrentUpdateError), store.transaction() as tx:
+        tx.insert_batch(batch(2, again), again)
+    twice = [payout(5, 3), payout(5, 3)]
+    with pytest.raises(ConcurrentUpdateError), store.transaction() as tx:
+        tx.insert_batch(batch(3, twice), twice)
+    with store.transaction() as tx:
+        assert tx.get_batch(2) is None
+        assert tx.get_batch(3) is None
+        assert tx.payout_of_task(tid(2)) is None
+        assert tx.payout_of_task(tid(1)) == payout(1, 1)
+        assert tx.last_batch_epoch() == 1
+
+
+# -- slashing, claims, events, nonces ----------------------------------------------------------------------
+
+
+def test_a_subject_is_slashed_once(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_slash(slash(1, 1, T + 10))
+        assert not tx.insert_slash(dataclasses.replace(slash(1, 1, T + 10), amount=999, provider_id=pid(2)))
+        assert tx.insert_slash(slash(2, 1, T + 5))
+        assert tx.insert_slash(slash(3, 2, T + 10))
+        assert tx.insert_slash(slash(4, 1, T + 10))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.slashes_of(pid(1)) == [slash(2, 1, T + 5), slash(1, 1, T + 10), slash(4, 1, T + 10)]
+        assert tx.slashes_of(pid(3)) == []
+        assert tx.recent_slashes(3) == [slash(4, 1, T + 10), slash(3, 2, T + 10), slash(1, 1, T + 10)]
+        assert len(tx.recent_slashes(10)) == 4
+
+
+def test_get_claim(store: Store) -> None:
+    claim = Claim(claim_id=b"c" * 32, provider_id=pid(1), amount=MicroAnm(10), time=T)
+    with store.transaction() as tx:
+        assert tx.insert_claim(claim)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_claim(b"c" * 32) == claim
+        assert tx.get_claim(b"d" * 32) is None
+
+
+def test_event_numbers_are_gapless_across_commits_and_rollbacks(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.latest_event_seq() == 0
+        assert tx.append_event("jobAssigned", b"\x01", T) == 1
+        assert tx.append_event("jobCompleted", b"\x02", T + 1) == 2
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.append_event("jobAssigned", b"\xff", T + 2) == 3  # rolled back: 3 is taken again
+
+    def failing() -> None:
+        with store.transaction() as tx:
+            assert tx.append_event("jobAssigned", b"\xfe", T + 2) == 3
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing()
+    with store.transaction() as tx:
+        assert tx.latest_event_seq() == 2
+        assert tx.append_event("providerSlashed", b"\x03", T + 3) == 3
+        assert tx.append_event("jobAssigned", b"\x04", T + 4) == 4
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.latest_event_seq() == 4
+        assert [(e.seq, e.topic, e.data, e.time) for e in tx.events_since(0, [], 100)] == [
+            (1, "jobAssigned", b"\x01", T),
+            (2, "jobCompleted", b"\x02", T + 1),
+            (3, "providerSlashed", b"\x03", T + 3),
+            (4, "jobAssigned", b"\x04", T + 4),
+        ]
+        assert [e.seq for e in tx.events_since(1, [], 2)] == [2, 3]
+        assert [e.seq for e in tx.events_since(0, ["jobAssigned"], 100)] == [1, 4]
+        assert [e.seq for e in tx.events_since(1, ["jobAssigned", "providerSlashed"], 100)] == [3, 4]
+        assert [e.seq for e in tx.events_since(0, ["jobAssigned", "providerSlashed"], 1)] == [1]
+        assert tx.events_since(4, [], 100) == []
+        assert tx.events_since(0, ["epochSettled"], 100) == []
+        assert verify_snapshot(tx.snapshot()).ok
+
+
+def test_a_nonce_is_refused_until_it_expires(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.use_nonce(pid(1), b"n" * 16, T + 120, T)
+        tx.commit()
+    with store.transaction() as tx:
+        assert not tx.use_nonce(pid(1), b"n" * 16, T + 150, T + 30)
+        assert not tx.use_nonce(pid(1), b"n" * 16, T + 239, T + 119)
+        assert tx.use_nonce(pid(2), b"n" * 16, T + 150, T + 30)  # another provider's nonce
+        assert tx.use_nonce(pid(1), b"m" * 16, T + 150, T + 30)
+        assert tx.use_nonce(pid(1), b"n" * 16, T + 240, T + 120)  # expired at T + 120: usable again
+        assert not tx.use_nonce(pid(1), b"n" * 16, T + 250, T + 130)
+        tx.commit()
+
+
+# -- audit -------------------------------------------------------------------------------------------------
+
+
+def _coordinator_work(store: Store) -> None:
+    """A fixed sequence of writes touching every coordinator table."""
+    with store.transaction() as tx:
+        tx.insert_block(block(0))
+        tx.insert_provider(provider(1))
+        tx.post([mint(stake_account(pid(1)), 750)], None, T)
+        tx.record_provider_move(pid(1), None, ProviderStatus.ACTIVE, "registered", T)
+        tx.add_heartbeat(pid(1), 4)
+        queued(tx, job(1, 0), job(2, 0, 1))
+        tx.put_decision(DecisionRecord(task_id=tid(1), attempt=0, decision=b"\xa0", winner=pid(1), time=T))
+        tx.lease_job(lease(1, 1), T)
+        tx.insert_proof(proof(1, 1, 1, T + 3))
+        tx.insert_result(result(1, 0))
+        tx.insert_batch(batch(1, [payout(1, 1)]), [payout(1, 1)])
+        tx.insert_slash(slash(2, 1, T + 4))
+        tx.append_event("jobAssigned", b"\x01", T)
+        tx.use_nonce(pid(1), b"n" * 16, T + 120, T)
+        tx.commit()
+
+
+def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Store) -> None:
+    _coordinator_work(store)
+    reference = MemoryStore()
+    _coordinator_work(reference)
+    assert digest(store) == digest(reference)
+    with store.transaction() as tx:
+        snap = tx.snapshot()
+    report = verify_snapshot(snap)
+    assert report.ok, report.problems
+    assert len(snap.providers) == len(snap.leases) == len(snap.proofs) == len(snap.results) == 1
+    assert len(snap.batches) == len(snap.payouts) == len(snap.slashes) == len(snap.events) == 1
+    assert len(snap.decisions) == len(snap.heartbeats) == len(snap.nonces) == len(snap.provider_moves) == 1
+
+
+def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
+    with open_test_store("memory", tmp_path) as store:
+        _coordinator_work(store)
+        with store.transaction() as tx:
+            snap = tx.snapshot()
+    bad_split = payout(1, 1)._replace(fund=payout(1, 1).fund + 1)
+    broken = dataclasses.replace(
+        snap,
+        providers=(dataclasses.replace(snap.providers[0], bonded=701),),
+        payouts=(bad_split, payout(1, 1)),
+        events=(*snap.events, dataclasses.replace(snap.events[0], seq=3)),
+    )
+    problems = verify_snapshot(broken).problems
+    assert any("stake:" in p and "bonded" in p for p in problems), problems
+    assert any("paid twice" in p for p in problems), problems
+    assert any("batch 1" in p for p in problems), problems
+    assert any("without a gap" in p for p in problems), problems
+    assert digest_of(broken) != digest_of(snap)
+
+
+# -- PostgreSQL: two real connections ----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_skip_locked_leases_a_job_exactly_once(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        with store.transaction() as tx:
+            queued(tx, job(1, 0), job(2, 0, 1))
+            tx.commit()
+        # two transactions on two pooled connections, interleaved by hand
+        with store.transaction() as first, store.transaction() as second:
+            assert first.lease_job(lease(1, 1), T)  # holds job 1's row lock until it ends
+            assert not second.lease_job(lease(1, 2), T)  # SKIP LOCKED: no wait, no lease
+            assert second.lease_job(lease(2, 2), T)  # the next candidate is free
+            first.commit()
+            second.commit()
+        with store.transaction() as tx:
+            assert tx.leases_of_task(tid(1)) == [lease(1, 1)]
+            assert tx.leases_of_task(tid(2)) == [lease(2, 2)]
+            assert not tx.lease_job(lease(1, 3), T)  # committed LEASED: refused by the guard
+
+
+@pytest.mark.postgres
+def test_postgres_racing_replicas_lease_a_job_once(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        with store.transaction() as tx:
+            queued(tx, *(job(n, 0, n) for n in range(1, 9)))
+            tx.commit()
+        start = threading.Barrier(4)
+        won: list[tuple[int, int]] = []
+        lock = threading.Lock()
+
+        def replica(prov: int) -> None:
+            start.wait()
+            for n in range(1, 9):
+                with store.transaction() as tx:
+                    if tx.lease_job(lease(n, prov), T):
+                        tx.commit()
+                        with lock:
+                            won.append((n, prov))
+
+        threads = [threading.Thread(target=replica, args=(p,)) for p in range(1, 5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(n for n, _ in won) == list(range(1, 9))
+        with store.transaction() as tx:
+            for n, prov in won:
+                assert tx.leases_of_task(tid(n)) == [lease(n, prov)]
+            assert verify_snapshot(tx.snapshot()).ok
+
+
+@pytest.mark.postgres
+def test_postgres_events_stay_gapless_under_concurrent_writers(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        start = threading.Barrier(4)
+        committed: list[int] = []
+        lock = threading.Lock()
+
+        def writer(w: int) -> None:
+            start.wait()
+            for i in range(6):
+                with store.transaction() as tx:
+                    seq = tx.append_event("jobAssigned", bytes([w, i]), T + i)
+                    if (w + i) % 3:
+                        tx.commit()
+                        with lock:
+                            committed.append(seq)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(committed) == list(range(1, len(committed) + 1))
+        with store.transaction() as tx:
+            assert [e.seq for e in tx.events_since(0, [], 1000)] == sorted(committed)
+            assert tx.latest_event_seq() == len(committed)
