@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from aicf.core.chain import Job
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting
+from aicf.core.settlement import Payout
 from aicf.store import rows
 from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
 from aicf.store.sqlbase import Params, SqlTx
@@ -146,6 +147,22 @@ class PostgresTx(SqlTx):
             self._exec("add_balances", {"accounts": [a for a, _ in up], "deltas": [d for _, d in up]})
         if down:
             self._exec("sub_balances", {"accounts": [a for a, _ in down], "deltas": [d for _, d in down]})
+
+    # -- the coordinator's tables --------------------------------------------------------------------------
+    def _claim_job(self, task_id: bytes, time: int) -> bool:
+        """Lock the job row if it is QUEUED and ready; a row another replica holds is skipped, not waited on."""
+        return self._one("claim_job", {"task_id": task_id, "time": time}) is not None
+
+    def _write_payouts(self, payouts: Sequence[Payout]) -> None:
+        if payouts:
+            self._copy("copy_payouts", (rows.payout_record(p, i) for i, p in enumerate(payouts)))
+
+    def add_carried(self, task_ids: Sequence[bytes]) -> None:
+        if task_ids:
+            self._exec("add_carried_many", {"task_ids": list(task_ids)})
+
+    def _topics(self, topics: Sequence[str]) -> object:
+        return list(topics)
 
 
 class PostgresStore:

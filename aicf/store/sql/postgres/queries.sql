@@ -250,3 +250,304 @@ COPY job_transitions (task_id, from_status, to_status, reason, height, time) FRO
 
 -- name: copy_entries
 COPY ledger_entries (debit, credit, amount, ref_kind, ref, block_height, time) FROM STDIN;
+
+-- ----------------------------------------------------------------------------------------------------------
+-- The coordinator's tables (migration 0003). Tuple fields and QoS maps are canonical CBOR blobs.
+
+-- name: get_provider
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers WHERE provider_id = %(provider_id)s;
+
+-- name: insert_provider
+INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
+                       max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
+                       bucket_tokens_mu, bucket_at, strikes, updated_at)
+VALUES (%(provider_id)s, %(public_key)s, %(status)s, %(registered_at)s, %(kinds)s, %(models)s, %(devices)s, %(regions)s, %(tee_classes)s,
+        %(max_leases)s, %(bonded)s, %(unbonding)s, %(unbonding_until)s, %(jailed_until)s, %(last_heartbeat_at)s,
+        %(bucket_tokens_mu)s, %(bucket_at)s, %(strikes)s, %(updated_at)s)
+ON CONFLICT (provider_id) DO NOTHING;
+
+-- name: update_provider
+-- Guarded: only a provider still in the expected status is replaced.
+UPDATE providers
+   SET public_key = %(public_key)s, status = %(status)s, registered_at = %(registered_at)s, kinds = %(kinds)s,
+       models = %(models)s, devices = %(devices)s, regions = %(regions)s, tee_classes = %(tee_classes)s,
+       max_leases = %(max_leases)s, bonded = %(bonded)s, unbonding = %(unbonding)s, unbonding_until = %(unbonding_until)s,
+       jailed_until = %(jailed_until)s, last_heartbeat_at = %(last_heartbeat_at)s, bucket_tokens_mu = %(bucket_tokens_mu)s,
+       bucket_at = %(bucket_at)s, strikes = %(strikes)s, updated_at = %(updated_at)s
+ WHERE provider_id = %(provider_id)s AND status = %(expected_status)s;
+
+-- name: all_providers
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers ORDER BY provider_id;
+
+-- name: insert_provider_move
+INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
+VALUES (%(provider_id)s, %(from_status)s, %(to_status)s, %(reason)s, %(time)s);
+
+-- name: all_provider_moves
+SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
+
+-- name: add_heartbeat
+INSERT INTO heartbeats (provider_id, slot) VALUES (%(provider_id)s, %(slot)s) ON CONFLICT DO NOTHING;
+
+-- name: heartbeat_slots
+SELECT slot FROM heartbeats WHERE provider_id = %(provider_id)s AND slot BETWEEN %(first)s AND %(last)s ORDER BY slot;
+
+-- name: all_heartbeats
+SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
+
+-- name: ready_jobs
+-- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
+-- stored generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE status = 'QUEUED' AND not_before <= %(now)s
+ ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
+ LIMIT %(limit)s;
+
+-- name: lease_job
+-- Guarded QUEUED -> LEASED: no row changed means the job moved or is not ready yet.
+UPDATE jobs SET status = 'LEASED' WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s;
+
+-- name: insert_lease
+INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
+                    grant_sig)
+VALUES (%(lease_id)s, %(task_id)s, %(provider_id)s, %(attempt)s, %(granted_at)s, %(expires_at)s, %(status)s, %(epoch)s, %(ended_at)s,
+        %(grant_sig)s);
+
+-- name: put_decision
+INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (%(task_id)s, %(attempt)s, %(decision)s, %(winner)s, %(time)s)
+ON CONFLICT (task_id, attempt) DO UPDATE
+   SET decision = excluded.decision, winner = excluded.winner, time = excluded.time;
+
+-- name: decisions_of
+SELECT task_id, attempt, decision, winner, time FROM decisions WHERE task_id = %(task_id)s ORDER BY attempt;
+
+-- name: all_decisions
+SELECT task_id, attempt, decision, winner, time FROM decisions ORDER BY task_id, attempt;
+
+-- name: get_lease
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE lease_id = %(lease_id)s;
+
+-- name: leases_of_task
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE task_id = %(task_id)s ORDER BY attempt, lease_id;
+
+-- name: live_leases_of
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE provider_id = %(provider_id)s AND status = 'LIVE' ORDER BY granted_at, lease_id;
+
+-- name: live_lease_counts
+SELECT provider_id, count(*) FROM leases WHERE status = 'LIVE' GROUP BY provider_id;
+
+-- name: expired_leases
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE status = 'LIVE' AND expires_at <= %(now)s ORDER BY expires_at, lease_id LIMIT %(limit)s;
+
+-- name: end_lease
+-- Guarded LIVE -> the new status.
+UPDATE leases SET status = %(to_status)s, ended_at = %(ended_at)s WHERE lease_id = %(lease_id)s AND status = 'LIVE';
+
+-- name: extend_leases
+-- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
+UPDATE leases SET expires_at = %(expires_at)s
+ WHERE provider_id = %(provider_id)s AND status = 'LIVE' AND expires_at > %(now)s AND expires_at < %(expires_at)s;
+
+-- name: all_leases
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases ORDER BY lease_id;
+
+-- name: set_job_schedule
+UPDATE jobs SET attempts = %(attempts)s, not_before = %(not_before)s WHERE task_id = %(task_id)s;
+
+-- name: insert_proof
+INSERT INTO proofs (proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict,
+                    message, acceptance, acceptance_sig, units_mu, output_digest, qos)
+VALUES (%(proof_id)s, %(task_id)s, %(lease_id)s, %(provider_id)s, %(kind)s, %(envelope)s, %(received_at)s, %(latency_ms)s, %(verdict)s,
+        %(message)s, %(acceptance)s, %(acceptance_sig)s, %(units_mu)s, %(output_digest)s, %(qos)s)
+ON CONFLICT (proof_id) DO NOTHING;
+
+-- name: proof_seen
+SELECT 1 FROM proofs WHERE proof_id = %(proof_id)s;
+
+-- name: get_proof
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE proof_id = %(proof_id)s;
+
+-- name: accepted_proof_of
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE task_id = %(task_id)s AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
+
+-- name: accepted_proofs_since
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE provider_id = %(provider_id)s AND verdict = 'ACCEPT' AND received_at >= %(since)s
+ ORDER BY received_at, proof_id;
+
+-- name: all_proofs
+SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
+       acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs ORDER BY proof_id;
+
+-- name: insert_result
+INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
+                     provider_id)
+VALUES (%(task_id)s, %(proof_id)s, %(kind)s, %(output_digest)s, %(units_mu)s, %(qos)s, %(block_height)s, %(tx_index)s, %(miner_id)s,
+        %(provider_id)s)
+ON CONFLICT (task_id) DO NOTHING;
+
+-- name: get_result
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM results WHERE task_id = %(task_id)s;
+
+-- name: unsettled_results_through
+SELECT r.task_id, r.proof_id, r.kind, r.output_digest, r.units_mu, r.qos, r.block_height, r.tx_index, r.miner_id,
+       r.provider_id
+  FROM results AS r
+ WHERE r.block_height <= %(height)s AND NOT EXISTS (SELECT 1 FROM payouts AS p WHERE p.task_id = r.task_id)
+ ORDER BY r.block_height, r.tx_index, r.task_id;
+
+-- name: all_results
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM results ORDER BY task_id;
+
+-- name: delete_results_above
+DELETE FROM results WHERE block_height > %(height)s;
+
+-- name: revert_job_moves_above
+-- A surviving job goes back to the `from` of its first chain-recorded move above the fork point: the same as
+-- undoing those moves newest first.
+UPDATE jobs
+   SET status = (SELECT t.from_status FROM job_transitions AS t
+                  WHERE t.task_id = jobs.task_id AND t.height > %(height)s ORDER BY t.seq LIMIT 1)
+ WHERE task_id IN (SELECT task_id FROM job_transitions WHERE height > %(height)s);
+
+-- name: delete_job_moves_above
+DELETE FROM job_transitions WHERE height > %(height)s;
+
+-- name: entry_delta_above
+-- What entries above a height added to one account (balance_through = balance - this).
+SELECT (coalesce(sum(CASE WHEN credit = %(account)s THEN amount ELSE 0 END), 0)
+      - coalesce(sum(CASE WHEN debit = %(account)s THEN amount ELSE 0 END), 0))::bigint
+  FROM ledger_entries WHERE block_height > %(height)s;
+
+-- name: insert_batch
+INSERT INTO batches (epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried,
+                     reward, units_mu, treasury_before, trap_seed, time)
+VALUES (%(epoch)s, %(finalized_height)s, %(params_hash)s, %(price_bps)s, %(next_price_bps)s, %(root)s, %(batch)s, %(payouts)s, %(carried)s,
+        %(reward)s, %(units_mu)s, %(treasury_before)s, %(trap_seed)s, %(time)s)
+ON CONFLICT (epoch) DO NOTHING;
+
+-- name: insert_payout
+-- task_id is UNIQUE: a task paid a second time fails here (ConcurrentUpdateError).
+INSERT INTO payouts (position, payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate,
+                     price_bps, reward, provider, miner, fund, charged, params_hash)
+VALUES (%(position)s, %(payout_id)s, %(epoch)s, %(task_id)s, %(provider_id)s, %(miner_id)s, %(proof_id)s, %(units_mu)s, %(base_rate)s,
+        %(price_bps)s, %(reward)s, %(provider)s, %(miner)s, %(fund)s, %(charged)s, %(params_hash)s);
+
+-- name: get_batch
+SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
+       units_mu, treasury_before, trap_seed, time
+  FROM batches WHERE epoch = %(epoch)s;
+
+-- name: last_batch_epoch
+SELECT max(epoch) FROM batches;
+
+-- name: all_batches
+SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
+       units_mu, treasury_before, trap_seed, time
+  FROM batches ORDER BY epoch;
+
+-- name: payouts_of_epoch
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts WHERE epoch = %(epoch)s ORDER BY position;
+
+-- name: payout_of_task
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts WHERE task_id = %(task_id)s;
+
+-- name: all_payouts
+SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
+       miner, fund, charged, params_hash
+  FROM payouts ORDER BY epoch, position;
+
+-- name: add_carried
+UPDATE jobs SET carried_batches = carried_batches + 1 WHERE task_id = %(task_id)s;
+
+-- name: insert_slash
+INSERT INTO slashes (evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until)
+VALUES (%(evidence_hash)s, %(provider_id)s, %(reason)s, %(subject)s, %(task_id)s, %(amount)s, %(evidence)s, %(time)s, %(jailed_until)s)
+ON CONFLICT (subject) DO NOTHING;
+
+-- name: slashes_of
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes WHERE provider_id = %(provider_id)s ORDER BY time, seq;
+
+-- name: recent_slashes
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes ORDER BY time DESC, seq DESC LIMIT %(limit)s;
+
+-- name: all_slashes
+SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+  FROM slashes ORDER BY subject;
+
+-- name: get_claim
+SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = %(claim_id)s;
+
+-- name: next_event_seq
+-- Gapless: the counter moves in the appending transaction and rolls back with it.
+UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
+
+-- name: insert_event
+INSERT INTO events (seq, topic, data, time) VALUES (%(seq)s, %(topic)s, %(data)s, %(time)s);
+
+-- name: events_since
+SELECT seq, topic, data, time FROM events WHERE seq > %(seq)s ORDER BY seq LIMIT %(limit)s;
+
+-- name: events_since_topics
+SELECT seq, topic, data, time FROM events
+ WHERE seq > %(seq)s AND topic = ANY(%(topics)s)
+ ORDER BY seq LIMIT %(limit)s;
+
+-- name: latest_event_seq
+SELECT last FROM event_counter WHERE id = 1;
+
+-- name: all_events
+SELECT seq, topic, data, time FROM events ORDER BY seq;
+
+-- name: delete_expired_nonces
+DELETE FROM rpc_nonces WHERE provider_id = %(provider_id)s AND expires_at <= %(now)s;
+
+-- name: insert_nonce
+INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (%(provider_id)s, %(nonce)s, %(expires_at)s)
+ON CONFLICT (provider_id, nonce) DO NOTHING;
+
+-- name: all_nonces
+SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;
+
+-- name: claim_job
+-- Replicas never wait on each other's candidates: a job row another transaction holds is skipped (no row back).
+SELECT task_id FROM jobs
+ WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s
+   FOR UPDATE SKIP LOCKED;
+
+-- name: copy_payouts
+COPY payouts (position, payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps,
+              reward, provider, miner, fund, charged, params_hash) FROM STDIN;
+
+-- name: add_carried_many
+UPDATE jobs SET carried_batches = jobs.carried_batches + c.n
+  FROM (SELECT t, count(*) AS n FROM unnest(%(task_ids)s::bytea[]) AS u (t) GROUP BY t) AS c
+ WHERE jobs.task_id = c.t;
