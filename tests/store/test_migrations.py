@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from aicf.core.chain import Claim
+from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, Posting, requester_account
 from aicf.core.types import MicroAnm
 from aicf.store.interface import SchemaError, Store
 from aicf.store.sqlfiles import load_migrations, parse_queries
 from aicf.store.sqlite import SqliteStore
 from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, require_postgres
-from store.test_contract import block
+from store.test_contract import block, job
 
 ALICE = requester_account(b"\xaa" * 20)
 
@@ -33,6 +34,8 @@ def _write_v1(store: Store) -> None:
         tx.insert_block(block(0))
         tx.set_meta("final_height", -1)
         tx.post([Posting(debit=EXTERNAL, credit=ALICE, amount=MicroAnm(500), ref_kind="deposit", ref=b"d")], 0, 1000)
+        tx.insert_jobs([job(1, 0), job(2, 0, 1)])
+        tx.move_jobs([bytes([1]) * 32, bytes([2]) * 32], JobStatus.PENDING, JobStatus.QUEUED, "final", 0, 0)
         tx.commit()
 
 
@@ -76,6 +79,10 @@ def _check_upgraded(store: Store) -> None:
         assert tx.block_at(0) == block(0)
         assert tx.balances([ALICE]) == {ALICE: 500}
         assert tx.insert_claim(Claim(claim_id=b"c" * 32, provider_id=b"p" * 32, amount=MicroAnm(1), time=1))
+        # v3: the priority key is computed for the jobs written before it existed; the new tables work
+        assert [j.task_id for j in tx.ready_jobs(0, 10)] == [bytes([1]) * 32, bytes([2]) * 32]
+        assert tx.append_event("jobAssigned", b"\x01", 1) == 1
+        assert tx.get_claim(b"c" * 32) is not None
         tx.commit()
 
 
