@@ -283,6 +283,19 @@ class SqlTx(ABC):
         return [rows.as_int(r[0]) for r in found]
 
     # -- matching and leases ---------------------------------------------------------------------------
+    def list_jobs(self, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
+        start = after if after is not None else b""
+        if not statuses:
+            return [rows.job_of(r) for r in self._all("list_jobs", {"after": start, "limit": max(limit, 0)})]
+        found: list[Job] = []
+        for status in dict.fromkeys(statuses):  # one indexed query per status, merged by task_id
+            params = {"status": status.value, "after": start, "limit": max(limit, 0)}
+            found.extend(rows.job_of(r) for r in self._all("list_jobs_in_status", params))
+        return sorted(found, key=lambda j: j.task_id)[: max(limit, 0)]
+
+    def job_counts(self) -> dict[JobStatus, int]:
+        return {JobStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("job_counts", {})}
+
     def ready_jobs(self, now: int, limit: int) -> list[Job]:
         return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
 

@@ -720,3 +720,22 @@ def test_postgres_events_stay_gapless_under_concurrent_writers(tmp_path: Path) -
         with store.transaction() as tx:
             assert [e.seq for e in tx.events_since(0, [], 1000)] == sorted(committed)
             assert tx.latest_event_seq() == len(committed)
+
+
+def test_list_jobs_pages_by_task_id_and_filters_by_status(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, *(_j(n, 0, tier=0, fee=20_000, mu=1000) for n in (3, 1, 4)))
+        tx.insert_jobs([_j(2, 0, tier=0, fee=20_000, mu=1000)])  # PENDING
+        tx.move_job(tid(4), JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
+        assert [j.task_id for j in tx.list_jobs([], None, 10)] == [tid(n) for n in (1, 2, 3, 4)]
+        assert [j.task_id for j in tx.list_jobs([], tid(2), 1)] == [tid(3)]
+        both = [JobStatus.QUEUED, JobStatus.CANCELLED]
+        assert [j.task_id for j in tx.list_jobs(both, None, 10)] == [tid(n) for n in (1, 3, 4)]
+        assert [j.task_id for j in tx.list_jobs(both, tid(1), 2)] == [tid(3), tid(4)]
+        assert tx.list_jobs([JobStatus.SETTLED], None, 10) == []
+        counts = tx.job_counts()
+        assert {s: counts.get(s, 0) for s in (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.CANCELLED)} == {
+            JobStatus.PENDING: 1,
+            JobStatus.QUEUED: 2,
+            JobStatus.CANCELLED: 1,
+        }

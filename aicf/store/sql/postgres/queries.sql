@@ -551,3 +551,26 @@ COPY payouts (position, payout_id, epoch, task_id, provider_id, miner_id, proof_
 UPDATE jobs SET carried_batches = jobs.carried_batches + c.n
   FROM (SELECT t, count(*) AS n FROM unnest(%(task_ids)s::bytea[]) AS u (t) GROUP BY t) AS c
  WHERE jobs.task_id = c.t;
+
+-- name: list_jobs
+-- The API's job listing: every job after the cursor, by task_id.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE task_id > %(after)s
+ ORDER BY task_id
+ LIMIT %(limit)s;
+
+-- name: list_jobs_in_status
+-- The API's job listing for one status, after the cursor, by task_id.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE status = %(status)s AND task_id > %(after)s
+ ORDER BY task_id
+ LIMIT %(limit)s;
+
+-- name: job_counts
+SELECT status, count(*) FROM jobs GROUP BY status;

@@ -492,3 +492,26 @@ ON CONFLICT (provider_id, nonce) DO NOTHING;
 
 -- name: all_nonces
 SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;
+
+-- name: list_jobs
+-- The API's job listing: every job after the cursor, by task_id.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE task_id > :after
+ ORDER BY task_id
+ LIMIT :limit;
+
+-- name: list_jobs_in_status
+-- The API's job listing for one status, after the cursor, by task_id.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE status = :status AND task_id > :after
+ ORDER BY task_id
+ LIMIT :limit;
+
+-- name: job_counts
+SELECT status, count(*) FROM jobs GROUP BY status;
