@@ -29,7 +29,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.service": frozenset(
         {"aicf.core", "aicf.proofs", "aicf.store.interface", "aicf.service", "aicf.chain.interface"}
     ),
-    "aicf.transports": frozenset({"aicf.core", "aicf.service", "aicf.transports", "aicf.client"}),
+    "aicf.transports": frozenset({"aicf.core", "aicf.service", "aicf.transports", "aicf.client", "aicf.provider"}),
     "aicf.provider": frozenset({"aicf.core", "aicf.provider", "aicf.client"}),
     "aicf.client": frozenset({"aicf.core", "aicf.client"}),
     "aicf.app": frozenset({"aicf"}),  # the composition root may wire anything

@@ -1,0 +1,180 @@
+"""`aicf provider run …`: a reference provider agent against a coordinator's JSON-RPC endpoint.
+
+Exit 0 after a clean stop (Ctrl-C, or `--exit-after` leases served), 1 when the coordinator, the key file or a
+model refuses at start-up, 2 on bad usage. One line per lease: task, what ran, verdict, units.
+"""
+
+import signal
+import threading
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+
+import typer
+from rich.console import Console
+
+from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.core.encoding import to_hex
+from aicf.core.errors import AicfError
+from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, WallClock, load_or_create_key
+from aicf.provider.models import MODELS
+from aicf.provider.work_common import Mode, Work
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+provider_app = typer.Typer(help="Reference provider agents.", no_args_is_help=True, add_completion=False)
+
+
+class Kind(StrEnum):
+    AI = "ai"
+    QUANTUM = "quantum"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
+
+
+def rpc_url(url: str) -> str:
+    """The /rpc endpoint of a coordinator given by its base URL (an URL already ending in /rpc is kept)."""
+    trimmed = url.rstrip("/")
+    return trimmed if trimmed.endswith("/rpc") else trimmed + "/rpc"
+
+
+def _bonded(view: object, default: int) -> int:
+    value = view.get("bonded_stake") if isinstance(view, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _works(kinds: tuple[str, ...], models: tuple[str, ...], echo: bool) -> list[Work]:
+    """The work runners; real models are loaded now, so a missing package fails at start-up, not on a lease."""
+    works: list[Work] = []
+    if Kind.AI in kinds:
+        from aicf.provider.work_ai import AiWork, EchoAiWork  # numpy and the model runtimes only when asked
+
+        ai: AiWork | EchoAiWork = EchoAiWork(models) if echo else AiWork(models)
+        ai.load()
+        works.append(ai)
+    if Kind.QUANTUM in kinds:
+        from aicf.provider.work_quantum import QuantumWork  # stim only when asked
+
+        works.append(QuantumWork())
+    return works
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"usage error: {message}", markup=False)
+    return typer.Exit(2)
+
+
+UrlOption = typer.Option("http://127.0.0.1:8000", "--url", help="The coordinator (its /rpc endpoint is used).")
+KindOption = typer.Option(..., "--kind", help="ai or quantum; repeat to serve both.")
+ModelsOption = typer.Option(
+    ",".join(sorted(MODELS)), "--models", help="AI models to serve, comma-separated (default: every one)."
+)
+KeyFileOption = typer.Option(..., "--key-file", help="The Ed25519 seed as hex; created (mode 0600) if missing.")
+StakeOption = typer.Option(0, "--stake", min=0, help="Top the bonded stake up to this many µANM.")
+TokenOption = typer.Option(None, "--operator-token", envvar="AICF_OPERATOR_TOKEN", help="Needed by --fund.")
+FundOption = typer.Option(0, "--fund", min=0, help="Devnet only: mint this much stake first (aicf.fundProvider).")
+ModeOption = typer.Option(Mode.HONEST.value, "--mode", help="honest, or a cheat for tests and demos.")
+EchoOption = typer.Option(
+    False,
+    "--echo",
+    help="Answer AI leases with a deterministic echo instead of running a model (demos without the model "
+    "packages; a coordinator pinning the real model digests rejects every such proof).",
+)
+RegionsOption = typer.Option("", "--regions", help="Regions served, comma-separated.")
+DevicesOption = typer.Option("", "--devices", help="Device classes, comma-separated.")
+MaxLeasesOption = typer.Option(2, "--max-leases", min=1, help="Live leases the coordinator may give us at once.")
+HeartbeatOption = typer.Option(20, "--heartbeat-s", min=1, help="Heartbeat interval in seconds (SPEC §7: 20).")
+PollOption = typer.Option(2.0, "--poll-s", min=0.01, help="Seconds between lease polls when idle.")
+ExitAfterOption = typer.Option(None, "--exit-after", min=1, help="Stop after this many leases.")
+
+
+@provider_app.command("run")
+def run_command(
+    url: str = UrlOption,
+    kind: list[Kind] = KindOption,
+    models: str = ModelsOption,
+    key_file: Path = KeyFileOption,
+    stake: int = StakeOption,
+    operator_token: str | None = TokenOption,
+    fund: int = FundOption,
+    mode: Mode = ModeOption,
+    echo: bool = EchoOption,
+    regions: str = RegionsOption,
+    devices: str = DevicesOption,
+    max_leases: int = MaxLeasesOption,
+    heartbeat_s: int = HeartbeatOption,
+    poll_s: float = PollOption,
+    exit_after: int | None = ExitAfterOption,
+) -> None:
+    """Register, stake, then heartbeat, take leases, run them and submit signed proofs until Ctrl-C."""
+    kinds = tuple(sorted({k.value for k in kind}))
+    served = _names(models) if Kind.AI in kinds else ()
+    if Kind.AI in kinds and not served:
+        raise _usage("--kind ai needs at least one model in --models")
+    unknown = [m for m in served if m not in MODELS]
+    if unknown:
+        raise _usage(f"unknown model {unknown[0]!r}; served models: {', '.join(sorted(MODELS))}")
+    if mode is Mode.SKIP_TRAPS and Kind.QUANTUM not in kinds:
+        raise _usage("--mode skip_traps applies to quantum providers only (AI traps look like any job)")
+    if fund and operator_token is None:
+        raise _usage("--fund needs --operator-token (or AICF_OPERATOR_TOKEN)")
+    config = AgentConfig(
+        kinds=kinds,
+        models=served,
+        devices=_names(devices),
+        regions=_names(regions),
+        max_leases=max_leases,
+        heartbeat_interval_s=heartbeat_s,
+        poll_interval_s=poll_s,
+        mode=mode,
+    )
+    clock = WallClock()
+    stop = threading.Event()
+    try:
+        key = load_or_create_key(key_file)
+        works = _works(kinds, served, echo)
+        client = RpcClient(rpc_url(url), operator_token=operator_token, provider_key=key, clock=clock)
+        agent = ProviderAgent(client, key, config, works, on_report=_print_report)
+        view = agent.register()
+        bonded = _bonded(view, 0)
+        if fund:
+            bonded = _bonded(agent.fund(fund), bonded + fund)
+        if stake > bonded:
+            bonded = _bonded(agent.stake(stake - bonded), stake)
+    except (AicfError, RpcError, RpcTransportError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"provider {to_hex(agent.provider_id)} ({', '.join(kinds)}; mode {mode.value}) at {client.url}: "
+        f"bonded stake {bonded} µANM. Ctrl-C stops.",
+        markup=False,
+    )
+
+    def on_sigint(_: int, __: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the running job
+        stop.set()
+        err.print("stopping (Ctrl-C again to abandon the running job)…", markup=False)
+
+    in_main = threading.current_thread() is threading.main_thread()  # signals can only be caught there
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    try:
+        stats = agent.run(clock, stop.wait, stop.is_set, max_leases=exit_after)
+    except KeyboardInterrupt:
+        stats = agent.stats
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        client.close()
+    out.print(
+        f"{stats.leases} leases: {stats.accepted} accepted ({stats.units_mu} units_mu), {stats.rejected} rejected, "
+        f"{stats.released} released, {stats.silent} dropped; {stats.heartbeats} heartbeats",
+        markup=False,
+    )
+
+
+def _print_report(report: LeaseReport) -> None:
+    out.print(report.line(), markup=False)
