@@ -3,11 +3,13 @@
 `open_store(url)`: `memory:`, `sqlite:///path/to/file.db` (default ./var/aicf.db), `postgresql://…`.
 """
 
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +25,7 @@ from aicf.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from aicf.store.postgres import PostgresStore
+    from aicf.system import System
 
 DEFAULT_DB = "sqlite:///var/aicf.db"
 DB_ENV = "AICF_DB"
@@ -125,3 +128,51 @@ def wire_cli(app: typer.Typer) -> None:
 
     app.add_typer(build_db_app(open_store, default_db_url), name="db")
     app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
+    app.command("up")(up_command)
+
+
+def up_command(
+    db: Annotated[str | None, typer.Option("--db", help="memory:, sqlite:///path.db or postgresql://…")] = None,
+    host: Annotated[str, typer.Option(help="Where the API and dashboard listen")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    var: Annotated[Path, typer.Option(help="Folder for the database, keys and logs")] = Path("var"),
+    params_file: Annotated[Path | None, typer.Option("--params", help="A TOML params file")] = None,
+    providers: Annotated[bool, typer.Option(help="Run the reference providers")] = True,
+    load: Annotated[bool, typer.Option(help="Run requesters sending a demo load")] = True,
+    duration: Annotated[int | None, typer.Option(help="Stop after this many seconds")] = None,
+) -> None:
+    """Start the whole system: devnet, coordinator, API, dashboard, reference providers and a demo load."""
+    from rich.console import Console
+
+    from aicf.core.errors import AicfError
+    from aicf.core.params import params_from_toml
+    from aicf.system import devnet_params, run_up
+
+    console = Console(highlight=False, soft_wrap=True)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        params = params_from_toml(params_file.read_text(encoding="utf-8")) if params_file else devnet_params()
+        var.mkdir(parents=True, exist_ok=True)
+        store = open_store(db or f"sqlite:///{var / 'aicf.db'}")
+    except (AicfError, OSError) as exc:
+        console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    run_up(
+        store,
+        params,
+        host=host,
+        port=port,
+        var=var,
+        providers=providers,
+        load=load,
+        duration_s=duration,
+        say=lambda text: console.print(text, markup=False),
+        start_providers=_start_reference_providers,
+    )
+
+
+def _start_reference_providers(system: "System", url: str, models: "Sequence[str]", stop: "threading.Event") -> None:
+    """The reference providers, as threads speaking JSON-RPC to the API like any outside provider."""
+    from aicf.system import start_reference_providers
+
+    start_reference_providers(system, url, models, stop)

@@ -33,6 +33,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.provider": frozenset({"aicf.core", "aicf.provider", "aicf.client"}),
     "aicf.client": frozenset({"aicf.core", "aicf.client"}),
     "aicf.app": frozenset({"aicf"}),  # the composition root may wire anything
+    "aicf.system": frozenset({"aicf"}),  # `aicf up`: part of the composition root
 }
 # Single modules allowed one more import than their layer: the CLI entrypoint starts the composed app.
 EXTRA_IMPORTS: dict[str, frozenset[str]] = {"aicf/transports/cli.py": frozenset({"aicf.app"})}

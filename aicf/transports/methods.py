@@ -13,6 +13,7 @@ from pydantic import Field
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
+from aicf.core.ids import circuit_digest
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import is_account
 from aicf.core.params import Params
@@ -228,8 +229,10 @@ def render_work(w: LeaseWork) -> Json:
         }
     else:
         circuit = w.request.get("circuit")
+        raw = circuit if isinstance(circuit, bytes) else b""
         out |= {
-            "circuit": to_hex(circuit if isinstance(circuit, bytes) else b""),
+            "circuit": to_hex(raw),
+            "circuit_digest": to_hex(circuit_digest(raw)),
             "shots": w.request.get("shots"),
             "batch": [to_hex(c) for c in w.batch],
             "batch_shots": list(w.batch_shots),

@@ -27,7 +27,8 @@ from aicf.core.slashing import SlashReason
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
-# SPEC §8's reject codes and aicf's UNVERIFIABLE, every one rendered (zero until it happens) so rate() works from the first scrape.
+# SPEC §8's reject codes and aicf's UNVERIFIABLE, every one rendered (zero until it happens) so rate() works
+# from the first scrape.
 # aicf.transports may not import aicf.proofs; tests/transports/test_metrics.py checks this list against
 # aicf.proofs.verdict.RejectCode.
 REJECT_CODES: Final = (

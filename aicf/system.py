@@ -1,0 +1,465 @@
+"""`aicf up`: the whole system in one process on its embedded defaults (issue 7).
+
+A devnet producing blocks on the wall clock, the coordinator (ingest, settlement, matching, sweeps) on one
+store, the JSON-RPC / WebSocket / metrics API with the operator dashboard, the reference providers (AI on
+the two real models, quantum on stim) talking to the API like any third-party provider, and requesters
+sending a steady demo load. This module is part of the composition root: it may import every layer.
+"""
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.chain import TxKind
+from aicf.core.encoding import tagged_hash
+from aicf.core.jobs import JobStatus
+from aicf.core.params import Params
+from aicf.core.qasm import circuit_depth
+from aicf.core.registry import ProviderStatus
+from aicf.core.slashing import SlashReason
+from aicf.service import reads
+from aicf.service.coordinator import Coordinator
+from aicf.service.ingest import ingest_available
+from aicf.service.verifier import StandardVerifier
+from aicf.store.interface import Store
+from aicf.transports.asgi import build_app
+from aicf.transports.methods import build_registry, cbor_json
+from aicf.transports.metrics import EpochMetrics, MetricsSnapshot, ProviderMetrics, metrics_response
+from aicf.transports.ws import Event
+
+log = logging.getLogger("aicf.up")
+
+PROVIDER_STAKE = 10_000_000_000  # µANM each reference provider is funded to (devnet operator mint)
+BELL = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
+
+
+class WallClock:
+    """The real clock: the one place outside tests that reads the time."""
+
+    def now(self) -> int:
+        return int(time.time())
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class DevnetWriter:
+    """Accepted proofs go into the devnet's mempool, from the coordinator's own address."""
+
+    def __init__(self, devnet: Devnet, lock: threading.Lock, sender: bytes) -> None:
+        self.devnet, self.lock, self.sender = devnet, lock, sender
+
+    def include_proof(self, body: Mapping[str, object]) -> None:
+        with self.lock:
+            self.devnet.submit(self.sender, TxKind.PROOF, body)
+
+
+class StoreEvents:
+    """The WebSocket hub's event source: the store's gapless event log."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def read_since(self, seq: int, topics: Collection[str] | None, limit: int) -> Sequence[Event]:
+        with self.store.transaction() as tx:
+            rows = tx.events_since(seq, sorted(topics) if topics else [], limit)
+        return [Event(seq=e.seq, topic=e.topic, data=cbor_json(cbor2.loads(e.data))) for e in rows]
+
+    def latest_seq(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.latest_event_seq()
+
+
+@dataclass
+class Counters:
+    """Process-lifetime counters for Prometheus (it takes rates and handles restarts)."""
+
+    assignments: int = 0
+    retries: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The operator's Ed25519 key (it signs acceptance records and lease grants), kept in a 0600 file."""
+    if path.exists():
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text(encoding="utf-8").strip()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seed = secrets.token_bytes(32)
+    path.touch(mode=0o600)
+    path.write_text(seed.hex(), encoding="utf-8")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_bytes(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+@dataclass
+class System:
+    store: Store
+    params: Params
+    devnet: Devnet
+    clock: WallClock
+    coord: Coordinator
+    operator_key: Ed25519PrivateKey
+    operator_token: str
+    app: Starlette
+    counters: Counters
+    chain_lock: threading.Lock
+    var: Path
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def tick(self) -> None:
+        """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
+        now = self.clock.now()
+        with self.chain_lock:
+            self.devnet.tick(now)
+        ingest_available(
+            self.store, self.devnet, self.params, circuit_depth, operator_key=public_bytes(self.operator_key)
+        )
+        report = self.coord.sweep()
+        self.counters.retries += report.expired
+        decisions = self.coord.match()
+        self.counters.assignments += sum(1 for d in decisions if d.winner is not None)
+        self.app.state.events.notify()
+
+    def run_loop(self, period_s: float = 1.0) -> None:
+        while not self.stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a failed pass; the next one retries
+                log.exception("coordinator pass failed; retrying")
+            self.stop.wait(period_s)
+
+    def metrics(self) -> MetricsSnapshot:
+        now = self.clock.now()
+        status = reads.status(self.store, now, self.params)
+        providers = reads.list_providers(self.store, now, self.params, None, 1000)
+        epochs: list[EpochMetrics] = []
+        last = status.last_settled_epoch
+        for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
+            found = reads.get_epoch(self.store, epoch)
+            if found is None:
+                continue
+            batch, payouts = found
+            epochs.append(
+                EpochMetrics(
+                    epoch=epoch,
+                    units_mu=batch.units_mu,
+                    payouts=batch.payouts,
+                    carried=batch.carried,
+                    provider=sum(p.provider for p in payouts),
+                    miner=sum(p.miner for p in payouts),
+                    fund=sum(p.fund for p in payouts),
+                    cap_use_bps=batch.units_mu * 10_000 // self.params.gamma_mu,
+                    price_bps=batch.price_bps,
+                )
+            )
+        slashes_by: dict[SlashReason, int] = {}
+        slashed_by: dict[SlashReason, int] = {}
+        for s in status.recent_slashes:
+            reason = SlashReason(s.reason)
+            slashes_by[reason] = slashes_by.get(reason, 0) + 1
+            slashed_by[reason] = slashed_by.get(reason, 0) + s.amount
+        return MetricsSnapshot(
+            jobs_by_status=status.job_counts,
+            oldest_queued_age_s=status.oldest_queued_age_s,
+            assignments_total=self.counters.assignments,
+            retries_total=self.counters.retries,
+            budget_throttle_active=status.throttled,
+            providers=[
+                ProviderMetrics(
+                    provider_id=v.provider.provider_id,
+                    status=v.provider.status,
+                    live_leases=v.live_leases,
+                    proofs_accepted=v.proofs_accepted,
+                    proofs_rejected=v.slashes,
+                    latency_p50_ms=v.latency_p50_ms or 0,
+                    latency_p95_ms=v.latency_p95_ms or 0,
+                    availability_bps=v.availability_bps,
+                    bonded_stake=v.provider.bonded,
+                )
+                for v in providers
+            ],
+            rejections_by_code=dict(self.counters.rejections),
+            slashes_by_reason=slashes_by,
+            slashed_by_reason=slashed_by,
+            current_epoch=status.current_epoch,
+            last_settled_epoch=last if last is not None else -1,
+            cap_use_bps=status.cap_use_bps,
+            epochs=epochs,
+            treasury_balance=status.treasury,
+            fund_balance=status.fund,
+        )
+
+
+def build_system(
+    store: Store,
+    params: Params,
+    *,
+    var: Path,
+    model_digests: Mapping[str, bytes],
+    devnet_interval_s: int = 2,
+    devnet_issuance: int = 10_000_000_000,
+    operator_token: str | None = None,
+    clock: WallClock | None = None,
+) -> System:
+    clock = clock or WallClock()
+    operator_key = load_or_create_key(var / "operator.key")
+    trap_secret = tagged_hash("aicf/devnet/trapsecret/v1", public_bytes(operator_key))
+    devnet = Devnet(
+        DevnetConfig(
+            genesis_time=clock.now() - devnet_interval_s,
+            interval_s=devnet_interval_s,
+            issuance=devnet_issuance,
+            finality_depth=params.finality_depth,
+        )
+    )
+    lock = threading.Lock()
+    coordinator_address = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
+
+    def trap_seed(epoch: int) -> bytes:
+        return coord.trap_seed(epoch)
+
+    coord = Coordinator(
+        store=store,
+        clock=clock,
+        params=params,
+        operator_key=operator_key,
+        verifier=StandardVerifier(params=params, model_digests=model_digests, trap_seed=trap_seed),
+        chain_writer=DevnetWriter(devnet, lock, coordinator_address),
+        trap_secret=trap_secret,
+    )
+    token = operator_token or secrets.token_urlsafe(24)
+    registry = build_registry(coord, store, clock, params)
+
+    def provider_key(pid: bytes) -> bytes | None:
+        with store.transaction() as tx:
+            p = tx.get_provider(pid)
+        return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
+
+    holder: dict[str, System] = {}
+
+    def metrics(_: Request) -> Response:
+        return metrics_response(holder["system"].metrics())
+
+    static = str(files("aicf.transports") / "static")
+    app = build_app(
+        registry,
+        StoreEvents(store),
+        clock,
+        token,
+        provider_key,
+        extra_routes=[
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),
+            Mount("/dashboard", StaticFiles(directory=static, html=True)),
+        ],
+    )
+    system = System(
+        store=store,
+        params=params,
+        devnet=devnet,
+        clock=clock,
+        coord=coord,
+        operator_key=operator_key,
+        operator_token=token,
+        app=app,
+        counters=Counters(),
+        chain_lock=lock,
+        var=var,
+    )
+    holder["system"] = system
+    return system
+
+
+@dataclass
+class DemoRequesters:
+    """Requesters sending a steady demo load: each funds itself once, then enqueues jobs in turn."""
+
+    system: System
+    models: Sequence[str]
+    period_s: float = 3.0
+    quantum: bool = True
+    count: int = 0
+
+    def run(self, stop: threading.Event) -> None:
+        callers = [tagged_hash("aicf/devnet/requester/v1", i)[:20] for i in range(3)]
+        with self.system.chain_lock:
+            for caller in callers:
+                self.system.devnet.submit(caller, TxKind.DEPOSIT, {"to": caller, "amount": 10**12})
+        prompts = [b"The capital of France is", b"Proof of stake means", b"A cat sat on", b"Quantum error correction"]
+        while not stop.wait(self.period_s):
+            caller = callers[self.count % len(callers)]
+            kinds = [*self.models, *(["quantum"] if self.quantum else [])]
+            kind = kinds[self.count % len(kinds)] if kinds else None
+            self.count += 1
+            if kind is None:
+                continue
+            price = 20_000  # µANM per unit per 1000 mu: above the reserve at any price up to the 2.0 clamp
+            if kind == "quantum":
+                body: dict[str, object] = {"circuit": BELL, "shots": 200, "fee_per_unit": 3 * 50_000, "tier": 0}
+                tx_kind = TxKind.QUANTUM_ENQUEUE
+            else:
+                body = {
+                    "model": kind,
+                    "prompt": prompts[self.count % len(prompts)],
+                    "max_tokens": 8,
+                    "max_runtime_ms": 20_000,
+                    "fee_per_unit": 2 * price,
+                    "tier": self.count % 2,
+                }
+                tx_kind = TxKind.AI_ENQUEUE
+            with self.system.chain_lock:
+                self.system.devnet.submit(caller, tx_kind, body)
+
+
+def jobs_summary(store: Store) -> str:
+    with store.transaction() as tx:
+        counts = tx.job_counts()
+    return ", ".join(f"{s.value.lower()} {counts.get(s, 0)}" for s in JobStatus if counts.get(s, 0))
+
+
+def start_threads(targets: Sequence[tuple[str, Callable[[], None]]]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in targets]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def devnet_params() -> Params:
+    """The params `aicf up` runs with unless given a file: aicf/devnet.toml over SPEC's defaults."""
+    from aicf.core.params import params_from_toml
+
+    return params_from_toml((files("aicf") / "devnet.toml").read_text(encoding="utf-8"))
+
+
+def installed_model_digests(models: Sequence[str]) -> dict[str, bytes]:
+    """The digest of each real model whose package is installed (the registry pins what providers must run)."""
+    from aicf.provider.models import ModelUnavailableError, runner
+
+    out: dict[str, bytes] = {}
+    for model in models:
+        try:
+            out[model] = runner(model).model_digest()
+        except ModelUnavailableError as exc:  # a missing package: the model is not served, and we say so
+            log.warning("model %s is not available (%s); it will not be served", model, exc)
+    return out
+
+
+def run_up(
+    store: Store,
+    params: Params,
+    *,
+    host: str,
+    port: int,
+    var: Path,
+    providers: bool,
+    load: bool,
+    duration_s: int | None,
+    say: Callable[[str], None],
+    start_providers: Callable[[System, str, Sequence[str], threading.Event], None] | None = None,
+) -> System:
+    """Start everything, print where to look, report progress until Ctrl-C (or `duration_s`)."""
+    import uvicorn
+
+    models = [m for m in ("minilm-l6-v2", "smollm2-135m") if m in params.model_weights]
+    digests = installed_model_digests(models) if providers or load else {}
+    system = build_system(store, params, var=var, model_digests=digests)
+    url = f"http://{host}:{port}"
+    server = uvicorn.Server(uvicorn.Config(system.app, host=host, port=port, log_level="warning", lifespan="on"))
+    threads = start_threads([("aicf-api", server.run), ("aicf-coordinator", system.run_loop)])
+    ready = threading.Event()
+    for _ in range(200):
+        if server.started:
+            ready.set()
+            break
+        system.stop.wait(0.05)
+    if not ready.is_set():
+        system.stop.set()
+        raise RuntimeError(f"the API did not start on {url}; is the port taken? try --port")
+    served = sorted(digests)
+    if providers and start_providers is not None:
+        start_providers(system, url, served, system.stop)
+    if load:
+        demo = DemoRequesters(system=system, models=served)
+        start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
+    say(f"aicf is up: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
+    say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token {system.operator_token}")
+    say(
+        f"models served: {', '.join(served) or 'none (install the models extra)'}; epoch every {params.epoch_seconds} s"
+    )
+    started = time.monotonic()
+    try:
+        while duration_s is None or time.monotonic() - started < duration_s:
+            if system.stop.wait(10):
+                break
+            status = reads.status(store, system.clock.now(), params)
+            say(
+                f"head {status.head_height} final {status.finalized_height} epoch {status.current_epoch}"
+                f" settled {status.last_settled_epoch if status.last_settled_epoch is not None else '-'}"
+                f" | jobs: {jobs_summary(store) or 'none yet'} | treasury {status.treasury:,} µANM"
+            )
+    except KeyboardInterrupt:
+        say("stopping…")
+    system.stop.set()
+    server.should_exit = True
+    for t in threads:
+        t.join(timeout=10)
+    return system
+
+
+def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
+    """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
+    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
+    from aicf.client import RpcClient
+    from aicf.provider.agent import AgentConfig, ProviderAgent
+    from aicf.provider.agent import load_or_create_key as provider_key
+    from aicf.provider.work_ai import AiWork
+    from aicf.provider.work_quantum import QuantumWork
+
+    quiet_model_loading()
+    specs: list[tuple[str, AgentConfig, Callable[[], object]]] = []
+    if models:
+        for n in (1, 2):
+            config = AgentConfig(kinds=("ai",), models=tuple(models), regions=("eu",) if n == 1 else ("us",))
+            specs.append((f"ai-{n}", config, lambda: AiWork(tuple(models))))
+    specs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",)), QuantumWork))
+    for name, config, make_work in specs:
+        (system.var / "providers").mkdir(parents=True, exist_ok=True)
+        key = provider_key(system.var / "providers" / f"{name}.key")
+        client = RpcClient(f"{url}/rpc", provider_key=key, operator_token=system.operator_token, clock=system.clock)
+        agent = ProviderAgent(client, key, config, [make_work()])  # type: ignore[list-item]
+        registered = agent.register()
+        bonded = registered.get("bonded_stake", 0)
+        if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
+            agent.fund(PROVIDER_STAKE - bonded)
+
+        def serve(agent: ProviderAgent = agent) -> None:
+            agent.run(system.clock, stop.wait, stop.is_set)
+
+        start_threads([(f"aicf-provider-{name}", serve)])
+
+
+def quiet_model_loading() -> None:
+    """transformers draws a progress bar on stderr while it de-quantizes the GGUF: not in `aicf up`'s output."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
