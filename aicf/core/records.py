@@ -143,3 +143,36 @@ class Event:
     topic: str  # jobAssigned | jobCompleted | providerSlashed | epochSettled
     data: bytes  # canonical CBOR of the event's map
     time: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapSeedRecord:
+    """The trap seed of one epoch (SPEC §8): its commitment H("aicf/trapseed/v1", s_E) is posted before epoch E
+    starts, and s_E is revealed once batch E is built, so anyone checks H(seed) == commitment. Off-chain and
+    outside the SPEC batch map: settlement stays a pure function of the chain."""
+
+    epoch: int
+    commitment: bytes
+    committed_at: int  # coordinator time the commitment was posted
+    committed_height: int  # the head height when it was posted (blocks of epoch E come after it)
+    seed: bytes = b""  # s_E once revealed
+    revealed_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapRecord:
+    """An AI trap job (SPEC §8): enqueued by the coordinator from a fresh caller funded by the fund. The expected
+    answer is never stored ahead: the coordinator re-executes the prompt when the proof arrives."""
+
+    caller: bytes  # H("aicf/trapcaller/v1", s_E, n)[:20]
+    n: int  # the trap's number, 0, 1, 2… over the coordinator's lifetime (unique)
+    epoch: int  # s_E of this epoch derived the caller and the pick
+    model: str
+    prompt: bytes
+    max_tokens: int
+    funded: int  # µANM moved fund → requester:<caller>
+    created_at: int
+    task_id: bytes = b""  # once its enqueue is ingested
+    log_hash: bytes = b""  # H("aicf/trap/v1", s_E, task_id), logged at enqueue
+    answer_digest: bytes = b""  # output digest of the coordinator's own answer, revealed once the proof is final
+    revealed_at: int | None = None

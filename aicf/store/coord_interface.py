@@ -22,6 +22,8 @@ from aicf.core.records import (
     Provider,
     ResultRecord,
     SlashRecord,
+    TrapRecord,
+    TrapSeedRecord,
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
@@ -163,3 +165,30 @@ class CoordinatorTx(Protocol):
     def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
         """False if the nonce was used by this provider and has not expired (its expires_at > now); otherwise
         remember it until `expires_at`. The provider's expired nonces are forgotten on the way."""
+
+    # -- traps (SPEC §8) -----------------------------------------------------------------------------------
+    def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
+        """The commitment of an epoch's trap seed; False (nothing written) if the epoch has one."""
+
+    def reveal_trap_seed(self, epoch: int, seed: bytes, time: int) -> bool:
+        """Set the revealed seed; guarded: False unless the epoch is committed and not yet revealed."""
+
+    def get_trap_seed(self, epoch: int) -> TrapSeedRecord | None: ...
+    def insert_trap(self, trap: TrapRecord) -> bool:
+        """False (nothing written) if the caller or the trap number is taken."""
+
+    def update_trap(self, trap: TrapRecord) -> bool:
+        """Replace the trap row of `trap.caller`; False if there is none."""
+
+    def get_trap(self, caller: bytes) -> TrapRecord | None: ...
+    def open_traps(self, limit: int) -> list[TrapRecord]:
+        """Traps whose answer is not revealed yet, by n."""
+
+    def trap_counts(self) -> dict[str, int]:
+        """Traps per model (all time; models with none are absent)."""
+
+    def ai_job_counts(self) -> dict[str, int]:
+        """AI jobs per model, whatever their status (models with none are absent)."""
+
+    def jobs_of_caller(self, caller: bytes) -> list[Job]:
+        """Every job the caller enqueued, by enqueue height, then tx index."""

@@ -33,6 +33,8 @@ from aicf.core.records import (
     Provider,
     ResultRecord,
     SlashRecord,
+    TrapRecord,
+    TrapSeedRecord,
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
@@ -76,6 +78,8 @@ class _State:
     slashes: dict[bytes, SlashRecord] = field(default_factory=dict)  # by subject, in the order stored
     events: list[Event] = field(default_factory=list)
     nonces: dict[tuple[bytes, bytes], int] = field(default_factory=dict)
+    trap_seeds: dict[int, TrapSeedRecord] = field(default_factory=dict)
+    traps: dict[bytes, TrapRecord] = field(default_factory=dict)  # by caller
 
     def copy(self) -> "_State":
         return _State(
@@ -105,6 +109,8 @@ class _State:
             slashes=dict(self.slashes),
             events=list(self.events),
             nonces=dict(self.nonces),
+            trap_seeds=dict(self.trap_seeds),
+            traps=dict(self.traps),
         )
 
 
@@ -565,6 +571,59 @@ class MemoryTx:
             return False
         n[(provider_id, nonce)] = expires_at
         return True
+
+    # -- traps ----------------------------------------------------------------------------------------
+    def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
+        if seed.epoch in self._s.trap_seeds:
+            return False
+        self._s.trap_seeds[seed.epoch] = seed
+        return True
+
+    def reveal_trap_seed(self, epoch: int, seed: bytes, time: int) -> bool:
+        found = self._s.trap_seeds.get(epoch)
+        if found is None or found.revealed_at is not None:
+            return False
+        self._s.trap_seeds[epoch] = dataclasses.replace(found, seed=seed, revealed_at=time)
+        return True
+
+    def get_trap_seed(self, epoch: int) -> TrapSeedRecord | None:
+        return self._s.trap_seeds.get(epoch)
+
+    def insert_trap(self, trap: TrapRecord) -> bool:
+        if trap.caller in self._s.traps or any(t.n == trap.n for t in self._s.traps.values()):
+            return False
+        self._s.traps[trap.caller] = trap
+        return True
+
+    def update_trap(self, trap: TrapRecord) -> bool:
+        if trap.caller not in self._s.traps:
+            return False
+        self._s.traps[trap.caller] = trap
+        return True
+
+    def get_trap(self, caller: bytes) -> TrapRecord | None:
+        return self._s.traps.get(caller)
+
+    def open_traps(self, limit: int) -> list[TrapRecord]:
+        found = sorted((t for t in self._s.traps.values() if t.revealed_at is None), key=lambda t: t.n)
+        return found[: max(limit, 0)]
+
+    def trap_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self._s.traps.values():
+            counts[t.model] = counts.get(t.model, 0) + 1
+        return counts
+
+    def ai_job_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self._s.jobs.values():
+            if job.kind == "ai":
+                counts[job.model] = counts.get(job.model, 0) + 1
+        return counts
+
+    def jobs_of_caller(self, caller: bytes) -> list[Job]:
+        found = [j for j in self._s.jobs.values() if j.caller == caller]
+        return sorted(found, key=lambda j: (j.enqueue_height, j.enqueue_tx_index))
 
     def commit(self) -> None:
         self.committed = True

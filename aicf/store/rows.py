@@ -27,6 +27,8 @@ from aicf.core.records import (
     Provider,
     ResultRecord,
     SlashRecord,
+    TrapRecord,
+    TrapSeedRecord,
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
@@ -580,3 +582,59 @@ def as_bytes(v: object) -> bytes:
 
 def as_str(v: object) -> str:
     return _s(v)
+
+
+def trap_seed_params(x: TrapSeedRecord) -> dict[str, object]:
+    return {
+        "epoch": x.epoch,
+        "commitment": x.commitment,
+        "committed_at": x.committed_at,
+        "committed_height": x.committed_height,
+        "seed": x.seed,
+        "revealed_at": x.revealed_at,
+    }
+
+
+def trap_seed_of(r: Row) -> TrapSeedRecord:
+    return TrapSeedRecord(
+        epoch=_i(r[0]),
+        commitment=_b(r[1]),
+        committed_at=_i(r[2]),
+        committed_height=_i(r[3]),
+        seed=_b(r[4]),
+        revealed_at=_opt_i(r[5]),
+    )
+
+
+def trap_params(x: TrapRecord) -> dict[str, object]:
+    return {
+        "caller": x.caller,
+        "n": x.n,
+        "epoch": x.epoch,
+        "model": x.model,
+        "prompt": x.prompt,
+        "max_tokens": x.max_tokens,
+        "funded": x.funded,
+        "created_at": x.created_at,
+        "task_id": x.task_id,
+        "log_hash": x.log_hash,
+        "answer_digest": x.answer_digest,
+        "revealed_at": x.revealed_at,
+    }
+
+
+def trap_of(r: Row) -> TrapRecord:
+    return TrapRecord(
+        caller=_b(r[0]),
+        n=_i(r[1]),
+        epoch=_i(r[2]),
+        model=_s(r[3]),
+        prompt=_b(r[4]),
+        max_tokens=_i(r[5]),
+        funded=_i(r[6]),
+        created_at=_i(r[7]),
+        task_id=_b(r[8]),
+        log_hash=_b(r[9]),
+        answer_digest=_b(r[10]),
+        revealed_at=_opt_i(r[11]),
+    )

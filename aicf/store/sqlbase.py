@@ -23,6 +23,8 @@ from aicf.core.records import (
     Provider,
     ResultRecord,
     SlashRecord,
+    TrapRecord,
+    TrapSeedRecord,
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
@@ -457,6 +459,39 @@ class SqlTx(ABC):
     def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
         self._exec("delete_expired_nonces", {"provider_id": provider_id, "now": now})
         return self._exec("insert_nonce", {"provider_id": provider_id, "nonce": nonce, "expires_at": expires_at}) == 1
+
+    # -- traps (SPEC §8) ---------------------------------------------------------------------------------
+    def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
+        return self._exec("insert_trap_seed", rows.trap_seed_params(seed)) == 1
+
+    def reveal_trap_seed(self, epoch: int, seed: bytes, time: int) -> bool:
+        return self._exec("reveal_trap_seed", {"epoch": epoch, "seed": seed, "time": time}) == 1
+
+    def get_trap_seed(self, epoch: int) -> TrapSeedRecord | None:
+        row = self._one("get_trap_seed", {"epoch": epoch})
+        return None if row is None else rows.trap_seed_of(row)
+
+    def insert_trap(self, trap: TrapRecord) -> bool:
+        return self._exec("insert_trap", rows.trap_params(trap)) == 1
+
+    def update_trap(self, trap: TrapRecord) -> bool:
+        return self._exec("update_trap", rows.trap_params(trap)) == 1
+
+    def get_trap(self, caller: bytes) -> TrapRecord | None:
+        row = self._one("get_trap", {"caller": caller})
+        return None if row is None else rows.trap_of(row)
+
+    def open_traps(self, limit: int) -> list[TrapRecord]:
+        return [rows.trap_of(r) for r in self._all("open_traps", {"limit": max(limit, 0)})]
+
+    def trap_counts(self) -> dict[str, int]:
+        return {rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("trap_counts", {})}
+
+    def ai_job_counts(self) -> dict[str, int]:
+        return {rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("ai_job_counts", {})}
+
+    def jobs_of_caller(self, caller: bytes) -> list[Job]:
+        return [rows.job_of(r) for r in self._all("jobs_of_caller", {"caller": caller})]
 
 
 def _provider_move_of(r: rows.Row) -> ProviderMove:

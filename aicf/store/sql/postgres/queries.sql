@@ -574,3 +574,49 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
 
 -- name: job_counts
 SELECT status, count(*) FROM jobs GROUP BY status;
+
+-- traps (0004) -------------------------------------------------------------------------------------
+
+-- name: insert_trap_seed
+INSERT INTO trap_seeds (epoch, commitment, committed_at, committed_height, seed, revealed_at)
+VALUES (%(epoch)s, %(commitment)s, %(committed_at)s, %(committed_height)s, %(seed)s, %(revealed_at)s)
+ON CONFLICT (epoch) DO NOTHING;
+
+-- name: reveal_trap_seed
+UPDATE trap_seeds SET seed = %(seed)s, revealed_at = %(time)s WHERE epoch = %(epoch)s AND revealed_at IS NULL;
+
+-- name: get_trap_seed
+SELECT epoch, commitment, committed_at, committed_height, seed, revealed_at FROM trap_seeds WHERE epoch = %(epoch)s;
+
+-- name: insert_trap
+INSERT INTO traps (caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash,
+                   answer_digest, revealed_at)
+VALUES (%(caller)s, %(n)s, %(epoch)s, %(model)s, %(prompt)s, %(max_tokens)s, %(funded)s, %(created_at)s, %(task_id)s, %(log_hash)s,
+        %(answer_digest)s, %(revealed_at)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_trap
+UPDATE traps SET n = %(n)s, epoch = %(epoch)s, model = %(model)s, prompt = %(prompt)s, max_tokens = %(max_tokens)s,
+       funded = %(funded)s, created_at = %(created_at)s, task_id = %(task_id)s, log_hash = %(log_hash)s,
+       answer_digest = %(answer_digest)s, revealed_at = %(revealed_at)s
+ WHERE caller = %(caller)s;
+
+-- name: get_trap
+SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+  FROM traps WHERE caller = %(caller)s;
+
+-- name: open_traps
+SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+  FROM traps WHERE revealed_at IS NULL ORDER BY n LIMIT %(limit)s;
+
+-- name: trap_counts
+SELECT model, count(*) FROM traps GROUP BY model;
+
+-- name: ai_job_counts
+SELECT model, count(*) FROM jobs WHERE kind = 'ai' GROUP BY model;
+
+-- name: jobs_of_caller
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs WHERE caller = %(caller)s ORDER BY enqueue_height, enqueue_tx_index;
