@@ -35,10 +35,12 @@ from aicf.core.slashing import SlashReason
 from aicf.service import reads
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ingest_available
+from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.methods import build_registry, cbor_json
+from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.metrics import EpochMetrics, MetricsSnapshot, ProviderMetrics, metrics_response
 from aicf.transports.ws import Event
 
@@ -67,6 +69,30 @@ class DevnetWriter:
     def include_proof(self, body: Mapping[str, object]) -> None:
         with self.lock:
             self.devnet.submit(self.sender, TxKind.PROOF, body)
+
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        """A transaction from another of the coordinator's addresses (an AI trap's fresh caller)."""
+        with self.lock:
+            self.devnet.submit(sender, kind, body)
+
+
+class ModelTrapOracle:
+    """The coordinator's own re-execution of AI traps on the real models (SPEC §8; aicf.service.traps)."""
+
+    def expected(self, model: str, prompt: bytes, max_tokens: int) -> ExpectedAnswer:
+        from aicf.provider.models import reexecute_trap
+
+        answer = reexecute_trap(model, prompt, max_tokens)
+        return ExpectedAnswer(kind=answer.kind, output=answer.output, token_ids=answer.token_ids, text=answer.text)
+
+
+def default_trap_corpus(models: Collection[str]) -> tuple[TrapPrompt, ...]:
+    """The devnet's trap corpus (aicf.provider.trap_corpus) for the models served here."""
+    from aicf.provider.trap_corpus import DEFAULT_CORPUS
+
+    return tuple(
+        TrapPrompt(model=c.model, prompt=c.prompt, max_tokens=c.max_tokens) for c in DEFAULT_CORPUS if c.model in models
+    )
 
 
 class StoreEvents:
@@ -134,6 +160,7 @@ class System:
         )
         report = self.coord.sweep()
         self.counters.retries += report.expired
+        self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         decisions = self.coord.match()
         self.counters.assignments += sum(1 for d in decisions if d.winner is not None)
         self.app.state.events.notify()
@@ -218,7 +245,11 @@ def build_system(
     devnet_issuance: int = 10_000_000_000,
     operator_token: str | None = None,
     clock: WallClock | None = None,
+    trap_oracle: TrapOracle | None = None,
+    trap_corpus: Sequence[TrapPrompt] | None = None,
 ) -> System:
+    """The whole system on one store. AI traps run on the models of `model_digests` through `trap_oracle`
+    (default: the real models) with `trap_corpus` (default: aicf.provider.trap_corpus for those models)."""
     clock = clock or WallClock()
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = tagged_hash("aicf/devnet/trapsecret/v1", public_bytes(operator_key))
@@ -244,9 +275,17 @@ def build_system(
         verifier=StandardVerifier(params=params, model_digests=model_digests, trap_seed=trap_seed),
         chain_writer=DevnetWriter(devnet, lock, coordinator_address),
         trap_secret=trap_secret,
+        trap_oracle=trap_oracle if trap_oracle is not None else ModelTrapOracle(),
+        trap_corpus=default_trap_corpus(model_digests) if trap_corpus is None else trap_corpus,
     )
     token = operator_token or secrets.token_urlsafe(24)
     registry = build_registry(coord, store, clock, params)
+
+    def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
+        with lock:
+            return reorg_chain(devnet, depth, params.finality_depth)
+
+    registry.add(devnet_reorg_method(devnet_reorg))
 
     def provider_key(pid: bytes) -> bytes | None:
         with store.transaction() as tx:
