@@ -12,12 +12,14 @@ from aicf.app import wire_cli
 from aicf.core.conformance import VectorError, parse_vector_file, run_case
 from aicf.core.errors import AicfError
 from aicf.core.params import Params, params_from_toml
+from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
 wire_cli(app)  # aicf db …, aicf devnet …
 app.add_typer(provider_app, name="provider")
+register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

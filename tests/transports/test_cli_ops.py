@@ -1,0 +1,302 @@
+"""The operator CLI (`aicf providers|jobs|job|epoch|audit payout|devnet reorg`) against a real coordinator API.
+
+One module-wide history: `build_system` on a memory store with a fake clock (the devnet mines on it), served by
+uvicorn on 127.0.0.1 and a free port; an in-process honest provider (the reference agent with echo work)
+registers, heartbeats and answers its leases over JSON-RPC while the test ticks the coordinator through
+enough blocks to settle a few epochs. Each command runs through typer's CliRunner against that URL.
+"""
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner, Result
+
+from aicf.client import RpcClient
+from aicf.core.chain import TxKind
+from aicf.core.clock import FixedClock
+from aicf.core.encoding import tagged_hash, to_hex
+from aicf.provider.agent import AgentConfig, ProviderAgent
+from aicf.provider.work_ai import EchoAiWork, echo_model_digest
+from aicf.service import reads
+from aicf.service.audit import verify
+from aicf.store.memory import MemoryStore
+from aicf.system import System, WallClock, build_system, devnet_params
+from aicf.transports.cli import app as cli_app
+
+START = 1_767_225_600  # 2026-01-01T00:00:00Z
+TOKEN = "cli-ops-operator-token"  # noqa: S105 - a test fixture
+MODEL = "llama3-8b"
+REQUESTER = tagged_hash("aicf/test/requester/v1", 1)[:20]
+ENV = {"COLUMNS": "220", "AICF_URL": "", "AICF_OPERATOR_TOKEN": ""}
+
+
+class SteppedClock(WallClock):
+    """The system's clock, told what time it is (the devnet mines a block per 10 s of it)."""
+
+    def __init__(self, now: int) -> None:
+        self.fixed = FixedClock(now)
+
+    def now(self) -> int:
+        return self.fixed.now()
+
+    def now_ms(self) -> int:
+        return self.fixed.now_ms()
+
+
+@dataclass
+class Running:
+    system: System
+    url: str
+    clock: SteppedClock
+    agent: ProviderAgent
+    enqueues: list[bytes]  # the enqueue transactions' hashes
+
+    def step(self) -> None:
+        """10 s pass: the devnet mines, the coordinator ingests, settles, sweeps and matches; the provider works."""
+        self.clock.fixed.advance(10)
+        self.system.tick()
+        self.agent.heartbeat()
+        for offer in self.agent.take_leases():
+            self.agent.serve(offer, self.clock)
+
+    def enqueue(self, n: int) -> None:
+        with self.system.chain_lock:
+            for _ in range(n):
+                body = {"model": MODEL, "prompt": b"prompt %d" % len(self.enqueues), "max_tokens": 8,
+                        "max_runtime_ms": 20_000, "fee_per_unit": 40_000, "tier": 0}  # fmt: skip
+                self.enqueues.append(self.system.devnet.submit(REQUESTER, TxKind.AI_ENQUEUE, body))
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    clock = SteppedClock(START)
+    system = build_system(
+        MemoryStore(),
+        devnet_params(),
+        var=tmp_path_factory.mktemp("var"),
+        model_digests={MODEL: echo_model_digest(MODEL)},
+        devnet_interval_s=10,
+        operator_token=TOKEN,
+        clock=clock,
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue here until uvicorn takes them: no waiting for start-up
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(system.app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="cli-ops-api", daemon=True)
+    thread.start()
+    key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    client = RpcClient(url + "/rpc", provider_key=key, operator_token=TOKEN, clock=clock)
+    agent = ProviderAgent(
+        client, key, AgentConfig(kinds=("ai",), models=(MODEL,), max_leases=4), [EchoAiWork((MODEL,))]
+    )
+    run = Running(system=system, url=url, clock=clock, agent=agent, enqueues=[])
+    try:
+        with system.chain_lock:
+            system.devnet.submit(REQUESTER, TxKind.DEPOSIT, {"to": REQUESTER, "amount": 10**12})
+        agent.register()
+        agent.fund(10_000_000_000)
+        run.enqueue(5)
+        for n in range(66):  # 660 s: epochs 0..5 on 120-s epochs, 0..4 settled
+            if n == 6:
+                run.enqueue(4)
+            run.step()
+        yield run
+    finally:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def cli(*args: str, **env: str) -> Result:
+    return CliRunner().invoke(cli_app, list(args), env={**ENV, **env})
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def settled_payouts(run: Running) -> list[dict[str, Any]]:
+    out = []
+    last = reads.status(run.system.store, run.clock.now(), run.system.params).last_settled_epoch
+    for epoch in range((last or 0) + 1):
+        out.extend(as_json(cli("epoch", str(epoch), "--url", run.url, "--json"))["payouts"])
+    return out
+
+
+def test_the_history_settled_payouts(running: Running) -> None:
+    status = reads.status(running.system.store, running.clock.now(), running.system.params)
+    assert status.last_settled_epoch is not None
+    assert status.last_settled_epoch >= 3
+    assert len(settled_payouts(running)) == len(running.enqueues) == 9
+
+
+def test_providers_lists_the_provider_with_stake_and_qos(running: Running) -> None:
+    items = as_json(cli("providers", "--url", running.url, "--json"))
+    assert [p["provider_id"] for p in items] == [to_hex(running.agent.provider_id)]
+    assert items[0]["status"] == "ACTIVE"
+    assert items[0]["bonded_stake"] == 10_000_000_000
+    human = cli("providers", "--url", running.url)
+    assert human.exit_code == 0, human.output
+    assert to_hex(running.agent.provider_id) in human.stdout
+    assert "10,000,000,000" in human.stdout
+
+
+def test_jobs_pages_through_every_job_and_filters_by_status(running: Running) -> None:
+    every = as_json(cli("jobs", "--url", running.url, "--json", "--page-size", "2"))
+    assert len(every) == 9
+    assert len({j["task_id"] for j in every}) == 9
+    assert as_json(cli("jobs", "--url", running.url, "--json")) == every
+    settled = as_json(cli("jobs", "-s", "settled", "--status", "SETTLED", "--url", running.url, "--json"))
+    assert settled == [j for j in every if j["status"] == "SETTLED"]
+    assert settled
+    assert as_json(cli("jobs", "--status", "CANCELLED", "--url", running.url, "--json")) == []
+    assert len(as_json(cli("jobs", "--limit", "3", "--page-size", "2", "--url", running.url, "--json"))) == 3
+    human = cli("jobs", "--url", running.url)
+    assert human.exit_code == 0
+    assert f"settled {len(settled)}" in human.stdout
+
+
+def test_job_tells_the_whole_story(running: Running) -> None:
+    job = as_json(cli("jobs", "-s", "SETTLED", "--limit", "1", "--url", running.url, "--json"))[0]
+    story = as_json(cli("job", job["task_id"], "--url", running.url, "--json"))
+    assert [t["to"] for t in story["transitions"]][-4:] == ["LEASED", "SUBMITTED", "VERIFIED", "SETTLED"]
+    assert story["decisions"][0]["winner"] == to_hex(running.agent.provider_id)
+    assert story["leases"]
+    assert story["proofs"][0]["verdict"] == "ACCEPT"
+    assert story["result"]["units_mu"] == story["payout"]["units_mu"] > 0
+    human = cli("job", job["task_id"], "--url", running.url)
+    assert human.exit_code == 0, human.output
+    for heading in ("receipt", "transitions", "assignment decision, attempt 0", "WINNER", "lease attempts",
+                    "proof verdicts", "result", "payout", story["payout"]["payout_id"]):  # fmt: skip
+        assert heading in human.stdout, heading
+
+
+def test_epoch_shows_the_batch_with_split_totals(running: Running) -> None:
+    batch = as_json(cli("epoch", "0", "--url", running.url, "--json"))
+    payouts = batch["payouts"]
+    for key in ("reward", "provider", "miner", "fund", "units_mu", "charged"):
+        assert batch["totals"][key] == sum(p[key] for p in payouts)
+    human = cli("epoch", "0", "--url", running.url)
+    assert human.exit_code == 0, human.output
+    assert batch["root"] in human.stdout
+    assert "split totals" in human.stdout
+    assert f"{batch['totals']['reward']:,}" in human.stdout
+
+
+def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) -> None:
+    payout = settled_payouts(running)[-1]
+    report = as_json(cli("audit", "payout", payout["payout_id"], "--url", running.url, "--json"))
+    assert report["ok"] is True
+    assert report["failed"] == []
+    assert {c["name"] for c in report["checks"]} >= {"payout_id", "params_hash", "reward", "root", "in batch"}
+    by_task = cli("audit", "payout", payout["task_id"], "--url", running.url)
+    assert by_task.exit_code == 0, by_task.output
+    assert "checks pass" in by_task.stdout
+
+
+def test_audit_fails_naming_the_field_when_the_params_differ(running: Running, tmp_path: Path) -> None:
+    payout = settled_payouts(running)[0]
+    devnet_toml = (Path(__file__).resolve().parents[2] / "aicf" / "devnet.toml").read_text(encoding="utf-8")
+    other = tmp_path / "other.toml"
+    other.write_text("base_rate_ai = 16000\n" + devnet_toml, encoding="utf-8")
+    result = cli("audit", "payout", payout["payout_id"], "--params", str(other), "--url", running.url, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert {"params_hash", "batch params_hash", "base_rate", "reward"} <= set(report["failed"])
+    assert "aicf/devnet.toml" in report["hint"]
+    base = next(c for c in report["checks"] if c["name"] == "base_rate")
+    assert (base["expected"], base["actual"]) == (16000, 15000)
+    human = cli("audit", "payout", payout["payout_id"], "--params", str(other), "--url", running.url)
+    assert human.exit_code == 1
+    assert "MISMATCH" in human.stdout
+    assert "base_rate" in human.stdout
+
+
+def test_audit_of_an_unknown_payout_fails(running: Running) -> None:
+    result = cli("audit", "payout", "0x" + "ab" * 32, "--url", running.url)
+    assert result.exit_code == 1
+    assert "no payout 0x" + "ab" * 32 in result.stderr
+
+
+def test_devnet_reorg_replaces_blocks_and_the_coordinator_follows(running: Running) -> None:
+    before = running.system.devnet.head_height()
+    result = cli("devnet", "reorg", "--depth", "3", "--url", running.url, "--token", TOKEN, "--json")
+    outcome = as_json(result)
+    assert outcome["head_height"] == before
+    assert len(outcome["orphaned"]) == len(outcome["branch"]) == 3
+    assert outcome["orphaned"][-1] != outcome["head_hash"]
+    running.step()  # the coordinator ingests the new branch
+    with running.system.store.transaction() as tx:
+        head = tx.head_block()
+    devnet_head = running.system.devnet.head_height()
+    assert head is not None
+    assert (head.height, to_hex(head.hash)) == (devnet_head, devnet_head_hash(running))
+    assert to_hex(head.hash) not in outcome["orphaned"]
+    assert verify(running.system.store).ok
+    human = cli("devnet", "reorg", "--depth", "1", "--url", running.url, AICF_OPERATOR_TOKEN=TOKEN)
+    assert human.exit_code == 0, human.output
+    assert f"new head #{devnet_head} {devnet_head_hash(running)}" in human.stdout
+    wrong = cli("devnet", "reorg", "--depth", "1", "--url", running.url, "--token", "wrong")
+    assert wrong.exit_code == 1
+    assert "operator" in wrong.stderr.lower()
+
+
+def devnet_head_hash(run: Running) -> str:
+    block = run.system.devnet.block_at(run.system.devnet.head_height())
+    assert block is not None
+    return to_hex(block.hash)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("job", "0x1234"),
+        ("job", "not-hex"),
+        ("jobs", "--status", "DONE"),
+        ("epoch", "-1"),
+        ("epoch", "one"),
+        ("devnet", "reorg", "--depth", "7", "--token", "t"),
+        ("devnet", "reorg", "--depth", "0", "--token", "t"),
+        ("devnet", "reorg", "--depth", "2"),
+        ("audit", "payout"),
+        ("audit", "payout", "0x" + "00" * 32, "--params", "/nonexistent/params.toml"),
+        ("providers", "--bogus"),
+    ],
+)
+def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
+    result = cli(*args, "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 2, result.output
+
+
+def test_an_unreachable_coordinator_exits_1_saying_what_to_do() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: the connection is refused
+        for args in (("providers",), ("jobs",), ("epoch", "0"), ("audit", "payout", "0x" + "11" * 32)):
+            result = cli(*args, "--url", f"http://127.0.0.1:{port}")
+            assert result.exit_code == 1, result.output
+            assert "cannot reach the coordinator" in result.stderr
+            assert "aicf up" in result.stderr
+
+
+def test_an_epoch_not_settled_yet_exits_1(running: Running) -> None:
+    result = cli("epoch", "99", "--url", running.url)
+    assert result.exit_code == 1
+    assert "epoch 99 is not settled" in result.stderr
+    assert "last settled epoch is" in result.stderr
+    missing = cli("job", "0x" + "cd" * 32, "--url", running.url)
+    assert missing.exit_code == 1
+    assert "aicf jobs" in missing.stderr
