@@ -21,11 +21,11 @@ from aicf.core.assignment import (
     refill_bucket,
     static_eligibility,
 )
-from aicf.core.chain import Claim, Job
+from aicf.core.chain import Claim, Job, TxKind
 from aicf.core.clock import Clock
 from aicf.core.encoding import canonical_cbor, tagged_hash
-from aicf.core.errors import AicfError
-from aicf.core.ids import claim_id, lease_id, provider_id
+from aicf.core.errors import AicfError, RequestError
+from aicf.core.ids import claim_id, lease_id, output_digest, provider_id, trap_seed_commitment
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import Lease, LeaseEnd, LeaseStatus, end_attempt, lease_end_status
 from aicf.core.ledger import (
@@ -45,10 +45,20 @@ from aicf.core.pricing import (
     availability_multiplier_bps,
     budget_throttled,
     latency_bps,
+    reserve_fee,
 )
 from aicf.core.qos import availability_bps, p95_ms, window_slots
-from aicf.core.records import DecisionRecord, LeaseRecord, ProofRecord, Provider, SlashRecord
+from aicf.core.records import (
+    DecisionRecord,
+    LeaseRecord,
+    ProofRecord,
+    Provider,
+    SlashRecord,
+    TrapRecord,
+    TrapSeedRecord,
+)
 from aicf.core.registry import ProviderStatus, check_provider_move
+from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount, slash_evidence
 from aicf.core.types import MAX_AMOUNT, MicroAnm
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
@@ -61,6 +71,17 @@ from aicf.service.errors import (
     StakeError,
     UnknownProviderError,
 )
+from aicf.service.traps import (
+    ExpectedAnswer,
+    TrapOracle,
+    TrapPrompt,
+    check_trap_answer,
+    derive_seed,
+    pick_prompt,
+    trap_caller,
+    trap_log_hash,
+    trap_needs,
+)
 from aicf.service.verifier import BodyAccepted, ProofVerifier
 from aicf.store.interface import Store, Tx
 
@@ -69,7 +90,9 @@ log = logging.getLogger("aicf.coordinator")
 KINDS = ("ai", "quantum")
 TEE_CLASSES = ("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca")
 GRANT_TAG = "aicf/grant/v1"
-TRAP_DERIVE_TAG = "aicf/trapsecret/v1"
+TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
+MAX_TRAPS_PER_PASS = 16
+META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +128,15 @@ class ProofOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TrapPassReport:
+    committed: tuple[int, ...] = ()  # epochs whose seed commitment this pass posted
+    revealed: tuple[int, ...] = ()  # epochs whose seed this pass revealed
+    enqueued: tuple[bytes, ...] = ()  # callers of the new trap jobs
+    linked: int = 0  # trap jobs seen ingested (their H("aicf/trap/v1", s_E, task_id) logged)
+    answers_revealed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SweepReport:
     expired: int = 0
     unjailed: int = 0
@@ -135,6 +167,8 @@ class Coordinator:
         chain_writer: "ChainWriter | None" = None,
         trap_secret: bytes = b"",
         operator_allowlist: Iterable[bytes] = (),
+        trap_oracle: TrapOracle | None = None,
+        trap_corpus: Sequence[TrapPrompt] = (),
     ) -> None:
         self.store, self.clock, self.params = store, clock, params
         self.operator_key = operator_key
@@ -142,11 +176,187 @@ class Coordinator:
         self.chain_writer = chain_writer
         self.trap_secret = trap_secret
         self.operator_allowlist = frozenset(operator_allowlist)
+        self.trap_oracle = trap_oracle
+        self.trap_corpus = tuple(trap_corpus)
+        self._expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # bounded by the corpus
 
-    # -- trap seeds (SPEC §8) ----------------------------------------------------------------------------
+    # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
         """s_E: secret until batch E reveals it; its commitment H("aicf/trapseed/v1", s_E) is public before E."""
-        return tagged_hash(TRAP_DERIVE_TAG, self.trap_secret, epoch)
+        return derive_seed(self.trap_secret, epoch)
+
+    def trap_pass(self) -> TrapPassReport:
+        """One pass of the trap duties, run before matching each coordinator pass:
+        1. post the seed commitment of the current epoch (the first pass only) and of the next one, so each is
+           public before its epoch's first lease;
+        2. reveal s_E for every epoch that has a batch;
+        3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested, and reveal the answer digest of
+           traps whose job is final;
+        4. enqueue the traps each corpus model is due (fund → requester:<caller>, then an ai_enqueue).
+        """
+        now = self.clock.now()
+        committed: list[int] = []
+        revealed: list[int] = []
+        linked = answers = 0
+        enqueues: list[tuple[bytes, dict[str, object]]] = []
+        with self.store.transaction() as tx:
+            head = tx.head_block()
+            if head is None:
+                return TrapPassReport()
+            for epoch in (head.epoch, head.epoch + 1):  # (1)
+                if tx.get_trap_seed(epoch) is None:
+                    record = TrapSeedRecord(
+                        epoch=epoch,
+                        commitment=trap_seed_commitment(self.trap_seed(epoch)),
+                        committed_at=now,
+                        committed_height=head.height,
+                    )
+                    if tx.insert_trap_seed(record):
+                        committed.append(epoch)
+            last = tx.last_batch_epoch()  # (2)
+            first = tx.get_meta(META_TRAP_REVEAL_NEXT) or 0
+            if last is not None and first <= last:
+                for epoch in range(first, last + 1):
+                    if tx.reveal_trap_seed(epoch, self.trap_seed(epoch), now):
+                        revealed.append(epoch)
+                tx.set_meta(META_TRAP_REVEAL_NEXT, last + 1)
+            for trap in tx.open_traps(1000):  # (3)
+                linked_now, answered = self._follow_trap(tx, trap, now)
+                linked += linked_now
+                answers += answered
+            if self.trap_oracle is not None and self.trap_corpus and self.chain_writer is not None:  # (4)
+                enqueues = self._new_traps(tx, head.epoch, now)
+            tx.commit()
+        for caller, body in enqueues:
+            if self.chain_writer is not None:
+                self.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
+        if enqueues:
+            log.info("enqueued %d AI trap jobs", len(enqueues))
+        return TrapPassReport(
+            committed=tuple(committed),
+            revealed=tuple(revealed),
+            enqueued=tuple(c for c, _ in enqueues),
+            linked=linked,
+            answers_revealed=answers,
+        )
+
+    def _follow_trap(self, tx: Tx, trap: TrapRecord, now: int) -> tuple[int, int]:
+        jobs = tx.jobs_of_caller(trap.caller)
+        job = jobs[-1] if jobs else None
+        if job is None:
+            if trap.task_id:  # its enqueue block was orphaned: wait for the transaction to land again
+                tx.update_trap(replace(trap, task_id=b"", log_hash=b""))
+            return 0, 0
+        linked = 0
+        if job.task_id != trap.task_id:
+            trap = replace(trap, task_id=job.task_id, log_hash=trap_log_hash(self.trap_seed(trap.epoch), job.task_id))
+            tx.update_trap(trap)
+            linked = 1
+        if job.status not in TRAP_FINAL_STATUSES or self.trap_oracle is None:
+            return linked, 0
+        expected = self._expected_answer(trap)
+        digest = output_digest(expected.output) if isinstance(expected, ExpectedAnswer) else b""
+        tx.update_trap(replace(trap, answer_digest=digest, revealed_at=now))
+        return linked, 1
+
+    def _new_traps(self, tx: Tx, epoch: int, now: int) -> list[tuple[bytes, dict[str, object]]]:
+        models = {c.model for c in self.trap_corpus}
+        open_traps = tx.open_traps(10_000)
+        unlinked: dict[str, int] = {}
+        for t in open_traps:
+            if not t.task_id:
+                unlinked[t.model] = unlinked.get(t.model, 0) + 1
+        counts = {m: n for m, n in tx.ai_job_counts().items() if m in models}
+        needs = trap_needs(counts, tx.trap_counts(), unlinked, self.params)
+        if not needs:
+            return []
+        seed = self.trap_seed(epoch)
+        n = sum(tx.trap_counts().values())
+        price = tx.get_meta("price_bps") or self.params.price_initial_bps
+        queued = tx.ready_jobs(now, 200)
+        out: list[tuple[bytes, dict[str, object]]] = []
+        for model, count in needs.items():
+            for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
+                case = pick_prompt(self.trap_corpus, model, seed, n)
+                if case is None:
+                    break
+                body = self._trap_body(tx, case, [j for j in queued if j.model == model], price)
+                caller = trap_caller(seed, n)
+                try:
+                    valid = validate_request({"kind": "ai", **body}, self.params, price, lambda _: 1)
+                except RequestError as exc:
+                    log.warning("trap for %s not enqueued: %s", model, exc)
+                    break
+                if tx.balances([FUND])[FUND] < valid.escrow:
+                    log.warning("the fund cannot pay the escrow of a %s trap (%d µANM)", model, valid.escrow)
+                    return out
+                trap = TrapRecord(
+                    caller=caller,
+                    n=n,
+                    epoch=epoch,
+                    model=model,
+                    prompt=case.prompt,
+                    max_tokens=case.max_tokens,
+                    funded=valid.escrow,
+                    created_at=now,
+                )
+                if not tx.insert_trap(trap):
+                    return out  # another replica took this number
+                if valid.escrow > 0:
+                    posting = Posting(
+                        debit=FUND,
+                        credit=requester_account(caller),
+                        amount=MicroAnm(valid.escrow),
+                        ref_kind="trap_funding",
+                        ref=caller,
+                    )
+                    tx.post([posting], None, now)
+                out.append((caller, body))
+                n += 1
+        return out
+
+    def _trap_body(self, tx: Tx, case: TrapPrompt, queued: Sequence[Job], price: int) -> dict[str, object]:
+        """An ai_enqueue body that looks like the model's queued jobs: their median fee and runtime budget, tier 0,
+        the default deadline; the prompt and token budget from the corpus."""
+        fees = sorted(j.fee_per_unit for j in queued)
+        runtimes = sorted(_int(decode_request(j).get("max_runtime_ms")) for j in queued)
+        floor = reserve_fee(self.params.base_rate_ai, price * 2, self.params)  # above the reserve up to 2× price
+        fee = max(fees[len(fees) // 2], floor) if fees else floor
+        runtime = runtimes[len(runtimes) // 2] if runtimes and runtimes[len(runtimes) // 2] > 0 else 20_000
+        return {
+            "model": case.model,
+            "prompt": case.prompt,
+            "max_tokens": case.max_tokens,
+            "max_runtime_ms": runtime,
+            "fee_per_unit": fee,
+            "tier": 0,
+        }
+
+    def _expected_answer(self, trap: TrapRecord) -> ExpectedAnswer | Reject:
+        """The oracle's answer to a trap, computed once per corpus entry; an oracle that cannot run the model
+        gives UNVERIFIABLE (no slash, the job requeues)."""
+        key = (trap.model, trap.prompt, trap.max_tokens)
+        found = self._expected.get(key)
+        if found is not None:
+            return found
+        if self.trap_oracle is None:
+            return Reject(code=RejectCode.UNVERIFIABLE, message="trap: no trap oracle configured")
+        try:
+            found = self.trap_oracle.expected(trap.model, trap.prompt, trap.max_tokens)
+        except AicfError as exc:
+            log.warning("trap re-execution of %s failed: %s", trap.model, exc)
+            return Reject(code=RejectCode.UNVERIFIABLE, message=f"trap: cannot re-execute {trap.model}: {exc}")
+        self._expected[key] = found
+        return found
+
+    def _trap_expectation(self, task_id: bytes) -> ExpectedAnswer | Reject | None:
+        """None unless the task is a trap job; then the coordinator's own answer (run outside the transaction)."""
+        with self.store.transaction() as tx:
+            job = tx.get_job(task_id)
+            trap = tx.get_trap(job.caller) if job is not None and job.kind == "ai" else None
+        if trap is None:
+            return None
+        return self._expected_answer(trap)
 
     # -- registry and stake (SPEC §9) ----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:
@@ -411,6 +621,7 @@ class Coordinator:
         if isinstance(env, Reject):
             return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
         pid = env.proof_id
+        expected = self._trap_expectation(env.task_id)
         with self.store.transaction() as tx:
             provider = tx.get_provider(env.provider_id)
             stored = tx.get_lease(env.lease_id)
@@ -445,6 +656,8 @@ class Coordinator:
             height = head.height if head is not None else 0
             latency = max(0, received_ms - stored.granted_at * 1000)
             verdict = self.verifier.verify(env, job, decode_request(job), stored, now, height)
+            if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
+                verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)
             tx.move_job(job.task_id, JobStatus.LEASED, check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED),
                         "proof submitted", None, now)  # fmt: skip
             envelope_bytes = canonical_cbor(env.to_map())
@@ -458,6 +671,12 @@ class Coordinator:
         if outcome.accepted and self.chain_writer is not None:
             self._include(env, envelope_bytes)
         return outcome
+
+    def _trap_verdict(self, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted) -> BodyAccepted | Reject:
+        failed = check_trap_answer(expected, env.body.get("output"), self.params)
+        if failed is not None:
+            log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+        return body if failed is None else failed
 
     def _accept_proof(
         self,
@@ -764,6 +983,8 @@ class ChainWriter(Protocol):
     """Where accepted proofs go to be included on chain (the devnet's mempool, or a real chain's client)."""
 
     def include_proof(self, body: Mapping[str, object]) -> None: ...
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        """Send a transaction from `sender` (the coordinator's trap callers; on a devnet, no signature)."""
 
 
 def _check_caps(caps: Capabilities, params: Params) -> None:
@@ -863,3 +1084,7 @@ def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> byt
 
 def live_lease_ids(leases: Sequence[LeaseRecord]) -> list[bytes]:
     return [lease.lease_id for lease in leases if lease.status is LeaseStatus.LIVE]
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -55,6 +55,9 @@ class DevnetWriter:
     def include_proof(self, body: Mapping[str, object]) -> None:
         self.devnet.submit(self.sender, TxKind.PROOF, body)
 
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        self.devnet.submit(sender, kind, body)
+
 
 @dataclass
 class World:
