@@ -40,6 +40,7 @@ from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.methods import build_registry, cbor_json
+from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.metrics import EpochMetrics, MetricsSnapshot, ProviderMetrics, metrics_response
 from aicf.transports.ws import Event
 
@@ -279,6 +280,12 @@ def build_system(
     )
     token = operator_token or secrets.token_urlsafe(24)
     registry = build_registry(coord, store, clock, params)
+
+    def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
+        with lock:
+            return reorg_chain(devnet, depth, params.finality_depth)
+
+    registry.add(devnet_reorg_method(devnet_reorg))
 
     def provider_key(pid: bytes) -> bytes | None:
         with store.transaction() as tx:
