@@ -80,6 +80,11 @@ def proof_id(version: int, kind: str, task: bytes, lease: bytes, provider: bytes
 _PAYOUT_PREFIX = b"\x83" + canonical_cbor(PAYOUT_TAG)
 
 
+def payout_id_prefix(epoch: int) -> bytes:
+    """The bytes payout_id hashes before a 32-byte task id: settlement hashes a million ids per epoch."""
+    return _PAYOUT_PREFIX + encode_fast_int(epoch) + b"\x58\x20"
+
+
 def payout_id(epoch: int, task: bytes) -> bytes:
     """H("aicf/payout/v1", epoch, task_id); on settlement's hot path, so the constant prefix is pre-encoded."""
     if not 0 <= epoch < 2**64:
