@@ -273,7 +273,8 @@ class Coordinator:
         seed = self.trap_seed(epoch)
         n = sum(tx.trap_counts().values())
         price = tx.get_meta("price_bps") or self.params.price_initial_bps
-        queued = tx.ready_jobs(now, 200)
+        open_jobs = tx.list_jobs([JobStatus.PENDING, JobStatus.QUEUED], None, 500)
+        queued = [j for j in open_jobs if j.kind == "ai" and tx.get_trap(j.caller) is None]  # ordinary ones only
         out: list[tuple[bytes, dict[str, object]]] = []
         for model, count in needs.items():
             for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -316,12 +317,12 @@ class Coordinator:
         return out
 
     def _trap_body(self, tx: Tx, case: TrapPrompt, queued: Sequence[Job], price: int) -> dict[str, object]:
-        """An ai_enqueue body that looks like the model's queued jobs: their median fee and runtime budget, tier 0,
-        the default deadline; the prompt and token budget from the corpus."""
+        """An ai_enqueue body that looks like the model's open jobs (pending or queued): their median fee and
+        runtime budget, tier 0, the default deadline; the prompt and token budget from the corpus."""
         fees = sorted(j.fee_per_unit for j in queued)
         runtimes = sorted(_int(decode_request(j).get("max_runtime_ms")) for j in queued)
-        floor = reserve_fee(self.params.base_rate_ai, price * 2, self.params)  # above the reserve up to 2× price
-        fee = max(fees[len(fees) // 2], floor) if fees else floor
+        floor = reserve_fee(self.params.base_rate_ai, price, self.params)  # what ingest accepts at this price
+        fee = max(fees[len(fees) // 2], floor) if fees else 2 * floor
         runtime = runtimes[len(runtimes) // 2] if runtimes and runtimes[len(runtimes) // 2] > 0 else 20_000
         return {
             "model": case.model,
