@@ -94,9 +94,16 @@ def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
         out.append(cbor_head(5, len(entries)))
         for encoded_key, key, item in entries:
             out.append(encoded_key)
-            trail.append("." + key)
-            _encode(item, trail, out)
-            trail.pop()
+            # Scalars inline (the common case); bool is an int subclass and must take the generic path.
+            if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < _UINT64_LIMIT:
+                out.append(encode_fast_int(item))
+            elif isinstance(item, bytes):
+                out.append(cbor_head(2, len(item)))
+                out.append(item)
+            else:
+                trail.append("." + key)
+                _encode(item, trail, out)
+                trail.pop()
     elif value is None:
         raise EncodingError(_where(trail), "null is not allowed: omit an optional key instead")
     elif isinstance(value, float):

@@ -22,8 +22,12 @@ TEE_TAG = "aicf/tee/v1"
 TRAPSEED_TAG = "aicf/trapseed/v1"
 
 
+_PAYLOAD_PREFIX = b"\x82" + canonical_cbor(PAYLOAD_TAG)
+
+
 def payload_hash(payload: bytes) -> bytes:
-    return tagged_hash(PAYLOAD_TAG, payload)
+    """H("aicf/payload/v1", payload), with the constant prefix pre-encoded (one per enqueue)."""
+    return hashlib.sha3_256(_PAYLOAD_PREFIX + encode_fast_bytes(payload)).digest()
 
 
 _TASK_PREFIX = b"\x86" + canonical_cbor(TASK_TAG)  # [tag, 5 fields]: the head and the tag never change
