@@ -34,8 +34,19 @@ DEFAULT_URL: Final = "http://127.0.0.1:8000"
 PAGE: Final = 200
 NOT_FOUND: Final = -32004
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _FreshConsole:
+    """A rich Console made when used, so it sizes itself to the terminal (COLUMNS) of this run, not of import."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(Console(highlight=False, **self._options), name)
+
+
+out: Console = _FreshConsole(soft_wrap=False)  # type: ignore[assignment]
+err: Console = _FreshConsole(stderr=True, soft_wrap=True)  # type: ignore[assignment]
 
 Json = Any
 UrlOption = Annotated[
@@ -97,7 +108,7 @@ def progress() -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=err,
+        console=Console(stderr=True, highlight=False),  # a real one: a Progress keeps state on its console
         transient=True,
     )
 
@@ -122,6 +133,19 @@ def short(value: object, keep: int = 10) -> str:
     return text if len(text) <= keep + 4 else f"{text[: keep + 2]}…{text[-4:]}"
 
 
+WIDE: Final = 150  # a terminal this wide shows whole ids in list tables; a narrower one gets shortened ids
+
+
+def ident(value: object) -> str:
+    """An id for a list table: whole on a wide terminal (to copy into `aicf job ID`), else shortened."""
+    return str(value) if out.width >= WIDE else short(value, 12)
+
+
+def note_short_ids() -> None:
+    if out.width < WIDE:
+        err.print("(ids shortened to fit the terminal: widen it, or use --json, for whole ids)", markup=False)
+
+
 def kv_table(title: str, rows: Sequence[tuple[str, object]]) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -131,10 +155,11 @@ def kv_table(title: str, rows: Sequence[tuple[str, object]]) -> Table:
     return table
 
 
-def grid(title: str, columns: Sequence[str]) -> Table:
+def grid(title: str, columns: Sequence[str], *, wrap: bool = False) -> Table:
+    """A table; unless `wrap`, one line per row, cut with an ellipsis on a narrow terminal (`--json` has all)."""
     table = Table(title=title, title_justify="left", header_style="bold")
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, no_wrap=not wrap, overflow="fold" if wrap else "ellipsis")
     return table
 
 
@@ -166,7 +191,7 @@ def providers_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False)
         latency = f"{num(p.get('latency_p50_ms'))}/{num(p.get('latency_p95_ms'))}"
         avail = p.get("availability_bps")
         table.add_row(
-            p["provider_id"],
+            ident(p["provider_id"]),
             p["status"],
             serves,
             num(p.get("bonded_stake")),
@@ -178,6 +203,7 @@ def providers_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False)
             when(p.get("last_heartbeat_at")),
         )
     out.print(table)
+    note_short_ids()
 
 
 # -- aicf jobs -----------------------------------------------------------------------------------------------
@@ -228,7 +254,7 @@ def jobs_command(
     for j in items:
         kind = j["kind"] + (f" {j['model']}" if j.get("model") else "")
         table.add_row(
-            j["task_id"],
+            ident(j["task_id"]),
             kind,
             j["status"],
             num(j.get("tier")),
@@ -242,6 +268,7 @@ def jobs_command(
     for j in items:
         by_status[j["status"]] = by_status.get(j["status"], 0) + 1
     out.print(", ".join(f"{s.lower()} {by_status[s]}" for s in STATUS_NAMES if s in by_status) or "no jobs")
+    note_short_ids()
 
 
 # -- aicf job ID ---------------------------------------------------------------------------------------------
@@ -285,7 +312,11 @@ def print_story(story: Mapping[str, Json]) -> None:
     transitions = grid("transitions", ["from", "to", "reason", "height", "time (UTC)"])
     for t in story.get("transitions", []):
         transitions.add_row(
-            t.get("from") or "-", t["to"], t.get("reason") or "", f"#{num(t.get('height'))}", when(t.get("time"))
+            t.get("from") or "-",
+            t["to"],
+            t.get("reason") or "",
+            f"#{t['height']}" if isinstance(t.get("height"), int) else "-",
+            when(t.get("time")),
         )
     out.print(transitions)
     for d in story.get("decisions", []):
@@ -294,7 +325,7 @@ def print_story(story: Mapping[str, Json]) -> None:
     for lease in story.get("leases", []):
         leases.add_row(
             num(lease["attempt"]),
-            lease["lease_id"],
+            ident(lease["lease_id"]),
             short(lease["provider_id"]),
             when(lease.get("granted_at")),
             when(lease.get("expires_at")),
@@ -305,7 +336,7 @@ def print_story(story: Mapping[str, Json]) -> None:
     proofs = grid("proof verdicts", ["proof_id", "provider", "kind", "verdict", "units_mu", "latency ms", "message"])
     for pr in story.get("proofs", []):
         proofs.add_row(
-            pr["proof_id"],
+            ident(pr["proof_id"]),
             short(pr["provider_id"]),
             pr.get("kind", ""),
             str(pr.get("verdict")),
@@ -319,6 +350,7 @@ def print_story(story: Mapping[str, Json]) -> None:
     out.print()
     payout = story.get("payout")
     out.print(kv_table("payout", list(payout.items())) if payout else "payout: not settled yet")
+    note_short_ids()
 
 
 def print_decision(d: Mapping[str, Json]) -> None:
@@ -336,7 +368,7 @@ def print_decision(d: Mapping[str, Json]) -> None:
     stakes = {c["provider_id"]: c.get("stake") for c in d.get("candidates", [])}
     for pid in dict.fromkeys([*ids, *draws]):
         outcome = "WINNER" if pid == winner else (f"refused: {refused[pid]}" if pid in refused else "")
-        table.add_row(pid, num(stakes.get(pid)), excluded.get(pid, ""), "; ".join(draws.get(pid, [])), outcome)
+        table.add_row(ident(pid), num(stakes.get(pid)), excluded.get(pid, ""), "; ".join(draws.get(pid, [])), outcome)
     out.print(f"beacon {d.get('beacon')}", markup=False)
     out.print(table)
 
@@ -383,7 +415,7 @@ def epoch_command(
     )
     for p in batch.get("payouts", []):
         payouts.add_row(
-            p["payout_id"],
+            ident(p["payout_id"]),
             short(p["task_id"]),
             short(p["provider_id"]),
             num(p["units_mu"]),
@@ -393,6 +425,7 @@ def epoch_command(
             num(p["fund"]),
         )
     out.print(payouts)
+    note_short_ids()
 
 
 def fetch_epoch(client: RpcClient, epoch: int, url: str) -> Json:
@@ -576,6 +609,7 @@ def audit_payout_command(
         table = grid(
             f"audit of payout {payout['payout_id']} (epoch {batch['epoch']}, params {params_source})",
             ["check", "", "expected", "actual", "rule"],
+            wrap=True,
         )
         for c in checks:
             table.add_row(c.name, "ok" if c.ok else "[red]MISMATCH[/red]", shown(c.expected), shown(c.actual), c.rule)
