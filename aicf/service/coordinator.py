@@ -883,8 +883,9 @@ class Coordinator:
         """The lease ends without an accepted proof: requeue with backoff, or FAILED/REJECTED with a refund;
         a cancel or deadline that arrived meanwhile takes effect now (LEASED → QUEUED → CANCELLED)."""
         outcome = end_attempt(_core_lease(lease), how, ended_at, self.params)
-        if how is not LeaseEnd.REJECTED:
-            tx.end_lease(lease.lease_id, lease_end_status(how), ended_at)
+        # Every end closes the lease, a rejected proof's included: a lease left LIVE would count against its
+        # holder's max_leases, be extended by heartbeats, and accept a second proof after the task moved on.
+        tx.end_lease(lease.lease_id, lease_end_status(how), ended_at)
         check_move(job.task_id, job.status, outcome.status)
         if not tx.move_job(job.task_id, job.status, outcome.status, f"lease {how.value.lower()}", None, ended_at):
             raise AicfError(f"task 0x{job.task_id.hex()} moved while its lease ended")

@@ -1,12 +1,10 @@
-"""Coordinator defects the end-to-end run found, pinned as strict xfails until aicf/service/coordinator.py is fixed.
+"""Coordinator defects the end-to-end run found, kept as regression tests now that they are fixed.
 
-A rejected proof leaves its lease LIVE: `Coordinator._end_attempt` skips `tx.end_lease` for LeaseEnd.REJECTED
-and `_reject_proof` never ends it either. The lease keeps counting against the holder's max_leases, heartbeats
-extend it, and its holder — even BANNED for the bad proof — can prove on it again after the task was re-leased to
-someone else, and that proof is ACCEPTED (the new holder's lease is then orphaned).
+A rejected proof used to leave its lease LIVE (`Coordinator._end_attempt` skipped `tx.end_lease` for
+LeaseEnd.REJECTED): the lease kept counting against the holder's max_leases, heartbeats extended it, and its
+holder, even BANNED for the bad proof, could prove on it again after the task was re-leased to someone else.
 """
 
-import pytest
 from service.test_coordinator import PARAMS, World, _key, _lease_of
 
 from aicf.core.jobs import JobStatus
@@ -30,7 +28,6 @@ def _rejected_world() -> tuple[World, bytes, bytes, bytes]:
     return w, p1, lid, task
 
 
-@pytest.mark.xfail(strict=True, reason="coordinator: a rejected proof does not end its lease (stays LIVE)")
 def test_rejected_proof_ends_its_lease() -> None:
     w, p1, lid, task = _rejected_world()
     assert w.job_status(task) is JobStatus.QUEUED
@@ -41,7 +38,6 @@ def test_rejected_proof_ends_its_lease() -> None:
         assert tx.live_leases_of(p1) == []
 
 
-@pytest.mark.xfail(strict=True, reason="coordinator: the holder of a rejected lease can prove again once re-leased")
 def test_holder_of_a_rejected_lease_cannot_prove_after_the_task_is_re_leased() -> None:
     w, p1, lid, task = _rejected_world()
     w.provider(2)
