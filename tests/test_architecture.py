@@ -34,6 +34,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.client": frozenset({"aicf.core", "aicf.client"}),
     "aicf.app": frozenset({"aicf"}),  # the composition root may wire anything
     "aicf.system": frozenset({"aicf"}),  # `aicf up`: part of the composition root
+    "aicf.replica": frozenset({"aicf"}),  # coordinator replicas on one PostgreSQL: part of the composition root
 }
 # Single modules allowed one more import than their layer: the CLI entrypoint starts the composed app.
 EXTRA_IMPORTS: dict[str, frozenset[str]] = {"aicf/transports/cli.py": frozenset({"aicf.app"})}

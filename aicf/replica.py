@@ -1,0 +1,415 @@
+"""Coordinator replicas on one PostgreSQL database (issue 5, item 6): `python -m aicf.replica --db URL ...`.
+
+Each process is a whole coordinator: it ingests the shared chain, sweeps, matches and serves the proofs of
+simulated providers, until every planned job is final (exit 0) or the time limit passes (exit 2). Run several
+on one database and kill any of them: PostgreSQL rolls back what the killed one had in flight, `lock_ingest`
+serializes ingestion and `lease_job` claims a job row with SKIP LOCKED, so the others carry on.
+
+The shared chain is a devnet kept in the same database (tables `replica_blocks`, `replica_mempool`,
+`replica_meta`, next to the store's): the first replica writes genesis, the requesters' deposits and enqueues
+(a deterministic plan from `--seed` and `--jobs`) and registers and stakes the providers, all under one advisory
+lock; after that, whichever replica finds a block due takes the lock and mines it from the mempool. A
+transaction's hash uses its mempool sequence number as the devnet nonce, so every replica rebuilds the same
+blocks. Accepted proofs go to the mempool like any transaction.
+
+Time: a `ScaledClock` runs `--speed` virtual seconds per wall second from the start instant stored with the
+chain, so every replica reads the same clock; blocks come every 10 virtual seconds. The simulated providers are
+external agents every replica can reach: each replica heartbeats all of them and submits their (honest) proofs
+for whatever live leases they hold, so two replicas racing on one proof is part of what this exercises.
+Availability is not checked (`min_availability_bps` 0): a loaded machine may miss a 20 s heartbeat slot in
+wall time, which says nothing about the coordinator.
+"""
+
+import argparse
+import json
+import logging
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+import cbor2
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from aicf.app import open_store
+from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.chain import Block, ChainTx, TxKind
+from aicf.core.errors import AicfError
+from aicf.core.ids import input_digest, output_digest, provider_id
+from aicf.core.jobs import FINAL_STATUSES, JobStatus
+from aicf.core.params import Params, params_from_mapping
+from aicf.core.records import LeaseRecord
+from aicf.core.types import MicroAnm
+from aicf.proofs.envelope import ProofEnvelope, sign_envelope
+from aicf.service.coordinator import Capabilities, Coordinator, decode_request
+from aicf.service.ingest import ingest_available
+from aicf.service.verifier import StandardVerifier
+from aicf.store.interface import Store
+
+log = logging.getLogger("aicf.replica")
+
+MODEL = "llama3-8b"
+MODEL_DIGEST = b"\x5a" * 32
+GENESIS = 1_700_000_000
+INTERVAL_S = 10
+LOCK_KEY = 0x41494346  # pg_advisory_xact_lock key of the shared chain ("AICF")
+JOBS_PER_REQUESTER = 50  # SPEC's max_open_jobs is 100
+PARAMS = params_from_mapping({"epoch_seconds": 60, "min_availability_bps": 0})
+DDL = (
+    "CREATE TABLE IF NOT EXISTS replica_blocks (height BIGINT PRIMARY KEY, data BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS replica_mempool (seq BIGSERIAL PRIMARY KEY, sender BYTEA NOT NULL, "
+    "kind TEXT NOT NULL, body BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS replica_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ScaledClock:
+    """`speed` virtual seconds per wall second since `start_wall_ms`, starting at `genesis`."""
+
+    def __init__(self, start_wall_ms: int, genesis: int, speed: int) -> None:
+        self.start_wall_ms, self.genesis, self.speed = start_wall_ms, genesis, speed
+
+    def now_ms(self) -> int:
+        return self.genesis * 1000 + max(0, _wall_ms() - self.start_wall_ms) * self.speed
+
+    def now(self) -> int:
+        return self.now_ms() // 1000
+
+
+# -- the plan ---------------------------------------------------------------------------------------------
+def provider_key(seed: int, i: int) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(((seed << 32) + i + 1).to_bytes(32, "big"))
+
+
+def public_key(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def operator_key() -> Ed25519PrivateKey:
+    """The coordinators' operator key: the same in every replica (it signs grants and acceptances)."""
+    return Ed25519PrivateKey.from_private_bytes(b"\x63" * 32)
+
+
+def requester(i: int) -> bytes:
+    return (0x5200 + i).to_bytes(2, "big") * 10
+
+
+def plan_txs(seed: int, jobs: int) -> list[tuple[bytes, TxKind, dict[str, object]]]:
+    """The requesters' deposits and enqueues: `jobs` AI jobs, 50 per requester."""
+    n_req = max(1, -(-jobs // JOBS_PER_REQUESTER))
+    txs: list[tuple[bytes, TxKind, dict[str, object]]] = [
+        (requester(r), TxKind.DEPOSIT, {"to": requester(r), "amount": 10**12}) for r in range(n_req)
+    ]
+    for i in range(jobs):
+        body: dict[str, object] = {
+            "model": MODEL,
+            "prompt": b"replica-%d-%d" % (seed, i),
+            "max_tokens": 64,
+            "max_runtime_ms": 1000,
+            "fee_per_unit": 20_000,
+            "tier": 0,
+        }
+        txs.append((requester(i // JOBS_PER_REQUESTER), TxKind.AI_ENQUEUE, body))
+    return txs
+
+
+def _as_bytes(value: object) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes from the database, got {type(value).__name__}")
+    return bytes(value)
+
+
+# -- the shared chain ---------------------------------------------------------------------------------------
+def _encode_block(b: Block) -> bytes:
+    txs = [[t.tx_hash, t.index, t.sender, t.kind.value, dict(t.body)] for t in b.txs]
+    return bytes(
+        cbor2.dumps([b.height, b.hash, b.parent, b.time, b.producer, b.beacon, int(b.issuance), int(b.fees), txs])
+    )
+
+
+def _decode_block(data: bytes) -> Block:
+    height, bhash, parent, btime, producer, beacon, issuance, fees, txs = cbor2.loads(data)
+    return Block(
+        height=height,
+        hash=bhash,
+        parent=parent,
+        time=btime,
+        producer=producer,
+        beacon=beacon,
+        issuance=MicroAnm(issuance),
+        fees=MicroAnm(fees),
+        txs=tuple(ChainTx(tx_hash=h, index=i, sender=s, kind=TxKind(k), body=body) for h, i, s, k, body in txs),
+    )
+
+
+@dataclass
+class SharedChain:
+    """A devnet whose blocks and mempool live in PostgreSQL; a ChainView and a ChainWriter."""
+
+    url: str
+    config: DevnetConfig
+    conn: psycopg.Connection[tuple[object, ...]] = field(init=False)
+    devnet: Devnet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conn = psycopg.connect(self.url, autocommit=True)
+        with self.conn.transaction():  # concurrent CREATE TABLE IF NOT EXISTS can collide in pg_type: serialize
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            for ddl in DDL:
+                self.conn.execute(ddl)
+        self.devnet = Devnet(self.config)
+        self.devnet.blocks.clear()
+
+    # ChainView
+    @property
+    def chain_id(self) -> int:
+        return self.config.chain_id
+
+    def head_height(self) -> int:
+        return self.devnet.head_height()
+
+    def block_at(self, height: int) -> Block | None:
+        return self.devnet.block_at(height)
+
+    def finalized_height(self) -> int:
+        return self.devnet.finalized_height()
+
+    # ChainWriter
+    def include_proof(self, body: Mapping[str, object]) -> None:
+        self.submit(TxKind.PROOF, body, b"\x0c" * 20)
+
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)",
+            (sender, kind.value, cbor2.dumps(dict(body))),
+        )
+
+    # driving it
+    def start_wall_ms(self) -> int | None:
+        row = self.conn.execute("SELECT value FROM replica_meta WHERE key = 'start_wall_ms'").fetchone()
+        return None if row is None else int(str(row[0]))
+
+    def setup(self, coord: Coordinator, seed: int, jobs: int, providers: int) -> bool:
+        """Genesis, the plan's transactions, the providers staked: once, by whichever replica comes first."""
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            if self.conn.execute("SELECT 1 FROM replica_blocks WHERE height = 0").fetchone() is not None:
+                return False
+            genesis = Devnet(self.config).blocks[0]
+            self.conn.execute("INSERT INTO replica_blocks VALUES (0, %s)", (_encode_block(genesis),))
+            for sender, kind, body in plan_txs(seed, jobs):
+                self.submit(kind, body, sender)
+            for i in range(providers):
+                p = coord.register(public_key(provider_key(seed, i)), Capabilities(kinds=("ai",), models=(MODEL,)))
+                coord.deposit_stake(p.provider_id, 1_000_000_000, source="external")
+            self.conn.execute("INSERT INTO replica_meta VALUES ('start_wall_ms', %s)", (_wall_ms(),))
+        return True
+
+    def refresh(self) -> None:
+        rows = self.conn.execute(
+            "SELECT data FROM replica_blocks WHERE height > %s ORDER BY height", (self.devnet.head_height(),)
+        ).fetchall()
+        self.devnet.blocks.extend(_decode_block(_as_bytes(r[0])) for r in rows)
+
+    def mine_due(self, now: int) -> int:
+        """Mine every block due by `now` (under the chain lock); returns how many this replica mined."""
+        self.refresh()
+        head = self.devnet.blocks[-1]
+        if head.time + self.config.interval_s > now:
+            return 0
+        mined = 0
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            self.refresh()
+            while self.devnet.blocks[-1].time + self.config.interval_s <= now:
+                rows = self.conn.execute(
+                    "SELECT seq, sender, kind, body FROM replica_mempool ORDER BY seq LIMIT %s",
+                    (self.config.max_txs_per_block,),
+                ).fetchall()
+                self.devnet.mempool.clear()
+                for seq, sender, kind, body in rows:
+                    self.devnet.nonce = int(str(seq))
+                    self.devnet.submit(_as_bytes(sender), TxKind(str(kind)), cbor2.loads(_as_bytes(body)))
+                (block,) = self.devnet.mine(1)
+                self.conn.execute("INSERT INTO replica_blocks VALUES (%s, %s)", (block.height, _encode_block(block)))
+                if rows:
+                    self.conn.execute("DELETE FROM replica_mempool WHERE seq <= %s", (rows[-1][0],))
+                mined += 1
+        return mined
+
+
+# -- one replica --------------------------------------------------------------------------------------------
+@dataclass
+class Replica:
+    store: Store
+    chain: SharedChain
+    clock: ScaledClock
+    seed: int
+    providers: int
+    params: Params = PARAMS
+    operator: Ed25519PrivateKey = field(default_factory=lambda: operator_key())
+    stats: Counter[str] = field(default_factory=Counter)
+    keys: dict[bytes, Ed25519PrivateKey] = field(default_factory=dict)
+    coord: Coordinator = field(init=False)
+    operator_pub: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.coord = make_coordinator(self.store, self.clock, self.params, self.operator, self.chain)
+        self.operator_pub = public_key(self.operator)
+        for i in range(self.providers):
+            key = provider_key(self.seed, i)
+            self.keys[provider_id(public_key(key))] = key
+
+    def round(self, rng: random.Random) -> int:
+        """Mine what is due, ingest, sweep, match, heartbeat and prove; returns how much work was done."""
+        work = self.chain.mine_due(self.clock.now())
+        self.stats["mined"] += work
+        work += self._guard(
+            "ingest",
+            lambda: len(ingest_available(self.store, self.chain, self.params, _depth, operator_key=self.operator_pub)),
+        )
+        self._guard("sweep", lambda: self.coord.sweep().expired)
+        work += self._guard("match", lambda: sum(d.winner is not None for d in self.coord.match(limit=1000)))
+        pids = list(self.keys)
+        rng.shuffle(pids)
+        for pid in pids:
+            for lease in self._guard_list(pid):
+                work += self._guard("proof", partial(self._prove, pid, lease.lease_id, lease.task_id))
+        return work
+
+    def _guard(self, what: str, call: Callable[[], int]) -> int:
+        try:
+            return call()
+        except AicfError as exc:  # a race another replica won: retried on the next round
+            self.stats[f"{what} {type(exc).__name__}"] += 1
+            log.info("%s: %s", what, exc)
+            return 0
+
+    def _guard_list(self, pid: bytes) -> list[LeaseRecord]:
+        try:
+            return list(self.coord.heartbeat(pid))
+        except AicfError as exc:
+            self.stats[f"heartbeat {type(exc).__name__}"] += 1
+            return []
+
+    def _prove(self, pid: bytes, lid: bytes, task: bytes) -> int:
+        with self.store.transaction() as tx:
+            job = tx.get_job(task)
+        if job is None or job.status is not JobStatus.LEASED:
+            return 0
+        prompt = decode_request(job)["prompt"]
+        assert isinstance(prompt, bytes)  # noqa: S101  (our own plan's requests)
+        output = b"answer to " + prompt
+        body = {
+            "model_id": MODEL,
+            "model_digest": MODEL_DIGEST,
+            "input_digest": input_digest(prompt),
+            "output_digest": output_digest(output),
+            "output": output,
+            "qos": {"runtime_ms": 700, "tokens": 3},
+        }
+        env = ProofEnvelope(
+            version=1, kind="AI_V1", task_id=task, lease_id=lid, provider_id=pid, body=body, sig=bytes(64)
+        )
+        outcome = self.coord.submit_proof({**env.to_map(), "sig": sign_envelope(self.keys[pid], env)})
+        self.stats[f"proof {outcome.code}"] += 1
+        return 1
+
+    def done(self, jobs: int) -> bool:
+        with self.store.transaction() as tx:
+            counts = tx.job_counts()
+        final = sum(n for s, n in counts.items() if s in FINAL_STATUSES and s is not JobStatus.VERIFIED)
+        return final >= jobs and not counts.get(JobStatus.VERIFIED)
+
+
+def _depth(_: bytes) -> int:
+    return 1
+
+
+def make_coordinator(
+    store: Store, clock: ScaledClock, params: Params, operator: Ed25519PrivateKey, chain: SharedChain
+) -> Coordinator:
+    return Coordinator(
+        store=store,
+        clock=clock,
+        params=params,
+        operator_key=operator,
+        verifier=StandardVerifier(params=params, model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32)),
+        chain_writer=chain,
+        trap_secret=b"replica-secret",
+    )
+
+
+def wait_for_jobs(url: str, statuses: frozenset[JobStatus], at_least: int, timeout_s: float) -> int:
+    """Poll the store until `at_least` jobs are in `statuses` (or the timeout); returns the last count seen."""
+    store = open_store(url)
+    stop = threading.Event()
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    try:
+        while time.monotonic() < deadline:
+            with store.transaction() as tx:
+                seen = sum(n for s, n in tx.job_counts().items() if s in statuses)
+            if seen >= at_least:
+                break
+            stop.wait(0.1)
+    finally:
+        store.close()
+    return seen
+
+
+def run(url: str, *, seed: int, jobs: int, providers: int, speed: int, limit_s: float) -> dict[str, object]:
+    started = time.monotonic()
+    store = open_store(url)
+    chain = SharedChain(url, DevnetConfig(seed=seed, genesis_time=GENESIS, interval_s=INTERVAL_S, issuance=10**12))
+    setup_clock = ScaledClock(_wall_ms(), GENESIS, speed)
+    operator = operator_key()
+    chain.setup(make_coordinator(store, setup_clock, PARAMS, operator, chain), seed, jobs, providers)
+    start = chain.start_wall_ms()
+    assert start is not None  # noqa: S101  (setup wrote it under the lock)
+    replica = Replica(store, chain, ScaledClock(start, GENESIS, speed), seed, providers, operator=operator)
+    rng = random.Random()  # noqa: S311  (the order this replica visits providers in; not security)
+    idle = threading.Event()
+    code = 2
+    try:
+        while time.monotonic() - started < limit_s:
+            replica.stats["rounds"] += 1
+            if replica.round(rng) == 0:
+                if replica.done(jobs):
+                    code = 0
+                    break
+                idle.wait(0.02)
+    finally:
+        store.close()
+        chain.conn.close()
+    return {"exit": code, "seconds": round(time.monotonic() - started, 2), **replica.stats}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aicf.replica", description=__doc__.split("\n")[0])
+    ap.add_argument("--db", required=True, help="postgresql://… (all replicas share it)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=200)
+    ap.add_argument("--providers", type=int, default=20)
+    ap.add_argument("--speed", type=int, default=10, help="virtual seconds per wall second")
+    ap.add_argument("--limit-s", type=float, default=80.0, help="give up (exit 2) after this many wall seconds")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    result = run(args.db, seed=args.seed, jobs=args.jobs, providers=args.providers, speed=args.speed,
+                 limit_s=args.limit_s)  # fmt: skip
+    sys.stdout.write(json.dumps(result) + "\n")
+    return int(str(result["exit"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
