@@ -33,7 +33,6 @@ from aicf.core.ledger import (
     FUND,
     TREASURY,
     Posting,
-    escrow_account,
     provider_account,
     requester_account,
     stake_account,
@@ -71,6 +70,7 @@ from aicf.service.errors import (
     StakeError,
     UnknownProviderError,
 )
+from aicf.service.escrow import refund_escrow
 from aicf.service.traps import (
     ExpectedAnswer,
     TrapOracle,
@@ -891,14 +891,14 @@ class Coordinator:
             raise AicfError(f"task 0x{job.task_id.hex()} moved while its lease ended")
         tx.set_job_schedule(job.task_id, outcome.attempts_used, outcome.not_before)
         if outcome.status in (JobStatus.FAILED, JobStatus.REJECTED):
-            _refund(tx, job, outcome.status.value.lower(), ended_at)
+            refund_escrow(tx, job, outcome.status.value.lower(), None, ended_at)
             return
         final = tx.get_meta("final_height")
         past_deadline = final is not None and job.deadline_height <= final
         if job.cancel_requested or past_deadline:
             check_move(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED)
             tx.move_job(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED, "cancelled after lease", None, ended_at)
-            _refund(tx, job, "refund", ended_at)
+            refund_escrow(tx, job, "refund", None, ended_at)
 
     def _slash(
         self,
@@ -1057,25 +1057,6 @@ def _require_lease(tx: Tx, lid: bytes) -> LeaseRecord:
 def _update_provider(tx: Tx, provider: Provider, expected: ProviderStatus) -> None:
     if not tx.update_provider(provider, expected):
         raise AicfError(f"provider 0x{provider.provider_id.hex()} changed concurrently; retry")
-
-
-def _refund(tx: Tx, job: Job, reason: str, time: int) -> None:
-    account = escrow_account(job.task_id)
-    have = tx.balances([account])[account]
-    if have > 0:
-        tx.post(
-            [
-                Posting(
-                    debit=account,
-                    credit=requester_account(job.caller),
-                    amount=MicroAnm(have),
-                    ref_kind=reason,
-                    ref=job.task_id,
-                )
-            ],
-            None,
-            time,
-        )
 
 
 def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> bytes:

@@ -49,6 +49,7 @@ from aicf.core.pricing import treasury_income
 from aicf.core.records import ResultRecord
 from aicf.core.requests import CircuitDepth, make_receipt, validate_request
 from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
+from aicf.service.escrow import refund_escrow
 from aicf.service.inclusion import result_of_inclusion
 from aicf.service.settle import settle_due
 from aicf.store.interface import (
@@ -530,24 +531,11 @@ def _apply_finality(tx: Tx, final: int, params: Params) -> tuple[int, int]:
     return queued, cancelled
 
 
-def _refund(tx: Tx, job: Job, reason: str, height: int, time: int) -> None:
-    have = tx.balances([escrow_account(job.task_id)])[escrow_account(job.task_id)]
-    if have > 0:
-        posting = Posting(
-            debit=escrow_account(job.task_id),
-            credit=requester_account(job.caller),
-            amount=MicroAnm(have),
-            ref_kind=reason,
-            ref=job.task_id,
-        )
-        tx.post([posting], height, time)
-
-
 def _cancel(tx: Tx, job: Job, reason: str, height: int, time: int) -> bool:
     check_move(job.task_id, job.status, JobStatus.CANCELLED)
     if not tx.move_job(job.task_id, job.status, JobStatus.CANCELLED, reason, height, time):
         return False
-    _refund(tx, job, "refund", height, time)
+    refund_escrow(tx, job, "refund", height, time)
     return True
 
 
