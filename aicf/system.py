@@ -333,7 +333,7 @@ class DemoRequesters:
 
     system: System
     models: Sequence[str]
-    period_s: float = 3.0
+    period_s: float = 4.0
     quantum: bool = True
     count: int = 0
 
@@ -352,7 +352,7 @@ class DemoRequesters:
                 continue
             price = 20_000  # µANM per unit per 1000 mu: above the reserve at any price up to the 2.0 clamp
             if kind == "quantum":
-                body: dict[str, object] = {"circuit": BELL, "shots": 200, "fee_per_unit": 3 * 50_000, "tier": 0}
+                body: dict[str, object] = {"circuit": BELL, "shots": 20, "fee_per_unit": 3 * 50_000, "tier": 0}
                 tx_kind = TxKind.QUANTUM_ENQUEUE
             else:
                 body = {
