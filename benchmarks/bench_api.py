@@ -1,0 +1,257 @@
+"""API benchmark against the REAL coordinator API (issue 7, item 7): `aicf.getJob` requests/s and p99 latency, and
+WebSocket events/s to 100 subscribers from the store-backed event source.
+
+Run: .venv/bin/python benchmarks/bench_api.py [--jobs N] [--seconds S] [--procs N] [--conns N]
+                                               [--subscribers N] [--bursts N] [--burst N]
+
+1. Setup: a SQLite store in a temp dir is filled through the real path: a devnet carries deposits and `--jobs`
+   AI enqueues, `ingest_available` turns them into jobs (QUEUED once final), as `aicf up` would.
+2. Server: a child process opens that store and serves `aicf.system.build_system(...).app` (the app `aicf up`
+   serves: the real registry, auth, the WS hub over `StoreEvents`, default limits) with uvicorn, one worker, on
+   127.0.0.1 and a free port. No coordinator loop runs, so the reads see a still store.
+3. RPC: `--procs` load-generator processes, each with `--conns` threads holding keep-alive httpx clients, call
+   `aicf.getJob` (the whole story: job, transitions, decisions, leases, proofs, result, payout) on random task
+   ids for `--seconds`; requests/s over the wall time, p50/p99 over every call.
+4. WS: `--subscribers` websockets clients subscribe to jobAssigned; this process appends `--burst` events to the
+   store in one transaction (as the coordinator does), the server's hub finds them at its next poll (50 ms), and
+   fans them out; the next burst goes when every subscriber has the last one (a burst stays within the hub's
+   per-subscriber queue of 1000, so no one is dropped as `lagged`). events/s = subscribers x events / time.
+Prints a markdown table. Nothing leaves loopback.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+START = 1_767_225_600
+TOKEN = "bench"  # noqa: S105 - a local benchmark
+
+
+def prepare(db: Path, n_jobs: int) -> list[str]:
+    """Fill a SQLite store with n_jobs QUEUED AI jobs through devnet + ingest; returns their task ids (hex)."""
+    from aicf.chain.devnet import Devnet, DevnetConfig
+    from aicf.core.chain import TxKind
+    from aicf.core.encoding import tagged_hash, to_hex
+    from aicf.core.qasm import circuit_depth
+    from aicf.service.ingest import ingest_available
+    from aicf.store.sqlite import SqliteStore
+    from aicf.system import devnet_params
+
+    params = devnet_params()
+    store = SqliteStore(str(db))
+    devnet = Devnet(DevnetConfig(genesis_time=START, interval_s=10, issuance=10_000_000_000))
+    per_caller = params.max_open_jobs
+    for c in range((n_jobs + per_caller - 1) // per_caller):
+        caller = tagged_hash("aicf/bench/requester/v1", c)[:20]
+        devnet.submit(caller, TxKind.DEPOSIT, {"to": caller, "amount": 10**12})
+        for i in range(min(per_caller, n_jobs - c * per_caller)):
+            body = {"model": "llama3-8b", "prompt": b"bench %d/%d" % (c, i), "max_tokens": 8,
+                    "max_runtime_ms": 20_000, "fee_per_unit": 40_000, "tier": 0}  # fmt: skip
+            devnet.submit(caller, TxKind.AI_ENQUEUE, body)
+    while devnet.mempool:
+        devnet.mine(1)
+        ingest_available(store, devnet, params, circuit_depth)
+    devnet.mine(params.finality_depth)
+    ingest_available(store, devnet, params, circuit_depth)
+    with store.transaction() as tx:
+        jobs = tx.list_jobs([], None, n_jobs + 10)
+    store.close()
+    return [to_hex(j.task_id) for j in jobs]
+
+
+def serve(db: Path, port: int) -> None:
+    import uvicorn
+
+    from aicf.store.sqlite import SqliteStore
+    from aicf.system import build_system, devnet_params
+
+    system = build_system(SqliteStore(str(db)), devnet_params(), var=db.parent, model_digests={}, operator_token=TOKEN)
+    uvicorn.run(system.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/openrpc.json", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def load_worker(
+    url: str, ids: list[str], seconds: float, conns: int, seed: int, out: "multiprocessing.Queue[list[float]]"
+) -> None:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def run(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)  # noqa: S311 - which job to ask for, not security
+        mine = []
+        with httpx.Client(base_url=url, timeout=10) as client:
+            n = 0
+            while time.perf_counter() < stop:
+                body = {"jsonrpc": "2.0", "method": "aicf.getJob", "params": {"id": rng.choice(ids)}, "id": n}
+                t0 = time.perf_counter()
+                answer = client.post("/rpc", json=body).json()
+                mine.append(time.perf_counter() - t0)
+                if "result" not in answer:
+                    raise SystemExit(f"unexpected answer {answer}")
+                n += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(latencies)
+
+
+def bench_rpc(url: str, ids: list[str], seconds: float, procs: int, conns: int) -> dict[str, Any]:
+    queue: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=load_worker, args=(url, ids, seconds, conns, p, queue)) for p in range(procs)
+    ]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    latencies = [x for _ in workers for x in queue.get()]
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "mean_ms": 1000 * statistics.fmean(latencies),
+        "clients": procs * conns,
+    }
+
+
+def append_events(db: Path, n: int) -> int:
+    """Append n jobAssigned events in one transaction (what the coordinator's matcher does); returns the last seq."""
+    from aicf.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(db))
+    try:
+        with store.transaction() as tx:
+            last = 0
+            for k in range(n):
+                data = cbor2.dumps({"task_id": bytes(32), "provider_id": bytes(32), "attempt": k}, canonical=True)
+                last = tx.append_event("jobAssigned", data, START)
+            tx.commit()
+        return last
+    finally:
+        store.close()
+
+
+async def bench_ws(url: str, db: Path, subscribers: int, bursts: int, burst: int) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    ws_url = url.replace("http://", "ws://") + "/ws"
+    conns = []
+    for _ in range(subscribers):
+        ws = await connect(ws_url, max_size=None)
+        await ws.send(json.dumps({"op": "subscribe", "topics": ["jobAssigned"]}))
+        ack = json.loads(await ws.recv())
+        if ack.get("type") != "subscribed":
+            raise SystemExit(f"subscribe refused: {ack}")
+        conns.append(ws)
+
+    async def drain(ws: Any, want: int) -> None:
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") != "event":
+                raise SystemExit(f"subscriber got {message}")
+            if message["seq"] >= want:
+                return
+
+    t0 = time.perf_counter()
+    for _ in range(bursts):
+        last = await asyncio.to_thread(append_events, db, burst)
+        await asyncio.gather(*(drain(ws, last) for ws in conns))
+    elapsed = time.perf_counter() - t0
+    for ws in conns:
+        await ws.close()
+    n_events = bursts * burst
+    return {"subscribers": subscribers, "events": n_events, "seconds": elapsed,
+            "events_per_s": subscribers * n_events / elapsed}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--conns", type=int, default=8)
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--bursts", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=500)
+    args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve[0]), int(args.serve[1]))
+        return
+    with tempfile.TemporaryDirectory(prefix="aicf-bench-api-") as tmp:
+        db = Path(tmp) / "aicf.db"
+        t0 = time.perf_counter()
+        ids = prepare(db, args.jobs)
+        setup_s = time.perf_counter() - t0
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(port)], env=env)  # noqa: S603
+        try:
+            wait_ready(url)
+            r = bench_rpc(url, ids, args.seconds, args.procs, args.conns)
+            w = asyncio.run(bench_ws(url, db, args.subscribers, args.bursts, args.burst))
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(f"cpus: {os.cpu_count()}; server: aicf.system.build_system app, SQLite store with {len(ids):,} jobs "
+          f"(filled through devnet + ingest in {setup_s:.1f} s), 1 uvicorn worker on 127.0.0.1\n")  # fmt: skip
+    print("| benchmark | load | result |")
+    print("|---|---|---|")
+    print(
+        f"| `aicf.getJob` | {r['clients']} keep-alive clients ({args.procs} procs), {args.seconds:.0f} s, "
+        f"{r['requests']:,} calls | **{r['rps']:,.0f} req/s**, p50 {r['p50_ms']:.2f} ms, "
+        f"**p99 {r['p99_ms']:.2f} ms**, mean {r['mean_ms']:.2f} ms |"
+    )
+    print(
+        f"| WS `jobAssigned` from the store | {w['subscribers']} subscribers, {args.bursts} bursts of {args.burst} "
+        f"events appended to SQLite | **{w['events_per_s']:,.0f} events/s** delivered "
+        f"({w['events']:,} events x {w['subscribers']} in {w['seconds']:.2f} s) |"
+    )
+
+
+if __name__ == "__main__":
+    main()
