@@ -656,7 +656,9 @@ def devnet_reorg_command(
         emit_json(outcome)
         return
     out.print(
-        f"replaced {outcome['depth']} block(s); new head #{outcome['head_height']} {outcome['head_hash']}", markup=False
+        f"replaced {outcome['depth']} block(s); new head #{outcome['head_height']} {outcome['head_hash']}",
+        markup=False,
+        soft_wrap=True,
     )
     for old, new in zip(outcome["orphaned"], outcome["branch"], strict=False):
         out.print(f"  {short(old, 16)} -> {short(new, 16)}", markup=False)
