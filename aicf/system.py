@@ -111,15 +111,6 @@ class StoreEvents:
             return tx.latest_event_seq()
 
 
-@dataclass
-class Counters:
-    """Process-lifetime counters for Prometheus (it takes rates and handles restarts)."""
-
-    assignments: int = 0
-    retries: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)
-
-
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The operator's Ed25519 key (it signs acceptance records and lease grants), kept in a 0600 file."""
     if path.exists():
@@ -145,7 +136,6 @@ class System:
     operator_key: Ed25519PrivateKey
     operator_token: str
     app: Starlette
-    counters: Counters
     chain_lock: threading.Lock
     var: Path
     stop: threading.Event = field(default_factory=threading.Event)
@@ -158,11 +148,9 @@ class System:
         ingest_available(
             self.store, self.devnet, self.params, circuit_depth, operator_key=public_bytes(self.operator_key)
         )
-        report = self.coord.sweep()
-        self.counters.retries += report.expired
+        self.coord.sweep()
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
-        decisions = self.coord.match()
-        self.counters.assignments += sum(1 for d in decisions if d.winner is not None)
+        self.coord.match()
         self.app.state.events.notify()
 
     def run_loop(self, period_s: float = 1.0) -> None:
@@ -206,8 +194,8 @@ class System:
         return MetricsSnapshot(
             jobs_by_status=status.job_counts,
             oldest_queued_age_s=status.oldest_queued_age_s,
-            assignments_total=self.counters.assignments,
-            retries_total=self.counters.retries,
+            assignments_total=status.assignments_total,
+            retries_total=status.retries_total,
             budget_throttle_active=status.throttled,
             providers=[
                 ProviderMetrics(
@@ -223,7 +211,7 @@ class System:
                 )
                 for v in providers
             ],
-            rejections_by_code=dict(self.counters.rejections),
+            rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason=slashes_by,
             slashed_by_reason=slashed_by,
             current_epoch=status.current_epoch,
@@ -319,7 +307,6 @@ def build_system(
         operator_key=operator_key,
         operator_token=token,
         app=app,
-        counters=Counters(),
         chain_lock=lock,
         var=var,
     )

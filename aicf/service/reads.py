@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aicf.core.chain import Job, Transition
 from aicf.core.jobs import JobStatus
+from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import FUND, TREASURY
 from aicf.core.params import Params
 from aicf.core.pricing import budget_throttled
@@ -66,6 +67,9 @@ class Status:
     cap_use_bps: int
     recent_slashes: tuple[SlashRecord, ...]
     latest_seq: int
+    assignments_total: int  # leases ever granted
+    retries_total: int  # leases that ended without an accepted proof (the job went back to the queue or failed)
+    verdicts: dict[str, int]  # stored proofs by verdict
 
 
 def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: int) -> ProviderView:
@@ -164,6 +168,7 @@ def status(store: Store, now: int, params: Params) -> Status:
             first = min(j.enqueue_height for j in queued)
             block = tx.block_at(first)
             oldest = max(0, now - block.time) if block is not None else 0
+        leases = tx.lease_counts()
         balances = tx.balances([TREASURY, FUND])
         price = tx.get_meta(META_PRICE_BPS) or params.price_initial_bps
         last = tx.last_batch_epoch()
@@ -184,4 +189,7 @@ def status(store: Store, now: int, params: Params) -> Status:
             cap_use_bps=units_open * 10_000 // params.gamma_mu,
             recent_slashes=tuple(tx.recent_slashes(20)),
             latest_seq=tx.latest_event_seq(),
+            verdicts=tx.proof_verdict_counts(),
+            assignments_total=sum(leases.values()),
+            retries_total=sum(n for st, n in leases.items() if st not in (LeaseStatus.LIVE, LeaseStatus.PROVED)),
         )

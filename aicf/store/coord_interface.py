@@ -147,6 +147,12 @@ class CoordinatorTx(Protocol):
     def job_counts(self) -> dict[JobStatus, int]:
         """How many jobs are in each status (statuses with none may be absent)."""
 
+    def lease_counts(self) -> dict[LeaseStatus, int]:
+        """How many leases were ever granted, by their status now (statuses with none may be absent)."""
+
+    def proof_verdict_counts(self) -> dict[str, int]:
+        """Stored proofs by verdict ("ACCEPT" or a reject code); drops are never stored."""
+
     # -- claims (SPEC §11) --------------------------------------------------------------------------------
     def get_claim(self, claim_id: bytes) -> Claim | None: ...
 

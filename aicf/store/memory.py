@@ -549,6 +549,18 @@ class MemoryTx:
             out[j.status] = out.get(j.status, 0) + 1
         return out
 
+    def proof_verdict_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for proof in self._s.proofs.values():
+            out[proof.verdict] = out.get(proof.verdict, 0) + 1
+        return out
+
+    def lease_counts(self) -> dict[LeaseStatus, int]:
+        out: dict[LeaseStatus, int] = {}
+        for lease in self._s.leases.values():
+            out[lease.status] = out.get(lease.status, 0) + 1
+        return out
+
     # -- events and nonces -----------------------------------------------------------------------------
     def append_event(self, topic: str, data: bytes, time: int) -> int:
         seq = len(self._s.events) + 1

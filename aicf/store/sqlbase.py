@@ -298,6 +298,12 @@ class SqlTx(ABC):
     def job_counts(self) -> dict[JobStatus, int]:
         return {JobStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("job_counts", {})}
 
+    def proof_verdict_counts(self) -> dict[str, int]:
+        return {str(r[0]): rows.as_int(r[1]) for r in self._all("proof_verdict_counts", {})}
+
+    def lease_counts(self) -> dict[LeaseStatus, int]:
+        return {LeaseStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("lease_counts", {})}
+
     def ready_jobs(self, now: int, limit: int) -> list[Job]:
         return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
 

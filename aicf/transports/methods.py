@@ -345,6 +345,8 @@ def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Param
             "alarms": _alarms(s, params),
             "recent_slashes": [render_slash(x) for x in s.recent_slashes],
             "latest_seq": s.latest_seq,
+            "assignments_total": s.assignments_total,
+            "retries_total": s.retries_total,
         }
 
     def register(p: RegisterParams, ctx: CallContext) -> Json:

@@ -739,3 +739,15 @@ def test_list_jobs_pages_by_task_id_and_filters_by_status(store: Store) -> None:
             JobStatus.QUEUED: 2,
             JobStatus.CANCELLED: 1,
         }
+
+
+def test_lease_and_verdict_counts_cover_every_lease_and_stored_proof(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, *(_j(n, 0, tier=0, fee=20_000, mu=1000) for n in (1, 2)))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.lease_job(lease(2, 1), T)
+        assert tx.end_lease(lease(2, 1).lease_id, LeaseStatus.EXPIRED, T + 60)
+        assert tx.insert_proof(proof(1, 1, 1, T + 5))
+        assert tx.insert_proof(proof(2, 2, 1, T + 6, verdict="DIGEST_MISMATCH"))
+        assert tx.lease_counts() == {LeaseStatus.LIVE: 1, LeaseStatus.EXPIRED: 1}
+        assert tx.proof_verdict_counts() == {"ACCEPT": 1, "DIGEST_MISMATCH": 1}

@@ -561,3 +561,9 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs WHERE caller = :caller ORDER BY enqueue_height, enqueue_tx_index;
+
+-- name: lease_counts
+SELECT status, count(*) FROM leases GROUP BY status;
+
+-- name: proof_verdict_counts
+SELECT verdict, count(*) FROM proofs GROUP BY verdict;
