@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aicf.app import open_store
 from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.core.chain import Block, ChainTx, TxKind
+from aicf.core.chain import Block, ChainTx, Job, TxKind
+from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, output_digest, provider_id
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
@@ -47,7 +48,7 @@ from aicf.core.params import Params, params_from_mapping
 from aicf.core.records import LeaseRecord
 from aicf.core.types import MicroAnm
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
-from aicf.service.coordinator import Capabilities, Coordinator, decode_request
+from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
@@ -257,6 +258,7 @@ class Replica:
     seed: int
     providers: int
     params: Params = PARAMS
+    match_limit: int = 100
     operator: Ed25519PrivateKey = field(default_factory=lambda: operator_key())
     stats: Counter[str] = field(default_factory=Counter)
     keys: dict[bytes, Ed25519PrivateKey] = field(default_factory=dict)
@@ -279,7 +281,9 @@ class Replica:
             lambda: len(ingest_available(self.store, self.chain, self.params, _depth, operator_key=self.operator_pub)),
         )
         self._guard("sweep", lambda: self.coord.sweep().expired)
-        work += self._guard("match", lambda: sum(d.winner is not None for d in self.coord.match(limit=1000)))
+        work += self._guard(
+            "match", lambda: sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
+        )
         pids = list(self.keys)
         rng.shuffle(pids)
         for pid in pids:
@@ -307,21 +311,7 @@ class Replica:
             job = tx.get_job(task)
         if job is None or job.status is not JobStatus.LEASED:
             return 0
-        prompt = decode_request(job)["prompt"]
-        assert isinstance(prompt, bytes)  # noqa: S101  (our own plan's requests)
-        output = b"answer to " + prompt
-        body = {
-            "model_id": MODEL,
-            "model_digest": MODEL_DIGEST,
-            "input_digest": input_digest(prompt),
-            "output_digest": output_digest(output),
-            "output": output,
-            "qos": {"runtime_ms": 700, "tokens": 3},
-        }
-        env = ProofEnvelope(
-            version=1, kind="AI_V1", task_id=task, lease_id=lid, provider_id=pid, body=body, sig=bytes(64)
-        )
-        outcome = self.coord.submit_proof({**env.to_map(), "sig": sign_envelope(self.keys[pid], env)})
+        outcome = self.coord.submit_proof(proof_envelope(self.keys[pid], pid, lid, job))
         self.stats[f"proof {outcome.code}"] += 1
         return 1
 
@@ -337,7 +327,7 @@ def _depth(_: bytes) -> int:
 
 
 def make_coordinator(
-    store: Store, clock: ScaledClock, params: Params, operator: Ed25519PrivateKey, chain: SharedChain
+    store: Store, clock: Clock, params: Params, operator: Ed25519PrivateKey, chain: ChainWriter
 ) -> Coordinator:
     return Coordinator(
         store=store,
@@ -348,6 +338,31 @@ def make_coordinator(
         chain_writer=chain,
         trap_secret=b"replica-secret",
     )
+
+
+def make_coordinator_for(store: Store, clock: Clock, params: Params, chain: ChainWriter) -> Coordinator:
+    """A coordinator with the replicas' operator key (benchmarks drive one in-process)."""
+    return make_coordinator(store, clock, params, operator_key(), chain)
+
+
+def proof_envelope(key: Ed25519PrivateKey, pid: bytes, lid: bytes, job: Job) -> dict[str, object]:
+    """An honest provider's signed AI_V1 envelope for a job of the plan (the answer is derived from the prompt)."""
+    prompt = decode_request(job)["prompt"]
+    if not isinstance(prompt, bytes):
+        raise TypeError("a plan's job carries its prompt as bytes")
+    output = b"answer to " + prompt
+    body = {
+        "model_id": MODEL,
+        "model_digest": MODEL_DIGEST,
+        "input_digest": input_digest(prompt),
+        "output_digest": output_digest(output),
+        "output": output,
+        "qos": {"runtime_ms": 700, "tokens": 3},
+    }
+    env = ProofEnvelope(
+        version=1, kind="AI_V1", task_id=job.task_id, lease_id=lid, provider_id=pid, body=body, sig=bytes(64)
+    )
+    return {**env.to_map(), "sig": sign_envelope(key, env)}
 
 
 def wait_for_jobs(url: str, statuses: frozenset[JobStatus], at_least: int, timeout_s: float) -> int:
@@ -368,7 +383,9 @@ def wait_for_jobs(url: str, statuses: frozenset[JobStatus], at_least: int, timeo
     return seen
 
 
-def run(url: str, *, seed: int, jobs: int, providers: int, speed: int, limit_s: float) -> dict[str, object]:
+def run(
+    url: str, *, seed: int, jobs: int, providers: int, speed: int, limit_s: float, match_limit: int = 100
+) -> dict[str, object]:
     started = time.monotonic()
     store = open_store(url)
     chain = SharedChain(url, DevnetConfig(seed=seed, genesis_time=GENESIS, interval_s=INTERVAL_S, issuance=10**12))
@@ -377,7 +394,8 @@ def run(url: str, *, seed: int, jobs: int, providers: int, speed: int, limit_s: 
     chain.setup(make_coordinator(store, setup_clock, PARAMS, operator, chain), seed, jobs, providers)
     start = chain.start_wall_ms()
     assert start is not None  # noqa: S101  (setup wrote it under the lock)
-    replica = Replica(store, chain, ScaledClock(start, GENESIS, speed), seed, providers, operator=operator)
+    clock = ScaledClock(start, GENESIS, speed)
+    replica = Replica(store, chain, clock, seed, providers, match_limit=match_limit, operator=operator)
     rng = random.Random()  # noqa: S311  (the order this replica visits providers in; not security)
     idle = threading.Event()
     code = 2
@@ -402,11 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--providers", type=int, default=20)
     ap.add_argument("--speed", type=int, default=10, help="virtual seconds per wall second")
+    ap.add_argument(
+        "--match-limit", type=int, default=100, help="jobs per matcher pass (short rounds keep leases fresh)"
+    )
     ap.add_argument("--limit-s", type=float, default=80.0, help="give up (exit 2) after this many wall seconds")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     result = run(args.db, seed=args.seed, jobs=args.jobs, providers=args.providers, speed=args.speed,
-                 limit_s=args.limit_s)  # fmt: skip
+                 limit_s=args.limit_s, match_limit=args.match_limit)  # fmt: skip
     sys.stdout.write(json.dumps(result) + "\n")
     return int(str(result["exit"]))
 
