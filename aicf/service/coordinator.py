@@ -797,12 +797,8 @@ class Coordinator:
         with self.store.transaction() as tx:
             head = tx.head_block()
             height = head.height if head is not None else 0
-            for lease in tx.expired_leases(now, limit):
-                job = tx.get_job(lease.task_id)
-                provider = tx.get_provider(lease.provider_id)
-                if job is None or provider is None or job.status is not JobStatus.LEASED:
-                    continue
-                self._end_attempt(tx, job, lease, LeaseEnd.EXPIRED, lease.expires_at)
+            for lease, job, ended_at in self._leases_to_expire(tx, now, limit):
+                self._end_attempt(tx, job, lease, LeaseEnd.EXPIRED, ended_at)
                 provider = _require_provider(tx, lease.provider_id)
                 _update_provider(tx, replace(provider, strikes=provider.strikes + 1, updated_at=now), provider.status)
                 provider = _require_provider(tx, lease.provider_id)
@@ -846,6 +842,37 @@ class Coordinator:
                     _update_provider(tx, replace(changed, updated_at=now), provider.status)
             tx.commit()
         return SweepReport(expired=expired, unjailed=unjailed, released_stake=released)
+
+    def runtime_budget_s(self, job: Job) -> int:
+        """How long a lease may be kept alive by heartbeats: the job's own runtime cap (quantum: SPEC's largest
+        max_runtime_ms) plus one TTL. SPEC §7 has heartbeats extend every live lease; without this bound a holder
+        that never answers (or answers with a drop, e.g. a replayed envelope) but keeps heartbeating would hold
+        the job for ever and never be slashed."""
+        runtime_ms = decode_request(job).get("max_runtime_ms")
+        if not isinstance(runtime_ms, int) or isinstance(runtime_ms, bool):
+            runtime_ms = self.params.max_runtime_ms
+        return -(-runtime_ms // 1000) + self.params.lease_ttl_s
+
+    def _leases_to_expire(self, tx: Tx, now: int, limit: int) -> list[tuple[LeaseRecord, Job, int]]:
+        """LIVE leases past their expiry, then LIVE leases past their runtime budget, with when each ended."""
+        out: list[tuple[LeaseRecord, Job, int]] = []
+        seen: set[bytes] = set()
+        for lease in tx.expired_leases(now, limit):
+            job = tx.get_job(lease.task_id)
+            if job is not None and job.status is JobStatus.LEASED and tx.get_provider(lease.provider_id) is not None:
+                out.append((lease, job, lease.expires_at))
+                seen.add(lease.lease_id)
+        for holder in tx.live_lease_counts():
+            for lease in tx.live_leases_of(holder):
+                if lease.lease_id in seen:
+                    continue
+                job = tx.get_job(lease.task_id)
+                if job is None or job.status is not JobStatus.LEASED:
+                    continue
+                overdue_at = lease.granted_at + self.runtime_budget_s(job)
+                if now >= overdue_at:
+                    out.append((lease, job, overdue_at))
+        return out
 
     # -- payouts (SPEC §11) --------------------------------------------------------------------------------
     def claim_payout(self, pid: bytes, nonce: int) -> Claim:

@@ -535,14 +535,6 @@ def reason_code(name: str) -> str:
     return {RANDOM: "TRAP_FAILURE", BINDING: "DIGEST_MISMATCH", SKIP: "TRAP_FAILURE"}[name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator bug: a lease holder that answers with an envelope that changes nothing (here a replayed one, "
-    "DUPLICATE) and keeps heartbeating keeps its lease for ever. Coordinator.heartbeat "
-    "(aicf/service/coordinator.py:450, tx.extend_leases to now + lease_ttl_s) extends every live lease with no "
-    "bound, and sweep() (:800) expires only leases past expires_at: no MISSED_LEASE, the job stays LEASED "
-    "(docs/PROVIDERS.md: 'the new lease is never answered and expires')",
-)
 def test_a_replayer_that_keeps_heartbeating_is_still_slashed(echo_scenario: Scenario) -> None:
     s = echo_scenario
     make = s.backend.make_work

@@ -273,14 +273,38 @@ def test_third_missed_attempt_fails_the_job_and_refunds_the_escrow(world: World)
 
 def test_heartbeat_keeps_a_lease_alive_past_its_first_ttl(world: World) -> None:
     _, pid = world.provider(1)
-    world.enqueue(1)
+    world.enqueue(1, runtime_ms=60_000)  # a runtime budget of 60 s + one TTL
     world.mine(7)
     world.coord.match()
-    for _ in range(5):
+    for _ in range(5):  # 100 s: past the first TTL, within the budget
         world.clock.advance(PARAMS.heartbeat_interval_s)
         world.coord.heartbeat(pid)
     assert world.coord.sweep().expired == 0
     assert len(world.coord.leases_for(pid)) == 1
+
+
+def test_heartbeats_do_not_keep_an_unanswered_lease_past_the_jobs_runtime_budget(world: World) -> None:
+    _, pid = world.provider(1)
+    world.enqueue(1, runtime_ms=2000)
+    world.mine(7)
+    (decision,) = world.coord.match()
+    with world.store.transaction() as tx:
+        job = tx.get_job(decision.task_id)
+    assert job is not None
+    budget = world.coord.runtime_budget_s(job)
+    assert budget == 2 + PARAMS.lease_ttl_s
+    for _ in range(budget // PARAMS.heartbeat_interval_s):  # heartbeating on time, never answering
+        world.clock.advance(PARAMS.heartbeat_interval_s)
+        world.coord.heartbeat(pid)
+    world.clock.advance(budget - budget // PARAMS.heartbeat_interval_s * PARAMS.heartbeat_interval_s - 1)
+    world.coord.heartbeat(pid)
+    assert world.coord.sweep().expired == 0  # one second before the budget ends
+    world.clock.advance(1)
+    world.coord.heartbeat(pid)
+    assert world.coord.sweep().expired == 1
+    assert world.job_status(decision.task_id) is JobStatus.QUEUED
+    with world.store.transaction() as tx:
+        assert [s.reason for s in tx.slashes_of(pid)] == ["MISSED_LEASE"]
 
 
 def test_proof_from_someone_who_does_not_hold_the_lease_changes_nothing(world: World) -> None:
