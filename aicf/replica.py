@@ -27,7 +27,7 @@ import random
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -259,8 +259,10 @@ class Replica:
     providers: int
     params: Params = PARAMS
     match_limit: int = 100
+    shard: tuple[int, int] = (0, 1)  # (i, n): serve the providers whose index is i mod n
     operator: Ed25519PrivateKey = field(default_factory=lambda: operator_key())
     stats: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall seconds per phase
     keys: dict[bytes, Ed25519PrivateKey] = field(default_factory=dict)
     coord: Coordinator = field(init=False)
     operator_pub: bytes = field(init=False)
@@ -268,28 +270,40 @@ class Replica:
     def __post_init__(self) -> None:
         self.coord = make_coordinator(self.store, self.clock, self.params, self.operator, self.chain)
         self.operator_pub = public_key(self.operator)
-        for i in range(self.providers):
+        for i in range(self.shard[0], self.providers, self.shard[1]):
             key = provider_key(self.seed, i)
             self.keys[provider_id(public_key(key))] = key
 
-    def round(self, rng: random.Random) -> int:
+    def round(self, rng: random.Random, deadline: float = float("inf")) -> int:
         """Mine what is due, ingest, sweep, match, heartbeat and prove; returns how much work was done."""
         work = self.chain.mine_due(self.clock.now())
         self.stats["mined"] += work
-        work += self._guard(
+        work += self._timed(
             "ingest",
             lambda: len(ingest_available(self.store, self.chain, self.params, _depth, operator_key=self.operator_pub)),
         )
-        self._guard("sweep", lambda: self.coord.sweep().expired)
-        work += self._guard(
+        self._timed("sweep", lambda: self.coord.sweep().expired)
+        work += self._timed(
             "match", lambda: sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
         )
         pids = list(self.keys)
         rng.shuffle(pids)
         for pid in pids:
-            for lease in self._guard_list(pid):
-                work += self._guard("proof", partial(self._prove, pid, lease.lease_id, lease.task_id))
+            if time.monotonic() > deadline:
+                break
+            t0 = time.monotonic()
+            leases = self._guard_list(pid)
+            self.seconds["heartbeat"] += time.monotonic() - t0
+            for lease in leases:
+                work += self._timed("proof", partial(self._prove, pid, lease.lease_id, lease.task_id))
         return work
+
+    def _timed(self, what: str, call: Callable[[], int]) -> int:
+        started = time.monotonic()
+        try:
+            return self._guard(what, call)
+        finally:
+            self.seconds[what] += time.monotonic() - started
 
     def _guard(self, what: str, call: Callable[[], int]) -> int:
         try:
@@ -384,7 +398,15 @@ def wait_for_jobs(url: str, statuses: frozenset[JobStatus], at_least: int, timeo
 
 
 def run(
-    url: str, *, seed: int, jobs: int, providers: int, speed: int, limit_s: float, match_limit: int = 100
+    url: str,
+    *,
+    seed: int,
+    jobs: int,
+    providers: int,
+    speed: int,
+    limit_s: float,
+    match_limit: int = 100,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, object]:
     started = time.monotonic()
     store = open_store(url)
@@ -395,14 +417,14 @@ def run(
     start = chain.start_wall_ms()
     assert start is not None  # noqa: S101  (setup wrote it under the lock)
     clock = ScaledClock(start, GENESIS, speed)
-    replica = Replica(store, chain, clock, seed, providers, match_limit=match_limit, operator=operator)
+    replica = Replica(store, chain, clock, seed, providers, match_limit=match_limit, shard=shard, operator=operator)
     rng = random.Random()  # noqa: S311  (the order this replica visits providers in; not security)
     idle = threading.Event()
     code = 2
     try:
         while time.monotonic() - started < limit_s:
             replica.stats["rounds"] += 1
-            if replica.round(rng) == 0:
+            if replica.round(rng, started + limit_s) == 0:
                 if replica.done(jobs):
                     code = 0
                     break
@@ -410,7 +432,8 @@ def run(
     finally:
         store.close()
         chain.conn.close()
-    return {"exit": code, "seconds": round(time.monotonic() - started, 2), **replica.stats}
+    phases = {f"s_{k}": round(v, 2) for k, v in replica.seconds.items()}
+    return {"exit": code, "seconds": round(time.monotonic() - started, 2), **replica.stats, **phases}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,11 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--match-limit", type=int, default=100, help="jobs per matcher pass (short rounds keep leases fresh)"
     )
+    ap.add_argument(
+        "--serve", default="0/1", help="i/n: heartbeat and prove for providers i, i+n, … (default all of them)"
+    )
     ap.add_argument("--limit-s", type=float, default=80.0, help="give up (exit 2) after this many wall seconds")
     args = ap.parse_args(argv)
+    i, _, n = args.serve.partition("/")
     logging.basicConfig(level=logging.WARNING)
     result = run(args.db, seed=args.seed, jobs=args.jobs, providers=args.providers, speed=args.speed,
-                 limit_s=args.limit_s, match_limit=args.match_limit)  # fmt: skip
+                 limit_s=args.limit_s, match_limit=args.match_limit, shard=(int(i), int(n)))  # fmt: skip
     sys.stdout.write(json.dumps(result) + "\n")
     return int(str(result["exit"]))
 

@@ -6,9 +6,10 @@ Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--skip-replicas]
    matched and leased → proofs submitted and verified (no TEE) → inclusions ingested (VERIFIED) → the epoch's
    batch settled. Only the coordinator's work is timed (ingest, match, heartbeat + proof, settlement ingest);
    mining the devnet is not. On SQLite (a tmp file) and PostgreSQL (a fresh schema).
-2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.replica`, a scaled clock of 20 virtual s per
-   wall s): wall time from the first lease to every job past SUBMITTED (the coordinator-bound part) and to
-   every job SETTLED (which waits for blocks, the epoch boundary and its finality: chain time, not work).
+2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.replica`, a scaled clock of 10 virtual s per
+   wall s, replica i serving providers i mod n): wall time from the first lease to every job past SUBMITTED
+   (the coordinator-bound part) and to every job SETTLED (which waits for blocks, the epoch boundary and its
+   finality: chain time, not work).
 3. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
@@ -186,8 +187,11 @@ def bench_replicas(jobs: int, providers: int, counts: list[int]) -> None:
         PostgresStore(PG_DSN, schema=schema).close()
         url = _pg_url(schema)
         cmd = [sys.executable, "-m", "aicf.replica", "--db", url, "--jobs", str(jobs), "--providers", str(providers)]
-        cmd += ["--speed", "20", "--limit-s", "150", "--seed", "11"]
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(n)]  # noqa: S603
+        cmd += ["--speed", "10", "--limit-s", "150", "--seed", "11"]
+        procs = [
+            subprocess.Popen([*cmd, "--serve", f"{i}/{n}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # noqa: S603
+            for i in range(n)
+        ]
         store = PostgresStore(url, min_size=1, max_size=1)
         tick = threading.Event()
         first = proved = settled = None
@@ -209,7 +213,7 @@ def bench_replicas(jobs: int, providers: int, counts: list[int]) -> None:
                 if c.get(JobStatus.SETTLED, 0) >= jobs:
                     settled = now
                 tick.wait(0.05)
-            codes = [p.wait(timeout=60) for p in procs]
+            codes = [p.wait(timeout=170 - (time.perf_counter() - started)) for p in procs]
         finally:
             for p in procs:
                 if p.poll() is None:
