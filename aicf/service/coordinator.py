@@ -46,7 +46,7 @@ from aicf.core.pricing import (
     latency_bps,
     reserve_fee,
 )
-from aicf.core.qos import availability_bps, p95_ms, window_slots
+from aicf.core.qos import availability_bps, p95_ms, qos_chronic, window_slots
 from aicf.core.records import (
     DecisionRecord,
     LeaseRecord,
@@ -83,13 +83,14 @@ from aicf.service.traps import (
     trap_needs,
 )
 from aicf.service.verifier import BodyAccepted, ProofVerifier
-from aicf.store.interface import Store, Tx
+from aicf.store.interface import META_GENESIS_TIME, Store, Tx
 
 log = logging.getLogger("aicf.coordinator")
 
 KINDS = ("ai", "quantum")
 TEE_CLASSES = ("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca")
 GRANT_TAG = "aicf/grant/v1"
+QOS_WINDOW_TAG = "aicf/qoswindow/v1"  # names the window that ends a QOS_CHRONIC run: one slash per such window
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
@@ -797,7 +798,13 @@ class Coordinator:
         with self.store.transaction() as tx:
             head = tx.head_block()
             height = head.height if head is not None else 0
-            for lease, job, ended_at in self._leases_to_expire(tx, now, limit):
+            for listed, ended_at in self._leases_to_expire(tx, now, limit):
+                # Read again: a slash earlier in this loop jails its provider, which revokes its other leases.
+                lease, job = tx.get_lease(listed.lease_id), tx.get_job(listed.task_id)
+                if lease is None or lease.status is not LeaseStatus.LIVE or job is None:
+                    continue
+                if job.status is not JobStatus.LEASED:
+                    continue
                 self._end_attempt(tx, job, lease, LeaseEnd.EXPIRED, ended_at)
                 provider = _require_provider(tx, lease.provider_id)
                 _update_provider(tx, replace(provider, strikes=provider.strikes + 1, updated_at=now), provider.status)
@@ -813,6 +820,11 @@ class Coordinator:
                 )
                 self._slash(tx, provider, SlashReason.MISSED_LEASE, lease.task_id, lease.lease_id, evidence, now)
                 expired += 1
+            genesis = tx.get_meta(META_GENESIS_TIME)
+            if genesis is not None:
+                for provider in tx.providers():
+                    if provider.status is ProviderStatus.ACTIVE:
+                        self._qos_chronic(tx, provider, now, genesis, height)
             for provider in tx.providers():
                 changed = provider
                 if provider.status is ProviderStatus.JAILED and provider.jailed_until and provider.jailed_until <= now:
@@ -843,24 +855,55 @@ class Coordinator:
             tx.commit()
         return SweepReport(expired=expired, unjailed=unjailed, released_stake=released)
 
+    def _qos_chronic(self, tx: Tx, provider: Provider, now: int, genesis: int, height: int) -> bool:
+        """QOS_CHRONIC (SPEC §9): availability below the minimum in the last `qos_chronic_windows` complete
+        windows aligned to genesis, all after registration. Slashed at most once per window that ends the run."""
+        p, interval, window = self.params, self.params.heartbeat_interval_s, self.params.qos_window_s
+        current = (now - genesis) // window  # the window `now` is in, not complete yet
+        first = current - p.qos_chronic_windows
+        if first < 0 or genesis + first * window < provider.registered_at:
+            return False
+        values: list[int] = []
+        slots: list[int] = []
+        for index in range(first, current):
+            lo, hi = (genesis + index * window) // interval, (genesis + (index + 1) * window - 1) // interval
+            live = tx.heartbeat_slots(provider.provider_id, lo, hi)
+            slots.extend(live)
+            values.append(len(live) * 10_000 // (hi - lo + 1))
+        if not qos_chronic(values, p):
+            return False
+        subject = tagged_hash(QOS_WINDOW_TAG, provider.provider_id, current - 1)
+        evidence = slash_evidence(
+            reason=SlashReason.QOS_CHRONIC,
+            task_id=bytes(32),
+            subject_kind="window_id",
+            subject_id=subject,
+            record={"provider_id": provider.provider_id, "first_window": first, "availability_bps": values},
+            height=height,
+            heartbeat_root=merkle_root(slot.to_bytes(8, "big") for slot in slots),
+        )
+        return self._slash(tx, provider, SlashReason.QOS_CHRONIC, bytes(32), subject, evidence, now) > 0
+
     def runtime_budget_s(self, job: Job) -> int:
         """How long a lease may be kept alive by heartbeats: the job's own runtime cap (quantum: SPEC's largest
-        max_runtime_ms) plus one TTL. SPEC §7 has heartbeats extend every live lease; without this bound a holder
-        that never answers (or answers with a drop, e.g. a replayed envelope) but keeps heartbeating would hold
-        the job for ever and never be slashed."""
+        max_runtime_ms) plus two TTLs of slack (a provider may queue its leases, or wait on a cancel).
+
+        SPEC §7 has heartbeats extend every live lease; without this bound a holder that never answers (or
+        answers with a drop, e.g. a replayed envelope) but keeps heartbeating would hold the job for ever and
+        never be slashed."""
         runtime_ms = decode_request(job).get("max_runtime_ms")
         if not isinstance(runtime_ms, int) or isinstance(runtime_ms, bool):
             runtime_ms = self.params.max_runtime_ms
-        return -(-runtime_ms // 1000) + self.params.lease_ttl_s
+        return -(-runtime_ms // 1000) + 2 * self.params.lease_ttl_s
 
-    def _leases_to_expire(self, tx: Tx, now: int, limit: int) -> list[tuple[LeaseRecord, Job, int]]:
+    def _leases_to_expire(self, tx: Tx, now: int, limit: int) -> list[tuple[LeaseRecord, int]]:
         """LIVE leases past their expiry, then LIVE leases past their runtime budget, with when each ended."""
-        out: list[tuple[LeaseRecord, Job, int]] = []
+        out: list[tuple[LeaseRecord, int]] = []
         seen: set[bytes] = set()
         for lease in tx.expired_leases(now, limit):
             job = tx.get_job(lease.task_id)
             if job is not None and job.status is JobStatus.LEASED and tx.get_provider(lease.provider_id) is not None:
-                out.append((lease, job, lease.expires_at))
+                out.append((lease, lease.expires_at))
                 seen.add(lease.lease_id)
         for holder in tx.live_lease_counts():
             for lease in tx.live_leases_of(holder):
@@ -871,7 +914,7 @@ class Coordinator:
                     continue
                 overdue_at = lease.granted_at + self.runtime_budget_s(job)
                 if now >= overdue_at:
-                    out.append((lease, job, overdue_at))
+                    out.append((lease, overdue_at))
         return out
 
     # -- payouts (SPEC §11) --------------------------------------------------------------------------------

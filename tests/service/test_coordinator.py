@@ -273,7 +273,7 @@ def test_third_missed_attempt_fails_the_job_and_refunds_the_escrow(world: World)
 
 def test_heartbeat_keeps_a_lease_alive_past_its_first_ttl(world: World) -> None:
     _, pid = world.provider(1)
-    world.enqueue(1, runtime_ms=60_000)  # a runtime budget of 60 s + one TTL
+    world.enqueue(1, runtime_ms=60_000)  # a runtime budget of 60 s + two TTLs
     world.mine(7)
     world.coord.match()
     for _ in range(5):  # 100 s: past the first TTL, within the budget
@@ -292,7 +292,7 @@ def test_heartbeats_do_not_keep_an_unanswered_lease_past_the_jobs_runtime_budget
         job = tx.get_job(decision.task_id)
     assert job is not None
     budget = world.coord.runtime_budget_s(job)
-    assert budget == 2 + PARAMS.lease_ttl_s
+    assert budget == 2 + 2 * PARAMS.lease_ttl_s
     for _ in range(budget // PARAMS.heartbeat_interval_s):  # heartbeating on time, never answering
         world.clock.advance(PARAMS.heartbeat_interval_s)
         world.coord.heartbeat(pid)
@@ -432,3 +432,25 @@ def test_two_coordinators_fed_the_same_chain_write_identical_batches(world: Worl
             assert ours.batch == theirs.batch
             assert ours.root == theirs.root
         assert sum(x.payouts for x in (a.get_batch(e) for e in range(last + 1)) if x) == 3
+
+
+def test_three_windows_of_low_availability_slash_qos_chronic_once_per_window(world: World) -> None:
+    _, pid = world.provider(1)
+    world.live.remove(pid)  # it stays registered and staked but mostly stops heartbeating
+    window = PARAMS.qos_window_s
+    for _ in range(3 * window // PARAMS.heartbeat_interval_s + window // PARAMS.heartbeat_interval_s):
+        world.clock.advance(PARAMS.heartbeat_interval_s)
+        if world.clock.now() % 600 == 0:  # one slot in thirty: availability ≈ 333 bps
+            world.coord.heartbeat(pid)
+    world.coord.sweep()
+    with world.store.transaction() as tx:
+        slashes = tx.slashes_of(pid)
+        provider = tx.get_provider(pid)
+    assert [s.reason for s in slashes] == ["QOS_CHRONIC"]
+    assert slashes[0].amount == 1_000_000 * 200 // 10_000
+    assert provider is not None
+    assert provider.status is ProviderStatus.JAILED
+    world.coord.sweep()  # the same window never slashes twice
+    with world.store.transaction() as tx:
+        assert len(tx.slashes_of(pid)) == 1
+    assert verify(world.store).ok
