@@ -207,7 +207,7 @@ class Run:
 
     def _act(self, pid: bytes, lid: bytes, task: bytes, attempt: int) -> bool:
         """Play the task's fate on this lease; True when the provider was slashed for it."""
-        if lid in self.acted:  # a rejected proof leaves its lease LIVE (see test_coordinator_findings.py)
+        if lid in self.acted:  # each lease is proved or released once (a replay would return the first answer)
             return False
         i, request = self._index(task)
         fate = self.fates[i]
