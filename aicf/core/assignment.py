@@ -8,7 +8,7 @@ checks on a drawn provider may refuse it (recorded with the reason) and the next
 """
 
 from bisect import bisect_right
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import accumulate
@@ -257,7 +257,7 @@ def assign(
     beacon: bytes,
     candidates: Sequence[Candidate],
     excluded: Sequence[Excluded],
-    live: dict[bytes, LiveState],
+    live: Mapping[bytes, LiveState],
     tried: Collection[bytes],
     now: int,
     params: Params,

@@ -5,7 +5,7 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 """
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -511,10 +511,20 @@ class Coordinator:
             providers = {p.provider_id: p for p in tx.providers()}
             profiles = [_profile(p) for p in providers.values()]
             live_counts = tx.live_lease_counts()
-            live: dict[bytes, LiveState] = {}
+            live = LiveStates(lambda pid: self._live_state(tx, providers[pid], live_counts, now))
+            # Leases the active providers can still take this pass: at zero every further decision would only
+            # record refusals, so the pass ends (the jobs wait for the next one, as after 16 failed draws).
+            capacity = sum(
+                max(0, p.max_leases - live_counts.get(pid, 0))
+                for pid, p in providers.items()
+                if p.status is ProviderStatus.ACTIVE and p.bonded >= self.params.min_stake
+            )
             for job in jobs:
+                if capacity <= 0:
+                    break
                 decision = self._decide(tx, job, providers, profiles, live_counts, live, head.epoch, now)
                 decisions.append(decision)
+                capacity -= decision.winner is not None
             tx.commit()
         return decisions
 
@@ -525,7 +535,7 @@ class Coordinator:
         providers: dict[bytes, Provider],
         profiles: list[ProviderProfile],
         live_counts: dict[bytes, int],
-        live: dict[bytes, LiveState],
+        live: "LiveStates",
         epoch: int,
         now: int,
     ) -> AssignmentDecision:
@@ -545,9 +555,6 @@ class Coordinator:
             max_units_mu=job.max_units_mu,
         )
         candidates, excluded = static_eligibility(needs, profiles, self.params, self.operator_allowlist, released)
-        for c in candidates:
-            if c.provider_id not in live:
-                live[c.provider_id] = self._live_state(tx, providers[c.provider_id], live_counts, now)
         beacon_block = tx.block_at(job.enqueue_height + self.params.finality_depth)
         beacon = beacon_block.beacon if beacon_block is not None else bytes(32)
         decision = assign(
@@ -585,7 +592,7 @@ class Coordinator:
         provider = providers[winner]
         state = live[winner]
         tokens = state.bucket_tokens_mu - job.max_units_mu
-        live[winner] = replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens)
+        live.update(winner, replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens))
         live_counts[winner] = live_counts.get(winner, 0) + 1
         updated = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
         _update_provider(tx, updated, provider.status)
@@ -1049,6 +1056,29 @@ class Coordinator:
 
     def _burst(self) -> int:
         return self.params.bucket_burst_factor * self.params.gamma_units // 1000
+
+
+class LiveStates(Mapping[bytes, LiveState]):
+    """Providers' live states for one matcher pass, computed only for the providers a draw actually picks
+    (each costs a heartbeat-window query) and kept for the rest of the pass."""
+
+    def __init__(self, compute: Callable[[bytes], LiveState]) -> None:
+        self._compute = compute
+        self._states: dict[bytes, LiveState] = {}
+
+    def __getitem__(self, pid: bytes) -> LiveState:
+        if pid not in self._states:
+            self._states[pid] = self._compute(pid)
+        return self._states[pid]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def update(self, pid: bytes, state: LiveState) -> None:
+        self._states[pid] = state
 
 
 class ChainWriter(Protocol):
