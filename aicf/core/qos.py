@@ -3,7 +3,8 @@
 Availability: time is cut into slots of one heartbeat interval, aligned to multiples of the interval
 (`slot = t // interval`). The window is the `qos_window_s` ending at proof acceptance, clipped to the
 provider's registration; it covers the slots from `start // interval` to `end // interval` inclusive. A slot
-is live when a valid heartbeat arrived in it. `availability_bps = live_slots × 10000 // slots`.
+is live when a valid heartbeat arrived in it. `availability_bps = live_slots × 10000 // slots`, where the
+slot still open at `end` is judged only once it is live.
 
 Latency: the p95 (nearest rank) of (proof received − lease granted) in ms over the provider's accepted
 proofs in the same window, the proof being accepted included.
@@ -23,11 +24,17 @@ def window_slots(end: int, registered_at: int, params: Params) -> tuple[int, int
 
 
 def availability_bps(heartbeats: Iterable[int], end: int, registered_at: int, params: Params) -> int:
-    """live_slots × 10000 // slots over the window ending at `end` (heartbeat times in unix seconds)."""
+    """live_slots × 10000 // slots over the window ending at `end` (heartbeat times in unix seconds).
+
+    The slot `end` falls in is still open: it counts when a heartbeat already arrived in it and is not held
+    against the provider otherwise, so a provider heartbeating on time is not rated down for the moment of the
+    measurement (one slot in 181 would cost it the ≥ 9990 tier).
+    """
     first, last = window_slots(end, registered_at, params)
     interval = params.heartbeat_interval_s
     live = {t // interval for t in heartbeats if first <= t // interval <= last}
-    return len(live) * BPS // (last - first + 1)
+    judged = last - first + (1 if last in live else 0)
+    return len(live) * BPS // judged if judged > 0 else BPS
 
 
 def p95_ms(latencies_ms: Iterable[int]) -> int:

@@ -88,7 +88,15 @@ def test_availability_window_is_clipped_to_registration() -> None:
 
 def test_two_heartbeats_in_one_slot_count_once() -> None:
     assert availability_bps([1000, 1001, 1019], 1019, 1000, P) == 10000
-    assert availability_bps([1000, 1001], 1039, 1000, P) == 5000
+    assert availability_bps([1000, 1001], 1059, 1000, P) == 5000  # slots 50 live, 51 missed, 52 still open
+
+
+def test_the_open_slot_counts_only_once_a_heartbeat_arrived_in_it() -> None:
+    end = 36_010  # 10 s into slot 1800, no heartbeat in it yet
+    on_time = [s * 20 + 5 for s in range((end - 3600) // 20, end // 20)]
+    assert availability_bps(on_time, end, 0, P) == 10000
+    assert availability_bps([*on_time, end], end, 0, P) == 10000
+    assert availability_bps(on_time[1:], end, 0, P) == 179 * 10000 // 180
 
 
 def test_p95_uses_nearest_rank() -> None:
