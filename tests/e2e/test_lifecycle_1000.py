@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from service.test_coordinator import DevnetWriter, _no_circuits, _pub
 from store.backends import SQL_BACKENDS, open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
@@ -67,26 +67,6 @@ UNSERVED = {CANCEL_QUEUED: "clip-vit-b", DEADLINE: "llama3-70b"}
 
 def _key(seed: int) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big"))
-
-
-def _pub(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def _no_circuits(_: bytes) -> int:
-    return 1
-
-
-@dataclass
-class DevnetWriter:
-    devnet: Devnet
-    sender: bytes = b"\x0c" * 20
-
-    def include_proof(self, body: Mapping[str, object]) -> None:
-        self.devnet.submit(self.sender, TxKind.PROOF, body)
-
-    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        self.devnet.submit(sender, kind, body)
 
 
 @dataclass

@@ -9,6 +9,7 @@ AICF_REQUIRE_BROWSER=1. A full-page screenshot goes to the test's tmp dir, and t
 when that file is missing or AICF_UPDATE_SCREENSHOT=1 (so a test run does not rewrite a tracked image).
 """
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -41,6 +42,38 @@ LAUNCH_ARGS = [
 WAIT_MS = 15_000
 
 
+@contextlib.contextmanager
+def dashboard_page(base_url: str, tmp_path: Path, wait_ms: int) -> Iterator["Page"]:
+    """Headless Debian Chromium on `base_url`/dashboard/, failing the test on any page error, console error or
+    request outside `base_url` (the page must work offline and load only from its own origin)."""
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=LAUNCH_ARGS,
+            viewport={"width": 1440, "height": 1000},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(wait_ms)
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+            )
+            page.on(
+                "request",
+                lambda req: None if req.url.startswith(base_url) else problems.append(f"outside request {req.url}"),
+            )
+            page.goto(base_url + "/dashboard/")
+            yield page
+            assert problems == [], "\n".join(problems)
+        finally:
+            context.close()
+
+
 def missing_browser() -> str | None:
     if not HAVE_PLAYWRIGHT:
         return "playwright is not installed (scripts/install-browser: pip install playwright==1.65.2)"
@@ -62,34 +95,8 @@ def page(served: Served, tmp_path: Path) -> Iterator["Page"]:
         if os.environ.get("AICF_REQUIRE_BROWSER") == "1":
             pytest.fail(f"AICF_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=LAUNCH_ARGS,
-            viewport={"width": 1440, "height": 1000},
-        )
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(WAIT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
-            )
-            page.on(
-                "request",
-                lambda req: (
-                    None if req.url.startswith(served.base_url) else problems.append(f"outside request {req.url}")
-                ),
-            )
-            page.goto(served.base_url + "/dashboard/")
-            yield page
-            assert problems == [], "\n".join(problems)
-        finally:
-            context.close()
+    with dashboard_page(served.base_url, tmp_path, WAIT_MS) as opened:
+        yield opened
 
 
 def wait_for(page: "Page", js: str, arg: object = None) -> None:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from transports.test_dashboard_browser import CHROMIUM, LAUNCH_ARGS, missing_browser
+from transports.test_dashboard_browser import dashboard_page, missing_browser
 
 with contextlib.suppress(ImportError):  # missing_browser() says what to install
-    from playwright.sync_api import Page, sync_playwright  # type: ignore[import-not-found,unused-ignore]
+    from playwright.sync_api import Page  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_SCREENSHOT = ROOT / "docs" / "img" / "dashboard-live.png"
@@ -109,32 +109,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
 
 @pytest.fixture
 def page(up: Up, tmp_path: Path) -> Iterator["Page"]:
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=LAUNCH_ARGS,
-            viewport={"width": 1440, "height": 1000},
-        )
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(WAIT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
-            )
-            page.on(
-                "request",
-                lambda req: None if req.url.startswith(up.url) else problems.append(f"outside request {req.url}"),
-            )
-            page.goto(up.url + "/dashboard/")
-            yield page
-            assert problems == [], "\n".join(problems)
-        finally:
-            context.close()
+    with dashboard_page(up.url, tmp_path, WAIT_MS) as opened:
+        yield opened
 
 
 def number(page: "Page", selector: str) -> int:
