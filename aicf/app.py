@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -153,22 +154,30 @@ def up_command(
     try:
         params = params_from_toml(params_file.read_text(encoding="utf-8")) if params_file else devnet_params()
         var.mkdir(parents=True, exist_ok=True)
-        store = open_store(db or f"sqlite:///{var / 'aicf.db'}")
+        # The embedded devnet lives in memory and starts a new chain on every run, so by default every run gets
+        # its own database (an old one holds another chain, which no coordinator may rewrite below finality).
+        url = db or f"sqlite:///{var / f'aicf-{int(time.time())}.db'}"
+        store = open_store(url)
     except (AicfError, OSError) as exc:
         console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    run_up(
-        store,
-        params,
-        host=host,
-        port=port,
-        var=var,
-        providers=providers,
-        load=load,
-        duration_s=duration,
-        say=lambda text: console.print(text, markup=False),
-        start_providers=_start_reference_providers,
-    )
+    console.print(f"database: {url}  (check it any time with: aicf db verify --db {url})", markup=False)
+    try:
+        run_up(
+            store,
+            params,
+            host=host,
+            port=port,
+            var=var,
+            providers=providers,
+            load=load,
+            duration_s=duration,
+            say=lambda text: console.print(text, markup=False),
+            start_providers=_start_reference_providers,
+        )
+    except AicfError as exc:
+        console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
 
 
 def _start_reference_providers(system: "System", url: str, models: "Sequence[str]", stop: "threading.Event") -> None:

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
 from aicf.core.encoding import tagged_hash
+from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
@@ -48,6 +49,10 @@ log = logging.getLogger("aicf.up")
 
 PROVIDER_STAKE = 10_000_000_000  # µANM each reference provider is funded to (devnet operator mint)
 BELL = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
+
+
+class ChainMismatchError(AicfError):
+    """The store was filled from another chain than the one this run would feed it."""
 
 
 class WallClock:
@@ -407,6 +412,14 @@ def run_up(
     models = [m for m in ("minilm-l6-v2", "smollm2-135m") if m in params.model_weights]
     digests = installed_model_digests(models) if providers or load else {}
     system = build_system(store, params, var=var, model_digests=digests)
+    with store.transaction() as tx:
+        stored_genesis = tx.block_at(0)
+    genesis = system.devnet.block_at(0)
+    if stored_genesis is not None and genesis is not None and stored_genesis.hash != genesis.hash:
+        raise ChainMismatchError(
+            "this database holds the chain of an earlier devnet run (the embedded devnet starts a new chain each "
+            "time): start with an empty database (leave out --db, or point --db at a new one)"
+        )
     url = f"http://{host}:{port}"
     server = uvicorn.Server(uvicorn.Config(system.app, host=host, port=port, log_level="warning", lifespan="on"))
     threads = start_threads([("aicf-api", server.run), ("aicf-coordinator", system.run_loop)])
