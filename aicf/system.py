@@ -440,9 +440,8 @@ def run_up(
         start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
     say(f"aicf is up: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
     say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token {system.operator_token}")
-    say(
-        f"models served: {', '.join(served) or 'none (install the models extra)'}; epoch every {params.epoch_seconds} s"
-    )
+    why_none = "install the models extra" if providers or load else "no providers in this run"
+    say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
     started = time.monotonic()
     try:
         while duration_s is None or time.monotonic() - started < duration_s:
