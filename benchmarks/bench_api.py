@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 import cbor2
 import httpx
+from bench_rpc import free_port, wait_ready  # the same script folder: shared loopback helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_767_225_600
@@ -83,24 +83,6 @@ def serve(db: Path, port: int) -> None:
 
     system = build_system(SqliteStore(str(db)), devnet_params(), var=db.parent, model_digests={}, operator_token=TOKEN)
     uvicorn.run(system.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/openrpc.json", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not start")
 
 
 def load_worker(
@@ -231,7 +213,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(port)], env=env)  # noqa: S603
         try:
-            wait_ready(url)
+            wait_ready(url, timeout_s=60)
             r = bench_rpc(url, ids, args.seconds, args.procs, args.conns)
             w = asyncio.run(bench_ws(url, db, args.subscribers, args.bursts, args.burst))
         finally:

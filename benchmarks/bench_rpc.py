@@ -90,8 +90,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
+def wait_ready(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/openrpc.json", timeout=1).status_code == 200:
