@@ -670,12 +670,21 @@ class Coordinator:
             tx.move_job(job.task_id, JobStatus.LEASED, check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED),
                         "proof submitted", None, now)  # fmt: skip
             envelope_bytes = canonical_cbor(env.to_map())
+            received = ProofRecord(  # what both verdicts record; each adds its own outcome
+                proof_id=pid,
+                task_id=env.task_id,
+                lease_id=env.lease_id,
+                provider_id=env.provider_id,
+                kind=env.kind,
+                envelope=envelope_bytes,
+                received_at=now,
+                latency_ms=latency,
+                verdict="",
+            )
             if isinstance(verdict, Reject):
-                outcome = self._reject_proof(
-                    tx, env, job, stored, provider, verdict, envelope_bytes, latency, now, height
-                )
+                outcome = self._reject_proof(tx, env, job, stored, provider, verdict, received, now, height)
             else:
-                outcome = self._accept_proof(tx, env, job, stored, provider, verdict, envelope_bytes, latency, now)
+                outcome = self._accept_proof(tx, env, job, stored, provider, verdict, received, now)
             tx.commit()
         if outcome.accepted and self.chain_writer is not None:
             self._include(env, envelope_bytes)
@@ -695,12 +704,12 @@ class Coordinator:
         lease: LeaseRecord,
         provider: Provider,
         body: BodyAccepted,
-        envelope_bytes: bytes,
-        latency: int,
+        received: ProofRecord,
         now: int,
     ) -> ProofOutcome:
         since = now - self.params.qos_window_s
-        latencies = [p.latency_ms for p in tx.accepted_proofs_since(provider.provider_id, since)] + [latency]
+        latencies = [p.latency_ms for p in tx.accepted_proofs_since(provider.provider_id, since)]
+        latencies.append(received.latency_ms)
         lat = latency_bps(p95_ms(latencies), self.params)
         first, last = window_slots(now, provider.registered_at, self.params)
         slots = tx.heartbeat_slots(provider.provider_id, first, last)
@@ -714,15 +723,8 @@ class Coordinator:
             units = min(ai_units(body.runtime_ms, weight, lat, avail), job.max_units_mu)
         acc = Acceptance(proof_id=env.proof_id, units_mu=units, lat_bps=lat, avail_bps=avail, accepted_at=now)
         sig = sign_acceptance(self.operator_key, acc)
-        record = ProofRecord(
-            proof_id=env.proof_id,
-            task_id=env.task_id,
-            lease_id=env.lease_id,
-            provider_id=env.provider_id,
-            kind=env.kind,
-            envelope=envelope_bytes,
-            received_at=now,
-            latency_ms=latency,
+        record = replace(
+            received,
             verdict="ACCEPT",
             acceptance=canonical_cbor(acc.to_map()),
             acceptance_sig=sig,
@@ -742,25 +744,11 @@ class Coordinator:
         lease: LeaseRecord,
         provider: Provider,
         verdict: Reject,
-        envelope_bytes: bytes,
-        latency: int,
+        received: ProofRecord,
         now: int,
         height: int,
     ) -> ProofOutcome:
-        tx.insert_proof(
-            ProofRecord(
-                proof_id=env.proof_id,
-                task_id=env.task_id,
-                lease_id=env.lease_id,
-                provider_id=env.provider_id,
-                kind=env.kind,
-                envelope=envelope_bytes,
-                received_at=now,
-                latency_ms=latency,
-                verdict=verdict.code.value,
-                message=verdict.message,
-            )
-        )
+        tx.insert_proof(replace(received, verdict=verdict.code.value, message=verdict.message))
         submitted = replace(job, status=JobStatus.SUBMITTED)
         self._end_attempt(tx, submitted, lease, LeaseEnd.REJECTED, now)
         slashed = 0
