@@ -5,11 +5,10 @@ LeaseEnd.REJECTED): the lease kept counting against the holder's max_leases, hea
 holder, even BANNED for the bad proof, could prove on it again after the task was re-leased to someone else.
 """
 
-from service.test_coordinator import PARAMS, World, _key, _lease_of
+from service.test_coordinator import PARAMS, World, _key, _lease_of, signed_ai_envelope
 
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 
 
 def _rejected_world() -> tuple[World, bytes, bytes, bytes]:
@@ -22,8 +21,7 @@ def _rejected_world() -> tuple[World, bytes, bytes, bytes]:
     w.coord.match()
     lid, task = _lease_of(w, p1)
     env = w.envelope(key, lid, task)
-    env["body"] = {**env["body"], "output": b"something else"}
-    env["sig"] = sign_envelope(key, ProofEnvelope(**{k: v for k, v in env.items() if k != "sig"}, sig=bytes(64)))
+    env = signed_ai_envelope(key, task, lid, {**env["body"], "output": b"something else"})
     assert w.coord.submit_proof(env).code == "DIGEST_MISMATCH"
     return w, p1, lid, task
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service.test_coordinator import DevnetWriter, _no_circuits, _pub
+from service.test_coordinator import DevnetWriter, _no_circuits, _pub, signed_ai_envelope
 from store.backends import SQL_BACKENDS, open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
@@ -36,7 +36,6 @@ from aicf.core.ids import input_digest, output_digest
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, withdrawn_of
 from aicf.core.params import Params, params_from_mapping, params_hash
-from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
@@ -228,10 +227,7 @@ class Run:
             "output": b"not the answer" if wrong else output,
             "qos": {"runtime_ms": 700, "tokens": 3},
         }
-        env = ProofEnvelope(
-            version=1, kind="AI_V1", task_id=task, lease_id=lid, provider_id=pid, body=body, sig=b"\x00" * 64
-        )
-        return {**env.to_map(), "sig": sign_envelope(self.keys[pid], env)}
+        return signed_ai_envelope(self.keys[pid], task, lid, body)
 
     def counts(self) -> dict[JobStatus, int]:
         with self.store.transaction() as tx:

@@ -47,6 +47,15 @@ def _no_circuits(_: bytes) -> int:
     return 1
 
 
+def signed_ai_envelope(key: Ed25519PrivateKey, task: bytes, lease_id: bytes, body: dict[str, Any]) -> dict[str, Any]:
+    """The wire map of an AI_V1 envelope from `key`'s provider, signed over its proof_id."""
+    env = ProofEnvelope(
+        version=1, kind="AI_V1", task_id=task, lease_id=lease_id, provider_id=provider_id(_pub(key)), body=body,
+        sig=bytes(64),
+    )  # fmt: skip
+    return {**env.to_map(), "sig": sign_envelope(key, env)}
+
+
 @dataclass
 class DevnetWriter:
     devnet: Devnet
@@ -145,16 +154,7 @@ class World:
             "output": output,
             "qos": {"runtime_ms": 1500, "tokens": 3},
         }
-        env = ProofEnvelope(
-            version=1,
-            kind="AI_V1",
-            task_id=task,
-            lease_id=lease_id,
-            provider_id=provider_id(_pub(key)),
-            body=body,
-            sig=b"\x00" * 64,
-        )
-        return {**env.to_map(), "sig": sign_envelope(key, env)}
+        return signed_ai_envelope(key, task, lease_id, body)
 
 
 @pytest.fixture
@@ -370,9 +370,7 @@ def test_wrong_output_digest_is_rejected_requeued_and_slashed_as_fraud(world: Wo
     world.coord.match()
     lid, task = _lease_of(world, pid)
     env = world.envelope(key, lid, task)
-    env["body"] = {**env["body"], "output": b"something else"}
-    env_obj = ProofEnvelope(**{k: v for k, v in env.items() if k != "sig"}, sig=b"\x00" * 64)
-    env["sig"] = sign_envelope(key, env_obj)
+    env = signed_ai_envelope(key, task, lid, {**env["body"], "output": b"something else"})
     outcome = world.coord.submit_proof(env)
     assert not outcome.accepted
     assert outcome.code == "DIGEST_MISMATCH"

@@ -12,19 +12,18 @@ import cbor2
 import pytest
 
 from aicf.core.chain import TxKind
-from aicf.core.ids import input_digest, output_digest, provider_id, trap_seed_commitment
+from aicf.core.ids import input_digest, output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, FUND, Posting, provider_account, requester_account
 from aicf.core.params import params_from_mapping
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import evidence_ref
 from aicf.core.types import MicroAnm
-from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, Coordinator, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapPrompt, seed_checks, trap_caller, trap_log_hash
 from aicf.service.verifier import StandardVerifier
-from service.test_coordinator import MODEL_DIGEST, DevnetWriter, World, _key, _pub
+from service.test_coordinator import MODEL_DIGEST, DevnetWriter, World, _key, _pub, signed_ai_envelope
 
 MODEL = "minilm-l6-v2"
 DIMS = 384
@@ -109,17 +108,7 @@ class TrapWorld(World):
             "output": output,
             "qos": {"runtime_ms": 1500, "tokens": 0},
         }
-        key = _key(seed)
-        env = ProofEnvelope(
-            version=1,
-            kind="AI_V1",
-            task_id=task,
-            lease_id=lease_id,
-            provider_id=provider_id(_pub(key)),
-            body=body,
-            sig=b"\x00" * 64,
-        )
-        return {**env.to_map(), "sig": sign_envelope(key, env)}
+        return signed_ai_envelope(_key(seed), task, lease_id, body)
 
 
 def _fund_the_fund(world: TrapWorld, amount: int = 10**9) -> None:
