@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from aicf.core.ids import lease_id
-from aicf.core.jobs import JobStatus, after_attempt_ends, backoff_s
+from aicf.core.jobs import JobStatus, after_attempt_ends, after_rejected_proof, backoff_s
 from aicf.core.params import Params
 
 
@@ -81,9 +81,10 @@ def end_attempt(lease: Lease, how: LeaseEnd, ended_at: int, params: Params) -> A
     A revoked lease (jail) does not use its attempt; every other end does.
     """
     used = lease.attempt if how is LeaseEnd.REVOKED else lease.attempt + 1
-    status = after_attempt_ends(used, params.max_attempts)
-    if how is LeaseEnd.REJECTED and status is JobStatus.FAILED:
-        status = JobStatus.REJECTED
+    if how is LeaseEnd.REJECTED:
+        status = after_rejected_proof(used, params.max_attempts)
+    else:
+        status = after_attempt_ends(used, params.max_attempts)
     delay = 0 if how is LeaseEnd.REVOKED else backoff_s(lease.attempt, params.backoff_base_s, params.backoff_max_s)
     return AttemptOutcome(
         status=status,

@@ -1153,9 +1153,5 @@ def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> byt
     return merkle_root(slot.to_bytes(8, "big") for slot in tx.heartbeat_slots(provider.provider_id, first, last))
 
 
-def live_lease_ids(leases: Sequence[LeaseRecord]) -> list[bytes]:
-    return [lease.lease_id for lease in leases if lease.status is LeaseStatus.LIVE]
-
-
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
