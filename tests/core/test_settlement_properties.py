@@ -383,3 +383,17 @@ def test_a_charge_of_2_63_or_more_raises_settlement_input_error_naming_it() -> N
     )
     with pytest.raises(SettlementInputError, match="charged"):
         settle([huge], 2**62, 10000)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 50), st.integers(0, 5)), max_size=60))
+def test_the_two_stable_sorts_give_exactly_the_settlement_order(keys: list[tuple[int, int, int]]) -> None:
+    from aicf.core.settlement import VerifiedJob, in_settlement_order, settlement_order
+
+    jobs = [
+        VerifiedJob(
+            task_id=n.to_bytes(32, "big"), provider_id=bytes(32), miner_id=bytes(32), proof_id=bytes(32), kind="ai",
+            priority_class=c, proof_height=h, tx_index=t, units_mu=1, fee_per_unit=1,
+        )
+        for n, (c, h, t) in enumerate(keys)
+    ]  # fmt: skip
+    assert in_settlement_order(reversed(jobs)) == sorted(jobs, key=settlement_order)
