@@ -190,12 +190,6 @@ class System:
                     price_bps=batch.price_bps,
                 )
             )
-        slashes_by: dict[SlashReason, int] = {}
-        slashed_by: dict[SlashReason, int] = {}
-        for s in status.recent_slashes:
-            reason = SlashReason(s.reason)
-            slashes_by[reason] = slashes_by.get(reason, 0) + 1
-            slashed_by[reason] = slashed_by.get(reason, 0) + s.amount
         return MetricsSnapshot(
             jobs_by_status=status.job_counts,
             oldest_queued_age_s=status.oldest_queued_age_s,
@@ -217,8 +211,8 @@ class System:
                 for v in providers
             ],
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
-            slashes_by_reason=slashes_by,
-            slashed_by_reason=slashed_by,
+            slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
+            slashed_by_reason={SlashReason(r): amount for r, (_, amount) in status.slash_totals.items()},
             current_epoch=status.current_epoch,
             last_settled_epoch=last if last is not None else -1,
             cap_use_bps=status.cap_use_bps,

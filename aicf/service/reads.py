@@ -70,6 +70,7 @@ class Status:
     assignments_total: int  # leases ever granted
     retries_total: int  # leases that ended without an accepted proof (the job went back to the queue or failed)
     verdicts: dict[str, int]  # stored proofs by verdict
+    slash_totals: dict[str, tuple[int, int]]  # every slash by reason: (count, µANM)
 
 
 def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: int) -> ProviderView:
@@ -190,6 +191,7 @@ def status(store: Store, now: int, params: Params) -> Status:
             recent_slashes=tuple(tx.recent_slashes(20)),
             latest_seq=tx.latest_event_seq(),
             verdicts=tx.proof_verdict_counts(),
+            slash_totals=tx.slash_totals(),
             assignments_total=sum(leases.values()),
             retries_total=sum(n for st, n in leases.items() if st not in (LeaseStatus.LIVE, LeaseStatus.PROVED)),
         )

@@ -150,6 +150,9 @@ class CoordinatorTx(Protocol):
     def lease_counts(self) -> dict[LeaseStatus, int]:
         """How many leases were ever granted, by their status now (statuses with none may be absent)."""
 
+    def slash_totals(self) -> dict[str, tuple[int, int]]:
+        """Every slash ever made, by reason: (how many, µANM taken)."""
+
     def proof_verdict_counts(self) -> dict[str, int]:
         """Stored proofs by verdict ("ACCEPT" or a reject code); drops are never stored."""
 

@@ -549,6 +549,13 @@ class MemoryTx:
             out[j.status] = out.get(j.status, 0) + 1
         return out
 
+    def slash_totals(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for slash in self._s.slashes.values():
+            count, amount = out.get(slash.reason, (0, 0))
+            out[slash.reason] = (count + 1, amount + slash.amount)
+        return out
+
     def proof_verdict_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for proof in self._s.proofs.values():

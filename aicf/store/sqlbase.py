@@ -298,6 +298,9 @@ class SqlTx(ABC):
     def job_counts(self) -> dict[JobStatus, int]:
         return {JobStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("job_counts", {})}
 
+    def slash_totals(self) -> dict[str, tuple[int, int]]:
+        return {str(r[0]): (rows.as_int(r[1]), rows.as_int(r[2])) for r in self._all("slash_totals", {})}
+
     def proof_verdict_counts(self) -> dict[str, int]:
         return {str(r[0]): rows.as_int(r[1]) for r in self._all("proof_verdict_counts", {})}
 

@@ -751,3 +751,15 @@ def test_lease_and_verdict_counts_cover_every_lease_and_stored_proof(store: Stor
         assert tx.insert_proof(proof(2, 2, 1, T + 6, verdict="DIGEST_MISMATCH"))
         assert tx.lease_counts() == {LeaseStatus.LIVE: 1, LeaseStatus.EXPIRED: 1}
         assert tx.proof_verdict_counts() == {"ACCEPT": 1, "DIGEST_MISMATCH": 1}
+
+
+def test_slash_totals_count_every_slash_by_reason(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.slash_totals() == {}
+        for subject in (1, 2, 3):
+            assert tx.insert_slash(slash(subject, 1, T + subject))
+        want: dict[str, tuple[int, int]] = {}
+        for s in (slash(1, 1, T + 1), slash(2, 1, T + 2), slash(3, 1, T + 3)):
+            count, amount = want.get(s.reason, (0, 0))
+            want[s.reason] = (count + 1, amount + s.amount)
+        assert tx.slash_totals() == want

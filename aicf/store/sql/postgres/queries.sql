@@ -626,3 +626,6 @@ SELECT status, count(*) FROM leases GROUP BY status;
 
 -- name: proof_verdict_counts
 SELECT verdict, count(*) FROM proofs GROUP BY verdict;
+
+-- name: slash_totals
+SELECT reason, count(*), coalesce(sum(amount), 0)::bigint FROM slashes GROUP BY reason;
