@@ -17,7 +17,7 @@ from aicf.service.audit import state_digest, verify
 from service.helpers import P
 
 SEED = 11
-STEPS = 700
+STEPS = 2000  # a run takes about 2.5 s here, so every kill moment (0.6–1.6 s) falls inside one
 KILLS = 4
 
 
