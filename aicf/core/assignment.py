@@ -7,17 +7,19 @@ checks on a drawn provider may refuse it (recorded with the reason) and the next
 `max_draws` times. The decision is a pure function of its inputs, so anyone can recompute it.
 """
 
+import hashlib
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import accumulate
 
-from aicf.core.encoding import hash_int, tagged_hash
+from aicf.core.encoding import canonical_cbor, hash_int, tagged_hash
 from aicf.core.errors import AssignmentError
 from aicf.core.params import Params
 
 ASSIGN_TAG = "aicf/assign/v1"
+POOL_TAG = "aicf/pool/v1"
 
 
 class Exclusion(StrEnum):
@@ -105,13 +107,19 @@ class AssignmentDecision:
     winner: bytes | None
 
     def to_map(self) -> dict[str, object]:
-        """The stored, canonical form of the decision record."""
+        """The whole decision record: what `expand_decision` rebuilds from the stored compact form."""
+        return {**pool_map(self.candidates, self.excluded), **self.compact_map(None)}
+
+    def compact_map(self, pool_id: bytes | None) -> dict[str, object]:
+        """The stored form: the candidates and exclusions by reference to their pool (see `CandidatePool`).
+
+        With `pool_id` None the reference is left out (the rest of `to_map`).
+        """
         out: dict[str, object] = {
             "task_id": self.task_id,
             "attempt": self.attempt,
             "beacon": self.beacon,
-            "candidates": [{"provider_id": c.provider_id, "stake": c.stake} for c in self.candidates],
-            "excluded": [{"provider_id": e.provider_id, "reason": e.reason.value} for e in self.excluded],
+            **({"pool": pool_id} if pool_id is not None else {}),
             "draws": [
                 {
                     "j": d.j,
@@ -125,6 +133,50 @@ class AssignmentDecision:
         if self.winner is not None:
             out["winner"] = self.winner
         return out
+
+
+def pool_map(candidates: Iterable[Candidate], excluded: Iterable[Excluded]) -> dict[str, object]:
+    return {
+        "candidates": [{"provider_id": c.provider_id, "stake": c.stake} for c in candidates],
+        "excluded": [{"provider_id": e.provider_id, "reason": e.reason.value} for e in excluded],
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CandidatePool:
+    """The static-eligibility outcome shared by every job with the same needs against one registry version.
+
+    Stored once, content-addressed: `pool_id = H("aicf/pool/v1", record)` where `record` is the canonical CBOR of
+    `{"candidates": [...], "excluded": [...]}`; a decision stores the id instead of repeating the lists (SPEC §6
+    stores every decision in full: `expand_decision` rebuilds it, and anyone can check the id against the record).
+    """
+
+    candidates: tuple[Candidate, ...]  # sorted by provider_id
+    excluded: tuple[Excluded, ...]
+    running: tuple[int, ...]  # running stake totals over `candidates`
+    ids: frozenset[bytes]
+    record: bytes
+    pool_id: bytes
+
+
+def make_pool(candidates: Iterable[Candidate], excluded: Iterable[Excluded]) -> CandidatePool:
+    """Raises AssignmentError if a provider appears twice among the candidates."""
+    ordered, running = _prepare(candidates)
+    out = tuple(sorted(excluded, key=lambda e: e.provider_id))
+    record = canonical_cbor(pool_map(ordered, out))
+    return CandidatePool(
+        candidates=tuple(ordered),
+        excluded=out,
+        running=tuple(running),
+        ids=frozenset(c.provider_id for c in ordered),
+        record=record,
+        pool_id=tagged_hash(POOL_TAG, record),
+    )
+
+
+def expand_decision(compact: Mapping[str, object], pool: Mapping[str, object]) -> dict[str, object]:
+    """The whole decision record (`AssignmentDecision.to_map`, plus the pool id) from its stored form."""
+    return {**pool, **compact}
 
 
 def static_eligibility(
@@ -178,12 +230,30 @@ def _static_reason(
 
 def draw_r(beacon: bytes, task_id: bytes, attempt: int, j: int, total_stake: int) -> int:
     """r_0 = int(H(tag, beacon, task_id, attempt)) mod S; r_j = int(H(tag, beacon, task_id, attempt, j)) mod S."""
-    h = (
-        tagged_hash(ASSIGN_TAG, beacon, task_id, attempt)
-        if j == 0
-        else tagged_hash(ASSIGN_TAG, beacon, task_id, attempt, j)
-    )
-    return hash_int(h) % total_stake
+    return _DrawHash(beacon, task_id, attempt).r(j, total_stake)
+
+
+_ASSIGN_HEAD = canonical_cbor(ASSIGN_TAG)
+
+
+class _DrawHash:
+    """The draws of one (beacon, task, attempt): the array's common items are encoded once, not per draw.
+
+    canonical_cbor([tag, beacon, task, attempt]) is the array head 0x84 followed by each item's encoding, and
+    with j appended the head is 0x85: so both are the shared item bytes behind their own head.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, beacon: bytes, task_id: bytes, attempt: int) -> None:
+        self._items = _ASSIGN_HEAD + canonical_cbor(beacon) + canonical_cbor(task_id) + canonical_cbor(attempt)
+
+    def r(self, j: int, total_stake: int) -> int:
+        if j == 0:
+            h = hashlib.sha3_256(b"\x84" + self._items).digest()
+        else:
+            h = hashlib.sha3_256(b"\x85" + self._items + canonical_cbor(j)).digest()
+        return hash_int(h) % total_stake
 
 
 def _prepare(candidates: Iterable[Candidate]) -> tuple[list[Candidate], list[int]]:
@@ -266,17 +336,36 @@ def assign(
 
     With no candidate (or no stake) the decision has no draws and no winner: the job waits for the next pass.
     """
-    ordered, running = _prepare(candidates)
+    pool = make_pool(candidates, excluded)
+    return assign_from_pool(
+        job, attempt=attempt, beacon=beacon, pool=pool, live=live, tried=tried, now=now, params=params
+    )
+
+
+def assign_from_pool(
+    job: JobNeeds,
+    *,
+    attempt: int,
+    beacon: bytes,
+    pool: CandidatePool,
+    live: Mapping[bytes, LiveState],
+    tried: Collection[bytes],
+    now: int,
+    params: Params,
+) -> AssignmentDecision:
+    """`assign` over a pool already built (the matcher shares one pool between the jobs with the same needs)."""
+    ordered, running = pool.candidates, pool.running
     draws: list[Draw] = []
     winner: bytes | None = None
     total = running[-1] if running else 0
     if total > 0:
-        untried = {c.provider_id for c in ordered if c.provider_id not in tried}
+        untried_left = any(pid not in tried for pid in pool.ids) if tried else bool(ordered)
+        hashes = _DrawHash(beacon, job.task_id, attempt)
         for j in range(params.max_draws):
-            r = draw_r(beacon, job.task_id, attempt, j, total)
+            r = hashes.r(j, total)
             pick = winner_of(r, ordered, running).provider_id
             was_tried = pick in tried
-            refused = live_refusal(live.get(pick), job, now, params, was_tried, bool(untried))
+            refused = live_refusal(live.get(pick), job, now, params, was_tried, untried_left)
             draws.append(Draw(j=j, r=r, provider_id=pick, refused=refused))
             if refused is None:
                 winner = pick
@@ -285,8 +374,8 @@ def assign(
         task_id=job.task_id,
         attempt=attempt,
         beacon=beacon,
-        candidates=tuple(ordered),
-        excluded=tuple(excluded),
+        candidates=ordered,
+        excluded=pool.excluded,
         draws=tuple(draws),
         winner=winner,
     )

@@ -11,7 +11,7 @@ Checks run in order and the first failure decides:
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -37,10 +37,15 @@ class ProofEnvelope:
     provider_id: bytes
     body: Mapping[str, object]
     sig: bytes
+    _proof_id: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     @property
     def proof_id(self) -> bytes:
-        return proof_id(self.version, self.kind, self.task_id, self.lease_id, self.provider_id, self.body)
+        """H("aicf/proof/v1", ...) over the whole body: computed once per envelope (the body is not changed)."""
+        if not self._proof_id:
+            pid = proof_id(self.version, self.kind, self.task_id, self.lease_id, self.provider_id, self.body)
+            object.__setattr__(self, "_proof_id", pid)
+        return self._proof_id
 
     def to_map(self) -> dict[str, object]:
         return {

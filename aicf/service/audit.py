@@ -10,10 +10,12 @@ the backend and whatever reorgs or crashes each went through.
 
 from dataclasses import dataclass, field
 
+from aicf.core.assignment import POOL_TAG
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus, is_allowed
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, stake_account, withdrawn_of
 from aicf.core.settlement import Payout
+from aicf.service.decisions import decision_pool
 from aicf.store.interface import Snapshot, Store
 
 STATE_TAG = "aicf/state/v1"
@@ -77,6 +79,7 @@ def _coordinator_rows(snap: Snapshot) -> list[object]:
                 for d in sorted(snap.decisions, key=lambda d: (d.task_id, d.attempt))
             ],
         ],
+        ["pools", [[pool_id, record] for pool_id, record in sorted(snap.pools)]],
         [
             "leases",
             [
@@ -356,6 +359,7 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
             "no task is paid twice",
             "every batch: Σ payout provider + miner + fund == Σ payout reward == the batch's reward",
             "event sequence numbers run 1..N without a gap",
+            "every decision's candidate pool is stored under the hash of its record",
         ),
         minted=minted,
         accounts=len(recomputed),
@@ -405,6 +409,17 @@ def _coordinator_problems(snap: Snapshot, balances: dict[str, int]) -> list[str]
     seqs = sorted(e.seq for e in snap.events)
     if seqs != list(range(1, len(seqs) + 1)):
         problems.append(f"event sequence numbers are not 1..{len(seqs)} without a gap")
+    # (10) every decision's pool is stored, under the hash of its record
+    pools = dict(snap.pools)
+    for pool_id, record in sorted(pools.items()):
+        if tagged_hash(POOL_TAG, record) != pool_id:
+            problems.append(f"pool 0x{pool_id.hex()} does not hash to its id")
+    for d in snap.decisions:
+        ref = decision_pool(d.decision)
+        if ref is not None and ref not in pools:
+            problems.append(
+                f"decision of job 0x{d.task_id.hex()} attempt {d.attempt} names pool 0x{ref.hex()}, which is not stored"
+            )
     return problems
 
 

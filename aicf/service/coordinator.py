@@ -6,7 +6,7 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import cbor2
@@ -14,10 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicf.core.assignment import (
     AssignmentDecision,
+    CandidatePool,
+    Exclusion,
     JobNeeds,
     LiveState,
     ProviderProfile,
-    assign,
+    assign_from_pool,
+    make_pool,
     refill_bucket,
     static_eligibility,
 )
@@ -180,6 +183,7 @@ class Coordinator:
         self.trap_oracle = trap_oracle
         self.trap_corpus = tuple(trap_corpus)
         self._expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # bounded by the corpus
+        self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
@@ -508,37 +512,67 @@ class Coordinator:
             jobs = tx.ready_jobs(now, limit)
             if not jobs:
                 return []
-            providers = {p.provider_id: p for p in tx.providers()}
-            profiles = [_profile(p) for p in providers.values()]
+            registry = self._registry_view(tx)
             live_counts = tx.live_lease_counts()
-            live = LiveStates(lambda pid: self._live_state(tx, providers[pid], live_counts, now))
-            # Leases the active providers can still take this pass: at zero every further decision would only
-            # record refusals, so the pass ends (the jobs wait for the next one, as after 16 failed draws).
-            capacity = sum(
-                max(0, p.max_leases - live_counts.get(pid, 0))
-                for pid, p in providers.items()
-                if p.status is ProviderStatus.ACTIVE and p.bonded >= self.params.min_stake
+            pass_ = _Pass(
+                tx=tx,
+                registry=registry,
+                live_counts=live_counts,
+                live_state=lambda provider: self._live_state(tx, provider, live_counts, now),
+                epoch=head.epoch,
+                now=now,
             )
+            # Leases the active providers can still take this pass: at zero every further decision would only
+            # record refusals, so the pass ends (the jobs wait for the next one, as after 16 failed draws). A
+            # provider refused for a stale heartbeat or low availability takes nothing more this pass either.
+            free = {pid: max(0, slots - live_counts.get(pid, 0)) for pid, slots in registry.slots.items()}
+            capacity = sum(free.values())
             for job in jobs:
                 if capacity <= 0:
                     break
-                decision = self._decide(tx, job, providers, profiles, live_counts, live, head.epoch, now)
+                decision = self._decide(pass_, job)
                 decisions.append(decision)
                 capacity -= decision.winner is not None
+                for draw in decision.draws:
+                    if draw.refused in _PASS_LONG_REFUSALS:
+                        capacity -= free.pop(draw.provider_id, 0)
             tx.commit()
         return decisions
 
-    def _decide(
-        self,
-        tx: Tx,
-        job: Job,
-        providers: dict[bytes, Provider],
-        profiles: list[ProviderProfile],
-        live_counts: dict[bytes, int],
-        live: "LiveStates",
-        epoch: int,
-        now: int,
-    ) -> AssignmentDecision:
+    def _registry_view(self, tx: Tx) -> "_RegistryView":
+        """The registry's profiles, reloaded only when the store's registry version moved since the last pass."""
+        version = tx.registry_version()
+        view = self._registry
+        if view is None or view.version != version:
+            providers = tx.providers()
+            view = _RegistryView(
+                version=version,
+                profiles=tuple(_profile(p) for p in providers),
+                slots={
+                    p.provider_id: p.max_leases
+                    for p in providers
+                    if p.status is ProviderStatus.ACTIVE and p.bonded >= self.params.min_stake
+                },
+            )
+            self._registry = view
+        return view
+
+    def _pool(self, registry: "_RegistryView", needs: JobNeeds, released: frozenset[bytes]) -> CandidatePool:
+        """Static eligibility for `needs`, shared by every job with the same needs against this registry version."""
+        key = (needs.kind, needs.model, needs.regions, needs.allowlist, needs.tee_required, released)
+        pool = registry.pools.get(key)
+        if pool is None:
+            candidates, excluded = static_eligibility(
+                needs, registry.profiles, self.params, self.operator_allowlist, released
+            )
+            pool = make_pool(candidates, excluded)
+            if len(registry.pools) >= _MAX_POOLS:
+                registry.pools.clear()
+            registry.pools[key] = pool
+        return pool
+
+    def _decide(self, p: "_Pass", job: Job) -> AssignmentDecision:
+        tx, now = p.tx, p.now
         attempt = job.attempts
         leases = tx.leases_of_task(job.task_id)
         released = {lease.provider_id for lease in leases if lease.status is LeaseStatus.RELEASED}
@@ -554,21 +588,21 @@ class Coordinator:
             tee_required=job.tee_required,
             max_units_mu=job.max_units_mu,
         )
-        candidates, excluded = static_eligibility(needs, profiles, self.params, self.operator_allowlist, released)
-        beacon_block = tx.block_at(job.enqueue_height + self.params.finality_depth)
-        beacon = beacon_block.beacon if beacon_block is not None else bytes(32)
-        decision = assign(
+        pool = self._pool(p.registry, needs, frozenset(released))
+        decision = assign_from_pool(
             needs,
             attempt=attempt,
-            beacon=beacon,
-            candidates=candidates,
-            excluded=excluded,
-            live=live,
+            beacon=p.beacon(job.enqueue_height + self.params.finality_depth),
+            pool=pool,
+            live=p.live,
             tried=frozenset(lease.provider_id for lease in leases),
             now=now,
             params=self.params,
         )
-        record = canonical_cbor(decision.to_map())
+        if pool.pool_id not in p.pools_written:
+            tx.put_pool(pool.pool_id, pool.record)
+            p.pools_written.add(pool.pool_id)
+        record = canonical_cbor(decision.compact_map(pool.pool_id))
         tx.put_decision(
             DecisionRecord(task_id=job.task_id, attempt=attempt, decision=record, winner=decision.winner, time=now)
         )
@@ -583,20 +617,20 @@ class Coordinator:
             granted_at=now,
             expires_at=now + self.params.lease_ttl_s,
             status=LeaseStatus.LIVE,
-            epoch=epoch,
+            epoch=p.epoch,
         )
         lease = replace(lease, grant_sig=self.operator_key.sign(tagged_hash(GRANT_TAG, lease.grant_map())))
         check_move(job.task_id, job.status, JobStatus.LEASED)
         if not tx.lease_job(lease, now):
             return replace(decision, winner=None)  # another replica leased it first
-        provider = providers[winner]
-        state = live[winner]
+        provider = p.provider(winner)
+        state = p.live[winner]
         tokens = state.bucket_tokens_mu - job.max_units_mu
-        live.update(winner, replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens))
-        live_counts[winner] = live_counts.get(winner, 0) + 1
+        p.live.update(winner, replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens))
+        p.live_counts[winner] = p.live_counts.get(winner, 0) + 1
         updated = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
         _update_provider(tx, updated, provider.status)
-        providers[winner] = updated
+        p.providers[winner] = updated
         _event(
             tx,
             "jobAssigned",
@@ -708,7 +742,7 @@ class Coordinator:
         now: int,
     ) -> ProofOutcome:
         since = now - self.params.qos_window_s
-        latencies = [p.latency_ms for p in tx.accepted_proofs_since(provider.provider_id, since)]
+        latencies = tx.accepted_latencies_since(provider.provider_id, since)
         latencies.append(received.latency_ms)
         lat = latency_bps(p95_ms(latencies), self.params)
         first, last = window_slots(now, provider.registered_at, self.params)
@@ -1044,6 +1078,56 @@ class Coordinator:
 
     def _burst(self) -> int:
         return self.params.bucket_burst_factor * self.params.gamma_units // 1000
+
+
+_PASS_LONG_REFUSALS = frozenset({Exclusion.HEARTBEAT_STALE, Exclusion.AVAILABILITY_LOW})
+_MAX_POOLS = 4096  # pools kept per registry version (retries with their own exclusions each add one)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RegistryView:
+    """What matching reads of the registry, valid while the store's registry version stays `version`."""
+
+    version: int
+    profiles: tuple[ProviderProfile, ...]
+    slots: dict[bytes, int]  # the matchable providers' own lease limits
+    pools: dict[tuple[object, ...], CandidatePool] = field(default_factory=dict)
+
+
+class _Pass:
+    """One matcher pass's transaction and the state its decisions share."""
+
+    def __init__(
+        self,
+        *,
+        tx: Tx,
+        registry: _RegistryView,
+        live_counts: dict[bytes, int],
+        live_state: Callable[[Provider], LiveState],
+        epoch: int,
+        now: int,
+    ) -> None:
+        self.tx, self.registry, self.live_counts, self.epoch, self.now = tx, registry, live_counts, epoch, now
+        self.providers: dict[bytes, Provider] = {}  # current rows of the providers drawn so far
+        self.live = LiveStates(lambda pid: live_state(self.provider(pid)))
+        self.pools_written: set[bytes] = set()
+        self._beacons: dict[int, bytes] = {}
+
+    def provider(self, pid: bytes) -> Provider:
+        found = self.providers.get(pid)
+        if found is None:
+            found = self.tx.get_provider(pid)
+            if found is None:
+                raise UnknownProviderError(pid)
+            self.providers[pid] = found
+        return found
+
+    def beacon(self, height: int) -> bytes:
+        """The beacon of the block at `height` (SPEC §6: the block that made the job QUEUED)."""
+        if height not in self._beacons:
+            block = self.tx.block_at(height)
+            self._beacons[height] = block.beacon if block is not None else bytes(32)
+        return self._beacons[height]
 
 
 class LiveStates(Mapping[bytes, LiveState]):

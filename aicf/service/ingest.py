@@ -117,6 +117,7 @@ class _BlockWork:
     open_jobs: dict[bytes, int] = field(default_factory=dict)
     tiers: dict[bytes, int] = field(default_factory=dict)
     task_ids: set[bytes] = field(default_factory=set)
+    included: set[bytes] = field(default_factory=set)  # the task ids of `inclusions`
     results: list[ResultRecord] = field(default_factory=list)
 
 
@@ -486,9 +487,10 @@ def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, operator_key: b
     task = _bytes32(ctx.body, "task_id")
     proof = _bytes32(ctx.body, "proof_id")
     provider = _bytes32(ctx.body, "provider_id")
-    if tx.get_job(task) is None and task not in work.task_ids:
+    job = tx.get_job(task)
+    if job is None and task not in work.task_ids:
         raise RequestError("task_id", f"unknown task 0x{task.hex()}")
-    if tx.proof_inclusion(task) is not None or any(i.task_id == task for i in work.inclusions):
+    if task in work.included or tx.proof_inclusion(task) is not None:
         raise RequestError("task_id", "a proof for this task is already included; the first inclusion wins")
     inclusion = ProofInclusion(
         task_id=task,
@@ -501,9 +503,9 @@ def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, operator_key: b
     )
     result = None
     if operator_key is not None:
-        job = tx.get_job(task)
         result = result_of_inclusion(ctx.body, inclusion, job.kind if job is not None else "", operator_key)
     work.inclusions.append(inclusion)
+    work.included.add(task)
     if result is not None:
         work.results.append(result)
 

@@ -24,6 +24,7 @@ from aicf.core.records import (
     SlashRecord,
 )
 from aicf.core.settlement import Payout
+from aicf.service.decisions import whole_decision
 from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx
 
 
@@ -75,15 +76,14 @@ class Status:
 
 def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: int) -> ProviderView:
     since = now - params.qos_window_s
-    accepted = tx.accepted_proofs_since(provider.provider_id, since)
-    latencies = sorted(p.latency_ms for p in accepted)
+    latencies = sorted(tx.accepted_latencies_since(provider.provider_id, since))
     first, last = window_slots(now, provider.registered_at, params)
     slots = tx.heartbeat_slots(provider.provider_id, first, last)
     interval = params.heartbeat_interval_s
     return ProviderView(
         provider=provider,
         live_leases=live,
-        proofs_accepted=len(accepted),
+        proofs_accepted=len(latencies),
         slashes=len(tx.slashes_of(provider.provider_id)),
         latency_p50_ms=latencies[(len(latencies) - 1) // 2] if latencies else None,
         latency_p95_ms=p95_ms(latencies) if latencies else None,
@@ -121,7 +121,7 @@ def job_story(store: Store, task_id: bytes) -> JobStory | None:
         return JobStory(
             job=job,
             transitions=tuple(tx.transitions_of(task_id)),
-            decisions=tuple(tx.decisions_of(task_id)),
+            decisions=tuple(whole_decision(tx, d) for d in tx.decisions_of(task_id)),
             leases=leases,
             proofs=(accepted,) if accepted is not None else (),
             result=tx.get_result(task_id),

@@ -66,6 +66,15 @@ class CoordinatorTx(Protocol):
     def put_decision(self, decision: DecisionRecord) -> None:
         """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
 
+    def put_pool(self, pool_id: bytes, record: bytes) -> None:
+        """Store a candidate pool (content-addressed: putting a stored id again changes nothing)."""
+
+    def get_pool(self, pool_id: bytes) -> bytes | None: ...
+    def registry_version(self) -> int:
+        """A counter that moves whenever a provider is added or its profile changes (status, capabilities,
+        max_leases, bonded stake); heartbeats, token buckets and strikes do not move it. A cache of the
+        registry's profiles is current while the counter stays the same."""
+
     def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
         """By attempt."""
 
@@ -100,8 +109,9 @@ class CoordinatorTx(Protocol):
     def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None:
         """The task's proof with verdict ACCEPT (the earliest received, should there be several)."""
 
-    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
-        """The provider's accepted proofs received at or after `since` (its QoS window), oldest first."""
+    def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
+        """latency_ms of the provider's accepted proofs received at or after `since` (its QoS window), oldest
+        first (by received_at, then proof_id)."""
 
     def insert_result(self, result: ResultRecord) -> bool:
         """Chain-derived (rolled back above its height). False if the task already has a result."""

@@ -124,6 +124,7 @@ class Snapshot:
     provider_moves: tuple[ProviderMove, ...]
     heartbeats: tuple[tuple[bytes, int], ...]  # (provider_id, slot)
     decisions: tuple[DecisionRecord, ...]
+    pools: tuple[tuple[bytes, bytes], ...]  # (pool_id, record), by pool_id
     leases: tuple[LeaseRecord, ...]
     proofs: tuple[ProofRecord, ...]
     results: tuple[ResultRecord, ...]

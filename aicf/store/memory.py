@@ -69,6 +69,8 @@ class _State:
     provider_moves: list[ProviderMove] = field(default_factory=list)
     heartbeats: set[tuple[bytes, int]] = field(default_factory=set)
     decisions: dict[tuple[bytes, int], DecisionRecord] = field(default_factory=dict)
+    pools: dict[bytes, bytes] = field(default_factory=dict)
+    registry_version: int = 0
     leases: dict[bytes, LeaseRecord] = field(default_factory=dict)
     proofs: dict[bytes, ProofRecord] = field(default_factory=dict)
     results: dict[bytes, ResultRecord] = field(default_factory=dict)
@@ -100,6 +102,8 @@ class _State:
             provider_moves=list(self.provider_moves),
             heartbeats=set(self.heartbeats),
             decisions=dict(self.decisions),
+            pools=dict(self.pools),
+            registry_version=self.registry_version,
             leases=dict(self.leases),
             proofs=dict(self.proofs),
             results=dict(self.results),
@@ -314,6 +318,7 @@ class MemoryTx:
             provider_moves=tuple(s.provider_moves),
             heartbeats=tuple(sorted(s.heartbeats)),
             decisions=tuple(s.decisions[k] for k in sorted(s.decisions)),
+            pools=tuple(sorted(s.pools.items())),
             leases=tuple(s.leases[k] for k in sorted(s.leases)),
             proofs=tuple(s.proofs[k] for k in sorted(s.proofs)),
             results=tuple(s.results[k] for k in sorted(s.results)),
@@ -332,6 +337,7 @@ class MemoryTx:
         if provider.provider_id in self._s.providers:
             return False
         self._s.providers[provider.provider_id] = provider
+        self._s.registry_version += 1
         return True
 
     def update_provider(self, provider: Provider, expected_status: ProviderStatus) -> bool:
@@ -339,7 +345,18 @@ class MemoryTx:
         if have is None or have.status != expected_status:
             return False
         self._s.providers[provider.provider_id] = provider
+        if _profile_fields(have) != _profile_fields(provider):
+            self._s.registry_version += 1
         return True
+
+    def registry_version(self) -> int:
+        return self._s.registry_version
+
+    def put_pool(self, pool_id: bytes, record: bytes) -> None:
+        self._s.pools.setdefault(pool_id, record)
+
+    def get_pool(self, pool_id: bytes) -> bytes | None:
+        return self._s.pools.get(pool_id)
 
     def providers(self) -> list[Provider]:
         return [self._s.providers[k] for k in sorted(self._s.providers)]
@@ -448,13 +465,13 @@ class MemoryTx:
         found = [p for p in self._s.proofs.values() if p.task_id == task_id and p.verdict == ACCEPT]
         return min(found, key=lambda p: (p.received_at, p.proof_id)) if found else None
 
-    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
+    def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
         found = (
             p
             for p in self._s.proofs.values()
             if p.provider_id == provider_id and p.verdict == ACCEPT and p.received_at >= since
         )
-        return sorted(found, key=lambda p: (p.received_at, p.proof_id))
+        return [p.latency_ms for p in sorted(found, key=lambda p: (p.received_at, p.proof_id))]
 
     def insert_result(self, result: ResultRecord) -> bool:
         if result.task_id in self._s.results:
@@ -667,3 +684,8 @@ class MemoryStore:
 
     def close(self) -> None:
         return None
+
+
+def _profile_fields(p: Provider) -> tuple[object, ...]:
+    """What static eligibility reads of a provider (the SQL backends' registry_version triggers list the same)."""
+    return (p.public_key, p.status, p.kinds, p.models, p.devices, p.regions, p.tee_classes, p.max_leases, p.bonded)

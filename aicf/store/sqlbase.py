@@ -235,6 +235,7 @@ class SqlTx(ABC):
             provider_moves=tuple(_provider_move_of(r) for r in self._all("all_provider_moves", {})),
             heartbeats=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_heartbeats", {})),
             decisions=tuple(rows.decision_of(r) for r in self._all("all_decisions", {})),
+            pools=tuple((rows.as_bytes(r[0]), rows.as_bytes(r[1])) for r in self._all("all_pools", {})),
             leases=tuple(rows.lease_of(r) for r in self._all("all_leases", {})),
             proofs=tuple(rows.proof_of(r) for r in self._all("all_proofs", {})),
             results=tuple(rows.result_of(r) for r in self._all("all_results", {})),
@@ -338,6 +339,17 @@ class SqlTx(ABC):
     def put_decision(self, decision: DecisionRecord) -> None:
         self._exec("put_decision", rows.decision_params(decision))
 
+    def put_pool(self, pool_id: bytes, record: bytes) -> None:
+        self._exec("put_pool", {"pool_id": pool_id, "record": record})
+
+    def get_pool(self, pool_id: bytes) -> bytes | None:
+        row = self._one("get_pool", {"pool_id": pool_id})
+        return None if row is None else rows.as_bytes(row[0])
+
+    def registry_version(self) -> int:
+        row = self._one("registry_version", {})
+        return 0 if row is None else rows.as_int(row[0])
+
     def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
         return [rows.decision_of(r) for r in self._all("decisions_of", {"task_id": task_id})]
 
@@ -382,9 +394,9 @@ class SqlTx(ABC):
         row = self._one("accepted_proof_of", {"task_id": task_id})
         return None if row is None else rows.proof_of(row)
 
-    def accepted_proofs_since(self, provider_id: bytes, since: int) -> list[ProofRecord]:
-        found = self._all("accepted_proofs_since", {"provider_id": provider_id, "since": since})
-        return [rows.proof_of(r) for r in found]
+    def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
+        found = self._all("accepted_latencies_since", {"provider_id": provider_id, "since": since})
+        return [rows.as_int(r[0]) for r in found]
 
     def insert_result(self, result: ResultRecord) -> bool:
         return self._exec("insert_result", rows.result_params(result)) == 1

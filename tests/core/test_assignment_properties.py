@@ -5,6 +5,7 @@ walk the running stake total and take the first candidate whose total is > r.
 """
 
 import hashlib
+import random
 from collections import Counter
 from dataclasses import replace
 
@@ -14,22 +15,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aicf.core.assignment import (
+    POOL_TAG,
     AssignmentDecision,
     Candidate,
+    Excluded,
     Exclusion,
     JobNeeds,
     LiveState,
     ProviderProfile,
     assign,
+    assign_from_pool,
     bucket_burst_mu,
     draw_r,
     draw_winner,
+    expand_decision,
     live_refusal,
+    make_pool,
     needed_tokens,
+    pool_map,
     refill_bucket,
     static_eligibility,
 )
-from aicf.core.encoding import canonical_cbor
+from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.errors import AssignmentError
 from aicf.core.params import Params, params_from_mapping
 
@@ -274,6 +281,48 @@ def test_the_decision_record_is_canonically_encodable() -> None:
     record = decision.to_map()
     assert canonical_cbor(record) == cbor2.dumps(record, canonical=True)
     assert {"task_id", "attempt", "beacon", "candidates", "excluded", "draws"} <= set(record)
+
+
+EXCLUDED = st.lists(
+    st.builds(Excluded, provider_id=B32, reason=st.sampled_from(list(Exclusion))),
+    max_size=6,
+    unique_by=lambda e: e.provider_id,
+)
+
+
+@given(B32, B32, CANDIDATES, EXCLUDED, st.randoms(use_true_random=False))
+def test_a_stored_compact_decision_and_its_pool_rebuild_the_whole_record(
+    beacon: bytes, task: bytes, candidates: list[Candidate], excluded: list[Excluded], rng: random.Random
+) -> None:
+    shuffled = list(candidates)
+    rng.shuffle(shuffled)
+    pool = make_pool(shuffled, excluded)
+    needs = JobNeeds(task_id=task, kind="ai", max_units_mu=1)
+    live = {c.provider_id: healthy(c.provider_id) for c in candidates}
+    by_pool = assign_from_pool(needs, attempt=0, beacon=beacon, pool=pool, live=live, tried=(), now=NOW, params=P)
+    direct = assign(
+        needs,
+        attempt=0,
+        beacon=beacon,
+        candidates=candidates,
+        excluded=excluded,
+        live=live,
+        tried=(),
+        now=NOW,
+        params=P,
+    )
+    assert by_pool == direct
+    assert pool.pool_id == tagged_hash(POOL_TAG, pool.record)
+    assert pool.record == canonical_cbor(pool_map(direct.candidates, direct.excluded))
+    whole = expand_decision(cbor2.loads(canonical_cbor(direct.compact_map(pool.pool_id))), cbor2.loads(pool.record))
+    assert canonical_cbor(whole) == canonical_cbor({**direct.to_map(), "pool": pool.pool_id})
+
+
+def test_the_pool_id_is_the_same_whatever_order_the_registry_lists_providers() -> None:
+    ordered = make_pool(FOUR, [Excluded(provider_id=b"z" * 32, reason=Exclusion.NO_TEE)])
+    backwards = make_pool(list(reversed(FOUR)), [Excluded(provider_id=b"z" * 32, reason=Exclusion.NO_TEE)])
+    assert ordered.pool_id == backwards.pool_id
+    assert make_pool(FOUR[:3], []).pool_id != ordered.pool_id
 
 
 # ---- static eligibility --------------------------------------------------------------------------------

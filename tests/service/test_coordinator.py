@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -26,6 +27,7 @@ from aicf.service.audit import state_digest, verify
 from aicf.service.coordinator import Capabilities, Coordinator
 from aicf.service.errors import InvalidRegistrationError, NotLeaseHolderError, StakeError, UnknownProviderError
 from aicf.service.ingest import ingest_available
+from aicf.service.reads import job_story
 from aicf.service.verifier import StandardVerifier
 from aicf.store.memory import MemoryStore
 
@@ -220,6 +222,44 @@ def test_matcher_leases_to_a_staked_provider_and_stores_the_decision(world: Worl
         stored = tx.decisions_of(decision.task_id)
         assert [d.winner for d in stored] == [pid]
         assert tx.get_job(decision.task_id).status is JobStatus.LEASED  # type: ignore[union-attr]
+
+
+def test_a_stored_decision_names_its_pool_and_reads_back_whole(world: World) -> None:
+    _, pid = world.provider(1)
+    _, unstaked = world.provider(2, stake=0)
+    world.enqueue(3)
+    world.mine(7)
+    decisions = world.coord.match()
+    assert len(decisions) == 3
+    with world.store.transaction() as tx:
+        compact = [cbor2.loads(tx.decisions_of(d.task_id)[0].decision) for d in decisions]
+        pools = tx.snapshot().pools
+    assert len(pools) == 1, "the three jobs have the same needs: one pool"
+    ((pool_id, record),) = pools
+    assert all(c["pool"] == pool_id and "candidates" not in c and "excluded" not in c for c in compact)
+    assert cbor2.loads(record) == {
+        "candidates": [{"provider_id": pid, "stake": 1_000_000}],
+        "excluded": [{"provider_id": unstaked, "reason": "STAKE_BELOW_MIN"}],
+    }
+    story = job_story(world.store, decisions[0].task_id)
+    assert story is not None
+    assert cbor2.loads(story.decisions[0].decision) == {**decisions[0].to_map(), "pool": pool_id}
+
+
+def test_the_matcher_sees_a_registry_change_made_between_passes(world: World) -> None:
+    _, p1 = world.provider(1)
+    _, p2 = world.provider(2)
+    world.enqueue(1)
+    world.mine(7)
+    (first,) = world.coord.match()  # the matcher now holds the registry's profiles
+    assert first.winner is not None
+    other = ({p1, p2} - {first.winner}).pop()
+    world.coord.withdraw_stake(other, 1_000_000)  # UNBONDING from now on
+    world.enqueue(1)
+    world.mine(7)
+    (second,) = world.coord.match()
+    assert [(e.provider_id, e.reason.value) for e in second.excluded] == [(other, "NOT_ACTIVE")]
+    assert {d.provider_id for d in second.draws} == {first.winner}
 
 
 def test_expired_lease_requeues_with_backoff_and_slashes_missed_lease(world: World) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from aicf.core.assignment import POOL_TAG, Candidate, pool_map
 from aicf.core.chain import Claim, Job
+from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import TREASURY, requester_account, stake_account
@@ -304,6 +306,50 @@ def test_decisions_are_kept_per_attempt_and_replaced(store: Store) -> None:
         assert tx.decisions_of(tid(2)) == []
 
 
+def test_registry_version_moves_with_profiles_not_with_heartbeats_or_buckets(store: Store) -> None:
+    with store.transaction() as tx:
+        start = tx.registry_version()
+        assert tx.insert_provider(provider(1))
+        tx.commit()
+    with store.transaction() as tx:
+        after_insert = tx.registry_version()
+        assert after_insert > start
+        live_only = provider(1, last_heartbeat_at=T + 50, bucket_tokens_mu=1, bucket_at=T + 50, strikes=2)
+        assert tx.update_provider(live_only, ProviderStatus.ACTIVE)
+        assert tx.update_provider(dataclasses.replace(live_only, updated_at=T + 51), ProviderStatus.ACTIVE)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.registry_version() == after_insert, "heartbeats, buckets and strikes are not the profile"
+    for change in (
+        {"status": ProviderStatus.JAILED},
+        {"bonded": 10},
+        {"models": ("llama3-8b", "minilm-l6-v2")},
+        {"regions": ("us",)},
+        {"tee_classes": ()},
+        {"max_leases": 1},
+    ):
+        with store.transaction() as tx:
+            before = tx.registry_version()
+            current = tx.get_provider(pid(1))
+            assert current is not None
+            assert tx.update_provider(dataclasses.replace(current, **change), current.status)  # type: ignore[arg-type]
+            tx.commit()
+        with store.transaction() as tx:
+            assert tx.registry_version() > before, f"{change} is part of the profile"
+
+
+def test_pools_are_stored_once_under_their_id(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.get_pool(b"p" * 32) is None
+        tx.put_pool(b"p" * 32, b"first")
+        tx.put_pool(b"p" * 32, b"second")  # content-addressed: a stored id keeps its record
+        tx.put_pool(b"q" * 32, b"other")
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_pool(b"p" * 32) == b"first"
+        assert tx.snapshot().pools == ((b"p" * 32, b"first"), (b"q" * 32, b"other"))
+
+
 def test_lease_queries_and_guards(store: Store) -> None:
     with store.transaction() as tx:
         queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2), job(4, 0, 3))
@@ -371,9 +417,11 @@ def test_proofs_are_stored_once_and_queried_by_verdict(store: Store) -> None:
         assert tx.get_proof(b"\x00" * 32) is None
         assert tx.accepted_proof_of(tid(1)) == proof(1, 1, 1, T + 10)
         assert tx.accepted_proof_of(tid(3)) is None  # rejected
-        assert tx.accepted_proofs_since(pid(1), T + 10) == [proof(1, 1, 1, T + 10), proof(2, 2, 1, T + 30)]
-        assert tx.accepted_proofs_since(pid(1), 0)[0] == proof(4, 4, 1, T + 5)
-        assert tx.accepted_proofs_since(pid(1), T + 31) == []
+        latency = {n: proof(n, n, 1, 0).latency_ms for n in (1, 2, 4)}
+        assert len(set(latency.values())) == 3, "the helper gives each proof its own latency"
+        assert tx.accepted_latencies_since(pid(1), T + 10) == [latency[1], latency[2]]
+        assert tx.accepted_latencies_since(pid(1), 0) == [latency[4], latency[1], latency[2]]
+        assert tx.accepted_latencies_since(pid(1), T + 31) == []
 
 
 def test_results_are_unique_and_unsettled_until_paid(store: Store) -> None:
@@ -587,6 +635,11 @@ def test_a_nonce_is_refused_until_it_expires(store: Store) -> None:
 # -- audit -------------------------------------------------------------------------------------------------
 
 
+POOL_RECORD = canonical_cbor(pool_map([Candidate(provider_id=pid(1), stake=700)], []))
+POOL_ID = tagged_hash(POOL_TAG, POOL_RECORD)
+DECISION = canonical_cbor({"task_id": tid(1), "attempt": 0, "pool": POOL_ID, "draws": [], "winner": pid(1)})
+
+
 def _coordinator_work(store: Store) -> None:
     """A fixed sequence of writes touching every coordinator table."""
     with store.transaction() as tx:
@@ -596,7 +649,8 @@ def _coordinator_work(store: Store) -> None:
         tx.record_provider_move(pid(1), None, ProviderStatus.ACTIVE, "registered", T)
         tx.add_heartbeat(pid(1), 4)
         queued(tx, job(1, 0), job(2, 0, 1))
-        tx.put_decision(DecisionRecord(task_id=tid(1), attempt=0, decision=b"\xa0", winner=pid(1), time=T))
+        tx.put_pool(POOL_ID, POOL_RECORD)
+        tx.put_decision(DecisionRecord(task_id=tid(1), attempt=0, decision=DECISION, winner=pid(1), time=T))
         tx.lease_job(lease(1, 1), T)
         tx.insert_proof(proof(1, 1, 1, T + 3))
         tx.insert_result(result(1, 0))
@@ -619,6 +673,7 @@ def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Sto
     assert len(snap.providers) == len(snap.leases) == len(snap.proofs) == len(snap.results) == 1
     assert len(snap.batches) == len(snap.payouts) == len(snap.slashes) == len(snap.events) == 1
     assert len(snap.decisions) == len(snap.heartbeats) == len(snap.nonces) == len(snap.provider_moves) == 1
+    assert snap.pools == ((POOL_ID, POOL_RECORD),)
 
 
 def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
@@ -639,6 +694,17 @@ def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
     assert any("batch 1" in p for p in problems), problems
     assert any("without a gap" in p for p in problems), problems
     assert digest_of(broken) != digest_of(snap)
+
+
+def test_verify_names_a_decision_whose_pool_is_missing_or_altered(tmp_path: Path) -> None:
+    with open_test_store("memory", tmp_path) as store:
+        _coordinator_work(store)
+        with store.transaction() as tx:
+            snap = tx.snapshot()
+    missing = verify_snapshot(dataclasses.replace(snap, pools=())).problems
+    assert missing == (f"decision of job 0x{tid(1).hex()} attempt 0 names pool 0x{POOL_ID.hex()}, which is not stored",)
+    altered = verify_snapshot(dataclasses.replace(snap, pools=((POOL_ID, POOL_RECORD + b"\x00"),))).problems
+    assert altered == (f"pool 0x{POOL_ID.hex()} does not hash to its id",)
 
 
 # -- PostgreSQL: two real connections ----------------------------------------------------------------------

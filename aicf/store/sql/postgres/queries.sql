@@ -388,10 +388,9 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs WHERE task_id = %(task_id)s AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
 
--- name: accepted_proofs_since
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
-  FROM proofs WHERE provider_id = %(provider_id)s AND verdict = 'ACCEPT' AND received_at >= %(since)s
+-- name: accepted_latencies_since
+SELECT latency_ms FROM proofs
+ WHERE provider_id = %(provider_id)s AND verdict = 'ACCEPT' AND received_at >= %(since)s
  ORDER BY received_at, proof_id;
 
 -- name: all_proofs
@@ -629,3 +628,15 @@ SELECT verdict, count(*) FROM proofs GROUP BY verdict;
 
 -- name: slash_totals
 SELECT reason, count(*), coalesce(sum(amount), 0)::bigint FROM slashes GROUP BY reason;
+
+-- name: put_pool
+INSERT INTO pools (pool_id, record) VALUES (%(pool_id)s, %(record)s) ON CONFLICT (pool_id) DO NOTHING;
+
+-- name: get_pool
+SELECT record FROM pools WHERE pool_id = %(pool_id)s;
+
+-- name: all_pools
+SELECT pool_id, record FROM pools ORDER BY pool_id;
+
+-- name: registry_version
+SELECT version FROM registry_version WHERE id = 1;
