@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import accumulate
 
-from aicf.core.encoding import canonical_cbor, hash_int, tagged_hash
+from aicf.core.encoding import canonical_cbor, cbor_head, hash_int, tagged_hash
 from aicf.core.errors import AssignmentError
 from aicf.core.params import Params
 
@@ -135,6 +135,25 @@ class AssignmentDecision:
         return out
 
 
+_STAKE_KEY = canonical_cbor("stake")
+_PROVIDER_KEY = canonical_cbor("provider_id")
+_REASON_KEY = canonical_cbor("reason")
+_POOL_HEAD = b"\xa2" + canonical_cbor("excluded")  # canonical order: "excluded" sorts before "candidates"
+_CANDIDATES_KEY = canonical_cbor("candidates")
+
+
+def pool_record(candidates: Sequence[Candidate], excluded: Sequence[Excluded]) -> bytes:
+    """canonical_cbor(pool_map(candidates, excluded)), written out directly (a registry of thousands is encoded
+    after each change to it; a property test pins the two together)."""
+    out = [_POOL_HEAD, cbor_head(4, len(excluded))]
+    for e in excluded:
+        out += (b"\xa2", _REASON_KEY, canonical_cbor(e.reason.value), _PROVIDER_KEY, canonical_cbor(e.provider_id))
+    out += (_CANDIDATES_KEY, cbor_head(4, len(candidates)))
+    for c in candidates:
+        out += (b"\xa2", _STAKE_KEY, canonical_cbor(c.stake), _PROVIDER_KEY, canonical_cbor(c.provider_id))
+    return b"".join(out)
+
+
 def pool_map(candidates: Iterable[Candidate], excluded: Iterable[Excluded]) -> dict[str, object]:
     return {
         "candidates": [{"provider_id": c.provider_id, "stake": c.stake} for c in candidates],
@@ -163,7 +182,7 @@ def make_pool(candidates: Iterable[Candidate], excluded: Iterable[Excluded]) -> 
     """Raises AssignmentError if a provider appears twice among the candidates."""
     ordered, running = _prepare(candidates)
     out = tuple(sorted(excluded, key=lambda e: e.provider_id))
-    record = canonical_cbor(pool_map(ordered, out))
+    record = pool_record(ordered, out)
     return CandidatePool(
         candidates=tuple(ordered),
         excluded=out,

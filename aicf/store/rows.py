@@ -1,5 +1,6 @@
 """Row ↔ record conversions shared by the SQL backends (columns are named alike in both)."""
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import cbor2
@@ -287,7 +288,13 @@ def _texts(values: Sequence[str]) -> bytes:
 
 
 def _texts_of(v: object) -> tuple[str, ...]:
-    return tuple(_s(x) for x in cbor2.loads(_b(v)))
+    return _decode_texts(_b(v))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_texts(raw: bytes) -> tuple[str, ...]:
+    """Capability lists repeat across providers (the matcher reloads them all after a registry change)."""
+    return tuple(_s(x) for x in cbor2.loads(raw))
 
 
 def _qos(qos: Mapping[str, int]) -> bytes:

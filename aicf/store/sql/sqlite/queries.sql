@@ -258,11 +258,12 @@ SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
 
 -- name: ready_jobs
 -- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
--- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL.
+-- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL. The partial index
+-- jobs_ready is in this order: without INDEXED BY the planner may take jobs_by_status and sort every queued job.
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
-  FROM jobs
+  FROM jobs INDEXED BY jobs_ready
  WHERE status = 'QUEUED' AND not_before <= :now
  ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
  LIMIT :limit;
