@@ -509,7 +509,7 @@ class Coordinator:
                 if head is not None:
                     log.warning("budget throttle: treasury %d below a tenth of an epoch's outlay", treasury)
                 return []
-            jobs = tx.ready_jobs(now, limit)
+            jobs = tx.claim_ready_jobs(now, limit)
             if not jobs:
                 return []
             registry = self._registry_view(tx)
@@ -530,12 +530,19 @@ class Coordinator:
             for job in jobs:
                 if capacity <= 0:
                     break
-                decision = self._decide(pass_, job)
+                try:
+                    decision = self._decide(pass_, job)
+                except _ProviderBusy as busy:
+                    log.debug("job 0x%s waits for the next pass: %s", job.task_id.hex(), busy)
+                    continue
                 decisions.append(decision)
                 capacity -= decision.winner is not None
                 for draw in decision.draws:
                     if draw.refused in _PASS_LONG_REFUSALS:
                         capacity -= free.pop(draw.provider_id, 0)
+            # last, so the gapless event counter (a row every writer takes) is held only for the commit
+            for topic, data in pass_.events:
+                _event(tx, topic, data, now)
             tx.commit()
         return decisions
 
@@ -631,11 +638,11 @@ class Coordinator:
         updated = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
         _update_provider(tx, updated, provider.status)
         p.providers[winner] = updated
-        _event(
-            tx,
-            "jobAssigned",
-            {"task_id": job.task_id, "provider_id": winner, "lease_id": lease.lease_id, "attempt": attempt},
-            now,
+        p.events.append(
+            (
+                "jobAssigned",
+                {"task_id": job.task_id, "provider_id": winner, "lease_id": lease.lease_id, "attempt": attempt},
+            )
         )
         return decision
 
@@ -1111,15 +1118,19 @@ class _Pass:
         self.providers: dict[bytes, Provider] = {}  # current rows of the providers drawn so far
         self.live = LiveStates(lambda pid: live_state(self.provider(pid)))
         self.pools_written: set[bytes] = set()
+        self.events: list[tuple[str, Mapping[str, object]]] = []  # appended just before the pass commits
         self._beacons: dict[int, bytes] = {}
 
     def provider(self, pid: bytes) -> Provider:
+        """The drawn provider's current row, held for the rest of the pass, with its live lease count re-read
+        under that hold (another replica may have leased to it since the pass began)."""
         found = self.providers.get(pid)
         if found is None:
-            found = self.tx.get_provider(pid)
+            found = self.tx.lock_provider(pid)
             if found is None:
-                raise UnknownProviderError(pid)
+                raise _ProviderBusy(pid)
             self.providers[pid] = found
+            self.live_counts[pid] = len(self.tx.live_leases_of(pid))
         return found
 
     def beacon(self, height: int) -> bytes:
@@ -1128,6 +1139,13 @@ class _Pass:
             block = self.tx.block_at(height)
             self._beacons[height] = block.beacon if block is not None else bytes(32)
         return self._beacons[height]
+
+
+class _ProviderBusy(Exception):  # noqa: N818  (control flow inside a pass, never leaves `match`)
+    """A drawn provider's row is held by another replica's transaction: the job waits for the next pass."""
+
+    def __init__(self, pid: bytes) -> None:
+        super().__init__(f"provider 0x{pid.hex()} is held by another transaction")
 
 
 class LiveStates(Mapping[bytes, LiveState]):

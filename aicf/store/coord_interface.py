@@ -66,6 +66,16 @@ class CoordinatorTx(Protocol):
     def put_decision(self, decision: DecisionRecord) -> None:
         """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
 
+    def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
+        """`ready_jobs` for a matcher pass, each row held until this transaction ends: on PostgreSQL a row
+        another transaction holds is skipped, so concurrent replicas' passes take disjoint jobs."""
+
+    def lock_provider(self, provider_id: bytes) -> Provider | None:
+        """The provider's row, held until this transaction ends, so two replicas cannot both grant its last
+        lease slot or spend the same bucket tokens. None if there is no such provider or, on PostgreSQL,
+        another transaction holds the row (skipped, not waited on: passes that lock providers in draw order
+        would otherwise deadlock)."""
+
     def put_pool(self, pool_id: bytes, record: bytes) -> None:
         """Store a candidate pool (content-addressed: putting a stored id again changes nothing)."""
 

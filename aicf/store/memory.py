@@ -349,6 +349,12 @@ class MemoryTx:
             self._s.registry_version += 1
         return True
 
+    def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
+        return self.ready_jobs(now, limit)  # the store lock serializes every transaction
+
+    def lock_provider(self, provider_id: bytes) -> Provider | None:
+        return self._s.providers.get(provider_id)
+
     def registry_version(self) -> int:
         return self._s.registry_version
 

@@ -54,6 +54,9 @@ def _mapped(name: str, exc: psycopg.Error, dsn: str) -> Exception:
 
 
 class PostgresTx(SqlTx):
+    _claim_ready_query = "claim_ready_jobs"
+    _lock_provider_query = "lock_provider"
+
     def __init__(self, conn: Conn, dsn: str) -> None:
         super().__init__()
         self._conn = conn

@@ -37,6 +37,10 @@ Params = Mapping[str, object]
 class SqlTx(ABC):
     """A unit of work over one connection; the backend's transaction() begins and ends it."""
 
+    # SQLite serializes writers (BEGIN IMMEDIATE): the plain reads already hold what PostgreSQL must lock
+    _claim_ready_query = "ready_jobs"
+    _lock_provider_query = "get_provider"
+
     def __init__(self) -> None:
         self.committed = False
 
@@ -338,6 +342,13 @@ class SqlTx(ABC):
 
     def put_decision(self, decision: DecisionRecord) -> None:
         self._exec("put_decision", rows.decision_params(decision))
+
+    def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
+        return [rows.job_of(r) for r in self._all(self._claim_ready_query, {"now": now, "limit": limit})]
+
+    def lock_provider(self, provider_id: bytes) -> Provider | None:
+        row = self._one(self._lock_provider_query, {"provider_id": provider_id})
+        return None if row is None else rows.provider_of(row)
 
     def put_pool(self, pool_id: bytes, record: bytes) -> None:
         self._exec("put_pool", {"pool_id": pool_id, "record": record})

@@ -258,6 +258,7 @@ def test_ready_jobs_come_in_matcher_order(store: Store) -> None:
         assert [j.task_id for j in tx.ready_jobs(T + 1, 1)] == [tid(8)]
         assert tx.ready_jobs(T, 0) == []
         assert tx.ready_jobs(T, 1)[0] == tx.get_job(tid(5))
+        assert tx.claim_ready_jobs(T, 100) == tx.ready_jobs(T, 100), "a matcher pass claims in the same order"
 
 
 def test_lease_job_refuses_a_job_already_leased(store: Store) -> None:
@@ -708,6 +709,38 @@ def test_verify_names_a_decision_whose_pool_is_missing_or_altered(tmp_path: Path
 
 
 # -- PostgreSQL: two real connections ----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_matcher_passes_claim_disjoint_jobs(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        with store.transaction() as tx:
+            queued(tx, *(job(n, 0, n) for n in range(1, 6)))
+            tx.commit()
+        with store.transaction() as first, store.transaction() as second:
+            mine = [j.task_id for j in first.claim_ready_jobs(T, 3)]
+            theirs = [j.task_id for j in second.claim_ready_jobs(T, 3)]  # no wait: the held rows are skipped
+            assert len(mine) == 3
+            assert theirs == [j for j in [tid(n) for n in range(1, 6)] if j not in mine]
+            first.commit()
+            second.commit()
+
+
+@pytest.mark.postgres
+def test_postgres_a_provider_row_held_by_another_pass_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        with store.transaction() as tx:
+            tx.insert_provider(provider(1))
+            tx.commit()
+        with store.transaction() as first, store.transaction() as second:
+            assert first.lock_provider(pid(1)) == provider(1)
+            assert second.lock_provider(pid(1)) is None  # held: no wait (passes lock in draw order)
+            assert first.update_provider(provider(1, bucket_tokens_mu=1), ProviderStatus.ACTIVE)
+            first.commit()
+            second.commit()
+        with store.transaction() as tx:
+            seen = tx.lock_provider(pid(1))
+            assert seen is not None and seen.bucket_tokens_mu == 1
 
 
 @pytest.mark.postgres

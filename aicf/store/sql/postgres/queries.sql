@@ -640,3 +640,22 @@ SELECT pool_id, record FROM pools ORDER BY pool_id;
 
 -- name: registry_version
 SELECT version FROM registry_version WHERE id = 1;
+
+-- name: claim_ready_jobs
+-- ready_jobs for a matcher pass: the rows stay locked until the pass commits, and rows another replica's pass
+-- holds are skipped, so concurrent passes take disjoint jobs.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs
+ WHERE status = 'QUEUED' AND not_before <= %(now)s
+ ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED;
+
+-- name: lock_provider
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers WHERE provider_id = %(provider_id)s
+   FOR UPDATE SKIP LOCKED;
