@@ -27,13 +27,15 @@ from aicf.proofs.attestation.registry import (
     decode_policy,
     encode_policy,
 )
-from aicf.proofs.attestation.result import Policy
+from aicf.proofs.attestation.result import Policy, SnpTcb
 from aicf.proofs.attestation.roots import VENDORS, PinnedRoot, VendorRoots, VendorRootsError, rotate_root
 from aicf.proofs.attestation.verify import VERIFIERS
 from aicf.service.errors import InvalidPolicyError, InvalidRootError
 from aicf.store.interface import Store, Tx
 
 MAX_NAME = 100
+ExpiryItem = Expiry  # what `root_expiries` returns, as the transports may name it
+COLLATERAL_ALARM_S = 7 * 86400  # the getStatus alarm; deploy/prometheus alerts on the same window
 EVIDENCE_KINDS = tuple(sorted(VERIFIERS))
 
 
@@ -44,9 +46,55 @@ class Rotation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PolicySpec:
+    """A policy in plain values, for the transports (they do not see aicf.proofs); see Policy for the meaning.
+    `allowed_measurements` None: not checked; `min_snp_tcb`: (bootloader, tee, snp, microcode) or None."""
+
+    allow_debug: bool = False
+    allowed_measurements: tuple[bytes, ...] | None = None
+    accepted_tcb_statuses: tuple[str, ...] = ("UpToDate",)
+    min_snp_tcb: tuple[int, int, int, int] | None = None
+    max_vmpl: int = 3
+
+    def to_policy(self) -> Policy:
+        tcb = self.min_snp_tcb
+        return Policy(
+            allow_debug=self.allow_debug,
+            allowed_measurements=None if self.allowed_measurements is None else frozenset(self.allowed_measurements),
+            accepted_tcb_statuses=frozenset(self.accepted_tcb_statuses),
+            min_snp_tcb=None if tcb is None else SnpTcb(bootloader=tcb[0], tee=tcb[1], snp=tcb[2], microcode=tcb[3]),
+            max_vmpl=self.max_vmpl,
+        )
+
+
+def policy_spec(policy: Policy) -> PolicySpec:
+    tcb = policy.min_snp_tcb
+    return PolicySpec(
+        allow_debug=policy.allow_debug,
+        allowed_measurements=None
+        if policy.allowed_measurements is None
+        else tuple(sorted(policy.allowed_measurements)),
+        accepted_tcb_statuses=tuple(sorted(policy.accepted_tcb_statuses)),
+        min_snp_tcb=None if tcb is None else (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode),
+        max_vmpl=policy.max_vmpl,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyVersion:
     record: PolicyRecord
     policy: Policy
+
+    @property
+    def spec(self) -> PolicySpec:
+        return policy_spec(self.policy)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RootView:
+    record: RootRecord
+    not_after: int | None  # the certificate's expiry (unix seconds); None for a public-key root (arm-cca)
+    in_force_next_block: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +228,12 @@ class TrustRegistry:
             tx.commit()
         return Rotation(new=record, retired=tuple(retired))
 
-    def set_policy(self, *, kind: str, activation_height: int, policy: Policy) -> PolicyRecord:
+    def set_policy(self, *, kind: str, activation_height: int, policy: Policy | PolicySpec) -> PolicyRecord:
         """Store the next policy version of evidence kind `kind`, in force from `activation_height` (proofs
         verified for lower heights keep the earlier version). Raises InvalidPolicyError (nothing stored)."""
         now = self.clock.now()
+        if isinstance(policy, PolicySpec):
+            policy = policy.to_policy()
         if kind not in VERIFIERS:
             raise InvalidPolicyError("kind", f"unknown evidence kind {kind!r}, expected one of {list(EVIDENCE_KINDS)}")
         try:
@@ -240,6 +290,22 @@ class TrustRegistry:
     def roots(self) -> list[RootRecord]:
         with self.store.transaction() as tx:
             return tx.vendor_roots()
+
+    def root_views(self) -> list[RootView]:
+        with self.store.transaction() as tx:
+            nxt = _head(tx) + 1
+            stored = tx.vendor_roots()
+        out: list[RootView] = []
+        for r in stored:
+            expiries = root_expiries(VendorRoots(roots=(pinned(r),)))
+            out.append(
+                RootView(
+                    record=r,
+                    not_after=expiries[0].not_after if expiries else None,
+                    in_force_next_block=r.is_in_force(nxt),
+                )
+            )
+        return out
 
     def policies(self) -> list[PolicyVersion]:
         with self.store.transaction() as tx:
