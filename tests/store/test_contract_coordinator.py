@@ -332,7 +332,7 @@ def test_registry_version_moves_with_profiles_not_with_heartbeats_or_buckets(sto
             before = tx.registry_version()
             current = tx.get_provider(pid(1))
             assert current is not None
-            assert tx.update_provider(dataclasses.replace(current, **change), current.status)  # type: ignore[arg-type]
+            assert tx.update_provider(dataclasses.replace(current, **change), current.status)
             tx.commit()
         with store.transaction() as tx:
             assert tx.registry_version() > before, f"{change} is part of the profile"
