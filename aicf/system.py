@@ -6,10 +6,12 @@ the two real models, quantum on stim) talking to the API like any third-party pr
 sending a steady demo load. This module is part of the composition root: it may import every layer.
 """
 
+import hashlib
 import logging
 import secrets
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -42,7 +44,13 @@ from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
-from aicf.transports.metrics import EpochMetrics, MetricsSnapshot, ProviderMetrics, metrics_response
+from aicf.transports.metrics import (
+    CollateralExpiry,
+    EpochMetrics,
+    MetricsSnapshot,
+    ProviderMetrics,
+    metrics_response,
+)
 from aicf.transports.ws import Event
 
 log = logging.getLogger("aicf.up")
@@ -53,6 +61,28 @@ BELL = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\n
 
 class ChainMismatchError(AicfError):
     """The store was filled from another chain than the one this run would feed it."""
+
+
+class ShippedRootsError(AicfError):
+    """The vendor roots shipped with aicf (aicf/proofs/attestation/roots_data) are missing or altered."""
+
+
+def shipped_vendor_roots() -> list[tuple[str, str, bytes]]:
+    """(vendor, name, DER) of the public vendor roots listed in roots_data/roots.toml, each checked against its
+    SHA-256 there. Raises ShippedRootsError on a missing or altered file."""
+    folder = files("aicf.proofs.attestation") / "roots_data"
+    manifest = tomllib.loads((folder / "roots.toml").read_text(encoding="utf-8"))
+    out: list[tuple[str, str, bytes]] = []
+    for entry in manifest.get("root", []):
+        try:
+            der = (folder / str(entry["file"])).read_bytes()
+        except OSError as exc:
+            raise ShippedRootsError(f"shipped root {entry['file']} cannot be read: {exc}") from exc
+        got = hashlib.sha256(der).hexdigest()
+        if got != entry["sha256"]:
+            raise ShippedRootsError(f"shipped root {entry['file']}: expected sha256 {entry['sha256']}, got {got}")
+        out.append((str(entry["vendor"]), str(entry["name"]), der))
+    return out
 
 
 class WallClock:
@@ -219,6 +249,10 @@ class System:
             epochs=epochs,
             treasury_balance=status.treasury,
             fund_balance=status.fund,
+            collateral=[  # SPEC §13 collateral near expiry: seconds left at this scrape's `now`
+                CollateralExpiry(kind="vendor_root", item=e.what, expires_in_s=e.not_after - now)
+                for e in self.coord.trust.root_expiries()
+            ],
         )
 
 
@@ -265,6 +299,9 @@ def build_system(
         trap_oracle=trap_oracle if trap_oracle is not None else ModelTrapOracle(),
         trap_corpus=default_trap_corpus(model_digests) if trap_corpus is None else trap_corpus,
     )
+    pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
+    if pinned:
+        log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
     token = operator_token or secrets.token_urlsafe(24)
     registry = build_registry(coord, store, clock, params)
 

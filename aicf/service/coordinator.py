@@ -85,6 +85,7 @@ from aicf.service.traps import (
     trap_log_hash,
     trap_needs,
 )
+from aicf.service.trust import TrustRegistry
 from aicf.service.verifier import BodyAccepted, ProofVerifier
 from aicf.store.interface import META_GENESIS_TIME, Store, Tx
 
@@ -173,6 +174,7 @@ class Coordinator:
         operator_allowlist: Iterable[bytes] = (),
         trap_oracle: TrapOracle | None = None,
         trap_corpus: Sequence[TrapPrompt] = (),
+        trust: TrustRegistry | None = None,
     ) -> None:
         self.store, self.clock, self.params = store, clock, params
         self.operator_key = operator_key
@@ -184,6 +186,7 @@ class Coordinator:
         self.trap_corpus = tuple(trap_corpus)
         self._expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # bounded by the corpus
         self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
+        self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
@@ -705,7 +708,11 @@ class Coordinator:
             head = tx.head_block()
             height = head.height if head is not None else 0
             latency = max(0, received_ms - stored.granted_at * 1000)
-            verdict = self.verifier.verify(env, job, decode_request(job), stored, now, height)
+            # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
+            # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
+            inclusion = height + 1 if head is not None else 0
+            trust = self.trust.anchors_at(tx, inclusion)
+            verdict = self.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
             if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
                 verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)
             tx.move_job(job.task_id, JobStatus.LEASED, check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED),

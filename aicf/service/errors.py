@@ -37,3 +37,19 @@ class NotFoundError(AicfError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} not found")
         self.what = what
+
+
+class InvalidRootError(AicfError):
+    """A vendor root the registry refuses (SPEC §8): nothing was stored. `field` names the offending input."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"vendor root refused: {field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class InvalidPolicyError(AicfError):
+    """An attestation policy the registry refuses: nothing was stored. `field` names the offending input."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"attestation policy refused: {field}: {reason}")
+        self.field, self.reason = field, reason

@@ -1,6 +1,8 @@
 """The proof verifier the coordinator calls after the envelope checks: AI_V1 or QUANTUM_V1 by kind.
 
-It only composes `aicf.proofs`: every verdict comes from evidence the verifiers check themselves.
+It only composes `aicf.proofs`: every verdict comes from evidence the verifiers check themselves. TEE evidence is
+judged by `trust`: the registry's roots and per-kind policies in force at `height` (aicf.service.trust); a kind
+with no policy in the registry is judged by the verifier's own `policy`.
 """
 
 from collections.abc import Callable, Mapping
@@ -11,8 +13,8 @@ from aicf.core.chain import Job
 from aicf.core.params import Params
 from aicf.core.records import LeaseRecord
 from aicf.proofs.ai_v1 import AiAccepted, AiJob, verify_ai_v1
+from aicf.proofs.attestation.registry import TrustAnchors
 from aicf.proofs.attestation.result import Policy
-from aicf.proofs.attestation.roots import VendorRoots, make_vendor_roots
 from aicf.proofs.envelope import ProofEnvelope
 from aicf.proofs.quantum import VerdictCode, verify_quantum_body
 from aicf.proofs.verdict import Reject, RejectCode
@@ -32,7 +34,14 @@ class BodyAccepted:
 
 class ProofVerifier(Protocol):
     def verify(
-        self, env: ProofEnvelope, job: Job, request: Mapping[str, object], lease: LeaseRecord, at_time: int, height: int
+        self,
+        env: ProofEnvelope,
+        job: Job,
+        request: Mapping[str, object],
+        lease: LeaseRecord,
+        at_time: int,
+        height: int,
+        trust: TrustAnchors,
     ) -> BodyAccepted | Reject: ...
 
 
@@ -41,11 +50,17 @@ class StandardVerifier:
     params: Params
     model_digests: Mapping[str, bytes]
     trap_seed: Callable[[int], bytes]  # s_E for an epoch
-    roots: VendorRoots = field(default_factory=lambda: make_vendor_roots(()))
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=Policy)  # for an evidence kind the registry holds no policy for
 
     def verify(
-        self, env: ProofEnvelope, job: Job, request: Mapping[str, object], lease: LeaseRecord, at_time: int, height: int
+        self,
+        env: ProofEnvelope,
+        job: Job,
+        request: Mapping[str, object],
+        lease: LeaseRecord,
+        at_time: int,
+        height: int,
+        trust: TrustAnchors,
     ) -> BodyAccepted | Reject:
         if job.kind == "ai":
             if env.kind != "AI_V1":
@@ -64,8 +79,8 @@ class StandardVerifier:
                 ai_job,
                 provider_id=env.provider_id,
                 model_digests=self.model_digests,
-                roots=self.roots,
-                policy=self.policy,
+                roots=trust.roots,
+                policy=trust.policy_for(_evidence_kind(env.body), self.policy),
                 at_time=at_time,
                 height=height,
             )
@@ -91,6 +106,13 @@ class StandardVerifier:
             units_mu=verdict.units_mu,
             quality_bps=verdict.quality_bps,
         )
+
+
+def _evidence_kind(body: Mapping[str, object]) -> str:
+    """The attestation type an AI_V1 body claims ("" without one); verify_ai_v1 checks the rest."""
+    attestation = body.get("attestation")
+    kind = attestation.get("type") if isinstance(attestation, Mapping) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def _int(value: object) -> int:

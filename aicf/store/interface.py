@@ -43,6 +43,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store.coord_interface import CoordinatorTx
+from aicf.store.trust_interface import TrustTx
 
 
 class StoreError(AicfError):
@@ -135,7 +136,7 @@ class Snapshot:
     nonces: tuple[NonceRecord, ...]
 
 
-class Tx(CoordinatorTx, Protocol):
+class Tx(CoordinatorTx, TrustTx, Protocol):
     """One unit of work. Every method may raise StoreUnavailableError; writes are visible only after commit."""
 
     def lock_ingest(self) -> None:

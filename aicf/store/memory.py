@@ -46,6 +46,7 @@ from aicf.store.interface import (
     ProviderMove,
     Snapshot,
 )
+from aicf.store.memory_trust import MemoryTrustTx, TrustState
 
 ACCEPT = "ACCEPT"
 
@@ -82,6 +83,7 @@ class _State:
     nonces: dict[tuple[bytes, bytes], int] = field(default_factory=dict)
     trap_seeds: dict[int, TrapSeedRecord] = field(default_factory=dict)
     traps: dict[bytes, TrapRecord] = field(default_factory=dict)  # by caller
+    trust: TrustState = field(default_factory=TrustState)
 
     def copy(self) -> "_State":
         return _State(
@@ -115,13 +117,18 @@ class _State:
             nonces=dict(self.nonces),
             trap_seeds=dict(self.trap_seeds),
             traps=dict(self.traps),
+            trust=self.trust.copy(),
         )
 
 
-class MemoryTx:
+class MemoryTx(MemoryTrustTx):
     def __init__(self, state: _State) -> None:
         self._s = state
         self.committed = False
+
+    @property
+    def _trust(self) -> TrustState:
+        return self._s.trust
 
     def _seq(self) -> int:
         seq = self._s.next_seq

@@ -30,11 +30,12 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows
 from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
+from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
 
 
-class SqlTx(ABC):
+class SqlTx(SqlTrustTx, ABC):
     """A unit of work over one connection; the backend's transaction() begins and ends it."""
 
     # SQLite serializes writers (BEGIN IMMEDIATE): the plain reads already hold what PostgreSQL must lock

@@ -40,7 +40,9 @@ from aicf.core.qasm import NotCliffordError
 from aicf.core.registry import IllegalProviderMoveError
 from aicf.core.slashing import UnknownSlashReasonError
 from aicf.service.errors import (
+    InvalidPolicyError,
     InvalidRegistrationError,
+    InvalidRootError,
     LeaseNotFoundError,
     NotFoundError,
     NotLeaseHolderError,
@@ -184,6 +186,8 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     IllegalProviderMoveError: (-32018, None),
     UnknownSlashReasonError: (-32019, None),
     NotCliffordError: (-32020, None),
+    InvalidRootError: (-32021, None),
+    InvalidPolicyError: (-32022, None),
     StoreUnavailableError: (-32030, "the coordinator's database is unavailable; retry later"),
     StoreError: (-32031, "the coordinator's database refused the operation; retry later"),
     IngestError: (-32032, "the coordinator is out of step with the chain; an operator has to act"),

@@ -23,7 +23,9 @@ from aicf.service import reads
 from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
+from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
 from aicf.transports.errors import InvalidParamsError
+from aicf.transports.methods_trust import trust_methods
 from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
 from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
 
@@ -342,7 +344,7 @@ def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Param
                 "cap_use_bps": s.cap_use_bps,
                 "price_bps": s.price_bps,
             },
-            "alarms": _alarms(s, params),
+            "alarms": _alarms(s, params) + _collateral_alarms(coord.trust.root_expiries(), s.now),
             "recent_slashes": [render_slash(x) for x in s.recent_slashes],
             "latest_seq": s.latest_seq,
             "assignments_total": s.assignments_total,
@@ -416,6 +418,7 @@ def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Param
             m("aicf.submitProof", SubmitParams, submit_proof, "provider", "Submit a signed ProofEnvelope"),
             m("aicf.claimPayout", ClaimParams, claim, "provider", "Withdraw earnings; idempotent on the nonce"),
             m("aicf.fundProvider", FundParams, fund_provider, "operator", "Devnet: mint stake for a provider"),
+            *trust_methods(coord.trust),
         ]
     )
 
@@ -442,4 +445,18 @@ def _alarms(s: reads.Status, params: Params) -> list[Json]:
     if s.oldest_queued_age_s > 1800:
         alarms.append({"name": "queue_age", "severity": "warning",
                        "message": f"oldest queued job waited {s.oldest_queued_age_s} s"})  # fmt: skip
+    return alarms
+
+
+def _collateral_alarms(expiries: Sequence[ExpiryItem], now: int) -> list[Json]:
+    """SPEC §13 collateral near expiry: a pinned root whose certificate ends within COLLATERAL_ALARM_S."""
+    alarms: list[Json] = []
+    for e in sorted(expiries, key=lambda e: (e.not_after, e.what)):
+        left = e.not_after - now
+        if left < 0:
+            alarms.append({"name": "collateral_expired", "severity": "critical",
+                           "message": f"{e.what} expired {-left} s ago"})  # fmt: skip
+        elif left < COLLATERAL_ALARM_S:
+            alarms.append({"name": "collateral_near_expiry", "severity": "warning",
+                           "message": f"{e.what} expires in {left} s"})  # fmt: skip
     return alarms

@@ -333,7 +333,7 @@ def test_registry_version_moves_with_profiles_not_with_heartbeats_or_buckets(sto
             before = tx.registry_version()
             current = tx.get_provider(pid(1))
             assert current is not None
-            assert tx.update_provider(dataclasses.replace(current, **change), current.status)  # type: ignore[arg-type]
+            assert tx.update_provider(dataclasses.replace(current, **change), current.status)
             tx.commit()
         with store.transaction() as tx:
             assert tx.registry_version() > before, f"{change} is part of the profile"
@@ -740,7 +740,8 @@ def test_postgres_a_provider_row_held_by_another_pass_is_skipped_not_waited_on(t
             second.commit()
         with store.transaction() as tx:
             seen = tx.lock_provider(pid(1))
-            assert seen is not None and seen.bucket_tokens_mu == 1
+            assert seen is not None
+            assert seen.bucket_tokens_mu == 1
 
 
 @pytest.mark.postgres

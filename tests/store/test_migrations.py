@@ -13,6 +13,7 @@ from aicf.store.sqlfiles import load_migrations, parse_queries
 from aicf.store.sqlite import SqliteStore
 from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, require_postgres
 from store.test_contract import block, job
+from store.test_contract_trust import root as trust_root
 
 ALICE = requester_account(b"\xaa" * 20)
 
@@ -83,6 +84,11 @@ def _check_upgraded(store: Store) -> None:
         assert [j.task_id for j in tx.ready_jobs(0, 10)] == [bytes([1]) * 32, bytes([2]) * 32]
         assert tx.append_event("jobAssigned", b"\x01", 1) == 1
         assert tx.get_claim(b"c" * 32) is not None
+        # v6: vendor roots and attestation policy
+        assert tx.insert_root(trust_root("ARK", 1, 0))
+        assert tx.roots_in_force(0) == [trust_root("ARK", 1, 0)]
+        assert tx.policies_in_force(0) == []
+        assert tx.trust_version() == 0
         tx.commit()
 
 

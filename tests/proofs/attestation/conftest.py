@@ -316,11 +316,18 @@ class TestNitro:
 
 @pytest.fixture(scope="session")
 def test_nitro() -> TestNitro:
+    return new_test_nitro()
+
+
+def new_test_nitro(name: str = "test.nitro-enclaves", version: int = 1, activation_height: int = 0) -> TestNitro:
+    """A fresh self-signed Nitro root and enclave leaf (P-384), pinned as `name` v`version` from the height."""
     root_key = ec.generate_private_key(ec.SECP384R1())
     leaf_key = ec.generate_private_key(ec.SECP384R1())
-    root_der = _cert("test.nitro-enclaves", root_key, "test.nitro-enclaves", root_key, ca=True)
-    leaf_der = _cert("i-test.enclave", leaf_key, "test.nitro-enclaves", root_key, ca=False)
-    root = PinnedRoot(vendor=AWS, name="Test Nitro root", version=1, der=root_der, activation_height=0)
+    root_der = _cert(name, root_key, name, root_key, ca=True)
+    leaf_der = _cert("i-test.enclave", leaf_key, name, root_key, ca=False)
+    root = PinnedRoot(
+        vendor=AWS, name="Test Nitro root", version=version, der=root_der, activation_height=activation_height
+    )
     return TestNitro(root_der=root_der, leaf_der=leaf_der, leaf_key=leaf_key, root=root)
 
 

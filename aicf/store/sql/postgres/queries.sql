@@ -659,3 +659,53 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
        updated_at
   FROM providers WHERE provider_id = %(provider_id)s
    FOR UPDATE SKIP LOCKED;
+
+-- vendor roots and attestation policy (migration 0006, docs/ROOTS.md) -------------------------------------
+-- name: insert_root
+INSERT INTO vendor_roots (vendor, name, version, der, sha256, activation_height, expiry_height, added_height,
+                          added_at)
+VALUES (%(vendor)s, %(name)s, %(version)s, %(der)s, %(sha256)s, %(activation_height)s, %(expiry_height)s,
+        %(added_height)s, %(added_at)s)
+ON CONFLICT (vendor, name, version) DO NOTHING;
+
+-- name: set_root_expiry
+UPDATE vendor_roots SET expiry_height = %(expiry_height)s
+ WHERE vendor = %(vendor)s AND name = %(name)s AND version = %(version)s;
+
+-- name: vendor_roots
+SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+  FROM vendor_roots ORDER BY vendor, name, version;
+
+-- name: roots_in_force
+SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+  FROM vendor_roots
+ WHERE activation_height <= %(height)s AND (expiry_height IS NULL OR %(height)s < expiry_height)
+ ORDER BY vendor, name, version;
+
+-- name: insert_policy
+INSERT INTO attestation_policies (kind, version, activation_height, policy, added_height, added_at)
+VALUES (%(kind)s, %(version)s, %(activation_height)s, %(policy)s, %(added_height)s, %(added_at)s)
+ON CONFLICT (kind, version) DO NOTHING;
+
+-- name: attestation_policies
+SELECT kind, version, activation_height, policy, added_height, added_at
+  FROM attestation_policies ORDER BY kind, version;
+
+-- name: policies_in_force
+-- Per kind, the highest version already active at the height.
+SELECT p.kind, p.version, p.activation_height, p.policy, p.added_height, p.added_at
+  FROM attestation_policies p
+ WHERE p.version = (SELECT max(q.version) FROM attestation_policies q
+                     WHERE q.kind = p.kind AND q.activation_height <= %(height)s)
+ ORDER BY p.kind;
+
+-- name: insert_trust_change
+INSERT INTO trust_transitions (what, action, subject, detail, height, time)
+VALUES (%(what)s, %(action)s, %(subject)s, %(detail)s, %(height)s, %(time)s)
+RETURNING seq;
+
+-- name: trust_changes
+SELECT seq, what, action, subject, detail, height, time FROM trust_transitions ORDER BY seq;
+
+-- name: trust_version
+SELECT coalesce(max(seq), 0)::bigint FROM trust_transitions;

@@ -582,3 +582,52 @@ SELECT pool_id, record FROM pools ORDER BY pool_id;
 
 -- name: registry_version
 SELECT version FROM registry_version WHERE id = 1;
+
+-- vendor roots and attestation policy (migration 0006, docs/ROOTS.md) -------------------------------------
+-- name: insert_root
+INSERT INTO vendor_roots (vendor, name, version, der, sha256, activation_height, expiry_height, added_height,
+                          added_at)
+VALUES (:vendor, :name, :version, :der, :sha256, :activation_height, :expiry_height, :added_height, :added_at)
+ON CONFLICT (vendor, name, version) DO NOTHING;
+
+-- name: set_root_expiry
+UPDATE vendor_roots SET expiry_height = :expiry_height
+ WHERE vendor = :vendor AND name = :name AND version = :version;
+
+-- name: vendor_roots
+SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+  FROM vendor_roots ORDER BY vendor, name, version;
+
+-- name: roots_in_force
+SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+  FROM vendor_roots
+ WHERE activation_height <= :height AND (expiry_height IS NULL OR :height < expiry_height)
+ ORDER BY vendor, name, version;
+
+-- name: insert_policy
+INSERT INTO attestation_policies (kind, version, activation_height, policy, added_height, added_at)
+VALUES (:kind, :version, :activation_height, :policy, :added_height, :added_at)
+ON CONFLICT (kind, version) DO NOTHING;
+
+-- name: attestation_policies
+SELECT kind, version, activation_height, policy, added_height, added_at
+  FROM attestation_policies ORDER BY kind, version;
+
+-- name: policies_in_force
+-- Per kind, the highest version already active at the height.
+SELECT p.kind, p.version, p.activation_height, p.policy, p.added_height, p.added_at
+  FROM attestation_policies p
+ WHERE p.version = (SELECT max(q.version) FROM attestation_policies q
+                     WHERE q.kind = p.kind AND q.activation_height <= :height)
+ ORDER BY p.kind;
+
+-- name: insert_trust_change
+INSERT INTO trust_transitions (what, action, subject, detail, height, time)
+VALUES (:what, :action, :subject, :detail, :height, :time)
+RETURNING seq;
+
+-- name: trust_changes
+SELECT seq, what, action, subject, detail, height, time FROM trust_transitions ORDER BY seq;
+
+-- name: trust_version
+SELECT coalesce(max(seq), 0) FROM trust_transitions;
