@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 
-from aicf.proofs.attestation.der import TAG_SEQUENCE, read_tlvs
+from aicf.proofs.attestation.der import TAG_SEQUENCE, read_tlvs, signed_parts, tbs_signature_algorithm
 from aicf.proofs.attestation.result import bad, malformed, stale, unknown_root
 from aicf.proofs.attestation.roots import PinnedRoot
 
@@ -35,16 +35,40 @@ def load_cert(der: bytes) -> x509.Certificate:
     """Parse one DER certificate. Raises AttestationError(MALFORMED) on anything `cryptography` refuses."""
     if len(der) > MAX_CERT_BYTES:
         raise malformed(f"certificate of {len(der)} bytes exceeds the {MAX_CERT_BYTES}-byte limit")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.filterwarnings("ignore", message=_SERIAL_ZERO_WARNING, category=CryptographyDeprecationWarning)
         try:
             cert = x509.load_der_x509_certificate(der)
-            cert.public_key()  # force the key to parse here, not in the middle of a later check
+            # Force every lazily parsed part here, under this filter, not in the middle of a later check.
+            cert.public_key()
+            _ = cert.subject, cert.issuer, cert.extensions, cert.signature_algorithm_parameters
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise malformed(f"certificate does not parse: {exc}") from exc
+    if caught:
+        raise malformed(f"certificate parses only with a warning: {caught[0].message}")
+    check_signed_encoding(der, cert.tbs_certificate_bytes, cert.signature, "certificate")
     if cert.public_bytes(serialization.Encoding.DER) != der:
         raise malformed("certificate has bytes after its DER encoding")
     return cert
+
+
+def check_signed_encoding(der: bytes, tbs: bytes, signature: bytes, what: str) -> None:
+    """Every byte of a signed object is either signed or pinned down by the signature check.
+
+    The parser hands back the TBS bytes and the signature value; the bytes around them (the outer SEQUENCE, the
+    outer signatureAlgorithm, the BIT STRING header and its unused-bits octet) are not signed. A parser tolerates
+    some changes there: a BIT STRING with 1 or 2 unused bits whose padding bits happen to be zero yields the same
+    signature bytes, so a certificate with one such flipped byte still verified. Refuse all of them: the encoding
+    must be the single canonical DER, its TBS the parsed TBS, its outer signatureAlgorithm byte-identical to the
+    one inside the TBS, and its signature value the parsed one.
+    Raises AttestationError(MALFORMED).
+    """
+    raw_tbs, outer_alg, sig = signed_parts(der, what)
+    if raw_tbs != tbs or sig != signature:
+        raise malformed(f"{what}: signed part or signature differs from what the parser read")
+    if outer_alg != tbs_signature_algorithm(raw_tbs, what):
+        raise malformed(f"{what}: outer signatureAlgorithm differs from the one inside the signed part")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -150,6 +174,14 @@ def verify_chain(ders: tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_ti
         if root.der == last:
             anchor = root
             break
+    if anchor is None and certs[-1].issuer == certs[-1].subject:
+        # A self-issued end of chain is a root: it must be a pinned root byte for byte. Looking it up by its issuer
+        # name instead would let an altered copy of a pinned root through whenever the pinned key still verifies it.
+        raise unknown_root(
+            f"{what}: chain ends at self-issued {certs[-1].subject.rfc4514_string()} "
+            f"(sha256 {hashlib.sha256(last).hexdigest()}), which is not byte-identical to any root in force: "
+            + (", ".join(f"{r.name} v{r.version}" for r in anchors) or "none")
+        )
     if anchor is None:
         for root in anchors:
             root_cert = load_cert(root.der)

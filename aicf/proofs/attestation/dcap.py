@@ -16,11 +16,12 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from aicf.proofs.attestation.chain import (
     cert_window,
+    check_signed_encoding,
     ec_key,
     ecdsa_verify,
     load_cert,
@@ -379,9 +380,14 @@ def _signed_json(
 @functools.lru_cache(maxsize=256)
 def _load_crl(der: bytes, what: str) -> x509.CertificateRevocationList:
     try:
-        return x509.load_der_x509_crl(der)
-    except ValueError as exc:
+        crl = x509.load_der_x509_crl(der)
+        _ = crl.issuer, crl.extensions, crl.signature_algorithm_parameters, list(crl)
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise malformed(f"{what} does not parse: {exc}") from exc
+    check_signed_encoding(der, crl.tbs_certlist_bytes, crl.signature, what)
+    if crl.public_bytes(serialization.Encoding.DER) != der:
+        raise malformed(f"{what} has bytes after its DER encoding")
+    return crl
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ from aicf.proofs.attestation.result import malformed
 
 TAG_INTEGER = 0x02
 TAG_OCTET_STRING = 0x04
+TAG_BIT_STRING = 0x03
 TAG_OID = 0x06
 TAG_ENUMERATED = 0x0A
 TAG_IA5STRING = 0x16
@@ -45,6 +46,47 @@ def read_tlvs(data: bytes, what: str) -> tuple[Tlv, ...]:
         out.append(Tlv(tag=tag, value=data[pos : pos + length], raw=data[start : pos + length]))
         pos += length
     return tuple(out)
+
+
+def der_header(tag: int, length: int) -> bytes:
+    """The DER (shortest-form) tag and length octets of a value of `length` bytes."""
+    if length < 0x80:
+        return bytes([tag, length])
+    n = (length.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | n]) + length.to_bytes(n, "big")
+
+
+def signed_parts(der: bytes, what: str) -> tuple[bytes, bytes, bytes]:
+    """Split a signed DER object (Certificate, CertificateList) into the exact bytes of (tbs, signatureAlgorithm,
+    signature value), refusing any encoding but the one canonical DER: one SEQUENCE of exactly a SEQUENCE, an
+    AlgorithmIdentifier SEQUENCE and a BIT STRING with no unused bits, every length in shortest form, nothing after.
+
+    Raises AttestationError(MALFORMED) naming `what`.
+    """
+    outer = read_tlvs(der, what)
+    if len(outer) != 1 or outer[0].tag != TAG_SEQUENCE:
+        raise malformed(f"{what}: expected exactly one DER SEQUENCE")
+    parts = read_tlvs(outer[0].value, what)
+    if [t.tag for t in parts] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
+        got = ",".join(f"0x{t.tag:02x}" for t in parts)
+        raise malformed(f"{what}: expected SEQUENCE, SEQUENCE, BIT STRING; got [{got}]")
+    for tlv in (outer[0], *parts):
+        if tlv.raw != der_header(tlv.tag, len(tlv.value)) + tlv.value:
+            raise malformed(f"{what}: DER length not in shortest form (tag 0x{tlv.tag:02x})")
+    tbs, alg, sig = parts
+    if not sig.value or sig.value[0] != 0:
+        raise malformed(f"{what}: signature BIT STRING must have 0 unused bits, got 0x{sig.value[:1].hex()}")
+    return tbs.raw, alg.raw, sig.value[1:]
+
+
+def tbs_signature_algorithm(tbs: bytes, what: str) -> bytes:
+    """The exact bytes of the `signature` AlgorithmIdentifier inside a TBSCertificate or TBSCertList: the first
+    SEQUENCE after the optional version (context tag [0] in a certificate, INTEGER in a CRL) and serial number."""
+    fields = read_tlvs(read_one(tbs, TAG_SEQUENCE, what), what)
+    for tlv in fields[:3]:
+        if tlv.tag == TAG_SEQUENCE:
+            return tlv.raw
+    raise malformed(f"{what}: no signature AlgorithmIdentifier in the signed part")
 
 
 def read_one(data: bytes, tag: int, what: str) -> bytes:

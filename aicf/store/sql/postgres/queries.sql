@@ -709,3 +709,36 @@ SELECT seq, what, action, subject, detail, height, time FROM trust_transitions O
 
 -- name: trust_version
 SELECT coalesce(max(seq), 0)::bigint FROM trust_transitions;
+
+-- name: move_job_logged
+-- move_job and insert_transition in one round trip: the transition row is written only if the guarded move
+-- happened, so the statement's row count says whether it did.
+WITH moved AS (
+    UPDATE jobs SET status = %(to_status)s WHERE task_id = %(task_id)s AND status = %(from_status)s RETURNING task_id
+)
+INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
+SELECT task_id, %(from_status)s, %(to_status)s, %(reason)s, %(height)s, %(time)s FROM moved;
+
+-- name: lease_job_logged
+-- claim_job, lease_job, insert_lease and insert_transition in one round trip (a row another transaction
+-- holds is skipped; a data-modifying WITH runs whether or not the outer statement reads it).
+WITH claimed AS (
+    SELECT task_id FROM jobs
+     WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s
+       FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs SET status = 'LEASED' FROM claimed WHERE jobs.task_id = claimed.task_id RETURNING jobs.task_id
+), leased AS (
+    INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
+                        grant_sig)
+    SELECT %(lease_id)s, task_id, %(provider_id)s, %(attempt)s, %(granted_at)s, %(expires_at)s, %(status)s,
+           %(epoch)s, %(ended_at)s, %(grant_sig)s
+      FROM moved
+)
+INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
+SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, %(time)s FROM moved;
+
+-- name: append_event
+-- next_event_seq and insert_event in one round trip (the counter row stays held until the commit).
+WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
+INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
