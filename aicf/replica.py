@@ -42,7 +42,7 @@ from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import Block, ChainTx, Job, TxKind
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
-from aicf.core.ids import input_digest, output_digest, provider_id
+from aicf.core.ids import input_digest, lease_id, output_digest, provider_id
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.params import Params, params_from_mapping
 from aicf.core.records import LeaseRecord
@@ -264,6 +264,8 @@ class Replica:
     stats: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall seconds per phase
     keys: dict[bytes, Ed25519PrivateKey] = field(default_factory=dict)
+    last_heartbeat: dict[bytes, int] = field(default_factory=dict)
+    pending: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # lease id -> (provider, task)
     coord: Coordinator = field(init=False)
     operator_pub: bytes = field(init=False)
 
@@ -283,20 +285,33 @@ class Replica:
             lambda: len(ingest_available(self.store, self.chain, self.params, _depth, operator_key=self.operator_pub)),
         )
         self._timed("sweep", lambda: self.coord.sweep().expired)
-        work += self._timed(
-            "match", lambda: sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
-        )
+        work += self._timed("match", self._match)
+        # Providers heartbeat on their interval (the heartbeat lists their leases); a lease this replica granted
+        # to one of its own providers is proved at once, as an agent told by a jobAssigned event would.
+        now = self.clock.now()
         pids = list(self.keys)
         rng.shuffle(pids)
         for pid in pids:
+            if now - self.last_heartbeat.get(pid, -(10**9)) < self.params.heartbeat_interval_s // 2:
+                continue
+            t0 = time.monotonic()
+            self.last_heartbeat[pid] = now
+            for lease in self._guard_list(pid):
+                self.pending.setdefault(lease.lease_id, (pid, lease.task_id))
+            self.seconds["heartbeat"] += time.monotonic() - t0
+        for lid, (pid, task) in list(self.pending.items()):
             if time.monotonic() > deadline:
                 break
-            t0 = time.monotonic()
-            leases = self._guard_list(pid)
-            self.seconds["heartbeat"] += time.monotonic() - t0
-            for lease in leases:
-                work += self._timed("proof", partial(self._prove, pid, lease.lease_id, lease.task_id))
+            del self.pending[lid]
+            work += self._timed("proof", partial(self._prove, pid, lid, task))
         return work
+
+    def _match(self) -> int:
+        won = [d for d in self.coord.match(limit=self.match_limit) if d.winner is not None]
+        for d in won:
+            if d.winner in self.keys:
+                self.pending.setdefault(lease_id(d.task_id, d.winner, d.attempt), (d.winner, d.task_id))
+        return len(won)
 
     def _timed(self, what: str, call: Callable[[], int]) -> int:
         started = time.monotonic()

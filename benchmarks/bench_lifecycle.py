@@ -213,7 +213,12 @@ def bench_replicas(jobs: int, providers: int, counts: list[int]) -> None:
                 if c.get(JobStatus.SETTLED, 0) >= jobs:
                     settled = now
                 tick.wait(0.05)
-            codes = [p.wait(timeout=170 - (time.perf_counter() - started)) for p in procs]
+            codes = []
+            for p in procs:
+                try:
+                    codes.append(p.wait(timeout=max(5.0, 170 - (time.perf_counter() - started))))
+                except subprocess.TimeoutExpired:
+                    codes.append(None)  # killed below: reported as did not finish
         finally:
             for p in procs:
                 if p.poll() is None:
