@@ -163,10 +163,9 @@ def status(store: Store, now: int, params: Params) -> Status:
     with store.transaction() as tx:
         head = tx.head_block()
         counts = tx.job_counts()
-        queued = tx.ready_jobs(now + 10**9, 10_000)
+        first = tx.oldest_queued_height()
         oldest = 0
-        if queued and head is not None:
-            first = min(j.enqueue_height for j in queued)
+        if first is not None and head is not None:
             block = tx.block_at(first)
             oldest = max(0, now - block.time) if block is not None else 0
         leases = tx.lease_counts()

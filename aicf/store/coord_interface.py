@@ -66,6 +66,9 @@ class CoordinatorTx(Protocol):
     def put_decision(self, decision: DecisionRecord) -> None:
         """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
 
+    def oldest_queued_height(self) -> int | None:
+        """The lowest enqueue height of a QUEUED job (ready or backing off), None if none is queued."""
+
     def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
         """`ready_jobs` for a matcher pass, each row held until this transaction ends: on PostgreSQL a row
         another transaction holds is skipped, so concurrent replicas' passes take disjoint jobs."""

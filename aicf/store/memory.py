@@ -356,6 +356,9 @@ class MemoryTx(MemoryTrustTx):
             self._s.registry_version += 1
         return True
 
+    def oldest_queued_height(self) -> int | None:
+        return min((j.enqueue_height for j in self._s.jobs.values() if j.status is JobStatus.QUEUED), default=None)
+
     def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
         return self.ready_jobs(now, limit)  # the store lock serializes every transaction
 

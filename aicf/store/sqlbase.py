@@ -344,6 +344,10 @@ class SqlTx(SqlTrustTx, ABC):
     def put_decision(self, decision: DecisionRecord) -> None:
         self._exec("put_decision", rows.decision_params(decision))
 
+    def oldest_queued_height(self) -> int | None:
+        row = self._one("oldest_queued_height", {})
+        return None if row is None or row[0] is None else rows.as_int(row[0])
+
     def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
         return [rows.job_of(r) for r in self._all(self._claim_ready_query, {"now": now, "limit": limit})]
 

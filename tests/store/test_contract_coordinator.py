@@ -259,6 +259,9 @@ def test_ready_jobs_come_in_matcher_order(store: Store) -> None:
         assert tx.ready_jobs(T, 0) == []
         assert tx.ready_jobs(T, 1)[0] == tx.get_job(tid(5))
         assert tx.claim_ready_jobs(T, 100) == tx.ready_jobs(T, 100), "a matcher pass claims in the same order"
+        assert tx.oldest_queued_height() == 0, "job 8 backs off but is still queued; 10 left for CANCELLED"
+        tx.move_jobs([tid(n) for n in (1, 2, 4, 5, 8)], JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
+        assert tx.oldest_queued_height() == 1
 
 
 def test_lease_job_refuses_a_job_already_leased(store: Store) -> None:

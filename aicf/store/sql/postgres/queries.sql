@@ -742,3 +742,7 @@ SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, %(time)s FROM moved;
 -- next_event_seq and insert_event in one round trip (the counter row stays held until the commit).
 WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
 INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
+
+-- name: oldest_queued_height
+-- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
+SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';

@@ -631,3 +631,7 @@ SELECT seq, what, action, subject, detail, height, time FROM trust_transitions O
 
 -- name: trust_version
 SELECT coalesce(max(seq), 0) FROM trust_transitions;
+
+-- name: oldest_queued_height
+-- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
+SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
