@@ -38,10 +38,12 @@ from aicf.core.slashing import SlashReason
 from aicf.service import reads
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ingest_available
+from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
+from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.metrics import (
@@ -328,6 +330,7 @@ def build_system(
         clock,
         token,
         provider_key,
+        nonce_store=StoreNonces(store, NONCE_TTL_S),
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
             Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),
