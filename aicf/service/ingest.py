@@ -137,7 +137,15 @@ def ingest_next(
         for _ in range(_MAX_CHAIN_RACES):
             if head is not None:
                 canon = chain.block_at(head.height)
-                if canon is None or canon.hash != head.hash:
+                if canon is None:
+                    # Our view of the chain has not reached the stored head (a replica whose node lags, or that
+                    # has not yet seen what another replica ingested): wait for it rather than roll back
+                    # blocks that are on the chain. A real reorg shows as a different block at a known height.
+                    log.debug(
+                        "chain view at %d is behind the stored head %d: waiting", chain.head_height(), head.height
+                    )
+                    return None
+                if canon.hash != head.hash:
                     fork = _fork_point(tx, chain, head.height)
                     _rollback(tx, fork)
                     rolled_back_to = fork if rolled_back_to is None else min(rolled_back_to, fork)

@@ -16,6 +16,7 @@ from aicf.service.ingest import (
     ChainIdMismatchError,
     ReorgBelowFinalityError,
     UnknownParentError,
+    ingest_available,
     ingest_block,
     ingest_next,
 )
@@ -406,3 +407,38 @@ def test_a_reorg_between_two_reads_is_found_and_rolled_back_in_the_same_step(sto
     assert step.rolled_back_to is not None
     ingest(store, net)
     assert state_digest(store) == replay_digest(net)
+
+
+class _LaggingView:
+    """A replica's view of `net` whose node has seen only the first `seen` blocks."""
+
+    def __init__(self, net: Devnet, seen: int) -> None:
+        self.net, self.seen = net, seen
+
+    @property
+    def chain_id(self) -> int:
+        return self.net.chain_id
+
+    def head_height(self) -> int:
+        return self.seen - 1
+
+    def block_at(self, height: int) -> Block | None:
+        return self.net.block_at(height) if height < self.seen else None
+
+    def finalized_height(self) -> int:
+        return max(-1, self.seen - 1 - self.net.config.finality_depth)
+
+
+def test_a_chain_view_behind_the_stored_head_waits_instead_of_rolling_back(store: Store) -> None:
+    net = funded()
+    net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body())
+    net.mine(8)
+    ingest_available(store, net, P, depth_stub)
+    digest = state_digest(store)
+    lagging = _LaggingView(net, seen=5)  # another replica ingested blocks this one's node has not delivered yet
+    assert ingest_next(store, lagging, P, depth_stub) is None
+    assert state_digest(store) == digest, "the blocks on the chain stay ingested"
+    net.mine(1)
+    step = ingest_next(store, net, P, depth_stub)
+    assert step is not None
+    assert step.rolled_back_to is None
