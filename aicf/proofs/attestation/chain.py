@@ -1,9 +1,10 @@
 """Certificate parsing and chain checks shared by every evidence kind.
 
 Chains are checked link by link with `verify_directly_issued_by` (it handles RSA-PSS and ECDSA), anchored at a pinned
-root in force, and every certificate must be valid at the verification time. Signature checks on certificate pairs
-and certificate parsing are memoised by their DER bytes (pure functions of their input), so evidence from a chip
-whose chain was already checked costs only its own signature.
+root in force, and every certificate must be valid at the verification time. A certificate must be the canonical DER
+of what was parsed, so that every byte of it is either signed or fixed by the encoding rules. Signature checks on
+certificate pairs and certificate parsing are memoised by their DER bytes (pure functions of their input), so
+evidence from a chip whose chain was already checked costs only its own signature.
 """
 
 import functools
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 
-from aicf.proofs.attestation.der import TAG_SEQUENCE, read_tlvs, signed_parts, tbs_signature_algorithm
+from aicf.proofs.attestation.der import TAG_SEQUENCE, check_signed_der, read_tlvs
 from aicf.proofs.attestation.result import bad, malformed, stale, unknown_root
 from aicf.proofs.attestation.roots import PinnedRoot
 
@@ -43,32 +44,17 @@ def load_cert(der: bytes) -> x509.Certificate:
             # Force every lazily parsed part here, under this filter, not in the middle of a later check.
             cert.public_key()
             _ = cert.subject, cert.issuer, cert.extensions, cert.signature_algorithm_parameters
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise malformed(f"certificate does not parse: {exc}") from exc
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as exc:
+            raise malformed(f"certificate does not parse: {type(exc).__name__}: {exc}") from exc
     if caught:
         raise malformed(f"certificate parses only with a warning: {caught[0].message}")
-    check_signed_encoding(der, cert.tbs_certificate_bytes, cert.signature, "certificate")
+    # The signature covers the TBS bytes only. The bytes around them are checked by nothing else: a flipped
+    # unused-bits octet of the signature BIT STRING (0 -> 1, when the signature's last bits are zero) once left
+    # `cert.signature` unchanged and the certificate verified. Every one of them must be the canonical DER.
+    check_signed_der(der, cert.tbs_certificate_bytes, cert.signature, "certificate")
     if cert.public_bytes(serialization.Encoding.DER) != der:
         raise malformed("certificate has bytes after its DER encoding")
     return cert
-
-
-def check_signed_encoding(der: bytes, tbs: bytes, signature: bytes, what: str) -> None:
-    """Every byte of a signed object is either signed or pinned down by the signature check.
-
-    The parser hands back the TBS bytes and the signature value; the bytes around them (the outer SEQUENCE, the
-    outer signatureAlgorithm, the BIT STRING header and its unused-bits octet) are not signed. A parser tolerates
-    some changes there: a BIT STRING with 1 or 2 unused bits whose padding bits happen to be zero yields the same
-    signature bytes, so a certificate with one such flipped byte still verified. Refuse all of them: the encoding
-    must be the single canonical DER, its TBS the parsed TBS, its outer signatureAlgorithm byte-identical to the
-    one inside the TBS, and its signature value the parsed one.
-    Raises AttestationError(MALFORMED).
-    """
-    raw_tbs, outer_alg, sig = signed_parts(der, what)
-    if raw_tbs != tbs or sig != signature:
-        raise malformed(f"{what}: signed part or signature differs from what the parser read")
-    if outer_alg != tbs_signature_algorithm(raw_tbs, what):
-        raise malformed(f"{what}: outer signatureAlgorithm differs from the one inside the signed part")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -82,8 +68,8 @@ def pem_to_ders(data: bytes, what: str, *, strict: bool) -> tuple[bytes, ...]:
         warnings.filterwarnings("ignore", message=_SERIAL_ZERO_WARNING, category=CryptographyDeprecationWarning)
         try:
             certs = x509.load_pem_x509_certificates(data.rstrip(b"\x00"))
-        except ValueError as exc:
-            raise malformed(f"{what}: PEM chain does not parse: {exc}") from exc
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise malformed(f"{what}: PEM chain does not parse: {type(exc).__name__}: {exc}") from exc
     if len(certs) > MAX_CHAIN_LEN:
         raise malformed(f"{what}: chain of {len(certs)} certificates exceeds {MAX_CHAIN_LEN}")
     ders = tuple(c.public_bytes(serialization.Encoding.DER) for c in certs)
@@ -156,7 +142,8 @@ def check_validity(cert: x509.Certificate, at_time: int, what: str) -> None:
 def verify_chain(ders: tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, what: str) -> PinnedRoot:
     """Check a leaf-first chain up to a pinned root in force and return that root.
 
-    (1) each certificate is signed by the next; (2) the last one is a pinned root or is signed by one;
+    (1) each certificate is signed by the next; (2) the last one is a pinned root, byte for byte, or is not
+    self-issued and is signed by one;
     (3) every certificate, root included, is valid at `at_time`.
     Raises AttestationError: BAD_ATTESTATION (1), UNKNOWN_ROOT (2), STALE_ATTESTATION (3), MALFORMED (parsing).
     """

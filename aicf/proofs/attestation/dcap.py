@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import struct
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from aicf.proofs.attestation.chain import (
     cert_window,
-    check_signed_encoding,
     ec_key,
     ecdsa_verify,
     load_cert,
@@ -33,6 +33,7 @@ from aicf.proofs.attestation.der import (
     TAG_OCTET_STRING,
     TAG_OID,
     TAG_SEQUENCE,
+    check_signed_der,
     decode_oid,
     decode_uint,
     read_one,
@@ -379,12 +380,16 @@ def _signed_json(
 
 @functools.lru_cache(maxsize=256)
 def _load_crl(der: bytes, what: str) -> x509.CertificateRevocationList:
-    try:
-        crl = x509.load_der_x509_crl(der)
-        _ = crl.issuer, crl.extensions, crl.signature_algorithm_parameters, list(crl)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise malformed(f"{what} does not parse: {exc}") from exc
-    check_signed_encoding(der, crl.tbs_certlist_bytes, crl.signature, what)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            crl = x509.load_der_x509_crl(der)
+            _ = crl.issuer, crl.extensions, crl.signature_algorithm_parameters
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as exc:
+            raise malformed(f"{what} does not parse: {type(exc).__name__}: {exc}") from exc
+    if caught:
+        raise malformed(f"{what} parses only with a warning: {caught[0].message}")
+    check_signed_der(der, crl.tbs_certlist_bytes, crl.signature, what)
     if crl.public_bytes(serialization.Encoding.DER) != der:
         raise malformed(f"{what} has bytes after its DER encoding")
     return crl

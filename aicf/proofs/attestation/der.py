@@ -48,45 +48,69 @@ def read_tlvs(data: bytes, what: str) -> tuple[Tlv, ...]:
     return tuple(out)
 
 
-def der_header(tag: int, length: int) -> bytes:
-    """The DER (shortest-form) tag and length octets of a value of `length` bytes."""
-    if length < 0x80:
-        return bytes([tag, length])
-    n = (length.bit_length() + 7) // 8
-    return bytes([tag, 0x80 | n]) + length.to_bytes(n, "big")
+def read_header(data: bytes, pos: int, what: str) -> tuple[int, int, int]:
+    """(tag, start, end) of the value of the DER element at `pos`: single-byte tag, definite length in its shortest
+    form, value within `data`. Raises AttestationError(MALFORMED) naming `what`."""
+    if pos + 2 > len(data):
+        raise malformed(f"{what}: truncated DER header at offset {pos}")
+    tag, first = data[pos], data[pos + 1]
+    start = pos + 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or start + n > len(data):
+            raise malformed(f"{what}: bad DER length at offset {pos + 1}")
+        length = int.from_bytes(data[start : start + n], "big")
+        start += n
+        if length < 0x80 or data[pos + 2] == 0:
+            raise malformed(f"{what}: DER length at offset {pos + 1} is not in its shortest form")
+    if start + length > len(data):
+        raise malformed(f"{what}: DER value needs {length} bytes at offset {start}, only {len(data) - start} left")
+    return tag, start, start + length
 
 
-def signed_parts(der: bytes, what: str) -> tuple[bytes, bytes, bytes]:
-    """Split a signed DER object (Certificate, CertificateList) into the exact bytes of (tbs, signatureAlgorithm,
-    signature value), refusing any encoding but the one canonical DER: one SEQUENCE of exactly a SEQUENCE, an
-    AlgorithmIdentifier SEQUENCE and a BIT STRING with no unused bits, every length in shortest form, nothing after.
+def check_signed_der(der: bytes, tbs: bytes, signature: bytes, what: str) -> None:
+    """`der` is the one canonical DER of a signed object (Certificate, CertificateList) whose parsed signed part is
+    `tbs` and signature value `signature`: a SEQUENCE holding exactly `tbs`, then an AlgorithmIdentifier
+    byte-identical to the `signature` field inside `tbs`, then a BIT STRING with no unused bits holding exactly
+    `signature`; every length in its shortest form and nothing after. Only the signed part and the signature are
+    checked cryptographically, so every other byte is pinned down here.
 
     Raises AttestationError(MALFORMED) naming `what`.
     """
-    outer = read_tlvs(der, what)
-    if len(outer) != 1 or outer[0].tag != TAG_SEQUENCE:
+    tag, start, end = read_header(der, 0, what)
+    if tag != TAG_SEQUENCE or end != len(der):
         raise malformed(f"{what}: expected exactly one DER SEQUENCE")
-    parts = read_tlvs(outer[0].value, what)
-    if [t.tag for t in parts] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
-        got = ",".join(f"0x{t.tag:02x}" for t in parts)
-        raise malformed(f"{what}: expected SEQUENCE, SEQUENCE, BIT STRING; got [{got}]")
-    for tlv in (outer[0], *parts):
-        if tlv.raw != der_header(tlv.tag, len(tlv.value)) + tlv.value:
-            raise malformed(f"{what}: DER length not in shortest form (tag 0x{tlv.tag:02x})")
-    tbs, alg, sig = parts
-    if not sig.value or sig.value[0] != 0:
-        raise malformed(f"{what}: signature BIT STRING must have 0 unused bits, got 0x{sig.value[:1].hex()}")
-    return tbs.raw, alg.raw, sig.value[1:]
-
-
-def tbs_signature_algorithm(tbs: bytes, what: str) -> bytes:
-    """The exact bytes of the `signature` AlgorithmIdentifier inside a TBSCertificate or TBSCertList: the first
-    SEQUENCE after the optional version (context tag [0] in a certificate, INTEGER in a CRL) and serial number."""
-    fields = read_tlvs(read_one(tbs, TAG_SEQUENCE, what), what)
-    for tlv in fields[:3]:
-        if tlv.tag == TAG_SEQUENCE:
-            return tlv.raw
-    raise malformed(f"{what}: no signature AlgorithmIdentifier in the signed part")
+    if der[start : start + len(tbs)] != tbs:
+        raise malformed(f"{what}: the signed part is not where the encoding puts it")
+    # The TBS's own `signature` AlgorithmIdentifier: the first SEQUENCE after the optional version (context tag
+    # [0] in a certificate, INTEGER in a CRL) and the serial number.
+    tag, field_start, tbs_end = read_header(tbs, 0, what)
+    if tag != TAG_SEQUENCE or tbs_end != len(tbs):
+        raise malformed(f"{what}: the signed part is not one SEQUENCE")
+    pos = field_start
+    for _ in range(3):
+        tag, _, field_end = read_header(tbs, pos, what)
+        if tag == TAG_SEQUENCE:
+            inner_alg = tbs[pos:field_end]
+            break
+        pos = field_end
+    else:
+        raise malformed(f"{what}: no signature AlgorithmIdentifier in the signed part")
+    pos = start + len(tbs)
+    if der[pos : pos + len(inner_alg)] != inner_alg:
+        raise malformed(f"{what}: outer signatureAlgorithm differs from the one inside the signed part")
+    pos += len(inner_alg)
+    tag, sig_start, sig_end = read_header(der, pos, what)
+    if tag != TAG_BIT_STRING or sig_end != len(der):
+        raise malformed(f"{what}: expected the signature BIT STRING to end the encoding")
+    if der[sig_start : sig_start + 1] != b"\x00":
+        raise malformed(
+            f"{what}: signature BIT STRING must have 0 unused bits, got 0x{der[sig_start : sig_start + 1].hex()}"
+        )
+    if der[sig_start + 1 : sig_end] != signature:
+        raise malformed(f"{what}: signature value differs from what the parser read")
 
 
 def read_one(data: bytes, tag: int, what: str) -> bytes:
