@@ -358,15 +358,6 @@ class Coordinator:
         self._expected[key] = found
         return found
 
-    def _trap_expectation(self, task_id: bytes) -> ExpectedAnswer | Reject | None:
-        """None unless the task is a trap job; then the coordinator's own answer (run outside the transaction)."""
-        with self.store.transaction() as tx:
-            job = tx.get_job(task_id)
-            trap = tx.get_trap(job.caller) if job is not None and job.kind == "ai" else None
-        if trap is None:
-            return None
-        return self._expected_answer(trap)
-
     # -- registry and stake (SPEC §9) ----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:
         """Register a provider; registering the same key again returns the first registration unchanged."""
@@ -669,12 +660,23 @@ class Coordinator:
         """Check the envelope, verify the body, then accept (signed acc, inclusion on chain) or reject
         (requeue or REJECTED, and a slash when the code earns one). A drop changes nothing."""
         received_ms = self.clock.now_ms()
-        now = received_ms // 1000
         env = parse_envelope(raw)
         if isinstance(env, Reject):
             return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+        outcome = self._submit(env, received_ms, None)
+        if isinstance(outcome, TrapRecord):  # a trap whose answer is not known yet: run the model outside any tx
+            outcome = self._submit(env, received_ms, self._expected_answer(outcome))
+        if isinstance(outcome, TrapRecord):  # unreachable: the answer was given
+            raise AssertionError("a trap answer was asked for twice")
+        return outcome
+
+    def _submit(
+        self, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
+    ) -> ProofOutcome | TrapRecord:
+        """One submission in one transaction. For a trap job whose answer this process has not computed yet it
+        writes nothing and returns the trap: the caller computes the answer and calls again with it."""
+        now = received_ms // 1000
         pid = env.proof_id
-        expected = self._trap_expectation(env.task_id)
         with self.store.transaction() as tx:
             provider = tx.get_provider(env.provider_id)
             stored = tx.get_lease(env.lease_id)
@@ -705,6 +707,12 @@ class Coordinator:
                     message="the task is not leased",
                     dropped=True,
                 )
+            expected = answer
+            trap = tx.get_trap(job.caller) if answer is None and job.kind == "ai" else None
+            if trap is not None:
+                expected = self._expected.get((trap.model, trap.prompt, trap.max_tokens))
+                if expected is None:
+                    return trap
             head = tx.head_block()
             height = head.height if head is not None else 0
             latency = max(0, received_ms - stored.granted_at * 1000)

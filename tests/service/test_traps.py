@@ -12,6 +12,7 @@ import cbor2
 import pytest
 
 from aicf.core.chain import TxKind
+from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, FUND, Posting, provider_account, requester_account
@@ -267,4 +268,28 @@ def test_random_output_fails_the_trap_and_is_slashed_jailed_and_requeued(world: 
     assert provider.jailed_until == now + 24 * 3600
     (slash,) = slashes
     assert slash.evidence_hash == evidence_ref(cbor2.loads(slash.evidence))  # the evidence is what it hashes
+    assert verify(world.store).ok
+
+
+def test_a_trap_the_coordinator_cannot_re_execute_is_unverifiable_without_a_slash(world: TrapWorld) -> None:
+    class BrokenOracle(FakeOracle):
+        def expected(self, model: str, prompt: bytes, max_tokens: int) -> ExpectedAnswer:
+            self.calls.append(prompt)
+            raise AicfError("the model weights are missing")
+
+    world.oracle = BrokenOracle()
+    world.coord.trap_oracle = world.oracle
+    pid = world.provider_for(3)
+    world.enqueue_model(19)
+    world.mine(2 + 7)
+    with world.store.transaction() as tx:
+        (trap,) = tx.open_traps(10)
+    task, outcome = _serve_until_trap(world, pid, 3, embed(trap.prompt))
+    assert not outcome.accepted  # type: ignore[attr-defined]
+    assert outcome.code == "UNVERIFIABLE", outcome  # type: ignore[attr-defined]
+    assert outcome.slashed == 0  # type: ignore[attr-defined]
+    assert world.oracle.calls == [trap.prompt]
+    assert world.job_status(task) is JobStatus.QUEUED
+    with world.store.transaction() as tx:
+        assert tx.slashes_of(pid) == []
     assert verify(world.store).ok
