@@ -9,14 +9,17 @@ from cryptography import x509
 
 from aicf.proofs.attestation.chain import load_cert
 from aicf.proofs.attestation.dcap import parse_collateral, parse_time
-from aicf.proofs.attestation.result import AttestationError
+from aicf.proofs.attestation.result import AttestationError, Expiry
 from aicf.proofs.attestation.roots import VendorRoots
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Expiry:
-    what: str
-    not_after: int  # unix seconds
+__all__ = [
+    "Expiry",
+    "ExpiryAlarm",
+    "certificate_expiries",
+    "collateral_expiries",
+    "expiring_within",
+    "root_expiries",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

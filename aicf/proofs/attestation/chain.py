@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 
 from aicf.proofs.attestation.der import TAG_SEQUENCE, check_signed_der, read_tlvs
-from aicf.proofs.attestation.result import bad, malformed, stale, unknown_root
+from aicf.proofs.attestation.result import Expiry, bad, malformed, stale, unknown_root
 from aicf.proofs.attestation.roots import PinnedRoot
 
 MAX_CERT_BYTES = 16 * 1024
@@ -128,6 +128,19 @@ def _link_error(child_der: bytes, issuer_der: bytes) -> str:
 
 def cert_window(cert: x509.Certificate) -> tuple[int, int]:
     return int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
+
+
+def chain_expiries(ders: tuple[bytes, ...], names: tuple[str, ...], root: PinnedRoot) -> tuple[Expiry, ...]:
+    """The not-after of each certificate of a verified leaf-first chain below the pinned `root` (the root's own
+    expiry is alarmed with the roots), the i-th named `names[i]` (the last name repeated with its index beyond).
+    Parses nothing new: `load_cert` already holds every certificate `verify_chain` checked."""
+    out: list[Expiry] = []
+    for i, der in enumerate(ders):
+        if der == root.der:
+            continue
+        name = names[i] if i < len(names) else f"{names[-1]} {i}"
+        out.append(Expiry(what=name, not_after=cert_window(load_cert(der))[1]))
+    return tuple(out)
 
 
 def check_validity(cert: x509.Certificate, at_time: int, what: str) -> None:

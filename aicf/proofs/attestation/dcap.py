@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from aicf.proofs.attestation.chain import (
     cert_window,
+    chain_expiries,
     ec_key,
     ecdsa_verify,
     load_cert,
@@ -39,7 +40,7 @@ from aicf.proofs.attestation.der import (
     read_one,
     read_tlvs,
 )
-from aicf.proofs.attestation.result import AttestationResult, bad, malformed, stale
+from aicf.proofs.attestation.result import AttestationResult, Expiry, bad, malformed, stale
 from aicf.proofs.attestation.roots import PinnedRoot
 
 HEADER_SIZE = 48
@@ -363,9 +364,10 @@ def _json_object(body: bytes, what: str) -> dict[str, object]:
 
 def _signed_json(
     body: bytes, sig: bytes, chain: tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, what: str
-) -> dict[str, object]:
-    """Verify a signed PCS JSON document: chain to the pinned root, signature over its exact bytes, its dates."""
-    verify_chain(chain, anchors, at_time, f"{what} issuer chain")
+) -> tuple[dict[str, object], PinnedRoot]:
+    """Verify a signed PCS JSON document: chain to the pinned root, signature over its exact bytes, its dates.
+    Returns the document and the root its chain reached."""
+    root = verify_chain(chain, anchors, at_time, f"{what} issuer chain")
     if not _p256_signed_by(chain[0], sig, body):
         raise bad(f"{what} signature does not verify under {load_cert(chain[0]).subject.rfc4514_string()}")
     doc = _json_object(body, what)
@@ -375,7 +377,7 @@ def _signed_json(
     )
     if not issue <= at_time <= next_update:
         raise stale(f"{what} valid {issue}..{next_update} (issueDate..nextUpdate), verification time {at_time}")
-    return doc
+    return doc, root
 
 
 @functools.lru_cache(maxsize=256)
@@ -565,6 +567,7 @@ class _Judgement:
     leaf_not_after: int
     valid_from: int
     valid_until: int
+    expiries: tuple[Expiry, ...]  # for the collateral alarm (AttestationResult.expiries)
 
 
 _MEMO_SIZE = 1024
@@ -598,12 +601,12 @@ def _judge_platform(
         raise bad(
             f"QE report data does not bind the attestation key: expected 0x{want.hex()}, got 0x{qe.report_data.hex()}"
         )
-    tcb_info = _signed_json(  # (7)
+    tcb_info, tcb_root = _signed_json(  # (7)
         col.tcb_info, col.tcb_info_signature, col.tcb_info_issuer_chain, anchors, at_time, "tcbInfo"
     )
     for cert_der in col.tcb_info_issuer_chain[:-1] + col.qe_identity_issuer_chain[:-1]:
         _not_revoked(root_crl, load_cert(cert_der), "TCB signing certificate")
-    identity = _signed_json(  # (8)
+    identity, identity_root = _signed_json(  # (8)
         col.qe_identity, col.qe_identity_signature, col.qe_identity_issuer_chain, anchors, at_time, "qeIdentity"
     )
     want_tcb_id = "TDX" if tdx else "SGX"
@@ -630,6 +633,18 @@ def _judge_platform(
             windows.append((int(crl.last_update_utc.timestamp()), int(next_update.timestamp())))
     for doc, what in ((tcb_info, "tcbInfo"), (identity, "qeIdentity")):
         windows.append((parse_time(doc.get("issueDate"), what), parse_time(doc.get("nextUpdate"), what)))
+    kind = "tdx" if tdx else "sgx"
+    expiries = [
+        Expiry(what=f"{kind} {what} nextUpdate", not_after=parse_time(doc.get("nextUpdate"), what))
+        for doc, what in ((tcb_info, "tcbInfo"), (identity, "qeIdentity"))
+    ]
+    for crl, what in ((root_crl, "root CA CRL"), (pck_crl, "PCK CRL")):
+        if crl.next_update_utc is not None:
+            expiries.append(Expiry(what=f"{kind} {what} nextUpdate", not_after=int(crl.next_update_utc.timestamp())))
+    expiries += chain_expiries(quote.pck_chain, (f"{kind} PCK certificate", f"{kind} PCK CA certificate"), root)
+    expiries += chain_expiries(col.tcb_info_issuer_chain, (f"{kind} TCB signing certificate",), tcb_root)
+    qe_signers = tuple(d for d in col.qe_identity_issuer_chain if d not in col.tcb_info_issuer_chain)
+    expiries += chain_expiries(qe_signers, (f"{kind} QE identity signing certificate",), identity_root)
     return _Judgement(
         status=converge_status(platform_status, qe_status, module_status),
         advisories=tuple(sorted(set(advisories) | set(qe_adv) | set(module_adv))),
@@ -637,6 +652,7 @@ def _judge_platform(
         leaf_not_after=int(pck_leaf.not_valid_after_utc.timestamp()),
         valid_from=max(w[0] for w in windows),
         valid_until=min(w[1] for w in windows),
+        expiries=tuple(expiries),
     )
 
 
@@ -676,6 +692,7 @@ def _verify_dcap(
             extra_measurements=tuple(enumerate(td.rtmrs)),
             root_sha256=judged.root.sha256,
             leaf_not_after=judged.leaf_not_after,
+            expiries=judged.expiries,
         )
     sgx = quote.sgx_body
     if sgx is None:
@@ -689,6 +706,7 @@ def _verify_dcap(
         advisories=judged.advisories,
         root_sha256=judged.root.sha256,
         leaf_not_after=judged.leaf_not_after,
+        expiries=judged.expiries,
     )
 
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from aicf.proofs.attestation.chain import ec_key, ecdsa_verify, load_cert, split_certs, verify_chain
+from aicf.proofs.attestation.chain import (
+    MAX_CHAIN_LEN,
+    chain_expiries,
+    ec_key,
+    ecdsa_verify,
+    load_cert,
+    split_certs,
+    verify_chain,
+)
 from aicf.proofs.attestation.result import AttestationResult, bad, malformed
 from aicf.proofs.attestation.roots import PinnedRoot
 
@@ -26,6 +34,8 @@ NONCE_SIZE = 32
 SIG_SIZE = 96
 OPAQUE_DRIVER_VERSION = 3
 OPAQUE_VBIOS_VERSION = 6
+# stable alarm names of the device chain by position (device certificates carry per-GPU serials in their subjects)
+_CHAIN_NAMES = ("nvidia-gpu leaf certificate", *(f"nvidia-gpu chain certificate {i}" for i in range(1, MAX_CHAIN_LEN)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,4 +159,5 @@ def verify_nvidia_gpu(
         extra_measurements=report.measurements,
         root_sha256=root.sha256,
         leaf_not_after=int(leaf.not_valid_after_utc.timestamp()),
+        expiries=chain_expiries(ders, _CHAIN_NAMES, root),
     )

@@ -50,6 +50,14 @@ def malformed(message: str) -> AttestationError:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Expiry:
+    """One certificate, CRL or signed collateral document and when it stops being valid (SPEC §13 alarm)."""
+
+    what: str
+    not_after: int  # unix seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SnpTcb:
     """The SEV-SNP TCB version: security patch levels of each firmware component (Milan/Genoa layout)."""
 
@@ -75,6 +83,10 @@ class AttestationResult:
     PCR0, GPU: SHA-384 of the measurement record). `report_data` is where the SPEC §8 binding lives (SNP/SGX/TDX
     report_data, Nitro user_data, GPU and CCA nonce/challenge). `tcb_status` is Intel's TCB status or "" where the
     vendor has none; `svns` carries the raw security versions (SNP: bootloader, tee, snp, microcode).
+    `expiries` are the certificates and collateral below the pinned root that this verification relied on, each
+    named `"<kind> <item>"` with a stable name (no serials or instance ids), for the collateral alarm: empty where
+    nothing below the root expires on a time an operator acts on (Nitro: AWS reissues its chain every few hours
+    to days; CCA: tokens carry no validity time).
     """
 
     kind: str
@@ -93,6 +105,7 @@ class AttestationResult:
     extra_measurements: tuple[tuple[int, bytes], ...] = ()
     root_sha256: bytes = b""
     leaf_not_after: int = 0
+    expiries: tuple[Expiry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aicf.proofs.attestation.chain import ec_key, ecdsa_verify, load_cert, split_certs, verify_chain
+from aicf.proofs.attestation.chain import chain_expiries, ec_key, ecdsa_verify, load_cert, split_certs, verify_chain
 from aicf.proofs.attestation.der import TAG_INTEGER, TAG_OCTET_STRING, decode_uint, read_one
 from aicf.proofs.attestation.result import AttestationResult, SnpTcb, bad, malformed
 from aicf.proofs.attestation.roots import PinnedRoot
@@ -28,6 +28,11 @@ SIG_ALGO_ECDSA_P384_SHA384 = 1
 POLICY_DEBUG_BIT = 1 << 19
 SIGNING_KEY_VCEK = 0
 SIGNING_KEY_VLEK = 1
+
+_CHAIN_NAMES = {  # stable alarm names of the chain below the ARK, by the report's signing key
+    SIGNING_KEY_VCEK: ("sev-snp VCEK certificate", "sev-snp ASK certificate"),
+    SIGNING_KEY_VLEK: ("sev-snp VLEK certificate", "sev-snp ASVK certificate"),
+}
 
 OID_HWID = x509.ObjectIdentifier("1.3.6.1.4.1.3704.1.4")
 OID_BL_SPL = x509.ObjectIdentifier("1.3.6.1.4.1.3704.1.3.1")
@@ -175,4 +180,5 @@ def verify_snp(
         chip_id=report.chip_id,
         root_sha256=root.sha256,
         leaf_not_after=int(leaf.not_valid_after_utc.timestamp()),
+        expiries=chain_expiries(ders, _CHAIN_NAMES[report.signing_key], root),
     )
