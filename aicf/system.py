@@ -36,6 +36,7 @@ from aicf.core.qasm import circuit_depth
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
 from aicf.service import reads
+from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ingest_available
 from aicf.service.nonces import StoreNonces
@@ -176,6 +177,7 @@ class System:
     chain_lock: threading.Lock
     var: Path
     stop: threading.Event = field(default_factory=threading.Event)
+    collateral: CollateralWatch = field(default_factory=CollateralWatch)  # the verifier's: TEE collateral expiry
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -254,6 +256,10 @@ class System:
             collateral=[  # SPEC §13 collateral near expiry: seconds left at this scrape's `now`
                 CollateralExpiry(kind="vendor_root", item=e.what, expires_in_s=e.not_after - now)
                 for e in self.coord.trust.root_expiries()
+            ]
+            + [  # and the TEE collateral and certificates the latest accepted evidence of each kind relied on
+                CollateralExpiry(kind="tee_collateral", item=e.what, expires_in_s=e.not_after - now)
+                for e in self.collateral.expiries()
             ],
         )
 
@@ -290,12 +296,13 @@ def build_system(
     def trap_seed(epoch: int) -> bytes:
         return coord.trap_seed(epoch)
 
+    watch = CollateralWatch()  # what accepted TEE evidence relied on: /metrics and getStatus alarm on it
     coord = Coordinator(
         store=store,
         clock=clock,
         params=params,
         operator_key=operator_key,
-        verifier=StandardVerifier(params=params, model_digests=model_digests, trap_seed=trap_seed),
+        verifier=StandardVerifier(params=params, model_digests=model_digests, trap_seed=trap_seed, watch=watch),
         chain_writer=DevnetWriter(devnet, lock, coordinator_address),
         trap_secret=trap_secret,
         trap_oracle=trap_oracle if trap_oracle is not None else ModelTrapOracle(),
@@ -305,7 +312,7 @@ def build_system(
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
     token = operator_token or secrets.token_urlsafe(24)
-    registry = build_registry(coord, store, clock, params)
+    registry = build_registry(coord, store, clock, params, collateral=watch)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
         with lock:
@@ -348,6 +355,7 @@ def build_system(
         app=app,
         chain_lock=lock,
         var=var,
+        collateral=watch,
     )
     holder["system"] = system
     return system

@@ -2,7 +2,8 @@
 
 It only composes `aicf.proofs`: every verdict comes from evidence the verifiers check themselves. TEE evidence is
 judged by `trust`: the registry's roots and per-kind policies in force at `height` (aicf.service.trust); a kind
-with no policy in the registry is judged by the verifier's own `policy`.
+with no policy in the registry is judged by the verifier's own `policy`. With a `watch`, accepted TEE evidence
+leaves the expiry of the collateral and certificates it relied on there (aicf.service.collateral).
 """
 
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from aicf.proofs.attestation.result import Policy
 from aicf.proofs.envelope import ProofEnvelope
 from aicf.proofs.quantum import VerdictCode, verify_quantum_body
 from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.collateral import CollateralWatch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +53,7 @@ class StandardVerifier:
     model_digests: Mapping[str, bytes]
     trap_seed: Callable[[int], bytes]  # s_E for an epoch
     policy: Policy = field(default_factory=Policy)  # for an evidence kind the registry holds no policy for
+    watch: CollateralWatch | None = None  # records what accepted TEE evidence relied on, for the collateral alarm
 
     def verify(
         self,
@@ -86,6 +89,8 @@ class StandardVerifier:
             )
             if isinstance(out, Reject):
                 return out
+            if self.watch is not None and out.attestation is not None:
+                self.watch.record(out.attestation.kind, out.attestation.expiries)
             return _ai_accepted(out)
         if env.kind != "QUANTUM_V1":
             return Reject(code=RejectCode.MALFORMED, message=f"a quantum job needs a QUANTUM_V1 proof, got {env.kind}")

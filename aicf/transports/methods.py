@@ -20,6 +20,7 @@ from aicf.core.params import Params
 from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, ResultRecord, SlashRecord
 from aicf.core.settlement import Payout
 from aicf.service import reads
+from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
@@ -259,8 +260,11 @@ def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None) -> J
     return {"items": items[:limit], "next_cursor": encode_cursor((last_key,)) if more and last_key else None}
 
 
-def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Params) -> Registry:
-    """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet."""
+def build_registry(
+    coord: Coordinator, store: Store, clock: Clock, params: Params, *, collateral: CollateralWatch | None = None
+) -> Registry:
+    """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet.
+    `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots."""
 
     def provider_of(ctx: CallContext) -> bytes:
         if ctx.provider_id is None:  # the framework verified auth before calling us
@@ -344,7 +348,10 @@ def build_registry(coord: Coordinator, store: Store, clock: Clock, params: Param
                 "cap_use_bps": s.cap_use_bps,
                 "price_bps": s.price_bps,
             },
-            "alarms": _alarms(s, params) + _collateral_alarms(coord.trust.root_expiries(), s.now),
+            "alarms": _alarms(s, params)
+            + _collateral_alarms(
+                coord.trust.root_expiries() + (collateral.expiries() if collateral is not None else ()), s.now
+            ),
             "recent_slashes": [render_slash(x) for x in s.recent_slashes],
             "latest_seq": s.latest_seq,
             "assignments_total": s.assignments_total,
@@ -449,7 +456,8 @@ def _alarms(s: reads.Status, params: Params) -> list[Json]:
 
 
 def _collateral_alarms(expiries: Sequence[ExpiryItem], now: int) -> list[Json]:
-    """SPEC §13 collateral near expiry: a pinned root whose certificate ends within COLLATERAL_ALARM_S."""
+    """SPEC §13 collateral near expiry: a pinned root, or TEE collateral or a certificate accepted evidence relied
+    on, that ends within COLLATERAL_ALARM_S."""
     alarms: list[Json] = []
     for e in sorted(expiries, key=lambda e: (e.not_after, e.what)):
         left = e.not_after - now

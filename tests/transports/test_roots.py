@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from proofs.attestation.conftest import new_test_nitro
+from proofs.attestation.conftest import PERMISSIVE, new_test_nitro, real_roots, real_samples, ts
 from typer.testing import CliRunner, Result
 
+from aicf.proofs.attestation import AttestationResult, verify_evidence
+from aicf.service.verifier import StandardVerifier
 from aicf.store.memory import MemoryStore
 from aicf.system import System, build_system, devnet_params, shipped_vendor_roots
 from aicf.transports.cli import app as cli_app
@@ -100,6 +102,33 @@ def test_metrics_show_the_collateral_expiry_of_every_pinned_root(up: Up) -> None
     assert lines["amd root ARK-Milan v1"] == str(int(milan_not_after.timestamp()) - START)
     assert lines["intel root Intel SGX Root CA v1"] == str(int(intel_not_after.timestamp()) - START)
     assert {"aws root AWS Nitro root G1 v1", "nvidia root NVIDIA Device Identity CA v1"} <= set(lines)
+
+
+def test_metrics_and_status_alarm_on_the_tee_collateral_the_latest_accepted_evidence_relied_on(up: Up) -> None:
+    # The verifier of `aicf up` records into the system's watch; a real DCAP quote cannot bind a test job, so its
+    # verdict is recorded here as StandardVerifier records it (the recording itself: tests/proofs/attestation).
+    verifier = up.system.coord.verifier
+    assert isinstance(verifier, StandardVerifier)
+    assert verifier.watch is up.system.collateral
+    sgx = next(s for s in real_samples() if s.name == "sgx-v3")
+    result = verify_evidence(sgx.kind, sgx.evidence, sgx.certs, real_roots(), sgx.at_time, PERMISSIVE)
+    assert isinstance(result, AttestationResult)
+    assert isinstance(sgx.certs, bytes)  # DCAP: the PCS collateral JSON
+    tcb_next_update = ts(json.loads(json.loads(sgx.certs)["tcb_info"])["nextUpdate"])
+    up.system.collateral.record(result.kind, result.expiries)
+    try:
+        now = up.system.clock.now()
+        text = httpx.get(up.url + "/metrics", timeout=30).text
+        lines = dict(re.findall(r'^aicf_collateral_expiry_seconds\{kind="tee_collateral",item="([^"]+)"\} (-?\d+)$',
+                                text, re.MULTILINE))  # fmt: skip
+        assert lines["sgx tcbInfo nextUpdate"] == str(tcb_next_update - now)
+        assert set(lines) == {e.what for e in result.expiries}
+        alarms = rpc(up, "aicf.getStatus", {})["result"]["alarms"]
+        expired = [a for a in alarms if a["name"] == "collateral_expired" and "sgx tcbInfo nextUpdate" in a["message"]]
+        assert expired == [{"name": "collateral_expired", "severity": "critical",
+                            "message": f"sgx tcbInfo nextUpdate expired {now - tcb_next_update} s ago"}]  # fmt: skip
+    finally:
+        up.system.collateral.record(result.kind, ())
 
 
 def test_roots_add_pins_a_version_the_list_shows_and_the_change_log_records(up: Up, tmp_path: Path) -> None:

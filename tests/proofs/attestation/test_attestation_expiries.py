@@ -1,4 +1,5 @@
-"""Accepted evidence names the collateral and certificates below the root it relied on, with their expiry."""
+"""Accepted evidence names the collateral and certificates below the root it relied on, with their expiry, and the
+coordinator's verifier keeps what the latest accepted evidence of each kind relied on (the collateral alarm)."""
 
 import json
 from collections.abc import Callable
@@ -7,8 +8,26 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from aicf.proofs.attestation import AttestationResult, Expiry, Policy, VendorRoots, verify_evidence
+from aicf.core.chain import Job
+from aicf.core.ids import input_digest, output_digest, provider_id, tee_report_data
+from aicf.core.leases import LeaseStatus
+from aicf.core.params import Params
+from aicf.core.records import LeaseRecord
+from aicf.core.types import MicroAnm, MilliUnits
+from aicf.proofs.attestation import (
+    AttestationResult,
+    Expiry,
+    Policy,
+    VendorRoots,
+    make_vendor_roots,
+    verify_evidence,
+)
 from aicf.proofs.attestation.chain import load_cert  # filters the serial-0 warning of AMD's VCEKs
+from aicf.proofs.attestation.registry import TrustAnchors
+from aicf.proofs.envelope import ProofEnvelope
+from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.collateral import CollateralWatch
+from aicf.service.verifier import BodyAccepted, StandardVerifier
 
 
 def verified(sample: Any, roots: VendorRoots, policy: Policy) -> AttestationResult:
@@ -105,3 +124,70 @@ def test_nitro_and_cca_evidence_name_nothing_to_renew(
 ) -> None:
     # Nitro: AWS reissues every certificate below its root within hours to weeks; CCA tokens carry no validity.
     assert verified(samples[name], roots, permissive).expiries == ()
+
+
+# ---- the verifier of the coordinator records what accepted evidence relied on ----
+
+PROVIDER = provider_id(b"\x07" * 32)
+MODEL, MODEL_DIGEST, PROMPT, OUTPUT = "smollm2-135m", b"\x33" * 32, b"2+2=", b"4"
+TASK = b"\x11" * 32
+AT = 1_767_225_600  # 2026-01-01: inside the test AMD chain's validity
+
+
+def _snp_proof(test_amd: Any, snp_report: Callable[..., bytes], *, provider: bytes = PROVIDER) -> ProofEnvelope:
+    bound = tee_report_data(TASK, MODEL_DIGEST, input_digest(PROMPT), output_digest(OUTPUT), provider)
+    report = snp_report(test_amd.vcek_key, report_data=bound, chip_id=test_amd.chip_id)
+    body: dict[str, object] = {
+        "model_id": MODEL,
+        "model_digest": MODEL_DIGEST,
+        "input_digest": input_digest(PROMPT),
+        "output_digest": output_digest(OUTPUT),
+        "output": OUTPUT,
+        "qos": {"runtime_ms": 120, "tokens": 1},
+        "attestation": {"type": "sev-snp", "evidence": report, "certs": [test_amd.vcek, test_amd.ask, test_amd.ark]},
+    }
+    return ProofEnvelope(
+        version=1, kind="AI_V1", task_id=TASK, lease_id=b"\x22" * 32, provider_id=PROVIDER, body=body, sig=b""
+    )
+
+
+def _verify(watch: CollateralWatch, env: ProofEnvelope, test_amd: Any) -> object:
+    verifier = StandardVerifier(
+        params=Params(), model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32), watch=watch
+    )
+    job = Job(
+        task_id=TASK, chain_id=1, tx_hash=bytes(32), caller=bytes(20), kind="ai", payload=b"", payload_hash=bytes(32),
+        model=MODEL, fee_per_unit=1, tier=0, max_units_mu=MilliUnits(1000), escrow=MicroAnm(1000), depth=0,
+        deadline_height=100, enqueue_height=1, enqueue_tx_index=0,
+    )  # fmt: skip
+    lease = LeaseRecord(
+        lease_id=env.lease_id, task_id=TASK, provider_id=PROVIDER, attempt=1, granted_at=AT - 10,
+        expires_at=AT + 60, status=LeaseStatus.LIVE, epoch=0,
+    )  # fmt: skip
+    request = {"prompt": PROMPT, "max_runtime_ms": 5000, "max_tokens": 16}
+    trust = TrustAnchors(roots=make_vendor_roots((test_amd.root,)))
+    return verifier.verify(env, job, request, lease, AT, 10, trust)
+
+
+def test_standard_verifier_records_the_chain_below_the_root_of_evidence_it_accepts(
+    test_amd: Any, snp_report: Callable[..., bytes]
+) -> None:
+    watch = CollateralWatch()
+    out = _verify(watch, _snp_proof(test_amd, snp_report), test_amd)
+    assert isinstance(out, BodyAccepted), out
+    assert out.attested == "sev-snp"
+    vcek, ask = load_cert(test_amd.vcek), load_cert(test_amd.ask)
+    assert watch.items() == (
+        ("sev-snp", Expiry(what="sev-snp ASK certificate", not_after=int(ask.not_valid_after_utc.timestamp()))),
+        ("sev-snp", Expiry(what="sev-snp VCEK certificate", not_after=int(vcek.not_valid_after_utc.timestamp()))),
+    )
+
+
+def test_standard_verifier_records_nothing_for_evidence_it_rejects(
+    test_amd: Any, snp_report: Callable[..., bytes]
+) -> None:
+    watch = CollateralWatch()
+    out = _verify(watch, _snp_proof(test_amd, snp_report, provider=provider_id(b"\x08" * 32)), test_amd)
+    assert isinstance(out, Reject)
+    assert out.code is RejectCode.BAD_ATTESTATION  # bound to another provider
+    assert watch.items() == ()
