@@ -4,14 +4,18 @@ Each test drives the real use-cases: enqueue on chain → ingest → QUEUED at d
 beacon draw) → lease → proof (or silence) → verify → inclusion on chain → VERIFIED → epoch settlement.
 """
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from store.backends import open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
@@ -29,6 +33,7 @@ from aicf.service.errors import InvalidRegistrationError, NotLeaseHolderError, S
 from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
 from aicf.service.verifier import StandardVerifier
+from aicf.store.interface import Store, Tx
 from aicf.store.memory import MemoryStore
 
 PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})
@@ -74,7 +79,7 @@ class DevnetWriter:
 class World:
     params: Params = PARAMS
     devnet: Devnet = field(default_factory=lambda: Devnet(DevnetConfig(genesis_time=GENESIS, interval_s=10)))
-    store: MemoryStore = field(default_factory=MemoryStore)
+    store: Store = field(default_factory=MemoryStore)
     clock: FixedClock = field(default_factory=lambda: FixedClock(GENESIS))
     operator: Ed25519PrivateKey = field(default_factory=lambda: _key(99))
     coord: Coordinator = field(init=False)
@@ -492,3 +497,75 @@ def test_three_windows_of_low_availability_slash_qos_chronic_once_per_window(wor
     with world.store.transaction() as tx:
         assert len(tx.slashes_of(pid)) == 1
     assert verify(world.store).ok
+
+
+class _CountsReadTogether:
+    """A store whose transactions hold each matcher pass right after it read the live lease counts until the
+    other pass has read them too: both passes start from the same counts, as two replicas can."""
+
+    def __init__(self, store: Store, barrier: threading.Barrier) -> None:
+        self._store, self._barrier = store, barrier
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._store.transaction() as tx:
+            yield cast(Tx, _GatedTx(tx, self._barrier))
+
+    def close(self) -> None:
+        return None
+
+
+class _GatedTx:
+    def __init__(self, tx: Tx, barrier: threading.Barrier) -> None:
+        self._tx, self._barrier = tx, barrier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def live_lease_counts(self) -> dict[bytes, int]:
+        counts = self._tx.live_lease_counts()
+        self._barrier.wait(30)
+        return counts
+
+
+@pytest.mark.postgres
+def test_two_replicas_matching_at_once_never_exceed_a_providers_max_leases(tmp_path: Path) -> None:
+    with open_test_store("postgres", tmp_path) as store:
+        # as in aicf.replica: Γ and issuance high enough that neither the bucket nor the budget throttle stops a
+        # provider's four leases, so only its slots limit them
+        world = World(
+            store=store,
+            params=params_from_mapping({"epoch_seconds": 120, "gamma_units": 1_000_000}),
+            devnet=Devnet(DevnetConfig(genesis_time=GENESIS, interval_s=10, issuance=10**12)),
+        )
+        world.mine(2)
+        _, pid = world.provider(1)
+        world.enqueue(8, runtime_ms=100)
+        world.mine(7)
+        barrier = threading.Barrier(2)
+        replicas = [
+            Coordinator(
+                store=_CountsReadTogether(store, barrier),
+                clock=world.clock,
+                params=world.params,
+                operator_key=world.operator,
+                verifier=world.coord.verifier,
+                chain_writer=world.coord.chain_writer,
+                trap_secret=b"test-secret",
+            )
+            for _ in range(2)
+        ]
+        won: list[int] = []
+        threads = [
+            threading.Thread(target=lambda c=c: won.append(sum(d.winner is not None for d in c.match(limit=4))))
+            for c in replicas
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(won) == 2, "a pass did not finish"
+        with store.transaction() as tx:
+            live = tx.live_leases_of(pid)
+        assert len(live) == sum(won)
+        assert len(live) == world.params.max_leases, "two passes filled the same provider's slots (or none did)"
