@@ -110,4 +110,3 @@ def test_replicas_share_the_work_and_survive_one_killed_mid_work(schema: str) ->
                 assert (ours.batch, ours.root) == (theirs.batch, theirs.root)
     finally:
         store.close()
-
