@@ -956,16 +956,16 @@ class Coordinator:
             if job is not None and job.status is JobStatus.LEASED and tx.get_provider(lease.provider_id) is not None:
                 out.append((lease, lease.expires_at))
                 seen.add(lease.lease_id)
-        for holder in tx.live_lease_counts():
-            for lease in tx.live_leases_of(holder):
-                if lease.lease_id in seen:
-                    continue
-                job = tx.get_job(lease.task_id)
-                if job is None or job.status is not JobStatus.LEASED:
-                    continue
-                overdue_at = lease.granted_at + self.runtime_budget_s(job)
-                if now >= overdue_at:
-                    out.append((lease, overdue_at))
+        # a runtime budget is at least two TTLs: only leases granted that long ago can be overdue
+        for lease in tx.live_leases_granted_by(now - 2 * self.params.lease_ttl_s, limit):
+            if lease.lease_id in seen:
+                continue
+            job = tx.get_job(lease.task_id)
+            if job is None or job.status is not JobStatus.LEASED:
+                continue
+            overdue_at = lease.granted_at + self.runtime_budget_s(job)
+            if now >= overdue_at:
+                out.append((lease, overdue_at))
         return out
 
     # -- payouts (SPEC §11) --------------------------------------------------------------------------------

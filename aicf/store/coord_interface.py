@@ -66,6 +66,9 @@ class CoordinatorTx(Protocol):
     def put_decision(self, decision: DecisionRecord) -> None:
         """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
 
+    def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
+        """LIVE leases granted at or before `time`, oldest first (the sweep's runtime-budget candidates)."""
+
     def oldest_queued_height(self) -> int | None:
         """The lowest enqueue height of a QUEUED job (ready or backing off), None if none is queued."""
 

@@ -356,6 +356,10 @@ class MemoryTx(MemoryTrustTx):
             self._s.registry_version += 1
         return True
 
+    def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
+        found = (x for x in self._s.leases.values() if x.status is LeaseStatus.LIVE and x.granted_at <= time)
+        return sorted(found, key=lambda x: (x.granted_at, x.lease_id))[: max(limit, 0)]
+
     def oldest_queued_height(self) -> int | None:
         return min((j.enqueue_height for j in self._s.jobs.values() if j.status is JobStatus.QUEUED), default=None)
 

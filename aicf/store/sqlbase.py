@@ -344,6 +344,9 @@ class SqlTx(SqlTrustTx, ABC):
     def put_decision(self, decision: DecisionRecord) -> None:
         self._exec("put_decision", rows.decision_params(decision))
 
+    def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
+        return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
+
     def oldest_queued_height(self) -> int | None:
         row = self._one("oldest_queued_height", {})
         return None if row is None or row[0] is None else rows.as_int(row[0])

@@ -354,6 +354,21 @@ def test_pools_are_stored_once_under_their_id(store: Store) -> None:
         assert tx.snapshot().pools == ((b"p" * 32, b"first"), (b"q" * 32, b"other"))
 
 
+def test_live_leases_granted_by_lists_only_live_leases_that_old_oldest_first(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2))
+        assert tx.lease_job(lease(1, 1, granted=T + 20), T + 20)
+        assert tx.lease_job(lease(2, 1, granted=T + 5), T + 5)
+        assert tx.lease_job(lease(3, 2, granted=T + 10), T + 10)
+        assert tx.end_lease(lease(3, 2).lease_id, LeaseStatus.PROVED, T + 11)
+        tx.commit()
+    with store.transaction() as tx:
+        assert [x.task_id for x in tx.live_leases_granted_by(T + 20, 10)] == [tid(2), tid(1)]
+        assert [x.task_id for x in tx.live_leases_granted_by(T + 19, 10)] == [tid(2)]
+        assert [x.task_id for x in tx.live_leases_granted_by(T + 20, 1)] == [tid(2)]
+        assert tx.live_leases_granted_by(T + 4, 10) == []
+
+
 def test_lease_queries_and_guards(store: Store) -> None:
     with store.transaction() as tx:
         queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2), job(4, 0, 3))

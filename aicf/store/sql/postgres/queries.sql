@@ -746,3 +746,9 @@ INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(
 -- name: oldest_queued_height
 -- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
 SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
+
+-- name: live_leases_granted_by
+-- The sweep's runtime-budget candidates: a budget is at least two TTLs, so only leases granted that long ago can
+-- be overdue. LIVE rows are few (at most max_leases per provider); the status index finds them.
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE status = 'LIVE' AND granted_at <= %(time)s ORDER BY granted_at, lease_id LIMIT %(limit)s;
