@@ -42,7 +42,7 @@ from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import Block, ChainTx, Job, TxKind
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
-from aicf.core.ids import input_digest, lease_id, output_digest, provider_id
+from aicf.core.ids import input_digest, output_digest, provider_id
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.params import Params, params_from_mapping
 from aicf.core.records import LeaseRecord
@@ -274,6 +274,7 @@ class Replica:
     keys: dict[bytes, Ed25519PrivateKey] = field(default_factory=dict)
     last_heartbeat: dict[bytes, int] = field(default_factory=dict)
     pending: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # lease id -> (provider, task)
+    event_seq: int = 0  # the last jobAssigned event looked at
     coord: Coordinator = field(init=False)
     operator_pub: bytes = field(init=False)
 
@@ -294,8 +295,9 @@ class Replica:
         )
         self._timed("sweep", lambda: self.coord.sweep().expired)
         work += self._timed("match", self._match)
-        # Providers heartbeat on their interval (the heartbeat lists their leases); a lease this replica granted
-        # to one of its own providers is proved at once, as an agent told by a jobAssigned event would.
+        self._timed("events", self._assigned)
+        # Providers heartbeat on their interval (the heartbeat lists their leases) and learn of new leases from
+        # jobAssigned events, whichever replica granted them, as an agent subscribed to /ws would.
         now = self.clock.now()
         pids = list(self.keys)
         rng.shuffle(pids)
@@ -315,11 +317,19 @@ class Replica:
         return work
 
     def _match(self) -> int:
-        won = [d for d in self.coord.match(limit=self.match_limit) if d.winner is not None]
-        for d in won:
-            if d.winner in self.keys:
-                self.pending.setdefault(lease_id(d.task_id, d.winner, d.attempt), (d.winner, d.task_id))
-        return len(won)
+        return sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
+
+    def _assigned(self) -> int:
+        """Queue the leases granted to this replica's providers since the last look (the jobAssigned events)."""
+        with self.store.transaction() as tx:
+            events = tx.events_since(self.event_seq, ["jobAssigned"], 10_000)
+        for event in events:
+            self.event_seq = event.seq
+            data = cbor2.loads(event.data)
+            pid, lid, task = data.get("provider_id"), data.get("lease_id"), data.get("task_id")
+            if pid in self.keys and isinstance(lid, bytes) and isinstance(task, bytes):
+                self.pending.setdefault(lid, (pid, task))
+        return len(events)
 
     def _timed(self, what: str, call: Callable[[], int]) -> int:
         started = time.monotonic()
