@@ -678,15 +678,15 @@ class Coordinator:
         now = received_ms // 1000
         pid = env.proof_id
         with self.store.transaction() as tx:
-            provider = tx.get_provider(env.provider_id)
-            stored = tx.get_lease(env.lease_id)
+            ctx = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid)
+            provider, stored = ctx.provider, ctx.lease
             lease = _core_lease(stored) if stored is not None else None
             drop = check_envelope(
                 env,
                 provider_key=provider.public_key if provider is not None else None,
                 lease=lease,
                 received_at=now,
-                seen_proof=tx.proof_seen,
+                seen_proof=lambda asked: ctx.seen if asked == pid else tx.proof_seen(asked),
             )
             if drop is not None:
                 if drop.code is RejectCode.DUPLICATE:
@@ -698,7 +698,7 @@ class Coordinator:
                 )
             if provider is None or stored is None:  # unreachable: check_envelope dropped these
                 raise LeaseNotFoundError(env.lease_id, "is unknown")
-            job = tx.get_job(env.task_id)
+            job = ctx.job
             if job is None or job.status is not JobStatus.LEASED:
                 return ProofOutcome(
                     proof_id=pid,
@@ -708,12 +708,12 @@ class Coordinator:
                     dropped=True,
                 )
             expected = answer
-            trap = tx.get_trap(job.caller) if answer is None and job.kind == "ai" else None
+            trap = ctx.trap if answer is None and job.kind == "ai" else None
             if trap is not None:
                 expected = self._expected.get((trap.model, trap.prompt, trap.max_tokens))
                 if expected is None:
                     return trap
-            head = tx.head_block()
+            head = ctx.head
             height = head.height if head is not None else 0
             latency = max(0, received_ms - stored.granted_at * 1000)
             # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on

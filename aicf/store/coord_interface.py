@@ -8,9 +8,10 @@ chain-derived and `rollback_above` undoes them; the rest are off-chain and never
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from aicf.core.chain import Claim, Job
+from aicf.core.chain import Claim, IngestedBlock, Job
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.records import (
@@ -27,6 +28,18 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProofContext:
+    """What a proof submission reads before it decides, fetched together (one round trip on PostgreSQL)."""
+
+    provider: Provider | None
+    lease: LeaseRecord | None
+    job: Job | None
+    seen: bool  # a proof with this proof_id is already stored
+    head: IngestedBlock | None
+    trap: TrapRecord | None  # the trap whose caller enqueued the job, if it is one
 
 
 class CoordinatorTx(Protocol):
@@ -68,6 +81,9 @@ class CoordinatorTx(Protocol):
 
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         """LIVE leases granted at or before `time`, oldest first (the sweep's runtime-budget candidates)."""
+
+    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
+        """The provider, the lease, the job, whether the proof is stored, the head block and the job's trap."""
 
     def oldest_queued_height(self) -> int | None:
         """The lowest enqueue height of a QUEUED job (ready or backing off), None if none is queued."""

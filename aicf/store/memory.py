@@ -38,6 +38,7 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
+from aicf.store.coord_interface import ProofContext
 from aicf.store.interface import (
     ConcurrentUpdateError,
     IdempotencyConflictError,
@@ -359,6 +360,17 @@ class MemoryTx(MemoryTrustTx):
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         found = (x for x in self._s.leases.values() if x.status is LeaseStatus.LIVE and x.granted_at <= time)
         return sorted(found, key=lambda x: (x.granted_at, x.lease_id))[: max(limit, 0)]
+
+    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
+        job = self._s.jobs.get(task_id)
+        return ProofContext(
+            provider=self._s.providers.get(provider_id),
+            lease=self._s.leases.get(lease_id),
+            job=job,
+            seen=proof_id in self._s.proofs,
+            head=self.head_block(),
+            trap=None if job is None else self._s.traps.get(job.caller),
+        )
 
     def oldest_queued_height(self) -> int | None:
         return min((j.enqueue_height for j in self._s.jobs.values() if j.status is JobStatus.QUEUED), default=None)

@@ -29,6 +29,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows
+from aicf.store.coord_interface import ProofContext
 from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
@@ -346,6 +347,30 @@ class SqlTx(SqlTrustTx, ABC):
 
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
+
+    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
+        provider, lease, job, seen, head, trap = self._ones(
+            [
+                ("get_provider", {"provider_id": provider_id}),
+                ("get_lease", {"lease_id": lease_id}),
+                ("get_job", {"task_id": task_id}),
+                ("proof_seen", {"proof_id": proof_id}),
+                ("head_block", {}),
+                ("trap_of_task", {"task_id": task_id}),
+            ]
+        )
+        return ProofContext(
+            provider=None if provider is None else rows.provider_of(provider),
+            lease=None if lease is None else rows.lease_of(lease),
+            job=None if job is None else rows.job_of(job),
+            seen=seen is not None,
+            head=None if head is None else rows.block_of(head),
+            trap=None if trap is None else rows.trap_of(trap),
+        )
+
+    def _ones(self, calls: Sequence[tuple[str, Params]]) -> list[rows.Row | None]:
+        """`_one` for each call, in order (PostgreSQL sends them in one pipeline)."""
+        return [self._one(name, params) for name, params in calls]
 
     def oldest_queued_height(self) -> int | None:
         row = self._one("oldest_queued_height", {})

@@ -29,6 +29,7 @@ from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 from aicf.store.memory import MemoryStore
 from store.backends import open_test_store
 from store.test_contract import ALICE, block, digest, job, mint
+from store.test_contract_traps import trap
 
 T = 1_700_000_000
 
@@ -441,6 +442,32 @@ def test_proofs_are_stored_once_and_queried_by_verdict(store: Store) -> None:
         assert tx.accepted_latencies_since(pid(1), T + 10) == [latency[1], latency[2]]
         assert tx.accepted_latencies_since(pid(1), 0) == [latency[4], latency[1], latency[2]]
         assert tx.accepted_latencies_since(pid(1), T + 31) == []
+
+
+def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> None:
+    trap_caller = bytes([0x71]) * 20
+    with store.transaction() as tx:
+        tx.insert_block(block(0))
+        tx.insert_provider(provider(1))
+        queued(tx, job(1, 0), job(2, 0, 1, caller=trap_caller))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.insert_proof(proof(1, 1, 1, T + 10))
+        assert tx.insert_trap(dataclasses.replace(trap(1), caller=trap_caller))
+        tx.commit()
+    with store.transaction() as tx:
+        ctx = tx.proof_context(pid(1), lease(1, 1).lease_id, tid(1), proof(1, 1, 1, 0).proof_id)
+        assert ctx.provider == tx.get_provider(pid(1))
+        assert ctx.lease == lease(1, 1)
+        assert ctx.job == tx.get_job(tid(1))
+        assert ctx.seen
+        assert ctx.head == block(0)
+        assert ctx.trap is None
+        trapped = tx.proof_context(pid(2), b"\x00" * 32, tid(2), b"\x01" * 32)
+        assert (trapped.provider, trapped.lease, trapped.seen) == (None, None, False)
+        assert trapped.trap == tx.get_trap(trap_caller)
+        assert trapped.trap is not None
+        nothing = tx.proof_context(pid(3), b"\x00" * 32, tid(9), b"\x01" * 32)
+        assert (nothing.job, nothing.trap) == (None, None)
 
 
 def test_results_are_unique_and_unsettled_until_paid(store: Store) -> None:

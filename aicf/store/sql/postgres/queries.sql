@@ -752,3 +752,8 @@ SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
 -- be overdue. LIVE rows are few (at most max_leases per provider); the status index finds them.
 SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
   FROM leases WHERE status = 'LIVE' AND granted_at <= %(time)s ORDER BY granted_at, lease_id LIMIT %(limit)s;
+
+-- name: trap_of_task
+-- The trap (if any) whose fresh caller enqueued the task: a proof submission asks with the job it reads.
+SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+  FROM traps WHERE caller = (SELECT caller FROM jobs WHERE task_id = %(task_id)s);
