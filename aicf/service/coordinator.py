@@ -719,7 +719,7 @@ class Coordinator:
             # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
             # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
             inclusion = height + 1 if head is not None else 0
-            trust = self.trust.anchors_at(tx, inclusion)
+            trust = self.trust.anchors_at(tx, inclusion, ctx.trust_version)
             verdict = self.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
             if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
                 verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)

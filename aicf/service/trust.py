@@ -127,10 +127,11 @@ class TrustRegistry:
         self._cached = _Cached(version=-1, roots=(), policies=())  # replaced whole: safe across threads
 
     # -- the verifier's view ---------------------------------------------------------------------------------
-    def anchors_at(self, tx: Tx, height: int) -> TrustAnchors:
-        """The roots and per-kind policies in force at `height`, read in the caller's transaction."""
+    def anchors_at(self, tx: Tx, height: int, version: int | None = None) -> TrustAnchors:
+        """The roots and per-kind policies in force at `height`, read in the caller's transaction; `version` is
+        `tx.trust_version()` when the caller already read it."""
         cached = self._cached
-        version = tx.trust_version()
+        version = tx.trust_version() if version is None else version
         if version != cached.version:
             cached = _Cached(
                 version=version,

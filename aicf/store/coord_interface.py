@@ -40,6 +40,7 @@ class ProofContext:
     seen: bool  # a proof with this proof_id is already stored
     head: IngestedBlock | None
     trap: TrapRecord | None  # the trap whose caller enqueued the job, if it is one
+    trust_version: int  # `trust_version()`: whether the verifier's cached roots and policy are current
 
 
 class CoordinatorTx(Protocol):

@@ -370,6 +370,7 @@ class MemoryTx(MemoryTrustTx):
             seen=proof_id in self._s.proofs,
             head=self.head_block(),
             trap=None if job is None else self._s.traps.get(job.caller),
+            trust_version=self.trust_version(),
         )
 
     def oldest_queued_height(self) -> int | None:

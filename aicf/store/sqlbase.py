@@ -349,7 +349,7 @@ class SqlTx(SqlTrustTx, ABC):
         return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
 
     def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
-        provider, lease, job, seen, head, trap = self._ones(
+        provider, lease, job, seen, head, trap, trust = self._ones(
             [
                 ("get_provider", {"provider_id": provider_id}),
                 ("get_lease", {"lease_id": lease_id}),
@@ -357,6 +357,7 @@ class SqlTx(SqlTrustTx, ABC):
                 ("proof_seen", {"proof_id": proof_id}),
                 ("head_block", {}),
                 ("trap_of_task", {"task_id": task_id}),
+                ("trust_version", {}),
             ]
         )
         return ProofContext(
@@ -366,6 +367,7 @@ class SqlTx(SqlTrustTx, ABC):
             seen=seen is not None,
             head=None if head is None else rows.block_of(head),
             trap=None if trap is None else rows.trap_of(trap),
+            trust_version=0 if trust is None else rows.as_int(trust[0]),
         )
 
     def _ones(self, calls: Sequence[tuple[str, Params]]) -> list[rows.Row | None]:

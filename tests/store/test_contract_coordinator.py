@@ -462,6 +462,7 @@ def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> N
         assert ctx.seen
         assert ctx.head == block(0)
         assert ctx.trap is None
+        assert ctx.trust_version == tx.trust_version()
         trapped = tx.proof_context(pid(2), b"\x00" * 32, tid(2), b"\x01" * 32)
         assert (trapped.provider, trapped.lease, trapped.seen) == (None, None, False)
         assert trapped.trap == tx.get_trap(trap_caller)
