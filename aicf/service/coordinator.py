@@ -515,6 +515,7 @@ class Coordinator:
                 live_state=lambda provider: self._live_state(tx, provider, live_counts, now),
                 epoch=head.epoch,
                 now=now,
+                leases=tx.leases_of_tasks([job.task_id for job in jobs]),
             )
             # Leases the active providers can still take this pass: at zero every further decision would only
             # record refusals, so the pass ends (the jobs wait for the next one, as after 16 failed draws). A
@@ -534,6 +535,9 @@ class Coordinator:
                 for draw in decision.draws:
                     if draw.refused in _PASS_LONG_REFUSALS:
                         capacity -= free.pop(draw.provider_id, 0)
+            for pid in pass_.granted_to:  # each winner's bucket once per pass, not once per lease
+                winner = pass_.providers[pid]
+                _update_provider(tx, winner, winner.status)
             # last, so the gapless event counter (a row every writer takes) is held only for the commit
             for topic, data in pass_.events:
                 _event(tx, topic, data, now)
@@ -575,7 +579,7 @@ class Coordinator:
     def _decide(self, p: "_Pass", job: Job) -> AssignmentDecision:
         tx, now = p.tx, p.now
         attempt = job.attempts
-        leases = tx.leases_of_task(job.task_id)
+        leases = p.leases.get(job.task_id, [])
         released = {lease.provider_id for lease in leases if lease.status is LeaseStatus.RELEASED}
         # A lease id is H(task, provider, attempt): a provider whose lease at this attempt was revoked by a jail
         # cannot take the same attempt again (its id is taken), so it is excluded like a release.
@@ -629,9 +633,8 @@ class Coordinator:
         tokens = state.bucket_tokens_mu - job.max_units_mu
         p.live.update(winner, replace(state, live_leases=state.live_leases + 1, bucket_tokens_mu=tokens))
         p.live_counts[winner] = p.live_counts.get(winner, 0) + 1
-        updated = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
-        _update_provider(tx, updated, provider.status)
-        p.providers[winner] = updated
+        p.providers[winner] = replace(provider, bucket_tokens_mu=tokens, bucket_at=now, updated_at=now)
+        p.granted_to.add(winner)
         p.events.append(
             (
                 "jobAssigned",
@@ -1128,8 +1131,11 @@ class _Pass:
         live_state: Callable[[Provider], LiveState],
         epoch: int,
         now: int,
+        leases: dict[bytes, list[LeaseRecord]],
     ) -> None:
         self.tx, self.registry, self.live_counts, self.epoch, self.now = tx, registry, live_counts, epoch, now
+        self.leases = leases  # the pass's jobs' leases, read at once (the pass holds those job rows)
+        self.granted_to: set[bytes] = set()  # providers whose bucket this pass spent: written before the commit
         self.providers: dict[bytes, Provider] = {}  # current rows of the providers drawn so far
         self.live = LiveStates(lambda pid: live_state(self.provider(pid)))
         self.pools_written: set[bytes] = set()

@@ -80,6 +80,9 @@ class CoordinatorTx(Protocol):
     def put_decision(self, decision: DecisionRecord) -> None:
         """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
 
+    def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
+        """`leases_of_task` for many tasks (one round trip on PostgreSQL); a task without leases is absent."""
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         """LIVE leases granted at or before `time`, oldest first (the sweep's runtime-budget candidates)."""
 

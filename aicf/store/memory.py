@@ -357,6 +357,10 @@ class MemoryTx(MemoryTrustTx):
             self._s.registry_version += 1
         return True
 
+    def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
+        found = {t: self.leases_of_task(t) for t in dict.fromkeys(task_ids)}
+        return {t: leases for t, leases in found.items() if leases}
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         found = (x for x in self._s.leases.values() if x.status is LeaseStatus.LIVE and x.granted_at <= time)
         return sorted(found, key=lambda x: (x.granted_at, x.lease_id))[: max(limit, 0)]

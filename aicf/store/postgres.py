@@ -194,6 +194,14 @@ class PostgresTx(SqlTx):
         if task_ids:
             self._exec("add_carried_many", {"task_ids": list(task_ids)})
 
+    def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
+        out: dict[bytes, list[LeaseRecord]] = {}
+        if task_ids:
+            for r in self._all("leases_of_tasks", {"task_ids": list(dict.fromkeys(task_ids))}):
+                lease = rows.lease_of(r)
+                out.setdefault(lease.task_id, []).append(lease)
+        return out
+
     def _topics(self, topics: Sequence[str]) -> object:
         return list(topics)
 

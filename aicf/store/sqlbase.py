@@ -345,6 +345,10 @@ class SqlTx(SqlTrustTx, ABC):
     def put_decision(self, decision: DecisionRecord) -> None:
         self._exec("put_decision", rows.decision_params(decision))
 
+    def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
+        found = {t: self.leases_of_task(t) for t in dict.fromkeys(task_ids)}  # SQLite: cheap one by one
+        return {t: leases for t, leases in found.items() if leases}
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
 

@@ -368,6 +368,10 @@ def test_live_leases_granted_by_lists_only_live_leases_that_old_oldest_first(sto
         assert [x.task_id for x in tx.live_leases_granted_by(T + 19, 10)] == [tid(2)]
         assert [x.task_id for x in tx.live_leases_granted_by(T + 20, 1)] == [tid(2)]
         assert tx.live_leases_granted_by(T + 4, 10) == []
+        by_task = tx.leases_of_tasks([tid(3), tid(1), tid(9), tid(1)])
+        assert by_task == {tid(1): tx.leases_of_task(tid(1)), tid(3): tx.leases_of_task(tid(3))}
+        assert by_task[tid(3)][0].status is LeaseStatus.PROVED
+        assert tx.leases_of_tasks([]) == {}
 
 
 def test_lease_queries_and_guards(store: Store) -> None:

@@ -757,3 +757,8 @@ SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, 
 -- The trap (if any) whose fresh caller enqueued the task: a proof submission asks with the job it reads.
 SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
   FROM traps WHERE caller = (SELECT caller FROM jobs WHERE task_id = %(task_id)s);
+
+-- name: leases_of_tasks
+-- leases_of_task for a matcher pass's jobs at once, in the same order per task.
+SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+  FROM leases WHERE task_id = ANY(%(task_ids)s) ORDER BY task_id, attempt, lease_id;
