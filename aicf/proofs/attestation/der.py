@@ -21,30 +21,17 @@ class Tlv:
 
 
 def read_tlvs(data: bytes, what: str) -> tuple[Tlv, ...]:
-    """Split `data` into consecutive TLVs; single-byte tags only, definite lengths, no trailing bytes.
+    """Split `data` into consecutive TLVs (each read by `read_header`: single-byte tags, definite lengths in their
+    shortest form), with no trailing bytes.
 
-    Raises AttestationError(MALFORMED) naming `what` on any truncation.
+    Raises AttestationError(MALFORMED) naming `what` on any truncation or non-canonical length.
     """
     out: list[Tlv] = []
     pos = 0
     while pos < len(data):
-        start = pos
-        if pos + 2 > len(data):
-            raise malformed(f"{what}: truncated DER header at offset {pos}")
-        tag, first = data[pos], data[pos + 1]
-        pos += 2
-        if first < 0x80:
-            length = first
-        else:
-            n = first & 0x7F
-            if n == 0 or n > 4 or pos + n > len(data):
-                raise malformed(f"{what}: bad DER length at offset {pos - 1}")
-            length = int.from_bytes(data[pos : pos + n], "big")
-            pos += n
-        if pos + length > len(data):
-            raise malformed(f"{what}: DER value needs {length} bytes at offset {pos}, only {len(data) - pos} left")
-        out.append(Tlv(tag=tag, value=data[pos : pos + length], raw=data[start : pos + length]))
-        pos += length
+        tag, value_start, value_end = read_header(data, pos, what)
+        out.append(Tlv(tag=tag, value=data[value_start:value_end], raw=data[pos:value_end]))
+        pos = value_end
     return tuple(out)
 
 
