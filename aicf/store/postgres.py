@@ -182,10 +182,6 @@ class PostgresTx(SqlTx):
             raise SchemaError("the event counter row is missing: run aicf db migrate")
         return rows.as_int(row[0])
 
-    def _claim_job(self, task_id: bytes, time: int) -> bool:
-        """Lock the job row if it is QUEUED and ready; a row another replica holds is skipped, not waited on."""
-        return self._one("claim_job", {"task_id": task_id, "time": time}) is not None
-
     def _write_payouts(self, payouts: Sequence[Payout]) -> None:
         if payouts:
             self._copy("copy_payouts", (rows.payout_record(p, i) for i, p in enumerate(payouts)))

@@ -317,13 +317,7 @@ class SqlTx(SqlTrustTx, ABC):
     def ready_jobs(self, now: int, limit: int) -> list[Job]:
         return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
 
-    def _claim_job(self, task_id: bytes, time: int) -> bool:
-        """Take the job row before the guarded move; PostgreSQL locks it, skipping a row another holds."""
-        return True
-
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
-        if not self._claim_job(lease.task_id, time):
-            return False
         if self._exec("lease_job", {"task_id": lease.task_id, "time": time}) != 1:
             return False
         self._exec("insert_lease", rows.lease_params(lease))

@@ -31,19 +31,11 @@ VALUES (%(task_id)s, %(chain_id)s, %(tx_hash)s, %(caller)s, %(kind)s, %(payload)
         %(max_units_mu)s, %(escrow)s, %(depth)s, %(deadline_height)s, %(regions)s, %(allowlist)s, %(tee_required)s, %(enqueue_height)s,
         %(enqueue_tx_index)s, %(status)s, %(attempts)s, %(not_before)s, %(carried_batches)s, %(cancel_requested)s);
 
--- name: insert_transition
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
-VALUES (%(task_id)s, %(from_status)s, %(to_status)s, %(reason)s, %(height)s, %(time)s);
-
 -- name: get_job
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs WHERE task_id = %(task_id)s;
-
--- name: move_job
--- Guarded move: only a job still in %(from_status)s moves; no row changed means another writer moved it first.
-UPDATE jobs SET status = %(to_status)s WHERE task_id = %(task_id)s AND status = %(from_status)s;
 
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
@@ -312,16 +304,6 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
  ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
  LIMIT %(limit)s;
 
--- name: lease_job
--- Guarded QUEUED -> LEASED: no row changed means the job moved or is not ready yet.
-UPDATE jobs SET status = 'LEASED' WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s;
-
--- name: insert_lease
-INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
-                    grant_sig)
-VALUES (%(lease_id)s, %(task_id)s, %(provider_id)s, %(attempt)s, %(granted_at)s, %(expires_at)s, %(status)s, %(epoch)s, %(ended_at)s,
-        %(grant_sig)s);
-
 -- name: put_decision
 INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (%(task_id)s, %(attempt)s, %(decision)s, %(winner)s, %(time)s)
 ON CONFLICT (task_id, attempt) DO UPDATE
@@ -505,13 +487,6 @@ SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, t
 -- name: get_claim
 SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = %(claim_id)s;
 
--- name: next_event_seq
--- Gapless: the counter moves in the appending transaction and rolls back with it.
-UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
-
--- name: insert_event
-INSERT INTO events (seq, topic, data, time) VALUES (%(seq)s, %(topic)s, %(data)s, %(time)s);
-
 -- name: events_since
 SELECT seq, topic, data, time FROM events WHERE seq > %(seq)s ORDER BY seq LIMIT %(limit)s;
 
@@ -535,12 +510,6 @@ ON CONFLICT (provider_id, nonce) DO NOTHING;
 
 -- name: all_nonces
 SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;
-
--- name: claim_job
--- Replicas never wait on each other's candidates: a job row another transaction holds is skipped (no row back).
-SELECT task_id FROM jobs
- WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s
-   FOR UPDATE SKIP LOCKED;
 
 -- name: copy_payouts
 COPY payouts (position, payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps,
@@ -711,8 +680,8 @@ SELECT seq, what, action, subject, detail, height, time FROM trust_transitions O
 SELECT coalesce(max(seq), 0)::bigint FROM trust_transitions;
 
 -- name: move_job_logged
--- move_job and insert_transition in one round trip: the transition row is written only if the guarded move
--- happened, so the statement's row count says whether it did.
+-- A guarded job move and its transition row in one round trip (SQLite: move_job, insert_transition): the
+-- row is written only if the guarded move happened, so the statement's row count says whether it did.
 WITH moved AS (
     UPDATE jobs SET status = %(to_status)s WHERE task_id = %(task_id)s AND status = %(from_status)s RETURNING task_id
 )
@@ -720,8 +689,8 @@ INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, ti
 SELECT task_id, %(from_status)s, %(to_status)s, %(reason)s, %(height)s, %(time)s FROM moved;
 
 -- name: lease_job_logged
--- claim_job, lease_job, insert_lease and insert_transition in one round trip (a row another transaction
--- holds is skipped; a data-modifying WITH runs whether or not the outer statement reads it).
+-- A lease grant in one round trip: claim the QUEUED row, move it, write the lease and the transition (a row
+-- another transaction holds is skipped; a data-modifying WITH runs whether or not the outer statement reads it).
 WITH claimed AS (
     SELECT task_id FROM jobs
      WHERE task_id = %(task_id)s AND status = 'QUEUED' AND not_before <= %(time)s
@@ -739,7 +708,7 @@ INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, ti
 SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, %(time)s FROM moved;
 
 -- name: append_event
--- next_event_seq and insert_event in one round trip (the counter row stays held until the commit).
+-- Bump the gapless counter and write the event in one round trip (the counter row stays held until the commit).
 WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
 INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
 
