@@ -146,6 +146,7 @@ class SweepReport:
     expired: int = 0
     unjailed: int = 0
     released_stake: int = 0
+    resent: int = 0  # accepted proofs sent to the chain again (see `_resend_inclusions`)
 
 
 def decode_request(job: Job) -> dict[str, object]:
@@ -746,7 +747,7 @@ class Coordinator:
                 outcome = self._accept_proof(tx, env, job, stored, provider, verdict, received, now)
             tx.commit()
         if outcome.accepted and self.chain_writer is not None:
-            self._include(env, envelope_bytes)
+            self._include(pid)
         return outcome
 
     def _trap_verdict(self, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted) -> BodyAccepted | Reject:
@@ -827,21 +828,40 @@ class Coordinator:
             proof_id=env.proof_id, accepted=False, code=verdict.code.value, message=verdict.message, slashed=slashed
         )
 
-    def _include(self, env: ProofEnvelope, envelope_bytes: bytes) -> None:
+    def _include(self, proof_id: bytes) -> None:
         with self.store.transaction() as tx:
-            record = tx.get_proof(env.proof_id)
-        if record is None or self.chain_writer is None:
+            record = tx.get_proof(proof_id)
+        if record is not None:
+            self._send_inclusion(record)
+
+    def _send_inclusion(self, record: ProofRecord) -> None:
+        """The accepted envelope and the signed acceptance, as one transaction for the chain (SPEC §8)."""
+        if self.chain_writer is None:
             return
         self.chain_writer.include_proof(
             {
-                "task_id": env.task_id,
-                "proof_id": env.proof_id,
-                "provider_id": env.provider_id,
-                "envelope": envelope_bytes,
+                "task_id": record.task_id,
+                "proof_id": record.proof_id,
+                "provider_id": record.provider_id,
+                "envelope": record.envelope,
                 "acc": record.acceptance,
                 "acc_sig": record.acceptance_sig,
             }
         )
+
+    def _resend_inclusions(self, now: int, limit: int) -> int:
+        """Send again the accepted proofs of SUBMITTED jobs that are still not on chain a lease TTL later.
+
+        The inclusion is sent after the acceptance commits, so a coordinator that stops between the two (or a
+        chain that drops the transaction) would leave the job SUBMITTED for ever. Sending it twice is harmless:
+        the first inclusion of a task wins and ingest refuses a second one."""
+        with self.store.transaction() as tx:
+            stranded = tx.accepted_proofs_not_included(now - self.params.lease_ttl_s, limit)
+        for record in stranded:
+            log.info("proof 0x%s of job 0x%s is not on chain yet: sending it again", record.proof_id.hex()[:12],
+                     record.task_id.hex()[:12])  # fmt: skip
+            self._send_inclusion(record)
+        return len(stranded)
 
     # -- sweeps (SPEC §7, §9) ------------------------------------------------------------------------------
     def sweep(self, limit: int = 500) -> SweepReport:
@@ -907,7 +927,8 @@ class Coordinator:
                 if changed != provider:
                     _update_provider(tx, replace(changed, updated_at=now), provider.status)
             tx.commit()
-        return SweepReport(expired=expired, unjailed=unjailed, released_stake=released)
+        resent = self._resend_inclusions(now, limit)
+        return SweepReport(expired=expired, unjailed=unjailed, released_stake=released, resent=resent)
 
     def _qos_chronic(self, tx: Tx, provider: Provider, now: int, genesis: int, height: int) -> bool:
         """QOS_CHRONIC (SPEC §9): availability below the minimum in the last `qos_chronic_windows` complete

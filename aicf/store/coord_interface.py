@@ -83,6 +83,10 @@ class CoordinatorTx(Protocol):
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
         """`leases_of_task` for many tasks (one round trip on PostgreSQL); a task without leases is absent."""
 
+    def accepted_proofs_not_included(self, received_by: int, limit: int) -> list[ProofRecord]:
+        """Accepted proofs received at or before `received_by` whose job is SUBMITTED and has no proof inclusion
+        (its inclusion never reached the chain), oldest first."""
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         """LIVE leases granted at or before `time`, oldest first (the sweep's runtime-budget candidates)."""
 

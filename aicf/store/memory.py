@@ -361,6 +361,18 @@ class MemoryTx(MemoryTrustTx):
         found = {t: self.leases_of_task(t) for t in dict.fromkeys(task_ids)}
         return {t: leases for t, leases in found.items() if leases}
 
+    def accepted_proofs_not_included(self, received_by: int, limit: int) -> list[ProofRecord]:
+        found = (
+            p
+            for p in self._s.proofs.values()
+            if p.verdict == ACCEPT
+            and p.received_at <= received_by
+            and p.task_id not in self._s.inclusions
+            and (job := self._s.jobs.get(p.task_id)) is not None
+            and job.status is JobStatus.SUBMITTED
+        )
+        return sorted(found, key=lambda p: (p.received_at, p.proof_id))[: max(limit, 0)]
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         found = (x for x in self._s.leases.values() if x.status is LeaseStatus.LIVE and x.granted_at <= time)
         return sorted(found, key=lambda x: (x.granted_at, x.lease_id))[: max(limit, 0)]

@@ -343,6 +343,10 @@ class SqlTx(SqlTrustTx, ABC):
         found = {t: self.leases_of_task(t) for t in dict.fromkeys(task_ids)}  # SQLite: cheap one by one
         return {t: leases for t, leases in found.items() if leases}
 
+    def accepted_proofs_not_included(self, received_by: int, limit: int) -> list[ProofRecord]:
+        params = {"received_by": received_by, "limit": limit}
+        return [rows.proof_of(r) for r in self._all("accepted_proofs_not_included", params)]
+
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
 

@@ -408,6 +408,42 @@ def test_honest_proof_is_included_verified_settled_and_paid_once(world: World) -
     assert report.ok, report
 
 
+class _LosesFirstInclusion(DevnetWriter):
+    """A chain writer whose first proof transaction is lost (the coordinator stopped after the acceptance
+    committed, or the node dropped the transaction)."""
+
+    lost: int = 0
+
+    def include_proof(self, body: Mapping[str, object]) -> None:
+        if not self.lost:
+            self.lost += 1
+            return
+        super().include_proof(body)
+
+
+def test_an_accepted_proof_that_never_reached_the_chain_is_sent_again_by_the_sweep(world: World) -> None:
+    world.coord.chain_writer = _LosesFirstInclusion(world.devnet)
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    outcome = world.coord.submit_proof(world.envelope(key, lid, task))
+    assert outcome.accepted, outcome
+    world.mine(1)
+    assert world.job_status(task) is JobStatus.SUBMITTED, "the inclusion was lost"
+    assert world.coord.sweep().resent == 0, "not before a lease TTL has passed"
+    world.clock.advance(world.params.lease_ttl_s)
+    assert world.coord.sweep().resent == 1
+    world.mine(1)
+    assert world.job_status(task) is JobStatus.VERIFIED
+    with world.store.transaction() as tx:
+        inclusion = tx.proof_inclusion(task)
+    assert inclusion is not None
+    assert inclusion.proof_id == outcome.proof_id
+    assert world.coord.sweep().resent == 0, "included: nothing to send"
+
+
 def test_wrong_output_digest_is_rejected_requeued_and_slashed_as_fraud(world: World) -> None:
     key, pid = world.provider(1)
     world.enqueue(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aicf.core.assignment import POOL_TAG, Candidate, pool_map
-from aicf.core.chain import Claim, Job
+from aicf.core.chain import Claim, Job, ProofInclusion
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
@@ -473,6 +473,28 @@ def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> N
         assert trapped.trap is not None
         nothing = tx.proof_context(pid(3), b"\x00" * 32, tid(9), b"\x01" * 32)
         assert (nothing.job, nothing.trap) == (None, None)
+
+
+def test_accepted_proofs_not_included_are_those_of_submitted_jobs_without_an_inclusion(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2))
+        for n in (1, 2, 3):
+            assert tx.lease_job(lease(n, 1), T)
+            assert tx.move_job(tid(n), JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, T)
+        assert tx.insert_proof(proof(1, 1, 1, T + 10))
+        assert tx.insert_proof(proof(2, 2, 1, T + 5))
+        assert tx.insert_proof(proof(3, 3, 1, T + 7, verdict="DIGEST_MISMATCH"))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.accepted_proofs_not_included(T + 10, 10) == [proof(2, 2, 1, T + 5), proof(1, 1, 1, T + 10)]
+        assert tx.accepted_proofs_not_included(T + 9, 10) == [proof(2, 2, 1, T + 5)]
+        assert tx.accepted_proofs_not_included(T + 10, 1) == [proof(2, 2, 1, T + 5)]
+        inclusion = ProofInclusion(
+            task_id=tid(2), proof_id=proof(2, 2, 1, 0).proof_id, provider_id=pid(1), height=3, tx_index=0,
+            tx_hash=b"h" * 32, producer=b"m" * 20,
+        )  # fmt: skip
+        assert tx.insert_proof_inclusion(inclusion)
+        assert tx.accepted_proofs_not_included(T + 10, 10) == [proof(1, 1, 1, T + 10)]
 
 
 def test_results_are_unique_and_unsettled_until_paid(store: Store) -> None:

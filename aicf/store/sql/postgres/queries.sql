@@ -731,3 +731,14 @@ SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id,
 -- leases_of_task for a matcher pass's jobs at once, in the same order per task.
 SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
   FROM leases WHERE task_id = ANY(%(task_ids)s) ORDER BY task_id, attempt, lease_id;
+
+-- name: accepted_proofs_not_included
+-- The sweep's stranded acceptances: SUBMITTED jobs (few) whose accepted proof has no inclusion on chain.
+SELECT p.proof_id, p.task_id, p.lease_id, p.provider_id, p.kind, p.envelope, p.received_at, p.latency_ms,
+       p.verdict, p.message, p.acceptance, p.acceptance_sig, p.units_mu, p.output_digest, p.qos
+  FROM jobs j
+  JOIN proofs p ON p.task_id = j.task_id AND p.verdict = 'ACCEPT'
+ WHERE j.status = 'SUBMITTED' AND p.received_at <= %(received_by)s
+   AND NOT EXISTS (SELECT 1 FROM proof_inclusions i WHERE i.task_id = j.task_id)
+ ORDER BY p.received_at, p.proof_id
+ LIMIT %(limit)s;

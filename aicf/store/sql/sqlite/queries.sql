@@ -646,3 +646,14 @@ SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, 
 -- The trap (if any) whose fresh caller enqueued the task: a proof submission asks with the job it reads.
 SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
   FROM traps WHERE caller = (SELECT caller FROM jobs WHERE task_id = :task_id);
+
+-- name: accepted_proofs_not_included
+-- The sweep's stranded acceptances: SUBMITTED jobs (few) whose accepted proof has no inclusion on chain.
+SELECT p.proof_id, p.task_id, p.lease_id, p.provider_id, p.kind, p.envelope, p.received_at, p.latency_ms,
+       p.verdict, p.message, p.acceptance, p.acceptance_sig, p.units_mu, p.output_digest, p.qos
+  FROM jobs j
+  JOIN proofs p ON p.task_id = j.task_id AND p.verdict = 'ACCEPT'
+ WHERE j.status = 'SUBMITTED' AND p.received_at <= :received_by
+   AND NOT EXISTS (SELECT 1 FROM proof_inclusions i WHERE i.task_id = j.task_id)
+ ORDER BY p.received_at, p.proof_id
+ LIMIT :limit;
