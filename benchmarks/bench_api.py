@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 
 import cbor2
 import httpx
-from bench_rpc import free_port, wait_ready  # the same script folder: shared loopback helpers
+from bench_rpc import free_port, run_workers, wait_ready  # the same script folder: shared loopback helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_767_225_600
@@ -121,22 +120,7 @@ def bench_rpc(url: str, ids: list[str], seconds: float, procs: int, conns: int) 
     workers = [
         multiprocessing.Process(target=load_worker, args=(url, ids, seconds, conns, p, queue)) for p in range(procs)
     ]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    latencies = [x for _ in workers for x in queue.get()]
-    for w in workers:
-        w.join()
-    wall = time.perf_counter() - t0
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / wall,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-        "mean_ms": 1000 * statistics.fmean(latencies),
-        "clients": procs * conns,
-    }
+    return run_workers(workers, queue, procs * conns)
 
 
 def append_events(db: Path, n: int) -> int:

@@ -138,6 +138,13 @@ def load_worker(url: str, seconds: float, conns: int, out: "multiprocessing.Queu
 def bench_rpc(url: str, seconds: float, procs: int, conns: int) -> dict[str, Any]:
     queue: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
     workers = [multiprocessing.Process(target=load_worker, args=(url, seconds, conns, queue)) for _ in range(procs)]
+    return run_workers(workers, queue, procs * conns)
+
+
+def run_workers(
+    workers: list[multiprocessing.Process], queue: "multiprocessing.Queue[list[float]]", clients: int
+) -> dict[str, Any]:
+    """Start the load processes, gather each one's latencies from `queue`, and summarise them."""
     t0 = time.perf_counter()
     for w in workers:
         w.start()
@@ -152,7 +159,7 @@ def bench_rpc(url: str, seconds: float, procs: int, conns: int) -> dict[str, Any
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
         "mean_ms": 1000 * statistics.fmean(latencies),
-        "clients": procs * conns,
+        "clients": clients,
     }
 
 
