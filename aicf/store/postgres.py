@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 import psycopg.errors
-from psycopg import conninfo, sql
+from psycopg import conninfo, pq, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aicf.core.chain import Job
@@ -211,6 +211,21 @@ def _configure(conn: Conn) -> None:
 _PREPARED_MAX = 4 * len(_Q)
 
 
+def _rollback(conn: Conn) -> None:
+    """ROLLBACK, keeping the connection's prepared statements.
+
+    psycopg's `rollback()` also drops every prepared statement (DEALLOCATE ALL), for the case of a rolled-back
+    DDL; our transactions run no DDL (migrations use their own), and read-only transactions end here too, so
+    that re-prepared half the statements of a lifecycle run. A connection whose ROLLBACK fails is closed and
+    the pool replaces it.
+    """
+    if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    result = conn.pgconn.exec_(b"ROLLBACK")
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        conn.close()
+
+
 class PostgresStore:
     def __init__(
         self,
@@ -323,10 +338,7 @@ class PostgresStore:
             yield tx
         finally:
             if not tx.committed and not conn.closed:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    conn.close()  # the pool replaces a broken connection
+                _rollback(conn)
             self._pool.putconn(conn)
 
     def close(self) -> None:
