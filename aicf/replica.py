@@ -291,7 +291,11 @@ class Replica:
         self.stats["mined"] += work
         work += self._timed(
             "ingest",
-            lambda: len(ingest_available(self.store, self.chain, self.params, _depth, operator_key=self.operator_pub)),
+            lambda: len(
+                ingest_available(
+                    self.store, self.chain, self.params, _depth, operator_key=self.operator_pub, wait=False
+                )
+            ),
         )
         self._timed("sweep", lambda: self.coord.sweep().expired)
         work += self._timed("match", self._match)

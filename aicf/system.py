@@ -184,8 +184,13 @@ class System:
         now = self.clock.now()
         with self.chain_lock:
             self.devnet.tick(now)
-        ingest_available(
-            self.store, self.devnet, self.params, circuit_depth, operator_key=public_bytes(self.operator_key)
+        ingest_available(  # another replica ingesting does the work: match and sweep instead of waiting
+            self.store,
+            self.devnet,
+            self.params,
+            circuit_depth,
+            operator_key=public_bytes(self.operator_key),
+            wait=False,
         )
         self.coord.sweep()
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)

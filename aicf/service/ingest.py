@@ -122,15 +122,23 @@ class _BlockWork:
 
 
 def ingest_next(
-    store: Store, chain: ChainView, params: Params, circuit_depth: CircuitDepth, *, operator_key: bytes | None = None
+    store: Store,
+    chain: ChainView,
+    params: Params,
+    circuit_depth: CircuitDepth,
+    *,
+    operator_key: bytes | None = None,
+    wait: bool = True,
 ) -> IngestStep | None:
     """Apply the next canonical block in one transaction, first rolling back to the fork point if the chain
-    reorganised under the stored head. None when the store is at the chain's head.
+    reorganised under the stored head. None when the store is at the chain's head, or, with wait=False, when
+    another replica is ingesting (it brings the store forward; this pass goes on to its other work).
 
     Raises ReorgBelowFinalityError if the fork point lies below the finalized height (nothing is written).
     """
     with store.transaction() as tx:
-        tx.lock_ingest()  # replicas: one ingester at a time; the head is read after the lock
+        if not tx.lock_ingest(wait=wait):  # replicas: one ingester at a time; the head is read after the lock
+            return None
         _check_chain_id(tx, chain.chain_id)
         head = tx.head_block()
         rolled_back_to: int | None = None
@@ -177,11 +185,13 @@ def ingest_available(
     limit: int | None = None,
     *,
     operator_key: bytes | None = None,
+    wait: bool = True,
 ) -> list[IngestStep]:
-    """Ingest until the store is at the chain's head (or `limit` steps were taken)."""
+    """Ingest until the store is at the chain's head (or `limit` steps were taken). With wait=False a
+    coordinator replica stops as soon as another replica holds the ingest lock instead of waiting for it."""
     steps: list[IngestStep] = []
     while limit is None or len(steps) < limit:
-        step = ingest_next(store, chain, params, circuit_depth, operator_key=operator_key)
+        step = ingest_next(store, chain, params, circuit_depth, operator_key=operator_key, wait=wait)
         if step is None:
             break
         steps.append(step)

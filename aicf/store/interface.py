@@ -139,8 +139,9 @@ class Snapshot:
 class Tx(CoordinatorTx, TrustTx, Protocol):
     """One unit of work. Every method may raise StoreUnavailableError; writes are visible only after commit."""
 
-    def lock_ingest(self) -> None:
-        """Serialize chain ingestion across coordinator replicas until this transaction ends."""
+    def lock_ingest(self, *, wait: bool = True) -> bool:
+        """Serialize chain ingestion across coordinator replicas until this transaction ends. With wait=False
+        it returns False at once, holding nothing, while another replica's transaction holds the lock."""
 
     # -- meta ------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> int | None: ...

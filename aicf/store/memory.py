@@ -136,8 +136,8 @@ class MemoryTx(MemoryTrustTx):
         self._s.next_seq += 1
         return seq
 
-    def lock_ingest(self) -> None:
-        return None  # the store lock already serializes every transaction
+    def lock_ingest(self, *, wait: bool = True) -> bool:
+        return True  # the store lock already serializes every transaction
 
     def get_meta(self, key: str) -> int | None:
         return self._s.meta.get(key)

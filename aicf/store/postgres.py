@@ -115,8 +115,12 @@ class PostgresTx(SqlTx):
             raise _mapped("commit", exc, self._dsn) from exc
         self.committed = True
 
-    def lock_ingest(self) -> None:
-        self._exec("lock_ingest", {})
+    def lock_ingest(self, *, wait: bool = True) -> bool:
+        if wait:
+            self._exec("lock_ingest", {})
+            return True
+        row = self._one("try_lock_ingest", {})
+        return row is not None and bool(row[0])
 
     # -- bulk paths --------------------------------------------------------------------------------------
     def insert_jobs(self, jobs: Sequence[Job]) -> None:

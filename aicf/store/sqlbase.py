@@ -60,8 +60,8 @@ class SqlTx(SqlTrustTx, ABC):
     @abstractmethod
     def commit(self) -> None: ...
 
-    def lock_ingest(self) -> None:
-        return None
+    def lock_ingest(self, *, wait: bool = True) -> bool:
+        return True  # SQLite: one writer at a time already
 
     # -- meta ------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> int | None:

@@ -210,6 +210,10 @@ INSERT INTO schema_version (version, name) VALUES (%(version)s, %(name)s);
 -- One ingester at a time across coordinator replicas, until the transaction ends.
 SELECT pg_advisory_xact_lock(4242001);
 
+-- name: try_lock_ingest
+-- lock_ingest without waiting: false while another transaction holds it.
+SELECT pg_try_advisory_xact_lock(4242001);
+
 -- name: lock_migrations
 SELECT pg_advisory_xact_lock(4242002);
 
