@@ -7,6 +7,7 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Protocol
 
 import cbor2
@@ -87,7 +88,7 @@ from aicf.service.traps import (
 )
 from aicf.service.trust import TrustRegistry
 from aicf.service.verifier import BodyAccepted, ProofVerifier
-from aicf.store.interface import META_GENESIS_TIME, Store, Tx
+from aicf.store.interface import META_GENESIS_TIME, ConcurrentUpdateError, ProofContext, QosRange, Store, Tx
 
 log = logging.getLogger("aicf.coordinator")
 
@@ -667,22 +668,33 @@ class Coordinator:
         env = parse_envelope(raw)
         if isinstance(env, Reject):
             return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
-        outcome = self._submit(env, received_ms, None)
-        if isinstance(outcome, TrapRecord):  # a trap whose answer is not known yet: run the model outside any tx
-            outcome = self._submit(env, received_ms, self._expected_answer(outcome))
-        if isinstance(outcome, TrapRecord):  # unreachable: the answer was given
-            raise AssertionError("a trap answer was asked for twice")
-        return outcome
+        answer: ExpectedAnswer | Reject | None = None
+        for _ in range(3):
+            outcome = self._submit(env, received_ms, answer)
+            if isinstance(outcome, ProofOutcome):
+                return outcome
+            if isinstance(outcome, TrapRecord):  # a trap whose answer is not known yet: run the model outside any tx
+                answer = self._expected_answer(outcome)
+            # _RACED: another replica moved the job meanwhile; the next look answers as it finds it
+        raise ConcurrentUpdateError(f"proof 0x{env.proof_id.hex()[:12]}: the job kept moving under it")
 
     def _submit(
         self, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
-    ) -> ProofOutcome | TrapRecord:
+    ) -> "ProofOutcome | TrapRecord | _Raced":
         """One submission in one transaction. For a trap job whose answer this process has not computed yet it
-        writes nothing and returns the trap: the caller computes the answer and calls again with it."""
+        writes nothing and returns the trap: the caller computes the answer and calls again with it. `_RACED`
+        (nothing written) when the job left LEASED between the read and the write."""
         now = received_ms // 1000
         pid = env.proof_id
+        interval = self.params.heartbeat_interval_s
+        # the widest QoS window (registration can only shorten it): _accepted_record filters to the provider's own
+        qos = QosRange(
+            since=now - self.params.qos_window_s,
+            first_slot=(now - self.params.qos_window_s) // interval,
+            last_slot=now // interval,
+        )
         with self.store.transaction() as tx:
-            ctx = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid)
+            ctx = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
             provider, stored = ctx.provider, ctx.lease
             lease = _core_lease(stored) if stored is not None else None
             drop = check_envelope(
@@ -727,8 +739,7 @@ class Coordinator:
             verdict = self.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
             if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
                 verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)
-            tx.move_job(job.task_id, JobStatus.LEASED, check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED),
-                        "proof submitted", None, now)  # fmt: skip
+            check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
             envelope_bytes = canonical_cbor(env.to_map())
             received = ProofRecord(  # what both verdicts record; each adds its own outcome
                 proof_id=pid,
@@ -741,13 +752,19 @@ class Coordinator:
                 latency_ms=latency,
                 verdict="",
             )
+            accepted: ProofRecord | None = None
             if isinstance(verdict, Reject):
+                if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
+                    return _RACED
                 outcome = self._reject_proof(tx, env, job, stored, provider, verdict, received, now, height)
             else:
-                outcome = self._accept_proof(tx, env, job, stored, provider, verdict, received, now)
+                accepted = self._accepted_record(env, job, provider, verdict, received, now, ctx)
+                if not tx.accept_proof(accepted, now):
+                    return _RACED
+                outcome = _outcome_of(accepted)
             tx.commit()
-        if outcome.accepted and self.chain_writer is not None:
-            self._include(pid)
+        if accepted is not None:
+            self._send_inclusion(accepted)
         return outcome
 
     def _trap_verdict(self, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted) -> BodyAccepted | Reject:
@@ -756,23 +773,20 @@ class Coordinator:
             log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
         return body if failed is None else failed
 
-    def _accept_proof(
+    def _accepted_record(
         self,
-        tx: Tx,
         env: ProofEnvelope,
         job: Job,
-        lease: LeaseRecord,
         provider: Provider,
         body: BodyAccepted,
         received: ProofRecord,
         now: int,
-    ) -> ProofOutcome:
-        since = now - self.params.qos_window_s
-        latencies = tx.accepted_latencies_since(provider.provider_id, since)
-        latencies.append(received.latency_ms)
-        lat = latency_bps(p95_ms(latencies), self.params)
+        ctx: ProofContext,
+    ) -> ProofRecord:
+        """The proof's record with its signed acceptance: units from the body, QoS from the provider's window."""
+        lat = latency_bps(p95_ms([*ctx.latencies, received.latency_ms]), self.params)
         first, last = window_slots(now, provider.registered_at, self.params)
-        slots = tx.heartbeat_slots(provider.provider_id, first, last)
+        slots = [s for s in ctx.slots if first <= s <= last]
         interval = self.params.heartbeat_interval_s
         availability = availability_bps((s * interval for s in slots), now, provider.registered_at, self.params)
         avail = availability_multiplier_bps(availability, self.params)
@@ -783,7 +797,7 @@ class Coordinator:
             units = min(ai_units(body.runtime_ms, weight, lat, avail), job.max_units_mu)
         acc = Acceptance(proof_id=env.proof_id, units_mu=units, lat_bps=lat, avail_bps=avail, accepted_at=now)
         sig = sign_acceptance(self.operator_key, acc)
-        record = replace(
+        return replace(
             received,
             verdict="ACCEPT",
             acceptance=canonical_cbor(acc.to_map()),
@@ -792,9 +806,6 @@ class Coordinator:
             output_digest=body.output_digest,
             qos={"runtime_ms": body.runtime_ms, "tokens": body.tokens, "quality_bps": body.quality_bps},
         )
-        tx.insert_proof(record)
-        tx.end_lease(lease.lease_id, LeaseStatus.PROVED, now)
-        return ProofOutcome(proof_id=env.proof_id, accepted=True, code="ACCEPT", message="accepted", units_mu=units)
 
     def _reject_proof(
         self,
@@ -827,12 +838,6 @@ class Coordinator:
         return ProofOutcome(
             proof_id=env.proof_id, accepted=False, code=verdict.code.value, message=verdict.message, slashed=slashed
         )
-
-    def _include(self, proof_id: bytes) -> None:
-        with self.store.transaction() as tx:
-            record = tx.get_proof(proof_id)
-        if record is not None:
-            self._send_inclusion(record)
 
     def _send_inclusion(self, record: ProofRecord) -> None:
         """The accepted envelope and the signed acceptance, as one transaction for the chain (SPEC §8)."""
@@ -1260,6 +1265,15 @@ def _core_lease(r: LeaseRecord) -> Lease:
         expires_at=r.expires_at,
         status=r.status,
     )
+
+
+class _Raced(Enum):
+    """`_submit`'s answer when another replica moved the job between its read and its write."""
+
+    RACED = "raced"
+
+
+_RACED = _Raced.RACED
 
 
 def _outcome_of(record: ProofRecord) -> ProofOutcome:

@@ -41,6 +41,18 @@ class ProofContext:
     head: IngestedBlock | None
     trap: TrapRecord | None  # the trap whose caller enqueued the job, if it is one
     trust_version: int  # `trust_version()`: whether the verifier's cached roots and policy are current
+    latencies: list[int]  # `accepted_latencies_since(provider_id, since)`: the provider's QoS window
+    slots: list[int]  # `heartbeat_slots(provider_id, first_slot, last_slot)`
+
+
+@dataclass(frozen=True)
+class QosRange:
+    """What of a provider's QoS history a proof submission reads: accepted latencies received at or after
+    `since`, heartbeat slots from `first_slot` to `last_slot` inclusive."""
+
+    since: int
+    first_slot: int
+    last_slot: int
 
 
 class CoordinatorTx(Protocol):
@@ -90,8 +102,11 @@ class CoordinatorTx(Protocol):
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         """LIVE leases granted at or before `time`, oldest first (the sweep's runtime-budget candidates)."""
 
-    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
-        """The provider, the lease, the job, whether the proof is stored, the head block and the job's trap."""
+    def proof_context(
+        self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes, qos: QosRange
+    ) -> ProofContext:
+        """The provider, the lease, the job, whether the proof is stored, the head block, the job's trap and
+        the provider's accepted latencies and heartbeat slots in the `qos` range."""
 
     def oldest_queued_height(self) -> int | None:
         """The lowest enqueue height of a QUEUED job (ready or backing off), None if none is queued."""
@@ -143,6 +158,12 @@ class CoordinatorTx(Protocol):
     # -- proofs and results (SPEC §8) ----------------------------------------------------------------------
     def insert_proof(self, proof: ProofRecord) -> bool:
         """False (nothing written) if the proof id was seen before."""
+
+    def accept_proof(self, proof: ProofRecord, time: int) -> bool:
+        """An accepted proof's writes together (one round trip on PostgreSQL): the job LEASED → SUBMITTED with
+        its transition ("proof submitted"), the proof row, and the lease LIVE → PROVED ended at `time`. False
+        when the job was not LEASED, the proof id was taken or the lease was not LIVE (another replica got there
+        first): the caller must then roll back, as part of it may be written."""
 
     def proof_seen(self, proof_id: bytes) -> bool: ...
     def get_proof(self, proof_id: bytes) -> ProofRecord | None: ...

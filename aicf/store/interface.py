@@ -43,6 +43,8 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store.coord_interface import CoordinatorTx
+from aicf.store.coord_interface import ProofContext as ProofContext  # re-exported for aicf.service
+from aicf.store.coord_interface import QosRange as QosRange
 from aicf.store.trust_interface import TrustTx
 
 

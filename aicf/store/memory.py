@@ -38,7 +38,7 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
-from aicf.store.coord_interface import ProofContext
+from aicf.store.coord_interface import ProofContext, QosRange
 from aicf.store.interface import (
     ConcurrentUpdateError,
     IdempotencyConflictError,
@@ -377,7 +377,9 @@ class MemoryTx(MemoryTrustTx):
         found = (x for x in self._s.leases.values() if x.status is LeaseStatus.LIVE and x.granted_at <= time)
         return sorted(found, key=lambda x: (x.granted_at, x.lease_id))[: max(limit, 0)]
 
-    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
+    def proof_context(
+        self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes, qos: QosRange
+    ) -> ProofContext:
         job = self._s.jobs.get(task_id)
         return ProofContext(
             provider=self._s.providers.get(provider_id),
@@ -387,6 +389,8 @@ class MemoryTx(MemoryTrustTx):
             head=self.head_block(),
             trap=None if job is None else self._s.traps.get(job.caller),
             trust_version=self.trust_version(),
+            latencies=self.accepted_latencies_since(provider_id, qos.since),
+            slots=self.heartbeat_slots(provider_id, qos.first_slot, qos.last_slot),
         )
 
     def oldest_queued_height(self) -> int | None:
@@ -503,6 +507,11 @@ class MemoryTx(MemoryTrustTx):
             return False
         self._s.proofs[proof.proof_id] = proof
         return True
+
+    def accept_proof(self, proof: ProofRecord, time: int) -> bool:
+        if not self.move_job(proof.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, time):
+            return False
+        return self.insert_proof(proof) and self.end_lease(proof.lease_id, LeaseStatus.PROVED, time)
 
     def proof_seen(self, proof_id: bytes) -> bool:
         return proof_id in self._s.proofs

@@ -18,11 +18,11 @@ from aicf.core.chain import Job
 from aicf.core.chain import Transition as JobTransition
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting
-from aicf.core.records import LeaseRecord
+from aicf.core.records import LeaseRecord, ProofRecord
 from aicf.core.settlement import Payout
 from aicf.store import rows
 from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
-from aicf.store.sqlbase import Params, SqlTx
+from aicf.store.sqlbase import Params, SqlTx, acceptance_writes
 from aicf.store.sqlfiles import load_migrations, load_queries
 
 _Q = load_queries("postgres")
@@ -76,7 +76,7 @@ class PostgresTx(SqlTx):
     def _all(self, name: str, params: Params) -> list[rows.Row]:
         return list(self._cur(name, params).fetchall())
 
-    def _ones(self, calls: Sequence[tuple[str, Params]]) -> list[rows.Row | None]:
+    def _pipelined(self, calls: Sequence[tuple[str, Params]]) -> list[psycopg.Cursor[tuple[object, ...]]]:
         """The calls in one pipeline: sent together, answered together (one round trip instead of one each)."""
         name = calls[0][0] if calls else ""
         try:
@@ -84,9 +84,15 @@ class PostgresTx(SqlTx):
                 cursors = []
                 for name, params in calls:
                     cursors.append(self._conn.execute(_Q[name], params, prepare=True))
-            return [cur.fetchone() for cur in cursors]
+            return cursors
         except psycopg.Error as exc:
             raise _mapped(name, exc, self._dsn) from exc
+
+    def _alls(self, calls: Sequence[tuple[str, Params]]) -> list[list[rows.Row]]:
+        return [list(cur.fetchall()) for cur in self._pipelined(calls)]
+
+    def _execs(self, calls: Sequence[tuple[str, Params]]) -> list[int]:
+        return [cur.rowcount for cur in self._pipelined(calls)]
 
     def _exec(self, name: str, params: Params) -> int:
         return self._cur(name, params).rowcount
@@ -176,6 +182,10 @@ class PostgresTx(SqlTx):
     ) -> bool:
         transition = JobTransition(task_id=task_id, frm=frm, to=to, reason=reason, height=height, time=time)
         return self._exec("move_job_logged", rows.transition_params(transition)) == 1
+
+    def accept_proof(self, proof: ProofRecord, time: int) -> bool:
+        moved, writes = acceptance_writes(proof, time)
+        return self._execs([("move_job_logged", rows.transition_params(moved)), *writes]) == [1, 1, 1]
 
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
         return self._exec("lease_job_logged", {**rows.lease_params(lease), "time": time}) == 1

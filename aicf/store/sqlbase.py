@@ -29,7 +29,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows
-from aicf.store.coord_interface import ProofContext
+from aicf.store.coord_interface import ProofContext, QosRange
 from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
@@ -350,8 +350,10 @@ class SqlTx(SqlTrustTx, ABC):
     def live_leases_granted_by(self, time: int, limit: int) -> list[LeaseRecord]:
         return [rows.lease_of(r) for r in self._all("live_leases_granted_by", {"time": time, "limit": limit})]
 
-    def proof_context(self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes) -> ProofContext:
-        provider, lease, job, seen, head, trap, trust = self._ones(
+    def proof_context(
+        self, provider_id: bytes, lease_id: bytes, task_id: bytes, proof_id: bytes, qos: QosRange
+    ) -> ProofContext:
+        found = self._alls(
             [
                 ("get_provider", {"provider_id": provider_id}),
                 ("get_lease", {"lease_id": lease_id}),
@@ -360,8 +362,11 @@ class SqlTx(SqlTrustTx, ABC):
                 ("head_block", {}),
                 ("trap_of_task", {"task_id": task_id}),
                 ("trust_version", {}),
+                ("accepted_latencies_since", {"provider_id": provider_id, "since": qos.since}),
+                ("heartbeat_slots", {"provider_id": provider_id, "first": qos.first_slot, "last": qos.last_slot}),
             ]
         )
+        provider, lease, job, seen, head, trap, trust = (rs[0] if rs else None for rs in found[:7])
         return ProofContext(
             provider=None if provider is None else rows.provider_of(provider),
             lease=None if lease is None else rows.lease_of(lease),
@@ -370,11 +375,17 @@ class SqlTx(SqlTrustTx, ABC):
             head=None if head is None else rows.block_of(head),
             trap=None if trap is None else rows.trap_of(trap),
             trust_version=0 if trust is None else rows.as_int(trust[0]),
+            latencies=[rows.as_int(r[0]) for r in found[7]],
+            slots=[rows.as_int(r[0]) for r in found[8]],
         )
 
-    def _ones(self, calls: Sequence[tuple[str, Params]]) -> list[rows.Row | None]:
-        """`_one` for each call, in order (PostgreSQL sends them in one pipeline)."""
-        return [self._one(name, params) for name, params in calls]
+    def _alls(self, calls: Sequence[tuple[str, Params]]) -> list[list[rows.Row]]:
+        """`_all` for each call, in order (PostgreSQL sends them in one pipeline)."""
+        return [self._all(name, params) for name, params in calls]
+
+    def _execs(self, calls: Sequence[tuple[str, Params]]) -> list[int]:
+        """`_exec` for each call, in order (PostgreSQL sends them in one pipeline): the row counts."""
+        return [self._exec(name, params) for name, params in calls]
 
     def oldest_queued_height(self) -> int | None:
         row = self._one("oldest_queued_height", {})
@@ -430,6 +441,12 @@ class SqlTx(SqlTrustTx, ABC):
     # -- proofs and results ----------------------------------------------------------------------------
     def insert_proof(self, proof: ProofRecord) -> bool:
         return self._exec("insert_proof", rows.proof_params(proof)) == 1
+
+    def accept_proof(self, proof: ProofRecord, time: int) -> bool:
+        moved, writes = acceptance_writes(proof, time)
+        if not self.move_job(moved.task_id, moved.frm, moved.to, moved.reason, moved.height, moved.time):
+            return False
+        return self._execs(writes) == [1, 1]
 
     def proof_seen(self, proof_id: bytes) -> bool:
         return self._one("proof_seen", {"proof_id": proof_id}) is not None
@@ -572,3 +589,13 @@ def _provider_move_of(r: rows.Row) -> ProviderMove:
         reason=rows.as_str(r[4]),
         time=rows.as_int(r[5]),
     )
+
+
+def acceptance_writes(proof: ProofRecord, time: int) -> tuple[JobTransition, list[tuple[str, Params]]]:
+    """`accept_proof`'s job move, and its proof insert and lease end as named statements."""
+    moved = JobTransition(
+        task_id=proof.task_id, frm=JobStatus.LEASED, to=JobStatus.SUBMITTED, reason="proof submitted", height=None,
+        time=time,
+    )  # fmt: skip
+    ended = {"lease_id": proof.lease_id, "to_status": LeaseStatus.PROVED.value, "ended_at": time}
+    return moved, [("insert_proof", rows.proof_params(proof)), ("end_lease", ended)]

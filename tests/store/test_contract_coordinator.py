@@ -25,6 +25,7 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.core.types import MicroAnm, MilliUnits
 from aicf.service.audit import digest_of, verify_snapshot
+from aicf.store.coord_interface import QosRange
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 from aicf.store.memory import MemoryStore
 from store.backends import open_test_store
@@ -457,9 +458,12 @@ def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> N
         assert tx.lease_job(lease(1, 1), T)
         assert tx.insert_proof(proof(1, 1, 1, T + 10))
         assert tx.insert_trap(dataclasses.replace(trap(1), caller=trap_caller))
+        for slot in (3, 5, 9):
+            tx.add_heartbeat(pid(1), slot)
         tx.commit()
+    qos = QosRange(since=T + 10, first_slot=4, last_slot=9)
     with store.transaction() as tx:
-        ctx = tx.proof_context(pid(1), lease(1, 1).lease_id, tid(1), proof(1, 1, 1, 0).proof_id)
+        ctx = tx.proof_context(pid(1), lease(1, 1).lease_id, tid(1), proof(1, 1, 1, 0).proof_id, qos)
         assert ctx.provider == tx.get_provider(pid(1))
         assert ctx.lease == lease(1, 1)
         assert ctx.job == tx.get_job(tid(1))
@@ -467,12 +471,55 @@ def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> N
         assert ctx.head == block(0)
         assert ctx.trap is None
         assert ctx.trust_version == tx.trust_version()
-        trapped = tx.proof_context(pid(2), b"\x00" * 32, tid(2), b"\x01" * 32)
+        assert ctx.latencies == tx.accepted_latencies_since(pid(1), T + 10) == [proof(1, 1, 1, 0).latency_ms]
+        assert ctx.slots == [5, 9]
+        assert tx.proof_context(pid(1), b"", tid(1), b"", QosRange(since=T + 11, first_slot=0, last_slot=4)).slots == [
+            3
+        ]
+        assert (
+            tx.proof_context(pid(1), b"", tid(1), b"", QosRange(since=T + 11, first_slot=0, last_slot=4)).latencies
+            == []
+        )
+        trapped = tx.proof_context(pid(2), b"\x00" * 32, tid(2), b"\x01" * 32, qos)
         assert (trapped.provider, trapped.lease, trapped.seen) == (None, None, False)
         assert trapped.trap == tx.get_trap(trap_caller)
         assert trapped.trap is not None
-        nothing = tx.proof_context(pid(3), b"\x00" * 32, tid(9), b"\x01" * 32)
-        assert (nothing.job, nothing.trap) == (None, None)
+        nothing = tx.proof_context(pid(3), b"\x00" * 32, tid(9), b"\x01" * 32, qos)
+        assert (nothing.job, nothing.trap, nothing.latencies, nothing.slots) == (None, None, [], [])
+
+
+def test_accept_proof_moves_the_job_stores_the_proof_and_ends_the_lease_together(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0))
+        assert tx.lease_job(lease(1, 1), T)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.accept_proof(proof(1, 1, 1, T + 10), T + 10)
+        tx.commit()
+    with store.transaction() as tx:
+        job1 = tx.get_job(tid(1))
+        assert job1 is not None
+        assert job1.status is JobStatus.SUBMITTED
+        assert tx.get_proof(proof(1, 1, 1, 0).proof_id) == proof(1, 1, 1, T + 10)
+        ended = tx.get_lease(lease(1, 1).lease_id)
+        assert ended is not None
+        assert (ended.status, ended.ended_at) == (LeaseStatus.PROVED, T + 10)
+        last = tx.transitions_of(tid(1))[-1]
+        assert (last.frm, last.to, last.reason, last.height, last.time) == (
+            JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, T + 10,
+        )  # fmt: skip
+
+
+def test_accept_proof_of_a_job_no_longer_leased_reports_the_race(store: Store) -> None:
+    with store.transaction() as tx:
+        queued(tx, job(1, 0))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.accept_proof(proof(1, 1, 1, T + 10), T + 10)
+        tx.commit()
+    with store.transaction() as tx:  # a second replica's copy of the same proof: the job is SUBMITTED already
+        assert not tx.accept_proof(proof(1, 1, 1, T + 10), T + 11)
+    with store.transaction() as tx:
+        assert len([t for t in tx.transitions_of(tid(1)) if t.to is JobStatus.SUBMITTED]) == 1
 
 
 def test_accepted_proofs_not_included_are_those_of_submitted_jobs_without_an_inclusion(store: Store) -> None:
