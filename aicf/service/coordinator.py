@@ -540,9 +540,9 @@ class Coordinator:
             for pid in pass_.granted_to:  # each winner's bucket once per pass, not once per lease
                 winner = pass_.providers[pid]
                 _update_provider(tx, winner, winner.status)
+            tx.put_decisions(pass_.decisions)
             # last, so the gapless event counter (a row every writer takes) is held only for the commit
-            for topic, data in pass_.events:
-                _event(tx, topic, data, now)
+            tx.append_events([(topic, canonical_cbor(dict(data))) for topic, data in pass_.events], now)
             tx.commit()
         return decisions
 
@@ -610,7 +610,7 @@ class Coordinator:
             tx.put_pool(pool.pool_id, pool.record)
             p.pools_written.add(pool.pool_id)
         record = canonical_cbor(decision.compact_map(pool.pool_id))
-        tx.put_decision(
+        p.decisions.append(  # written with the pass's others at its end
             DecisionRecord(task_id=job.task_id, attempt=attempt, decision=record, winner=decision.winner, time=now)
         )
         if decision.winner is None:
@@ -1166,6 +1166,7 @@ class _Pass:
         self.live = LiveStates(lambda pid: live_state(self.provider(pid)))
         self.pools_written: set[bytes] = set()
         self.events: list[tuple[str, Mapping[str, object]]] = []  # appended just before the pass commits
+        self.decisions: list[DecisionRecord] = []  # every decision of the pass, written together before the commit
         self._beacons: dict[int, bytes] = {}
 
     def provider(self, pid: bytes) -> Provider:

@@ -89,8 +89,9 @@ class CoordinatorTx(Protocol):
         not ready. On PostgreSQL the job row is claimed with FOR UPDATE SKIP LOCKED so replicas never wait
         on each other's candidates."""
 
-    def put_decision(self, decision: DecisionRecord) -> None:
-        """Store the decision for (task, attempt), replacing an earlier one of the same attempt."""
+    def put_decisions(self, decisions: Sequence[DecisionRecord]) -> None:
+        """Store each decision for its (task, attempt), replacing an earlier one of the same attempt (one round
+        trip on PostgreSQL)."""
 
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
         """`leases_of_task` for many tasks (one round trip on PostgreSQL); a task without leases is absent."""
@@ -235,6 +236,9 @@ class CoordinatorTx(Protocol):
         """The event's gapless sequence number (1, 2, …), taken in this transaction: a rolled-back
         transaction's number is reused by the next commit. On PostgreSQL the counter row stays locked until
         the transaction ends, so concurrent replicas append one at a time: append events last."""
+
+    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
+        """`append_event` for each (topic, data) in order, all at `time` (one round trip on PostgreSQL)."""
 
     def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
         """Events with sequence > seq whose topic is in `topics` (all when empty), ascending."""

@@ -450,8 +450,9 @@ class MemoryTx(MemoryTrustTx):
         self._s.leases[lease.lease_id] = lease
         return True
 
-    def put_decision(self, decision: DecisionRecord) -> None:
-        self._s.decisions[(decision.task_id, decision.attempt)] = decision
+    def put_decisions(self, decisions: Sequence[DecisionRecord]) -> None:
+        for decision in decisions:
+            self._s.decisions[(decision.task_id, decision.attempt)] = decision
 
     def decisions_of(self, task_id: bytes) -> list[DecisionRecord]:
         return sorted((d for (t, _), d in self._s.decisions.items() if t == task_id), key=lambda d: d.attempt)
@@ -648,6 +649,9 @@ class MemoryTx(MemoryTrustTx):
         seq = len(self._s.events) + 1
         self._s.events.append(Event(seq=seq, topic=topic, data=data, time=time))
         return seq
+
+    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
+        return [self.append_event(topic, data, time) for topic, data in events]
 
     def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
         wanted = set(topics)

@@ -196,6 +196,12 @@ class PostgresTx(SqlTx):
             raise SchemaError("the event counter row is missing: run aicf db migrate")
         return rows.as_int(row[0])
 
+    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
+        if not events:
+            return []
+        params = {"topics": [t for t, _ in events], "datas": [d for _, d in events], "time": time}
+        return sorted(rows.as_int(r[0]) for r in self._all("append_events", params))
+
     def _write_payouts(self, payouts: Sequence[Payout]) -> None:
         if payouts:
             self._copy("copy_payouts", (rows.payout_record(p, i) for i, p in enumerate(payouts)))

@@ -336,8 +336,8 @@ class SqlTx(SqlTrustTx, ABC):
         )
         return True
 
-    def put_decision(self, decision: DecisionRecord) -> None:
-        self._exec("put_decision", rows.decision_params(decision))
+    def put_decisions(self, decisions: Sequence[DecisionRecord]) -> None:
+        self._many("put_decision", [rows.decision_params(d) for d in decisions])
 
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
         found = {t: self.leases_of_task(t) for t in dict.fromkeys(task_ids)}  # SQLite: cheap one by one
@@ -527,6 +527,9 @@ class SqlTx(SqlTrustTx, ABC):
         seq = rows.as_int(got[0][0])
         self._exec("insert_event", {"seq": seq, "topic": topic, "data": data, "time": time})
         return seq
+
+    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
+        return [self.append_event(topic, data, time) for topic, data in events]
 
     def events_since(self, seq: int, topics: Sequence[str], limit: int) -> list[Event]:
         params: dict[str, object] = {"seq": seq, "limit": max(limit, 0)}

@@ -303,9 +303,8 @@ def test_decisions_are_kept_per_attempt_and_replaced(store: Store) -> None:
         )
 
     with store.transaction() as tx:
-        tx.put_decision(decision(1, pid(2), T + 2))
-        tx.put_decision(decision(0, None, T))
-        tx.put_decision(decision(0, pid(1), T + 1))  # a later pass for the same attempt
+        tx.put_decisions([decision(1, pid(2), T + 2), decision(0, None, T)])
+        tx.put_decisions([decision(0, pid(1), T + 1)])  # a later pass for the same attempt
         tx.commit()
     with store.transaction() as tx:
         assert tx.decisions_of(tid(1)) == [decision(0, pid(1), T + 1), decision(1, pid(2), T + 2)]
@@ -770,7 +769,7 @@ def _coordinator_work(store: Store) -> None:
         tx.add_heartbeat(pid(1), 4)
         queued(tx, job(1, 0), job(2, 0, 1))
         tx.put_pool(POOL_ID, POOL_RECORD)
-        tx.put_decision(DecisionRecord(task_id=tid(1), attempt=0, decision=DECISION, winner=pid(1), time=T))
+        tx.put_decisions([DecisionRecord(task_id=tid(1), attempt=0, decision=DECISION, winner=pid(1), time=T)])
         tx.lease_job(lease(1, 1), T)
         tx.insert_proof(proof(1, 1, 1, T + 3))
         tx.insert_result(result(1, 0))
@@ -911,6 +910,26 @@ def test_postgres_racing_replicas_lease_a_job_once(tmp_path: Path) -> None:
             for n, prov in won:
                 assert tx.leases_of_task(tid(n)) == [lease(n, prov)]
             assert verify_snapshot(tx.snapshot()).ok
+
+
+def test_append_events_numbers_many_events_in_order_after_the_last(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.append_events([], T) == []
+        assert tx.append_event("jobAssigned", b"\x01", T) == 1
+        three = [("jobAssigned", b"\x02"), ("providerSlashed", b"\x03"), ("jobAssigned", b"")]
+        assert tx.append_events(three, T + 1) == [2, 3, 4]
+        assert tx.append_event("jobCompleted", b"\x05", T + 2) == 5
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.append_events([("jobAssigned", b"\xff")], T + 3) == [6]  # rolled back: 6 is taken again
+    with store.transaction() as tx:
+        assert tx.latest_event_seq() == 5
+        assert [(e.seq, e.topic, e.data, e.time) for e in tx.events_since(1, [], 100)] == [
+            (2, "jobAssigned", b"\x02", T + 1),
+            (3, "providerSlashed", b"\x03", T + 1),
+            (4, "jobAssigned", b"", T + 1),
+            (5, "jobCompleted", b"\x05", T + 2),
+        ]
 
 
 @pytest.mark.postgres

@@ -716,6 +716,18 @@ SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, %(time)s FROM moved;
 WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
 INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
 
+-- name: append_events
+-- append_event for many events in one round trip: the counter moves by their number, and event i (from 1, in
+-- array order) takes the i-th number after the old value.
+WITH counter AS (
+    UPDATE event_counter SET last = last + cardinality(%(topics)s::text[]) WHERE id = 1
+    RETURNING last - cardinality(%(topics)s::text[]) AS base
+)
+INSERT INTO events (seq, topic, data, time)
+SELECT base + e.n, e.topic, e.data, %(time)s
+  FROM counter, unnest(%(topics)s::text[], %(datas)s::bytea[]) WITH ORDINALITY AS e(topic, data, n)
+RETURNING seq;
+
 -- name: oldest_queued_height
 -- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
 SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
