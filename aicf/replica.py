@@ -313,12 +313,31 @@ class Replica:
             for lease in self._guard_list(pid):
                 self.pending.setdefault(lease.lease_id, (pid, lease.task_id))
             self.seconds["heartbeat"] += time.monotonic() - t0
-        for lid, (pid, task) in list(self.pending.items()):
+        # the providers fetch their jobs (as nextLease would hand them over): one read for the round's leases
+        pending = list(self.pending.items())
+        jobs = self._timed_read("proof", lambda: self._jobs([task for _, (_, task) in pending]))
+        for lid, (pid, task) in pending:
             if time.monotonic() > deadline:
                 break
             del self.pending[lid]
-            work += self._timed("proof", partial(self._prove, pid, lid, task))
+            job = jobs.get(task)
+            if job is not None and job.status is JobStatus.LEASED:
+                work += self._timed("proof", partial(self._prove, pid, lid, job))
         return work
+
+    def _jobs(self, tasks: list[bytes]) -> dict[bytes, Job]:
+        if not tasks:
+            return {}
+        with self.store.transaction() as tx:
+            found = {task: tx.get_job(task) for task in tasks}
+        return {task: job for task, job in found.items() if job is not None}
+
+    def _timed_read(self, what: str, call: Callable[[], dict[bytes, Job]]) -> dict[bytes, Job]:
+        started = time.monotonic()
+        try:
+            return call()
+        finally:
+            self.seconds[what] += time.monotonic() - started
 
     def _match(self) -> int:
         return sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
@@ -357,11 +376,7 @@ class Replica:
             self.stats[f"heartbeat {type(exc).__name__}"] += 1
             return []
 
-    def _prove(self, pid: bytes, lid: bytes, task: bytes) -> int:
-        with self.store.transaction() as tx:
-            job = tx.get_job(task)
-        if job is None or job.status is not JobStatus.LEASED:
-            return 0
+    def _prove(self, pid: bytes, lid: bytes, job: Job) -> int:
         outcome = self.coord.submit_proof(proof_envelope(self.keys[pid], pid, lid, job))
         self.stats[f"proof {outcome.code}"] += 1
         return 1
