@@ -444,11 +444,11 @@ class Coordinator:
         """Mark this slot live and extend every live lease of the provider to now + TTL."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            provider = _require_provider(tx, pid)
-            tx.add_heartbeat(pid, now // self.params.heartbeat_interval_s)
-            _update_provider(tx, replace(provider, last_heartbeat_at=now, updated_at=now), provider.status)
-            tx.extend_leases(pid, now, now + self.params.lease_ttl_s)
-            leases = tx.live_leases_of(pid)
+            leases = tx.record_heartbeat(
+                pid, now // self.params.heartbeat_interval_s, now, now + self.params.lease_ttl_s
+            )
+            if leases is None:
+                raise UnknownProviderError(pid)
             tx.commit()
         return leases
 

@@ -247,6 +247,10 @@ VALUES (:provider_id, :from_status, :to_status, :reason, :time);
 -- name: all_provider_moves
 SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
 
+-- name: touch_provider
+-- A heartbeat's narrow update: not the profile (the registry version stays) nor the status (no transition).
+UPDATE providers SET last_heartbeat_at = :now, updated_at = :now WHERE provider_id = :provider_id;
+
 -- name: add_heartbeat
 INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFLICT DO NOTHING;
 
