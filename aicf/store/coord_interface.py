@@ -55,6 +55,14 @@ class CoordinatorTx(Protocol):
     def providers(self) -> list[Provider]:
         """Every provider, ordered by provider_id."""
 
+    def providers_due(self, now: int) -> list[Provider]:
+        """The providers a sweep at `now` has work for, ordered by provider_id: JAILED with a jail that ended
+        (0 < jailed_until <= now; 0 is permanent), or holding unbonding stake whose period is over
+        (unbonding > 0 and unbonding_until <= now)."""
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        """The ACTIVE providers registered at or before `registered_by`, ordered by provider_id."""
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:

@@ -410,6 +410,21 @@ class MemoryTx(MemoryTrustTx):
     def providers(self) -> list[Provider]:
         return [self._s.providers[k] for k in sorted(self._s.providers)]
 
+    def providers_due(self, now: int) -> list[Provider]:
+        return [
+            p
+            for p in self.providers()
+            if (p.status is ProviderStatus.JAILED and p.jailed_until and p.jailed_until <= now)
+            or (p.unbonding > 0 and p.unbonding_until <= now)
+        ]
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        return [
+            p.provider_id
+            for p in self.providers()
+            if p.status is ProviderStatus.ACTIVE and p.registered_at <= registered_by
+        ]
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:

@@ -270,6 +270,12 @@ class SqlTx(SqlTrustTx, ABC):
     def providers(self) -> list[Provider]:
         return [rows.provider_of(r) for r in self._all("all_providers", {})]
 
+    def providers_due(self, now: int) -> list[Provider]:
+        return [rows.provider_of(r) for r in self._all("providers_due", {"now": now})]
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        return [rows.as_bytes(r[0]) for r in self._all("active_provider_ids", {"registered_by": registered_by})]
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:

@@ -214,6 +214,40 @@ def test_update_provider_is_guarded_by_the_stored_status(store: Store) -> None:
         assert tx.get_provider(pid(9)) is None
 
 
+def test_providers_due_are_the_jails_that_ended_and_the_unbonding_that_is_over(store: Store) -> None:
+    jail_ends = provider(2, status=ProviderStatus.JAILED, jailed_until=T + 100, unbonding=0)
+    unbonded = provider(4)  # 50 unbonding until T + 99
+    jailed_unbonding = provider(6, status=ProviderStatus.JAILED, jailed_until=T + 500, unbonding_until=T + 200)
+    with store.transaction() as tx:
+        tx.insert_provider(provider(1, unbonding=0))
+        tx.insert_provider(jail_ends)
+        tx.insert_provider(provider(3, status=ProviderStatus.BANNED, jailed_until=0, unbonding=0))  # for ever
+        tx.insert_provider(provider(5, status=ProviderStatus.JAILED, jailed_until=0, unbonding=0))  # for ever
+        tx.insert_provider(unbonded)
+        tx.insert_provider(jailed_unbonding)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.providers_due(T + 98) == []
+        assert tx.providers_due(T + 99) == [unbonded]
+        assert tx.providers_due(T + 100) == [jail_ends, unbonded]
+        assert tx.providers_due(T + 200) == [jail_ends, unbonded, jailed_unbonding]  # its unbonding, not its jail
+        assert tx.providers_due(T + 10**6) == [jail_ends, unbonded, jailed_unbonding]
+
+
+def test_active_provider_ids_are_the_active_providers_registered_by_a_time(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_provider(provider(3, registered_at=T + 50))
+        tx.insert_provider(provider(1))
+        tx.insert_provider(provider(2, status=ProviderStatus.JAILED, jailed_until=T + 10))
+        tx.insert_provider(provider(4, status=ProviderStatus.UNBONDING, bonded=0))
+        tx.insert_provider(provider(5, status=ProviderStatus.BANNED, jailed_until=0))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.active_provider_ids(T - 1) == []
+        assert tx.active_provider_ids(T + 49) == [pid(1)]
+        assert tx.active_provider_ids(T + 50) == [pid(1), pid(3)]
+
+
 def test_heartbeats_are_idempotent_and_read_by_range(store: Store) -> None:
     with store.transaction() as tx:
         tx.insert_provider(provider(1))
