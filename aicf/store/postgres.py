@@ -206,7 +206,10 @@ class PostgresTx(SqlTx):
         if out:
             params = {"provider_ids": list(out), "first": first, "last": last}
             for r in self._all("heartbeat_slots_of", params):
-                out[rows.as_bytes(r[0])].append(rows.as_int(r[1]))
+                slots = r[1]
+                if not isinstance(slots, list):
+                    raise SchemaError(f"heartbeat_slots_of: expected an array of slots, got {type(slots).__name__}")
+                out[rows.as_bytes(r[0])] = [rows.as_int(slot) for slot in slots]
         return out
 
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:

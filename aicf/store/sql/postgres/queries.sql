@@ -332,8 +332,9 @@ SELECT l.lease_id, l.task_id, l.provider_id, l.attempt, l.granted_at, COALESCE(e
 SELECT slot FROM heartbeats WHERE provider_id = %(provider_id)s AND slot BETWEEN %(first)s AND %(last)s ORDER BY slot;
 
 -- name: heartbeat_slots_of
-SELECT provider_id, slot FROM heartbeats
- WHERE provider_id = ANY(%(provider_ids)s) AND slot BETWEEN %(first)s AND %(last)s ORDER BY provider_id, slot;
+-- One row per provider with live slots, its slots in one array (a row per slot cost more to send and decode).
+SELECT provider_id, array_agg(slot ORDER BY slot) FROM heartbeats
+ WHERE provider_id = ANY(%(provider_ids)s) AND slot BETWEEN %(first)s AND %(last)s GROUP BY provider_id;
 
 -- name: all_heartbeats
 SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
