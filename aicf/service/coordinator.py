@@ -5,6 +5,7 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 """
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -188,6 +189,7 @@ class Coordinator:
         self.trap_corpus = tuple(trap_corpus)
         self._expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # bounded by the corpus
         self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
+        self._qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
@@ -445,11 +447,11 @@ class Coordinator:
         """Mark this slot live and extend every live lease of the provider to now + TTL."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            provider = _require_provider(tx, pid)
-            tx.add_heartbeat(pid, now // self.params.heartbeat_interval_s)
-            _update_provider(tx, replace(provider, last_heartbeat_at=now, updated_at=now), provider.status)
-            tx.extend_leases(pid, now, now + self.params.lease_ttl_s)
-            leases = tx.live_leases_of(pid)
+            leases = tx.record_heartbeat(
+                pid, now // self.params.heartbeat_interval_s, now, now + self.params.lease_ttl_s
+            )
+            if leases is None:
+                raise UnknownProviderError(pid)
             tx.commit()
         return leases
 
@@ -900,11 +902,8 @@ class Coordinator:
                 self._slash(tx, provider, SlashReason.MISSED_LEASE, lease.task_id, lease.lease_id, evidence, now)
                 expired += 1
             genesis = tx.get_meta(META_GENESIS_TIME)
-            if genesis is not None:
-                for provider in tx.providers():
-                    if provider.status is ProviderStatus.ACTIVE:
-                        self._qos_chronic(tx, provider, now, genesis, height)
-            for provider in tx.providers():
+            evaluated = self._qos_chronic_pass(tx, now, genesis, height) if genesis is not None else {}
+            for provider in tx.providers_due(now):
                 changed = provider
                 if provider.status is ProviderStatus.JAILED and provider.jailed_until and provider.jailed_until <= now:
                     to = ProviderStatus.ACTIVE if provider.bonded > 0 else ProviderStatus.UNBONDING
@@ -932,26 +931,54 @@ class Coordinator:
                 if changed != provider:
                     _update_provider(tx, replace(changed, updated_at=now), provider.status)
             tx.commit()
+        self._qos_evaluated.update(evaluated)  # only once committed: a pass rolled back is evaluated again
         resent = self._resend_inclusions(now, limit)
         return SweepReport(expired=expired, unjailed=unjailed, released_stake=released, resent=resent)
 
-    def _qos_chronic(self, tx: Tx, provider: Provider, now: int, genesis: int, height: int) -> bool:
+    def _qos_chronic_pass(self, tx: Tx, now: int, genesis: int, height: int) -> dict[bytes, int]:
+        """QOS_CHRONIC for the ACTIVE providers not yet evaluated in the window `now` is in; returns those
+        evaluated, with that window, for `_qos_evaluated` once the sweep commits.
+
+        A verdict changes only when a window completes: the slots of complete windows are fixed (a late
+        heartbeat from a replica whose clock lags could only add a slot, which never makes a run chronic), and
+        the slash names its window, so `_slash` refuses a second one. A provider that is not ACTIVE now is not
+        remembered: it is evaluated when it becomes ACTIVE again in the same window (a jail that ends)."""
+        p, window = self.params, self.params.qos_window_s
+        current = (now - genesis) // window  # the window `now` is in, not complete yet
+        first = current - p.qos_chronic_windows
+        if first < 0:
+            return {}
+        # a provider registered after the first window began is not judged on it (SPEC §9: all after registration)
+        due = [
+            pid for pid in tx.active_provider_ids(genesis + first * window) if self._qos_evaluated.get(pid) != current
+        ]
+        if not due:
+            return {}
+        interval = p.heartbeat_interval_s
+        live = tx.heartbeat_slots_of(
+            due, (genesis + first * window) // interval, (genesis + current * window - 1) // interval
+        )
+        for pid in due:
+            self._qos_chronic(tx, pid, live[pid], now, genesis, height)
+        return dict.fromkeys(due, current)
+
+    def _qos_chronic(self, tx: Tx, pid: bytes, live: Sequence[int], now: int, genesis: int, height: int) -> bool:
         """QOS_CHRONIC (SPEC §9): availability below the minimum in the last `qos_chronic_windows` complete
-        windows aligned to genesis, all after registration. Slashed at most once per window that ends the run."""
+        windows aligned to genesis, all after registration (`_qos_chronic_pass` picks the providers and reads
+        `live`, their live slots in those windows, ascending). Slashed at most once per window that ends the run."""
         p, interval, window = self.params, self.params.heartbeat_interval_s, self.params.qos_window_s
         current = (now - genesis) // window  # the window `now` is in, not complete yet
         first = current - p.qos_chronic_windows
-        if first < 0 or genesis + first * window < provider.registered_at:
-            return False
         values: list[int] = []
         slots: list[int] = []
         for index in range(first, current):
             lo, hi = (genesis + index * window) // interval, (genesis + (index + 1) * window - 1) // interval
-            live = tx.heartbeat_slots(provider.provider_id, lo, hi)
-            slots.extend(live)
-            values.append(len(live) * 10_000 // (hi - lo + 1))
+            in_window = live[bisect_left(live, lo) : bisect_right(live, hi)]
+            slots.extend(in_window)
+            values.append(len(in_window) * 10_000 // (hi - lo + 1))
         if not qos_chronic(values, p):
             return False
+        provider = _require_provider(tx, pid)
         subject = tagged_hash(QOS_WINDOW_TAG, provider.provider_id, current - 1)
         evidence = slash_evidence(
             reason=SlashReason.QOS_CHRONIC,

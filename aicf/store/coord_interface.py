@@ -67,16 +67,32 @@ class CoordinatorTx(Protocol):
     def providers(self) -> list[Provider]:
         """Every provider, ordered by provider_id."""
 
+    def providers_due(self, now: int) -> list[Provider]:
+        """The providers a sweep at `now` has work for, ordered by provider_id: JAILED with a jail that ended
+        (0 < jailed_until <= now; 0 is permanent), or holding unbonding stake whose period is over
+        (unbonding > 0 and unbonding_until <= now)."""
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        """The ACTIVE providers registered at or before `registered_by`, ordered by provider_id."""
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:
         """A row of the provider transition table (registration is None → ACTIVE)."""
 
-    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
-        """Mark the slot live (idempotent)."""
+    def record_heartbeat(self, provider_id: bytes, slot: int, now: int, expires_at: int) -> list[LeaseRecord] | None:
+        """A heartbeat at `now`: mark the slot live (idempotent), set the provider's last_heartbeat_at and
+        updated_at to `now` (nothing else of its row: the registry version does not move, no transition is
+        recorded), extend its LIVE leases with now < expires_at (< the new value) to `expires_at` (never shortens
+        one nor revives a dead one), and return its LIVE leases as `live_leases_of` does. None, and nothing
+        written, if the provider is unknown. One round trip on PostgreSQL."""
 
     def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
         """Live slots between `first` and `last` inclusive, ascending."""
+
+    def heartbeat_slots_of(self, provider_ids: Sequence[bytes], first: int, last: int) -> dict[bytes, list[int]]:
+        """`heartbeat_slots` for many providers (one round trip on PostgreSQL): every given id is a key, mapped
+        to its live slots between `first` and `last` inclusive, ascending ([] if none)."""
 
     # -- matching and leases (SPEC §5, §6, §7) -------------------------------------------------------------
     def ready_jobs(self, now: int, limit: int) -> list[Job]:
@@ -149,10 +165,6 @@ class CoordinatorTx(Protocol):
 
     def end_lease(self, lease_id: bytes, to: LeaseStatus, ended_at: int) -> bool:
         """Guarded LIVE → `to`; False if the lease is not LIVE."""
-
-    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
-        """Set expires_at of the provider's LIVE leases with now < expires_at (< the new value) to
-        `expires_at`; returns how many."""
 
     def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None: ...
 

@@ -414,6 +414,21 @@ class MemoryTx(MemoryTrustTx):
     def providers(self) -> list[Provider]:
         return [self._s.providers[k] for k in sorted(self._s.providers)]
 
+    def providers_due(self, now: int) -> list[Provider]:
+        return [
+            p
+            for p in self.providers()
+            if (p.status is ProviderStatus.JAILED and p.jailed_until and p.jailed_until <= now)
+            or (p.unbonding > 0 and p.unbonding_until <= now)
+        ]
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        return [
+            p.provider_id
+            for p in self.providers()
+            if p.status is ProviderStatus.ACTIVE and p.registered_at <= registered_by
+        ]
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:
@@ -421,11 +436,28 @@ class MemoryTx(MemoryTrustTx):
             ProviderMove(provider_id=provider_id, frm=frm, to=to, reason=reason, time=time, seq=self._seq())
         )
 
-    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
+    def record_heartbeat(self, provider_id: bytes, slot: int, now: int, expires_at: int) -> list[LeaseRecord] | None:
+        provider = self._s.providers.get(provider_id)
+        if provider is None:
+            return None
         self._s.heartbeats.add((provider_id, slot))
+        self._s.providers[provider_id] = dataclasses.replace(provider, last_heartbeat_at=now, updated_at=now)
+        for lid, x in list(self._s.leases.items()):
+            if x.provider_id == provider_id and x.status == LeaseStatus.LIVE and now < x.expires_at < expires_at:
+                self._s.leases[lid] = dataclasses.replace(x, expires_at=expires_at)
+        return self.live_leases_of(provider_id)
 
     def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
         return sorted(s for p, s in self._s.heartbeats if p == provider_id and first <= s <= last)
+
+    def heartbeat_slots_of(self, provider_ids: Sequence[bytes], first: int, last: int) -> dict[bytes, list[int]]:
+        out: dict[bytes, list[int]] = {p: [] for p in provider_ids}
+        for p, s in self._s.heartbeats:
+            if p in out and first <= s <= last:
+                out[p].append(s)
+        for slots in out.values():
+            slots.sort()
+        return out
 
     # -- matching and leases ---------------------------------------------------------------------------
     def ready_jobs(self, now: int, limit: int) -> list[Job]:
@@ -488,14 +520,6 @@ class MemoryTx(MemoryTrustTx):
             return False
         self._s.leases[lease_id] = dataclasses.replace(lease, status=to, ended_at=ended_at)
         return True
-
-    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
-        n = 0
-        for lid, x in list(self._s.leases.items()):
-            if x.provider_id == provider_id and x.status == LeaseStatus.LIVE and now < x.expires_at < expires_at:
-                self._s.leases[lid] = dataclasses.replace(x, expires_at=expires_at)
-                n += 1
-        return n
 
     def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None:
         job = self._s.jobs.get(task_id)

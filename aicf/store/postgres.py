@@ -210,6 +210,24 @@ class PostgresTx(SqlTx):
         if task_ids:
             self._exec("add_carried_many", {"task_ids": list(task_ids)})
 
+    def record_heartbeat(self, provider_id: bytes, slot: int, now: int, expires_at: int) -> list[LeaseRecord] | None:
+        params = {"provider_id": provider_id, "slot": slot, "now": now, "expires_at": expires_at}
+        found = self._all("record_heartbeat", params)
+        if not found:
+            return None
+        return [rows.lease_of(r) for r in found if r[0] is not None]
+
+    def heartbeat_slots_of(self, provider_ids: Sequence[bytes], first: int, last: int) -> dict[bytes, list[int]]:
+        out: dict[bytes, list[int]] = {p: [] for p in provider_ids}
+        if out:
+            params = {"provider_ids": list(out), "first": first, "last": last}
+            for r in self._all("heartbeat_slots_of", params):
+                slots = r[1]
+                if not isinstance(slots, list):
+                    raise SchemaError(f"heartbeat_slots_of: expected an array of slots, got {type(slots).__name__}")
+                out[rows.as_bytes(r[0])] = [rows.as_int(slot) for slot in slots]
+        return out
+
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
         out: dict[bytes, list[LeaseRecord]] = {}
         if task_ids:

@@ -270,6 +270,12 @@ class SqlTx(SqlTrustTx, ABC):
     def providers(self) -> list[Provider]:
         return [rows.provider_of(r) for r in self._all("all_providers", {})]
 
+    def providers_due(self, now: int) -> list[Provider]:
+        return [rows.provider_of(r) for r in self._all("providers_due", {"now": now})]
+
+    def active_provider_ids(self, registered_by: int) -> list[bytes]:
+        return [rows.as_bytes(r[0]) for r in self._all("active_provider_ids", {"registered_by": registered_by})]
+
     def record_provider_move(
         self, provider_id: bytes, frm: ProviderStatus | None, to: ProviderStatus, reason: str, time: int
     ) -> None:
@@ -284,12 +290,20 @@ class SqlTx(SqlTrustTx, ABC):
             },
         )
 
-    def add_heartbeat(self, provider_id: bytes, slot: int) -> None:
-        self._exec("add_heartbeat", {"provider_id": provider_id, "slot": slot})
+    def record_heartbeat(self, provider_id: bytes, slot: int, now: int, expires_at: int) -> list[LeaseRecord] | None:
+        params = {"provider_id": provider_id, "slot": slot, "now": now, "expires_at": expires_at}
+        if self._exec("touch_provider", params) != 1:
+            return None
+        self._exec("add_heartbeat", params)
+        self._exec("extend_leases", params)
+        return self.live_leases_of(provider_id)
 
     def heartbeat_slots(self, provider_id: bytes, first: int, last: int) -> list[int]:
         found = self._all("heartbeat_slots", {"provider_id": provider_id, "first": first, "last": last})
         return [rows.as_int(r[0]) for r in found]
+
+    def heartbeat_slots_of(self, provider_ids: Sequence[bytes], first: int, last: int) -> dict[bytes, list[int]]:
+        return {p: self.heartbeat_slots(p, first, last) for p in provider_ids}  # SQLite: cheap one by one
 
     # -- matching and leases ---------------------------------------------------------------------------
     def list_jobs(self, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
@@ -431,9 +445,6 @@ class SqlTx(SqlTrustTx, ABC):
     def end_lease(self, lease_id: bytes, to: LeaseStatus, ended_at: int) -> bool:
         params = {"lease_id": lease_id, "to_status": to.value, "ended_at": ended_at}
         return self._exec("end_lease", params) == 1
-
-    def extend_leases(self, provider_id: bytes, now: int, expires_at: int) -> int:
-        return self._exec("extend_leases", {"provider_id": provider_id, "now": now, "expires_at": expires_at})
 
     def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None:
         self._exec("set_job_schedule", {"task_id": task_id, "attempts": attempts, "not_before": not_before})

@@ -215,11 +215,47 @@ def test_update_provider_is_guarded_by_the_stored_status(store: Store) -> None:
         assert tx.get_provider(pid(9)) is None
 
 
+def test_providers_due_are_the_jails_that_ended_and_the_unbonding_that_is_over(store: Store) -> None:
+    jail_ends = provider(2, status=ProviderStatus.JAILED, jailed_until=T + 100, unbonding=0)
+    unbonded = provider(4)  # 50 unbonding until T + 99
+    jailed_unbonding = provider(6, status=ProviderStatus.JAILED, jailed_until=T + 500, unbonding_until=T + 200)
+    with store.transaction() as tx:
+        tx.insert_provider(provider(1, unbonding=0))
+        tx.insert_provider(jail_ends)
+        tx.insert_provider(provider(3, status=ProviderStatus.BANNED, jailed_until=0, unbonding=0))  # for ever
+        tx.insert_provider(provider(5, status=ProviderStatus.JAILED, jailed_until=0, unbonding=0))  # for ever
+        tx.insert_provider(unbonded)
+        tx.insert_provider(jailed_unbonding)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.providers_due(T + 98) == []
+        assert tx.providers_due(T + 99) == [unbonded]
+        assert tx.providers_due(T + 100) == [jail_ends, unbonded]
+        assert tx.providers_due(T + 200) == [jail_ends, unbonded, jailed_unbonding]  # its unbonding, not its jail
+        assert tx.providers_due(T + 10**6) == [jail_ends, unbonded, jailed_unbonding]
+
+
+def test_active_provider_ids_are_the_active_providers_registered_by_a_time(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_provider(provider(3, registered_at=T + 50))
+        tx.insert_provider(provider(1))
+        tx.insert_provider(provider(2, status=ProviderStatus.JAILED, jailed_until=T + 10))
+        tx.insert_provider(provider(4, status=ProviderStatus.UNBONDING, bonded=0))
+        tx.insert_provider(provider(5, status=ProviderStatus.BANNED, jailed_until=0))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.active_provider_ids(T - 1) == []
+        assert tx.active_provider_ids(T + 49) == [pid(1)]
+        assert tx.active_provider_ids(T + 50) == [pid(1), pid(3)]
+
+
 def test_heartbeats_are_idempotent_and_read_by_range(store: Store) -> None:
     with store.transaction() as tx:
+        tx.insert_provider(provider(1))
+        tx.insert_provider(provider(2))
         for slot in (5, 3, 7, 3, 9):
-            tx.add_heartbeat(pid(1), slot)
-        tx.add_heartbeat(pid(2), 4)
+            assert tx.record_heartbeat(pid(1), slot, T + 20 * slot, T + 20 * slot + 60) == []
+        assert tx.record_heartbeat(pid(2), 4, T + 80, T + 140) == []
         assert tx.heartbeat_slots(pid(1), 3, 7) == [3, 5, 7]
         assert tx.heartbeat_slots(pid(1), 4, 8) == [5, 7]
         assert tx.heartbeat_slots(pid(1), 10, 20) == []
@@ -227,6 +263,64 @@ def test_heartbeats_are_idempotent_and_read_by_range(store: Store) -> None:
         tx.commit()
     with store.transaction() as tx:
         assert tx.snapshot().heartbeats == ((pid(1), 3), (pid(1), 5), (pid(1), 7), (pid(1), 9), (pid(2), 4))
+
+
+def test_heartbeat_slots_of_reads_the_range_of_many_providers_with_every_one_present(store: Store) -> None:
+    with store.transaction() as tx:
+        for n, slots in ((1, (5, 3, 7, 9)), (2, (4,)), (3, (1, 20))):
+            tx.insert_provider(provider(n))
+            for slot in slots:
+                tx.record_heartbeat(pid(n), slot, T + 20 * slot, T + 20 * slot + 60)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.heartbeat_slots_of([pid(2), pid(1), pid(3), pid(9)], 3, 7) == {
+            pid(1): [3, 5, 7],
+            pid(2): [4],
+            pid(3): [],
+            pid(9): [],
+        }
+        assert tx.heartbeat_slots_of([pid(1)], 8, 9) == {pid(1): [9]}
+        assert tx.heartbeat_slots_of([], 0, 100) == {}
+
+
+def test_record_heartbeat_touches_only_the_heartbeat_time_and_extends_live_leases(store: Store) -> None:
+    jailed = provider(2, status=ProviderStatus.JAILED, jailed_until=T + 3600)
+    with store.transaction() as tx:
+        tx.insert_provider(provider(1))
+        tx.insert_provider(jailed)
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2))
+        assert tx.lease_job(lease(1, 1, granted=T), T)  # expires T + 60
+        assert tx.lease_job(lease(2, 1, granted=T + 1, ttl=10), T + 1)  # expires T + 11
+        assert tx.lease_job(lease(3, 1, granted=T + 2), T + 2)
+        assert tx.end_lease(lease(3, 1).lease_id, LeaseStatus.RELEASED, T + 3)
+        tx.commit()
+    with store.transaction() as tx:
+        version, moves = tx.registry_version(), tx.snapshot().provider_moves
+        live = tx.record_heartbeat(pid(1), 1, T + 30, T + 90)
+        # the unexpired live lease is extended; the one that expired at T + 11 and the released one are not
+        assert live == [lease(1, 1, granted=T, ttl=90), lease(2, 1, granted=T + 1, ttl=10)]
+        assert live == tx.live_leases_of(pid(1))
+        assert tx.record_heartbeat(pid(1), 1, T + 31, T + 80) == live  # never shortens; the slot is marked once
+        assert tx.get_provider(pid(1)) == provider(1, last_heartbeat_at=T + 31, updated_at=T + 31)
+        assert tx.record_heartbeat(pid(2), 1, T + 32, T + 92) == []  # any status: a jailed provider heartbeats too
+        assert tx.get_provider(pid(2)) == dataclasses.replace(jailed, last_heartbeat_at=T + 32, updated_at=T + 32)
+        assert tx.heartbeat_slots_of([pid(1), pid(2)], 0, 10) == {pid(1): [1], pid(2): [1]}
+        assert tx.registry_version() == version, "a heartbeat is not a profile change"
+        assert tx.snapshot().provider_moves == moves, "nor a transition"
+        tx.commit()
+
+
+def test_record_heartbeat_of_an_unknown_provider_writes_nothing(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_provider(provider(1))
+        tx.commit()
+    with store.transaction() as tx:
+        before = tx.snapshot()
+        assert tx.record_heartbeat(pid(9), 1, T + 30, T + 90) is None
+        assert tx.snapshot() == before
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.heartbeat_slots(pid(9), 0, 10) == []
 
 
 # -- matching and leases -----------------------------------------------------------------------------------
@@ -376,6 +470,8 @@ def test_live_leases_granted_by_lists_only_live_leases_that_old_oldest_first(sto
 
 def test_lease_queries_and_guards(store: Store) -> None:
     with store.transaction() as tx:
+        tx.insert_provider(provider(1))
+        tx.insert_provider(provider(2))
         queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2), job(4, 0, 3))
         assert tx.lease_job(lease(1, 1, granted=T + 2), T + 2)  # expires T + 62
         assert tx.lease_job(lease(2, 1, granted=T), T)  # expires T + 60
@@ -397,9 +493,13 @@ def test_lease_queries_and_guards(store: Store) -> None:
         assert not tx.end_lease(lease(4, 1).lease_id, LeaseStatus.EXPIRED, T + 5)
         assert not tx.end_lease(b"\x00" * 32, LeaseStatus.EXPIRED, T + 5)
         # a heartbeat at T + 30 extends the live, unexpired leases of provider 1 (not the released one)
-        assert tx.extend_leases(pid(1), T + 30, T + 90) == 2
-        assert tx.extend_leases(pid(1), T + 30, T + 80) == 0  # never shortens
-        assert tx.extend_leases(pid(2), T + 30, T + 90) == 0  # provider 2's lease expired at T + 11
+        extended = tx.record_heartbeat(pid(1), 1, T + 30, T + 90)
+        assert extended is not None
+        assert [x.expires_at for x in extended] == [T + 90, T + 90]
+        assert tx.record_heartbeat(pid(1), 1, T + 30, T + 80) == extended  # never shortens
+        assert tx.record_heartbeat(pid(2), 1, T + 30, T + 90) == [
+            lease(3, 2, granted=T + 1, ttl=10)
+        ]  # expired at T + 11
         assert [x.expires_at for x in tx.live_leases_of(pid(1))] == [T + 90, T + 90]
         assert tx.get_lease(lease(4, 1).lease_id) == released
         assert tx.get_lease(lease(3, 2).lease_id) == lease(3, 2, granted=T + 1, ttl=10)
@@ -766,7 +866,7 @@ def _coordinator_work(store: Store) -> None:
         tx.insert_provider(provider(1))
         tx.post([mint(stake_account(pid(1)), 750)], None, T)
         tx.record_provider_move(pid(1), None, ProviderStatus.ACTIVE, "registered", T)
-        tx.add_heartbeat(pid(1), 4)
+        tx.record_heartbeat(pid(1), 4, T + 80, T + 140)
         queued(tx, job(1, 0), job(2, 0, 1))
         tx.put_pool(POOL_ID, POOL_RECORD)
         tx.put_decisions([DecisionRecord(task_id=tid(1), attempt=0, decision=DECISION, winner=pid(1), time=T)])

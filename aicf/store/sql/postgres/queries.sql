@@ -281,6 +281,21 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
        updated_at
   FROM providers ORDER BY provider_id;
 
+-- name: providers_due
+-- The sweep's work: jails that ended (jailed_until 0 is permanent) and unbonding periods that are over. Each arm
+-- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers
+ WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= %(now)s)
+    OR (unbonding > 0 AND unbonding_until <= %(now)s)
+ ORDER BY provider_id;
+
+-- name: active_provider_ids
+SELECT provider_id FROM providers
+ WHERE status = 'ACTIVE' AND registered_at <= %(registered_by)s ORDER BY provider_id;
+
 -- name: insert_provider_move
 INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
 VALUES (%(provider_id)s, %(from_status)s, %(to_status)s, %(reason)s, %(time)s);
@@ -288,11 +303,38 @@ VALUES (%(provider_id)s, %(from_status)s, %(to_status)s, %(reason)s, %(time)s);
 -- name: all_provider_moves
 SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
 
--- name: add_heartbeat
-INSERT INTO heartbeats (provider_id, slot) VALUES (%(provider_id)s, %(slot)s) ON CONFLICT DO NOTHING;
+-- name: record_heartbeat
+-- A heartbeat in one statement: touch the provider (only last_heartbeat_at and updated_at: not the profile, so the
+-- registry version stays, nor the status, so no transition), mark the slot, extend the live unexpired leases (never
+-- shortening one nor reviving a dead one), and return the live leases. Every part sees the rows as they were
+-- before the statement, so the extended leases' new expiry comes from `extended`. No row: unknown provider
+-- (nothing written); one row of NULLs: a provider without live leases.
+WITH touched AS (
+    UPDATE providers SET last_heartbeat_at = %(now)s, updated_at = %(now)s
+     WHERE provider_id = %(provider_id)s
+    RETURNING provider_id
+), marked AS (
+    INSERT INTO heartbeats (provider_id, slot) SELECT provider_id, %(slot)s FROM touched ON CONFLICT DO NOTHING
+), extended AS (
+    UPDATE leases SET expires_at = %(expires_at)s
+     WHERE provider_id IN (SELECT provider_id FROM touched) AND status = 'LIVE'
+       AND expires_at > %(now)s AND expires_at < %(expires_at)s
+    RETURNING lease_id, expires_at
+)
+SELECT l.lease_id, l.task_id, l.provider_id, l.attempt, l.granted_at, COALESCE(e.expires_at, l.expires_at),
+       l.status, l.epoch, l.ended_at, l.grant_sig
+  FROM touched t
+  LEFT JOIN leases l ON l.provider_id = t.provider_id AND l.status = 'LIVE'
+  LEFT JOIN extended e ON e.lease_id = l.lease_id
+ ORDER BY l.granted_at, l.lease_id;
 
 -- name: heartbeat_slots
 SELECT slot FROM heartbeats WHERE provider_id = %(provider_id)s AND slot BETWEEN %(first)s AND %(last)s ORDER BY slot;
+
+-- name: heartbeat_slots_of
+-- One row per provider with live slots, its slots in one array (a row per slot cost more to send and decode).
+SELECT provider_id, array_agg(slot ORDER BY slot) FROM heartbeats
+ WHERE provider_id = ANY(%(provider_ids)s) AND slot BETWEEN %(first)s AND %(last)s GROUP BY provider_id;
 
 -- name: all_heartbeats
 SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
@@ -341,11 +383,6 @@ SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, 
 -- name: end_lease
 -- Guarded LIVE -> the new status.
 UPDATE leases SET status = %(to_status)s, ended_at = %(ended_at)s WHERE lease_id = %(lease_id)s AND status = 'LIVE';
-
--- name: extend_leases
--- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
-UPDATE leases SET expires_at = %(expires_at)s
- WHERE provider_id = %(provider_id)s AND status = 'LIVE' AND expires_at > %(now)s AND expires_at < %(expires_at)s;
 
 -- name: all_leases
 SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig

@@ -240,12 +240,31 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
        updated_at
   FROM providers ORDER BY provider_id;
 
+-- name: providers_due
+-- The sweep's work: jails that ended (jailed_until 0 is permanent) and unbonding periods that are over. Each arm
+-- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
+SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
+       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
+       updated_at
+  FROM providers
+ WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= :now)
+    OR (unbonding > 0 AND unbonding_until <= :now)
+ ORDER BY provider_id;
+
+-- name: active_provider_ids
+SELECT provider_id FROM providers
+ WHERE status = 'ACTIVE' AND registered_at <= :registered_by ORDER BY provider_id;
+
 -- name: insert_provider_move
 INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
 VALUES (:provider_id, :from_status, :to_status, :reason, :time);
 
 -- name: all_provider_moves
 SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
+
+-- name: touch_provider
+-- A heartbeat's narrow update: not the profile (the registry version stays) nor the status (no transition).
+UPDATE providers SET last_heartbeat_at = :now, updated_at = :now WHERE provider_id = :provider_id;
 
 -- name: add_heartbeat
 INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFLICT DO NOTHING;
