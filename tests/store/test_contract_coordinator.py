@@ -558,7 +558,7 @@ def test_proof_context_reads_what_a_submission_needs_together(store: Store) -> N
         assert tx.insert_proof(proof(1, 1, 1, T + 10))
         assert tx.insert_trap(dataclasses.replace(trap(1), caller=trap_caller))
         for slot in (3, 5, 9):
-            tx.add_heartbeat(pid(1), slot)
+            tx.record_heartbeat(pid(1), slot, T + 100, T + 160)  # the lease expired at T + 60: not extended
         tx.commit()
     qos = QosRange(since=T + 10, first_slot=4, last_slot=9)
     with store.transaction() as tx:
