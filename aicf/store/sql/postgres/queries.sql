@@ -37,6 +37,12 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs WHERE task_id = %(task_id)s;
 
+-- name: get_jobs
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs WHERE task_id = ANY(%(task_ids)s);
+
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
  WHERE status = 'PENDING' AND enqueue_height <= %(height)s
@@ -111,14 +117,19 @@ DELETE FROM refused_txs WHERE height > %(height)s;
 -- name: delete_cancels_above
 DELETE FROM cancel_requests WHERE height > %(height)s;
 
--- name: insert_proof_inclusion
+-- name: insert_proof_inclusions
+-- A block's inclusions in one statement, in the given order: the first one per task wins.
 INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
-VALUES (%(task_id)s, %(proof_id)s, %(provider_id)s, %(height)s, %(tx_index)s, %(tx_hash)s, %(producer)s)
+SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
+  FROM unnest(%(task_ids)s::bytea[], %(proof_ids)s::bytea[], %(provider_ids)s::bytea[], %(heights)s::bigint[],
+              %(tx_indexes)s::bigint[], %(tx_hashes)s::bytea[], %(producers)s::bytea[])
+       WITH ORDINALITY AS i (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer, n)
+ ORDER BY n
 ON CONFLICT (task_id) DO NOTHING;
 
--- name: proof_inclusion
+-- name: proof_inclusions_of
 SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM proof_inclusions WHERE task_id = %(task_id)s;
+  FROM proof_inclusions WHERE task_id = ANY(%(task_ids)s);
 
 -- name: insert_refused
 INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
@@ -374,6 +385,12 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs WHERE task_id = %(task_id)s AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
 
+-- name: accepted_proofs_of
+-- accepted_proof_of for many tasks: the earliest accepted proof of each.
+SELECT DISTINCT ON (task_id) proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms,
+       verdict, message, acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE task_id = ANY(%(task_ids)s) AND verdict = 'ACCEPT' ORDER BY task_id, received_at, proof_id;
+
 -- name: accepted_latencies_since
 SELECT latency_ms FROM proofs
  WHERE provider_id = %(provider_id)s AND verdict = 'ACCEPT' AND received_at >= %(since)s
@@ -384,12 +401,19 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs ORDER BY proof_id;
 
--- name: insert_result
+-- name: insert_results
+-- A block's results in one statement, in the given order: the first one per task wins; the written ids come back.
 INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
                      provider_id)
-VALUES (%(task_id)s, %(proof_id)s, %(kind)s, %(output_digest)s, %(units_mu)s, %(qos)s, %(block_height)s, %(tx_index)s, %(miner_id)s,
-        %(provider_id)s)
-ON CONFLICT (task_id) DO NOTHING;
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM unnest(%(task_ids)s::bytea[], %(proof_ids)s::bytea[], %(kinds)s::text[], %(output_digests)s::bytea[],
+              %(units_mus)s::bigint[], %(qoses)s::bytea[], %(block_heights)s::bigint[], %(tx_indexes)s::bigint[],
+              %(miner_ids)s::bytea[], %(provider_ids)s::bytea[])
+       WITH ORDINALITY AS r (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
+                             provider_id, n)
+ ORDER BY n
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id;
 
 -- name: get_result
 SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
@@ -715,6 +739,14 @@ SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, %(time)s FROM moved;
 -- Bump the gapless counter and write the event in one round trip (the counter row stays held until the commit).
 WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
 INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
+
+-- name: append_events
+-- append_event for each of %(datas)s, in order, in one round trip: the counter moves by their number at once.
+WITH counter AS (UPDATE event_counter SET last = last + cardinality(%(datas)s::bytea[]) WHERE id = 1 RETURNING last)
+INSERT INTO events (seq, topic, data, time)
+SELECT counter.last - cardinality(%(datas)s::bytea[]) + e.n, %(topic)s, e.data, %(time)s
+  FROM counter, unnest(%(datas)s::bytea[]) WITH ORDINALITY AS e (data, n)
+RETURNING seq;
 
 -- name: oldest_queued_height
 -- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
