@@ -38,10 +38,11 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
   FROM jobs WHERE task_id = %(task_id)s;
 
 -- name: get_jobs
+-- Id arrays are bound in binary (the b placeholders): the text form escapes every byte of every element.
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
-  FROM jobs WHERE task_id = ANY(%(task_ids)s);
+  FROM jobs WHERE task_id = ANY(%(task_ids)b);
 
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
@@ -121,15 +122,15 @@ DELETE FROM cancel_requests WHERE height > %(height)s;
 -- A block's inclusions in one statement, in the given order: the first one per task wins.
 INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
 SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM unnest(%(task_ids)s::bytea[], %(proof_ids)s::bytea[], %(provider_ids)s::bytea[], %(heights)s::bigint[],
-              %(tx_indexes)s::bigint[], %(tx_hashes)s::bytea[], %(producers)s::bytea[])
+  FROM unnest(%(task_ids)b::bytea[], %(proof_ids)b::bytea[], %(provider_ids)b::bytea[], %(heights)b::bigint[],
+              %(tx_indexes)b::bigint[], %(tx_hashes)b::bytea[], %(producers)b::bytea[])
        WITH ORDINALITY AS i (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer, n)
  ORDER BY n
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: proof_inclusions_of
 SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM proof_inclusions WHERE task_id = ANY(%(task_ids)s);
+  FROM proof_inclusions WHERE task_id = ANY(%(task_ids)b);
 
 -- name: insert_refused
 INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
@@ -244,7 +245,7 @@ UPDATE balances SET amount = balances.amount + d.delta
 -- name: move_jobs
 -- Guarded bulk move: only the jobs still in %(from_status)s move; the ids that moved come back.
 UPDATE jobs SET status = %(to_status)s
- WHERE task_id = ANY(%(task_ids)s) AND status = %(from_status)s
+ WHERE task_id = ANY(%(task_ids)b) AND status = %(from_status)s
 RETURNING task_id;
 
 -- name: copy_jobs
@@ -389,7 +390,7 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
 -- accepted_proof_of for many tasks: the earliest accepted proof of each.
 SELECT DISTINCT ON (task_id) proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms,
        verdict, message, acceptance, acceptance_sig, units_mu, output_digest, qos
-  FROM proofs WHERE task_id = ANY(%(task_ids)s) AND verdict = 'ACCEPT' ORDER BY task_id, received_at, proof_id;
+  FROM proofs WHERE task_id = ANY(%(task_ids)b) AND verdict = 'ACCEPT' ORDER BY task_id, received_at, proof_id;
 
 -- name: accepted_latencies_since
 SELECT latency_ms FROM proofs
@@ -406,9 +407,9 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
 INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
                      provider_id)
 SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
-  FROM unnest(%(task_ids)s::bytea[], %(proof_ids)s::bytea[], %(kinds)s::text[], %(output_digests)s::bytea[],
-              %(units_mus)s::bigint[], %(qoses)s::bytea[], %(block_heights)s::bigint[], %(tx_indexes)s::bigint[],
-              %(miner_ids)s::bytea[], %(provider_ids)s::bytea[])
+  FROM unnest(%(task_ids)b::bytea[], %(proof_ids)b::bytea[], %(kinds)b::text[], %(output_digests)b::bytea[],
+              %(units_mus)b::bigint[], %(qoses)b::bytea[], %(block_heights)b::bigint[], %(tx_indexes)b::bigint[],
+              %(miner_ids)b::bytea[], %(provider_ids)b::bytea[])
        WITH ORDINALITY AS r (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
                              provider_id, n)
  ORDER BY n
@@ -741,11 +742,11 @@ WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING
 INSERT INTO events (seq, topic, data, time) SELECT last, %(topic)s, %(data)s, %(time)s FROM counter RETURNING seq;
 
 -- name: append_events
--- append_event for each of %(datas)s, in order, in one round trip: the counter moves by their number at once.
-WITH counter AS (UPDATE event_counter SET last = last + cardinality(%(datas)s::bytea[]) WHERE id = 1 RETURNING last)
+-- append_event for each of the datas, in order, in one round trip: the counter moves by their number at once.
+WITH counter AS (UPDATE event_counter SET last = last + cardinality(%(datas)b::bytea[]) WHERE id = 1 RETURNING last)
 INSERT INTO events (seq, topic, data, time)
-SELECT counter.last - cardinality(%(datas)s::bytea[]) + e.n, %(topic)s, e.data, %(time)s
-  FROM counter, unnest(%(datas)s::bytea[]) WITH ORDINALITY AS e (data, n)
+SELECT counter.last - cardinality(%(datas)b::bytea[]) + e.n, %(topic)s, e.data, %(time)s
+  FROM counter, unnest(%(datas)b::bytea[]) WITH ORDINALITY AS e (data, n)
 RETURNING seq;
 
 -- name: oldest_queued_height
