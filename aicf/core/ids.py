@@ -81,6 +81,16 @@ def proof_id(version: int, kind: str, task: bytes, lease: bytes, provider: bytes
     return tagged_hash(PROOF_TAG, version, kind, task, lease, provider, body)
 
 
+_PROOF_PREFIX = b"\x87" + canonical_cbor(PROOF_TAG)
+
+
+def proof_id_of_encoded(version: int, kind: str, task: bytes, lease: bytes, provider: bytes, body_cbor: bytes) -> bytes:
+    """`proof_id` of a body already in canonical CBOR (parse_envelope encodes it to check its size): a list's
+    encoding is its head followed by its items' encodings, so the body need not be encoded again."""
+    items = b"".join(canonical_cbor(x) for x in (version, kind, task, lease, provider))
+    return hashlib.sha3_256(_PROOF_PREFIX + items + body_cbor).digest()
+
+
 _PAYOUT_PREFIX = b"\x83" + canonical_cbor(PAYOUT_TAG)
 
 

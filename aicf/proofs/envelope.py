@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.errors import EncodingError
-from aicf.core.ids import proof_id
+from aicf.core.ids import proof_id, proof_id_of_encoded
 from aicf.core.leases import Lease, LeaseStatus
 from aicf.proofs.verdict import Reject, RejectCode
 
@@ -38,12 +38,15 @@ class ProofEnvelope:
     body: Mapping[str, object]
     sig: bytes
     _proof_id: bytes = field(default=b"", init=False, compare=False, repr=False)
+    _body_cbor: bytes = field(default=b"", init=False, compare=False, repr=False)  # set by parse_envelope
 
     @property
     def proof_id(self) -> bytes:
-        """H("aicf/proof/v1", ...) over the whole body: computed once per envelope (the body is not changed)."""
+        """H("aicf/proof/v1", ...) over the whole body: computed once per envelope (the body is not changed),
+        from the body's encoding when parse_envelope already made it."""
         if not self._proof_id:
-            pid = proof_id(self.version, self.kind, self.task_id, self.lease_id, self.provider_id, self.body)
+            head = (self.version, self.kind, self.task_id, self.lease_id, self.provider_id)
+            pid = proof_id_of_encoded(*head, self._body_cbor) if self._body_cbor else proof_id(*head, self.body)
             object.__setattr__(self, "_proof_id", pid)
         return self._proof_id
 
@@ -89,12 +92,14 @@ def parse_envelope(raw: object) -> ProofEnvelope | Reject:
     if not isinstance(body, Mapping) or not all(isinstance(k, str) for k in body):
         return Reject(code=RejectCode.MALFORMED, message="envelope.body: expected a text-keyed map")
     try:
-        size = len(canonical_cbor(body))
+        encoded = canonical_cbor(body)
     except EncodingError as exc:
         return Reject(code=RejectCode.MALFORMED, message=f"envelope.body: {exc}")
-    if size > MAX_BODY_BYTES:
-        return Reject(code=RejectCode.MALFORMED, message=f"envelope.body: {size} bytes exceeds {MAX_BODY_BYTES}")
-    return ProofEnvelope(
+    if len(encoded) > MAX_BODY_BYTES:
+        return Reject(
+            code=RejectCode.MALFORMED, message=f"envelope.body: {len(encoded)} bytes exceeds {MAX_BODY_BYTES}"
+        )
+    env = ProofEnvelope(
         version=ENVELOPE_VERSION,
         kind=str(kind),
         task_id=fields["task_id"],
@@ -103,6 +108,8 @@ def parse_envelope(raw: object) -> ProofEnvelope | Reject:
         body=dict(body),
         sig=fields["sig"],
     )
+    object.__setattr__(env, "_body_cbor", encoded)  # proof_id hashes it instead of encoding the body again
+    return env
 
 
 def sign_envelope(key: Ed25519PrivateKey, env: ProofEnvelope) -> bytes:

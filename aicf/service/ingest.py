@@ -117,7 +117,8 @@ class _BlockWork:
     open_jobs: dict[bytes, int] = field(default_factory=dict)
     tiers: dict[bytes, int] = field(default_factory=dict)
     task_ids: set[bytes] = field(default_factory=set)
-    included: set[bytes] = field(default_factory=set)  # the task ids of `inclusions`
+    proof_jobs: dict[bytes, Job] = field(default_factory=dict)  # the stored jobs the block's proofs name
+    included: set[bytes] = field(default_factory=set)  # task ids with an inclusion: stored, or of `inclusions`
     results: list[ResultRecord] = field(default_factory=list)
 
 
@@ -317,10 +318,10 @@ def _apply_block(
         tx.insert_refused(work.refused)
     for cancel in work.cancels:
         tx.insert_cancel(cancel)
-    for inclusion in work.inclusions:
-        tx.insert_proof_inclusion(inclusion)
-    for result in work.results:
-        _record_result(tx, result, block.time)
+    if work.inclusions:
+        tx.insert_proof_inclusions(work.inclusions)
+    if work.results:
+        _record_results(tx, work, block)
     queued, cancelled = _apply_finality(tx, finalized_height(block.height, params.finality_depth), params)
     return IngestStep(
         height=block.height,
@@ -333,13 +334,22 @@ def _apply_block(
 
 
 def _prefetch(tx: Tx, work: _BlockWork, block: Block) -> None:
-    """Read the balances and open-job counts of every caller of the block in one go (one round trip each on
-    PostgreSQL) instead of one query per caller."""
+    """Read the balances and open-job counts of every caller of the block, and the jobs and stored inclusions
+    of every task its proofs name, in one go (one round trip each on PostgreSQL) instead of one query per
+    transaction. Nothing the block writes is written before its transactions are applied, so these reads are
+    what a query per transaction would have read."""
     callers = {ctx.sender for ctx in block.txs if ctx.kind in ENQUEUE_KINDS}
-    if not callers:
-        return
-    work.balances.update(tx.balances([requester_account(c) for c in callers]))
-    work.open_jobs.update(tx.open_job_counts(callers))
+    if callers:
+        work.balances.update(tx.balances([requester_account(c) for c in callers]))
+        work.open_jobs.update(tx.open_job_counts(callers))
+    tasks: list[bytes] = []
+    for ctx in block.txs:
+        task = ctx.body.get("task_id") if ctx.kind == TxKind.PROOF else None
+        if isinstance(task, bytes) and len(task) == 32:  # what `_proof` accepts; it refuses the others
+            tasks.append(task)
+    if tasks:
+        work.proof_jobs.update(tx.get_jobs(tasks))
+        work.included.update(tx.proof_inclusions_of(tasks))
 
 
 def _refuse(work: _BlockWork, block: Block, ctx: ChainTx, error: RequestError) -> None:
@@ -390,7 +400,7 @@ def _apply_tx(
                 )
             )
         elif ctx.kind == TxKind.PROOF:
-            _proof(tx, work, block, ctx, operator_key)
+            _proof(work, block, ctx, operator_key)
         else:
             raise RequestError("kind", f"unknown transaction kind {ctx.kind!r}")
     except RequestError as exc:
@@ -499,16 +509,16 @@ def _enqueue(
     )
 
 
-def _proof(tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, operator_key: bytes | None) -> None:
+def _proof(work: _BlockWork, block: Block, ctx: ChainTx, operator_key: bytes | None) -> None:
     """Record the inclusion; with the operator's key, a proof carrying a valid acceptance record (SPEC §8)
     also writes its ResultRecord at this height, which settlement pays once the height is final."""
     task = _bytes32(ctx.body, "task_id")
     proof = _bytes32(ctx.body, "proof_id")
     provider = _bytes32(ctx.body, "provider_id")
-    job = tx.get_job(task)
+    job = work.proof_jobs.get(task)  # prefetched: every 32-byte task id of the block's proofs
     if job is None and task not in work.task_ids:
         raise RequestError("task_id", f"unknown task 0x{task.hex()}")
-    if task in work.included or tx.proof_inclusion(task) is not None:
+    if task in work.included:
         raise RequestError("task_id", "a proof for this task is already included; the first inclusion wins")
     inclusion = ProofInclusion(
         task_id=task,
@@ -584,27 +594,43 @@ def _apply_deadlines(tx: Tx, height: int, time: int) -> int:
     return sum(1 for job in tx.queued_jobs_at_deadline(height) if _cancel(tx, job, "deadline", height, time))
 
 
-def _record_result(tx: Tx, result: ResultRecord, time: int) -> None:
-    """Write the result at its inclusion height; the coordinator's own SUBMITTED job becomes VERIFIED there
-    (jobCompleted). A reorg that orphans the inclusion undoes both: the job is SUBMITTED again."""
-    if not tx.insert_result(result):
+def _record_results(tx: Tx, work: _BlockWork, block: Block) -> None:
+    """Write the block's results at its height (their inclusion height); each coordinator's own SUBMITTED job
+    whose accepted proof is the included one becomes VERIFIED there (jobCompleted). A reorg that orphans the
+    inclusion undoes both: the job is SUBMITTED again. One write per table for the whole block."""
+    written = tx.insert_results(work.results)
+    recorded = [r for r in work.results if r.task_id in written]
+    if not recorded:
         return
-    job = tx.get_job(result.task_id)
-    accepted = tx.accepted_proof_of(result.task_id)
-    if job is None or job.status is not JobStatus.SUBMITTED or accepted is None or accepted.proof_id != result.proof_id:
+    accepted = tx.accepted_proofs_of([r.task_id for r in recorded])
+    verified: list[ResultRecord] = []
+    for result in recorded:
+        # The job as prefetched: the block's own writes before this point move no existing job.
+        job = work.proof_jobs.get(result.task_id)
+        proof = accepted.get(result.task_id)
+        if job is None or job.status is not JobStatus.SUBMITTED or proof is None or proof.proof_id != result.proof_id:
+            continue
+        check_move(job.task_id, job.status, JobStatus.VERIFIED)
+        verified.append(result)
+    if not verified:
         return
-    check_move(job.task_id, job.status, JobStatus.VERIFIED)
-    tx.move_job(job.task_id, JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", result.height, time)
-    tx.append_event(
-        "jobCompleted",
-        canonical_cbor(
-            {
-                "task_id": result.task_id,
-                "provider_id": result.provider_id,
-                "proof_id": result.proof_id,
-                "units_mu": result.units_mu,
-                "height": result.height,
-            }
-        ),
-        time,
+    task_ids = [r.task_id for r in verified]
+    tx.move_jobs(task_ids, JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", block.height, block.time)
+    tx.append_events(
+        [
+            (
+                "jobCompleted",
+                canonical_cbor(
+                    {
+                        "task_id": r.task_id,
+                        "provider_id": r.provider_id,
+                        "proof_id": r.proof_id,
+                        "units_mu": r.units_mu,
+                        "height": r.height,
+                    }
+                ),
+            )
+            for r in verified
+        ],
+        block.time,
     )

@@ -42,10 +42,11 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
     price = tx.get_meta(META_PRICE_BPS)
     price_bps = params.price_initial_bps if price is None else price
     results = tx.unsettled_results_through(finalized)
+    found = tx.get_jobs([r.task_id for r in results])
     jobs = []
     callers: dict[bytes, bytes] = {}
     for result in results:
-        job = tx.get_job(result.task_id)
+        job = found.get(result.task_id)
         if job is None:
             raise AicfError(f"result for unknown task 0x{result.task_id.hex()}")
         callers[job.task_id] = job.caller
@@ -123,11 +124,12 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
         raise AicfError(f"epoch {epoch} already has a batch")
     if postings:
         tx.post(postings, None, time)
-    for p in batch.payouts:
-        job = tx.get_job(p.task_id)
-        if job is not None and job.status is JobStatus.VERIFIED:
-            check_move(p.task_id, job.status, JobStatus.SETTLED)
-            tx.move_job(p.task_id, JobStatus.VERIFIED, JobStatus.SETTLED, f"epoch {epoch}", None, time)
+    # The statuses read above: writing the batch and its postings moves no job.
+    settled = [p.task_id for p in batch.payouts if (job := found.get(p.task_id)) and job.status is JobStatus.VERIFIED]
+    for task_id in settled:
+        check_move(task_id, JobStatus.VERIFIED, JobStatus.SETTLED)
+    if settled:
+        tx.move_jobs(settled, JobStatus.VERIFIED, JobStatus.SETTLED, f"epoch {epoch}", None, time)
     if batch.carried:
         tx.add_carried(batch.carried)
     tx.set_meta(META_PRICE_BPS, batch.next_price_bps)

@@ -183,12 +183,16 @@ class CoordinatorTx(Protocol):
     def accepted_proof_of(self, task_id: bytes) -> ProofRecord | None:
         """The task's proof with verdict ACCEPT (the earliest received, should there be several)."""
 
+    def accepted_proofs_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofRecord]:
+        """`accepted_proof_of` for many tasks (one round trip on PostgreSQL); a task without one is absent."""
+
     def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
         """latency_ms of the provider's accepted proofs received at or after `since` (its QoS window), oldest
         first (by received_at, then proof_id)."""
 
-    def insert_result(self, result: ResultRecord) -> bool:
-        """Chain-derived (rolled back above its height). False if the task already has a result."""
+    def insert_results(self, results: Sequence[ResultRecord]) -> set[bytes]:
+        """Chain-derived (rolled back above their heights). Write each result whose task has none yet (the first
+        one wins, also within `results`); returns the task ids written (one round trip on PostgreSQL)."""
 
     def get_result(self, task_id: bytes) -> ResultRecord | None: ...
     def unsettled_results_through(self, height: int) -> list[ResultRecord]:

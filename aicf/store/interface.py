@@ -162,6 +162,9 @@ class Tx(CoordinatorTx, TrustTx, Protocol):
         """New jobs (PENDING, born with their enqueue block). Raises ConcurrentUpdateError on a known task id."""
 
     def get_job(self, task_id: bytes) -> Job | None: ...
+    def get_jobs(self, task_ids: Sequence[bytes]) -> dict[bytes, Job]:
+        """`get_job` for many tasks (one round trip on PostgreSQL); an unknown task is absent."""
+
     def move_job(
         self, task_id: bytes, frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
     ) -> bool:
@@ -198,10 +201,13 @@ class Tx(CoordinatorTx, TrustTx, Protocol):
         this call) if an account other than external would go below zero."""
 
     # -- chain records ---------------------------------------------------------------------------------
-    def insert_proof_inclusion(self, inclusion: ProofInclusion) -> bool:
-        """False (nothing written) if the task already has an inclusion: the first one wins."""
+    def insert_proof_inclusions(self, inclusions: Sequence[ProofInclusion]) -> int:
+        """Write each inclusion whose task has none yet (the first one wins, also within `inclusions`); returns
+        how many were written (one round trip on PostgreSQL)."""
 
-    def proof_inclusion(self, task_id: bytes) -> ProofInclusion | None: ...
+    def proof_inclusions_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofInclusion]:
+        """The stored inclusion of each task (one round trip on PostgreSQL); a task without one is absent."""
+
     def insert_refused(self, refused: Sequence[RefusedTx]) -> None: ...
     def insert_cancel(self, cancel: CancelRequest) -> None: ...
     def waiting_cancels_through(self, height: int) -> list[CancelRequest]: ...

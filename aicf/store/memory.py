@@ -173,6 +173,9 @@ class MemoryTx(MemoryTrustTx):
     def get_job(self, task_id: bytes) -> Job | None:
         return self._s.jobs.get(task_id)
 
+    def get_jobs(self, task_ids: Sequence[bytes]) -> dict[bytes, Job]:
+        return {t: self._s.jobs[t] for t in task_ids if t in self._s.jobs}
+
     def move_job(
         self, task_id: bytes, frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
     ) -> bool:
@@ -233,14 +236,16 @@ class MemoryTx(MemoryTrustTx):
         for p in postings:
             self._s.entries.append(LedgerEntry(posting=p, block_height=block_height, time=time, seq=self._seq()))
 
-    def insert_proof_inclusion(self, inclusion: ProofInclusion) -> bool:
-        if inclusion.task_id in self._s.inclusions:
-            return False
-        self._s.inclusions[inclusion.task_id] = inclusion
-        return True
+    def insert_proof_inclusions(self, inclusions: Sequence[ProofInclusion]) -> int:
+        written = 0
+        for inclusion in inclusions:
+            if inclusion.task_id not in self._s.inclusions:
+                self._s.inclusions[inclusion.task_id] = inclusion
+                written += 1
+        return written
 
-    def proof_inclusion(self, task_id: bytes) -> ProofInclusion | None:
-        return self._s.inclusions.get(task_id)
+    def proof_inclusions_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofInclusion]:
+        return {t: self._s.inclusions[t] for t in task_ids if t in self._s.inclusions}
 
     def insert_refused(self, refused: Sequence[RefusedTx]) -> None:
         for r in refused:
@@ -548,6 +553,16 @@ class MemoryTx(MemoryTrustTx):
         found = [p for p in self._s.proofs.values() if p.task_id == task_id and p.verdict == ACCEPT]
         return min(found, key=lambda p: (p.received_at, p.proof_id)) if found else None
 
+    def accepted_proofs_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofRecord]:
+        wanted = set(task_ids)
+        out: dict[bytes, ProofRecord] = {}
+        for p in self._s.proofs.values():
+            if p.task_id in wanted and p.verdict == ACCEPT:
+                have = out.get(p.task_id)
+                if have is None or (p.received_at, p.proof_id) < (have.received_at, have.proof_id):
+                    out[p.task_id] = p
+        return out
+
     def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
         found = (
             p
@@ -556,11 +571,13 @@ class MemoryTx(MemoryTrustTx):
         )
         return [p.latency_ms for p in sorted(found, key=lambda p: (p.received_at, p.proof_id))]
 
-    def insert_result(self, result: ResultRecord) -> bool:
-        if result.task_id in self._s.results:
-            return False
-        self._s.results[result.task_id] = result
-        return True
+    def insert_results(self, results: Sequence[ResultRecord]) -> set[bytes]:
+        written: set[bytes] = set()
+        for result in results:
+            if result.task_id not in self._s.results:
+                self._s.results[result.task_id] = result
+                written.add(result.task_id)
+        return written
 
     def get_result(self, task_id: bytes) -> ResultRecord | None:
         return self._s.results.get(task_id)

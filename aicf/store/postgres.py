@@ -14,11 +14,11 @@ import psycopg.errors
 from psycopg import conninfo, pq, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from aicf.core.chain import Job
+from aicf.core.chain import Job, ProofInclusion
 from aicf.core.chain import Transition as JobTransition
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting
-from aicf.core.records import LeaseRecord, ProofRecord
+from aicf.core.records import LeaseRecord, ProofRecord, ResultRecord
 from aicf.core.settlement import Payout
 from aicf.store import rows
 from aicf.store.interface import ConcurrentUpdateError, SchemaError, StoreUnavailableError
@@ -196,12 +196,6 @@ class PostgresTx(SqlTx):
             raise SchemaError("the event counter row is missing: run aicf db migrate")
         return rows.as_int(row[0])
 
-    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
-        if not events:
-            return []
-        params = {"topics": [t for t, _ in events], "datas": [d for _, d in events], "time": time}
-        return sorted(rows.as_int(r[0]) for r in self._all("append_events", params))
-
     def _write_payouts(self, payouts: Sequence[Payout]) -> None:
         if payouts:
             self._copy("copy_payouts", (rows.payout_record(p, i) for i, p in enumerate(payouts)))
@@ -228,6 +222,54 @@ class PostgresTx(SqlTx):
                 out[rows.as_bytes(r[0])] = [rows.as_int(slot) for slot in slots]
         return out
 
+    def get_jobs(self, task_ids: Sequence[bytes]) -> dict[bytes, Job]:
+        if not task_ids:
+            return {}
+        found = (rows.job_of(r) for r in self._all("get_jobs", {"task_ids": list(dict.fromkeys(task_ids))}))
+        return {j.task_id: j for j in found}
+
+    def proof_inclusions_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofInclusion]:
+        if not task_ids:
+            return {}
+        params = {"task_ids": list(dict.fromkeys(task_ids))}
+        return {i.task_id: i for i in (rows.inclusion_of(r) for r in self._all("proof_inclusions_of", params))}
+
+    def insert_proof_inclusions(self, inclusions: Sequence[ProofInclusion]) -> int:
+        if not inclusions:
+            return 0
+        params = {
+            "task_ids": [i.task_id for i in inclusions],
+            "proof_ids": [i.proof_id for i in inclusions],
+            "provider_ids": [i.provider_id for i in inclusions],
+            "heights": [i.height for i in inclusions],
+            "tx_indexes": [i.tx_index for i in inclusions],
+            "tx_hashes": [i.tx_hash for i in inclusions],
+            "producers": [i.producer for i in inclusions],
+        }
+        return self._exec("insert_proof_inclusions", params)
+
+    def accepted_proofs_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofRecord]:
+        if not task_ids:
+            return {}
+        params = {"task_ids": list(dict.fromkeys(task_ids))}
+        return {p.task_id: p for p in (rows.proof_of(r) for r in self._all("accepted_proofs_of", params))}
+
+    def insert_results(self, results: Sequence[ResultRecord]) -> set[bytes]:
+        if not results:
+            return set()
+        params = [rows.result_params(r) for r in results]
+        columns = {plural: [p[key] for p in params] for key, plural in _RESULT_ARRAYS}
+        return {rows.as_bytes(r[0]) for r in self._all("insert_results", columns)}
+
+    def append_events(self, events: Sequence[tuple[str, bytes]], time: int) -> list[int]:
+        if not events:
+            return []
+        params = {"topics": [t for t, _ in events], "datas": [d for _, d in events], "time": time}
+        found = self._all("append_events", params)
+        if not found:
+            raise SchemaError("the event counter row is missing: run aicf db migrate")
+        return sorted(rows.as_int(r[0]) for r in found)
+
     def leases_of_tasks(self, task_ids: Sequence[bytes]) -> dict[bytes, list[LeaseRecord]]:
         out: dict[bytes, list[LeaseRecord]] = {}
         if task_ids:
@@ -238,6 +280,20 @@ class PostgresTx(SqlTx):
 
     def _topics(self, topics: Sequence[str]) -> object:
         return list(topics)
+
+
+_RESULT_ARRAYS = (  # rows.result_params key -> the insert_results array parameter
+    ("task_id", "task_ids"),
+    ("proof_id", "proof_ids"),
+    ("kind", "kinds"),
+    ("output_digest", "output_digests"),
+    ("units_mu", "units_mus"),
+    ("qos", "qoses"),
+    ("block_height", "block_heights"),
+    ("tx_index", "tx_indexes"),
+    ("miner_id", "miner_ids"),
+    ("provider_id", "provider_ids"),
+)
 
 
 def _configure(conn: Conn) -> None:

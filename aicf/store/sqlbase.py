@@ -94,6 +94,10 @@ class SqlTx(SqlTrustTx, ABC):
         row = self._one("get_job", {"task_id": task_id})
         return None if row is None else rows.job_of(row)
 
+    def get_jobs(self, task_ids: Sequence[bytes]) -> dict[bytes, Job]:
+        found = ((t, self.get_job(t)) for t in dict.fromkeys(task_ids))  # SQLite: cheap one by one
+        return {t: job for t, job in found if job is not None}
+
     def move_job(
         self, task_id: bytes, frm: JobStatus, to: JobStatus, reason: str, height: int | None, time: int
     ) -> bool:
@@ -161,12 +165,12 @@ class SqlTx(SqlTrustTx, ABC):
         self._many("sub_balance", down)
 
     # -- chain records ---------------------------------------------------------------------------------
-    def insert_proof_inclusion(self, inclusion: ProofInclusion) -> bool:
-        return self._exec("insert_proof_inclusion", rows.inclusion_params(inclusion)) == 1
+    def insert_proof_inclusions(self, inclusions: Sequence[ProofInclusion]) -> int:
+        return sum(self._exec("insert_proof_inclusion", rows.inclusion_params(i)) for i in inclusions)
 
-    def proof_inclusion(self, task_id: bytes) -> ProofInclusion | None:
-        row = self._one("proof_inclusion", {"task_id": task_id})
-        return None if row is None else rows.inclusion_of(row)
+    def proof_inclusions_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofInclusion]:
+        found = ((t, self._one("proof_inclusion", {"task_id": t})) for t in dict.fromkeys(task_ids))
+        return {t: rows.inclusion_of(row) for t, row in found if row is not None}
 
     def insert_refused(self, refused: Sequence[RefusedTx]) -> None:
         self._many("insert_refused", [rows.refused_params(r) for r in refused])
@@ -470,12 +474,16 @@ class SqlTx(SqlTrustTx, ABC):
         row = self._one("accepted_proof_of", {"task_id": task_id})
         return None if row is None else rows.proof_of(row)
 
+    def accepted_proofs_of(self, task_ids: Sequence[bytes]) -> dict[bytes, ProofRecord]:
+        found = ((t, self.accepted_proof_of(t)) for t in dict.fromkeys(task_ids))
+        return {t: proof for t, proof in found if proof is not None}
+
     def accepted_latencies_since(self, provider_id: bytes, since: int) -> list[int]:
         found = self._all("accepted_latencies_since", {"provider_id": provider_id, "since": since})
         return [rows.as_int(r[0]) for r in found]
 
-    def insert_result(self, result: ResultRecord) -> bool:
-        return self._exec("insert_result", rows.result_params(result)) == 1
+    def insert_results(self, results: Sequence[ResultRecord]) -> set[bytes]:
+        return {r.task_id for r in results if self._exec("insert_result", rows.result_params(r)) == 1}
 
     def get_result(self, task_id: bytes) -> ResultRecord | None:
         row = self._one("get_result", {"task_id": task_id})

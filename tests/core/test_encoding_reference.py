@@ -198,6 +198,7 @@ def test_every_id_function_is_h_with_its_spec_tag(a: bytes, b: bytes, c: bytes, 
     assert ids.output_digest(raw) == ref_h("aicf/output/v1", raw)
     assert ids.circuit_digest(raw) == ref_h("aicf/circuit/v1", raw)
     assert ids.proof_id(1, "AI_V1", a, b, c, body) == ref_h("aicf/proof/v1", 1, "AI_V1", a, b, c, body)
+    assert ids.proof_id_of_encoded(1, "AI_V1", a, b, c, canonical_cbor(body)) == ids.proof_id(1, "AI_V1", a, b, c, body)
     assert ids.payout_id(n, a) == ref_h("aicf/payout/v1", n, a)
     assert ids.evidence_hash(body) == ref_h("aicf/evidence/v1", body)
     assert ids.claim_id(a, n) == ref_h("aicf/claim/v1", a, n)

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aicf.core.ids import provider_id
+from aicf.core.ids import proof_id, provider_id
 from aicf.core.leases import Lease, LeaseStatus, grant
 from aicf.core.params import Params
 from aicf.proofs.envelope import (
@@ -64,6 +64,17 @@ def _check(
 
 def test_holder_of_the_live_lease_passes() -> None:
     assert _check(_envelope()) is None
+
+
+@given(st.binary(max_size=64), st.integers(0, 2**63 - 1))
+def test_a_parsed_envelope_has_the_proof_id_of_its_fields(raw: bytes, n: int) -> None:
+    """parse_envelope keeps the body's encoding for proof_id: the id is H over the fields all the same."""
+    body = {"output_digest": raw, "units": n, "qos": {"runtime_ms": n}}
+    parsed = _envelope(body=body)
+    fresh = parse_envelope(parsed.to_map())
+    assert isinstance(fresh, ProofEnvelope)
+    assert fresh.proof_id == proof_id(1, "AI_V1", TASK, LEASE.lease_id, PID, body)
+    assert fresh.proof_id == ProofEnvelope(**parsed.to_map()).proof_id  # type: ignore[arg-type]
 
 
 def test_signature_by_another_key_is_bad_signature() -> None:

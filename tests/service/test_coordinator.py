@@ -438,7 +438,7 @@ def test_an_accepted_proof_that_never_reached_the_chain_is_sent_again_by_the_swe
     world.mine(1)
     assert world.job_status(task) is JobStatus.VERIFIED
     with world.store.transaction() as tx:
-        inclusion = tx.proof_inclusion(task)
+        inclusion = tx.proof_inclusions_of([task]).get(task)
     assert inclusion is not None
     assert inclusion.proof_id == outcome.proof_id
     assert world.coord.sweep().resent == 0, "included: nothing to send"

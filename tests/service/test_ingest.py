@@ -175,18 +175,18 @@ def test_an_orphaned_proof_inclusion_is_removed_and_waits_to_be_included_again(s
     net.mine()  # height 9 includes the proof
     ingest(store, net)
     with store.transaction() as tx:
-        first = tx.proof_inclusion(task)
+        first = tx.proof_inclusions_of([task]).get(task)
     assert first is not None
     assert first.height == 9
     net.reorg(1)  # the seeded branch may or may not re-include it at once
     ingest(store, net)
     with store.transaction() as tx:
-        again = tx.proof_inclusion(task)
+        again = tx.proof_inclusions_of([task]).get(task)
     assert again is None or again.height == 9
     net.mine(2)
     ingest(store, net)
     with store.transaction() as tx:
-        later = tx.proof_inclusion(task)
+        later = tx.proof_inclusions_of([task]).get(task)
     assert later is not None
     assert later.producer == net.blocks[later.height].producer
     assert status_of(store, task) == JobStatus.QUEUED  # inclusion is a record; the status is the proof flow's

@@ -1,5 +1,7 @@
 """The store contract (STYLE §3), one suite run against every backend: memory, SQLite, PostgreSQL."""
 
+import dataclasses
+
 import pytest
 
 from aicf.core.chain import (
@@ -122,6 +124,17 @@ def test_a_job_round_trips_with_every_field(store: Store) -> None:
         assert tx.transitions_of(j.task_id) == []  # born PENDING: no status change yet
 
 
+def test_get_jobs_returns_the_stored_jobs_of_many_tasks_and_omits_unknown_ones(store: Store) -> None:
+    a, b = job(1, 3, 2), job(2, 3, 3)
+    with store.transaction() as tx:
+        tx.insert_jobs([a, b])
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_jobs([b.task_id, b"u" * 32, a.task_id, b.task_id]) == {a.task_id: a, b.task_id: b}
+        assert tx.get_jobs([b"u" * 32]) == {}
+        assert tx.get_jobs([]) == {}
+
+
 def test_inserting_a_block_twice_at_one_height_is_refused(store: Store) -> None:
     with store.transaction() as tx:
         tx.insert_block(block(0))
@@ -223,7 +236,7 @@ def test_rollback_above_restores_the_state_at_the_fork_point_exactly(store: Stor
             tx_hash=b"h" * 32,
             producer=b"m" * 32,
         )
-        assert tx.insert_proof_inclusion(inc)
+        assert tx.insert_proof_inclusions([inc]) == 1
         tx.insert_refused(
             [
                 RefusedTx(
@@ -261,11 +274,14 @@ def test_the_first_proof_inclusion_per_task_wins(store: Store) -> None:
         tx_hash=b"b" * 32,
         producer=b"m" * 32,
     )
+    other = dataclasses.replace(second, task_id=b"s" * 32)
     with store.transaction() as tx:
-        assert tx.insert_proof_inclusion(first)
-        assert not tx.insert_proof_inclusion(second)
-        assert tx.proof_inclusion(b"t" * 32) == first
-        assert tx.proof_inclusion(b"u" * 32) is None
+        assert tx.insert_proof_inclusions([first, second, other]) == 2  # the first per task, within one call
+        assert tx.insert_proof_inclusions([dataclasses.replace(second, tx_index=1)]) == 0  # and across calls
+        assert tx.insert_proof_inclusions([]) == 0
+        assert tx.proof_inclusions_of([b"t" * 32, b"u" * 32, b"s" * 32]) == {b"t" * 32: first, b"s" * 32: other}
+        assert tx.proof_inclusions_of([b"u" * 32]) == {}
+        assert tx.proof_inclusions_of([]) == {}
 
 
 def test_claims_are_unique_on_their_claim_id(store: Store) -> None:

@@ -639,17 +639,32 @@ def test_accepted_proofs_not_included_are_those_of_submitted_jobs_without_an_inc
             task_id=tid(2), proof_id=proof(2, 2, 1, 0).proof_id, provider_id=pid(1), height=3, tx_index=0,
             tx_hash=b"h" * 32, producer=b"m" * 20,
         )  # fmt: skip
-        assert tx.insert_proof_inclusion(inclusion)
+        assert tx.insert_proof_inclusions([inclusion]) == 1
         assert tx.accepted_proofs_not_included(T + 10, 10) == [proof(1, 1, 1, T + 10)]
+
+
+def test_accepted_proofs_of_gives_each_task_its_earliest_accepted_proof(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_proof(proof(1, 1, 1, T + 10))
+        assert tx.insert_proof(proof(2, 1, 2, T + 5))  # task 1's earliest
+        assert tx.insert_proof(proof(3, 1, 3, T + 1, verdict="DIGEST_MISMATCH"))  # earlier, but rejected
+        assert tx.insert_proof(proof(4, 2, 1, T + 7))
+        assert tx.insert_proof(proof(5, 3, 1, T + 2, verdict="DIGEST_MISMATCH"))
+        assert tx.insert_proof(proof(6, 4, 1, T + 9))
+        assert tx.insert_proof(proof(7, 4, 2, T + 9))  # same time as 6: the lower proof id wins
+        tx.commit()
+    with store.transaction() as tx:
+        found = tx.accepted_proofs_of([tid(1), tid(2), tid(3), tid(4), tid(9), tid(1)])
+        assert found == {tid(1): proof(2, 1, 2, T + 5), tid(2): proof(4, 2, 1, T + 7), tid(4): proof(6, 4, 1, T + 9)}
+        assert found == {t: p for t in (tid(n) for n in range(1, 10)) if (p := tx.accepted_proof_of(t)) is not None}
+        assert tx.accepted_proofs_of([]) == {}
 
 
 def test_results_are_unique_and_unsettled_until_paid(store: Store) -> None:
     with store.transaction() as tx:
-        assert tx.insert_result(result(2, 5, 1))
-        assert tx.insert_result(result(1, 5, 0))
-        assert tx.insert_result(result(3, 4, 7))
-        assert tx.insert_result(result(4, 9))
-        assert not tx.insert_result(result(1, 6))
+        assert tx.insert_results([result(2, 5, 1), result(1, 5, 0), result(3, 4, 7)]) == {tid(2), tid(1), tid(3)}
+        assert tx.insert_results([result(4, 9), result(1, 6)]) == {tid(4)}  # task 1 has its result
+        assert tx.insert_results([]) == set()
         assert tx.get_result(tid(1)) == result(1, 5, 0)
         assert tx.get_result(tid(9)) is None
         assert tx.unsettled_results_through(5) == [result(3, 4, 7), result(1, 5, 0), result(2, 5, 1)]
@@ -666,11 +681,11 @@ def test_rollback_deletes_results_and_reverts_chain_moves_above_the_fork(store: 
         queued(tx, job(1, 0), job(2, 0, 1))
         assert tx.lease_job(lease(1, 1), T)
         assert tx.move_job(tid(1), JobStatus.LEASED, JobStatus.SUBMITTED, "proof accepted", None, T + 1)
-        assert tx.insert_result(result(3, 8))  # at the fork height: stays
+        assert tx.insert_results([result(3, 8)]) == {tid(3)}  # at the fork height: stays
         tx.commit()
     with store.transaction() as tx:
         tx.insert_block(block(9))
-        assert tx.insert_result(result(1, 9))
+        assert tx.insert_results([result(1, 9)]) == {tid(1)}
         assert tx.move_job(tid(1), JobStatus.SUBMITTED, JobStatus.VERIFIED, "proof included", 9, 0)
         tx.commit()
     with store.transaction() as tx:
@@ -872,7 +887,7 @@ def _coordinator_work(store: Store) -> None:
         tx.put_decisions([DecisionRecord(task_id=tid(1), attempt=0, decision=DECISION, winner=pid(1), time=T)])
         tx.lease_job(lease(1, 1), T)
         tx.insert_proof(proof(1, 1, 1, T + 3))
-        tx.insert_result(result(1, 0))
+        tx.insert_results([result(1, 0)])
         tx.insert_batch(batch(1, [payout(1, 1)]), [payout(1, 1)])
         tx.insert_slash(slash(2, 1, T + 4))
         tx.append_event("jobAssigned", b"\x01", T)

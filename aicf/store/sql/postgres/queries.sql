@@ -37,6 +37,13 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs WHERE task_id = %(task_id)s;
 
+-- name: get_jobs
+-- Id arrays are bound in binary (the b placeholders): the text form escapes every byte of every element.
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs WHERE task_id = ANY(%(task_ids)b);
+
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
  WHERE status = 'PENDING' AND enqueue_height <= %(height)s
@@ -111,14 +118,19 @@ DELETE FROM refused_txs WHERE height > %(height)s;
 -- name: delete_cancels_above
 DELETE FROM cancel_requests WHERE height > %(height)s;
 
--- name: insert_proof_inclusion
+-- name: insert_proof_inclusions
+-- A block's inclusions in one statement, in the given order: the first one per task wins.
 INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
-VALUES (%(task_id)s, %(proof_id)s, %(provider_id)s, %(height)s, %(tx_index)s, %(tx_hash)s, %(producer)s)
+SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
+  FROM unnest(%(task_ids)b::bytea[], %(proof_ids)b::bytea[], %(provider_ids)b::bytea[], %(heights)b::bigint[],
+              %(tx_indexes)b::bigint[], %(tx_hashes)b::bytea[], %(producers)b::bytea[])
+       WITH ORDINALITY AS i (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer, n)
+ ORDER BY n
 ON CONFLICT (task_id) DO NOTHING;
 
--- name: proof_inclusion
+-- name: proof_inclusions_of
 SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM proof_inclusions WHERE task_id = %(task_id)s;
+  FROM proof_inclusions WHERE task_id = ANY(%(task_ids)b);
 
 -- name: insert_refused
 INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
@@ -233,7 +245,7 @@ UPDATE balances SET amount = balances.amount + d.delta
 -- name: move_jobs
 -- Guarded bulk move: only the jobs still in %(from_status)s move; the ids that moved come back.
 UPDATE jobs SET status = %(to_status)s
- WHERE task_id = ANY(%(task_ids)s) AND status = %(from_status)s
+ WHERE task_id = ANY(%(task_ids)b) AND status = %(from_status)s
 RETURNING task_id;
 
 -- name: copy_jobs
@@ -411,6 +423,12 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs WHERE task_id = %(task_id)s AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
 
+-- name: accepted_proofs_of
+-- accepted_proof_of for many tasks: the earliest accepted proof of each.
+SELECT DISTINCT ON (task_id) proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms,
+       verdict, message, acceptance, acceptance_sig, units_mu, output_digest, qos
+  FROM proofs WHERE task_id = ANY(%(task_ids)b) AND verdict = 'ACCEPT' ORDER BY task_id, received_at, proof_id;
+
 -- name: accepted_latencies_since
 SELECT latency_ms FROM proofs
  WHERE provider_id = %(provider_id)s AND verdict = 'ACCEPT' AND received_at >= %(since)s
@@ -421,12 +439,19 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs ORDER BY proof_id;
 
--- name: insert_result
+-- name: insert_results
+-- A block's results in one statement, in the given order: the first one per task wins; the written ids come back.
 INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
                      provider_id)
-VALUES (%(task_id)s, %(proof_id)s, %(kind)s, %(output_digest)s, %(units_mu)s, %(qos)s, %(block_height)s, %(tx_index)s, %(miner_id)s,
-        %(provider_id)s)
-ON CONFLICT (task_id) DO NOTHING;
+SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+  FROM unnest(%(task_ids)b::bytea[], %(proof_ids)b::bytea[], %(kinds)b::text[], %(output_digests)b::bytea[],
+              %(units_mus)b::bigint[], %(qoses)b::bytea[], %(block_heights)b::bigint[], %(tx_indexes)b::bigint[],
+              %(miner_ids)b::bytea[], %(provider_ids)b::bytea[])
+       WITH ORDINALITY AS r (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
+                             provider_id, n)
+ ORDER BY n
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id;
 
 -- name: get_result
 SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
@@ -762,7 +787,7 @@ WITH counter AS (
 )
 INSERT INTO events (seq, topic, data, time)
 SELECT base + e.n, e.topic, e.data, %(time)s
-  FROM counter, unnest(%(topics)s::text[], %(datas)s::bytea[]) WITH ORDINALITY AS e(topic, data, n)
+  FROM counter, unnest(%(topics)s::text[], %(datas)b::bytea[]) WITH ORDINALITY AS e(topic, data, n)
 RETURNING seq;
 
 -- name: oldest_queued_height
