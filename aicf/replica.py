@@ -329,8 +329,7 @@ class Replica:
         if not tasks:
             return {}
         with self.store.transaction() as tx:
-            found = {task: tx.get_job(task) for task in tasks}
-        return {task: job for task, job in found.items() if job is not None}
+            return tx.get_jobs(tasks)
 
     def _timed_read(self, what: str, call: Callable[[], dict[bytes, Job]]) -> dict[bytes, Job]:
         started = time.monotonic()
