@@ -161,6 +161,7 @@ class SharedChain:
     config: DevnetConfig
     conn: psycopg.Connection[tuple[object, ...]] = field(init=False)
     devnet: Devnet = field(init=False)
+    outbox: list[bytes] = field(default_factory=list)  # proof transactions waiting for `flush`
 
     def __post_init__(self) -> None:
         self.conn = psycopg.connect(self.url, autocommit=True)
@@ -187,7 +188,20 @@ class SharedChain:
 
     # ChainWriter
     def include_proof(self, body: Mapping[str, object]) -> None:
-        self.submit(TxKind.PROOF, body, b"\x0c" * 20)
+        """Queued, and sent with the round's others by `flush` (as a node client batches its transactions). A
+        replica killed before its flush loses them: the sweep of a surviving replica sends them again."""
+        self.outbox.append(cbor2.dumps(dict(body)))
+
+    def flush(self) -> int:
+        """Send the queued proof transactions to the mempool together."""
+        sent, self.outbox = self.outbox, []
+        if sent:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)",
+                    [(b"\x0c" * 20, TxKind.PROOF.value, body) for body in sent],
+                )
+        return len(sent)
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         self.conn.execute(
@@ -323,6 +337,7 @@ class Replica:
             job = jobs.get(task)
             if job is not None and job.status is JobStatus.LEASED:
                 work += self._timed("proof", partial(self._prove, pid, lid, job))
+        self._timed("proof", self.chain.flush)  # the accepted proofs' inclusions, to the mempool together
         return work
 
     def _jobs(self, tasks: list[bytes]) -> dict[bytes, Job]:
