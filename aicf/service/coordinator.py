@@ -443,10 +443,22 @@ class Coordinator:
         return updated
 
     # -- heartbeats and leases (SPEC §7) -------------------------------------------------------------------
-    def heartbeat(self, pid: bytes) -> list[LeaseRecord]:
-        """Mark this slot live and extend every live lease of the provider to now + TTL."""
+    def heartbeat(self, pid: bytes, lease_ids: Sequence[bytes] = ()) -> list[LeaseRecord]:
+        """Mark this slot live and extend every live lease of the provider to now + TTL.
+
+        `lease_ids`, the leases the provider says it is working on, are checked first: one that is unknown,
+        held by another provider, or no longer live (ended, or past its expiry) refuses the whole heartbeat
+        with LeaseNotFoundError or NotLeaseHolderError, and nothing is written."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            for lid in lease_ids:
+                lease = _require_lease(tx, lid)
+                if lease.provider_id != pid:
+                    raise NotLeaseHolderError(lid, pid)
+                if lease.status is not LeaseStatus.LIVE:
+                    raise LeaseNotFoundError(lid, f"is {lease.status.value}, not live")
+                if lease.expires_at <= now:
+                    raise LeaseNotFoundError(lid, f"expired at {lease.expires_at} (now {now}); its job is requeued")
             leases = tx.record_heartbeat(
                 pid, now // self.params.heartbeat_interval_s, now, now + self.params.lease_ttl_s
             )

@@ -77,6 +77,10 @@ class LeaseParams(WireModel):
     lease_id: Hex32
 
 
+class HeartbeatParams(WireModel):
+    lease_ids: Annotated[tuple[Hex32, ...], Field(max_length=64)] = ()  # the leases being worked on: checked
+
+
 class SubmitParams(WireModel):
     envelope: Hex  # canonical CBOR of the envelope map
 
@@ -372,8 +376,8 @@ def build_registry(
     def fund_provider(p: FundParams, _: CallContext) -> Json:
         return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"))
 
-    def heartbeat(_: NoParams, ctx: CallContext) -> Json:
-        leases = coord.heartbeat(provider_of(ctx))
+    def heartbeat(p: HeartbeatParams, ctx: CallContext) -> Json:
+        leases = coord.heartbeat(provider_of(ctx), p.lease_ids)
         return {"now": clock.now(), "leases": [to_hex(lease.lease_id) for lease in leases]}
 
     def next_lease(_: NoParams, ctx: CallContext) -> Json:
@@ -419,7 +423,7 @@ def build_registry(
             ),
             m("aicf.stake", AmountParams, stake, "provider", "Bond stake from the provider's balance"),
             m("aicf.withdraw", AmountParams, withdraw, "provider", "Start unbonding stake (7 days, slashable)"),
-            m("aicf.heartbeat", NoParams, heartbeat, "provider", "Heartbeat: extends every live lease"),
+            m("aicf.heartbeat", HeartbeatParams, heartbeat, "provider", "Heartbeat: extends every live lease"),
             m("aicf.nextLease", NoParams, next_lease, "provider", "The provider's live leases and their work"),
             m("aicf.releaseLease", LeaseParams, release, "provider", "Hand a lease back (no strike)"),
             m("aicf.submitProof", SubmitParams, submit_proof, "provider", "Submit a signed ProofEnvelope"),

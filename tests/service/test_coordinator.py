@@ -29,7 +29,13 @@ from aicf.core.registry import ProviderStatus
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.audit import state_digest, verify
 from aicf.service.coordinator import Capabilities, Coordinator
-from aicf.service.errors import InvalidRegistrationError, NotLeaseHolderError, StakeError, UnknownProviderError
+from aicf.service.errors import (
+    InvalidRegistrationError,
+    LeaseNotFoundError,
+    NotLeaseHolderError,
+    StakeError,
+    UnknownProviderError,
+)
 from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
 from aicf.service.verifier import StandardVerifier
@@ -368,6 +374,51 @@ def test_proof_from_someone_who_does_not_hold_the_lease_changes_nothing(world: W
     assert state_digest(world.store) == digest
     with pytest.raises(NotLeaseHolderError):
         world.coord.release(provider_id(_pub(thief_key)), lid)
+
+
+def test_heartbeat_naming_a_lease_it_does_not_hold_is_refused_and_changes_nothing(world: World) -> None:
+    keys = dict([world.provider(1), world.provider(2)])
+    world.enqueue(1)
+    world.mine(7)
+    (decision,) = world.coord.match()
+    holder = decision.winner
+    assert holder is not None
+    other = next(pid for pid in keys.values() if pid != holder)
+    lid, _ = _lease_of(world, holder)
+    digest = state_digest(world.store)
+    with pytest.raises(NotLeaseHolderError, match="is not held by provider"):
+        world.coord.heartbeat(other, [lid])
+    with pytest.raises(LeaseNotFoundError, match="is unknown"):
+        world.coord.heartbeat(holder, [bytes(32)])
+    assert state_digest(world.store) == digest  # no slot marked, no lease extended
+
+
+def test_heartbeat_naming_an_expired_lease_is_refused_and_extends_nothing(world: World) -> None:
+    _, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, _ = _lease_of(world, pid)
+    world.clock.advance(PARAMS.lease_ttl_s)  # expired at this instant; the sweep has not run yet
+    digest = state_digest(world.store)
+    with pytest.raises(LeaseNotFoundError, match="expired at"):
+        world.coord.heartbeat(pid, [lid])
+    assert state_digest(world.store) == digest
+    world.coord.sweep()
+    with pytest.raises(LeaseNotFoundError, match="is EXPIRED, not live"):
+        world.coord.heartbeat(pid, [lid])
+
+
+def test_heartbeat_naming_its_own_live_lease_extends_it(world: World) -> None:
+    _, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, _ = _lease_of(world, pid)
+    world.clock.advance(PARAMS.heartbeat_interval_s)
+    (lease,) = world.coord.heartbeat(pid, [lid])
+    assert lease.lease_id == lid
+    assert lease.expires_at == world.clock.now() + PARAMS.lease_ttl_s
 
 
 def test_honest_proof_is_included_verified_settled_and_paid_once(world: World) -> None:

@@ -19,7 +19,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner, Result
 
-from aicf.client import RpcClient
+from aicf.client import RpcClient, RpcError
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import tagged_hash, to_hex
@@ -258,6 +258,31 @@ def devnet_head_hash(run: Running) -> str:
     block = run.system.devnet.block_at(run.system.devnet.head_height())
     assert block is not None
     return to_hex(block.hash)
+
+
+def test_heartbeat_naming_a_lease_checks_it_over_rpc(running: Running) -> None:
+    client = running.agent.client
+    before = client.call_provider("aicf.heartbeat", {})
+    with pytest.raises(RpcError) as refused:
+        client.call_provider("aicf.heartbeat", {"lease_ids": ["0x" + "00" * 32]})
+    assert refused.value.code == -32011
+    assert f"lease 0x{'00' * 32} is unknown" in refused.value.message
+    with pytest.raises(RpcError) as malformed:
+        client.call_provider("aicf.heartbeat", {"lease_ids": ["0x12"]})
+    assert malformed.value.code == -32602  # invalid params, naming the field
+    assert "lease_ids" in malformed.value.message
+    assert before["leases"] == []  # the history's leases are all proved
+    running.enqueue(1)
+    held: list[str] = []
+    for _ in range(12):  # the job becomes QUEUED at finality and is leased; the agent does not serve it yet
+        running.clock.fixed.advance(10)
+        running.system.tick()
+        held = client.call_provider("aicf.heartbeat", {})["leases"]
+        if held:
+            break
+    assert len(held) == 1, "the enqueued job was leased to the only provider"
+    assert client.call_provider("aicf.heartbeat", {"lease_ids": held})["leases"] == held  # its own live lease
+    running.step()  # served and proved: the history ends with no live lease again
 
 
 @pytest.mark.parametrize(
