@@ -442,3 +442,20 @@ def test_a_chain_view_behind_the_stored_head_waits_instead_of_rolling_back(store
     step = ingest_next(store, net, P, depth_stub)
     assert step is not None
     assert step.rolled_back_to is None
+
+
+@pytest.mark.postgres
+def test_a_replica_that_finds_another_ingesting_moves_on_and_ingests_once_the_lock_is_free(tmp_path: Path) -> None:
+    net = funded()
+    net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body())
+    net.mine(3)
+    with open_test_store("postgres", tmp_path) as store:
+        with store.transaction() as other:  # another replica, mid-ingest
+            assert other.lock_ingest(wait=False)
+            with store.transaction() as tx:
+                assert not tx.lock_ingest(wait=False)
+            assert ingest_available(store, net, P, depth_stub, wait=False) == []
+            with store.transaction() as tx:
+                assert tx.head_block() is None, "nothing was ingested while the lock was held"
+        steps = ingest_available(store, net, P, depth_stub, wait=False)
+        assert [s.height for s in steps] == list(range(net.head_height() + 1))
