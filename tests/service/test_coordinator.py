@@ -39,7 +39,7 @@ from aicf.service.errors import (
 from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
 from aicf.service.verifier import StandardVerifier
-from aicf.store.interface import Store, Tx
+from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 from aicf.store.memory import MemoryStore
 
 PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})
@@ -419,6 +419,68 @@ def test_heartbeat_naming_its_own_live_lease_extends_it(world: World) -> None:
     (lease,) = world.coord.heartbeat(pid, [lid])
     assert lease.lease_id == lid
     assert lease.expires_at == world.clock.now() + PARAMS.lease_ttl_s
+
+
+class _RacedStore:
+    """A memory store whose first `races` accept_proof calls find the job moved (as when another replica
+    accepted it between this submission's read and its write): they write nothing and report the race."""
+
+    def __init__(self, races: int) -> None:
+        self.inner, self.races = MemoryStore(), races
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            yield _RacedTx(tx, self)
+
+
+class _RacedTx:
+    def __init__(self, tx: Tx, store: _RacedStore) -> None:
+        self._tx, self._store = tx, store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def accept_proof(self, proof: Any, time: int) -> bool:
+        if self._store.races > 0:
+            self._store.races -= 1
+            return False
+        return self._tx.accept_proof(proof, time)
+
+
+@pytest.mark.parametrize("races", [1, 2])
+def test_a_proof_whose_job_moved_mid_check_is_looked_at_again(races: int) -> None:
+    world = World(store=cast(Store, _RacedStore(races)))
+    world.mine(2)
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    outcome = world.coord.submit_proof(world.envelope(key, lid, task))
+    assert outcome.accepted, "the second look found the job still LEASED and accepted the proof"
+    with world.store.transaction() as tx:
+        job = tx.get_job(task)
+        assert job is not None
+        assert job.status is JobStatus.SUBMITTED
+        assert [t.to for t in tx.transitions_of(task)].count(JobStatus.SUBMITTED) == 1
+
+
+def test_a_proof_whose_job_keeps_moving_is_refused_with_a_retryable_error_and_writes_nothing() -> None:
+    world = World(store=cast(Store, _RacedStore(3)))
+    world.mine(2)
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    digest = state_digest(world.store)
+    with pytest.raises(ConcurrentUpdateError, match="kept moving"):
+        world.coord.submit_proof(world.envelope(key, lid, task))
+    assert state_digest(world.store) == digest
 
 
 def test_honest_proof_is_included_verified_settled_and_paid_once(world: World) -> None:
