@@ -78,6 +78,18 @@ class Excluded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UnitRate:
+    """A provider's unit-rate token bucket: at most `burst_mu` tokens, refilled at `rate_mu_per_day`.
+
+    SPEC §6's figures (`protocol_unit_rate`) are the cap: a provider may declare stricter limits at registration
+    (`effective_unit_rate`), never looser ones.
+    """
+
+    burst_mu: int
+    rate_mu_per_day: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LiveState:
     """A provider's live condition at assignment time, read by the caller from the store."""
 
@@ -86,6 +98,7 @@ class LiveState:
     availability_bps: int
     live_leases: int
     bucket_tokens_mu: int  # already refilled to `now` (see `refill_bucket`)
+    unit_rate: UnitRate | None = None  # the provider's own bucket limits; None: SPEC's (`protocol_unit_rate`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,24 +313,51 @@ def bucket_burst_mu(params: Params) -> int:
     return params.bucket_burst_factor * params.gamma_units // 1000
 
 
-def refill_bucket(tokens_mu: int, last_refill_at: int, now: int, params: Params) -> int:
-    """Token bucket level at `now`: refills Γ × 1000 mu per day, capped at the burst of factor × Γ/1000 mu.
+def bucket_rate_mu_per_day(params: Params) -> int:
+    """SPEC §6: refill Γ × 1000 mu per day (Γ × 1000 / 86400 per second)."""
+    return params.gamma_units * 1000
+
+
+def protocol_unit_rate(params: Params) -> UnitRate:
+    """SPEC §6's bucket: what a provider that declared no limits gets, and the cap on declared ones."""
+    return UnitRate(burst_mu=bucket_burst_mu(params), rate_mu_per_day=bucket_rate_mu_per_day(params))
+
+
+def effective_unit_rate(declared_burst_mu: int, declared_rate_mu_per_day: int, params: Params) -> UnitRate:
+    """The limits a provider's bucket runs with: each declared figure, or SPEC's where it declared 0.
+
+    A declared figure above SPEC's (registration refuses one, but Γ may have been lowered since) counts as SPEC's:
+    the protocol's figures stay the cap.
+    """
+    burst, rate = bucket_burst_mu(params), bucket_rate_mu_per_day(params)
+    return UnitRate(
+        burst_mu=min(declared_burst_mu, burst) if declared_burst_mu > 0 else burst,
+        rate_mu_per_day=min(declared_rate_mu_per_day, rate) if declared_rate_mu_per_day > 0 else rate,
+    )
+
+
+def refill_bucket(tokens_mu: int, last_refill_at: int, now: int, params: Params, rate: UnitRate | None = None) -> int:
+    """Token bucket level at `now`: refills `rate.rate_mu_per_day`, capped at `rate.burst_mu` (with `rate` None,
+    SPEC's Γ × 1000 mu per day capped at 10 × Γ/1000 mu).
 
     The level may be negative: a lease bigger than the burst is granted from a full bucket and leaves the
     bucket in debt (see `needed_tokens`), which the refill pays back before the next lease.
     """
     elapsed = max(0, now - last_refill_at)
-    return min(bucket_burst_mu(params), tokens_mu + elapsed * params.gamma_units * 1000 // 86400)
+    if rate is None:
+        return min(bucket_burst_mu(params), tokens_mu + elapsed * bucket_rate_mu_per_day(params) // 86400)
+    return min(rate.burst_mu, tokens_mu + elapsed * rate.rate_mu_per_day // 86400)
 
 
-def needed_tokens(max_units_mu: int, params: Params) -> int:
-    """What the bucket must hold to grant a lease of `max_units_mu`: the job's size, at most a full bucket.
+def needed_tokens(max_units_mu: int, params: Params, rate: UnitRate | None = None) -> int:
+    """What the bucket must hold to grant a lease of `max_units_mu`: the job's size, at most a full bucket
+    (the provider's own burst, or SPEC's with `rate` None).
 
     SPEC §6's burst (10 × Γ/1000 mu, 10 units by default) is smaller than many single jobs (8 s of llama3-8b),
     so requiring the whole size would refuse such jobs forever. A full bucket admits one oversized job and the
     debt it leaves keeps the sustained rate at the refill rate: the limit stays a rate limit, not a size cap.
     """
-    return min(max_units_mu, bucket_burst_mu(params))
+    return min(max_units_mu, bucket_burst_mu(params) if rate is None else rate.burst_mu)
 
 
 def live_refusal(
@@ -332,7 +372,7 @@ def live_refusal(
         return Exclusion.AVAILABILITY_LOW
     if live.live_leases >= params.max_leases:
         return Exclusion.MAX_LEASES
-    if live.bucket_tokens_mu < needed_tokens(job.max_units_mu, params):
+    if live.bucket_tokens_mu < needed_tokens(job.max_units_mu, params, live.unit_rate):
         return Exclusion.RATE_LIMITED
     if tried and untried_left:
         return Exclusion.ALREADY_TRIED

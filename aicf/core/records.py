@@ -29,6 +29,9 @@ class Provider:
     bucket_at: int = 0
     strikes: int = 0
     updated_at: int = 0
+    # the provider's own unit-rate limits, declared at registration; 0: SPEC §6's figure, which caps both
+    unit_burst_mu: int = 0
+    unit_rate_mu_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -102,6 +102,8 @@ class AgentConfig:
     regions: tuple[str, ...] = ()
     tee_classes: tuple[str, ...] = ()
     max_leases: int = 2
+    unit_burst_mu: int = 0  # our own unit-rate bucket (SPEC §6's figures cap it); 0: the protocol's
+    unit_rate_mu_per_day: int = 0
     heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S
     poll_interval_s: float = POLL_INTERVAL_S
     mode: Mode = Mode.HONEST
@@ -113,7 +115,8 @@ class AgentConfig:
             raise ValueError(f"poll_interval_s must be positive, got {self.poll_interval_s}")
 
     def registration(self, public_key: bytes) -> dict[str, object]:
-        """The params of aicf.register."""
+        """The params of aicf.register (the unit-rate limits only when declared)."""
+        declared = {"unit_burst_mu": self.unit_burst_mu, "unit_rate_mu_per_day": self.unit_rate_mu_per_day}
         return {
             "public_key": to_hex(public_key),
             "kinds": list(self.kinds),
@@ -122,6 +125,7 @@ class AgentConfig:
             "regions": list(self.regions),
             "tee_classes": list(self.tee_classes),
             "max_leases": self.max_leases,
+            **{name: value for name, value in declared.items() if value},
         }
 
 

@@ -63,6 +63,8 @@ def _coordinator_rows(snap: Snapshot) -> list[object]:
                     p.bucket_at,
                     p.strikes,
                     p.updated_at,
+                    p.unit_burst_mu,
+                    p.unit_rate_mu_per_day,
                 ]
                 for p in sorted(snap.providers, key=lambda p: p.provider_id)
             ],

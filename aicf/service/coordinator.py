@@ -22,7 +22,9 @@ from aicf.core.assignment import (
     LiveState,
     ProviderProfile,
     assign_from_pool,
+    effective_unit_rate,
     make_pool,
+    protocol_unit_rate,
     refill_bucket,
     static_eligibility,
 )
@@ -110,6 +112,9 @@ class Capabilities:
     regions: tuple[str, ...] = ()
     tee_classes: tuple[str, ...] = ()
     max_leases: int = 4
+    # the provider's own unit-rate limits (SPEC §6's bucket, stricter only); 0: the protocol's figure
+    unit_burst_mu: int = 0
+    unit_rate_mu_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -385,9 +390,13 @@ class Coordinator:
                 regions=tuple(sorted(set(caps.regions))),
                 tee_classes=tuple(sorted(set(caps.tee_classes))),
                 max_leases=caps.max_leases,
-                bucket_tokens_mu=self._burst(),
+                bucket_tokens_mu=effective_unit_rate(
+                    caps.unit_burst_mu, caps.unit_rate_mu_per_day, self.params
+                ).burst_mu,
                 bucket_at=now,
                 updated_at=now,
+                unit_burst_mu=caps.unit_burst_mu,
+                unit_rate_mu_per_day=caps.unit_rate_mu_per_day,
             )
             tx.insert_provider(provider)
             tx.record_provider_move(pid, None, ProviderStatus.ACTIVE, "registered", now)
@@ -660,6 +669,7 @@ class Coordinator:
         return decision
 
     def _live_state(self, tx: Tx, provider: Provider, counts: Mapping[bytes, int], now: int) -> LiveState:
+        rate = effective_unit_rate(provider.unit_burst_mu, provider.unit_rate_mu_per_day, self.params)
         first, last = window_slots(now, provider.registered_at, self.params)
         slots = tx.heartbeat_slots(provider.provider_id, first, last)
         interval = self.params.heartbeat_interval_s
@@ -671,7 +681,8 @@ class Coordinator:
             live_leases=count
             if (count := counts.get(provider.provider_id, 0)) < provider.max_leases
             else self.params.max_leases,
-            bucket_tokens_mu=refill_bucket(provider.bucket_tokens_mu, provider.bucket_at, now, self.params),
+            bucket_tokens_mu=refill_bucket(provider.bucket_tokens_mu, provider.bucket_at, now, self.params, rate),
+            unit_rate=rate,
         )
 
     # -- proofs (SPEC §8) ----------------------------------------------------------------------------------
@@ -1166,9 +1177,6 @@ class Coordinator:
         log.warning("provider 0x%s slashed %d µANM for %s", provider.provider_id.hex()[:12], amount.total, reason)
         return amount.total
 
-    def _burst(self) -> int:
-        return self.params.bucket_burst_factor * self.params.gamma_units // 1000
-
 
 _PASS_LONG_REFUSALS = frozenset({Exclusion.HEARTBEAT_STALE, Exclusion.AVAILABILITY_LOW})
 _MAX_POOLS = 4096  # pools kept per registry version (retries with their own exclusions each add one)
@@ -1281,6 +1289,15 @@ def _check_caps(caps: Capabilities, params: Params) -> None:
         raise InvalidRegistrationError("max_leases", f"must be 1..{params.max_leases}, got {caps.max_leases}")
     if len(caps.regions) > params.max_regions or any(not r or len(r) > 64 for r in caps.regions):
         raise InvalidRegistrationError("regions", f"at most {params.max_regions} names of 1..64 characters")
+    cap = protocol_unit_rate(params)  # SPEC §6's figures cap the declared ones: a provider can only be stricter
+    for name, value, most in (
+        ("unit_burst_mu", caps.unit_burst_mu, cap.burst_mu),
+        ("unit_rate_mu_per_day", caps.unit_rate_mu_per_day, cap.rate_mu_per_day),
+    ):
+        if type(value) is not int or not 0 <= value <= most:
+            raise InvalidRegistrationError(
+                name, f"must be an integer 0..{most} (0: the protocol's {most}), got {value!r}"
+            )
 
 
 def _profile(p: Provider) -> ProviderProfile:

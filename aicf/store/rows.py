@@ -313,7 +313,7 @@ def _opt_b(v: object) -> bytes | None:
 PROVIDER_COLUMNS = (
     "provider_id", "public_key", "status", "registered_at", "kinds", "models", "devices", "regions", "tee_classes",
     "max_leases", "bonded", "unbonding", "unbonding_until", "jailed_until", "last_heartbeat_at", "bucket_tokens_mu",
-    "bucket_at", "strikes", "updated_at",
+    "bucket_at", "strikes", "updated_at", "unit_burst_mu", "unit_rate_mu_per_day",
 )  # fmt: skip
 
 
@@ -338,6 +338,8 @@ def provider_params(p: Provider) -> dict[str, object]:
         "bucket_at": p.bucket_at,
         "strikes": p.strikes,
         "updated_at": p.updated_at,
+        "unit_burst_mu": p.unit_burst_mu,
+        "unit_rate_mu_per_day": p.unit_rate_mu_per_day,
     }
 
 
@@ -364,6 +366,8 @@ def provider_of(row: Row) -> Provider:
         bucket_at=_i(r["bucket_at"]),
         strikes=_i(r["strikes"]),
         updated_at=_i(r["updated_at"]),
+        unit_burst_mu=_i(r["unit_burst_mu"]),
+        unit_rate_mu_per_day=_i(r["unit_rate_mu_per_day"]),
     )
 
 

@@ -86,6 +86,12 @@ EchoOption = typer.Option(
 RegionsOption = typer.Option("", "--regions", help="Regions served, comma-separated.")
 DevicesOption = typer.Option("", "--devices", help="Device classes, comma-separated.")
 MaxLeasesOption = typer.Option(2, "--max-leases", min=1, help="Live leases the coordinator may give us at once.")
+UnitBurstOption = typer.Option(
+    0, "--unit-burst-mu", min=0, help="Our unit-rate bucket's burst in mu (0: the protocol's; at most it)."
+)
+UnitRateOption = typer.Option(
+    0, "--unit-rate-mu-per-day", min=0, help="Our sustained unit rate in mu per day (0: the protocol's; at most it)."
+)
 HeartbeatOption = typer.Option(20, "--heartbeat-s", min=1, help="Heartbeat interval in seconds (SPEC §7: 20).")
 PollOption = typer.Option(2.0, "--poll-s", min=0.01, help="Seconds between lease polls when idle.")
 ExitAfterOption = typer.Option(None, "--exit-after", min=1, help="Stop after this many leases.")
@@ -105,6 +111,8 @@ def run_command(
     regions: str = RegionsOption,
     devices: str = DevicesOption,
     max_leases: int = MaxLeasesOption,
+    unit_burst_mu: int = UnitBurstOption,
+    unit_rate_mu_per_day: int = UnitRateOption,
     heartbeat_s: int = HeartbeatOption,
     poll_s: float = PollOption,
     exit_after: int | None = ExitAfterOption,
@@ -127,6 +135,8 @@ def run_command(
         devices=_names(devices),
         regions=_names(regions),
         max_leases=max_leases,
+        unit_burst_mu=unit_burst_mu,
+        unit_rate_mu_per_day=unit_rate_mu_per_day,
         heartbeat_interval_s=heartbeat_s,
         poll_interval_s=poll_s,
         mode=mode,

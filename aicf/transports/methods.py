@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import cbor2
 from pydantic import Field
 
+from aicf.core.assignment import effective_unit_rate
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
@@ -62,6 +63,8 @@ class RegisterParams(WireModel):
     regions: Annotated[tuple[str, ...], Field(max_length=16)] = ()
     tee_classes: Annotated[tuple[str, ...], Field(max_length=6)] = ()
     max_leases: Annotated[int, Field(ge=1, le=64)] = 4
+    unit_burst_mu: Uint = 0  # 0: SPEC §6's burst; the coordinator refuses more than SPEC's
+    unit_rate_mu_per_day: Uint = 0  # 0: SPEC §6's refill
 
 
 class AmountParams(WireModel):
@@ -117,9 +120,13 @@ def render_provider(view: reads.ProviderView) -> Json:
     }
 
 
-def render_provider_record(p: Provider) -> Json:
+def render_provider_record(p: Provider, params: Params) -> Json:
+    """A provider after a registry call, with the unit-rate limits its bucket runs with (its own or SPEC's)."""
+    rate = effective_unit_rate(p.unit_burst_mu, p.unit_rate_mu_per_day, params)
     return {"provider_id": to_hex(p.provider_id), "status": p.status.value, "bonded_stake": p.bonded,
-            "unbonding_stake": p.unbonding, "kinds": list(p.kinds), "models": list(p.models)}  # fmt: skip
+            "unbonding_stake": p.unbonding, "kinds": list(p.kinds), "models": list(p.models),
+            "max_leases": p.max_leases, "unit_burst_mu": rate.burst_mu,
+            "unit_rate_mu_per_day": rate.rate_mu_per_day}  # fmt: skip
 
 
 def render_job(job: Job) -> Json:
@@ -364,17 +371,18 @@ def build_registry(
 
     def register(p: RegisterParams, ctx: CallContext) -> Json:
         caps = Capabilities(kinds=p.kinds, models=p.models, devices=p.devices, regions=p.regions,
-                            tee_classes=p.tee_classes, max_leases=p.max_leases)  # fmt: skip
-        return render_provider_record(coord.register(p.public_key, caps))
+                            tee_classes=p.tee_classes, max_leases=p.max_leases, unit_burst_mu=p.unit_burst_mu,
+                            unit_rate_mu_per_day=p.unit_rate_mu_per_day)  # fmt: skip
+        return render_provider_record(coord.register(p.public_key, caps), params)
 
     def stake(p: AmountParams, ctx: CallContext) -> Json:
-        return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount))
+        return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount), params)
 
     def withdraw(p: AmountParams, ctx: CallContext) -> Json:
-        return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount))
+        return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount), params)
 
     def fund_provider(p: FundParams, _: CallContext) -> Json:
-        return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"))
+        return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"), params)
 
     def heartbeat(p: HeartbeatParams, ctx: CallContext) -> Json:
         leases = coord.heartbeat(provider_of(ctx), p.lease_ids)

@@ -23,16 +23,19 @@ from aicf.core.assignment import (
     JobNeeds,
     LiveState,
     ProviderProfile,
+    UnitRate,
     assign,
     assign_from_pool,
     bucket_burst_mu,
     draw_r,
     draw_winner,
+    effective_unit_rate,
     expand_decision,
     live_refusal,
     make_pool,
     needed_tokens,
     pool_map,
+    protocol_unit_rate,
     refill_bucket,
     static_eligibility,
 )
@@ -412,3 +415,90 @@ def test_job_bigger_than_the_burst_is_granted_from_a_full_bucket_only() -> None:
     assert live_refusal(in_debt, job, NOW, P, tried=False, untried_left=False) is Exclusion.RATE_LIMITED
     seconds_to_repay = -(-(big) * 86400 // (P.gamma_units * 1000))
     assert refill_bucket(burst - big, 0, seconds_to_repay, P) == burst
+
+
+# -- a provider's own unit-rate limits (declared at registration, SPEC §6's figures the cap) -------------------
+SMALL = params_from_mapping({"gamma_units": 1000})  # burst 10 mu, refill 1_000_000 mu per day (≈ 11.6 mu/s)
+requests = st.lists(st.tuples(st.integers(0, 600), st.integers(1, 5_000)), min_size=1, max_size=40)  # (gap_s, mu)
+
+
+def admitted(stream: list[tuple[int, int]], params: Params, rate: UnitRate | None) -> list[tuple[int, int]]:
+    """The (time, units) the bucket admits from `stream`, as the matcher runs it: the level is refilled from the
+    last grant to each request's time, a grant needs `needed_tokens` and spends the job's whole size."""
+    burst = bucket_burst_mu(params) if rate is None else rate.burst_mu
+    tokens, at, now, out = burst, 0, 0, []
+    for gap, size in stream:
+        now += gap
+        level = refill_bucket(tokens, at, now, params, rate)
+        if level >= needed_tokens(size, params, rate):
+            tokens, at = level - size, now
+            out.append((now, size))
+    return out
+
+
+def stricter(params: Params) -> st.SearchStrategy[UnitRate]:
+    cap = protocol_unit_rate(params)
+    return st.builds(
+        UnitRate, burst_mu=st.integers(1, cap.burst_mu), rate_mu_per_day=st.integers(1, cap.rate_mu_per_day)
+    )
+
+
+def test_no_declared_limits_mean_the_protocol_figures_and_declared_ones_above_them_are_capped() -> None:
+    cap = protocol_unit_rate(SMALL)
+    assert cap == UnitRate(burst_mu=10, rate_mu_per_day=1_000_000)
+    assert effective_unit_rate(0, 0, SMALL) == cap
+    assert effective_unit_rate(4, 0, SMALL) == UnitRate(burst_mu=4, rate_mu_per_day=1_000_000)
+    assert effective_unit_rate(0, 86_400, SMALL) == UnitRate(burst_mu=10, rate_mu_per_day=86_400)
+    # registration refuses more than SPEC's, but a Γ lowered since must not loosen a stored declaration
+    assert effective_unit_rate(10**9, 10**12, SMALL) == cap
+
+
+@given(
+    tokens=st.integers(-(10**9), 10**9),
+    last=st.integers(0, 10**6),
+    now=st.integers(0, 2 * 10**6),
+    size=st.integers(0, 10**9),
+    gamma=st.integers(1, 10**9),
+    stream=requests,
+)
+def test_declared_limits_equal_to_the_protocol_ones_behave_exactly_as_none(
+    tokens: int, last: int, now: int, size: int, gamma: int, stream: list[tuple[int, int]]
+) -> None:
+    params = params_from_mapping({"gamma_units": gamma})
+    same = protocol_unit_rate(params)
+    assert refill_bucket(tokens, last, now, params, same) == refill_bucket(tokens, last, now, params)
+    assert needed_tokens(size, params, same) == needed_tokens(size, params)
+    job = JobNeeds(task_id=b"t" * 32, kind="ai", max_units_mu=size)
+    live = replace(healthy(PID), bucket_tokens_mu=tokens)
+    assert live_refusal(replace(live, unit_rate=same), job, NOW, params, False, False) == live_refusal(
+        live, job, NOW, params, False, False
+    )
+    assert admitted(stream, params, same) == admitted(stream, params, None)
+
+
+@given(rate=stricter(SMALL), stream=requests)
+def test_a_declared_limit_bounds_the_units_admitted_over_any_interval_below_the_protocol_bound(
+    rate: UnitRate, stream: list[tuple[int, int]]
+) -> None:
+    """Over any interval [t_i, t_j] between grants a bucket admits at most a full bucket (or the one oversized job
+    that drives it into debt) plus the refill over the interval; a stricter declaration only lowers that bound."""
+    cap = protocol_unit_rate(SMALL)
+    grants = admitted(stream, SMALL, rate)
+    for i in range(len(grants)):
+        for j in range(i, len(grants)):
+            window = grants[i : j + 1]
+            span, largest = window[-1][0] - window[0][0], max(size for _, size in window)
+            bound = max(rate.burst_mu, largest) + span * rate.rate_mu_per_day // 86400
+            assert sum(size for _, size in window) <= bound
+            assert bound <= max(cap.burst_mu, largest) + span * cap.rate_mu_per_day // 86400
+
+
+@given(rate=stricter(SMALL), size=st.integers(1, 5_000), gap=st.integers(1, 600), n=st.integers(1, 60))
+def test_a_stricter_declared_limit_never_admits_more_of_a_steady_stream_than_the_protocol(
+    rate: UnitRate, size: int, gap: int, n: int
+) -> None:
+    """The same job every `gap` seconds: at every point of the stream the stricter bucket has granted no more."""
+    stream = [(gap, size)] * n
+    mine, protocol = admitted(stream, SMALL, rate), admitted(stream, SMALL, None)
+    for t in range(gap, gap * n + 1, gap):
+        assert sum(s for at, s in mine if at <= t) <= sum(s for at, s in protocol if at <= t)

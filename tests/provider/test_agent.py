@@ -789,3 +789,12 @@ def test_cli_exits_1_when_the_coordinator_is_unreachable(tmp_path: Path) -> None
     )  # fmt: skip
     assert result.exit_code == 1
     assert "error:" in result.output
+
+
+def test_registration_sends_the_unit_rate_limits_only_when_declared() -> None:
+    plain = AgentConfig(kinds=("ai",), models=("llama3-8b",)).registration(b"\x01" * 32)
+    assert "unit_burst_mu" not in plain
+    assert "unit_rate_mu_per_day" not in plain
+    declared = AgentConfig(kinds=("ai",), models=("llama3-8b",), unit_burst_mu=5, unit_rate_mu_per_day=432_000)
+    params = declared.registration(b"\x01" * 32)
+    assert (params["unit_burst_mu"], params["unit_rate_mu_per_day"]) == (5, 432_000)

@@ -7,7 +7,7 @@ beacon draw) → lease → proof (or silence) → verify → inclusion on chain 
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from store.backends import open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.assignment import Exclusion
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
 from aicf.core.ids import input_digest, output_digest, provider_id
@@ -718,3 +719,74 @@ def test_two_replicas_matching_at_once_never_exceed_a_providers_max_leases(tmp_p
             live = tx.live_leases_of(pid)
         assert len(live) == sum(won)
         assert len(live) == world.params.max_leases, "two passes filled the same provider's slots (or none did)"
+
+
+def _register_with_unit_rate(world: World, seed: int, burst_mu: int, rate_mu_per_day: int) -> bytes:
+    caps = Capabilities(
+        kinds=("ai",), models=("llama3-8b",), unit_burst_mu=burst_mu, unit_rate_mu_per_day=rate_mu_per_day
+    )
+    p = world.coord.register(_pub(_key(seed)), caps)
+    world.coord.deposit_stake(p.provider_id, 1_000_000, source="external")
+    world.coord.heartbeat(p.provider_id)
+    world.live.append(p.provider_id)
+    return p.provider_id
+
+
+def test_register_stores_declared_unit_rate_limits_and_refuses_bad_ones_without_change(world: World) -> None:
+    # PARAMS: Γ = 1000, so SPEC §6's bucket is a burst of 10 mu and a refill of 1_000_000 mu per day
+    caps = Capabilities(kinds=("ai",), models=("llama3-8b",), unit_burst_mu=4, unit_rate_mu_per_day=86_400)
+    registered = world.coord.register(_pub(_key(1)), caps)
+    assert (registered.unit_burst_mu, registered.unit_rate_mu_per_day) == (4, 86_400)
+    assert registered.bucket_tokens_mu == 4, "a new bucket starts full at the provider's own burst"
+    with world.store.transaction() as tx:
+        assert tx.get_provider(registered.provider_id) == registered
+    plain = world.coord.register(_pub(_key(2)), Capabilities(kinds=("ai",), models=("llama3-8b",)))
+    assert (plain.unit_burst_mu, plain.unit_rate_mu_per_day, plain.bucket_tokens_mu) == (0, 0, 10)
+    digest = state_digest(world.store)
+    bad: list[tuple[str, object, str]] = [
+        ("unit_burst_mu", -1, "0..10 "),
+        ("unit_burst_mu", 11, "0..10 "),
+        ("unit_burst_mu", True, "0..10 "),
+        ("unit_burst_mu", "5", "0..10 "),
+        ("unit_rate_mu_per_day", -1, "0..1000000 "),
+        ("unit_rate_mu_per_day", 1_000_001, "0..1000000 "),
+        ("unit_rate_mu_per_day", False, "0..1000000 "),
+    ]
+    for i, (name, value, allowed) in enumerate(bad):
+        changes: dict[str, Any] = {name: value}  # some values are not ints on purpose
+        wrong = replace(Capabilities(kinds=("ai",), models=("llama3-8b",)), **changes)
+        with pytest.raises(InvalidRegistrationError, match=f"{name}: must be an integer {allowed}") as raised:
+            world.coord.register(_pub(_key(10 + i)), wrong)
+        assert raised.value.field == name
+    assert state_digest(world.store) == digest, "a refused registration stored nothing"
+
+
+def test_a_provider_with_a_small_declared_bucket_is_rate_limited_until_its_own_slower_refill(world: World) -> None:
+    world.enqueue(2, runtime_ms=4)
+    world.mine(7)
+    with world.store.transaction() as tx:
+        sizes = {j.max_units_mu for j in tx.ready_jobs(world.clock.now(), 10)}
+    (size,) = sizes
+    # SPEC's bucket (burst 10 mu, ≈ 11.6 mu/s) would grant both jobs at once, and a second later again; this
+    # provider's bucket holds one job and refills one mu a second slower than the job's size.
+    assert 2 <= size <= 10
+    pid = _register_with_unit_rate(world, 1, burst_mu=size, rate_mu_per_day=(size - 1) * 86_400)
+    first, second = world.coord.match()
+    assert first.winner == pid
+    assert second.winner is None
+    assert {d.refused for d in second.draws} == {Exclusion.RATE_LIMITED}
+    with world.store.transaction() as tx:
+        (stored,) = tx.decisions_of(second.task_id)
+    assert stored.winner is None
+    assert {d["refused"] for d in cbor2.loads(stored.decision)["draws"]} == {"RATE_LIMITED"}
+    world.clock.advance(1)  # refilled size - 1 mu: still short (SPEC's rate would have refilled 11)
+    world.coord.heartbeat(pid)
+    (again,) = world.coord.match()
+    assert again.task_id == second.task_id
+    assert again.winner is None
+    assert {d.refused for d in again.draws} == {Exclusion.RATE_LIMITED}
+    world.clock.advance(1)  # refilled to the full burst of `size`
+    world.coord.heartbeat(pid)
+    (granted,) = world.coord.match()
+    assert granted.task_id == second.task_id
+    assert granted.winner == pid

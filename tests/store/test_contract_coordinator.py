@@ -64,6 +64,8 @@ def provider(n: int, **changes: object) -> Provider:
         bucket_at=T + 6,
         strikes=1,
         updated_at=T + 7,
+        unit_burst_mu=7_000,
+        unit_rate_mu_per_day=86_400_000,
     )
     return dataclasses.replace(p, **changes)  # type: ignore[arg-type]
 
@@ -181,7 +183,8 @@ def queued(tx: Tx, *jobs: Job) -> None:
 
 
 def test_a_provider_round_trips_and_registers_once(store: Store) -> None:
-    bare = provider(2, models=(), devices=(), regions=(), tee_classes=(), last_heartbeat_at=None, jailed_until=0)
+    bare = provider(2, models=(), devices=(), regions=(), tee_classes=(), last_heartbeat_at=None, jailed_until=0,
+                    unit_burst_mu=0, unit_rate_mu_per_day=0)  # fmt: skip
     with store.transaction() as tx:
         assert tx.get_provider(pid(1)) is None
         assert tx.insert_provider(provider(1))
@@ -197,6 +200,25 @@ def test_a_provider_round_trips_and_registers_once(store: Store) -> None:
         assert [(m.provider_id, m.frm, m.to, m.reason, m.time) for m in moves] == [
             (pid(1), None, ProviderStatus.ACTIVE, "registered", T)
         ]
+
+
+def test_a_providers_declared_unit_rate_limits_round_trip_through_every_read(store: Store) -> None:
+    declared = provider(1, unit_burst_mu=1, unit_rate_mu_per_day=2**62, unbonding_until=T)
+    with store.transaction() as tx:
+        assert tx.insert_provider(declared)
+        assert tx.insert_provider(provider(2, unit_burst_mu=0, unit_rate_mu_per_day=0))
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_provider(pid(1)) == declared
+        assert tx.lock_provider(pid(1)) == declared
+        assert tx.providers_due(T + 1) == [declared]
+        assert [p for p in tx.snapshot().providers if p.provider_id == pid(1)] == [declared]
+        changed = dataclasses.replace(declared, unit_burst_mu=5, unit_rate_mu_per_day=6, bucket_tokens_mu=-3)
+        assert tx.update_provider(changed, ProviderStatus.ACTIVE)
+        tx.commit()
+    with store.transaction() as tx:
+        assert tx.get_provider(pid(1)) == changed
+        assert (tx.get_provider(pid(2)) or provider(9)).unit_burst_mu == 0
 
 
 def test_update_provider_is_guarded_by_the_stored_status(store: Store) -> None:

@@ -9,10 +9,12 @@ from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, Posting, requester_account
 from aicf.core.types import MicroAnm
 from aicf.store.interface import SchemaError, Store
+from aicf.store.rows import provider_params
 from aicf.store.sqlfiles import load_migrations, parse_queries
 from aicf.store.sqlite import SqliteStore
 from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, require_postgres
 from store.test_contract import block, job
+from store.test_contract_coordinator import provider as contract_provider
 from store.test_contract_trust import root as trust_root
 
 ALICE = requester_account(b"\xaa" * 20)
@@ -91,7 +93,32 @@ def _check_upgraded(store: Store) -> None:
         assert tx.trust_version() == 0
         # v7: the sweep's partial indexes on providers
         assert tx.providers_due(2**62) == []
+        # v8: a provider's declared unit-rate limits
+        declared = contract_provider(1, unit_burst_mu=9, unit_rate_mu_per_day=8_640)
+        assert tx.insert_provider(declared)
+        assert tx.get_provider(declared.provider_id) == declared
         tx.commit()
+
+
+def test_a_provider_stored_before_v8_reads_back_with_the_protocol_unit_rate(tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
+    SqliteStore(path, migrate_to=7).close()
+    before = contract_provider(1, unit_burst_mu=0, unit_rate_mu_per_day=0)
+    row = {k: v for k, v in provider_params(before).items() if k not in ("unit_burst_mu", "unit_rate_mu_per_day")}
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:  # the v7 columns only, as a v7 coordinator wrote them
+        conn.execute(
+            f"INSERT INTO providers ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})",  # noqa: S608
+            row,
+        )
+    upgraded = SqliteStore(path)
+    try:
+        assert upgraded.schema_version() == 8
+        with upgraded.transaction() as tx:
+            assert tx.get_provider(before.provider_id) == before  # 0 and 0: SPEC §6's bucket
+    finally:
+        upgraded.close()
 
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:

@@ -265,16 +265,17 @@ COPY ledger_entries (debit, credit, amount, ref_kind, ref, block_height, time) F
 -- name: get_provider
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers WHERE provider_id = %(provider_id)s;
 
 -- name: insert_provider
 INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
                        max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
-                       bucket_tokens_mu, bucket_at, strikes, updated_at)
+                       bucket_tokens_mu, bucket_at, strikes, updated_at, unit_burst_mu, unit_rate_mu_per_day)
 VALUES (%(provider_id)s, %(public_key)s, %(status)s, %(registered_at)s, %(kinds)s, %(models)s, %(devices)s, %(regions)s, %(tee_classes)s,
         %(max_leases)s, %(bonded)s, %(unbonding)s, %(unbonding_until)s, %(jailed_until)s, %(last_heartbeat_at)s,
-        %(bucket_tokens_mu)s, %(bucket_at)s, %(strikes)s, %(updated_at)s)
+        %(bucket_tokens_mu)s, %(bucket_at)s, %(strikes)s, %(updated_at)s, %(unit_burst_mu)s,
+        %(unit_rate_mu_per_day)s)
 ON CONFLICT (provider_id) DO NOTHING;
 
 -- name: update_provider
@@ -284,13 +285,14 @@ UPDATE providers
        models = %(models)s, devices = %(devices)s, regions = %(regions)s, tee_classes = %(tee_classes)s,
        max_leases = %(max_leases)s, bonded = %(bonded)s, unbonding = %(unbonding)s, unbonding_until = %(unbonding_until)s,
        jailed_until = %(jailed_until)s, last_heartbeat_at = %(last_heartbeat_at)s, bucket_tokens_mu = %(bucket_tokens_mu)s,
-       bucket_at = %(bucket_at)s, strikes = %(strikes)s, updated_at = %(updated_at)s
+       bucket_at = %(bucket_at)s, strikes = %(strikes)s, updated_at = %(updated_at)s,
+       unit_burst_mu = %(unit_burst_mu)s, unit_rate_mu_per_day = %(unit_rate_mu_per_day)s
  WHERE provider_id = %(provider_id)s AND status = %(expected_status)s;
 
 -- name: all_providers
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers ORDER BY provider_id;
 
 -- name: providers_due
@@ -298,7 +300,7 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
 -- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers
  WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= %(now)s)
     OR (unbonding > 0 AND unbonding_until <= %(now)s)
@@ -691,7 +693,7 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
 -- name: lock_provider
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers WHERE provider_id = %(provider_id)s
    FOR UPDATE SKIP LOCKED;
 

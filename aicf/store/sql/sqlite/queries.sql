@@ -212,16 +212,17 @@ INSERT INTO schema_version (version, name) VALUES (:version, :name);
 -- name: get_provider
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers WHERE provider_id = :provider_id;
 
 -- name: insert_provider
 INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
                        max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
-                       bucket_tokens_mu, bucket_at, strikes, updated_at)
+                       bucket_tokens_mu, bucket_at, strikes, updated_at, unit_burst_mu, unit_rate_mu_per_day)
 VALUES (:provider_id, :public_key, :status, :registered_at, :kinds, :models, :devices, :regions, :tee_classes,
         :max_leases, :bonded, :unbonding, :unbonding_until, :jailed_until, :last_heartbeat_at,
-        :bucket_tokens_mu, :bucket_at, :strikes, :updated_at)
+        :bucket_tokens_mu, :bucket_at, :strikes, :updated_at, :unit_burst_mu,
+        :unit_rate_mu_per_day)
 ON CONFLICT (provider_id) DO NOTHING;
 
 -- name: update_provider
@@ -231,13 +232,14 @@ UPDATE providers
        models = :models, devices = :devices, regions = :regions, tee_classes = :tee_classes,
        max_leases = :max_leases, bonded = :bonded, unbonding = :unbonding, unbonding_until = :unbonding_until,
        jailed_until = :jailed_until, last_heartbeat_at = :last_heartbeat_at, bucket_tokens_mu = :bucket_tokens_mu,
-       bucket_at = :bucket_at, strikes = :strikes, updated_at = :updated_at
+       bucket_at = :bucket_at, strikes = :strikes, updated_at = :updated_at,
+       unit_burst_mu = :unit_burst_mu, unit_rate_mu_per_day = :unit_rate_mu_per_day
  WHERE provider_id = :provider_id AND status = :expected_status;
 
 -- name: all_providers
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers ORDER BY provider_id;
 
 -- name: providers_due
@@ -245,7 +247,7 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
 -- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
 SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
        bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at
+       updated_at, unit_burst_mu, unit_rate_mu_per_day
   FROM providers
  WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= :now)
     OR (unbonding > 0 AND unbonding_until <= :now)
