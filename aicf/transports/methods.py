@@ -97,8 +97,9 @@ class NoParams(WireModel):
 
 
 # -- rendering -------------------------------------------------------------------------------------------
-def render_provider(view: reads.ProviderView) -> Json:
+def render_provider(view: reads.ProviderView, params: Params) -> Json:
     p = view.provider
+    rate = effective_unit_rate(p.unit_burst_mu, p.unit_rate_mu_per_day, params)
     return {
         "provider_id": to_hex(p.provider_id),
         "status": p.status.value,
@@ -106,8 +107,12 @@ def render_provider(view: reads.ProviderView) -> Json:
         "models": list(p.models),
         "regions": list(p.regions),
         "tee_classes": list(p.tee_classes),
+        "devices": list(p.devices),
         "bonded_stake": p.bonded,
         "unbonding_stake": p.unbonding,
+        "max_leases": p.max_leases,
+        "unit_burst_mu": rate.burst_mu,
+        "unit_rate_mu_per_day": rate.rate_mu_per_day,
         "live_leases": view.live_leases,
         "proofs_accepted": view.proofs_accepted,
         "slashes": view.slashes,
@@ -284,7 +289,7 @@ def build_registry(
 
     def list_providers(p: PageParams, _: CallContext) -> Json:
         views = reads.list_providers(store, clock.now(), params, _after(p.cursor), p.limit + 1)
-        items = [render_provider(v) for v in views]
+        items = [render_provider(v, params) for v in views]
         last = views[min(len(views), p.limit) - 1].provider.provider_id if views else None
         return _page(items, len(views), p.limit, last)
 
@@ -292,7 +297,7 @@ def build_registry(
         view = reads.get_provider(store, p.id, clock.now(), params)
         if view is None:
             raise NotFoundError(f"provider {to_hex(p.id)}")
-        return render_provider(view)
+        return render_provider(view, params)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
         jobs = reads.list_jobs(store, p.statuses, _after(p.cursor), p.limit + 1)

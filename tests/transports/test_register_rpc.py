@@ -39,6 +39,16 @@ def test_register_takes_declared_unit_rate_limits_and_returns_them(system: Syste
         stored = tx.get_provider(pid(key(1)))
     assert stored is not None
     assert (stored.unit_burst_mu, stored.unit_rate_mu_per_day) == (cap.burst_mu // 2, 86_400)
+    with TestClient(system.app) as client:  # the reads show the limits the bucket runs with
+        shown = client.post(
+            "/rpc",
+            json={"jsonrpc": "2.0", "method": "aicf.getProvider", "params": {"id": result["provider_id"]}, "id": 2},
+        ).json()["result"]
+    assert (shown["unit_burst_mu"], shown["unit_rate_mu_per_day"], shown["max_leases"]) == (
+        cap.burst_mu // 2,
+        86_400,
+        4,
+    )
 
 
 def test_register_without_limits_shows_the_protocol_figures(system: System) -> None:
