@@ -184,6 +184,16 @@ def _lease_of(world: World, pid: bytes) -> tuple[bytes, bytes]:
     return leases[0].lease_id, leases[0].task_id
 
 
+def _one_leased(world: World) -> tuple[Ed25519PrivateKey, bytes, bytes, bytes]:
+    """One staked provider and one job, matched: the provider's key and id, its lease and the task."""
+    key, pid = world.provider(1)
+    world.enqueue(1)
+    world.mine(7)
+    world.coord.match()
+    lid, task = _lease_of(world, pid)
+    return key, pid, lid, task
+
+
 def test_register_is_idempotent_and_refuses_unknown_models(world: World) -> None:
     key = _key(1)
     first = world.coord.register(_pub(key), Capabilities(kinds=("ai",), models=("llama3-8b",)))
@@ -395,11 +405,7 @@ def test_heartbeat_naming_a_lease_it_does_not_hold_is_refused_and_changes_nothin
 
 
 def test_heartbeat_naming_an_expired_lease_is_refused_and_extends_nothing(world: World) -> None:
-    _, pid = world.provider(1)
-    world.enqueue(1)
-    world.mine(7)
-    world.coord.match()
-    lid, _ = _lease_of(world, pid)
+    _, pid, lid, _ = _one_leased(world)
     world.clock.advance(PARAMS.lease_ttl_s)  # expired at this instant; the sweep has not run yet
     digest = state_digest(world.store)
     with pytest.raises(LeaseNotFoundError, match="expired at"):
@@ -411,11 +417,7 @@ def test_heartbeat_naming_an_expired_lease_is_refused_and_extends_nothing(world:
 
 
 def test_heartbeat_naming_its_own_live_lease_extends_it(world: World) -> None:
-    _, pid = world.provider(1)
-    world.enqueue(1)
-    world.mine(7)
-    world.coord.match()
-    lid, _ = _lease_of(world, pid)
+    _, pid, lid, _ = _one_leased(world)
     world.clock.advance(PARAMS.heartbeat_interval_s)
     (lease,) = world.coord.heartbeat(pid, [lid])
     assert lease.lease_id == lid
@@ -456,11 +458,7 @@ class _RacedTx:
 def test_a_proof_whose_job_moved_mid_check_is_looked_at_again(races: int) -> None:
     world = World(store=cast(Store, _RacedStore(races)))
     world.mine(2)
-    key, pid = world.provider(1)
-    world.enqueue(1)
-    world.mine(7)
-    world.coord.match()
-    lid, task = _lease_of(world, pid)
+    key, _, lid, task = _one_leased(world)
     outcome = world.coord.submit_proof(world.envelope(key, lid, task))
     assert outcome.accepted, "the second look found the job still LEASED and accepted the proof"
     with world.store.transaction() as tx:
@@ -473,11 +471,7 @@ def test_a_proof_whose_job_moved_mid_check_is_looked_at_again(races: int) -> Non
 def test_a_proof_whose_job_keeps_moving_is_refused_with_a_retryable_error_and_writes_nothing() -> None:
     world = World(store=cast(Store, _RacedStore(3)))
     world.mine(2)
-    key, pid = world.provider(1)
-    world.enqueue(1)
-    world.mine(7)
-    world.coord.match()
-    lid, task = _lease_of(world, pid)
+    key, _, lid, task = _one_leased(world)
     digest = state_digest(world.store)
     with pytest.raises(ConcurrentUpdateError, match="kept moving"):
         world.coord.submit_proof(world.envelope(key, lid, task))
