@@ -28,7 +28,8 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -153,6 +154,10 @@ def _decode_block(data: bytes) -> Block:
     )
 
 
+_TO_MEMPOOL = "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)"
+PROOF_SENDER = b"\x0c" * 20  # who sends the accepted proofs' inclusion transactions
+
+
 @dataclass
 class SharedChain:
     """A devnet whose blocks and mempool live in PostgreSQL; a ChainView and a ChainWriter."""
@@ -197,17 +202,11 @@ class SharedChain:
         sent, self.outbox = self.outbox, []
         if sent:
             with self.conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)",
-                    [(b"\x0c" * 20, TxKind.PROOF.value, body) for body in sent],
-                )
+                cur.executemany(_TO_MEMPOOL, [(PROOF_SENDER, TxKind.PROOF.value, body) for body in sent])
         return len(sent)
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        self.conn.execute(
-            "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)",
-            (sender, kind.value, cbor2.dumps(dict(body))),
-        )
+        self.conn.execute(_TO_MEMPOOL, (sender, kind.value, cbor2.dumps(dict(body))))
 
     # driving it
     def start_wall_ms(self) -> int | None:
@@ -322,14 +321,14 @@ class Replica:
         for pid in pids:
             if now - self.last_heartbeat.get(pid, -(10**9)) < self.params.heartbeat_interval_s // 2:
                 continue
-            t0 = time.monotonic()
             self.last_heartbeat[pid] = now
-            for lease in self._guard_list(pid):
-                self.pending.setdefault(lease.lease_id, (pid, lease.task_id))
-            self.seconds["heartbeat"] += time.monotonic() - t0
+            with self._phase("heartbeat"):
+                for lease in self._guard_list(pid):
+                    self.pending.setdefault(lease.lease_id, (pid, lease.task_id))
         # the providers fetch their jobs (as nextLease would hand them over): one read for the round's leases
         pending = list(self.pending.items())
-        jobs = self._timed_read("proof", lambda: self._jobs([task for _, (_, task) in pending]))
+        with self._phase("proof"):
+            jobs = self._jobs([task for _, (_, task) in pending])
         for lid, (pid, task) in pending:
             if time.monotonic() > deadline:
                 break
@@ -345,13 +344,6 @@ class Replica:
             return {}
         with self.store.transaction() as tx:
             return tx.get_jobs(tasks)
-
-    def _timed_read(self, what: str, call: Callable[[], dict[bytes, Job]]) -> dict[bytes, Job]:
-        started = time.monotonic()
-        try:
-            return call()
-        finally:
-            self.seconds[what] += time.monotonic() - started
 
     def _match(self) -> int:
         return sum(d.winner is not None for d in self.coord.match(limit=self.match_limit))
@@ -369,9 +361,15 @@ class Replica:
         return len(events)
 
     def _timed(self, what: str, call: Callable[[], int]) -> int:
+        with self._phase(what):
+            return self._guard(what, call)
+
+    @contextmanager
+    def _phase(self, what: str) -> Iterator[None]:
+        """Add the wall time of the block to the phase `what` (the replica's report)."""
         started = time.monotonic()
         try:
-            return self._guard(what, call)
+            yield
         finally:
             self.seconds[what] += time.monotonic() - started
 

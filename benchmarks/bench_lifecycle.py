@@ -39,6 +39,7 @@ from aicf.replica import (
     GENESIS,
     MODEL,
     PARAMS,
+    PROOF_SENDER,
     make_coordinator_for,
     operator_key,
     plan_txs,
@@ -75,7 +76,7 @@ class DevnetWriter:
         self.devnet = devnet
 
     def include_proof(self, body: object) -> None:
-        self.devnet.submit(b"\x0c" * 20, TxKind.PROOF, body)  # type: ignore[arg-type]
+        self.devnet.submit(PROOF_SENDER, TxKind.PROOF, body)  # type: ignore[arg-type]
 
     def submit(self, kind: TxKind, body: object, sender: bytes) -> None:
         self.devnet.submit(sender, kind, body)  # type: ignore[arg-type]
