@@ -343,10 +343,9 @@ def refill_bucket(tokens_mu: int, last_refill_at: int, now: int, params: Params,
     The level may be negative: a lease bigger than the burst is granted from a full bucket and leaves the
     bucket in debt (see `needed_tokens`), which the refill pays back before the next lease.
     """
+    limits = protocol_unit_rate(params) if rate is None else rate
     elapsed = max(0, now - last_refill_at)
-    if rate is None:
-        return min(bucket_burst_mu(params), tokens_mu + elapsed * bucket_rate_mu_per_day(params) // 86400)
-    return min(rate.burst_mu, tokens_mu + elapsed * rate.rate_mu_per_day // 86400)
+    return min(limits.burst_mu, tokens_mu + elapsed * limits.rate_mu_per_day // 86400)
 
 
 def needed_tokens(max_units_mu: int, params: Params, rate: UnitRate | None = None) -> int:
@@ -357,7 +356,7 @@ def needed_tokens(max_units_mu: int, params: Params, rate: UnitRate | None = Non
     so requiring the whole size would refuse such jobs forever. A full bucket admits one oversized job and the
     debt it leaves keeps the sustained rate at the refill rate: the limit stays a rate limit, not a size cap.
     """
-    return min(max_units_mu, bucket_burst_mu(params) if rate is None else rate.burst_mu)
+    return min(max_units_mu, (protocol_unit_rate(params) if rate is None else rate).burst_mu)
 
 
 def live_refusal(

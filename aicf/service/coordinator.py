@@ -982,16 +982,16 @@ class Coordinator:
             due, (genesis + first * window) // interval, (genesis + current * window - 1) // interval
         )
         for pid in due:
-            self._qos_chronic(tx, pid, live[pid], now, genesis, height)
+            self._qos_chronic(tx, pid, live[pid], first, current, genesis, now, height)
         return dict.fromkeys(due, current)
 
-    def _qos_chronic(self, tx: Tx, pid: bytes, live: Sequence[int], now: int, genesis: int, height: int) -> bool:
-        """QOS_CHRONIC (SPEC §9): availability below the minimum in the last `qos_chronic_windows` complete
-        windows aligned to genesis, all after registration (`_qos_chronic_pass` picks the providers and reads
+    def _qos_chronic(
+        self, tx: Tx, pid: bytes, live: Sequence[int], first: int, current: int, genesis: int, now: int, height: int
+    ) -> bool:
+        """QOS_CHRONIC (SPEC §9): availability below the minimum in the complete windows `first` .. `current` − 1
+        aligned to genesis, all after registration (`_qos_chronic_pass` picks the providers, the windows, and reads
         `live`, their live slots in those windows, ascending). Slashed at most once per window that ends the run."""
         p, interval, window = self.params, self.params.heartbeat_interval_s, self.params.qos_window_s
-        current = (now - genesis) // window  # the window `now` is in, not complete yet
-        first = current - p.qos_chronic_windows
         values: list[int] = []
         slots: list[int] = []
         for index in range(first, current):
