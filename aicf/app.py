@@ -7,10 +7,9 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -36,19 +35,45 @@ def default_db_url() -> str:
     return os.environ.get(DB_ENV, DEFAULT_DB)
 
 
-def open_store(url: str | None = None, *, migrate_to: int | None = None) -> Store:
-    """Open (and migrate) the store a URL names. Raises StoreUnavailableError with what to do."""
+class _Versioned(Store, Protocol):
+    def schema_version(self) -> int: ...
+    def migrate(self, target: int | None = None) -> int: ...
+
+
+def open_store(url: str | None = None, *, migrate_to: int | None = None, must_exist: bool = False) -> Store:
+    """Open (and migrate) the store a URL names. Raises StoreUnavailableError with what to do.
+
+    With `must_exist` (the read-only commands: `db verify`, `db digest`) a database that does not exist or
+    holds no aicf schema is refused instead of being created."""
     url = url or default_db_url()
     if url in ("memory:", "memory://"):
+        if must_exist:
+            raise StoreUnavailableError("memory: is a new empty database", "name the database to check with --db")
         return MemoryStore()
     if url.startswith("sqlite://"):
         # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")
         path, _, query = path.partition("?")
         read_only = query == "mode=ro"  # sqlite:///path.db?mode=ro opens the file read-only
-        return SqliteStore(path or "var/aicf.db", read_only=read_only, migrate_to=migrate_to)
-    if url.startswith(("postgresql://", "postgres://")):
-        return _open_postgres(url, migrate_to)
+        path = path or "var/aicf.db"
+        if must_exist and not Path(path).is_file():
+            raise StoreUnavailableError(
+                f"no database at {Path(path).resolve()}", "check the path (--db sqlite:///path/to/aicf.db)"
+            )
+        store: _Versioned = SqliteStore(path, read_only=read_only, migrate_to=0 if must_exist else migrate_to)
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = _open_postgres(url, 0 if must_exist else migrate_to)
+    else:
+        raise StoreUnavailableError(
+            f"unknown database URL {url!r}", "use memory:, sqlite:///path/to/file.db or postgresql://user@host:port/db"
+        )
+    if must_exist:
+        found = store.schema_version()
+        if found == 0:
+            store.close()
+            raise StoreUnavailableError(f"{url} holds no aicf database", "point --db at the database aicf up used")
+        store.migrate(None)
+    return store
     raise StoreUnavailableError(
         f"unknown database URL {url!r}", "use memory:, sqlite:///path/to/file.db or postgresql://user@host:port/db"
     )
@@ -141,6 +166,10 @@ def up_command(
     providers: Annotated[bool, typer.Option(help="Run the reference providers")] = True,
     load: Annotated[bool, typer.Option(help="Run requesters sending a demo load")] = True,
     duration: Annotated[int | None, typer.Option(help="Stop after this many seconds")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Real models the reference providers serve: a comma list, or 'none' (default: all)"),
+    ] = None,
 ) -> None:
     """Start the whole system: devnet, coordinator, API, dashboard, reference providers and a demo load."""
     from rich.console import Console
@@ -154,9 +183,9 @@ def up_command(
     try:
         params = params_from_toml(params_file.read_text(encoding="utf-8")) if params_file else devnet_params()
         var.mkdir(parents=True, exist_ok=True)
-        # The embedded devnet lives in memory and starts a new chain on every run, so by default every run gets
-        # its own database (an old one holds another chain, which no coordinator may rewrite below finality).
-        url = db or f"sqlite:///{var / f'aicf-{int(time.time())}.db'}"
+        # The embedded devnet keeps its chain in the same database, so a second `aicf up` on it resumes the chain,
+        # the queue, the balances and the epochs where the first one stopped.
+        url = db or os.environ.get(DB_ENV) or f"sqlite:///{var / 'aicf.db'}"
         store = open_store(url)
     except (AicfError, OSError) as exc:
         console.print(f"error: {exc}", markup=False)
@@ -174,6 +203,7 @@ def up_command(
             duration_s=duration,
             say=lambda text: console.print(text, markup=False),
             start_providers=_start_reference_providers,
+            serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
         )
     except AicfError as exc:
         console.print(f"error: {exc}", markup=False)

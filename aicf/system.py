@@ -9,6 +9,7 @@ sending a steady demo load. This module is part of the composition root: it may 
 import hashlib
 import logging
 import secrets
+import signal
 import threading
 import time
 import tomllib
@@ -35,18 +36,21 @@ from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
-from aicf.service import reads
+from aicf.core.txs import SignedTx
+from aicf.service import reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
+from aicf.store.devnet_journal import StoreDevnetJournal
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
+from aicf.transports.methods_requester import requester_methods
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
@@ -287,13 +291,16 @@ def build_system(
     clock = clock or WallClock()
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = tagged_hash("aicf/devnet/trapsecret/v1", public_bytes(operator_key))
-    devnet = Devnet(
+    # The devnet lives in the coordinator's store: a restart on the same database resumes the same chain, and
+    # the config below only shapes a new one (a kept chain keeps its own genesis time, interval and issuance).
+    devnet = Devnet.resume(
+        StoreDevnetJournal(store),
         DevnetConfig(
             genesis_time=clock.now() - devnet_interval_s,
             interval_s=devnet_interval_s,
             issuance=devnet_issuance,
             finality_depth=params.finality_depth,
-        )
+        ),
     )
     lock = threading.Lock()
     coordinator_address = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
@@ -324,6 +331,28 @@ def build_system(
             return reorg_chain(devnet, depth, params.finality_depth)
 
     registry.add(devnet_reorg_method(devnet_reorg))
+
+    def send(tx: SignedTx) -> bytes:  # check and send under the chain lock: no two sends race on one balance
+        with lock:
+            return requesters.send_transaction(store, devnet, params, tx, circuit_depth)
+
+    def tx_status(tx_hash: bytes) -> requesters.TxStatus:
+        with lock:
+            return requesters.transaction_status(store, devnet, tx_hash)
+
+    def account(address: bytes) -> requesters.Account:
+        with lock:
+            return requesters.account(store, devnet, address)
+
+    for method in requester_methods(
+        chain_id=devnet.chain_id,
+        send=send,
+        status=tx_status,
+        account=account,
+        outcome=lambda task_id: requesters.request_outcome(store, task_id),
+        terms=lambda: requesters.request_terms(store, params, devnet.chain_id),
+    ):
+        registry.add(method)
 
     def provider_key(pid: bytes) -> bytes | None:
         with store.transaction() as tx:
@@ -452,11 +481,14 @@ def run_up(
     duration_s: int | None,
     say: Callable[[str], None],
     start_providers: Callable[[System, str, Sequence[str], threading.Event], None] | None = None,
+    serve_models: Sequence[str] | None = None,
 ) -> System:
-    """Start everything, print where to look, report progress until Ctrl-C (or `duration_s`)."""
+    """Start everything, print where to look, report progress until Ctrl-C, SIGTERM (or `duration_s`).
+    `serve_models` limits the real models the reference providers serve (default: both)."""
     import uvicorn
 
-    models = [m for m in ("minilm-l6-v2", "smollm2-135m") if m in params.model_weights]
+    wanted = ("minilm-l6-v2", "smollm2-135m") if serve_models is None else tuple(serve_models)
+    models = [m for m in wanted if m in params.model_weights]
     digests = installed_model_digests(models) if providers or load else {}
     system = build_system(store, params, var=var, model_digests=digests)
     with store.transaction() as tx:
@@ -464,8 +496,8 @@ def run_up(
     genesis = system.devnet.block_at(0)
     if stored_genesis is not None and genesis is not None and stored_genesis.hash != genesis.hash:
         raise ChainMismatchError(
-            "this database holds the chain of an earlier devnet run (the embedded devnet starts a new chain each "
-            "time): start with an empty database (leave out --db, or point --db at a new one)"
+            "this database was filled from another chain than the devnet it keeps (for example by `aicf devnet "
+            "run`): start `aicf up` on another database (--db) or an empty one"
         )
     url = f"http://{host}:{port}"
     server = uvicorn.Server(uvicorn.Config(system.app, host=host, port=port, log_level="warning", lifespan="on"))
@@ -485,11 +517,16 @@ def run_up(
     if load:
         demo = DemoRequesters(system=system, models=served)
         start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
+    resumed = system.devnet.head_height()
     say(f"aicf is up: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
+    say(f"point the CLI at it: export AICF_URL={url}   (or pass --url {url}); try: aicf request --help")
+    if resumed > 1:
+        say(f"resumed the devnet chain {system.devnet.chain_id} at height {resumed} from the database")
     say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token {system.operator_token}")
     why_none = "install the models extra" if providers or load else "no providers in this run"
     say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
     started = time.monotonic()
+    stop_on_sigterm(system.stop, say)
     try:
         while duration_s is None or time.monotonic() - started < duration_s:
             if system.stop.wait(10):
@@ -507,6 +544,19 @@ def run_up(
     for t in threads:
         t.join(timeout=10)
     return system
+
+
+def stop_on_sigterm(stop: threading.Event, say: Callable[[str], None]) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes) stops `aicf up` as cleanly as Ctrl-C: the progress loop sees the
+    event, the coordinator finishes its pass, the API closes. Only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        say(f"received {signal.Signals(signum).name}; stopping…")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:

@@ -10,7 +10,7 @@ byte for byte against `cbor2.dumps(obj, canonical=True)`) and it runs fast on th
 import hashlib
 from collections.abc import Mapping
 
-from aicf.core.errors import EncodingError
+from aicf.core.errors import DecodingError, EncodingError
 
 _UINT64_LIMIT = 2**64
 
@@ -165,3 +165,85 @@ def encode_fast_int(n: int) -> bytes:
 def encode_fast_bytes(raw: bytes) -> bytes:
     """canonical_cbor(raw) for bytes, without the generic walk (hot paths)."""
     return cbor_head(2, len(raw)) + raw
+
+
+def decode_canonical(raw: bytes, *, max_items: int = 100_000, max_depth: int = 16) -> object:
+    """Decode outside input that must be canonical CBOR of the kinds SPEC §1 admits, and nothing else.
+
+    Only unsigned and negative ints, byte and text strings, arrays, text-keyed maps, true and false, all with
+    definite lengths; no tags (so no shared references, tags 28/29), no floats, no null. Work is bounded before
+    it is done: a length is checked against the bytes left before anything is allocated, at most `max_items`
+    items and `max_depth` levels are read, and the bytes must be exactly one item in canonical form (its
+    re-encoding is equal). Raises DecodingError naming the offset and the reason."""
+    budget = [max_items]
+
+    def fail(pos: int, reason: str) -> DecodingError:
+        return DecodingError(f"cbor@{pos}", reason)
+
+    def head(pos: int) -> tuple[int, int, int]:
+        if pos >= len(raw):
+            raise fail(pos, "truncated")
+        first = raw[pos]
+        major, info = first >> 5, first & 0x1F
+        if info < 24:
+            return major, info, pos + 1
+        if info > 27:
+            raise fail(pos, "indefinite lengths and reserved values are not allowed")
+        size = 1 << (info - 24)
+        if pos + 1 + size > len(raw):
+            raise fail(pos, "truncated")
+        return major, int.from_bytes(raw[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+
+    def item(pos: int, depth: int) -> tuple[object, int]:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise fail(pos, f"more than {max_items} items")
+        if depth > max_depth:
+            raise fail(pos, f"nested deeper than {max_depth} levels")
+        major, n, pos2 = head(pos)
+        if major == 0:
+            return n, pos2
+        if major == 1:
+            return -1 - n, pos2
+        if major in (2, 3):
+            if n > len(raw) - pos2:
+                raise fail(pos, f"a string of {n} bytes runs past the end")
+            chunk = raw[pos2 : pos2 + n]
+            if major == 2:
+                return chunk, pos2 + n
+            try:
+                return chunk.decode("utf-8"), pos2 + n
+            except UnicodeDecodeError:
+                raise fail(pos, "text is not valid UTF-8") from None
+        if major == 4:
+            if n > len(raw) - pos2:
+                raise fail(pos, f"an array of {n} items cannot fit in the bytes left")
+            out: list[object] = []
+            for _ in range(n):
+                value, pos2 = item(pos2, depth + 1)
+                out.append(value)
+            return out, pos2
+        if major == 5:
+            if 2 * n > len(raw) - pos2:
+                raise fail(pos, f"a map of {n} entries cannot fit in the bytes left")
+            mapping: dict[str, object] = {}
+            for _ in range(n):
+                key, pos2 = item(pos2, depth + 1)
+                if not isinstance(key, str):
+                    raise fail(pos2, "map keys must be text")
+                if key in mapping:
+                    raise fail(pos2, f"duplicate map key {key!r}")
+                mapping[key], pos2 = item(pos2, depth + 1)
+            return mapping, pos2
+        if major == 6:
+            raise fail(pos, f"tags are not allowed (tag {n})")
+        if pos2 == pos + 1 and n in (20, 21):
+            return n == 21, pos2
+        raise fail(pos, "floats, null and other simple values are not allowed")
+
+    value, end = item(0, 0)
+    if end != len(raw):
+        raise DecodingError(f"cbor@{end}", f"{len(raw) - end} bytes after the item")
+    if canonical_cbor(value) != raw:
+        raise DecodingError("cbor", "not in canonical form (RFC 8949 §4.2.1: shortest heads, sorted map keys)")
+    return value

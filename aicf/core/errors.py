@@ -2,6 +2,7 @@
 
 AicfError
  ├── EncodingError            a value the canonical encoding does not admit (float, None, non-text key)
+ ├── DecodingError            outside bytes that are not canonical CBOR of the admitted kinds (tags, floats, …)
  ├── ParamsError              a params key that is unknown, ill-typed or out of range
  ├── RequestError             a request that SPEC §2 rejects (field, reason)
  ├── IllegalTransitionError   a job status move that is not a row of SPEC §4's table
@@ -18,6 +19,12 @@ class EncodingError(AicfError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"cannot encode {path}: {reason}")
         self.path, self.reason = path, reason
+
+
+class DecodingError(AicfError):
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"cannot decode {where}: {reason}")
+        self.where, self.reason = where, reason
 
 
 class ParamsError(AicfError):

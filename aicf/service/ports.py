@@ -1,6 +1,7 @@
 """The adapters' types as the transports may name them (they see the service, never a backend)."""
 
 from collections.abc import Callable
+from typing import Protocol
 
 from aicf.store.interface import (
     ConcurrentUpdateError,
@@ -10,7 +11,11 @@ from aicf.store.interface import (
     StoreUnavailableError,
 )
 
-StoreOpener = Callable[[str | None], Store]
+
+class StoreOpener(Protocol):
+    def __call__(self, url: str | None = None, *, must_exist: bool = False) -> Store: ...
+
+
 DefaultUrl = Callable[[], str]
 
 __all__ = [

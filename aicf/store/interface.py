@@ -45,6 +45,7 @@ from aicf.core.settlement import Payout
 from aicf.store.coord_interface import CoordinatorTx
 from aicf.store.coord_interface import ProofContext as ProofContext  # re-exported for aicf.service
 from aicf.store.coord_interface import QosRange as QosRange
+from aicf.store.devnet_interface import DevnetTx
 from aicf.store.trust_interface import TrustTx
 
 
@@ -138,7 +139,7 @@ class Snapshot:
     nonces: tuple[NonceRecord, ...]
 
 
-class Tx(CoordinatorTx, TrustTx, Protocol):
+class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
     """One unit of work. Every method may raise StoreUnavailableError; writes are visible only after commit."""
 
     def lock_ingest(self, *, wait: bool = True) -> bool:

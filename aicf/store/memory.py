@@ -7,7 +7,7 @@ so the semantics match SQLite's single writer. Records are frozen, so copying th
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -85,6 +85,9 @@ class _State:
     trap_seeds: dict[int, TrapSeedRecord] = field(default_factory=dict)
     traps: dict[bytes, TrapRecord] = field(default_factory=dict)  # by caller
     trust: TrustState = field(default_factory=TrustState)
+    devnet_meta: dict[str, int] = field(default_factory=dict)
+    devnet_blocks: dict[int, bytes] = field(default_factory=dict)
+    devnet_mempool: dict[int, bytes] = field(default_factory=dict)
 
     def copy(self) -> "_State":
         return _State(
@@ -119,6 +122,9 @@ class _State:
             trap_seeds=dict(self.trap_seeds),
             traps=dict(self.traps),
             trust=self.trust.copy(),
+            devnet_meta=dict(self.devnet_meta),
+            devnet_blocks=dict(self.devnet_blocks),
+            devnet_mempool=dict(self.devnet_mempool),
         )
 
 
@@ -150,6 +156,47 @@ class MemoryTx(MemoryTrustTx):
 
     def block_at(self, height: int) -> IngestedBlock | None:
         return self._s.blocks.get(height)
+
+    # -- the embedded devnet ---------------------------------------------------------------------------------
+    def devnet_meta(self) -> dict[str, int]:
+        return dict(self._s.devnet_meta)
+
+    def set_devnet_meta(self, values: Mapping[str, int]) -> None:
+        self._s.devnet_meta.update(values)
+
+    def devnet_blocks(self) -> list[bytes]:
+        return [self._s.devnet_blocks[h] for h in sorted(self._s.devnet_blocks)]
+
+    def put_devnet_blocks(self, blocks: Sequence[tuple[int, bytes]]) -> None:
+        for height, data in blocks:
+            if height in self._s.devnet_blocks:
+                raise ConcurrentUpdateError(f"devnet block {height} is already kept")
+            self._s.devnet_blocks[height] = data
+
+    def drop_devnet_blocks_above(self, height: int) -> None:
+        self._s.devnet_blocks = {h: d for h, d in self._s.devnet_blocks.items() if h <= height}
+
+    def devnet_mempool(self) -> list[tuple[int, bytes]]:
+        return sorted(self._s.devnet_mempool.items())
+
+    def put_devnet_pending(self, pending: Sequence[tuple[int, bytes]]) -> None:
+        self._s.devnet_mempool.update(pending)
+
+    def drop_devnet_pending_through(self, seq: int) -> None:
+        self._s.devnet_mempool = {s: d for s, d in self._s.devnet_mempool.items() if s > seq}
+
+    def clear_devnet_mempool(self) -> None:
+        self._s.devnet_mempool = {}
+
+    def jobs_by_tx_hash(self, tx_hash: bytes) -> list[Job]:
+        found = [j for j in self._s.jobs.values() if j.tx_hash == tx_hash]
+        return sorted(found, key=lambda j: -j.enqueue_height)
+
+    def refused_by_tx_hash(self, tx_hash: bytes) -> list[RefusedTx]:
+        return sorted((r for r in self._s.refused.values() if r.tx_hash == tx_hash), key=lambda r: -r.height)
+
+    def cancels_by_tx_hash(self, tx_hash: bytes) -> list[CancelRequest]:
+        return sorted((c for c in self._s.cancels.values() if c.tx_hash == tx_hash), key=lambda c: -c.height)
 
     def insert_block(self, block: IngestedBlock) -> None:
         if block.height in self._s.blocks:

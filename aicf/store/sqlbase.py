@@ -76,6 +76,43 @@ class SqlTx(SqlTrustTx, ABC):
         row = self._one("head_block", {})
         return None if row is None else rows.block_of(row)
 
+    # -- the embedded devnet (aicf.store.devnet_interface) ---------------------------------------------------
+    def devnet_meta(self) -> dict[str, int]:
+        return {rows._s(r[0]): rows._i(r[1]) for r in self._all("devnet_meta", {})}
+
+    def set_devnet_meta(self, values: Mapping[str, int]) -> None:
+        self._many("set_devnet_meta", [{"key": k, "value": v} for k, v in sorted(values.items())])
+
+    def devnet_blocks(self) -> list[bytes]:
+        return [rows._b(r[0]) for r in self._all("devnet_blocks", {})]
+
+    def put_devnet_blocks(self, blocks: Sequence[tuple[int, bytes]]) -> None:
+        self._many("put_devnet_block", [{"height": h, "data": d} for h, d in blocks])
+
+    def drop_devnet_blocks_above(self, height: int) -> None:
+        self._exec("drop_devnet_blocks_above", {"height": height})
+
+    def devnet_mempool(self) -> list[tuple[int, bytes]]:
+        return [(rows._i(r[0]), rows._b(r[1])) for r in self._all("devnet_mempool", {})]
+
+    def put_devnet_pending(self, pending: Sequence[tuple[int, bytes]]) -> None:
+        self._many("put_devnet_pending", [{"seq": s, "data": d} for s, d in pending])
+
+    def drop_devnet_pending_through(self, seq: int) -> None:
+        self._exec("drop_devnet_pending_through", {"seq": seq})
+
+    def clear_devnet_mempool(self) -> None:
+        self._exec("clear_devnet_mempool", {})
+
+    def jobs_by_tx_hash(self, tx_hash: bytes) -> list[Job]:
+        return [rows.job_of(r) for r in self._all("jobs_by_tx_hash", {"tx_hash": tx_hash})]
+
+    def refused_by_tx_hash(self, tx_hash: bytes) -> list[RefusedTx]:
+        return [rows.refused_of(r) for r in self._all("refused_by_tx_hash", {"tx_hash": tx_hash})]
+
+    def cancels_by_tx_hash(self, tx_hash: bytes) -> list[CancelRequest]:
+        return [rows.cancel_of(r) for r in self._all("cancels_by_tx_hash", {"tx_hash": tx_hash})]
+
     def block_at(self, height: int) -> IngestedBlock | None:
         row = self._one("block_at", {"height": height})
         return None if row is None else rows.block_of(row)

@@ -14,12 +14,14 @@ from aicf.core.errors import AicfError
 from aicf.core.params import Params, params_from_toml
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
+from aicf.transports.cli_request import request_app
 from aicf.transports.cli_roots import policy_app, roots_app
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
 wire_cli(app)  # aicf db …, aicf devnet …
 app.add_typer(provider_app, name="provider")
+app.add_typer(request_app, name="request")  # aicf request ai|quantum|deposit|balance|cancel|status|result
 register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)
 app.add_typer(roots_app, name="roots")  # aicf roots list|add|rotate
 app.add_typer(policy_app, name="policy")  # aicf policy show|set

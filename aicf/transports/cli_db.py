@@ -40,7 +40,7 @@ def build_db_app(open_store: StoreOpener, default_url: DefaultUrl) -> typer.Type
     def verify_command(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
         """Recompute every balance from the ledger, check the invariants, print the state digest."""
         try:
-            store = open_store(db or default_url())
+            store = open_store(db or default_url(), must_exist=True)
         except AicfError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(1) from None
@@ -71,7 +71,7 @@ def build_db_app(open_store: StoreOpener, default_url: DefaultUrl) -> typer.Type
     def digest_command(db: str | None = DbOption) -> None:
         """Print the state digest only."""
         try:
-            store = open_store(db or default_url())
+            store = open_store(db or default_url(), must_exist=True)
             try:
                 report = verify(store)
             finally:

@@ -29,6 +29,7 @@ from typing import Final
 from aicf.core.errors import (
     AicfError,
     AssignmentError,
+    DecodingError,
     EncodingError,
     IllegalTransitionError,
     ParamsError,
@@ -39,6 +40,7 @@ from aicf.core.ledger import LedgerError
 from aicf.core.qasm import NotCliffordError
 from aicf.core.registry import IllegalProviderMoveError
 from aicf.core.slashing import UnknownSlashReasonError
+from aicf.core.txs import BadTxSignatureError, NonceError, TxError, WrongChainError
 from aicf.service.errors import (
     InvalidPolicyError,
     InvalidRegistrationError,
@@ -191,6 +193,11 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     StoreUnavailableError: (-32030, "the coordinator's database is unavailable; retry later"),
     StoreError: (-32031, "the coordinator's database refused the operation; retry later"),
     IngestError: (-32032, "the coordinator is out of step with the chain; an operator has to act"),
+    DecodingError: (INVALID_PARAMS, None),  # outside CBOR that is not canonical or uses tags, floats, nulls
+    BadTxSignatureError: (-32041, None),
+    NonceError: (-32042, None),
+    WrongChainError: (-32043, None),
+    TxError: (-32040, None),
     AicfError: (-32000, None),
 }
 

@@ -822,3 +822,45 @@ SELECT p.proof_id, p.task_id, p.lease_id, p.provider_id, p.kind, p.envelope, p.r
    AND NOT EXISTS (SELECT 1 FROM proof_inclusions i WHERE i.task_id = j.task_id)
  ORDER BY p.received_at, p.proof_id
  LIMIT %(limit)s;
+
+-- name: devnet_meta
+SELECT key, value FROM devnet_meta;
+
+-- name: set_devnet_meta
+INSERT INTO devnet_meta (key, value) VALUES (%(key)s, %(value)s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: devnet_blocks
+SELECT data FROM devnet_blocks ORDER BY height;
+
+-- name: put_devnet_block
+INSERT INTO devnet_blocks (height, data) VALUES (%(height)s, %(data)s);
+
+-- name: drop_devnet_blocks_above
+DELETE FROM devnet_blocks WHERE height > %(height)s;
+
+-- name: devnet_mempool
+SELECT seq, data FROM devnet_mempool ORDER BY seq;
+
+-- name: put_devnet_pending
+INSERT INTO devnet_mempool (seq, data) VALUES (%(seq)s, %(data)s);
+
+-- name: drop_devnet_pending_through
+DELETE FROM devnet_mempool WHERE seq <= %(seq)s;
+
+-- name: clear_devnet_mempool
+DELETE FROM devnet_mempool;
+
+-- name: jobs_by_tx_hash
+SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
+       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
+       attempts, not_before, carried_batches, cancel_requested
+  FROM jobs WHERE tx_hash = %(tx_hash)s ORDER BY enqueue_height DESC;
+
+-- name: refused_by_tx_hash
+SELECT height, tx_index, tx_hash, kind, sender, field, reason FROM refused_txs
+ WHERE tx_hash = %(tx_hash)s ORDER BY height DESC;
+
+-- name: cancels_by_tx_hash
+SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests
+ WHERE tx_hash = %(tx_hash)s ORDER BY height DESC;

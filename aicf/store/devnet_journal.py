@@ -1,0 +1,42 @@
+"""The embedded devnet's journal in the coordinator's store (issue 12): aicf.chain.devnet.DevnetJournal over
+any `Store`, each record one transaction, so a SIGKILL leaves the devnet either before or after a change."""
+
+from collections.abc import Mapping, Sequence
+
+from aicf.store.interface import Store
+
+
+class StoreDevnetJournal:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self) -> tuple[dict[str, int], list[bytes], list[tuple[int, bytes]]] | None:
+        with self.store.transaction() as tx:
+            meta = tx.devnet_meta()
+            if not meta:
+                return None
+            return meta, tx.devnet_blocks(), tx.devnet_mempool()
+
+    def record(
+        self,
+        *,
+        meta: Mapping[str, int],
+        blocks: Sequence[tuple[int, bytes]] = (),
+        drop_blocks_above: int | None = None,
+        pending: Sequence[tuple[int, bytes]] = (),
+        drop_pending_through: int | None = None,
+        replace_mempool: bool = False,
+    ) -> None:
+        with self.store.transaction() as tx:
+            tx.set_devnet_meta(meta)
+            if drop_blocks_above is not None:
+                tx.drop_devnet_blocks_above(drop_blocks_above)
+            if blocks:
+                tx.put_devnet_blocks(blocks)
+            if replace_mempool:
+                tx.clear_devnet_mempool()
+            if drop_pending_through is not None:
+                tx.drop_devnet_pending_through(drop_pending_through)
+            if pending:
+                tx.put_devnet_pending(pending)
+            tx.commit()

@@ -1,0 +1,179 @@
+"""Requester methods (issue 12): send a signed transaction, follow it, read an account and a job's outcome.
+
+- `aicf.sendTransaction {tx}`: `tx` is the 0x hex of the canonical CBOR of a signed transaction
+  (aicf.core.txs): the transaction's own signature is its authentication, its nonce its replay protection.
+- `aicf.getTransaction {tx_hash}`: pending, included (with the job it made), refused (with the reason) or unknown.
+- `aicf.getAccount {address}`: balance, next nonce, transactions waiting, open jobs.
+- `aicf.readResult {id}`: the job's status, ResultRecord, output and what was charged and refunded.
+The composition root passes the use-cases in as callables, with the chain's lock held around them.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from aicf.core.encoding import to_hex
+from aicf.core.txs import SignedTx, decode_signed_tx
+from aicf.service.errors import NotFoundError
+from aicf.service.requesters import Account, RequestOutcome, TxStatus
+from aicf.transports.errors import InvalidParamsError
+from aicf.transports.rpc import CallContext, RpcMethod
+from aicf.transports.schemas import Hex, Hex32, WireModel
+
+Json = Any
+
+
+class SendParams(WireModel):
+    tx: Hex
+
+
+class TxHashParams(WireModel):
+    tx_hash: Hex32
+
+
+class AccountParams(WireModel):
+    address: Hex
+
+
+class TaskParams(WireModel):
+    id: Hex32
+
+
+class NoParams(WireModel):
+    pass
+
+
+def render_status(s: TxStatus) -> Json:
+    loc = s.location
+    out: dict[str, Json] = {"tx_hash": to_hex(s.tx_hash), "state": s.state}
+    if loc is not None:
+        out.update(kind=loc.kind.value, sender=to_hex(loc.sender), height=loc.height, index=loc.index)
+    if s.jobs:
+        out["task_id"] = to_hex(s.jobs[0].task_id)
+        out["status"] = s.jobs[0].status.value
+    if s.refused is not None:
+        out["refused"] = {"field": s.refused.field, "reason": s.refused.reason}
+    if s.cancel is not None:
+        out["cancel_outcome"] = s.cancel.outcome.value
+    return out
+
+
+def render_account(a: Account, chain_id: int) -> Json:
+    return {
+        "address": to_hex(a.address),
+        "chain_id": chain_id,
+        "balance": a.balance,
+        "next_nonce": a.next_nonce,
+        "pending": a.pending,
+        "open_jobs": a.open_jobs,
+    }
+
+
+def _wire(value: object) -> Json:
+    if isinstance(value, bytes):
+        return to_hex(value)
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _wire(v) for k, v in value.items()}
+    return value
+
+
+def render_outcome(o: RequestOutcome) -> Json:
+    job, r = o.job, o.result
+    out: dict[str, Json] = {
+        "task_id": to_hex(job.task_id),
+        "kind": job.kind,
+        "model": job.model,
+        "status": job.status.value,
+        "final": o.final,
+        "escrow": job.escrow,
+        "charged": o.charged,
+        "refunded": o.refunded,
+        "result": None,
+    }
+    if r is not None:
+        result: dict[str, Json] = {
+            "proof_id": to_hex(r.proof_id),
+            "provider_id": to_hex(r.provider_id),
+            "output_digest": to_hex(r.output_digest),
+            "units_mu": r.units_mu,
+            "qos": dict(r.qos),
+            "height": r.height,
+        }
+        if o.output is not None:
+            result["output"] = to_hex(o.output)
+        if o.results is not None:
+            result["results"] = _wire(o.results)
+        out["result"] = result
+    return out
+
+
+def requester_methods(
+    *,
+    chain_id: int,
+    send: Callable[[SignedTx], bytes],
+    status: Callable[[bytes], TxStatus],
+    account: Callable[[bytes], Account],
+    outcome: Callable[[bytes], RequestOutcome | None],
+    terms: Callable[[], Json],
+) -> list[RpcMethod[Any]]:
+    def send_tx(p: SendParams, _: CallContext) -> Json:
+        tx = decode_signed_tx(p.tx)
+        tx_hash = send(tx)
+        return {"tx_hash": to_hex(tx_hash), "sender": to_hex(tx.sender), "nonce": tx.nonce}
+
+    def get_tx(p: TxHashParams, _: CallContext) -> Json:
+        return render_status(status(p.tx_hash))
+
+    def get_account(p: AccountParams, _: CallContext) -> Json:
+        if len(p.address) != 20:
+            raise InvalidParamsError([("address", f"expected 20 bytes, got {len(p.address)}")])
+        return render_account(account(p.address), chain_id)
+
+    def read_result(p: TaskParams, _: CallContext) -> Json:
+        found = outcome(p.id)
+        if found is None:
+            raise NotFoundError(f"job {to_hex(p.id)}")
+        return render_outcome(found)
+
+    def get_terms(_: NoParams, __: CallContext) -> Json:
+        return terms()
+
+    return [
+        RpcMethod(
+            name="aicf.getRequestTerms",
+            params_model=NoParams,
+            handler=get_terms,
+            access="read",
+            summary="Chain id, models and weights, current price, reserve and suggested fees, request limits",
+        ),
+        RpcMethod(
+            name="aicf.sendTransaction",
+            params_model=SendParams,
+            handler=send_tx,
+            access="read",
+            summary="Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
+            description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md",
+        ),
+        RpcMethod(
+            name="aicf.getTransaction",
+            params_model=TxHashParams,
+            handler=get_tx,
+            access="read",
+            summary="Where a transaction is: pending, included (with its task id), refused (with the reason)",
+        ),
+        RpcMethod(
+            name="aicf.getAccount",
+            params_model=AccountParams,
+            handler=get_account,
+            access="read",
+            summary="A requester's balance, next nonce, waiting transactions and open jobs",
+        ),
+        RpcMethod(
+            name="aicf.readResult",
+            params_model=TaskParams,
+            handler=read_result,
+            access="read",
+            summary="A job's status, ResultRecord, output, and what was charged and refunded",
+        ),
+    ]
