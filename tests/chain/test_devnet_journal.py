@@ -1,7 +1,7 @@
 """Issue 12: the embedded devnet keeps its chain in the coordinator's store and resumes it after a stop, and a
 requester's signed transaction enters the mempool only with a valid signature, chain id and next nonce."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -108,7 +108,7 @@ def test_a_failed_journal_write_leaves_the_devnet_as_it_was(store: Store, what: 
     journal = FailingJournal(StoreDevnetJournal(store), ok=0)
     net.journal = journal
     before = (list(net.blocks), list(net.mempool), net.nonce, net.reorgs, dict(net.account_nonces), net.next_seq)
-    actions = {
+    actions: dict[str, Callable[[], object]] = {
         "submit": lambda: net.submit(A, TxKind.DEPOSIT, {"to": A, "amount": 1}),
         "send": lambda: net.send(deposit(3)),
         "mine": lambda: net.mine(2),
@@ -144,8 +144,9 @@ def test_a_signed_transaction_enters_the_mempool_with_the_next_nonce() -> None:
     h0 = net.send(deposit(0))
     h1 = net.send(deposit(1))
     assert [p.tx_hash for p in net.mempool] == [h0, h1]
-    assert net.locate(h0) is not None
-    assert net.locate(h0).height is None
+    first = net.locate(h0)
+    assert first is not None
+    assert first.height is None
     net.mine(1)
     loc = net.locate(h1)
     assert loc is not None
