@@ -723,7 +723,6 @@ _NEVER_CLIFFORD: Final = frozenset({"t", "tdg", "ch", "csx", "ccx", "cswap"})
 _RZ_QUARTERS: Final = ("", "S", "Z", "S_DAG")  # Rz(kπ/2) up to a global phase
 _RY_QUARTERS: Final = ("", "SQRT_Y", "Y", "SQRT_Y_DAG")  # Ry(kπ/2) up to a global phase
 _HALF_PI: Final = Angle(pi=Fraction(1, 2))
-_PI: Final = Angle(pi=Fraction(1))
 _ZERO: Final = Angle()
 _HALF: Final = Fraction(1, 2)
 

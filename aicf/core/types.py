@@ -10,5 +10,4 @@ Timestamp = NewType("Timestamp", int)  # integer unix seconds
 Height = NewType("Height", int)
 
 BPS = 10_000
-MILLI = 1_000
 MAX_AMOUNT = 2**63  # every stored amount and every request integer is < 2^63 (SPEC §1)

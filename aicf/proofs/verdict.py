@@ -32,7 +32,6 @@ DROP_CODES = frozenset(
         RejectCode.DUPLICATE,
     }
 )
-NO_SLASH_CODES = DROP_CODES | {RejectCode.STALE_ATTESTATION, RejectCode.UNKNOWN_ROOT, RejectCode.UNVERIFIABLE}
 # The slash reason (SPEC §9) a rejection earns; DIGEST_MISMATCH is a provider claiming work it did not do.
 SLASH_FOR = {
     RejectCode.BAD_ATTESTATION: "BAD_ATTESTATION",

@@ -147,18 +147,6 @@ def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | No
         return batch, tx.payouts_of_epoch(epoch)
 
 
-def get_payout(store: Store, payout_id: bytes) -> tuple[Payout, BatchRecord] | None:
-    """The payout with this id (scans its epoch's payouts: payout ids are H(epoch, task_id))."""
-    with store.transaction() as tx:
-        last = tx.last_batch_epoch()
-        for epoch in range(last if last is not None else -1, -1, -1):
-            for payout in tx.payouts_of_epoch(epoch):
-                if payout.payout_id == payout_id:
-                    batch = tx.get_batch(epoch)
-                    return (payout, batch) if batch is not None else None
-        return None
-
-
 def status(store: Store, now: int, params: Params) -> Status:
     with store.transaction() as tx:
         head = tx.head_block()

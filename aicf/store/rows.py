@@ -579,10 +579,6 @@ def event_of(r: Row) -> Event:
     return Event(seq=_i(r[0]), topic=_s(r[1]), data=_b(r[2]), time=_i(r[3]))
 
 
-def as_opt_bytes(v: object) -> bytes | None:
-    return _opt_b(v)
-
-
 def as_int(v: object) -> int:
     return _i(v)
 

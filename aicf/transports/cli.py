@@ -88,7 +88,7 @@ def conformance(
 
 @app.command()
 def demo(params_file: Path | None = ParamsOption) -> None:
-    """Run the seed's worked example (§10) through the core and print every step."""
+    """Run the worked example of docs/DESIGN.md §10 through the core and print every step."""
     params = load_params(params_file)
     for title, rows in worked_example(params):
         table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)

@@ -1,4 +1,4 @@
-"""The seed's worked example (§10) computed by the core, step by step, as rows a person can read.
+"""The worked example of docs/DESIGN.md §10 computed by the core, step by step, as rows a person can read.
 
 Every value is derived, none is typed in: the task id from the request bytes, the provider from the
 stake-weighted beacon draw, units from the QoS measurements, payouts from settlement.

@@ -39,10 +39,6 @@ class ById(WireModel):
     id: Hex32
 
 
-class ProviderById(WireModel):
-    provider_id: Hex32
-
-
 class ListJobsParams(PageParams):
     statuses: Annotated[tuple[JobStatus, ...], Field(max_length=9)] = ()
 

@@ -41,6 +41,7 @@ VALUES = st.recursive(
 # ---- canonical CBOR ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @given(VALUES)
 def test_canonical_cbor_matches_cbor2_canonical_byte_for_byte(value: object) -> None:
     assert canonical_cbor(value) == cbor2.dumps(value, canonical=True)

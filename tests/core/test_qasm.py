@@ -337,6 +337,7 @@ def circuits(draw: st.DrawFn) -> Circuit:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=50)
 @given(c=circuits())
 def test_random_valid_circuits_round_trip_and_depth_is_bounded(c: Circuit) -> None:

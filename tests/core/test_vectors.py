@@ -306,6 +306,7 @@ def test_cli_params_file_changes_the_rule_it_feeds(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "3 passed, 3 failed"  # the three llama3-8b cases move
 
 
+@pytest.mark.slow
 def test_installed_aicf_command_runs_the_vectors() -> None:
     exe = Path(sys.executable).parent / "aicf"
     if not exe.exists():
@@ -350,6 +351,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(st.sampled_from(ALL_CASES), st.data(), JSON_VALUES)
 def test_runner_never_crashes_on_a_mangled_input_field(param: Any, data: st.DataObject, junk: object) -> None:

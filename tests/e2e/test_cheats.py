@@ -380,6 +380,7 @@ def evidence_of(slash: SlashRecord) -> dict[str, Any]:
     return evidence
 
 
+@pytest.mark.slow
 def test_every_cheat_is_caught_rejected_and_slashed_and_the_honest_providers_are_paid(scenario: Scenario) -> None:
     s = scenario
     cast_everyone(s)

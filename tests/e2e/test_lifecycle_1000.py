@@ -244,6 +244,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
+@pytest.mark.slow
 def test_a_thousand_jobs_cross_every_state_and_settle_exactly_once(store: Store) -> None:
     started = time.perf_counter()
     run = Run(store)

@@ -24,7 +24,7 @@ from aicf.service.ingest import ingest_available
 from aicf.store.memory import MemoryStore
 from aicf.store.postgres import PostgresStore
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # replica subprocesses for tens of seconds
 
 JOBS = 200
 SEED = 3

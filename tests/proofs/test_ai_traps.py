@@ -262,6 +262,7 @@ def test_real_embedding_trap_passes_honest_and_fails_cheats() -> None:
     assert check_output_digest(honest.output, output_digest(answer.output)).passed
 
 
+@pytest.mark.slow
 def test_real_generation_trap_passes_honest_and_fails_cheats() -> None:
     answer = _reexecute("smollm2-135m", b"The capital of France is", 8)
     honest = _reexecute("smollm2-135m", b"The capital of France is", 8)

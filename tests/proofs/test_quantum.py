@@ -343,6 +343,7 @@ junk = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(key=st.sampled_from(["circuit_digest", "shots", "results", "cert_chain", "qos"]), value=junk)
 def test_verifier_never_raises_and_never_accepts_a_damaged_body(key: str, value: object) -> None:
@@ -472,6 +473,7 @@ def test_clifford_lowering_matches_the_gate_matrix_up_to_phase(name: str, quarte
     assert stim.Tableau.from_circuit(program) == stim.Tableau.from_unitary_matrix(matrix, endian="big")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "d"), [(32, MAX_DEPTH), (MAX_QUBITS, MAX_VOLUME // MAX_QUBITS)])
 def test_traps_of_the_largest_jobs_stay_within_what_a_provider_parses(n: int, d: int) -> None:
     job = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n'.encode() + b"h q;\n" * d

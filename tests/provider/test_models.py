@@ -108,6 +108,7 @@ def test_missing_model_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None
 # --- minilm-l6-v2 -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embedding_is_384_little_endian_float32_of_unit_length(minilm: EmbeddingRunner) -> None:
     raw = minilm.embed(b"A man is playing a guitar.")
     assert len(raw) == EMBEDDING_DIMS * 4
@@ -116,6 +117,7 @@ def test_embedding_is_384_little_endian_float32_of_unit_length(minilm: Embedding
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
 
 
+@pytest.mark.slow
 def test_paraphrases_are_closer_than_unrelated_sentences(minilm: EmbeddingRunner) -> None:
     a = minilm.embed(b"A man is playing a guitar.")
     b = minilm.embed(b"Someone is strumming a guitar.")
@@ -125,11 +127,13 @@ def test_paraphrases_are_closer_than_unrelated_sentences(minilm: EmbeddingRunner
     assert cosine(b, c) < 0.3
 
 
+@pytest.mark.slow
 def test_embedding_is_bit_identical_across_calls(minilm: EmbeddingRunner) -> None:
     text = b"Quantum computers use qubits instead of bits."
     assert minilm.embed(text) == minilm.embed(text)
 
 
+@pytest.mark.slow
 def test_long_and_odd_inputs_embed(minilm: EmbeddingRunner) -> None:
     long = b"word " * 2000  # far past the 256 word pieces the model reads
     assert len(minilm.embed(long)) == EMBEDDING_DIMS * 4
@@ -138,6 +142,7 @@ def test_long_and_odd_inputs_embed(minilm: EmbeddingRunner) -> None:
     assert minilm.embed(b"caf\xff") == minilm.embed("caf\ufffd".encode())  # invalid UTF-8 is replaced
 
 
+@pytest.mark.slow
 def test_model_digest_pins_the_files(minilm: EmbeddingRunner) -> None:
     digest = minilm.model_digest()
     assert len(digest) == 32
@@ -148,6 +153,7 @@ def test_model_digest_pins_the_files(minilm: EmbeddingRunner) -> None:
 # --- smollm2-135m -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generation_is_greedy_and_deterministic(smollm: TextGenRunner) -> None:
     first = smollm.generate(b"The capital of France is", 8)
     second = smollm.generate(b"The capital of France is", 8)
@@ -156,6 +162,7 @@ def test_generation_is_greedy_and_deterministic(smollm: TextGenRunner) -> None:
     assert first.text.startswith(b" Paris")
 
 
+@pytest.mark.slow
 def test_token_ids_are_stable_and_decode_to_the_text(smollm: TextGenRunner) -> None:
     # Pinned on this machine kind: a change means the runtime's arithmetic changed, and with it every trap.
     result = smollm.generate(b"The capital of France is", 4)
@@ -163,6 +170,7 @@ def test_token_ids_are_stable_and_decode_to_the_text(smollm: TextGenRunner) -> N
     assert result.text == b" Paris.\n\n"
 
 
+@pytest.mark.slow
 def test_max_tokens_bounds_the_output(smollm: TextGenRunner) -> None:
     assert smollm.generate(b"def fibonacci(n):", 0) == Generation(token_ids=(), text=b"")
     assert len(smollm.generate(b"def fibonacci(n):", 3).token_ids) == 3
@@ -170,10 +178,12 @@ def test_max_tokens_bounds_the_output(smollm: TextGenRunner) -> None:
         smollm.generate(b"x", -1)
 
 
+@pytest.mark.slow
 def test_empty_prompt_starts_from_bos(smollm: TextGenRunner) -> None:
     assert smollm.generate(b"", 2) == smollm.generate(b"", 2)
 
 
+@pytest.mark.slow
 def test_generation_output_is_the_canonical_cbor_the_verifier_reads(smollm: TextGenRunner) -> None:
     result = smollm.generate(b"1, 2, 3, 4, 5,", 6)
     assert result.output == canonical_cbor({"text": result.text, "token_ids": list(result.token_ids)})
@@ -184,6 +194,7 @@ def test_generation_output_is_the_canonical_cbor_the_verifier_reads(smollm: Text
 # --- trap re-execution and corpus ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reexecute_trap_returns_the_expected_answer(minilm: EmbeddingRunner, smollm: TextGenRunner) -> None:
     embedded = reexecute_trap("minilm-l6-v2", b"Rain is expected.", 16)
     assert embedded.kind == "embedding"
@@ -224,6 +235,7 @@ def test_stable_cases_drops_a_prompt_whose_output_changes() -> None:
         stable_cases(cases, runs=1)
 
 
+@pytest.mark.slow
 def test_default_corpus_is_stable_on_this_machine(minilm: EmbeddingRunner, smollm: TextGenRunner) -> None:
     # Every embedding case and three generation cases (the whole corpus costs 30 s of generation; each case is
     # as likely to drift as any other, so a runtime change shows up here too).

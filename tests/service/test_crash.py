@@ -34,6 +34,7 @@ def _clean_digest() -> bytes:
     return state_digest(store)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 def test_a_coordinator_killed_mid_ingest_resumes_to_the_clean_replay_digest(backend: str, tmp_path: Path) -> None:
     schema = ""

@@ -135,6 +135,7 @@ def settled_payouts(run: Running) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 def test_the_history_settled_payouts(running: Running) -> None:
     status = reads.status(running.system.store, running.clock.now(), running.system.params)
     assert status.last_settled_epoch is not None
@@ -142,6 +143,7 @@ def test_the_history_settled_payouts(running: Running) -> None:
     assert len(settled_payouts(running)) == len(running.enqueues) == 9
 
 
+@pytest.mark.slow
 def test_providers_lists_the_provider_with_stake_and_qos(running: Running) -> None:
     items = as_json(cli("providers", "--url", running.url, "--json"))
     assert [p["provider_id"] for p in items] == [to_hex(running.agent.provider_id)]
@@ -153,6 +155,7 @@ def test_providers_lists_the_provider_with_stake_and_qos(running: Running) -> No
     assert "10,000,000,000" in human.stdout
 
 
+@pytest.mark.slow
 def test_jobs_pages_through_every_job_and_filters_by_status(running: Running) -> None:
     every = as_json(cli("jobs", "--url", running.url, "--json", "--page-size", "2"))
     assert len(every) == 9
@@ -168,6 +171,7 @@ def test_jobs_pages_through_every_job_and_filters_by_status(running: Running) ->
     assert f"settled {len(settled)}" in human.stdout
 
 
+@pytest.mark.slow
 def test_job_tells_the_whole_story(running: Running) -> None:
     job = as_json(cli("jobs", "-s", "SETTLED", "--limit", "1", "--url", running.url, "--json"))[0]
     story = as_json(cli("job", job["task_id"], "--url", running.url, "--json"))
@@ -183,6 +187,7 @@ def test_job_tells_the_whole_story(running: Running) -> None:
         assert heading in human.stdout, heading
 
 
+@pytest.mark.slow
 def test_epoch_shows_the_batch_with_split_totals(running: Running) -> None:
     batch = as_json(cli("epoch", "0", "--url", running.url, "--json"))
     payouts = batch["payouts"]
@@ -195,6 +200,7 @@ def test_epoch_shows_the_batch_with_split_totals(running: Running) -> None:
     assert f"{batch['totals']['reward']:,}" in human.stdout
 
 
+@pytest.mark.slow
 def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) -> None:
     payout = settled_payouts(running)[-1]
     report = as_json(cli("audit", "payout", payout["payout_id"], "--url", running.url, "--json"))
@@ -206,6 +212,7 @@ def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) ->
     assert "checks pass" in by_task.stdout
 
 
+@pytest.mark.slow
 def test_audit_fails_naming_the_field_when_the_params_differ(running: Running, tmp_path: Path) -> None:
     payout = settled_payouts(running)[0]
     devnet_toml = (Path(__file__).resolve().parents[2] / "aicf" / "devnet.toml").read_text(encoding="utf-8")
@@ -225,12 +232,14 @@ def test_audit_fails_naming_the_field_when_the_params_differ(running: Running, t
     assert "base_rate" in human.stdout
 
 
+@pytest.mark.slow
 def test_audit_of_an_unknown_payout_fails(running: Running) -> None:
     result = cli("audit", "payout", "0x" + "ab" * 32, "--url", running.url)
     assert result.exit_code == 1
     assert "no payout 0x" + "ab" * 32 in result.stderr
 
 
+@pytest.mark.slow
 def test_devnet_reorg_replaces_blocks_and_the_coordinator_follows(running: Running) -> None:
     before = running.system.devnet.head_height()
     result = cli("devnet", "reorg", "--depth", "3", "--url", running.url, "--token", TOKEN, "--json")
@@ -260,6 +269,7 @@ def devnet_head_hash(run: Running) -> str:
     return to_hex(block.hash)
 
 
+@pytest.mark.slow
 def test_heartbeat_naming_a_lease_checks_it_over_rpc(running: Running) -> None:
     client = running.agent.client
     before = client.call_provider("aicf.heartbeat", {})
@@ -317,6 +327,7 @@ def test_an_unreachable_coordinator_exits_1_saying_what_to_do() -> None:
             assert "aicf up" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_epoch_not_settled_yet_exits_1(running: Running) -> None:
     result = cli("epoch", "99", "--url", running.url)
     assert result.exit_code == 1

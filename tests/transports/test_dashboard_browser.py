@@ -40,6 +40,7 @@ LAUNCH_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 15_000
+pytestmark = pytest.mark.slow  # a real browser against a served app
 
 
 @contextlib.contextmanager

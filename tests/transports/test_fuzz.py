@@ -92,6 +92,7 @@ def _check_answer(answer: Any, request: Any) -> None:
 
 # Three bodies per example: hypothesis spends its time per example, not per body, so 700 examples send 2,100
 # malformed bodies (most holding one request, some a batch of up to six) in about half the time.
+@pytest.mark.slow
 @settings(max_examples=700, suppress_health_check=list(HealthCheck), deadline=None, database=None)
 @given(three=st.tuples(bodies, bodies, bodies))
 def test_malformed_requests_only_ever_get_json_rpc_errors(

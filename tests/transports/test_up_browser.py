@@ -35,6 +35,7 @@ DOC_SCREENSHOT = ROOT / "docs" / "img" / "dashboard-live.png"
 START_TIMEOUT_S = 60.0
 WAIT_MS = 20_000
 EVENT_WAIT_MS = 45_000  # a job must become final (6 blocks of 2 s) and be assigned before jobAssigned
+pytestmark = pytest.mark.slow  # a real `aicf up` and a real browser
 
 
 @dataclass

@@ -28,7 +28,6 @@ REALM_REMS = 44239
 REALM_PUB_KEY = 44237
 REALM_PUB_KEY_HASH_ALG = 44240
 PLATFORM_LIFECYCLE = 2395
-PLATFORM_PROFILE = 265
 HASH_ALGS = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512"}
 LIFECYCLE_SECURED = range(0x3000, 0x3100)  # PSA lifecycle "secured"; anything else is not a production state
 

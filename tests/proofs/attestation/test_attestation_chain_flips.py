@@ -112,6 +112,7 @@ def regions(s: Any, roots: VendorRoots) -> Iterator[Region]:
         yield "named CPAK", cpak, as_named
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["snp-milan", "snp-milan-vlek-v3", "sgx-v3", "tdx-v4", "nitro-blocky", "nvidia-h100", "cca-example"]
 )

@@ -33,6 +33,7 @@ def assert_specific_reject(out: object) -> None:
     assert out.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
 @FLIPS
 @given(pos=st.integers(min_value=0), mask=st.integers(1, 255))
@@ -47,6 +48,7 @@ def test_flipped_evidence_byte_is_rejected(
 # database is shared across the parameters of one test, and a data-dependent draw shape would replay as flaky.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["snp-milan", "snp-milan-vlek-v3", "nvidia-h100"])
 @FLIPS
 @given(which=st.integers(min_value=0), pos=st.integers(min_value=0), mask=st.integers(1, 255))
@@ -60,6 +62,7 @@ def test_flipped_certificate_byte_is_rejected(
     assert_specific_reject(verify_evidence(s.kind, s.evidence, certs, roots, s.at_time, permissive))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sgx-v3", "tdx-v4"])
 @FLIPS
 @given(pos=st.integers(min_value=0), mask=st.integers(1, 255))
