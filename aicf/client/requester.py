@@ -78,6 +78,15 @@ class Requester:
         self._chain_id: int | None = None
         self._terms: dict[str, Any] | None = None
 
+    def close(self) -> None:
+        self.rpc.close()
+
+    def __enter__(self) -> "Requester":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     # -- reads -----------------------------------------------------------------------------------------------
     def terms(self) -> dict[str, Any]:
         """The chain id, models and their weights, current price and the suggested fees (aicf.getRequestTerms)."""

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store.backends import drop_schema, new_schema, pg_url, require_postgres
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
 from aicf.client.requester import Requester, load_or_create_requester_key
-from store.backends import drop_schema, new_schema, pg_url, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 BELL = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
@@ -72,22 +72,29 @@ class Up:
         self.starts += 1
         self.log = self.var.parent / f"up-{self.starts}.log"
         cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--db", self.db, "--var", str(self.var),
-               "--port", str(self.port), "--params", str(self.params), "--models", self.models, "--no-load"]  # fmt: skip
-        out = self.log.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
-            cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-        client = RpcClient(self.url + "/rpc", timeout_s=5.0)
-        deadline = threading.Event()
+               "--port", str(self.port), "--params", str(self.params), "--models", self.models,
+               "--no-load"]  # fmt: skip
+        with self.log.open("w", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
+                cmd,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         waited = 0.0
-        while waited < timeout_s:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"aicf up exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                client.call("aicf.getStatus")
-                return
-            except (RpcTransportError, RpcError):
-                deadline.wait(0.2)
+        with RpcClient(self.url + "/rpc", timeout_s=5.0) as client:
+            while waited < timeout_s:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"aicf up exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                try:
+                    client.call("aicf.getStatus")
+                    if "models served" in self.log.read_text():  # the banner is out: everything has started
+                        return
+                except (RpcTransportError, RpcError):
+                    pass
+                pause(0.2)
                 waited += 0.2
         raise AssertionError(f"aicf up did not answer within {timeout_s} s:\n{self.log.read_text()[-3000:]}")
 
@@ -97,7 +104,12 @@ class Up:
         return self.proc.wait(timeout=timeout_s)
 
     def status(self) -> dict[str, Any]:
-        return dict(RpcClient(self.url + "/rpc", timeout_s=10.0).call("aicf.getStatus"))
+        with RpcClient(self.url + "/rpc", timeout_s=10.0) as client:
+            return dict(client.call("aicf.getStatus"))
+
+    def epoch_root(self, epoch: int) -> str:
+        with RpcClient(self.url + "/rpc", timeout_s=10.0) as client:
+            return str(client.call("aicf.getEpoch", {"epoch": epoch})["root"])
 
     def cli(self, *args: str, key: Path, timeout_s: float = 120.0) -> "subprocess.CompletedProcess[str]":
         env = {**os.environ, "AICF_URL": self.url, "AICF_REQUESTER_KEY": str(key)}
@@ -126,9 +138,7 @@ def requester(up: Up, tmp_path: Path, name: str = "alice") -> Requester:
     return Requester(up.url, load_or_create_requester_key(tmp_path / f"{name}.key"), sleep=pause)
 
 
-def test_a_requester_gets_results_for_50_ai_and_10_quantum_jobs_through_the_cli(
-    sqlite_up: Up, tmp_path: Path
-) -> None:
+def test_a_requester_gets_results_for_50_ai_and_10_quantum_jobs_through_the_cli(sqlite_up: Up, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     sqlite_up.start()
     key = tmp_path / "alice.key"
@@ -142,12 +152,22 @@ def test_a_requester_gets_results_for_50_ai_and_10_quantum_jobs_through_the_cli(
         if i % 6 == 5:
             args = ["request", "quantum", "--qasm", str(circuit), "--shots", "20", "--json"]
         else:
-            args = ["request", "ai", "--model", "minilm-l6-v2", "--prompt", f"question {i}", "--max-units", "5", "--json"]
+            args = [
+                "request",
+                "ai",
+                "--model",
+                "minilm-l6-v2",
+                "--prompt",
+                f"question {i}",
+                "--max-units",
+                "5",
+                "--json",
+            ]
         done = sqlite_up.cli(*args, key=key)
         assert done.returncode == 0, done.stderr
         sent.append(json.loads(done.stdout)["tx_hash"])
-    r = Requester(sqlite_up.url, load_or_create_requester_key(key), sleep=pause)
-    records = [r.wait(tx, timeout_s=600, poll_s=0.5) for tx in sent]
+    with Requester(sqlite_up.url, load_or_create_requester_key(key), sleep=pause) as r:
+        records = [r.wait(tx, timeout_s=600, poll_s=0.5) for tx in sent]
     assert len({rec["task_id"] for rec in records}) == 60
     for rec in records:
         assert rec["final"] is True
@@ -196,10 +216,11 @@ def test_bad_requests_from_the_cli_get_a_specific_error_and_touch_nothing(sqlite
 def test_sigterm_stops_cleanly_and_a_restart_resumes_the_same_chain(sqlite_up: Up, tmp_path: Path) -> None:
     sqlite_up.models = "none"
     sqlite_up.start()
-    r = requester(sqlite_up, tmp_path)
-    r.wait_included(r.deposit(10**9), timeout_s=60)
-    tx = r.submit_quantum(BELL, 10)
-    first = r.wait(tx, timeout_s=120, until="verified")
+    with requester(sqlite_up, tmp_path) as r:
+        r.wait_included(r.deposit(10**9), timeout_s=60)
+        tx = r.submit_quantum(BELL, 10)
+        first = r.wait(tx, timeout_s=120, until="verified")
+        balance = r.balance()
     head = sqlite_up.status()["head_height"]
     assert sqlite_up.kill(signal.SIGTERM) == 0
     assert sqlite_up.log is not None
@@ -207,18 +228,22 @@ def test_sigterm_stops_cleanly_and_a_restart_resumes_the_same_chain(sqlite_up: U
     sqlite_up.start()
     assert "resumed the devnet chain" in sqlite_up.log.read_text()
     assert sqlite_up.status()["head_height"] >= head
-    again = Requester(sqlite_up.url, r.key, sleep=pause)
-    assert again.balance() == r.balance()
-    assert again.result(first["task_id"])["result"] == first["result"]
-    final = again.wait(tx, timeout_s=120)  # it settles after the restart
+    with requester(sqlite_up, tmp_path) as again:
+        assert again.balance() == balance
+        assert again.result(first["task_id"])["result"] == first["result"]
+        final = again.wait(tx, timeout_s=120)  # it settles after the restart
     assert final["status"] == "SETTLED"
 
 
 def _sigkill_loop(up: Up, tmp_path: Path, kills: int, seed: int) -> None:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - kill timings, not secrets
     up.models = "none"
     up.start()
-    r = requester(up, tmp_path)
+    with requester(up, tmp_path) as r:
+        _kill_and_restart(up, r, kills, rng)
+
+
+def _kill_and_restart(up: Up, r: Requester, kills: int, rng: random.Random) -> None:
     r.wait_included(r.deposit(10**11), timeout_s=60)
     sent: list[str] = []
     roots: dict[int, str] = {}
@@ -232,7 +257,7 @@ def _sigkill_loop(up: Up, tmp_path: Path, kills: int, seed: int) -> None:
         last_head = status["head_height"]
         settled = status.get("last_settled_epoch")
         for epoch in range(0, (settled if isinstance(settled, int) else -1) + 1):
-            root = RpcClient(up.url + "/rpc").call("aicf.getEpoch", {"epoch": epoch})["root"]
+            root = up.epoch_root(epoch)
             assert roots.setdefault(epoch, root) == root, f"epoch {epoch}'s root changed after a kill"
         up.kill(signal.SIGKILL)
         up.start()
@@ -263,8 +288,9 @@ def test_sigkill_at_random_moments_on_sqlite_loses_nothing(tmp_path: Path, param
 def test_sigkill_at_random_moments_on_postgres_loses_nothing(tmp_path: Path, params_file: Path) -> None:
     require_postgres()
     schema = new_schema()
-    from aicf.store.postgres import PostgresStore
     from store.backends import PG_DSN
+
+    from aicf.store.postgres import PostgresStore
 
     PostgresStore(PG_DSN, schema=schema).close()
     up = Up(db=pg_url(schema), var=tmp_path / "var", params=params_file, models="none")
