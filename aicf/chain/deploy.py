@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
+from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from aicf.chain.artifacts import load_artifact
 from aicf.core.errors import AicfError
@@ -97,6 +99,66 @@ def load_deployment(path: Path, w3: Web3) -> Deployment:
     if not w3.eth.get_code(Web3.to_checksum_address(deployment.aicf)):
         raise DeploymentError(f"{path}: no contract at aicf address {deployment.aicf} on this node")
     return deployment
+
+
+def deploy_to_node(
+    *,
+    rpc_url: str,
+    out: Path,
+    coordinator: str | None = None,
+    fund: str | None = None,
+    token: str | None = None,
+    private_key_file: Path | None = None,
+    unbonding_period_s: int = SEVEN_DAYS_S,
+    finality_depth: int = FINALITY_DEPTH,
+    with_consumer: bool = True,
+) -> dict[str, object]:
+    """`aicf chain deploy`: connect, deploy, write the deployment file to `out`, return what it holds.
+
+    The deployer is the key in `private_key_file` (transactions signed here), else the node's first unlocked
+    account (anvil's dev accounts). `coordinator` and `fund` default to the deployer. Raises DeploymentError
+    naming the problem: a node that does not answer, an address that is not one, a key file that cannot be read.
+    """
+    w3 = connect(rpc_url)
+    if private_key_file is not None:
+        try:
+            key = private_key_file.read_text(encoding="utf-8").strip()
+            account = Account.from_key(key)
+        except (OSError, ValueError) as exc:
+            raise DeploymentError(f"--private-key-file {private_key_file}: not a readable hex private key") from exc
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+        deployer = account.address
+    else:
+        accounts = w3.eth.accounts
+        if not accounts:
+            raise DeploymentError(f"the node at {rpc_url} holds no unlocked account: pass --private-key-file")
+        deployer = accounts[0]
+    deployment = deploy(
+        w3,
+        deployer=deployer,
+        coordinator=_address("coordinator", coordinator) if coordinator else deployer,
+        fund=_address("fund", fund) if fund else deployer,
+        token=_address("token", token) if token else None,
+        unbonding_period_s=unbonding_period_s,
+        finality_depth=finality_depth,
+        with_consumer=with_consumer,
+    )
+    deployment.write(out)
+    return asdict(deployment)
+
+
+def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
+    """A Web3 on `rpc_url`; raises DeploymentError when nothing answers JSON-RPC there."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    if not w3.is_connected():
+        raise DeploymentError(f"RPC URL {rpc_url} does not answer")
+    return w3
+
+
+def _address(field: str, value: str) -> ChecksumAddress:
+    if not Web3.is_address(value):
+        raise DeploymentError(f"{field}: {value!r} is not an address (0x and 40 hex digits)")
+    return Web3.to_checksum_address(value)
 
 
 def _deploy(w3: Web3, deployer: ChecksumAddress, name: str, *args: object) -> tuple[ChecksumAddress, int]:
