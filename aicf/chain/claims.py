@@ -15,8 +15,10 @@ posted with a second root that the `Aicf` contract's `claim` verifies:
 Everything here is a pure function of its arguments (keccak from eth-hash, which the `evm` extra brings).
 """
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 from eth_hash.auto import keccak
 
@@ -49,9 +51,10 @@ class ClaimTree:
     claims: tuple[Claim, ...]  # sorted by account
 
     def claim_for(self, account: bytes) -> Claim:
-        for claim in self.claims:
-            if claim.account == account:
-                return claim
+        """The claim of `account` (a binary search: claims are sorted by account)."""
+        at = bisect_left(self.claims, account, key=attrgetter("account"))
+        if at < len(self.claims) and self.claims[at].account == account:
+            return self.claims[at]
         raise ClaimTreeError(f"account 0x{account.hex()} has no claim in epoch {self.epoch}")
 
 
@@ -168,16 +171,23 @@ def claim_tree_for_batch(
     )
 
 
-def batch_post(batch: SettlementBatch, tree: ClaimTree, refunds: Iterable[int] = ()) -> BatchPost:
-    """`postBatch`'s arguments: the escrow released is the fees charged plus every refund in the tree."""
+def batch_post(batch: SettlementBatch, tree: ClaimTree) -> BatchPost:
+    """`postBatch`'s arguments for `batch` and its claim tree (from `claim_tree_for_batch`).
+
+    The tree pays the batch's reward plus the refunds, so the escrow released is the fees charged plus
+    `tree.total − reward`, and the contract's check `claimTotal = reward + escrowReleased − charged` holds.
+    Raises ClaimTreeError for a tree of another epoch or one that pays less than the batch's reward.
+    """
     if tree.epoch != batch.epoch:
         raise ClaimTreeError(f"claim tree is for epoch {tree.epoch}, batch for epoch {batch.epoch}")
     t = batch.totals
+    if tree.total < t.reward:
+        raise ClaimTreeError(f"claim tree pays {tree.total}, less than the batch's reward {t.reward}")
     return BatchPost(
         epoch=batch.epoch,
         spec_root=batch.root,
         totals=(t.reward, t.provider, t.miner, t.fund, t.charged, t.units_mu),
-        escrow_released=t.charged + sum(refunds),
+        escrow_released=t.charged + tree.total - t.reward,
         claim_root=tree.root,
         claim_total=tree.total,
     )

@@ -113,7 +113,7 @@ def test_batch_shares_go_to_payees_miner_and_fund_in_exact_totals() -> None:
     assert amounts[REQUESTER] == 9
     tree = claim_tree_for_batch(batch, payees={P1: OWNER1, P2: OWNER2}, fund_account=FUND, refunds={REQUESTER: 9})
     assert tree.total == batch.totals.reward + 9
-    post = batch_post(batch, tree, refunds=[9])
+    post = batch_post(batch, tree)
     assert post.claim_total == post.totals[0] + post.escrow_released - post.totals[4]
     assert (post.spec_root, post.claim_root, post.escrow_released) == (batch.root, tree.root, batch.totals.charged + 9)
 
@@ -139,6 +139,9 @@ def test_a_provider_without_a_payee_or_a_miner_id_that_is_no_address_is_refused(
         batch_claim_amounts(odd, payees={P1: OWNER1}, fund_account=FUND)
 
 
-def test_batch_post_refuses_a_tree_of_another_epoch() -> None:
+def test_batch_post_refuses_a_tree_of_another_epoch_or_one_short_of_the_reward() -> None:
+    batch = sample_batch()
     with pytest.raises(ClaimTreeError, match="claim tree is for epoch 1, batch for epoch 0"):
-        batch_post(sample_batch(), build_claim_tree(1, {}))
+        batch_post(batch, build_claim_tree(1, {}))
+    with pytest.raises(ClaimTreeError, match=f"claim tree pays 5, less than the batch's reward {batch.totals.reward}"):
+        batch_post(batch, build_claim_tree(0, {addr(1): 5}))

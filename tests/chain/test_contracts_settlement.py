@@ -91,7 +91,7 @@ def test_a_settled_batch_pays_providers_miner_fund_and_refunds_in_exact_balances
         fund_account=raw(r.fund),
         refunds={raw(r.requester): refund},
     )
-    receipt_gas = post(stack, batch_post(batch, tree, refunds=[refund]))
+    receipt_gas = post(stack, batch_post(batch, tree))
     assert receipt_gas > 0
     treasury = stack.aicf.functions.treasury().call()
     assert treasury == 1000 * ANM - batch.totals.reward + batch.totals.charged
@@ -163,7 +163,6 @@ def test_bad_batches_revert_with_their_reason_and_change_nothing(stack: Stack) -
     assert revert_of(f.postBatch(0, root, ZERO_TOTALS, 0, root, 0), who) == ("EpochOutOfOrder", (1, 0))
 
 
-@pytest.mark.slow
 def test_claim_gas_grows_with_the_merkle_path_only_and_a_batch_root_is_one_flat_transaction(stack: Stack) -> None:
     sizes = [2, 16, 128, 1000, 1024]
     deposit(stack, 10_000 * ANM)
@@ -186,7 +185,7 @@ def test_claim_gas_grows_with_the_merkle_path_only_and_a_batch_root_is_one_flat_
     # a claim costs a base plus a fixed price per proof element: fit it on the smallest and largest trees
     (g_small, d_small), (g_large, d_large) = claim_gas[2], claim_gas[1024]
     per_level = (g_large - g_small) / (d_large - d_small)
-    assert 0 < per_level < 800, claim_gas
+    assert 0 < per_level < 1000, claim_gas
     for gas, depth in claim_gas.values():
         assert abs(gas - (g_small + per_level * (depth - d_small))) < 100, claim_gas
     assert abs(claim_gas[1000][0] - claim_gas[1024][0]) < 100  # same path length, different sizes: same gas
