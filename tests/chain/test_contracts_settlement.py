@@ -3,7 +3,6 @@ claims against its Merkle root that pay exact token balances, once each, and not
 
 import math
 
-import pytest
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
