@@ -9,7 +9,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError
 from web3.types import TxReceipt
 
@@ -81,7 +81,7 @@ def send(call: ContractFunction, sender: ChecksumAddress) -> TxReceipt:
     return receipt
 
 
-def revert_of(call: ContractFunction, sender: ChecksumAddress) -> tuple[str, tuple[Any, ...]]:
+def revert_of(call: ContractFunction | ContractConstructor, sender: ChecksumAddress) -> tuple[str, tuple[Any, ...]]:
     """The custom error `call` reverts with when `sender` sends it (the node refuses it before mining)."""
     block_before = call.w3.eth.block_number
     with pytest.raises(ContractCustomError) as caught:

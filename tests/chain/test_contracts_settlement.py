@@ -188,3 +188,16 @@ def test_claim_gas_grows_with_the_merkle_path_only_and_a_batch_root_is_one_flat_
     for gas, depth in claim_gas.values():
         assert abs(gas - (g_small + per_level * (depth - d_small))) < 100, claim_gas
     assert abs(claim_gas[1000][0] - claim_gas[1024][0]) < 100  # same path length, different sizes: same gas
+
+
+def test_claims_never_pay_more_than_the_batch_total_even_if_its_tree_says_so(stack: Stack) -> None:
+    deposit(stack, 100 * ANM)
+    r = stack.roles
+    tree = build_claim_tree(0, {raw(r.provider): 7 * ANM, raw(r.other): 3 * ANM})  # pays 10 ANM in all
+    post(stack, BatchPost(epoch=0, spec_root=b"\x01" * 32, totals=(8 * ANM, 8 * ANM, 0, 0, 0, 1),
+                          escrow_released=0, claim_root=tree.root, claim_total=8 * ANM))  # fmt: skip
+    claim(stack, tree, raw(r.provider), sender=r.provider)
+    c = tree.claim_for(raw(r.other))
+    call = stack.aicf.functions.claim(0, r.other, c.amount, list(c.proof))
+    assert revert_of(call, r.other) == ("ClaimExceedsBatch", (0, 10 * ANM, 8 * ANM))
+    assert stack.balance(r.other) == 0

@@ -1,6 +1,7 @@
 """The test token on anvil: 6 decimals, faucet with a per-call cap, minting by the minter only, and
 ERC-20 transfers whose refusals name the shortfall and move nothing."""
 
+from aicf.chain.artifacts import load_artifact
 from chain.evm_support import ANM, Stack, revert_of, send
 
 MAX_UINT = 2**256 - 1
@@ -55,3 +56,13 @@ def test_admin_hands_on_the_admin_role_and_then_has_none(stack: Stack) -> None:
     assert f.admin().call() == r.other
     assert revert_of(f.setCoordinator(r.admin), r.admin) == ("NotAdmin", (r.admin,))
     assert revert_of(f.setAdmin("0x" + "0" * 40), r.other) == ("ZeroAddress", ("admin",))
+
+
+def test_aicf_refuses_to_deploy_without_a_fund_or_with_a_zero_finality_depth(stack: Stack) -> None:
+    artifact = load_artifact("Aicf")
+    factory = stack.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    r, zero = stack.roles, "0x" + "0" * 40
+    no_fund = factory.constructor(stack.token.address, r.coordinator, zero, 7 * 86400, 6)
+    assert revert_of(no_fund, r.admin) == ("ZeroAddress", ("fund",))
+    no_depth = factory.constructor(stack.token.address, r.coordinator, r.fund, 7 * 86400, 0)
+    assert revert_of(no_depth, r.admin) == ("FieldOutOfRange", ("finalityDepth", 0, 1, 1_000_000))
