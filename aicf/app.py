@@ -154,6 +154,10 @@ def wire_cli(app: typer.Typer) -> None:
 
     app.add_typer(build_db_app(open_store, default_db_url), name="db")
     app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
+    from aicf.chain.deploy import deploy_to_node
+    from aicf.transports.cli_chain import build_chain_app
+
+    app.add_typer(build_chain_app(deploy_to_node), name="chain")  # aicf chain deploy --rpc-url URL
     app.command("up")(up_command)
 
 

@@ -24,7 +24,8 @@ def repository_files() -> Iterator[Path]:
     """Every file of the checkout (relative to its root), less caches, the venv and run output."""
     for path in sorted(ROOT.rglob("*")):
         rel = path.relative_to(ROOT)
-        if path.is_file() and not SKIP_DIRS.intersection(rel.parts):
+        generated = any(part.endswith(".egg-info") or part == "node_modules" for part in rel.parts)
+        if path.is_file() and not SKIP_DIRS.intersection(rel.parts) and not generated:
             yield rel
 
 
