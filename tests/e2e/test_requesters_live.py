@@ -2,7 +2,8 @@
 database, and SIGKILL at random moments with nothing lost, paid twice or rewritten.
 
 Each test starts `python -m aicf.transports.cli up` on a free port with a params file that settles an epoch every
-12 s and a cap large enough that the reference quantum provider's unit bucket never holds a job back. The CLI and
+12 s with SPEC's cap Γ: the budget throttle lifts after ten blocks, and the providers' unit buckets (burst 10 units,
+refilled at about 11.6 units a second) take a 10-shot Bell job or a 5-unit AI job about every second. The CLI and
 `aicf.client.requester.Requester` talk to it over HTTP like any outside requester. Waiting is polling a live
 server (Event.wait), bounded by a deadline; nothing here waits on a timer to let time pass.
 """
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BELL = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
 PARAMS = """
 epoch_seconds = 12
-gamma_units = 10_000_000
+gamma_units = 1_000_000
 [model_weights]
 llama3-8b = 1000
 llama3-70b = 6500
@@ -150,7 +151,7 @@ def test_a_requester_gets_results_for_50_ai_and_10_quantum_jobs_through_the_cli(
     sent: list[str] = []
     for i in range(60):
         if i % 6 == 5:
-            args = ["request", "quantum", "--qasm", str(circuit), "--shots", "20", "--json"]
+            args = ["request", "quantum", "--qasm", str(circuit), "--shots", "10", "--json"]
         else:
             args = [
                 "request",
@@ -246,11 +247,12 @@ def _sigkill_loop(up: Up, tmp_path: Path, kills: int, seed: int) -> None:
 def _kill_and_restart(up: Up, r: Requester, kills: int, rng: random.Random) -> None:
     r.wait_included(r.deposit(10**11), timeout_s=60)
     sent: list[str] = []
+    proved: dict[str, str] = {}  # task_id -> the proof of its ResultRecord, once seen
     roots: dict[int, str] = {}
     last_head = -1
     for _ in range(kills):
         for _ in range(rng.randint(1, 3)):
-            sent.append(r.submit_quantum(BELL, rng.randint(5, 30)))
+            sent.append(r.submit_quantum(BELL, rng.randint(2, 10)))
         pause(rng.uniform(0.2, 4.0))
         status = up.status()
         assert status["head_height"] >= last_head, "the head moved backwards across a restart"
@@ -261,9 +263,22 @@ def _kill_and_restart(up: Up, r: Requester, kills: int, rng: random.Random) -> N
             assert roots.setdefault(epoch, root) == root, f"epoch {epoch}'s root changed after a kill"
         up.kill(signal.SIGKILL)
         up.start()
-    # every transaction the API accepted is still there, and every job it made reaches a decided end or a live state
-    for tx in sent:
-        assert r.transaction(tx)["state"] in ("pending", "included"), tx
+        for task_id, proof_id in proved.items():  # a proof on chain before a kill is still the job's result after it
+            result = r.result(task_id)["result"]
+            assert result is not None, f"job {task_id} lost its result across a kill"
+            assert result["proof_id"] == proof_id
+        for tx in sent:
+            record = r.transaction(tx)
+            assert record["state"] in ("pending", "included"), f"an accepted transaction was lost: {record}"
+            if record.get("status") in ("VERIFIED", "SETTLED"):
+                proved.setdefault(record["task_id"], r.result(record["task_id"])["result"]["proof_id"])
+    # after the last restart every job the requester paid for reaches its end: settled, or refunded in full
+    records = [r.wait(tx, timeout_s=300, poll_s=0.5) for tx in sent]
+    assert all(rec["final"] for rec in records)
+    settled = [rec for rec in records if rec["status"] == "SETTLED"]
+    assert settled, "no job was settled across the kills"
+    for rec in settled:
+        assert rec["charged"] + rec["refunded"] == rec["escrow"]
     up.kill(signal.SIGTERM)
     verify = subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", up.db, "--json"],
