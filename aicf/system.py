@@ -8,6 +8,7 @@ sending a steady demo load. This module is part of the composition root: it may 
 
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -54,6 +55,7 @@ from aicf.transports.metrics import (
     ProviderMetrics,
     metrics_response,
 )
+from aicf.transports.secret_files import OperatorToken, load_or_create_operator_token
 from aicf.transports.ws import Event
 
 log = logging.getLogger("aicf.up")
@@ -178,6 +180,7 @@ class System:
     var: Path
     stop: threading.Event = field(default_factory=threading.Event)
     collateral: CollateralWatch = field(default_factory=CollateralWatch)  # the verifier's: TEE collateral expiry
+    operator_token_source: str = ""  # where the token is kept (a 0600 file or the environment): the banner names it
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -316,7 +319,11 @@ def build_system(
     pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
-    token = operator_token or secrets.token_urlsafe(24)
+    token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
+        OperatorToken(value=operator_token, source="the caller")
+        if operator_token is not None
+        else load_or_create_operator_token(var, os.environ)
+    )
     registry = build_registry(coord, store, clock, params, collateral=watch)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
@@ -340,7 +347,7 @@ def build_system(
         registry,
         StoreEvents(store),
         clock,
-        token,
+        token.value,
         provider_key,
         nonce_store=StoreNonces(store, NONCE_TTL_S),
         extra_routes=[
@@ -356,7 +363,8 @@ def build_system(
         clock=clock,
         coord=coord,
         operator_key=operator_key,
-        operator_token=token,
+        operator_token=token.value,
+        operator_token_source=token.source,
         app=app,
         chain_lock=lock,
         var=var,
@@ -486,7 +494,7 @@ def run_up(
         demo = DemoRequesters(system=system, models=served)
         start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
     say(f"aicf is up: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
-    say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token {system.operator_token}")
+    say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token in {system.operator_token_source}")
     why_none = "install the models extra" if providers or load else "no providers in this run"
     say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
     started = time.monotonic()
