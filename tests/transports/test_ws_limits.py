@@ -1,6 +1,7 @@
 """WebSocket /ws under abuse: a connection cap, an Origin check, dead sockets and clients that stop reading."""
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -111,9 +112,10 @@ def test_origin_allowed_compares_host_and_port_or_the_allowlist(
 # ---- dead sockets and slow readers, against a real uvicorn on 127.0.0.1 -------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[Harness, int, uvicorn.Server]]:
-    h = harness(ws_limits=WsLimits(page=500, poll_interval_s=0.01, send_timeout_s=0.5))
+@contextlib.contextmanager
+def serving(limits: WsLimits) -> Iterator[tuple[Harness, int, uvicorn.Server]]:
+    """A real uvicorn on 127.0.0.1 over a harness holding 20,000 events of about 250 bytes (5 MB of history)."""
+    h = harness(ws_limits=limits)
     h.events.append_many([("jobAssigned", {"i": i, "pad": "x" * 200}) for i in range(1, 20_001)])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -159,34 +161,32 @@ def _subscribe_raw(port: int, rcvbuf: int | None = None) -> socket.socket:
 
 
 def test_twenty_clients_that_drop_their_tcp_connection_mid_replay_log_little_and_are_removed(
-    server: tuple[Harness, int, uvicorn.Server], caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    h, port, _ = server
     caplog.set_level(logging.WARNING)
-    clients = [_subscribe_raw(port) for _ in range(20)]
-    for conn in clients:
-        got = 0
-        while got < 64 * 1024:  # the replay of the 20,000 events is under way
-            got += len(conn.recv(65536))
-        conn.close()  # with unread data in its buffer: the kernel answers the server's next write with a reset
-    assert ws_server(h).wait_connections(at_most=0, timeout_s=WAIT_S)
-    assert h.app.state.events.subscribers == 0
+    with serving(WsLimits(page=500, poll_interval_s=0.01, send_timeout_s=WAIT_S)) as (h, port, _):
+        clients = [_subscribe_raw(port) for _ in range(20)]
+        for conn in clients:
+            got = 0
+            while got < 64 * 1024:  # the replay of the 20,000 events is under way
+                got += len(conn.recv(65536))
+            conn.close()  # with unread data in its buffer: the kernel answers the server's next write with a reset
+        assert ws_server(h).wait_connections(at_most=0, timeout_s=WAIT_S)
+        assert h.app.state.events.subscribers == 0
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) <= 20, f"{len(lines)} log lines, e.g. {lines[:3]}"
 
 
-def test_a_client_that_stops_reading_is_let_go_after_send_timeout_with_a_bounded_buffer(
-    server: tuple[Harness, int, uvicorn.Server],
-) -> None:
-    h, port, uv = server
-    conn = _subscribe_raw(port, rcvbuf=4096)  # subscribes from seq 1 to 20,000 events (5 MB) and reads nothing
-    try:
-        assert ws_server(h).wait_connections(at_most=0, timeout_s=WAIT_S)  # send_timeout_s = 0.5
-        assert h.app.state.events.subscribers == 0
-        buffered = [_write_buffer(p) for p in list(uv.server_state.connections)]
-        assert all(size <= 256 * 1024 for size in buffered), buffered  # not the 5 MB of history
-    finally:
-        conn.close()
+def test_a_client_that_stops_reading_is_let_go_after_send_timeout_with_a_bounded_buffer() -> None:
+    with serving(WsLimits(page=500, poll_interval_s=0.01, send_timeout_s=0.5)) as (h, port, uv):
+        conn = _subscribe_raw(port, rcvbuf=4096)  # subscribes from seq 1 to 20,000 events (5 MB), reads nothing
+        try:
+            assert ws_server(h).wait_connections(at_most=0, timeout_s=WAIT_S)  # dropped after 0.5 s without progress
+            assert h.app.state.events.subscribers == 0
+            buffered = [_write_buffer(p) for p in list(uv.server_state.connections)]
+            assert all(size <= 256 * 1024 for size in buffered), buffered  # not the 5 MB of history
+        finally:
+            conn.close()
 
 
 def _write_buffer(protocol: Any) -> int:
