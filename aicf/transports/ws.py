@@ -332,12 +332,14 @@ class WsServer:
     async def endpoint(self, websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), websocket.url.scheme, self.limits.allowed_origins):
-            await self._deny(websocket, origin or "")
+            with contextlib.suppress(WebSocketDisconnect):  # a client already gone needs no answer (nor a log line)
+                await self._deny(websocket, origin or "")
             return
         if self.connections >= self.limits.max_connections:
-            await websocket.accept()
             reason = f"server full: {self.limits.max_connections} connections; try again later"
-            await websocket.close(CLOSE_FULL, reason)
+            with contextlib.suppress(WebSocketDisconnect):
+                await websocket.accept()
+                await websocket.close(CLOSE_FULL, reason)
             return
         self._count(+1)
         try:
