@@ -154,11 +154,18 @@ def wire_cli(app: typer.Typer) -> None:
 
     app.add_typer(build_db_app(open_store, default_db_url), name="db")
     app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
-    from aicf.chain.deploy import deploy_to_node
     from aicf.transports.cli_chain import build_chain_app
 
-    app.add_typer(build_chain_app(deploy_to_node), name="chain")  # aicf chain deploy --rpc-url URL
+    app.add_typer(build_chain_app(_deploy_to_node), name="chain")  # aicf chain deploy --rpc-url URL
     app.command("up")(up_command)
+
+
+def _deploy_to_node(**kwargs: object) -> dict[str, object]:
+    """web3 is imported only when a deployment runs: importing it raises the interpreter's recursion limit to
+    100,000 (eth_account does), which must not happen in a process that parses outside JSON (`aicf up`)."""
+    from aicf.chain.deploy import deploy_to_node
+
+    return deploy_to_node(**kwargs)  # type: ignore[arg-type]
 
 
 def up_command(

@@ -8,6 +8,7 @@ sending a steady demo load. This module is part of the composition root: it may 
 
 import hashlib
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -40,7 +41,7 @@ from aicf.core.txs import SignedTx
 from aicf.service import reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
-from aicf.service.ingest import ingest_available
+from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
@@ -48,6 +49,7 @@ from aicf.store.devnet_journal import StoreDevnetJournal
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
+from aicf.transports.health import Readiness, health_routes, probe
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.methods_requester import requester_methods
@@ -58,6 +60,7 @@ from aicf.transports.metrics import (
     ProviderMetrics,
     metrics_response,
 )
+from aicf.transports.secret_files import OperatorToken, load_or_create_operator_token
 from aicf.transports.ws import Event
 
 log = logging.getLogger("aicf.up")
@@ -182,6 +185,29 @@ class System:
     var: Path
     stop: threading.Event = field(default_factory=threading.Event)
     collateral: CollateralWatch = field(default_factory=CollateralWatch)  # the verifier's: TEE collateral expiry
+    operator_token_source: str = ""  # where the token is kept (a 0600 file or the environment): the banner names it
+    last_pass_at: int | None = None  # when the last coordinator pass succeeded (/readyz, /metrics)
+    wedged: str = ""  # why the coordinator cannot go on by itself ("" when it can): a reorg below finality
+
+    def readiness(self) -> Readiness:
+        """What /readyz and /metrics report: database reachable, last pass age, ingest lag, wedge."""
+
+        def stored_head() -> int | None:
+            with self.store.transaction() as tx:
+                head = tx.head_block()
+            return None if head is None else head.height
+
+        def chain_head() -> int:
+            with self.chain_lock:
+                return self.devnet.head_height()
+
+        return probe(
+            now=self.clock.now(),
+            last_pass_at=self.last_pass_at,
+            stored_head=stored_head,
+            chain_head=chain_head,
+            wedged=lambda: self.wedged,
+        )
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -205,6 +231,10 @@ class System:
         while not self.stop.is_set():
             try:
                 self.tick()
+                self.last_pass_at, self.wedged = self.clock.now(), ""
+            except ReorgBelowFinalityError as exc:  # an operator has to act (docs/CHAIN.md); /readyz says so
+                self.wedged = str(exc)
+                log.error("coordinator wedged: %s", exc)
             except Exception:  # the loop must survive a failed pass; the next one retries
                 log.exception("coordinator pass failed; retrying")
             self.stop.wait(period_s)
@@ -234,6 +264,7 @@ class System:
                 )
             )
         return MetricsSnapshot(
+            readiness=self.readiness(),
             jobs_by_status=status.job_counts,
             oldest_queued_age_s=status.oldest_queued_age_s,
             assignments_total=status.assignments_total,
@@ -323,7 +354,11 @@ def build_system(
     pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
-    token = operator_token or secrets.token_urlsafe(24)
+    token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
+        OperatorToken(value=operator_token, source="the caller")
+        if operator_token is not None
+        else load_or_create_operator_token(var, os.environ)
+    )
     registry = build_registry(coord, store, clock, params, collateral=watch)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
@@ -369,11 +404,12 @@ def build_system(
         registry,
         StoreEvents(store),
         clock,
-        token,
+        token.value,
         provider_key,
         nonce_store=StoreNonces(store, NONCE_TTL_S),
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
+            *health_routes(lambda: holder["system"].readiness()),
             Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),
             Mount("/dashboard", StaticFiles(directory=static, html=True)),
         ],
@@ -385,7 +421,8 @@ def build_system(
         clock=clock,
         coord=coord,
         operator_key=operator_key,
-        operator_token=token,
+        operator_token=token.value,
+        operator_token_source=token.source,
         app=app,
         chain_lock=lock,
         var=var,
@@ -522,7 +559,7 @@ def run_up(
     say(f"point the CLI at it: export AICF_URL={url}   (or pass --url {url}); try: aicf request --help")
     if resumed > 1:
         say(f"resumed the devnet chain {system.devnet.chain_id} at height {resumed} from the database")
-    say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token {system.operator_token}")
+    say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token in {system.operator_token_source}")
     why_none = "install the models extra" if providers or load else "no providers in this run"
     say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
     started = time.monotonic()

@@ -6,10 +6,11 @@ lock from its first statement and two coordinator processes on one file queue in
 the last commits on a power cut; `durable=True` selects FULL.
 """
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from aicf.core.jobs import JobStatus
@@ -126,6 +127,13 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file empty with mode 0600 unless it exists: it holds unrevealed trap records, and SQLite
+    gives the -wal and -shm files it creates beside it the database file's mode. An existing file keeps its mode."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SqliteStore:
     def __init__(
         self, path: str | Path, *, durable: bool = False, read_only: bool = False, migrate_to: int | None = None
@@ -141,6 +149,7 @@ class SqliteStore:
             else:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(Path(self.path))
                 self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(

@@ -34,7 +34,8 @@ def build_app(
     title: str = "aicf",
     version: str = "0.1.0",
 ) -> Starlette:
-    """The app; `app.state.rpc` is the RpcServer, `app.state.events` the EventHub (call `notify()` after a commit)."""
+    """The app; `app.state.rpc` is the RpcServer, `app.state.events` the EventHub (call `notify()` after a commit),
+    `app.state.ws` the WsServer."""
     methods = registry.copy()
     document = openrpc_document(methods, title=title, version=version)
 
@@ -75,4 +76,5 @@ def build_app(
     )
     app.state.rpc = rpc
     app.state.events = ws.hub
+    app.state.ws = ws
     return app

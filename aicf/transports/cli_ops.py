@@ -9,6 +9,7 @@ Exit 0 on success, 1 when the coordinator refuses (an RPC error), cannot be reac
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,12 @@ from aicf.core.jobs import JobStatus
 from aicf.core.merkle import merkle_root
 from aicf.core.params import Params, params_from_toml, params_hash
 from aicf.core.types import BPS
+from aicf.transports.secret_files import (
+    RETIRED_TOKEN_FLAG,
+    TOKEN_HOWTO,
+    SecretFileError,
+    operator_token_for_client,
+)
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
 PAGE: Final = 200
@@ -53,6 +60,18 @@ UrlOption = Annotated[
     str, typer.Option("--url", envvar="AICF_URL", help="The coordinator's API (what `aicf up` printed).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--operator-token-file",
+        dir_okay=False,
+        help="A file (mode 0600) holding the operator token, e.g. `aicf up`'s var/operator.token; "
+        "or set AICF_OPERATOR_TOKEN.",
+    ),
+]
+RetiredTokenOption = Annotated[  # kept only to refuse it with a clear message
+    str | None, typer.Option("--token", "--operator-token", hidden=True, help="Refused: see --operator-token-file.")
+]
 
 
 class CommandFailedError(AicfError):
@@ -72,6 +91,23 @@ def parse_id(value: str) -> bytes:
 
 
 IdArgument = Annotated[str, typer.Argument(help="A 32-byte id as 0x hex.", metavar="ID")]
+
+
+def operator_token(token_file: Path | None, retired: str | None) -> str:
+    """The operator token of an operator command, from --operator-token-file or $AICF_OPERATOR_TOKEN.
+    Exit 2 when it was given as an argument or not at all, 1 when its file is unusable."""
+    if retired is not None:
+        err.print(f"usage error: {RETIRED_TOKEN_FLAG}", markup=False)
+        raise typer.Exit(2)
+    try:
+        token = operator_token_for_client(token_file, os.environ)
+    except SecretFileError as exc:
+        err.print(f"error: operator token file {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if token is None:
+        err.print(f"usage error: this command needs the operator token: {TOKEN_HOWTO}", markup=False)
+        raise typer.Exit(2)
+    return token
 
 
 @contextlib.contextmanager
@@ -643,14 +679,13 @@ def params_hint(published: str, local: Params) -> str:
 # -- aicf devnet reorg ---------------------------------------------------------------------------------------
 def devnet_reorg_command(
     depth: Annotated[int, typer.Option("--depth", min=1, max=6, help="Blocks to replace (1..6, below finality).")],
-    token: Annotated[
-        str, typer.Option("--token", envvar="AICF_OPERATOR_TOKEN", help="The operator token `aicf up` printed.")
-    ],
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """Reorganize the running devnet: replace its last N blocks (the coordinator replays the new branch)."""
-    with connect(url, operator_token=token) as client:
+    with connect(url, operator_token=operator_token(token_file, retired_token)) as client:
         outcome = client.call_operator("aicf.devnetReorg", {"depth": depth})
     if as_json:
         emit_json(outcome)

@@ -4,6 +4,7 @@ Exit 0 after a clean stop (Ctrl-C, or `--exit-after` leases served), 1 when the 
 model refuses at start-up, 2 on bad usage. One line per lease: task, what ran, verdict, units.
 """
 
+import os
 import signal
 import threading
 from enum import StrEnum
@@ -19,6 +20,7 @@ from aicf.core.errors import AicfError
 from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, WallClock, load_or_create_key
 from aicf.provider.models import MODELS
 from aicf.provider.work_common import Mode, Work
+from aicf.transports.secret_files import RETIRED_TOKEN_FLAG, TOKEN_HOWTO, SecretFileError, operator_token_for_client
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -74,7 +76,13 @@ ModelsOption = typer.Option(
 )
 KeyFileOption = typer.Option(..., "--key-file", help="The Ed25519 seed as hex; created (mode 0600) if missing.")
 StakeOption = typer.Option(0, "--stake", min=0, help="Top the bonded stake up to this many µANM.")
-TokenOption = typer.Option(None, "--operator-token", envvar="AICF_OPERATOR_TOKEN", help="Needed by --fund.")
+TokenFileOption = typer.Option(
+    None,
+    "--operator-token-file",
+    dir_okay=False,
+    help="A file (mode 0600) holding the operator token, needed by --fund; or set AICF_OPERATOR_TOKEN.",
+)
+RetiredTokenOption = typer.Option(None, "--operator-token", hidden=True, help="Refused: see --operator-token-file.")
 FundOption = typer.Option(0, "--fund", min=0, help="Devnet only: mint this much stake first (aicf.fundProvider).")
 ModeOption = typer.Option(Mode.HONEST.value, "--mode", help="honest, or a cheat for tests and demos.")
 EchoOption = typer.Option(
@@ -104,7 +112,8 @@ def run_command(
     models: str = ModelsOption,
     key_file: Path = KeyFileOption,
     stake: int = StakeOption,
-    operator_token: str | None = TokenOption,
+    operator_token_file: Path | None = TokenFileOption,
+    retired_token: str | None = RetiredTokenOption,
     fund: int = FundOption,
     mode: Mode = ModeOption,
     echo: bool = EchoOption,
@@ -127,8 +136,15 @@ def run_command(
         raise _usage(f"unknown model {unknown[0]!r}; served models: {', '.join(sorted(MODELS))}")
     if mode is Mode.SKIP_TRAPS and Kind.QUANTUM not in kinds:
         raise _usage("--mode skip_traps applies to quantum providers only (AI traps look like any job)")
+    if retired_token is not None:
+        raise _usage(RETIRED_TOKEN_FLAG)
+    try:
+        operator_token = operator_token_for_client(operator_token_file, os.environ)
+    except SecretFileError as exc:
+        err.print(f"error: operator token file {exc}", markup=False)
+        raise typer.Exit(1) from None
     if fund and operator_token is None:
-        raise _usage("--fund needs --operator-token (or AICF_OPERATOR_TOKEN)")
+        raise _usage(f"--fund needs the operator token: {TOKEN_HOWTO}")
     config = AgentConfig(
         kinds=kinds,
         models=served,

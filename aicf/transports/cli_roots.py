@@ -1,8 +1,9 @@
 """`aicf roots list|add|rotate` and `aicf policy show|set`: the registry's vendor roots and attestation policy
 (SPEC §8; docs/ROOTS.md, docs/CLI.md), over the coordinator's JSON-RPC API like the other operator commands.
 
-Changing roots or policy needs the operator token (`--token` or $AICF_OPERATOR_TOKEN). A refused change exits 1
-with the coordinator's message, which names the field; bad usage (an unreadable DER file, bad hex) exits 2.
+Changing roots or policy needs the operator token ($AICF_OPERATOR_TOKEN or `--operator-token-file`). A refused
+change exits 1 with the coordinator's message, which names the field; bad usage (an unreadable DER file, bad hex)
+exits 2.
 """
 
 from pathlib import Path
@@ -15,10 +16,13 @@ from aicf.transports.cli_ops import (
     DEFAULT_URL,
     Json,
     JsonOption,
+    RetiredTokenOption,
+    TokenFileOption,
     UrlOption,
     connect,
     emit_json,
     grid,
+    operator_token,
     out,
     short,
     when,
@@ -27,9 +31,6 @@ from aicf.transports.cli_ops import (
 roots_app = typer.Typer(help="Pinned vendor roots (SPEC §8).", no_args_is_help=True, add_completion=False)
 policy_app = typer.Typer(help="Attestation policy per evidence kind.", no_args_is_help=True, add_completion=False)
 
-TokenOption = Annotated[
-    str, typer.Option("--token", envvar="AICF_OPERATOR_TOKEN", help="The operator token `aicf up` printed.")
-]
 VendorOption = Annotated[str, typer.Option("--vendor", help="amd, intel, aws, nvidia or arm-cca.")]
 NameOption = Annotated[str, typer.Option("--name", help="The root's name, e.g. ARK-Milan.")]
 DerOption = Annotated[
@@ -91,7 +92,8 @@ def roots_add(
     name: NameOption,
     der_file: DerOption,
     activation_height: ActivationOption,
-    token: TokenOption,
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
     expiry_height: Annotated[
         int | None, typer.Option("--expiry-height", min=1, help="First height it no longer judges at.")
     ] = None,
@@ -106,7 +108,7 @@ def roots_add(
         params["expiry_height"] = expiry_height
     if version is not None:
         params["version"] = version
-    with connect(url, operator_token=token) as client:
+    with connect(url, operator_token=operator_token(token_file, retired_token)) as client:
         added = client.call_operator("aicf.addRoot", params)
     if as_json:
         emit_json(added)
@@ -123,7 +125,8 @@ def roots_rotate(
     overlap_blocks: Annotated[
         int, typer.Option("--overlap-blocks", min=0, help="Blocks the older versions keep verifying after it.")
     ],
-    token: TokenOption,
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
     version: VersionOption = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
@@ -133,7 +136,7 @@ def roots_rotate(
                                  "activation_height": activation_height, "overlap_blocks": overlap_blocks}  # fmt: skip
     if version is not None:
         params["version"] = version
-    with connect(url, operator_token=token) as client:
+    with connect(url, operator_token=operator_token(token_file, retired_token)) as client:
         rotation = client.call_operator("aicf.rotateRoot", params)
     if as_json:
         emit_json(rotation)
@@ -177,7 +180,8 @@ def parse_tcb(value: str) -> dict[str, int]:
 def policy_set(
     kind: Annotated[str, typer.Option("--kind", help="sev-snp, sgx, tdx, nitro, nvidia-gpu or cca.")],
     activation_height: ActivationOption,
-    token: TokenOption,
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
     measurement: Annotated[
         list[str] | None,
         typer.Option("--measurement", help="An allowed measurement (0x hex); repeat. None given: not checked."),
@@ -202,7 +206,7 @@ def policy_set(
         params["accepted_tcb_statuses"] = tcb_status
     if min_snp_tcb is not None:
         params["min_snp_tcb"] = parse_tcb(min_snp_tcb)
-    with connect(url, operator_token=token) as client:
+    with connect(url, operator_token=operator_token(token_file, retired_token)) as client:
         stored = client.call_operator("aicf.setPolicy", params)
     if as_json:
         emit_json(stored)

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from aicf.core.jobs import JobStatus
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
+from aicf.transports.health import Readiness, ReadyLimits, is_ready
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -173,6 +174,24 @@ FAMILIES: Final[tuple[Family, ...]] = (
         help="Seconds until the soonest expiry of the item (vendor root, TCB info, CRL, QE identity, "
         "certificate); negative once expired.",
     ),
+    # health (aicf.transports.health: the values /readyz judges)
+    Family(name="aicf_ready", type=G, help="1 while /readyz answers 200 (every check below passes), else 0."),
+    Family(name="aicf_database_up", type=G, help="1 while the database answers a read, else 0."),
+    Family(
+        name="aicf_last_pass_age_seconds",
+        type=G,
+        help="Seconds since the last successful coordinator pass; -1 before the first.",
+    ),
+    Family(
+        name="aicf_ingest_lag_blocks",
+        type=G,
+        help="Chain head height minus the ingested head height; -1 while the database does not answer.",
+    ),
+    Family(
+        name="aicf_wedged",
+        type=G,
+        help="1 while the coordinator cannot go on by itself (a reorg below finality), else 0.",
+    ),
 )
 FAMILY_BY_NAME: Final[Mapping[str, Family]] = {f.name: f for f in FAMILIES}
 
@@ -235,6 +254,8 @@ class MetricsSnapshot:
     treasury_balance: int = 0  # µANM
     fund_balance: int = 0  # µANM
     collateral: Sequence[CollateralExpiry] = ()
+    readiness: Readiness | None = None  # None: the health families render without samples
+    ready_limits: ReadyLimits = field(default_factory=ReadyLimits)
 
 
 Sample = tuple[tuple[tuple[str, str], ...], int]  # (label pairs, value)
@@ -304,6 +325,13 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     add("aicf_fund_balance_micro_anm", s.fund_balance)
     for c in sorted(s.collateral, key=lambda c: (c.kind, c.item)):
         add("aicf_collateral_expiry_seconds", c.expires_in_s, kind=c.kind, item=c.item)
+    if s.readiness is not None:
+        r = s.readiness
+        add("aicf_ready", is_ready(r, s.ready_limits))
+        add("aicf_database_up", r.database_up)
+        add("aicf_last_pass_age_seconds", r.last_pass_age_s)
+        add("aicf_ingest_lag_blocks", r.ingest_lag_blocks)
+        add("aicf_wedged", bool(r.wedged))
     return out
 
 

@@ -11,13 +11,18 @@ One call goes through these steps; the first failure answers the call and nothin
   6. the handler runs, in a worker thread; only now can state change
 The body, the batch and every page have limits; anything that fails unexpectedly is -32603 without details.
 HTTP status: 200 for every answered request (errors included), 204 when nothing is answered (notifications
-only), 413 for a body over the limit (with a JSON-RPC error body).
+only), 413 for a body over the limit, 415 for a body that is not `Content-Type: application/json` (a browser
+can send text/plain or a form cross-site without asking; application/json needs a CORS preflight, which this
+server never grants), 408 for a body that does not arrive within `body_timeout_s` (then the connection is
+closed). The last three carry a JSON-RPC error body with a null id.
 """
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -56,6 +61,7 @@ from aicf.transports.schemas import PageParams, validate_params
 log = logging.getLogger("aicf.transports.rpc")
 
 Access = Literal["read", "provider", "operator"]
+JSON_MEDIA_TYPE: Final = "application/json"
 P = TypeVar("P", bound=BaseModel)
 T = TypeVar("T")
 
@@ -124,6 +130,7 @@ class Registry:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_body_bytes: int = 1 << 20
+    body_timeout_s: float = 10.0  # the whole body must arrive within this; a stalled upload is cut off (408)
     max_batch: int = 50
     ts_window_s: int = TS_WINDOW_S
 
@@ -247,12 +254,32 @@ def _too_deep(value: object, max_depth: int) -> bool:
     return False
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_exceeds(text: str, max_depth: int) -> bool:
+    """Whether the text's brackets (outside strings) nest deeper than `max_depth`, found without parsing: the
+    json module recurses per level, and a library that raises the recursion limit (web3 does) turns a deep
+    body into a crash of the C stack instead of a RecursionError. Linear in the size of the text."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    depth = 0
+    for ch in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        if depth > max_depth:
+            return True
+    return False
+
+
 def parse_body(body: bytes) -> object:
     """The JSON value of a request body; raises ParseError with a reason a person can act on."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("parse error: the body is not UTF-8") from None
+    if _nesting_exceeds(text, MAX_JSON_DEPTH):
+        raise ParseError(f"parse error: the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
@@ -279,14 +306,30 @@ class RpcServer:
     limits: Limits = field(default_factory=Limits)
 
     async def endpoint(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        if content_type.partition(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+            shown = repr(content_type[:60]) if content_type else "none"
+            refused = InvalidRequestError(f"invalid request: Content-Type must be application/json, got {shown}")
+            return Response(dumps(self._error(None, refused)), status_code=415, media_type=JSON_MEDIA_TYPE)
         try:
-            body = await self._read_body(request)
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                body = await self._read_body(request)
         except BodyTooLargeError as exc:
-            return Response(dumps(self._error(None, exc)), status_code=413, media_type="application/json")
+            return Response(dumps(self._error(None, exc)), status_code=413, media_type=JSON_MEDIA_TYPE)
+        except TimeoutError:
+            stalled = InvalidRequestError(
+                f"invalid request: the body did not arrive within {self.limits.body_timeout_s:g} s"
+            )
+            return Response(
+                dumps(self._error(None, stalled)),
+                status_code=408,
+                media_type=JSON_MEDIA_TYPE,
+                headers={"connection": "close"},  # what is left of the body would be read as the next request
+            )
         except ClientDisconnect:
             return Response(status_code=400)
         status, payload = await run_in_threadpool(self.handle, body, request.headers.get("authorization"))
-        return Response(payload, status_code=status, media_type="application/json" if payload else None)
+        return Response(payload, status_code=status, media_type=JSON_MEDIA_TYPE if payload else None)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.limits.max_body_bytes

@@ -18,6 +18,17 @@ How the server never loses an event:
   joins the hub, which hands it every later event with a number above its cursor.
 - A live subscriber has a bounded queue. If the hub finds it full, the subscriber is told `lagged`, with the
   first number it has not been sent, and disconnected; resuming from that number misses nothing.
+
+Who may connect, and what a connection may cost (docs/SECURITY.md, "Transport and secrets"):
+- A browser page may open /ws only from this server's own origin or one in `allowed_origins`: a request with
+  another `Origin` header is refused with HTTP 403 before the handshake. Clients that send no Origin (every
+  non-browser client) are served.
+- At most `max_connections` at once; one more is accepted and closed at once with 1013 and a reason.
+- Every send yields to the event loop, so a connection whose peer vanished is seen as closed before the next
+  write: its catch-up stops instead of writing thousands of events into a dead socket (each such write used to
+  log a line). A client that reads slower than we write waits on the server's flow control (uvicorn pauses the
+  send while its write buffer is over its high-water mark); one that reads nothing for `send_timeout_s` is
+  dropped. The live queue holds at most `queue_max` events (then `lagged`), the catch-up at most one `page`.
 """
 
 import asyncio
@@ -28,8 +39,10 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aicf.core.errors import AicfError
@@ -42,6 +55,8 @@ log = logging.getLogger("aicf.transports.ws")
 CLOSE_BAD_REQUEST: Final = 1008
 CLOSE_SERVER_ERROR: Final = 1011
 CLOSE_LAGGED: Final = 1013  # "try again later"
+CLOSE_FULL: Final = 1013  # too many connections: try again later
+_DEFAULT_PORTS: Final[Mapping[str, int]] = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 class EventRecord(Protocol):
@@ -113,7 +128,41 @@ class WsLimits:
     page: int = 500  # events per source read
     poll_interval_s: float = 0.05
     subscribe_timeout_s: float = 30.0
-    send_timeout_s: float = 10.0
+    send_timeout_s: float = 10.0  # a client that takes no data for this long is dropped
+    max_connections: int = 256  # open /ws connections; one more is closed at once with CLOSE_FULL
+    allowed_origins: frozenset[str] = frozenset()  # browser origins besides our own, e.g. "https://ops.example"
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    """(host, port) of `host[:port]`, the scheme's default port filled in; None if it is not one."""
+    try:
+        parts = urlsplit(f"//{netloc}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number or out of range
+        return None
+    if not host or parts.username is not None or parts.password is not None or scheme not in _DEFAULT_PORTS:
+        return None
+    return host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def origin_allowed(origin: str | None, host: str | None, scheme: str, allowed: Collection[str]) -> bool:
+    """May a WebSocket request with this `Origin` header, sent to `host` (the Host header) over `scheme` (ws or
+    wss), be served? Yes without an Origin (not a browser), for an origin in `allowed` (compared without case or
+    a trailing slash), or for the server's own host and port; no for anything else, `null` included."""
+    if origin is None:
+        return True
+    wanted = origin.strip().rstrip("/").lower()
+    if wanted in {a.strip().rstrip("/").lower() for a in allowed}:
+        return True
+    parts = urlsplit(wanted)
+    if parts.scheme not in ("http", "https") or host is None or parts.path or parts.query:
+        return False
+    theirs = _host_port(parts.netloc, parts.scheme)
+    return theirs is not None and theirs == _host_port(host.strip().lower(), scheme)
 
 
 @dataclass(eq=False)
@@ -266,8 +315,48 @@ class WsServer:
         self.limits = limits or WsLimits()
         self.source = source
         self.hub = EventHub(source, self.limits)
+        self.connections = 0  # open /ws connections (changed on the event loop only)
+        self._changed = threading.Condition()
+
+    def wait_connections(self, *, at_most: int, timeout_s: float) -> bool:
+        """Block (in another thread than the server's loop) until at most `at_most` connections are open; False
+        if that did not happen within `timeout_s`. For shutdown and tests."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.connections <= at_most, timeout_s)
+
+    def _count(self, delta: int) -> None:
+        with self._changed:
+            self.connections += delta
+            self._changed.notify_all()
 
     async def endpoint(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), websocket.url.scheme, self.limits.allowed_origins):
+            with contextlib.suppress(WebSocketDisconnect):  # a client already gone needs no answer (nor a log line)
+                await self._deny(websocket, origin or "")
+            return
+        if self.connections >= self.limits.max_connections:
+            reason = f"server full: {self.limits.max_connections} connections; try again later"
+            with contextlib.suppress(WebSocketDisconnect):
+                await websocket.accept()
+                await websocket.close(CLOSE_FULL, reason)
+            return
+        self._count(+1)
+        try:
+            await self._connection(websocket)
+        finally:
+            self._count(-1)
+
+    async def _deny(self, websocket: WebSocket, origin: str) -> None:
+        shown = ", ".join(sorted(self.limits.allowed_origins)) or "this server's own origin"
+        message = f"origin {origin[:100]!r} may not open /ws (allowed: {shown})"
+        log.info("ws: refused a connection from origin %r", origin[:100])
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(JSONResponse({"error": message}, status_code=403))
+        else:  # a server without the denial extension answers 403 to a close before accept
+            await websocket.close(CLOSE_BAD_REQUEST, message[:120])
+
+    async def _connection(self, websocket: WebSocket) -> None:
         await websocket.accept()
         sub = await self._subscribe(websocket)
         if sub is None:
@@ -340,6 +429,10 @@ class WsServer:
     async def _send(self, websocket: WebSocket, text: str) -> None:
         async with asyncio.timeout(self.limits.send_timeout_s):  # no task per send, unlike wait_for
             await websocket.send_text(text)
+        # A send does not wait while the socket's buffer has room, so without this a catch-up page would be written
+        # in one go: a peer that vanished meanwhile would get the rest of it written into its dead socket, one
+        # asyncio warning per write. Yielding lets the loop notice the lost connection; the next send then raises.
+        await asyncio.sleep(0)
 
     async def _serve(self, websocket: WebSocket, sub: _Subscriber) -> None:
         # 1. catch up from the source, up to the hub's position

@@ -751,10 +751,14 @@ def test_cli_provider_run_registers_funds_stakes_serves_and_prints_one_line_per_
     key_file = tmp_path / "p.key"
     pid = provider_id(public_key_of(load_or_create_key(key_file)))
     stub.offer_ai(pid, EMBED, b"cli prompt")
+    token_file = tmp_path / "operator.token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    token_file.chmod(0o600)
     result = CliRunner().invoke(
         cli_app,
         ["provider", "run", "--url", url, "--kind", "ai", "--models", EMBED, "--key-file", str(key_file),
-         "--echo", "--operator-token", TOKEN, "--fund", "300", "--stake", "1000", "--exit-after", "1"],
+         "--echo", "--operator-token-file", str(token_file), "--fund", "300", "--stake", "1000", "--exit-after", "1"],
+        env={"AICF_OPERATOR_TOKEN": None},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert stub.providers[pid]["bonded"] == 1000  # 300 minted, 700 staked to reach 1000

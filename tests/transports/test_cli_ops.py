@@ -239,10 +239,17 @@ def test_audit_of_an_unknown_payout_fails(running: Running) -> None:
     assert "no payout 0x" + "ab" * 32 in result.stderr
 
 
+def private_file(path: Path, text: str) -> Path:
+    path.write_text(text + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 @pytest.mark.slow
-def test_devnet_reorg_replaces_blocks_and_the_coordinator_follows(running: Running) -> None:
+def test_devnet_reorg_replaces_blocks_and_the_coordinator_follows(running: Running, tmp_path: Path) -> None:
     before = running.system.devnet.head_height()
-    result = cli("devnet", "reorg", "--depth", "3", "--url", running.url, "--token", TOKEN, "--json")
+    token_file = str(private_file(tmp_path / "operator.token", TOKEN))
+    result = cli("devnet", "reorg", "--depth", "3", "--url", running.url, "--operator-token-file", token_file, "--json")
     outcome = as_json(result)
     assert outcome["head_height"] == before
     assert len(outcome["orphaned"]) == len(outcome["branch"]) == 3
@@ -258,7 +265,8 @@ def test_devnet_reorg_replaces_blocks_and_the_coordinator_follows(running: Runni
     human = cli("devnet", "reorg", "--depth", "1", "--url", running.url, AICF_OPERATOR_TOKEN=TOKEN)
     assert human.exit_code == 0, human.output
     assert f"new head #{devnet_head} {devnet_head_hash(running)}" in human.stdout
-    wrong = cli("devnet", "reorg", "--depth", "1", "--url", running.url, "--token", "wrong")
+    wrong_file = str(private_file(tmp_path / "wrong.token", "wrong"))
+    wrong = cli("devnet", "reorg", "--depth", "1", "--url", running.url, "--operator-token-file", wrong_file)
     assert wrong.exit_code == 1
     assert "operator" in wrong.stderr.lower()
 
@@ -303,9 +311,11 @@ def test_heartbeat_naming_a_lease_checks_it_over_rpc(running: Running) -> None:
         ("jobs", "--status", "DONE"),
         ("epoch", "-1"),
         ("epoch", "one"),
-        ("devnet", "reorg", "--depth", "7", "--token", "t"),
-        ("devnet", "reorg", "--depth", "0", "--token", "t"),
+        ("devnet", "reorg", "--depth", "7"),
+        ("devnet", "reorg", "--depth", "0"),
         ("devnet", "reorg", "--depth", "2"),
+        ("devnet", "reorg", "--depth", "2", "--token", "t"),
+        ("devnet", "reorg", "--depth", "2", "--operator-token", "t"),
         ("audit", "payout"),
         ("audit", "payout", "0x" + "00" * 32, "--params", "/nonexistent/params.toml"),
         ("providers", "--bogus"),

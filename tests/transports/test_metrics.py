@@ -155,11 +155,13 @@ def test_every_family_appears_with_its_type_and_help() -> None:
 
 
 def test_names_carry_the_prefix_and_a_unit_and_counters_end_in_total() -> None:
-    units = ("_seconds", "_micro_anm", "_bps", "_mu", "_ms", "_total", "_jobs", "_leases", "_payouts", "_carried")
+    units = ("_seconds", "_micro_anm", "_bps", "_mu", "_ms", "_total", "_jobs", "_leases", "_payouts", "_carried",
+             "_blocks")  # fmt: skip
     for family in FAMILIES:
         assert family.name.startswith("aicf_"), family.name
         assert (family.type is MetricType.COUNTER) == family.name.endswith("_total"), family.name
-    unitless = {"aicf_budget_throttle_active", "aicf_provider_status", "aicf_epoch_current", "aicf_epoch_last_settled"}
+    unitless = {"aicf_budget_throttle_active", "aicf_provider_status", "aicf_epoch_current", "aicf_epoch_last_settled",
+                "aicf_ready", "aicf_database_up", "aicf_wedged"}  # fmt: skip
     for family in FAMILIES:
         if family.name not in unitless:
             assert family.name.endswith(units), f"{family.name} names no unit"

@@ -12,6 +12,8 @@ from aicf.core.encoding import to_hex
 from aicf.transports.rpc import Limits, decode_cursor, encode_cursor
 from transports.helpers import OPERATOR_TOKEN, START, Harness, fresh_nonce, harness, key, pid, signed
 
+JSON = {"content-type": "application/json"}
+
 
 @pytest.fixture
 def h() -> Harness:
@@ -25,7 +27,7 @@ def client(h: Harness) -> Iterator[TestClient]:
 
 
 def rpc(client: TestClient, body: object, headers: dict[str, str] | None = None) -> Any:
-    response = client.post("/rpc", content=json.dumps(body), headers=headers or {})
+    response = client.post("/rpc", content=json.dumps(body), headers={**JSON, **(headers or {})})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -91,7 +93,7 @@ def test_a_failing_notification_gets_no_answer_either(client: TestClient) -> Non
     ids=["truncated", "empty", "text", "trailing-comma", "not-utf8", "nan", "infinity", "deep", "huge-int"],
 )  # fmt: skip
 def test_a_body_that_is_not_json_is_a_parse_error_with_a_null_id(client: TestClient, body: bytes) -> None:
-    response = client.post("/rpc", content=body)
+    response = client.post("/rpc", content=body, headers=JSON)
     assert response.status_code == 200
     error = err(response.json(), -32700, None)
     assert error["message"].startswith("parse error")
@@ -225,7 +227,7 @@ def test_a_batch_at_the_limit_passes_and_one_more_is_refused_whole(client: TestC
 
 def test_a_body_over_the_limit_is_refused_with_413_and_a_json_rpc_error(client: TestClient, h: Harness) -> None:
     big = call("test.echo", {"text": "x" * (1 << 20)})
-    response = client.post("/rpc", content=json.dumps(big))
+    response = client.post("/rpc", content=json.dumps(big), headers=JSON)
     assert response.status_code == 413
     error = err(response.json(), -32050, None)
     assert "1048576" in error["message"]
@@ -241,7 +243,7 @@ def test_a_streamed_body_over_the_limit_is_refused_too() -> None:
         yield b'"}, "id": 1}'
 
     with TestClient(small.app) as c:
-        response = c.post("/rpc", content=chunks())  # no content-length: chunked
+        response = c.post("/rpc", content=chunks(), headers=JSON)  # no content-length: chunked
     assert response.status_code == 413
     err(response.json(), -32050, None)
 

@@ -68,7 +68,11 @@ def up(tmp_path: Path) -> Iterator[Up]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "AICF_OPERATOR_TOKEN"},
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+        },
     )
     lines: queue.Queue[str | None] = queue.Queue()
     seen: list[str] = []
@@ -91,8 +95,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
             if line is None:
                 pytest.fail(f"`aicf up` exited with {proc.wait()}:\n" + "\n".join(seen))
             seen.append(line)
-            if "operator token " in line:
-                token = line.rsplit("operator token ", 1)[1].strip()
+            if "operator token in " in line:  # the banner names the file, never the token
+                token = Path(line.rsplit("operator token in ", 1)[1].strip()).read_text(encoding="utf-8").strip()
         assert any(f"dashboard http://127.0.0.1:{port}/dashboard/" in s for s in seen), seen
         yield Up(url=f"http://127.0.0.1:{port}", token=token, proc=proc, lines=seen)
     finally:
