@@ -6,6 +6,7 @@ uses (QoS windows, p95), so what an operator reads is what the matcher and the v
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from aicf.core.chain import Job, Transition
 from aicf.core.jobs import JobStatus
@@ -109,6 +110,24 @@ def get_provider(store: Store, pid: bytes, now: int, params: Params) -> Provider
 def list_jobs(store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
     with store.transaction() as tx:
         return tx.list_jobs(statuses, after, limit)
+
+
+def list_jobs_with_providers(
+    store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int
+) -> list[tuple[Job, bytes | None]]:
+    """Jobs, each with the provider of its latest lease (the one working on it, or the one that proved it);
+    None while the job waits for a lease (PENDING, QUEUED) or was never leased. One lease lookup per page."""
+    with store.transaction() as tx:
+        jobs = tx.list_jobs(statuses, after, limit)
+        leases = tx.leases_of_tasks([j.task_id for j in jobs if j.status not in UNHELD])
+    return [(job, latest_provider(leases.get(job.task_id, []))) for job in jobs]
+
+
+UNHELD: Final = frozenset({JobStatus.PENDING, JobStatus.QUEUED})  # no provider holds these jobs
+
+
+def latest_provider(leases: Sequence[LeaseRecord]) -> bytes | None:
+    return max(leases, key=lambda lease: lease.attempt).provider_id if leases else None
 
 
 def job_story(store: Store, task_id: bytes) -> JobStory | None:

@@ -134,9 +134,11 @@ def render_provider_record(p: Provider, params: Params) -> Json:
             "unit_rate_mu_per_day": rate.rate_mu_per_day}  # fmt: skip
 
 
-def render_job(job: Job) -> Json:
+def render_job(job: Job, provider_id: bytes | None = None) -> Json:
+    """A job; `provider_id` is its latest lease's provider (None: never leased), as docs/DASHBOARD.md shows."""
     return {
         "task_id": to_hex(job.task_id),
+        "provider_id": to_hex(provider_id) if provider_id is not None else None,
         "kind": job.kind,
         "model": job.model,
         "status": job.status.value,
@@ -198,7 +200,8 @@ def render_payout(p: Payout) -> Json:
     return {k: to_hex(v) if isinstance(v, bytes) else v for k, v in p.to_map().items()}
 
 
-def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None) -> Json:
+def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None, params: Params | None = None) -> Json:
+    """A settled batch; with `params`, its cap use (Σ units_mu × 10000 // (Γ × 1000)) as /metrics reports it."""
     decoded = cbor2.loads(batch.batch)
     totals = decoded.get("totals", {}) if isinstance(decoded, dict) else {}
     out: Json = {
@@ -213,6 +216,8 @@ def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None) ->
         "totals": totals,
         "treasury_before": batch.treasury_before,
     }
+    if params is not None:
+        out["cap_use_bps"] = batch.units_mu * 10_000 // params.gamma_mu
     if payouts is not None:
         out["payouts"] = [render_payout(p) for p in payouts]
     return out
@@ -300,16 +305,17 @@ def build_registry(
         return render_provider(view, params)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
-        jobs = reads.list_jobs(store, p.statuses, _after(p.cursor), p.limit + 1)
-        last = jobs[min(len(jobs), p.limit) - 1].task_id if jobs else None
-        return _page([render_job(j) for j in jobs], len(jobs), p.limit, last)
+        jobs = reads.list_jobs_with_providers(store, p.statuses, _after(p.cursor), p.limit + 1)
+        last = jobs[min(len(jobs), p.limit) - 1][0].task_id if jobs else None
+        return _page([render_job(j, provider) for j, provider in jobs], len(jobs), p.limit, last)
 
     def get_job(p: ById, _: CallContext) -> Json:
         story = reads.job_story(store, p.id)
         if story is None:
             raise NotFoundError(f"job {to_hex(p.id)}")
+        held = story.job.status not in reads.UNHELD
         return {
-            **render_job(story.job),
+            **render_job(story.job, reads.latest_provider(story.leases) if held else None),
             "transitions": [
                 {
                     "from": t.frm.value if t.frm else None,
@@ -343,7 +349,7 @@ def build_registry(
         if found is None:
             raise NotFoundError(f"epoch {p.epoch} batch (not settled yet)")
         batch, payouts = found
-        return render_batch(batch, payouts)
+        return render_batch(batch, payouts, params)
 
     def get_status(_: NoParams, __: CallContext) -> Json:
         s = reads.status(store, clock.now(), params)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,6 +30,7 @@ from aicf.service import reads
 from aicf.service.audit import verify
 from aicf.store.memory import MemoryStore
 from aicf.system import System, WallClock, build_system, devnet_params
+from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -150,7 +152,7 @@ def test_providers_lists_the_provider_with_stake_and_qos(running: Running) -> No
     human = cli("providers", "--url", running.url)
     assert human.exit_code == 0, human.output
     assert to_hex(running.agent.provider_id) in human.stdout
-    assert "10,000,000,000" in human.stdout
+    assert fmt.anm(10_000_000_000) in human.stdout  # "10,000 ANM", as the dashboard shows it
 
 
 def test_jobs_pages_through_every_job_and_filters_by_status(running: Running) -> None:
@@ -192,7 +194,7 @@ def test_epoch_shows_the_batch_with_split_totals(running: Running) -> None:
     assert human.exit_code == 0, human.output
     assert batch["root"] in human.stdout
     assert "split totals" in human.stdout
-    assert f"{batch['totals']['reward']:,}" in human.stdout
+    assert fmt.anm(batch["totals"]["reward"]) in human.stdout
 
 
 def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) -> None:
@@ -325,3 +327,87 @@ def test_an_epoch_not_settled_yet_exits_1(running: Running) -> None:
     missing = cli("job", "0x" + "cd" * 32, "--url", running.url)
     assert missing.exit_code == 1
     assert "aicf jobs" in missing.stderr
+
+
+# ---- what the dashboard reads (issue 17) ---------------------------------------------------------------------
+
+
+def test_list_jobs_names_the_provider_of_each_leased_job(running: Running) -> None:
+    """docs/DASHBOARD.md: Live jobs' Provider column is listJobs' provider_id (the latest lease's provider)."""
+    every = as_json(cli("jobs", "--url", running.url, "--json"))
+    assert every
+    assert {j["provider_id"] for j in every} == {to_hex(running.agent.provider_id)}
+    story = as_json(cli("job", every[0]["task_id"], "--url", running.url, "--json"))
+    assert story["provider_id"] == story["leases"][-1]["provider_id"]
+
+
+def test_get_epoch_reports_the_cap_use_metrics_reports(running: Running) -> None:
+    metrics = httpx.get(running.url + "/metrics").text
+    for epoch in range(2):
+        batch = as_json(cli("epoch", str(epoch), "--url", running.url, "--json"))
+        expected = batch["totals"]["units_mu"] * 10_000 // running.system.params.gamma_mu
+        assert batch["cap_use_bps"] == expected
+        assert f'aicf_epoch_cap_use_bps{{epoch="{epoch}"}} {expected}\n' in metrics
+
+
+# ---- tables that fit the terminal (issue 17) -----------------------------------------------------------------
+
+
+def table_lines(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_providers_fit_the_terminal_and_show_each_kept_cell_whole(running: Running, columns: int) -> None:
+    p = as_json(cli("providers", "--url", running.url, "--json"))[0]
+    lines = table_lines(cli("providers", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    for cell in ("ACTIVE", fmt.anm(p["bonded_stake"]), fmt.pct(p["availability_bps"]), "status", "bonded"):
+        assert cell in body, f"{cell!r} cut or dropped at {columns} columns:\n{body}"
+    assert "…" not in body.replace(short_id(p["provider_id"]), "")  # no cell cut, only the id shortened
+    if columns == 200:
+        assert p["provider_id"] in body
+        for header in ("serves", "leases", "accepted", "slashes", "p50/p95 ms", "avail", "last heartbeat"):
+            assert header in body, header
+
+
+def test_providers_wide_shows_every_column_and_json_the_machine_form(running: Running) -> None:
+    p = as_json(cli("providers", "--url", running.url, "--json"))[0]
+    wide = cli("providers", "--url", running.url, "--wide", COLUMNS="80")
+    body = "\n".join(table_lines(wide))
+    for header in ("provider", "status", "serves", "bonded", "leases", "accepted", "slashes", "avail", "heartbeat"):
+        assert header in body, header
+    assert p["provider_id"] in body
+    narrow = cli("providers", "--url", running.url, COLUMNS="80")
+    assert "--wide" in narrow.stderr  # says which columns were left out and how to see them
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_jobs_fit_the_terminal_with_provider_and_units(running: Running, columns: int) -> None:
+    jobs = as_json(cli("jobs", "--url", running.url, "--json"))
+    lines = table_lines(cli("jobs", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    for j in jobs:
+        assert (j["task_id"] if columns == 200 else short_id(j["task_id"])) in body
+        assert j["status"] in body
+    if columns == 200:
+        assert fmt.units(jobs[0]["max_units_mu"]) in body
+        assert jobs[0]["provider_id"] in body
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_epoch_fits_the_terminal_with_units_and_anm_as_the_dashboard_shows(running: Running, columns: int) -> None:
+    batch = as_json(cli("epoch", "0", "--url", running.url, "--json"))
+    lines = table_lines(cli("epoch", "0", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    assert fmt.units(batch["totals"]["units_mu"]) in body
+    assert fmt.anm(batch["totals"]["reward"]) in body
+    assert fmt.pct(batch["cap_use_bps"]) in body
+
+
+def short_id(value: str) -> str:
+    return f"{value[:14]}…{value[-4:]}"

@@ -10,6 +10,7 @@ when that file is missing or AICF_UPDATE_SCREENSHOT=1 (so a test run does not re
 """
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from aicf.transports import fmt
 from transports.dashboard_fixture import FakeFund, Served, serve
 
 try:
@@ -194,6 +196,61 @@ def test_dashboard_survives_a_failing_method(page: "Page", served: Served) -> No
     wait_for(page, "() => document.querySelector('#kpi-leased').textContent === '3'")
     served.fund.broken_methods.clear()
     wait_for(page, "() => document.querySelector('#jobs-error').hidden")
+
+
+def test_the_event_feed_starts_filled_from_the_event_log(served: Served, tmp_path: Path) -> None:
+    """Events appended before the page opened are listed on load (the last FEED_MAX of the log), not applied."""
+    fund = served.fund
+    past = [fund.assign(), fund.complete(), fund.settle_epoch()]
+    skip_without_browser()
+    with dashboard_page(served.base_url, tmp_path, WAIT_MS) as page:
+        wait_for(page, "() => document.querySelectorAll('#feed li.history[data-seq]').length === 3")
+        seqs = page.locator("#feed li[data-seq]").evaluate_all("els => els.map(e => Number(e.dataset.seq))")
+        assert seqs == [e["seq"] for e in reversed(past)]
+        assert text(page, "#last-seq") == f"#{past[-1]['seq']}"
+        assert "verified" in text(page, f"#feed li[data-seq='{past[1]['seq']}']")
+        live = fund.assign()  # a new event after the history is applied as before
+        wait_for(
+            page, "seq => document.querySelector(`#feed li[data-seq='${seq}']:not(.history)`) !== null", live["seq"]
+        )
+
+
+def test_the_page_formats_numbers_as_the_cli_does(page: "Page", served: Served) -> None:
+    """aicfFormat on the page and aicf.transports.fmt give the same text for every vector; the tables use it."""
+    vectors = json.loads((Path(__file__).parent / "format_vectors.json").read_text(encoding="utf-8"))
+    shown = page.evaluate(
+        "v => Object.fromEntries(Object.entries(v).map(([k, cases]) => [k, cases.map(c => aicfFormat[k](c[0]))]))",
+        vectors,
+    )
+    for name, cases in vectors.items():
+        assert shown[name] == [text for _, text in cases], name
+        assert shown[name] == [getattr(fmt, name)(value) for value, _ in cases], name
+    wait_for(page, LOADED)
+    epoch = served.fund.epochs[2]
+    row = page.locator("#epochs tr[data-epoch='2'] td")
+    assert row.nth(3).inner_text() == fmt.units(epoch["totals"]["units_mu"])
+    assert row.nth(4).inner_text() == fmt.anm(epoch["totals"]["provider"])
+    assert row.nth(8).inner_text().startswith(fmt.pct(epoch["cap_use_bps"]))
+
+
+def test_live_jobs_show_the_provider_and_epochs_the_cap_use_the_api_returns(page: "Page", served: Served) -> None:
+    wait_for(page, LOADED)
+    leased = [j for j in served.fund.jobs.values() if j["status"] == "LEASED"]
+    assert leased
+    for job in leased:
+        cell = page.locator(f"#jobs tr[data-task-id='{job['task_id']}'] td").nth(3)
+        assert cell.get_attribute("title") == job["provider_id"]
+    for epoch in served.fund.epochs.values():
+        cap = page.locator(f"#epochs tr[data-epoch='{epoch['epoch']}'] td").nth(8).inner_text()
+        assert cap.startswith(fmt.pct(epoch["cap_use_bps"])), cap
+
+
+def skip_without_browser() -> None:
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("AICF_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"AICF_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
 
 
 def save_screenshot(page: "Page", tmp_path: Path) -> None:
