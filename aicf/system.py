@@ -50,8 +50,10 @@ from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, re
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
+    KindQueueMetrics,
     MetricsSnapshot,
     ProviderMetrics,
+    TrapShortfallMetrics,
     metrics_response,
 )
 from aicf.transports.ws import Event
@@ -209,6 +211,8 @@ class System:
         now = self.clock.now()
         status = reads.status(self.store, now, self.params)
         providers = reads.list_providers(self.store, now, self.params, None, 1000)
+        budgets = reads.provider_job_budgets(self.store, self.params)
+        queues = reads.queues_by_kind(self.store, now, self.params)
         epochs: list[EpochMetrics] = []
         last = status.last_settled_epoch
         for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
@@ -246,8 +250,23 @@ class System:
                     latency_p95_ms=v.latency_p95_ms or 0,
                     availability_bps=v.availability_bps,
                     bonded_stake=v.provider.bonded,
+                    job_budget_ms=budgets.get(v.provider.provider_id, 0),
                 )
                 for v in providers
+            ],
+            queues_by_kind=[
+                KindQueueMetrics(
+                    kind=q.kind,
+                    depth=q.depth,
+                    depth_limit=q.limits.depth,
+                    oldest_age_s=q.oldest_age_s,
+                    age_limit_s=q.limits.age_s,
+                )
+                for q in queues
+            ],
+            trap_shortfalls=[
+                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
+                for m, t in sorted(self.coord.trap_shortfalls.items())
             ],
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},

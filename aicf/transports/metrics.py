@@ -69,6 +69,25 @@ FAMILIES: Final[tuple[Family, ...]] = (
         type=G,
         help="Age of the oldest QUEUED job (now minus the time it last became QUEUED); 0 when none is queued.",
     ),
+    Family(name="aicf_queue_kind_jobs", type=G, labels=("kind",), help="QUEUED jobs of the kind (ai, quantum, ...)."),
+    Family(
+        name="aicf_queue_kind_depth_limit_jobs",
+        type=G,
+        labels=("kind",),
+        help="Jobs of the kind the ACTIVE providers' declared unit rate clears in 300 s (0: none serves it).",
+    ),
+    Family(
+        name="aicf_queue_kind_oldest_age_seconds",
+        type=G,
+        labels=("kind",),
+        help="Age of the oldest QUEUED job of the kind (now minus its enqueue block time); 0 when none.",
+    ),
+    Family(
+        name="aicf_queue_kind_age_limit_seconds",
+        type=G,
+        labels=("kind",),
+        help="How long a job of the kind may wait: 300 s, or twice the declared rate's time per job if longer.",
+    ),
     Family(name="aicf_assignments_total", type=C, help="Leases granted by the matcher; rate() gives assigns/s."),
     Family(name="aicf_retries_total", type=C, help="Jobs requeued after a lease attempt ended without a proof."),
     Family(
@@ -107,6 +126,12 @@ FAMILIES: Final[tuple[Family, ...]] = (
         type=G,
         labels=("provider_id",),
         help="p95 of (proof received - lease granted) over the provider's QoS window, milliseconds (SPEC §3).",
+    ),
+    Family(
+        name="aicf_provider_job_budget_ms",
+        type=G,
+        labels=("provider_id",),
+        help="Median runtime budget of the open jobs the provider can serve, milliseconds (p95 above it: overrun).",
     ),
     Family(
         name="aicf_provider_availability_bps",
@@ -164,6 +189,18 @@ FAMILIES: Final[tuple[Family, ...]] = (
     ),
     Family(name="aicf_epoch_price_bps", type=G, labels=("epoch",), help="price_bps used by the epoch's batch."),
     Family(name="aicf_treasury_balance_micro_anm", type=G, help="Treasury balance, µANM."),
+    Family(
+        name="aicf_trap_escrow_needed_micro_anm",
+        type=G,
+        labels=("model",),
+        help="Escrow of the last trap of the model the fund could not pay, µANM (fund below it: traps skipped).",
+    ),
+    Family(
+        name="aicf_trap_escrow_shortfalls_total",
+        type=C,
+        labels=("model",),
+        help="Traps of the model not enqueued because the fund could not pay their escrow.",
+    ),
     Family(name="aicf_fund_balance_micro_anm", type=G, help="Fund balance, µANM."),
     # attestation collateral
     Family(
@@ -193,6 +230,23 @@ class ProviderMetrics:
     latency_p95_ms: int
     availability_bps: int
     bonded_stake: int  # µANM
+    job_budget_ms: int = 0  # median runtime budget of the open jobs it can serve
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindQueueMetrics:
+    kind: str
+    depth: int
+    depth_limit: int
+    oldest_age_s: int
+    age_limit_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapShortfallMetrics:
+    model: str
+    count: int
+    escrow: int  # µANM the last skipped trap needed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +289,8 @@ class MetricsSnapshot:
     treasury_balance: int = 0  # µANM
     fund_balance: int = 0  # µANM
     collateral: Sequence[CollateralExpiry] = ()
+    queues_by_kind: Sequence[KindQueueMetrics] = ()
+    trap_shortfalls: Sequence[TrapShortfallMetrics] = ()
 
 
 Sample = tuple[tuple[tuple[str, str], ...], int]  # (label pairs, value)
@@ -268,6 +324,11 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     for status in JobStatus:
         add("aicf_queue_jobs", s.jobs_by_status.get(status, 0), status=status.value)
     add("aicf_queue_oldest_age_seconds", s.oldest_queued_age_s)
+    for q in sorted(s.queues_by_kind, key=lambda q: q.kind):
+        add("aicf_queue_kind_jobs", q.depth, kind=q.kind)
+        add("aicf_queue_kind_depth_limit_jobs", q.depth_limit, kind=q.kind)
+        add("aicf_queue_kind_oldest_age_seconds", q.oldest_age_s, kind=q.kind)
+        add("aicf_queue_kind_age_limit_seconds", q.age_limit_s, kind=q.kind)
     add("aicf_assignments_total", s.assignments_total)
     add("aicf_retries_total", s.retries_total)
     add("aicf_budget_throttle_active", s.budget_throttle_active)
@@ -280,6 +341,7 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
         add("aicf_provider_proofs_rejected_total", p.proofs_rejected, provider_id=pid)
         add("aicf_provider_latency_p50_ms", p.latency_p50_ms, provider_id=pid)
         add("aicf_provider_latency_p95_ms", p.latency_p95_ms, provider_id=pid)
+        add("aicf_provider_job_budget_ms", p.job_budget_ms, provider_id=pid)
         add("aicf_provider_availability_bps", p.availability_bps, provider_id=pid)
         add("aicf_provider_bonded_stake_micro_anm", p.bonded_stake, provider_id=pid)
     codes = list(REJECT_CODES) + sorted(set(s.rejections_by_code) - set(REJECT_CODES))
@@ -302,6 +364,9 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
         add("aicf_epoch_price_bps", e.price_bps, epoch=epoch)
     add("aicf_treasury_balance_micro_anm", s.treasury_balance)
     add("aicf_fund_balance_micro_anm", s.fund_balance)
+    for t in sorted(s.trap_shortfalls, key=lambda t: t.model):
+        add("aicf_trap_escrow_needed_micro_anm", t.escrow, model=t.model)
+        add("aicf_trap_escrow_shortfalls_total", t.count, model=t.model)
     for c in sorted(s.collateral, key=lambda c: (c.kind, c.item)):
         add("aicf_collateral_expiry_seconds", c.expires_in_s, kind=c.kind, item=c.item)
     return out

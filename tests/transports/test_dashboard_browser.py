@@ -245,6 +245,23 @@ def test_live_jobs_show_the_provider_and_epochs_the_cap_use_the_api_returns(page
         assert cap.startswith(fmt.pct(epoch["cap_use_bps"])), cap
 
 
+ISSUE_17_ALARMS = ("queue_depth", "queue_age", "trap_escrow_unfunded", "provider_over_budget")
+
+
+def test_each_operator_alarm_is_a_red_line(page: "Page", served: Served) -> None:
+    """The alarms getStatus raises (tests/transports/test_alarms.py makes each fire) each show as a red line."""
+    wait_for(page, LOADED)
+    served.fund.alarms = [{"name": name, "severity": "warning", "message": f"{name} fired"} for name in ISSUE_17_ALARMS]
+    served.fund.assign()  # an event: the page refreshes its status
+    for name in ISSUE_17_ALARMS:
+        wait_for(page, "n => document.querySelector(`#alarms li[data-alarm='${n}']`) !== null", name)
+        line = page.locator(f"#alarms li[data-alarm='{name}']")
+        assert f"{name} fired" in line.inner_text()
+        red = "rgb(248, 81, 73)"
+        assert line.evaluate("el => getComputedStyle(el).borderLeftColor") == red
+        assert line.evaluate("el => getComputedStyle(el).color") == red
+
+
 def skip_without_browser() -> None:
     reason = missing_browser()
     if reason is not None:
