@@ -45,6 +45,7 @@ from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
+from aicf.transports.history import History, chart_routes
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.metrics import (
@@ -180,6 +181,7 @@ class System:
     var: Path
     stop: threading.Event = field(default_factory=threading.Event)
     collateral: CollateralWatch = field(default_factory=CollateralWatch)  # the verifier's: TEE collateral expiry
+    history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -198,6 +200,7 @@ class System:
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         self.coord.match()
         self.app.state.events.notify()
+        self.history.offer(now, self.metrics)  # one snapshot per SAMPLE_S for the dashboard's charts
 
     def run_loop(self, period_s: float = 1.0) -> None:
         while not self.stop.is_set():
@@ -350,6 +353,7 @@ def build_system(
         return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
 
     holder: dict[str, System] = {}
+    history = History()
 
     def metrics(_: Request) -> Response:
         return metrics_response(holder["system"].metrics())
@@ -364,6 +368,7 @@ def build_system(
         nonce_store=StoreNonces(store, NONCE_TTL_S),
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
+            *chart_routes(history, clock.now),
             Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),
             Mount("/dashboard", StaticFiles(directory=static, html=True)),
         ],
@@ -380,6 +385,7 @@ def build_system(
         chain_lock=lock,
         var=var,
         collateral=watch,
+        history=history,
     )
     holder["system"] = system
     return system

@@ -16,6 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Final
 
+import httpx
 import typer
 from rich.cells import cell_len
 from rich.console import Console
@@ -728,6 +729,37 @@ def devnet_reorg_command(
         out.print(f"  {short(old, 16)} -> {short(new, 16)}", markup=False)
 
 
+# -- aicf report --out DIR ---------------------------------------------------------------------------------
+def report_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the charts into (created if missing).")],
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Save the dashboard's charts of the last hour as SVG files (the same figures `/charts/` serves)."""
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(base_url=base, timeout=30.0) as http:
+            index = http.get("/charts/")
+            index.raise_for_status()
+            names = [str(n) for n in index.json()["charts"]]
+            charts = {}
+            for name in names:
+                answer = http.get(f"/charts/{name}")
+                answer.raise_for_status()
+                charts[name] = answer.text
+    except httpx.HTTPError as exc:
+        err.print(f"error: cannot read the charts from {base}/charts/ ({exc}).", markup=False)
+        err.print("Is it running? Start it with `aicf up`, or point at it with --url URL (or AICF_URL).", markup=False)
+        raise typer.Exit(1) from None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, svg in charts.items():
+            (out_dir / Path(name).name).write_text(svg, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"error: cannot write into {out_dir}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"wrote {len(charts)} charts to {out_dir}: {', '.join(charts)}", markup=False, soft_wrap=True)
+
+
 # -- registration ---------------------------------------------------------------------------------------------
 def register_ops(app: typer.Typer) -> None:
     """Add the commands to the `aicf` app; `reorg` joins the existing `aicf devnet` group."""
@@ -735,6 +767,7 @@ def register_ops(app: typer.Typer) -> None:
     app.command("jobs")(jobs_command)
     app.command("job")(job_command)
     app.command("epoch")(epoch_command)
+    app.command("report")(report_command)
     app.add_typer(audit_app, name="audit")
     devnet = next((g.typer_instance for g in app.registered_groups if g.name == "devnet"), None)
     if devnet is None:

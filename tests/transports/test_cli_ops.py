@@ -9,6 +9,7 @@ enough blocks to settle a few epochs. Each command runs through typer's CliRunne
 import json
 import socket
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from aicf.store.memory import MemoryStore
 from aicf.system import System, WallClock, build_system, devnet_params
 from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
+from aicf.transports.history import CHARTS
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 TOKEN = "cli-ops-operator-token"  # noqa: S105 - a test fixture
@@ -411,3 +413,28 @@ def test_epoch_fits_the_terminal_with_units_and_anm_as_the_dashboard_shows(runni
 
 def short_id(value: str) -> str:
     return f"{value[:14]}…{value[-4:]}"
+
+
+# ---- charts (issue 17) ---------------------------------------------------------------------------------------
+
+
+def test_report_writes_the_charts_the_dashboard_shows(running: Running, tmp_path: Path) -> None:
+    result = cli("report", "--out", str(tmp_path / "report"), "--url", running.url)
+    assert result.exit_code == 0, result.output
+    written = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "report").iterdir()}
+    assert set(written) == {f"{name}.svg" for name in CHARTS}
+    for name, svg in written.items():
+        assert svg == httpx.get(f"{running.url}/charts/{name}").text  # the same figure (the clock stands still)
+    jobs = ET.fromstring(written["jobs.svg"])  # noqa: S314 - our own output
+    series = {el.attrib["data-series"]: el.attrib["points"] for el in jobs.iter("{http://www.w3.org/2000/svg}polyline")}
+    assert {"enqueued", "leased", "verified", "settled"} <= set(series)
+    assert len(series["leased"].split()) > 10  # one point per 10-s pass of the history
+    payouts = written["payouts.svg"]
+    assert 'data-bar="0"' in payouts
+    assert 'data-part="provider"' in payouts
+
+
+def test_report_without_a_coordinator_exits_1(tmp_path: Path) -> None:
+    result = cli("report", "--out", str(tmp_path / "r"), "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot read the charts" in result.stderr

@@ -262,6 +262,28 @@ def test_each_operator_alarm_is_a_red_line(page: "Page", served: Served) -> None
         assert line.evaluate("el => getComputedStyle(el).color") == red
 
 
+CHARTS_LOADED = """() => {
+    const imgs = [...document.querySelectorAll('#charts img[data-chart]')];
+    return imgs.length === 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
+}"""
+
+
+def test_the_charts_of_the_last_hour_load_from_the_coordinator_and_redraw(page: "Page", served: Served) -> None:
+    wait_for(page, LOADED)
+    wait_for(page, CHARTS_LOADED)
+    first = page.locator("#charts img[data-chart='jobs']").get_attribute("src")
+    served.fund.assign()  # each move is a new sample: the jobs chart gets its first rates
+    served.fund.complete()
+    wait_for(page, "s => document.querySelector(`#charts img[data-chart='jobs']`).getAttribute('src') !== s", first)
+    wait_for(page, CHARTS_LOADED)
+    svg = page.evaluate("() => fetch(document.querySelector(`#charts img[data-chart='jobs']`).src).then(r => r.text())")
+    assert 'data-series="leased"' in svg
+    payouts = page.evaluate(
+        "() => fetch(document.querySelector(`#charts img[data-chart='payouts']`).src).then(r => r.text())"
+    )
+    assert 'data-bar="2"' in payouts  # the fixture's three settled epochs
+
+
 def skip_without_browser() -> None:
     reason = missing_browser()
     if reason is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from transports.test_dashboard_browser import dashboard_page, missing_browser
+from transports.test_dashboard_browser import CHARTS_LOADED, dashboard_page, missing_browser
 
 with contextlib.suppress(ImportError):  # missing_browser() says what to install
     from playwright.sync_api import Page  # type: ignore[import-not-found,unused-ignore]
@@ -161,7 +161,14 @@ def test_dashboard_on_a_running_aicf_up_shows_live_data_that_changes(up: Up, pag
                                             "params": {"id": task_id}}).json()["result"]  # fmt: skip
     assert shown == job["provider_id"] is not None
 
-    # 7. opened again, the page lists the event log's tail at once (issue 17: the feed started empty)
+    # 7. the charts of the last hour are drawn (the coordinator samples its metrics every 10 s)
+    page.wait_for_function(CHARTS_LOADED, timeout=WAIT_MS)
+    svg = page.evaluate(
+        "() => fetch(document.querySelector(`#charts img[data-chart='queue-depth']`).src).then(r => r.text())"
+    )
+    assert 'data-series="quantum queued"' in svg
+
+    # 8. opened again, the page lists the event log's tail at once (issue 17: the feed started empty)
     page.reload()
     page.wait_for_function("() => document.querySelector('#feed li.history[data-seq]') !== null", timeout=WAIT_MS)
 

@@ -19,6 +19,7 @@
   var FEED_MAX = 40; // also how many past events the first subscription replays from the event log
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 10000;
+  var CHARTS_MS = 10000; // the coordinator samples its metrics every 10 s (aicf/transports/history.py)
 
   function meta(name, fallback) {
     var m = document.querySelector('meta[name="' + name + '"]');
@@ -26,6 +27,7 @@
   }
 
   var RPC_URL = new URL(meta("aicf-rpc", "/rpc"), location.href).href;
+  var CHARTS_URL = new URL(meta("aicf-charts", "/charts/"), location.href).href;
   var WS_URL = (function () {
     var u = new URL(meta("aicf-ws", "/ws"), location.href);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
@@ -655,6 +657,14 @@
     }
   }
 
+  // ---- charts: SVG drawn by the coordinator, the same figures `aicf report` saves ------------------------
+
+  function refreshCharts() {
+    document.querySelectorAll("#charts img[data-chart]").forEach(function (img) {
+      img.src = CHARTS_URL + img.dataset.chart + ".svg?t=" + Date.now();
+    });
+  }
+
   // ---- start -------------------------------------------------------------------------------------------
 
   function start() {
@@ -669,6 +679,8 @@
       scheduleRefresh(0);
     }, POLL_MS);
     setInterval(tickAge, 1000);
+    refreshCharts();
+    setInterval(refreshCharts, CHARTS_MS);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
