@@ -42,3 +42,15 @@ def job_budget_ms(runtime_budgets_ms: list[int], fallback_ms: int) -> int:
         return fallback_ms
     ordered = sorted(runtime_budgets_ms)
     return ordered[(len(ordered) - 1) // 2]
+
+
+def enqueue_interval_s(job_mu: int, capacity_mu_per_day: int, share_bps: int) -> int | None:
+    """Seconds between enqueues of `job_mu`-unit jobs so they use `share_bps` of a declared capacity (rounded
+    up: never more than the share); None when nothing serves the kind.
+
+    >>> enqueue_interval_s(20_000, 100_000_000, 5_000)  # 20-unit jobs, 100,000 units a day, half of it
+    35
+    """
+    if capacity_mu_per_day <= 0 or share_bps <= 0:
+        return None
+    return max(1, -(-max(1, job_mu) * DAY_S * 10_000 // (capacity_mu_per_day * share_bps)))
