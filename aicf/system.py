@@ -359,8 +359,8 @@ def build_system(
     holder: dict[str, System] = {}
     history = History()
 
-    def metrics(_: Request) -> Response:
-        return metrics_response(holder["system"].metrics())
+    def metrics(request: Request) -> Response:
+        return metrics_response(holder["system"].metrics(), request.headers.get("accept"))
 
     static = str(files("aicf.transports") / "static")
     app = build_app(

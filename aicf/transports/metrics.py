@@ -1,9 +1,11 @@
-"""Prometheus `/metrics` (SPEC §13): one frozen snapshot in, text exposition format 0.0.4 out.
+"""Prometheus `/metrics` (SPEC §13): one frozen snapshot in, the exposition prometheus_client writes out.
 
-The coordinator builds a `MetricsSnapshot` from its store in one read transaction and hands it to
-`render_prometheus`; this module reads nothing itself, so a scrape sees one consistent instant and the
-renderer is a pure function tests can pin byte for byte. Every value is an integer (µANM, milli-units,
-basis points, milliseconds, seconds), as everywhere else in aicf: no float reaches the wire.
+The coordinator builds a `MetricsSnapshot` from its store in one read transaction; `SnapshotCollector` (a
+prometheus_client custom collector) turns it into metric families, and the library writes them in the format
+the scraper asks for (text 0.0.4 by default, OpenMetrics 1.0 on request), with its escaping. This module reads
+nothing itself, so a scrape sees one consistent instant and the output is a pure function of the snapshot.
+Every value is an integer (µANM, milli-units, basis points, milliseconds, seconds); the library prints it as a
+float, which is what Prometheus stores (exact up to 2^53).
 
 Families are declared once in `FAMILIES`; docs/METRICS.md, the alert rules in deploy/prometheus and the
 Grafana dashboard in deploy/grafana are tested against that table, so a renamed metric breaks a test
@@ -19,6 +21,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.responses import Response
 
 from aicf.core.jobs import JobStatus
@@ -296,16 +301,6 @@ class MetricsSnapshot:
 Sample = tuple[tuple[tuple[str, str], ...], int]  # (label pairs, value)
 
 
-def escape_label_value(value: str) -> str:
-    """Text format 0.0.4: backslash, double quote and line feed are escaped inside label values."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    """HELP text escapes only backslash and line feed."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
@@ -372,28 +367,43 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     return out
 
 
-def _lines(s: MetricsSnapshot) -> Iterator[str]:
-    samples = _samples(s)
-    for family in FAMILIES:
-        yield f"# HELP {family.name} {escape_help(family.help)}"
-        yield f"# TYPE {family.name} {family.type.value}"
-        for labels, value in samples[family.name]:
-            if labels:
-                inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
-                yield f"{family.name}{{{inner}}} {value}"
+class SnapshotCollector(Collector):
+    """A prometheus_client collector over one snapshot: every family of FAMILIES, in order, with its samples."""
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        samples = _samples(self.snapshot)  # raises on a coding error before anything is written
+        for family in FAMILIES:
+            metric: CounterMetricFamily | GaugeMetricFamily
+            if family.type is MetricType.COUNTER:
+                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
             else:
-                yield f"{family.name} {value}"
+                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            for labels, value in samples[family.name]:
+                metric.add_metric([v for _, v in labels], value)
+            yield metric
+
+
+def _registry(snapshot: MetricsSnapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return registry
 
 
 def render_prometheus(snapshot: MetricsSnapshot) -> str:
-    """Text exposition format 0.0.4: HELP and TYPE for every family (even one without samples), integer
-    values, no timestamps (Prometheus stamps the scrape), a final line feed.
+    """Text exposition format 0.0.4 as prometheus_client writes it: HELP and TYPE for every family (even one
+    without samples), no timestamps (Prometheus stamps the scrape), a final line feed.
 
     Raises ValueError or TypeError on a coding error (labels that differ from the family's, a non-int value).
     """
-    return "\n".join(_lines(snapshot)) + "\n"
+    return generate_latest(_registry(snapshot)).decode("utf-8")
 
 
-def metrics_response(snapshot: MetricsSnapshot) -> Response:
-    """The `/metrics` response: `Route("/metrics", lambda request: metrics_response(read_snapshot()))`."""
-    return Response(render_prometheus(snapshot), media_type=CONTENT_TYPE)
+def metrics_response(snapshot: MetricsSnapshot, accept: str | None = None) -> Response:
+    """The `/metrics` response in the format `accept` asks for (the request's Accept header): OpenMetrics 1.0
+    when it names application/openmetrics-text, else text 0.0.4 (CONTENT_TYPE)."""
+    registry = _registry(snapshot)  # collected below, once: a coding error raises before the response exists
+    encoder, content_type = choose_encoder(accept or "")
+    return Response(encoder(registry), headers={"content-type": content_type})

@@ -34,6 +34,7 @@ from aicf.system import System, WallClock, build_system, devnet_params
 from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
 from aicf.transports.history import CHARTS
+from transports.helpers import scrape
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 TOKEN = "cli-ops-operator-token"  # noqa: S105 - a test fixture
@@ -349,7 +350,7 @@ def test_get_epoch_reports_the_cap_use_metrics_reports(running: Running) -> None
         batch = as_json(cli("epoch", str(epoch), "--url", running.url, "--json"))
         expected = batch["totals"]["units_mu"] * 10_000 // running.system.params.gamma_mu
         assert batch["cap_use_bps"] == expected
-        assert f'aicf_epoch_cap_use_bps{{epoch="{epoch}"}} {expected}\n' in metrics
+        assert scrape(metrics, "aicf_epoch_cap_use_bps")[(("epoch", str(epoch)),)] == expected
 
 
 # ---- tables that fit the terminal (issue 17) -----------------------------------------------------------------

@@ -26,6 +26,7 @@ from aicf.system import (
     public_bytes,
 )
 from aicf.transports.metrics import render_prometheus
+from transports.helpers import scrape
 from transports.test_cli_ops import START, SteppedClock
 
 MODEL = "minilm-l6-v2"
@@ -91,4 +92,5 @@ def test_a_fund_too_poor_for_a_trap_is_topped_up_once_and_the_shortfall_is_in_me
     assert demo.fund_topups == 1  # the fund now pays the escrow: no second top-up
     (short,) = system.metrics().trap_shortfalls
     assert (short.model, short.count, short.escrow) == ("smollm2-135m", 7, 506_000)
-    assert 'aicf_trap_escrow_shortfalls_total{model="smollm2-135m"} 7\n' in render_prometheus(system.metrics())
+    shortfalls = scrape(render_prometheus(system.metrics()), "aicf_trap_escrow_shortfalls_total")
+    assert shortfalls == {(("model", "smollm2-135m"),): 7}
