@@ -29,18 +29,22 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.capacity import enqueue_interval_s
 from aicf.core.chain import TxKind
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
+from aicf.core.ledger import FUND
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.registry import ProviderStatus
+from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason
 from aicf.core.txs import SignedTx
 from aicf.service import reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
+from aicf.service.faucet import top_up_fund
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
@@ -50,14 +54,17 @@ from aicf.store.interface import Store
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
+from aicf.transports.history import History, chart_routes
 from aicf.transports.methods import build_registry, cbor_json
 from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
+    KindQueueMetrics,
     MetricsSnapshot,
     ProviderMetrics,
+    TrapShortfallMetrics,
     metrics_response,
 )
 from aicf.transports.secret_files import OperatorToken, load_or_create_operator_token
@@ -209,6 +216,8 @@ class System:
             wedged=lambda: self.wedged,
         )
 
+    history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
+
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
         now = self.clock.now()
@@ -226,6 +235,7 @@ class System:
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         self.coord.match()
         self.app.state.events.notify()
+        self.history.offer(now, self.metrics)  # one snapshot per SAMPLE_S for the dashboard's charts
 
     def run_loop(self, period_s: float = 1.0) -> None:
         while not self.stop.is_set():
@@ -243,6 +253,8 @@ class System:
         now = self.clock.now()
         status = reads.status(self.store, now, self.params)
         providers = reads.list_providers(self.store, now, self.params, None, 1000)
+        budgets = reads.provider_job_budgets(self.store, self.params)
+        queues = reads.queues_by_kind(self.store, now, self.params)
         epochs: list[EpochMetrics] = []
         last = status.last_settled_epoch
         for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
@@ -281,8 +293,23 @@ class System:
                     latency_p95_ms=v.latency_p95_ms or 0,
                     availability_bps=v.availability_bps,
                     bonded_stake=v.provider.bonded,
+                    job_budget_ms=budgets.get(v.provider.provider_id, 0),
                 )
                 for v in providers
+            ],
+            queues_by_kind=[
+                KindQueueMetrics(
+                    kind=q.kind,
+                    depth=q.depth,
+                    depth_limit=q.limits.depth,
+                    oldest_age_s=q.oldest_age_s,
+                    age_limit_s=q.limits.age_s,
+                )
+                for q in queues
+            ],
+            trap_shortfalls=[
+                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
+                for m, t in sorted(self.coord.trap_shortfalls.items())
             ],
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
@@ -395,9 +422,10 @@ def build_system(
         return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
 
     holder: dict[str, System] = {}
+    history = History()
 
-    def metrics(_: Request) -> Response:
-        return metrics_response(holder["system"].metrics())
+    def metrics(request: Request) -> Response:
+        return metrics_response(holder["system"].metrics(), request.headers.get("accept"))
 
     static = str(files("aicf.transports") / "static")
     app = build_app(
@@ -410,6 +438,7 @@ def build_system(
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
             *health_routes(lambda: holder["system"].readiness()),
+            *chart_routes(history, clock.now),
             Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),
             Mount("/dashboard", StaticFiles(directory=static, html=True)),
         ],
@@ -427,50 +456,91 @@ def build_system(
         chain_lock=lock,
         var=var,
         collateral=watch,
+        history=history,
     )
     holder["system"] = system
     return system
 
 
+DEMO_SHARE_BPS = 5_000  # the demo asks for half of what the reference providers declare they can take
+FUND_TOPUP_TRAPS = 20  # a top-up pays this many escrows of the dearest trap the fund could not pay
+
+
 @dataclass
 class DemoRequesters:
-    """Requesters sending a steady demo load: each funds itself once, then enqueues jobs in turn."""
+    """Requesters sending a steady demo load sized from the providers' declared rates (issue 17): each kind is
+    enqueued every `enqueue_interval_s` of its jobs' units against DEMO_SHARE_BPS of the unit rates its ACTIVE
+    providers run with (the AI rate split evenly between the demo's models), never more often than `period_s`,
+    and not at all while nothing serves it. The fund is topped up (a devnet faucet) when a trap finds it too poor."""
 
     system: System
     models: Sequence[str]
     period_s: float = 4.0
     quantum: bool = True
     count: int = 0
+    callers: list[bytes] = field(default_factory=list)
+    due: dict[str, int] = field(default_factory=dict)  # kind or model -> unix s of its next enqueue
+    sent: dict[str, int] = field(default_factory=dict)  # kind or model -> enqueues so far
+    fund_topups: int = 0
+
+    def start(self) -> None:
+        self.callers = [tagged_hash("aicf/devnet/requester/v1", i)[:20] for i in range(3)]
+        with self.system.chain_lock:
+            for caller in self.callers:
+                self.system.devnet.submit(caller, TxKind.DEPOSIT, {"to": caller, "amount": 10**12})
 
     def run(self, stop: threading.Event) -> None:
-        callers = [tagged_hash("aicf/devnet/requester/v1", i)[:20] for i in range(3)]
-        with self.system.chain_lock:
-            for caller in callers:
-                self.system.devnet.submit(caller, TxKind.DEPOSIT, {"to": caller, "amount": 10**12})
+        self.start()
+        while not stop.wait(1.0):
+            self.step()
+
+    def body(self, kind: str) -> tuple[TxKind, dict[str, object]]:
+        if kind == "quantum":
+            return TxKind.QUANTUM_ENQUEUE, {"circuit": BELL, "shots": 20, "fee_per_unit": 3 * 50_000, "tier": 0}
         prompts = [b"The capital of France is", b"Proof of stake means", b"A cat sat on", b"Quantum error correction"]
-        while not stop.wait(self.period_s):
-            caller = callers[self.count % len(callers)]
-            kinds = [*self.models, *(["quantum"] if self.quantum else [])]
-            kind = kinds[self.count % len(kinds)] if kinds else None
-            self.count += 1
-            if kind is None:
+        price = 20_000  # µANM per unit per 1000 mu: above the reserve at any price up to the 2.0 clamp
+        return TxKind.AI_ENQUEUE, {
+            "model": kind,
+            "prompt": prompts[self.count % len(prompts)],
+            "max_tokens": 8,
+            "max_runtime_ms": 20_000,
+            "fee_per_unit": 2 * price,
+            "tier": 0,  # a higher tier needs a tier the operator registered for the caller
+        }
+
+    def step(self) -> list[str]:
+        """Enqueue each kind that is due; top up the fund if a trap could not be paid. Returns what was sent."""
+        now = self.system.clock.now()
+        params = self.system.params
+        self.top_up_fund()
+        capacity = {q.kind: q.capacity_mu_per_day for q in reads.queues_by_kind(self.system.store, now, params)}
+        kinds = [*self.models, *(["quantum"] if self.quantum else [])]
+        sent: list[str] = []
+        for kind in kinds:
+            if now < self.due.get(kind, 0):
                 continue
-            price = 20_000  # µANM per unit per 1000 mu: above the reserve at any price up to the 2.0 clamp
-            if kind == "quantum":
-                body: dict[str, object] = {"circuit": BELL, "shots": 20, "fee_per_unit": 3 * 50_000, "tier": 0}
-                tx_kind = TxKind.QUANTUM_ENQUEUE
-            else:
-                body = {
-                    "model": kind,
-                    "prompt": prompts[self.count % len(prompts)],
-                    "max_tokens": 8,
-                    "max_runtime_ms": 20_000,
-                    "fee_per_unit": 2 * price,
-                    "tier": 0,  # a higher tier needs a tier the operator registered for the caller
-                }
-                tx_kind = TxKind.AI_ENQUEUE
+            tx_kind, body = self.body(kind)
+            request = {"kind": "quantum" if kind == "quantum" else "ai", **body}
+            job_mu = validate_request(request, params, params.price_initial_bps, circuit_depth).max_units_mu
+            share = capacity.get("quantum", 0) if kind == "quantum" else capacity.get("ai", 0) // len(self.models)
+            interval = enqueue_interval_s(job_mu, share, DEMO_SHARE_BPS)
+            if interval is None:
+                continue  # nothing serves it (yet)
+            self.due[kind] = now + max(int(self.period_s), interval)
+            caller = self.callers[self.count % len(self.callers)]
+            self.count += 1
             with self.system.chain_lock:
                 self.system.devnet.submit(caller, tx_kind, body)
+            self.sent[kind] = self.sent.get(kind, 0) + 1
+            sent.append(kind)
+        return sent
+
+    def top_up_fund(self) -> None:
+        need = max((t.escrow for t in self.system.coord.trap_shortfalls.values()), default=0)
+        if need and reads.get_balances(self.system.store, [FUND])[FUND] < need:
+            balance = top_up_fund(self.system.store, self.system.clock, FUND_TOPUP_TRAPS * need)
+            self.fund_topups += 1
+            log.info("devnet faucet: the fund could not pay a trap's %d µANM escrow; topped up to %d", need, balance)
 
 
 def jobs_summary(store: Store) -> str:

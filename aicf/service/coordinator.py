@@ -9,7 +9,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Protocol
+from typing import Final, Protocol
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -156,6 +156,19 @@ class SweepReport:
     resent: int = 0  # accepted proofs sent to the chain again (see `_resend_inclusions`)
 
 
+TRAP_WARNING_EVERY_S: Final = 300  # one "the fund cannot pay" line per model per five minutes, the rest counted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapShortfall:
+    """Traps of one model the fund could not pay, since start (this process): an operator alarm, not state."""
+
+    count: int  # lifetime count: aicf_trap_escrow_shortfalls_total
+    escrow: int  # µANM the last one needed
+    warned_at: int  # when the last warning was logged
+    warned_count: int  # `count` at that warning
+
+
 def decode_request(job: Job) -> dict[str, object]:
     """The request map a job was enqueued with (its payload is the canonical CBOR of it)."""
     value = cbor2.loads(job.payload)
@@ -196,6 +209,7 @@ class Coordinator:
         self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
         self._qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
+        self.trap_shortfalls: dict[str, TrapShortfall] = {}  # model → traps the fund could not pay (issue 17)
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
@@ -305,8 +319,8 @@ class Coordinator:
                 except RequestError as exc:
                     log.warning("trap for %s not enqueued: %s", model, exc)
                     break
-                if tx.balances([FUND])[FUND] < valid.escrow:
-                    log.warning("the fund cannot pay the escrow of a %s trap (%d µANM)", model, valid.escrow)
+                if (fund := tx.balances([FUND])[FUND]) < valid.escrow:
+                    self._note_unfunded_trap(model, valid.escrow, fund, now)
                     return out
                 trap = TrapRecord(
                     caller=caller,
@@ -332,6 +346,18 @@ class Coordinator:
                 out.append((caller, body))
                 n += 1
         return out
+
+    def _note_unfunded_trap(self, model: str, escrow: int, fund: int, now: int) -> None:
+        """Count a trap the fund could not pay (/metrics, getStatus); warn at most once per TRAP_WARNING_EVERY_S
+        per model, saying how many were counted since the last warning."""
+        last = self.trap_shortfalls.get(model)
+        count = (last.count if last else 0) + 1
+        if last is None or now - last.warned_at >= TRAP_WARNING_EVERY_S:
+            since = f"; {count - last.warned_count} since the last warning" if last else ""
+            log.warning("the fund (%d µANM) cannot pay the escrow of a %s trap (%d µANM)%s", fund, model, escrow, since)
+            self.trap_shortfalls[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
+        else:
+            self.trap_shortfalls[model] = replace(last, count=count, escrow=escrow)
 
     def _trap_body(self, tx: Tx, case: TrapPrompt, queued: Sequence[Job], price: int) -> dict[str, object]:
         """An ai_enqueue body that looks like the model's open jobs (pending or queued): their median fee and

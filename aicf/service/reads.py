@@ -6,7 +6,12 @@ uses (QoS windows, p95), so what an operator reads is what the matcher and the v
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
+import cbor2
+
+from aicf.core.assignment import effective_unit_rate
+from aicf.core.capacity import QueueLimits, job_budget_ms, queue_limits
 from aicf.core.chain import Job, Transition
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
@@ -23,6 +28,7 @@ from aicf.core.records import (
     ResultRecord,
     SlashRecord,
 )
+from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.service.decisions import whole_decision
 from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx
@@ -111,6 +117,24 @@ def list_jobs(store: Store, statuses: Sequence[JobStatus], after: bytes | None, 
         return tx.list_jobs(statuses, after, limit)
 
 
+def list_jobs_with_providers(
+    store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int
+) -> list[tuple[Job, bytes | None]]:
+    """Jobs, each with the provider of its latest lease (the one working on it, or the one that proved it);
+    None while the job waits for a lease (PENDING, QUEUED) or was never leased. One lease lookup per page."""
+    with store.transaction() as tx:
+        jobs = tx.list_jobs(statuses, after, limit)
+        leases = tx.leases_of_tasks([j.task_id for j in jobs if j.status not in UNHELD])
+    return [(job, latest_provider(leases.get(job.task_id, []))) for job in jobs]
+
+
+UNHELD: Final = frozenset({JobStatus.PENDING, JobStatus.QUEUED})  # no provider holds these jobs
+
+
+def latest_provider(leases: Sequence[LeaseRecord]) -> bytes | None:
+    return max(leases, key=lambda lease: lease.attempt).provider_id if leases else None
+
+
 def job_story(store: Store, task_id: bytes) -> JobStory | None:
     with store.transaction() as tx:
         job = tx.get_job(task_id)
@@ -182,3 +206,70 @@ def status(store: Store, now: int, params: Params) -> Status:
             assignments_total=sum(leases.values()),
             retries_total=sum(n for st, n in leases.items() if st not in (LeaseStatus.LIVE, LeaseStatus.PROVED)),
         )
+
+
+# -- operator alarms (issue 17): queues against the declared capacity, providers against their job budget ------
+ALARM_KINDS: Final = ("ai", "quantum")  # always reported, zero until used
+OPEN_SCAN: Final = 1000  # open jobs read per status check: a queue deeper than this alarms anyway
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindQueue:
+    kind: str
+    depth: int  # QUEUED jobs of the kind (counted up to OPEN_SCAN)
+    oldest_age_s: int  # now minus the enqueue block time of the oldest QUEUED job of the kind; 0 if none
+    capacity_mu_per_day: int  # Σ unit rates of the ACTIVE providers serving the kind
+    limits: QueueLimits
+
+
+def queues_by_kind(store: Store, now: int, params: Params) -> list[KindQueue]:
+    """Each kind's queue depth and oldest age beside the limits its providers' declared capacity sets."""
+    with store.transaction() as tx:
+        queued = tx.list_jobs([JobStatus.QUEUED], None, OPEN_SCAN)
+        providers = [p for p in tx.providers() if p.status is ProviderStatus.ACTIVE]
+        kinds = sorted(set(ALARM_KINDS) | {j.kind for j in queued})
+        firsts = {k: min((j.enqueue_height for j in queued if j.kind == k), default=None) for k in kinds}
+        times = {k: block.time for k, h in firsts.items() if h is not None and (block := tx.block_at(h)) is not None}
+    out: list[KindQueue] = []
+    for kind in kinds:
+        jobs = [j for j in queued if j.kind == kind]
+        capacity = sum(
+            effective_unit_rate(p.unit_burst_mu, p.unit_rate_mu_per_day, params).rate_mu_per_day
+            for p in providers
+            if kind in p.kinds
+        )
+        mean = sum(j.max_units_mu for j in jobs) // len(jobs) if jobs else 0
+        out.append(
+            KindQueue(
+                kind=kind,
+                depth=len(jobs),
+                oldest_age_s=max(0, now - times[kind]) if kind in times else 0,
+                capacity_mu_per_day=capacity,
+                limits=queue_limits(capacity, mean),
+            )
+        )
+    return out
+
+
+def runtime_budget_ms(job: Job, params: Params) -> int:
+    """An AI job's max_runtime_ms; a quantum job, which names none, has its lease's lifetime."""
+    if job.kind != "ai":
+        return params.lease_ttl_s * 1000
+    request = cbor2.loads(job.payload) if job.payload else None
+    value = request.get("max_runtime_ms") if isinstance(request, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else params.max_runtime_ms
+
+
+def provider_job_budgets(store: Store, params: Params) -> dict[bytes, int]:
+    """Each provider's job budget (aicf.core.capacity.job_budget_ms) over the open jobs it could serve."""
+    with store.transaction() as tx:
+        open_jobs = tx.list_jobs([JobStatus.QUEUED, JobStatus.LEASED, JobStatus.SUBMITTED], None, OPEN_SCAN)
+        providers = tx.providers()
+    budgets = [(j, runtime_budget_ms(j, params)) for j in open_jobs]
+    return {
+        p.provider_id: job_budget_ms(
+            [b for j, b in budgets if j.kind in p.kinds and (j.kind != "ai" or not p.models or j.model in p.models)],
+            params.max_runtime_ms,
+        )
+        for p in providers
+    }

@@ -10,14 +10,16 @@ Exit 0 on success, 1 when the coordinator refuses (an RPC error), cannot be reac
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Final
 
+import httpx
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
@@ -30,6 +32,7 @@ from aicf.core.jobs import JobStatus
 from aicf.core.merkle import merkle_root
 from aicf.core.params import Params, params_from_toml, params_hash
 from aicf.core.types import BPS
+from aicf.transports import fmt
 from aicf.transports.secret_files import (
     RETIRED_TOKEN_FLAG,
     TOKEN_HOWTO,
@@ -72,6 +75,7 @@ TokenFileOption = Annotated[
 RetiredTokenOption = Annotated[  # kept only to refuse it with a clear message
     str | None, typer.Option("--token", "--operator-token", hidden=True, help="Refused: see --operator-token-file.")
 ]
+WideOption = Annotated[bool, typer.Option("--wide", help="Show every column and whole ids, however wide the terminal.")]
 
 
 class CommandFailedError(AicfError):
@@ -199,51 +203,105 @@ def grid(title: str, columns: Sequence[str], *, wrap: bool = False) -> Table:
     return table
 
 
+@dataclass(frozen=True, slots=True)
+class Col:
+    """A list-table column. `keep`: the lower, the sooner it is left out on a narrow terminal (0: never)."""
+
+    name: str
+    keep: int
+    right: bool = False  # numbers align right
+
+
+def fit_columns(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """The indexes of the columns shown: every column whose whole cells fit `width` together, dropping the
+    least useful first. A table with n columns of widths w takes Σw + 3n + 1 cells (borders and padding)."""
+    natural = [max([cell_len(c.name), *(cell_len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
+    shown = list(range(len(cols)))
+    for i in sorted((i for i, c in enumerate(cols) if c.keep > 0), key=lambda i: (cols[i].keep, -i)):
+        if sum(natural[j] for j in shown) + 3 * len(shown) + 1 <= width:
+            break
+        shown.remove(i)
+    return shown
+
+
+def print_fitted(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]], *, wide: bool) -> None:
+    """Print a list table that fits the terminal with no cell cut: the least useful columns are left out (and
+    named on stderr) when it is narrow; `wide` keeps them all and lets the table be as wide as it needs."""
+    width = out.width
+    shown = list(range(len(cols))) if wide else fit_columns(cols, rows, width)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i in shown:
+        table.add_column(cols[i].name, no_wrap=True, overflow="fold", justify="right" if cols[i].right else "left")
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    need = sum(max([cell_len(cols[i].name), *(cell_len(r[i]) for r in rows)]) for i in shown) + 3 * len(shown) + 1
+    Console(highlight=False, soft_wrap=False, width=max(width, need) if wide else width).print(table)
+    hidden = [cols[i].name for i in range(len(cols)) if i not in shown]
+    if hidden:
+        err.print(f"(left out to fit {width} columns: {', '.join(hidden)}; --wide shows them, --json has all)",
+                  markup=False)  # fmt: skip
+
+
+def ids_for(wide: bool) -> Callable[[object], str]:
+    return (lambda v: str(v) if v is not None else "-") if wide else ident
+
+
 # -- aicf providers ------------------------------------------------------------------------------------------
-def providers_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+PROVIDER_COLS: Final = (
+    Col("provider", 0),
+    Col("status", 0),
+    Col("serves", 2),
+    Col("bonded", 0, right=True),
+    Col("leases", 6, right=True),
+    Col("accepted", 5, right=True),
+    Col("slashes", 4, right=True),
+    Col("p50/p95 ms", 7, right=True),
+    Col("avail", 8, right=True),
+    Col("last heartbeat", 1),
+)
+
+
+def providers_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """Providers with stake, status and QoS."""
     with connect(url) as client:
         items = list(client.pages("aicf.listProviders", {"limit": PAGE}))
     if as_json:
         emit_json(items)
         return
-    table = grid(
-        f"providers ({len(items)})",
+    ids = ids_for(wide)
+    rows = [
         [
-            "provider",
-            "status",
-            "serves",
-            "bonded µANM",
-            "leases",
-            "accepted",
-            "slashes",
-            "p50/p95 ms",
-            "avail",
-            "last heartbeat",
-        ],
-    )
-    for p in items:
-        serves = ", ".join([*p.get("kinds", []), *p.get("models", [])])
-        latency = f"{num(p.get('latency_p50_ms'))}/{num(p.get('latency_p95_ms'))}"
-        avail = p.get("availability_bps")
-        table.add_row(
-            ident(p["provider_id"]),
+            ids(p["provider_id"]),
             p["status"],
-            serves,
-            num(p.get("bonded_stake")),
-            num(p.get("live_leases")),
-            num(p.get("proofs_accepted")),
-            num(p.get("slashes")),
-            latency,
-            f"{avail / 100:.2f}%" if isinstance(avail, int) else "-",
+            ", ".join([*p.get("kinds", []), *p.get("models", [])]),
+            fmt.anm(p.get("bonded_stake")),
+            fmt.count(p.get("live_leases")),
+            fmt.count(p.get("proofs_accepted")),
+            fmt.count(p.get("slashes")),
+            f"{fmt.count(p.get('latency_p50_ms'))}/{fmt.count(p.get('latency_p95_ms'))}",
+            fmt.pct(p.get("availability_bps")),
             when(p.get("last_heartbeat_at")),
-        )
-    out.print(table)
-    note_short_ids()
+        ]
+        for p in items
+    ]
+    print_fitted(f"providers ({len(items)})", PROVIDER_COLS, rows, wide=wide)
+    if not wide:
+        note_short_ids()
 
 
 # -- aicf jobs -----------------------------------------------------------------------------------------------
 STATUS_NAMES: Final = tuple(s.value for s in JobStatus)
+JOB_COLS: Final = (
+    Col("task", 0),
+    Col("kind", 6),
+    Col("status", 0),
+    Col("provider", 5),
+    Col("tier", 3, right=True),
+    Col("attempts", 4, right=True),
+    Col("enqueued at", 1, right=True),
+    Col("fee/unit", 2, right=True),
+    Col("max units", 3, right=True),
+)
 
 
 def parse_status(value: str) -> str:
@@ -262,6 +320,7 @@ def jobs_command(
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=500, help="Jobs per API call.")] = PAGE,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Jobs, optionally by status, paged through the API to the end (or --limit)."""
     params: dict[str, Any] = {"limit": min(page_size, limit or page_size)}
@@ -283,23 +342,22 @@ def jobs_command(
     if as_json:
         emit_json(items)
         return
-    table = grid(
-        f"jobs ({len(items)})",
-        ["task_id", "kind", "status", "tier", "attempts", "enqueued at", "fee/unit", "max units_mu"],
-    )
-    for j in items:
-        kind = j["kind"] + (f" {j['model']}" if j.get("model") else "")
-        table.add_row(
-            ident(j["task_id"]),
-            kind,
+    ids = ids_for(wide)
+    rows = [
+        [
+            ids(j["task_id"]),
+            j["kind"] + (f" {j['model']}" if j.get("model") else ""),
             j["status"],
-            num(j.get("tier")),
-            num(j.get("attempts")),
-            f"#{num(j.get('enqueue_height'))}",
-            num(j.get("fee_per_unit")),
-            num(j.get("max_units_mu")),
-        )
-    out.print(table)
+            ids(j.get("provider_id")) if j.get("provider_id") else "-",
+            fmt.count(j.get("tier")),
+            fmt.count(j.get("attempts")),
+            f"#{fmt.count(j.get('enqueue_height'))}",
+            fmt.anm(j.get("fee_per_unit")),
+            fmt.units(j.get("max_units_mu")),
+        ]
+        for j in items
+    ]
+    print_fitted(f"jobs ({len(items)})", JOB_COLS, rows, wide=wide)
     by_status: dict[str, int] = {}
     for j in items:
         by_status[j["status"]] = by_status.get(j["status"], 0) + 1
@@ -418,6 +476,7 @@ def epoch_command(
     epoch: Annotated[int, typer.Argument(min=0, help="The epoch number.")],
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """A settled epoch: its batch, root, split totals and payouts."""
     with connect(url) as client:
@@ -439,29 +498,35 @@ def epoch_command(
             "root",
         )
     ]
+    rows.append(("cap use", fmt.pct(batch.get("cap_use_bps"))))
     out.print(kv_table(f"epoch {epoch} batch", rows))
     out.print()
     totals = batch.get("totals", {})
-    split = grid("split totals (µANM)", ["units_mu", "reward", "provider", "miner", "fund", "charged"])
-    split.add_row(*(num(totals.get(k)) for k in ("units_mu", "reward", "provider", "miner", "fund", "charged")))
-    out.print(split)
-    payouts = grid(
-        f"payouts ({len(batch.get('payouts', []))}, admission order)",
-        ["payout_id", "task", "provider", "units_mu", "reward", "provider µANM", "miner", "fund"],
-    )
-    for p in batch.get("payouts", []):
-        payouts.add_row(
-            ident(p["payout_id"]),
-            short(p["task_id"]),
-            short(p["provider_id"]),
-            num(p["units_mu"]),
-            num(p["reward"]),
-            num(p["provider"]),
-            num(p["miner"]),
-            num(p["fund"]),
-        )
-    out.print(payouts)
-    note_short_ids()
+    split = [("units", fmt.units(totals.get("units_mu"))), *((k, fmt.anm(totals.get(k))) for k in SPLIT_KEYS)]
+    out.print(kv_table("split totals", split))  # one row each: fits any terminal
+    out.print()
+    ids = ids_for(wide)
+    payouts = [
+        [ids(p["payout_id"]), ids(p["task_id"]), ids(p["provider_id"]), fmt.units(p["units_mu"]),
+         *(fmt.anm(p[k]) for k in ("reward", "provider", "miner", "fund"))]
+        for p in batch.get("payouts", [])
+    ]  # fmt: skip
+    print_fitted(f"payouts ({len(payouts)}, admission order)", PAYOUT_COLS, payouts, wide=wide)
+    if not wide:
+        note_short_ids()
+
+
+SPLIT_KEYS: Final = ("reward", "provider", "miner", "fund", "charged")
+PAYOUT_COLS: Final = (
+    Col("payout_id", 0),
+    Col("task", 2),
+    Col("provider", 3),
+    Col("units", 0, right=True),
+    Col("reward", 0, right=True),
+    Col("to provider", 4, right=True),
+    Col("miner", 1, right=True),
+    Col("fund", 1, right=True),
+)
 
 
 def fetch_epoch(client: RpcClient, epoch: int, url: str) -> Json:
@@ -699,6 +764,37 @@ def devnet_reorg_command(
         out.print(f"  {short(old, 16)} -> {short(new, 16)}", markup=False)
 
 
+# -- aicf report --out DIR ---------------------------------------------------------------------------------
+def report_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the charts into (created if missing).")],
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Save the dashboard's charts of the last hour as SVG files (the same figures `/charts/` serves)."""
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(base_url=base, timeout=30.0) as http:
+            index = http.get("/charts/")
+            index.raise_for_status()
+            names = [str(n) for n in index.json()["charts"]]
+            charts = {}
+            for name in names:
+                answer = http.get(f"/charts/{name}")
+                answer.raise_for_status()
+                charts[name] = answer.text
+    except httpx.HTTPError as exc:
+        err.print(f"error: cannot read the charts from {base}/charts/ ({exc}).", markup=False)
+        err.print("Is it running? Start it with `aicf up`, or point at it with --url URL (or AICF_URL).", markup=False)
+        raise typer.Exit(1) from None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, svg in charts.items():
+            (out_dir / Path(name).name).write_text(svg, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"error: cannot write into {out_dir}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"wrote {len(charts)} charts to {out_dir}: {', '.join(charts)}", markup=False, soft_wrap=True)
+
+
 # -- registration ---------------------------------------------------------------------------------------------
 def register_ops(app: typer.Typer) -> None:
     """Add the commands to the `aicf` app; `reorg` joins the existing `aicf devnet` group."""
@@ -706,6 +802,7 @@ def register_ops(app: typer.Typer) -> None:
     app.command("jobs")(jobs_command)
     app.command("job")(job_command)
     app.command("epoch")(epoch_command)
+    app.command("report")(report_command)
     app.add_typer(audit_app, name="audit")
     devnet = next((g.typer_instance for g in app.registered_groups if g.name == "devnet"), None)
     if devnet is None:

@@ -4,13 +4,14 @@ Read methods are public; provider methods carry a signed `auth`; operator method
 On the wire integers stay JSON integers and bytes are 0x hex.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import cbor2
 from pydantic import Field
 
 from aicf.core.assignment import effective_unit_rate
+from aicf.core.capacity import QUEUE_CLEAR_S
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
@@ -22,7 +23,7 @@ from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, R
 from aicf.core.settlement import Payout
 from aicf.service import reads
 from aicf.service.collateral import CollateralWatch
-from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome
+from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome, TrapShortfall
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
@@ -130,9 +131,11 @@ def render_provider_record(p: Provider, params: Params) -> Json:
             "unit_rate_mu_per_day": rate.rate_mu_per_day}  # fmt: skip
 
 
-def render_job(job: Job) -> Json:
+def render_job(job: Job, provider_id: bytes | None = None) -> Json:
+    """A job; `provider_id` is its latest lease's provider (None: never leased), as docs/DASHBOARD.md shows."""
     return {
         "task_id": to_hex(job.task_id),
+        "provider_id": to_hex(provider_id) if provider_id is not None else None,
         "kind": job.kind,
         "model": job.model,
         "status": job.status.value,
@@ -194,7 +197,8 @@ def render_payout(p: Payout) -> Json:
     return {k: to_hex(v) if isinstance(v, bytes) else v for k, v in p.to_map().items()}
 
 
-def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None) -> Json:
+def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None, params: Params | None = None) -> Json:
+    """A settled batch; with `params`, its cap use (Σ units_mu × 10000 // (Γ × 1000)) as /metrics reports it."""
     decoded = cbor2.loads(batch.batch)
     totals = decoded.get("totals", {}) if isinstance(decoded, dict) else {}
     out: Json = {
@@ -209,6 +213,8 @@ def render_batch(batch: BatchRecord, payouts: Sequence[Payout] | None = None) ->
         "totals": totals,
         "treasury_before": batch.treasury_before,
     }
+    if params is not None:
+        out["cap_use_bps"] = batch.units_mu * 10_000 // params.gamma_mu
     if payouts is not None:
         out["payouts"] = [render_payout(p) for p in payouts]
     return out
@@ -296,16 +302,17 @@ def build_registry(
         return render_provider(view, params)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
-        jobs = reads.list_jobs(store, p.statuses, _after(p.cursor), p.limit + 1)
-        last = jobs[min(len(jobs), p.limit) - 1].task_id if jobs else None
-        return _page([render_job(j) for j in jobs], len(jobs), p.limit, last)
+        jobs = reads.list_jobs_with_providers(store, p.statuses, _after(p.cursor), p.limit + 1)
+        last = jobs[min(len(jobs), p.limit) - 1][0].task_id if jobs else None
+        return _page([render_job(j, provider) for j, provider in jobs], len(jobs), p.limit, last)
 
     def get_job(p: ById, _: CallContext) -> Json:
         story = reads.job_story(store, p.id)
         if story is None:
             raise NotFoundError(f"job {to_hex(p.id)}")
+        held = story.job.status not in reads.UNHELD
         return {
-            **render_job(story.job),
+            **render_job(story.job, reads.latest_provider(story.leases) if held else None),
             "transitions": [
                 {
                     "from": t.frm.value if t.frm else None,
@@ -339,10 +346,13 @@ def build_registry(
         if found is None:
             raise NotFoundError(f"epoch {p.epoch} batch (not settled yet)")
         batch, payouts = found
-        return render_batch(batch, payouts)
+        return render_batch(batch, payouts, params)
 
     def get_status(_: NoParams, __: CallContext) -> Json:
         s = reads.status(store, clock.now(), params)
+        queues = reads.queues_by_kind(store, s.now, params)
+        providers = reads.list_providers(store, s.now, params, None, 1000)
+        budgets = reads.provider_job_budgets(store, params)
         return {
             "now": s.now,
             "head_height": s.head_height,
@@ -352,6 +362,7 @@ def build_registry(
             "queue": {
                 "by_status": {st.value: s.job_counts.get(st, 0) for st in JobStatus},
                 "oldest_queued_age_s": s.oldest_queued_age_s,
+                "by_kind": [render_kind_queue(q) for q in queues],
             },
             "treasury": {
                 "treasury_balance": s.treasury,
@@ -361,6 +372,7 @@ def build_registry(
                 "price_bps": s.price_bps,
             },
             "alarms": _alarms(s, params)
+            + operator_alarms(queues, providers, budgets, coord.trap_shortfalls, s.fund)
             + _collateral_alarms(
                 coord.trust.root_expiries() + (collateral.expiries() if collateral is not None else ()), s.now
             ),
@@ -462,9 +474,49 @@ def _alarms(s: reads.Status, params: Params) -> list[Json]:
     if s.cap_use_bps > 8000:
         alarms.append({"name": "budget_pressure", "severity": "warning",
                        "message": f"cap use {s.cap_use_bps / 100:.1f}% of Γ this epoch"})  # fmt: skip
-    if s.oldest_queued_age_s > 1800:
-        alarms.append({"name": "queue_age", "severity": "warning",
-                       "message": f"oldest queued job waited {s.oldest_queued_age_s} s"})  # fmt: skip
+    return alarms
+
+
+def render_kind_queue(q: reads.KindQueue) -> Json:
+    return {"kind": q.kind, "depth": q.depth, "oldest_age_s": q.oldest_age_s, "depth_limit": q.limits.depth,
+            "age_limit_s": q.limits.age_s, "capacity_mu_per_day": q.capacity_mu_per_day}  # fmt: skip
+
+
+def operator_alarms(
+    queues: Sequence[reads.KindQueue],
+    providers: Sequence[reads.ProviderView],
+    budgets: Mapping[bytes, int],
+    shortfalls: Mapping[str, TrapShortfall],
+    fund: int,
+) -> list[Json]:
+    """Issue 17's alarms, each also a rule in deploy/prometheus/aicf-alerts.yml over the same figures:
+    a queue deeper or older than its providers' declared capacity clears (aicf.core.capacity), a fund too poor
+    for the escrow of a trap it had to skip, an ACTIVE provider whose p95 exceeds its job budget."""
+    alarms: list[Json] = []
+    for q in queues:
+        if q.depth > q.limits.depth:
+            unserved = q.capacity_mu_per_day == 0
+            alarms.append({"name": "queue_depth", "severity": "critical" if unserved else "warning", "kind": q.kind,
+                           "message": f"{q.depth} {q.kind} jobs queued: " + (
+                               f"no ACTIVE provider serves {q.kind}" if unserved else
+                               f"above the {q.limits.depth} the providers' declared rate clears in "
+                               f"{QUEUE_CLEAR_S} s")})  # fmt: skip
+        if q.oldest_age_s > q.limits.age_s:
+            alarms.append({"name": "queue_age", "severity": "warning", "kind": q.kind,
+                           "message": f"the oldest queued {q.kind} job waited {q.oldest_age_s} s, above "
+                                      f"{q.limits.age_s} s"})  # fmt: skip
+    for model, short in sorted(shortfalls.items()):
+        if fund < short.escrow:
+            alarms.append({"name": "trap_escrow_unfunded", "severity": "warning", "model": model,
+                           "message": f"the fund ({fund} µANM) cannot pay a {model} trap's escrow "
+                                      f"({short.escrow} µANM): {short.count} traps skipped"})  # fmt: skip
+    for v in providers:
+        p95, budget = v.latency_p95_ms, budgets.get(v.provider.provider_id)
+        if v.provider.status.value == "ACTIVE" and p95 is not None and budget is not None and p95 > budget:
+            alarms.append({"name": "provider_over_budget", "severity": "warning",
+                           "provider_id": to_hex(v.provider.provider_id),
+                           "message": f"provider {to_hex(v.provider.provider_id)[:10]}… p95 {p95} ms exceeds its "
+                                      f"job budget {budget} ms"})  # fmt: skip
     return alarms
 
 

@@ -1,9 +1,11 @@
-"""Prometheus `/metrics` (SPEC §13): one frozen snapshot in, text exposition format 0.0.4 out.
+"""Prometheus `/metrics` (SPEC §13): one frozen snapshot in, the exposition prometheus_client writes out.
 
-The coordinator builds a `MetricsSnapshot` from its store in one read transaction and hands it to
-`render_prometheus`; this module reads nothing itself, so a scrape sees one consistent instant and the
-renderer is a pure function tests can pin byte for byte. Every value is an integer (µANM, milli-units,
-basis points, milliseconds, seconds), as everywhere else in aicf: no float reaches the wire.
+The coordinator builds a `MetricsSnapshot` from its store in one read transaction; `SnapshotCollector` (a
+prometheus_client custom collector) turns it into metric families, and the library writes them in the format
+the scraper asks for (text 0.0.4 by default, OpenMetrics 1.0 on request), with its escaping. This module reads
+nothing itself, so a scrape sees one consistent instant and the output is a pure function of the snapshot.
+Every value is an integer (µANM, milli-units, basis points, milliseconds, seconds); the library prints it as a
+float, which is what Prometheus stores (exact up to 2^53).
 
 Families are declared once in `FAMILIES`; docs/METRICS.md, the alert rules in deploy/prometheus and the
 Grafana dashboard in deploy/grafana are tested against that table, so a renamed metric breaks a test
@@ -19,6 +21,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.responses import Response
 
 from aicf.core.jobs import JobStatus
@@ -70,6 +75,25 @@ FAMILIES: Final[tuple[Family, ...]] = (
         type=G,
         help="Age of the oldest QUEUED job (now minus the time it last became QUEUED); 0 when none is queued.",
     ),
+    Family(name="aicf_queue_kind_jobs", type=G, labels=("kind",), help="QUEUED jobs of the kind (ai, quantum, ...)."),
+    Family(
+        name="aicf_queue_kind_depth_limit_jobs",
+        type=G,
+        labels=("kind",),
+        help="Jobs of the kind the ACTIVE providers' declared unit rate clears in 300 s (0: none serves it).",
+    ),
+    Family(
+        name="aicf_queue_kind_oldest_age_seconds",
+        type=G,
+        labels=("kind",),
+        help="Age of the oldest QUEUED job of the kind (now minus its enqueue block time); 0 when none.",
+    ),
+    Family(
+        name="aicf_queue_kind_age_limit_seconds",
+        type=G,
+        labels=("kind",),
+        help="How long a job of the kind may wait: 300 s, or twice the declared rate's time per job if longer.",
+    ),
     Family(name="aicf_assignments_total", type=C, help="Leases granted by the matcher; rate() gives assigns/s."),
     Family(name="aicf_retries_total", type=C, help="Jobs requeued after a lease attempt ended without a proof."),
     Family(
@@ -108,6 +132,12 @@ FAMILIES: Final[tuple[Family, ...]] = (
         type=G,
         labels=("provider_id",),
         help="p95 of (proof received - lease granted) over the provider's QoS window, milliseconds (SPEC §3).",
+    ),
+    Family(
+        name="aicf_provider_job_budget_ms",
+        type=G,
+        labels=("provider_id",),
+        help="Median runtime budget of the open jobs the provider can serve, milliseconds (p95 above it: overrun).",
     ),
     Family(
         name="aicf_provider_availability_bps",
@@ -165,6 +195,18 @@ FAMILIES: Final[tuple[Family, ...]] = (
     ),
     Family(name="aicf_epoch_price_bps", type=G, labels=("epoch",), help="price_bps used by the epoch's batch."),
     Family(name="aicf_treasury_balance_micro_anm", type=G, help="Treasury balance, µANM."),
+    Family(
+        name="aicf_trap_escrow_needed_micro_anm",
+        type=G,
+        labels=("model",),
+        help="Escrow of the last trap of the model the fund could not pay, µANM (fund below it: traps skipped).",
+    ),
+    Family(
+        name="aicf_trap_escrow_shortfalls_total",
+        type=C,
+        labels=("model",),
+        help="Traps of the model not enqueued because the fund could not pay their escrow.",
+    ),
     Family(name="aicf_fund_balance_micro_anm", type=G, help="Fund balance, µANM."),
     # attestation collateral
     Family(
@@ -212,6 +254,23 @@ class ProviderMetrics:
     latency_p95_ms: int
     availability_bps: int
     bonded_stake: int  # µANM
+    job_budget_ms: int = 0  # median runtime budget of the open jobs it can serve
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindQueueMetrics:
+    kind: str
+    depth: int
+    depth_limit: int
+    oldest_age_s: int
+    age_limit_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapShortfallMetrics:
+    model: str
+    count: int
+    escrow: int  # µANM the last skipped trap needed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,19 +315,11 @@ class MetricsSnapshot:
     collateral: Sequence[CollateralExpiry] = ()
     readiness: Readiness | None = None  # None: the health families render without samples
     ready_limits: ReadyLimits = field(default_factory=ReadyLimits)
+    queues_by_kind: Sequence[KindQueueMetrics] = ()
+    trap_shortfalls: Sequence[TrapShortfallMetrics] = ()
 
 
 Sample = tuple[tuple[tuple[str, str], ...], int]  # (label pairs, value)
-
-
-def escape_label_value(value: str) -> str:
-    """Text format 0.0.4: backslash, double quote and line feed are escaped inside label values."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    """HELP text escapes only backslash and line feed."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _hex(b: bytes) -> str:
@@ -289,6 +340,11 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     for status in JobStatus:
         add("aicf_queue_jobs", s.jobs_by_status.get(status, 0), status=status.value)
     add("aicf_queue_oldest_age_seconds", s.oldest_queued_age_s)
+    for q in sorted(s.queues_by_kind, key=lambda q: q.kind):
+        add("aicf_queue_kind_jobs", q.depth, kind=q.kind)
+        add("aicf_queue_kind_depth_limit_jobs", q.depth_limit, kind=q.kind)
+        add("aicf_queue_kind_oldest_age_seconds", q.oldest_age_s, kind=q.kind)
+        add("aicf_queue_kind_age_limit_seconds", q.age_limit_s, kind=q.kind)
     add("aicf_assignments_total", s.assignments_total)
     add("aicf_retries_total", s.retries_total)
     add("aicf_budget_throttle_active", s.budget_throttle_active)
@@ -301,6 +357,7 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
         add("aicf_provider_proofs_rejected_total", p.proofs_rejected, provider_id=pid)
         add("aicf_provider_latency_p50_ms", p.latency_p50_ms, provider_id=pid)
         add("aicf_provider_latency_p95_ms", p.latency_p95_ms, provider_id=pid)
+        add("aicf_provider_job_budget_ms", p.job_budget_ms, provider_id=pid)
         add("aicf_provider_availability_bps", p.availability_bps, provider_id=pid)
         add("aicf_provider_bonded_stake_micro_anm", p.bonded_stake, provider_id=pid)
     codes = list(REJECT_CODES) + sorted(set(s.rejections_by_code) - set(REJECT_CODES))
@@ -323,6 +380,9 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
         add("aicf_epoch_price_bps", e.price_bps, epoch=epoch)
     add("aicf_treasury_balance_micro_anm", s.treasury_balance)
     add("aicf_fund_balance_micro_anm", s.fund_balance)
+    for t in sorted(s.trap_shortfalls, key=lambda t: t.model):
+        add("aicf_trap_escrow_needed_micro_anm", t.escrow, model=t.model)
+        add("aicf_trap_escrow_shortfalls_total", t.count, model=t.model)
     for c in sorted(s.collateral, key=lambda c: (c.kind, c.item)):
         add("aicf_collateral_expiry_seconds", c.expires_in_s, kind=c.kind, item=c.item)
     if s.readiness is not None:
@@ -335,28 +395,43 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     return out
 
 
-def _lines(s: MetricsSnapshot) -> Iterator[str]:
-    samples = _samples(s)
-    for family in FAMILIES:
-        yield f"# HELP {family.name} {escape_help(family.help)}"
-        yield f"# TYPE {family.name} {family.type.value}"
-        for labels, value in samples[family.name]:
-            if labels:
-                inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
-                yield f"{family.name}{{{inner}}} {value}"
+class SnapshotCollector(Collector):
+    """A prometheus_client collector over one snapshot: every family of FAMILIES, in order, with its samples."""
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        samples = _samples(self.snapshot)  # raises on a coding error before anything is written
+        for family in FAMILIES:
+            metric: CounterMetricFamily | GaugeMetricFamily
+            if family.type is MetricType.COUNTER:
+                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
             else:
-                yield f"{family.name} {value}"
+                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            for labels, value in samples[family.name]:
+                metric.add_metric([v for _, v in labels], value)
+            yield metric
+
+
+def _registry(snapshot: MetricsSnapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return registry
 
 
 def render_prometheus(snapshot: MetricsSnapshot) -> str:
-    """Text exposition format 0.0.4: HELP and TYPE for every family (even one without samples), integer
-    values, no timestamps (Prometheus stamps the scrape), a final line feed.
+    """Text exposition format 0.0.4 as prometheus_client writes it: HELP and TYPE for every family (even one
+    without samples), no timestamps (Prometheus stamps the scrape), a final line feed.
 
     Raises ValueError or TypeError on a coding error (labels that differ from the family's, a non-int value).
     """
-    return "\n".join(_lines(snapshot)) + "\n"
+    return generate_latest(_registry(snapshot)).decode("utf-8")
 
 
-def metrics_response(snapshot: MetricsSnapshot) -> Response:
-    """The `/metrics` response: `Route("/metrics", lambda request: metrics_response(read_snapshot()))`."""
-    return Response(render_prometheus(snapshot), media_type=CONTENT_TYPE)
+def metrics_response(snapshot: MetricsSnapshot, accept: str | None = None) -> Response:
+    """The `/metrics` response in the format `accept` asks for (the request's Accept header): OpenMetrics 1.0
+    when it names application/openmetrics-text, else text 0.0.4 (CONTENT_TYPE)."""
+    registry = _registry(snapshot)  # collected below, once: a coding error raises before the response exists
+    encoder, content_type = choose_encoder(accept or "")
+    return Response(encoder(registry), headers={"content-type": content_type})

@@ -33,6 +33,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from aicf.core.jobs import JobStatus
+from aicf.core.registry import ProviderStatus
+from aicf.core.slashing import SlashReason
+from aicf.transports.history import History, chart_routes
+from aicf.transports.metrics import EpochMetrics, KindQueueMetrics, MetricsSnapshot, ProviderMetrics
 from aicf.transports.ws import MemoryEventSource, WsServer
 
 STATIC: Final = Path(__file__).resolve().parents[2] / "aicf" / "transports" / "static"
@@ -102,6 +107,7 @@ class FakeFund:
             self._settle()
         self.slashes: list[Json] = []
         self._slash(list(self.providers)[3], "MISSED_LEASE")
+        self.history = History()  # /charts/: the real renderer over snapshots of this fund, one per move
         self.alarms: list[Json] = [
             {
                 "name": "AicfProviderLatencySlaDrift",
@@ -110,6 +116,7 @@ class FakeFund:
                 "since": self.now - 1260,
             }
         ]
+        self.history.offer(self.now, self.metrics)
 
     # ---- moves (each appends one event) ---------------------------------------------------------------
 
@@ -224,6 +231,56 @@ class FakeFund:
         self.height += 3
         for p in self.providers.values():
             p["last_heartbeat_at"] = self.now - 4
+        self.history.offer(self.now, self.metrics)
+
+    def metrics(self) -> MetricsSnapshot:
+        """What /metrics would show of this fund (the charts' input)."""
+        by_status = self._status()["queue"]["by_status"]
+        queued = [j for j in self.jobs.values() if j["status"] == "QUEUED"]
+        return MetricsSnapshot(
+            jobs_by_status={JobStatus(k): v for k, v in by_status.items()},
+            assignments_total=self.assignments_total,
+            providers=[
+                ProviderMetrics(
+                    provider_id=bytes.fromhex(p["provider_id"][2:]),
+                    status=ProviderStatus(p["status"]),
+                    live_leases=p["live_leases"],
+                    proofs_accepted=p["proofs_accepted"],
+                    proofs_rejected=p["proofs_rejected"],
+                    latency_p50_ms=p["latency_p50_ms"],
+                    latency_p95_ms=p["latency_p95_ms"],
+                    availability_bps=p["availability_bps"],
+                    bonded_stake=p["bonded_stake"],
+                )
+                for p in self.providers.values()
+            ],
+            slashes_by_reason={SlashReason.MISSED_LEASE: len(self.slashes)} if self.slashes else {},
+            epochs=[
+                EpochMetrics(
+                    epoch=e["epoch"],
+                    units_mu=e["totals"]["units_mu"],
+                    payouts=e["payout_count"],
+                    carried=e["carried_count"],
+                    provider=e["totals"]["provider"],
+                    miner=e["totals"]["miner"],
+                    fund=e["totals"]["fund"],
+                    cap_use_bps=e["cap_use_bps"],
+                    price_bps=e["price_bps"],
+                )
+                for e in self.epochs.values()
+            ],
+            queues_by_kind=[
+                KindQueueMetrics(
+                    kind=kind,
+                    depth=sum(1 for j in queued if j["kind"] == kind),
+                    depth_limit=4,
+                    oldest_age_s=self.now
+                    - min((j["queued_at"] for j in queued if j["kind"] == kind), default=self.now),
+                    age_limit_s=300,
+                )
+                for kind in ("ai", "quantum")
+            ],
+        )
 
     def _enqueue(self) -> str:
         self.job_counter += 1
@@ -385,6 +442,7 @@ def build_app(fund: FakeFund, started: threading.Event | None = None) -> Starlet
             Route("/", root),
             Route("/rpc", rpc, methods=["POST"]),
             Route("/_fixture/advance", advance, methods=["POST"]),
+            *chart_routes(fund.history, lambda: fund.now),
             WebSocketRoute("/ws", fund.serve_socket),
             Mount("/dashboard", StaticFiles(directory=STATIC, html=True)),
         ],

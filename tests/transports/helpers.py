@@ -163,3 +163,18 @@ def signed(
 ) -> dict[str, Any]:
     auth = sign_auth(signer or key(1), method, params, ts, nonce if nonce is not None else fresh_nonce())
     return {"jsonrpc": "2.0", "method": method, "params": dict(params), "auth": auth, "id": request_id}
+
+
+def scrape(text: str, name: str) -> dict[tuple[tuple[str, str], ...], int]:
+    """The samples of family `name` in a /metrics text, read by prometheus_client's own parser: labels sorted by
+    name -> whole-number value (every aicf value is an integer; the library prints it as a float)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[tuple[str, str], ...], int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                if not float(sample.value).is_integer():
+                    raise AssertionError(f"{name}{sample.labels}: {sample.value} is not a whole number")
+                out[tuple(sorted(sample.labels.items()))] = int(sample.value)
+    return out

@@ -9,11 +9,13 @@ enough blocks to settle a few epochs. Each command runs through typer's CliRunne
 import json
 import socket
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,7 +31,10 @@ from aicf.service import reads
 from aicf.service.audit import verify
 from aicf.store.memory import MemoryStore
 from aicf.system import System, WallClock, build_system, devnet_params
+from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
+from aicf.transports.history import CHARTS
+from transports.helpers import scrape
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 TOKEN = "cli-ops-operator-token"  # noqa: S105 - a test fixture
@@ -152,7 +157,7 @@ def test_providers_lists_the_provider_with_stake_and_qos(running: Running) -> No
     human = cli("providers", "--url", running.url)
     assert human.exit_code == 0, human.output
     assert to_hex(running.agent.provider_id) in human.stdout
-    assert "10,000,000,000" in human.stdout
+    assert fmt.anm(10_000_000_000) in human.stdout  # "10,000 ANM", as the dashboard shows it
 
 
 @pytest.mark.slow
@@ -197,7 +202,7 @@ def test_epoch_shows_the_batch_with_split_totals(running: Running) -> None:
     assert human.exit_code == 0, human.output
     assert batch["root"] in human.stdout
     assert "split totals" in human.stdout
-    assert f"{batch['totals']['reward']:,}" in human.stdout
+    assert fmt.anm(batch["totals"]["reward"]) in human.stdout
 
 
 @pytest.mark.slow
@@ -346,3 +351,112 @@ def test_an_epoch_not_settled_yet_exits_1(running: Running) -> None:
     missing = cli("job", "0x" + "cd" * 32, "--url", running.url)
     assert missing.exit_code == 1
     assert "aicf jobs" in missing.stderr
+
+
+# ---- what the dashboard reads (issue 17) ---------------------------------------------------------------------
+
+
+def test_list_jobs_names_the_provider_of_each_leased_job(running: Running) -> None:
+    """docs/DASHBOARD.md: Live jobs' Provider column is listJobs' provider_id (the latest lease's provider)."""
+    every = as_json(cli("jobs", "--url", running.url, "--json"))
+    assert every
+    assert {j["provider_id"] for j in every} == {to_hex(running.agent.provider_id)}
+    story = as_json(cli("job", every[0]["task_id"], "--url", running.url, "--json"))
+    assert story["provider_id"] == story["leases"][-1]["provider_id"]
+
+
+def test_get_epoch_reports_the_cap_use_metrics_reports(running: Running) -> None:
+    metrics = httpx.get(running.url + "/metrics").text
+    for epoch in range(2):
+        batch = as_json(cli("epoch", str(epoch), "--url", running.url, "--json"))
+        expected = batch["totals"]["units_mu"] * 10_000 // running.system.params.gamma_mu
+        assert batch["cap_use_bps"] == expected
+        assert scrape(metrics, "aicf_epoch_cap_use_bps")[(("epoch", str(epoch)),)] == expected
+
+
+# ---- tables that fit the terminal (issue 17) -----------------------------------------------------------------
+
+
+def table_lines(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_providers_fit_the_terminal_and_show_each_kept_cell_whole(running: Running, columns: int) -> None:
+    p = as_json(cli("providers", "--url", running.url, "--json"))[0]
+    lines = table_lines(cli("providers", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    for cell in ("ACTIVE", fmt.anm(p["bonded_stake"]), fmt.pct(p["availability_bps"]), "status", "bonded"):
+        assert cell in body, f"{cell!r} cut or dropped at {columns} columns:\n{body}"
+    assert "…" not in body.replace(short_id(p["provider_id"]), "")  # no cell cut, only the id shortened
+    if columns == 200:
+        assert p["provider_id"] in body
+        for header in ("serves", "leases", "accepted", "slashes", "p50/p95 ms", "avail", "last heartbeat"):
+            assert header in body, header
+
+
+def test_providers_wide_shows_every_column_and_json_the_machine_form(running: Running) -> None:
+    p = as_json(cli("providers", "--url", running.url, "--json"))[0]
+    wide = cli("providers", "--url", running.url, "--wide", COLUMNS="80")
+    body = "\n".join(table_lines(wide))
+    for header in ("provider", "status", "serves", "bonded", "leases", "accepted", "slashes", "avail", "heartbeat"):
+        assert header in body, header
+    assert p["provider_id"] in body
+    narrow = cli("providers", "--url", running.url, COLUMNS="80")
+    assert "--wide" in narrow.stderr  # says which columns were left out and how to see them
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_jobs_fit_the_terminal_with_provider_and_units(running: Running, columns: int) -> None:
+    jobs = as_json(cli("jobs", "--url", running.url, "--json"))
+    lines = table_lines(cli("jobs", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    for j in jobs:
+        assert (j["task_id"] if columns == 200 else short_id(j["task_id"])) in body
+        assert j["status"] in body
+    if columns == 200:
+        assert fmt.units(jobs[0]["max_units_mu"]) in body
+        assert jobs[0]["provider_id"] in body
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_epoch_fits_the_terminal_with_units_and_anm_as_the_dashboard_shows(running: Running, columns: int) -> None:
+    batch = as_json(cli("epoch", "0", "--url", running.url, "--json"))
+    lines = table_lines(cli("epoch", "0", "--url", running.url, COLUMNS=str(columns)))
+    assert max(len(line) for line in lines) <= columns
+    body = "\n".join(lines)
+    assert fmt.units(batch["totals"]["units_mu"]) in body
+    assert fmt.anm(batch["totals"]["reward"]) in body
+    assert fmt.pct(batch["cap_use_bps"]) in body
+
+
+def short_id(value: str) -> str:
+    return f"{value[:14]}…{value[-4:]}"
+
+
+# ---- charts (issue 17) ---------------------------------------------------------------------------------------
+
+
+def test_report_writes_the_charts_the_dashboard_shows(running: Running, tmp_path: Path) -> None:
+    result = cli("report", "--out", str(tmp_path / "report"), "--url", running.url)
+    assert result.exit_code == 0, result.output
+    written = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "report").iterdir()}
+    assert set(written) == {f"{name}.svg" for name in CHARTS}
+    for name, svg in written.items():
+        assert svg == httpx.get(f"{running.url}/charts/{name}").text  # the same figure (the clock stands still)
+    jobs = ET.fromstring(written["jobs.svg"])  # noqa: S314 - our own output
+    series = {el.attrib["data-series"]: el.attrib["points"] for el in jobs.iter("{http://www.w3.org/2000/svg}polyline")}
+    assert {"enqueued", "leased", "verified", "settled"} <= set(series)
+    assert len(series["leased"].split()) > 10  # one point per 10-s pass of the history
+    payouts = written["payouts.svg"]
+    assert 'data-bar="0"' in payouts
+    assert 'data-part="provider"' in payouts
+
+
+def test_report_without_a_coordinator_exits_1(tmp_path: Path) -> None:
+    result = cli("report", "--out", str(tmp_path / "r"), "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot read the charts" in result.stderr

@@ -10,6 +10,7 @@ when that file is missing or AICF_UPDATE_SCREENSHOT=1 (so a test run does not re
 """
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from aicf.transports import fmt
 from transports.dashboard_fixture import FakeFund, Served, serve
 
 try:
@@ -195,6 +197,100 @@ def test_dashboard_survives_a_failing_method(page: "Page", served: Served) -> No
     wait_for(page, "() => document.querySelector('#kpi-leased').textContent === '3'")
     served.fund.broken_methods.clear()
     wait_for(page, "() => document.querySelector('#jobs-error').hidden")
+
+
+def test_the_event_feed_starts_filled_from_the_event_log(served: Served, tmp_path: Path) -> None:
+    """Events appended before the page opened are listed on load (the last FEED_MAX of the log), not applied."""
+    fund = served.fund
+    past = [fund.assign(), fund.complete(), fund.settle_epoch()]
+    skip_without_browser()
+    with dashboard_page(served.base_url, tmp_path, WAIT_MS) as page:
+        wait_for(page, "() => document.querySelectorAll('#feed li.history[data-seq]').length === 3")
+        seqs = page.locator("#feed li[data-seq]").evaluate_all("els => els.map(e => Number(e.dataset.seq))")
+        assert seqs == [e["seq"] for e in reversed(past)]
+        assert text(page, "#last-seq") == f"#{past[-1]['seq']}"
+        assert "verified" in text(page, f"#feed li[data-seq='{past[1]['seq']}']")
+        live = fund.assign()  # a new event after the history is applied as before
+        wait_for(
+            page, "seq => document.querySelector(`#feed li[data-seq='${seq}']:not(.history)`) !== null", live["seq"]
+        )
+
+
+def test_the_page_formats_numbers_as_the_cli_does(page: "Page", served: Served) -> None:
+    """aicfFormat on the page and aicf.transports.fmt give the same text for every vector; the tables use it."""
+    vectors = json.loads((Path(__file__).parent / "format_vectors.json").read_text(encoding="utf-8"))
+    shown = page.evaluate(
+        "v => Object.fromEntries(Object.entries(v).map(([k, cases]) => [k, cases.map(c => aicfFormat[k](c[0]))]))",
+        vectors,
+    )
+    for name, cases in vectors.items():
+        assert shown[name] == [text for _, text in cases], name
+        assert shown[name] == [getattr(fmt, name)(value) for value, _ in cases], name
+    wait_for(page, LOADED)
+    epoch = served.fund.epochs[2]
+    row = page.locator("#epochs tr[data-epoch='2'] td")
+    assert row.nth(3).inner_text() == fmt.units(epoch["totals"]["units_mu"])
+    assert row.nth(4).inner_text() == fmt.anm(epoch["totals"]["provider"])
+    assert row.nth(8).inner_text().startswith(fmt.pct(epoch["cap_use_bps"]))
+
+
+def test_live_jobs_show_the_provider_and_epochs_the_cap_use_the_api_returns(page: "Page", served: Served) -> None:
+    wait_for(page, LOADED)
+    leased = [j for j in served.fund.jobs.values() if j["status"] == "LEASED"]
+    assert leased
+    for job in leased:
+        cell = page.locator(f"#jobs tr[data-task-id='{job['task_id']}'] td").nth(3)
+        assert cell.get_attribute("title") == job["provider_id"]
+    for epoch in served.fund.epochs.values():
+        cap = page.locator(f"#epochs tr[data-epoch='{epoch['epoch']}'] td").nth(8).inner_text()
+        assert cap.startswith(fmt.pct(epoch["cap_use_bps"])), cap
+
+
+ISSUE_17_ALARMS = ("queue_depth", "queue_age", "trap_escrow_unfunded", "provider_over_budget")
+
+
+def test_each_operator_alarm_is_a_red_line(page: "Page", served: Served) -> None:
+    """The alarms getStatus raises (tests/transports/test_alarms.py makes each fire) each show as a red line."""
+    wait_for(page, LOADED)
+    served.fund.alarms = [{"name": name, "severity": "warning", "message": f"{name} fired"} for name in ISSUE_17_ALARMS]
+    served.fund.assign()  # an event: the page refreshes its status
+    for name in ISSUE_17_ALARMS:
+        wait_for(page, "n => document.querySelector(`#alarms li[data-alarm='${n}']`) !== null", name)
+        line = page.locator(f"#alarms li[data-alarm='{name}']")
+        assert f"{name} fired" in line.inner_text()
+        red = "rgb(248, 81, 73)"
+        assert line.evaluate("el => getComputedStyle(el).borderLeftColor") == red
+        assert line.evaluate("el => getComputedStyle(el).color") == red
+
+
+CHARTS_LOADED = """() => {
+    const imgs = [...document.querySelectorAll('#charts img[data-chart]')];
+    return imgs.length === 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
+}"""
+
+
+def test_the_charts_of_the_last_hour_load_from_the_coordinator_and_redraw(page: "Page", served: Served) -> None:
+    wait_for(page, LOADED)
+    wait_for(page, CHARTS_LOADED)
+    first = page.locator("#charts img[data-chart='jobs']").get_attribute("src")
+    served.fund.assign()  # each move is a new sample: the jobs chart gets its first rates
+    served.fund.complete()
+    wait_for(page, "s => document.querySelector(`#charts img[data-chart='jobs']`).getAttribute('src') !== s", first)
+    wait_for(page, CHARTS_LOADED)
+    svg = page.evaluate("() => fetch(document.querySelector(`#charts img[data-chart='jobs']`).src).then(r => r.text())")
+    assert 'data-series="leased"' in svg
+    payouts = page.evaluate(
+        "() => fetch(document.querySelector(`#charts img[data-chart='payouts']`).src).then(r => r.text())"
+    )
+    assert 'data-bar="2"' in payouts  # the fixture's three settled epochs
+
+
+def skip_without_browser() -> None:
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("AICF_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"AICF_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
 
 
 def save_screenshot(page: "Page", tmp_path: Path) -> None:

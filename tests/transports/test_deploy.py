@@ -26,8 +26,10 @@ from aicf.core.registry import ProviderStatus
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
+    KindQueueMetrics,
     MetricsSnapshot,
     ProviderMetrics,
+    TrapShortfallMetrics,
     metric_names,
     render_prometheus,
 )
@@ -48,6 +50,10 @@ REQUIRED_ALERTS = {
     "collateral near expiry": {"AicfCollateralNearExpiry"},
     "treasury budget throttle": {"AicfBudgetThrottleActive"},
     "queue age growing": {"AicfQueueAgeGrowing"},
+    # issue 17: against the providers' declared capacity, the fund's trap escrow, each provider's job budget
+    "queue deeper or older than capacity clears": {"AicfQueueDepthOverCapacity", "AicfQueueAgeOverCapacity"},
+    "fund too poor to pay traps": {"AicfFundCannotPayTraps"},
+    "provider p95 above its job budget": {"AicfProviderOverJobBudget"},
 }
 
 PROMQL_KEYWORDS = frozenset(
@@ -278,12 +284,15 @@ def test_promtool_check_metrics_accepts_the_exposition(promtool: str) -> None:
             ),
         ),
         collateral=(CollateralExpiry(kind="crl", item='odd "name"\\', expires_in_s=10),),
+        queues_by_kind=(KindQueueMetrics(kind="quantum", depth=15, depth_limit=17, oldest_age_s=150, age_limit_s=300),),
+        trap_shortfalls=(TrapShortfallMetrics(model="smollm2-135m", count=226, escrow=506_000),),
     )
     done = run([promtool, "check", "metrics"], stdin=render_prometheus(snapshot))
     complaints = {line for line in (done.stdout + done.stderr).splitlines() if line.strip()}
     allowed = {
         "aicf_provider_latency_p50_ms metric names should not contain abbreviated units",
         "aicf_provider_latency_p95_ms metric names should not contain abbreviated units",
+        "aicf_provider_job_budget_ms metric names should not contain abbreviated units",
     }
     assert complaints <= allowed, f"promtool check metrics: {sorted(complaints - allowed)}"
     assert done.returncode in {0, 3}  # 3: lint findings only (the allowed ones); 1 would be a parse error

@@ -1,8 +1,9 @@
 """render_prometheus: valid text exposition format 0.0.4, every family with its TYPE, escaping, empty snapshots.
 
-prometheus_client is not a dependency, so a strict line parser below reads the output back: it refuses
-anything the format does not allow (an unknown line shape, a sample before its TYPE, a non-integer value,
-a bad escape, a duplicate series), so a renderer bug cannot pass by being parsed leniently.
+prometheus_client writes the exposition (a custom collector over the snapshot); a strict line parser below reads
+it back all the same: it refuses anything the format does not allow (an unknown line shape, a sample before its
+TYPE, a value that is not a whole number, a bad escape, a duplicate series), so a collector bug cannot pass by
+being parsed leniently. The library prints values as floats ("7.0"); every aicf value is a whole number.
 """
 
 import re
@@ -18,13 +19,13 @@ from aicf.proofs.verdict import RejectCode
 from aicf.transports.metrics import (
     CONTENT_TYPE,
     FAMILIES,
+    FAMILY_BY_NAME,
     REJECT_CODES,
     CollateralExpiry,
     EpochMetrics,
     MetricsSnapshot,
     MetricType,
     ProviderMetrics,
-    escape_label_value,
     metric_names,
     metrics_response,
     render_prometheus,
@@ -35,7 +36,7 @@ NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
 HELP_RE = re.compile(rf"# HELP ({NAME}) (.*)")
 TYPE_RE = re.compile(rf"# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)")
-SAMPLE_RE = re.compile(rf"({NAME})(?:\{{(.*)\}})? (-?[0-9]+)")
+SAMPLE_RE = re.compile(rf"({NAME})(?:\{{(.*)\}})? (-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)")
 LABEL_PAIR_RE = re.compile(rf'({LABEL})="((?:[^"\\\n]|\\\\|\\"|\\n)*)"')
 
 
@@ -87,8 +88,13 @@ def parse_exposition(text: str) -> dict[str, ParsedFamily]:
             name = m.group(1)
             assert name == current, f"line {n}: sample of {name} outside its family block ({current})"
             labels = parse_labels(m.group(2) or "")
+            if name in FAMILY_BY_NAME:  # the library writes label names sorted; read them in the declared order
+                order = FAMILY_BY_NAME[name].labels
+                labels = tuple(sorted(labels, key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
             assert labels not in families[name].samples, f"line {n}: duplicate series {name}{labels}"
-            families[name].samples[labels] = int(m.group(3))
+            value = float(m.group(3))
+            assert value.is_integer(), f"line {n}: {m.group(3)} is not a whole number"
+            families[name].samples[labels] = int(value)
         else:
             pytest.fail(f"line {n} is not valid exposition format: {line!r}")
     return families
@@ -199,7 +205,6 @@ def test_label_values_are_escaped_and_read_back_exactly() -> None:
     assert 'item="intel \\"pck\\" platform\\\\crl\\nv2"' in text
     samples = parse_exposition(text)["aicf_collateral_expiry_seconds"].samples
     assert samples[(("kind", "crl"), ("item", 'intel "pck" platform\\crl\nv2'))] == 3600
-    assert escape_label_value('a\\"\n') == 'a\\\\\\"\\n'
 
 
 def test_an_empty_snapshot_renders_every_family_without_provider_series() -> None:
@@ -233,9 +238,20 @@ def test_a_non_integer_value_is_refused() -> None:
 
 
 def test_metrics_response_carries_the_text_format_content_type() -> None:
-    response = metrics_response(MetricsSnapshot())
-    assert response.headers["content-type"] == CONTENT_TYPE
-    assert bytes(response.body).decode().startswith("# HELP aicf_queue_jobs ")
+    for accept in (None, "", "text/plain", "*/*"):
+        response = metrics_response(MetricsSnapshot(), accept)
+        assert response.headers["content-type"] == CONTENT_TYPE
+        assert bytes(response.body).decode().startswith("# HELP aicf_queue_jobs ")
+
+
+def test_a_scraper_asking_for_openmetrics_gets_it() -> None:
+    """Content negotiation comes from prometheus_client: OpenMetrics 1.0 when the Accept header asks for it."""
+    response = metrics_response(full_snapshot(), "application/openmetrics-text; version=1.0.0,text/plain;q=0.5")
+    assert response.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    text = bytes(response.body).decode()
+    assert text.endswith("# EOF\n")
+    assert "# TYPE aicf_assignments counter\n" in text  # OpenMetrics names the counter family without _total
+    assert "\naicf_assignments_total 1234.0\n" in text
 
 
 def test_docs_list_every_family() -> None:

@@ -5,7 +5,6 @@ the CLI runs through typer's CliRunner against it.
 """
 
 import json
-import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from aicf.service.verifier import StandardVerifier
 from aicf.store.memory import MemoryStore
 from aicf.system import System, build_system, devnet_params, shipped_vendor_roots
 from aicf.transports.cli import app as cli_app
+from transports.helpers import scrape
 from transports.test_cli_ops import ENV, SteppedClock
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -95,8 +95,8 @@ def test_up_pins_every_shipped_root_from_height_zero_once(up: Up) -> None:
 
 def test_metrics_show_the_collateral_expiry_of_every_pinned_root(up: Up) -> None:
     text = httpx.get(up.url + "/metrics", timeout=30).text
-    lines = dict(re.findall(r'^aicf_collateral_expiry_seconds\{kind="vendor_root",item="([^"]+)"\} (-?\d+)$', text,
-                            re.MULTILINE))  # fmt: skip
+    lines = {dict(k)["item"]: str(v) for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
+             if dict(k)["kind"] == "vendor_root"}  # fmt: skip
     milan_not_after = datetime(2045, 10, 22, 17, 23, 5, tzinfo=UTC)  # MANIFEST.md: valid 2020-10-22 → 2045-10-22
     intel_not_after = datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert lines["amd root ARK-Milan v1"] == str(int(milan_not_after.timestamp()) - START)
@@ -119,8 +119,8 @@ def test_metrics_and_status_alarm_on_the_tee_collateral_the_latest_accepted_evid
     try:
         now = up.system.clock.now()
         text = httpx.get(up.url + "/metrics", timeout=30).text
-        lines = dict(re.findall(r'^aicf_collateral_expiry_seconds\{kind="tee_collateral",item="([^"]+)"\} (-?\d+)$',
-                                text, re.MULTILINE))  # fmt: skip
+        lines = {dict(k)["item"]: str(v) for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
+                 if dict(k)["kind"] == "tee_collateral"}  # fmt: skip
         assert lines["sgx tcbInfo nextUpdate"] == str(tcb_next_update - now)
         assert set(lines) == {e.what for e in result.expiries}
         alarms = rpc(up, "aicf.getStatus", {})["result"]["alarms"]

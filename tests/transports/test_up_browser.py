@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from transports.test_dashboard_browser import dashboard_page, missing_browser
+from transports.test_dashboard_browser import CHARTS_LOADED, dashboard_page, missing_browser
 
 with contextlib.suppress(ImportError):  # missing_browser() says what to install
     from playwright.sync_api import Page  # type: ignore[import-not-found,unused-ignore]
@@ -126,6 +127,11 @@ NUMBER_OF = "sel => parseInt((document.querySelector(sel)?.textContent || '').re
 JOBS_SEEN = """() => ['#kpi-pending', '#kpi-queued', '#kpi-leased', '#kpi-submitted']
     .map(s => parseInt((document.querySelector(s)?.textContent || '0').replace(/,/g, ''), 10) || 0)
     .reduce((a, b) => a + b, 0) > 0"""
+HELD_WITH_PROVIDER = """() => {
+    const row = [...document.querySelectorAll('#jobs tbody tr[data-task-id]')]
+        .find(r => ['LEASED', 'SUBMITTED'].includes(r.dataset.status) && r.cells[3].title.startsWith('0x'));
+    return row ? [row.dataset.taskId, row.cells[3].title] : null;
+}"""
 CONSISTENT = """() => String(document.querySelectorAll('#jobs tbody tr[data-task-id]').length)
     === document.querySelector('#jobs-count').textContent"""
 
@@ -152,6 +158,24 @@ def test_dashboard_on_a_running_aicf_up_shows_live_data_that_changes(up: Up, pag
 
     # 5. the RPC refresh the event scheduled has caught up: the live-jobs count matches its rows
     page.wait_for_function(CONSISTENT, timeout=WAIT_MS)
+
+    # 6. a held job's Provider cell is the provider the API names for it (issue 17: it was always "—")
+    page.wait_for_function(HELD_WITH_PROVIDER, timeout=EVENT_WAIT_MS)
+    task_id, shown = page.evaluate(f"() => ({HELD_WITH_PROVIDER})()")
+    job = httpx.post(up.url + "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "aicf.getJob",
+                                            "params": {"id": task_id}}).json()["result"]  # fmt: skip
+    assert shown == job["provider_id"] is not None
+
+    # 7. the charts of the last hour are drawn (the coordinator samples its metrics every 10 s)
+    page.wait_for_function(CHARTS_LOADED, timeout=WAIT_MS)
+    svg = page.evaluate(
+        "() => fetch(document.querySelector(`#charts img[data-chart='queue-depth']`).src).then(r => r.text())"
+    )
+    assert 'data-series="quantum queued"' in svg
+
+    # 8. opened again, the page lists the event log's tail at once (issue 17: the feed started empty)
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#feed li.history[data-seq]') !== null", timeout=WAIT_MS)
 
     page.evaluate("() => document.querySelectorAll('tr.flash').forEach(r => r.classList.remove('flash'))")
     shot = tmp_path / "dashboard-live.png"

@@ -16,9 +16,10 @@
   var EPOCHS_SHOWN = 8;
   var POLL_MS = 5000;
   var EVENT_REFRESH_MS = 250;
-  var FEED_MAX = 40;
+  var FEED_MAX = 40; // also how many past events the first subscription replays from the event log
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 10000;
+  var CHARTS_MS = 10000; // the coordinator samples its metrics every 10 s (aicf/transports/history.py)
 
   function meta(name, fallback) {
     var m = document.querySelector('meta[name="' + name + '"]');
@@ -26,6 +27,7 @@
   }
 
   var RPC_URL = new URL(meta("aicf-rpc", "/rpc"), location.href).href;
+  var CHARTS_URL = new URL(meta("aicf-charts", "/charts/"), location.href).href;
   var WS_URL = (function () {
     var u = new URL(meta("aicf-ws", "/ws"), location.href);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
@@ -41,6 +43,7 @@
     slashes: [],
     feed: [],
     lastSeq: 0,
+    historyUntil: 0, // events up to this seq were replayed from the log on load: shown, not applied
     flash: new Set(), // ids whose rows changed since the last render
   };
 
@@ -70,14 +73,38 @@
     return typeof v === "number" && isFinite(v);
   }
 
+  // Number formats shared with the CLI (aicf/transports/fmt.py; both tested against
+  // tests/transports/format_vectors.json): integer maths, so a value prints exactly. JSON numbers above 2^53
+  // lose precision in the browser: display only, never recomputed.
+  function isInt(v) {
+    return typeof v === "number" && Number.isSafeInteger(v);
+  }
+
+  function scaled(v, scale, digits) {
+    var sign = v < 0 ? "-" : "";
+    var a = Math.abs(v);
+    var whole = Math.floor(a / scale);
+    var frac = String(a - whole * scale).padStart(digits, "0");
+    return [sign, whole.toLocaleString("en-US"), frac];
+  }
+
   function fmtInt(v) {
-    return isNum(v) ? v.toLocaleString("en-US") : "—";
+    return isInt(v) ? v.toLocaleString("en-US") : "—";
+  }
+
+  function fmtUnits(mu) {
+    // milli-units -> "119.303 units"
+    if (!isInt(mu)) return "—";
+    var p = scaled(mu, 1000, 3);
+    return p[0] + p[1] + "." + p[2] + " units";
   }
 
   function fmtAnm(micro) {
-    // µANM -> ANM. JSON numbers above 2^53 lose precision in the browser: display only, never recomputed.
-    if (!isNum(micro)) return "—";
-    return (micro / 1e6).toLocaleString("en-US", { maximumFractionDigits: 2 }) + " ANM";
+    // µANM -> "0.506 ANM": up to six decimals, trailing zeros dropped
+    if (!isInt(micro)) return "—";
+    var p = scaled(micro, 1000000, 6);
+    var frac = p[2].replace(/0+$/, "");
+    return p[0] + p[1] + (frac ? "." + frac : "") + " ANM";
   }
 
   function fmtAnmShort(micro) {
@@ -88,7 +115,7 @@
     for (var i = 0; i < units.length; i++) {
       if (Math.abs(anm) >= units[i][0]) return (anm / units[i][0]).toFixed(2) + units[i][1] + " ANM";
     }
-    return anm.toLocaleString("en-US", { maximumFractionDigits: 2 }) + " ANM";
+    return fmtAnm(micro);
   }
 
   function fmtPrice(bps) {
@@ -96,8 +123,13 @@
   }
 
   function fmtBps(bps) {
-    return isNum(bps) ? (bps / 100).toFixed(2) + "%" : "—";
+    // basis points -> "92.50%"
+    if (!isInt(bps)) return "—";
+    var p = scaled(bps, 100, 2);
+    return p[0] + p[1] + "." + p[2] + "%";
   }
+
+  window.aicfFormat = { units: fmtUnits, anm: fmtAnm, pct: fmtBps, count: fmtInt };
 
   function fmtMs(ms) {
     return isNum(ms) ? fmtInt(ms) + " ms" : "—";
@@ -280,7 +312,8 @@
     }
     var wanted = [];
     for (var e = last; e >= 0 && e > last - EPOCHS_SHOWN; e--) {
-      if (!state.epochs.has(e)) wanted.push(e);
+      var known = state.epochs.get(e);
+      if (!known || known.provisional) wanted.push(e);
     }
     return Promise.all(
       wanted.map(function (e) {
@@ -427,7 +460,7 @@
           numCell(fmtInt(e.epoch)),
           numCell(fmtInt(e.payout_count)),
           numCell(fmtInt(e.carried_count)),
-          numCell(isNum(t.units_mu) ? (t.units_mu / 1000).toLocaleString("en-US") : "—"),
+          numCell(fmtUnits(t.units_mu)),
           numCell(fmtAnm(t.provider)),
           numCell(fmtAnm(t.miner)),
           numCell(fmtAnm(t.fund)),
@@ -461,7 +494,7 @@
     var items = state.feed.map(function (ev) {
       return el(
         "li",
-        { "data-seq": String(ev.seq) },
+        ev.history ? { "data-seq": String(ev.seq), cls: "history" } : { "data-seq": String(ev.seq) },
         el("span", { cls: "seq", text: "#" + ev.seq }),
         el("span", { cls: "topic topic-" + ev.topic, text: ev.topic }),
         el("span", { cls: "text", text: describe(ev), title: JSON.stringify(ev.data) })
@@ -479,11 +512,13 @@
       case "jobAssigned":
         return shortHex(d.task_id) + " → " + shortHex(d.provider_id) + (isNum(d.attempt) ? " (attempt " + d.attempt + ")" : "");
       case "jobCompleted":
-        return shortHex(d.task_id) + " verified" + (isNum(d.units_mu) ? ", " + d.units_mu / 1000 + " units" : "");
+        return shortHex(d.task_id) + " verified" + (isNum(d.units_mu) ? ", " + fmtUnits(d.units_mu) : "");
       case "providerSlashed":
         return shortHex(d.provider_id) + " " + (d.reason || "") + " " + fmtAnm(d.amount);
       case "epochSettled":
-        return "epoch " + d.epoch + ": " + fmtInt(d.payout_count) + " payouts, cap " + fmtBps(d.cap_use_bps);
+        var units = (d.totals || {}).units_mu;
+        return "epoch " + d.epoch + ": " + fmtInt(isNum(d.payout_count) ? d.payout_count : d.payouts) + " payouts" +
+          (isNum(units) ? ", " + fmtUnits(units) : "");
       default:
         return JSON.stringify(d);
     }
@@ -516,7 +551,12 @@
       }
       renderSlashes();
     } else if (ev.topic === "epochSettled" && isNum(d.epoch)) {
-      state.epochs.set(d.epoch, d);
+      // the event carries `payouts`/`carried`, getEpoch `payout_count`/`carried_count` and `cap_use_bps`: show
+      // what the event has at once, and mark it provisional so the next refresh loads the whole batch
+      state.epochs.set(d.epoch, Object.assign({ provisional: true }, d, {
+        payout_count: isNum(d.payout_count) ? d.payout_count : d.payouts,
+        carried_count: isNum(d.carried_count) ? d.carried_count : d.carried,
+      }));
       state.flash.add("epoch:" + d.epoch);
       renderEpochs();
     }
@@ -551,7 +591,13 @@
     socket = ws;
     ws.onopen = function () {
       var msg = { op: "subscribe", topics: TOPICS };
-      if (state.lastSeq > 0) msg.from_seq = state.lastSeq + 1; // inclusive: the first event not yet seen
+      if (state.lastSeq > 0) {
+        msg.from_seq = state.lastSeq + 1; // inclusive: the first event not yet seen
+      } else if (state.status && isInt(state.status.latest_seq) && state.status.latest_seq > 0) {
+        // first connection: replay the last FEED_MAX events so the feed starts filled, not empty
+        state.historyUntil = state.status.latest_seq;
+        msg.from_seq = Math.max(1, state.historyUntil - FEED_MAX + 1);
+      }
       ws.send(JSON.stringify(msg));
     };
     ws.onmessage = function (m) {
@@ -598,9 +644,25 @@
       if (msg.seq <= state.lastSeq) return; // a duplicate after a resume
       var gap = state.lastSeq > 0 && msg.seq > state.lastSeq + 1;
       state.lastSeq = msg.seq;
+      if (msg.seq <= state.historyUntil) {
+        // the past, replayed on load: the RPC state already includes it; list it only
+        msg.history = true;
+        state.feed.unshift(msg);
+        if (state.feed.length > FEED_MAX) state.feed.length = FEED_MAX;
+        renderFeed();
+        return;
+      }
       applyEvent(msg);
       scheduleRefresh(gap ? 0 : EVENT_REFRESH_MS);
     }
+  }
+
+  // ---- charts: SVG drawn by the coordinator, the same figures `aicf report` saves ------------------------
+
+  function refreshCharts() {
+    document.querySelectorAll("#charts img[data-chart]").forEach(function (img) {
+      img.src = CHARTS_URL + img.dataset.chart + ".svg?t=" + Date.now();
+    });
   }
 
   // ---- start -------------------------------------------------------------------------------------------
@@ -611,12 +673,14 @@
     renderEpochs();
     renderSlashes();
     renderFeed();
-    refresh();
-    connect();
+    // the first status says where the event log ends, so the socket can replay its tail into the feed
+    refresh().then(connect);
     setInterval(function () {
       scheduleRefresh(0);
     }, POLL_MS);
     setInterval(tickAge, 1000);
+    refreshCharts();
+    setInterval(refreshCharts, CHARTS_MS);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
