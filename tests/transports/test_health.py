@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 
 from aicf.transports.health import NO_VALUE, Readiness, ReadyLimits, health_routes, is_ready, probe
 from aicf.transports.metrics import MetricsSnapshot, metric_names, render_prometheus
+from transports.helpers import scrape
 
 READY = Readiness(database_up=True, last_pass_age_s=2, ingest_lag_blocks=1)
 LIMITS = ReadyLimits(max_pass_age_s=30, max_ingest_lag_blocks=12, probe_timeout_s=0.5)
@@ -115,12 +116,12 @@ def test_metrics_carry_the_readiness_values() -> None:
             ready_limits=LIMITS,
         )
     )
-    lines = set(text.splitlines())
-    assert {"aicf_ready 0", "aicf_database_up 1", "aicf_last_pass_age_seconds 3", "aicf_ingest_lag_blocks 14",
-            "aicf_wedged 1"} <= lines  # fmt: skip
-    ready = render_prometheus(MetricsSnapshot(readiness=READY, ready_limits=LIMITS)).splitlines()
-    assert "aicf_ready 1" in ready
-    assert "aicf_wedged 0" in ready
+    expected = {"aicf_ready": 0, "aicf_database_up": 1, "aicf_last_pass_age_seconds": 3, "aicf_ingest_lag_blocks": 14,
+                "aicf_wedged": 1}  # fmt: skip
+    assert {name: scrape(text, name).get(()) for name in expected} == expected
+    ready = render_prometheus(MetricsSnapshot(readiness=READY, ready_limits=LIMITS))
+    assert scrape(ready, "aicf_ready") == {(): 1}
+    assert scrape(ready, "aicf_wedged") == {(): 0}
 
 
 def test_without_readiness_the_families_are_declared_but_have_no_samples() -> None:
