@@ -39,15 +39,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aicf.app import open_store
-from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.core.chain import Block, ChainTx, Job, TxKind
+from aicf.chain.devnet import Devnet, DevnetConfig, decode_block, encode_block
+from aicf.core.chain import Block, Job, TxKind
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, output_digest, provider_id
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.params import Params, params_from_mapping
 from aicf.core.records import LeaseRecord
-from aicf.core.types import MicroAnm
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
@@ -132,28 +131,6 @@ def _as_bytes(value: object) -> bytes:
 
 
 # -- the shared chain ---------------------------------------------------------------------------------------
-def _encode_block(b: Block) -> bytes:
-    txs = [[t.tx_hash, t.index, t.sender, t.kind.value, dict(t.body)] for t in b.txs]
-    return bytes(
-        cbor2.dumps([b.height, b.hash, b.parent, b.time, b.producer, b.beacon, int(b.issuance), int(b.fees), txs])
-    )
-
-
-def _decode_block(data: bytes) -> Block:
-    height, bhash, parent, btime, producer, beacon, issuance, fees, txs = cbor2.loads(data)
-    return Block(
-        height=height,
-        hash=bhash,
-        parent=parent,
-        time=btime,
-        producer=producer,
-        beacon=beacon,
-        issuance=MicroAnm(issuance),
-        fees=MicroAnm(fees),
-        txs=tuple(ChainTx(tx_hash=h, index=i, sender=s, kind=TxKind(k), body=body) for h, i, s, k, body in txs),
-    )
-
-
 _TO_MEMPOOL = "INSERT INTO replica_mempool (sender, kind, body) VALUES (%s, %s, %s)"
 PROOF_SENDER = b"\x0c" * 20  # who sends the accepted proofs' inclusion transactions
 
@@ -220,7 +197,7 @@ class SharedChain:
             if self.conn.execute("SELECT 1 FROM replica_blocks WHERE height = 0").fetchone() is not None:
                 return False
             genesis = Devnet(self.config).blocks[0]
-            self.conn.execute("INSERT INTO replica_blocks VALUES (0, %s)", (_encode_block(genesis),))
+            self.conn.execute("INSERT INTO replica_blocks VALUES (0, %s)", (encode_block(genesis),))
             for sender, kind, body in plan_txs(seed, jobs):
                 self.submit(kind, body, sender)
             for i in range(providers):
@@ -233,7 +210,7 @@ class SharedChain:
         rows = self.conn.execute(
             "SELECT data FROM replica_blocks WHERE height > %s ORDER BY height", (self.devnet.head_height(),)
         ).fetchall()
-        self.devnet.blocks.extend(_decode_block(_as_bytes(r[0])) for r in rows)
+        self.devnet.blocks.extend(decode_block(_as_bytes(r[0])) for r in rows)
 
     def mine_due(self, now: int) -> int:
         """Mine every block due by `now` (under the chain lock); returns how many this replica mined."""
@@ -263,7 +240,7 @@ class SharedChain:
                     self.devnet.nonce = int(str(seq))
                     self.devnet.submit(_as_bytes(sender), TxKind(str(kind)), cbor2.loads(_as_bytes(body)))
                 (block,) = self.devnet.mine(1)
-                self.conn.execute("INSERT INTO replica_blocks VALUES (%s, %s)", (block.height, _encode_block(block)))
+                self.conn.execute("INSERT INTO replica_blocks VALUES (%s, %s)", (block.height, encode_block(block)))
                 if rows:  # exactly the rows taken: a lower seq committed late is still waiting for its block
                     self.conn.execute("DELETE FROM replica_mempool WHERE seq = ANY(%s)", ([r[0] for r in rows],))
                 mined += 1

@@ -37,6 +37,12 @@ UntilOption = Annotated[
     str, typer.Option("--until", help="With --wait: 'final' (settled or refunded) or 'verified' (result in).")
 ]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")]
+FeeOption = Annotated[
+    int | None, typer.Option("--fee-per-unit", min=0, help="µANM per unit (default: the suggested fee)")
+]
+TierOption = Annotated[
+    int, typer.Option("--tier", min=0, max=3, help="Priority class; above 0 needs a registered tier")
+]
 
 request_app = typer.Typer(help="Submit jobs as a requester and follow them.", no_args_is_help=True)
 
@@ -117,8 +123,8 @@ def ai_command(
     max_units: Annotated[int | None, typer.Option("--max-units", min=1, help="Cap the charge at N units.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=0, help="Tokens to generate.")] = 16,
     max_runtime_ms: Annotated[int | None, typer.Option("--max-runtime-ms", min=1)] = None,
-    fee_per_unit: Annotated[int | None, typer.Option("--fee-per-unit", min=0, help="µANM per unit")] = None,
-    tier: Annotated[int, typer.Option("--tier", min=0, max=3)] = 0,
+    fee_per_unit: FeeOption = None,
+    tier: TierOption = 0,
     wait: WaitOption = False,
     until: UntilOption = "final",
     timeout: TimeoutOption = 600.0,
@@ -152,8 +158,8 @@ def ai_command(
 def quantum_command(
     qasm: Annotated[Path, typer.Option("--qasm", help="An OpenQASM 2.0 file (qelib1.inc gates).")],
     shots: Annotated[int, typer.Option("--shots", min=1, help="Shots to run.")],
-    fee_per_unit: Annotated[int | None, typer.Option("--fee-per-unit", min=0, help="µANM per unit")] = None,
-    tier: Annotated[int, typer.Option("--tier", min=0, max=3)] = 0,
+    fee_per_unit: FeeOption = None,
+    tier: TierOption = 0,
     wait: WaitOption = False,
     until: UntilOption = "final",
     timeout: TimeoutOption = 600.0,
