@@ -24,6 +24,10 @@ from aicf.proofs.attestation.verify import check_binding, verify_evidence
 from aicf.proofs.verdict import Reject, RejectCode
 
 MAX_INLINE_OUTPUT = 64 * 1024
+# How far a runtime claim may exceed the time the coordinator observed between the lease grant and the proof
+# (docs/DECISIONS.md "Runtimes that were measured"). The grant time is stored in whole seconds, so the observed
+# span is already up to 1 s long; the rest covers a provider clock that runs a little fast.
+RUNTIME_SLACK_MS = 2000
 BODY_KEYS = frozenset(
     {"model_id", "model_digest", "input_digest", "output_digest", "output", "output_size", "qos", "attestation"}
 )
@@ -182,3 +186,15 @@ def _check_attestation(
     if unbound is not None:
         return Reject(code=RejectCode(unbound.code.value), message=unbound.message)
     return verdict
+
+
+def check_runtime_claim(claimed_ms: int, observed_ms: int, slack_ms: int = RUNTIME_SLACK_MS) -> Reject | None:
+    """A provider cannot have run longer than the coordinator saw its lease open: a claim above the observed span
+    plus the slack is RUNTIME_MISMATCH (slashed as FRAUD); within it, pay follows min(claimed, observed)."""
+    if claimed_ms > observed_ms + slack_ms:
+        return Reject(
+            code=RejectCode.RUNTIME_MISMATCH,
+            message=f"qos.runtime_ms {claimed_ms} exceeds the {observed_ms} ms observed between the lease grant and "
+            f"the proof by more than the {slack_ms} ms slack",
+        )
+    return None

@@ -21,6 +21,9 @@ class RejectCode(StrEnum):
     UNKNOWN_ROOT = "UNKNOWN_ROOT"
     TRAP_FAILURE = "TRAP_FAILURE"
     UNVERIFIABLE = "UNVERIFIABLE"  # not a SPEC code: the verifier could not judge; no slash, the job requeues
+    # not SPEC codes (issue 14): the provider claimed work it did not do; slashed as FRAUD
+    RUNTIME_MISMATCH = "RUNTIME_MISMATCH"  # AI runtime_ms above what the coordinator observed, plus the slack
+    IMPOSSIBLE_RESULT = "IMPOSSIBLE_RESULT"  # a quantum result the job's own circuit cannot produce
 
 
 DROP_CODES = frozenset(
@@ -38,6 +41,8 @@ SLASH_FOR = {
     RejectCode.BAD_ATTESTATION: "BAD_ATTESTATION",
     RejectCode.TRAP_FAILURE: "TRAP_FAILURE",
     RejectCode.DIGEST_MISMATCH: "FRAUD",
+    RejectCode.RUNTIME_MISMATCH: "FRAUD",
+    RejectCode.IMPOSSIBLE_RESULT: "FRAUD",
 }
 
 

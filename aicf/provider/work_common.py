@@ -28,6 +28,7 @@ class Mode(StrEnum):
     WRONG_BINDING = "wrong_binding"  # honest work, but the body commits to another input (or circuit)
     SKIP_TRAPS = "skip_traps"  # quantum: simulate the job circuit only, answer the traps at random
     SILENT_DROP = "silent_drop"  # take leases, never answer, stop heartbeating until they have expired
+    INFLATE_RUNTIME = "inflate_runtime"  # AI: honest output, but qos.runtime_ms claims the job's max_runtime_ms
 
 
 class OfferError(AicfError):

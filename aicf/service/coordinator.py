@@ -67,6 +67,7 @@ from aicf.core.registry import ProviderStatus, check_provider_move
 from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount, slash_evidence
 from aicf.core.types import MAX_AMOUNT, MicroAnm
+from aicf.proofs.ai_v1 import check_runtime_claim
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
 from aicf.proofs.quantum import derive_batch
 from aicf.proofs.verdict import Reject, RejectCode
@@ -762,6 +763,12 @@ class Coordinator:
             inclusion = height + 1 if head is not None else 0
             trust = self.trust.anchors_at(tx, inclusion, ctx.trust_version)
             verdict = self.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+            if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
+                return ProofOutcome(
+                    proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
+                )
+            if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
+                verdict = _measured_runtime(env, verdict, latency)
             if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
                 verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)
             check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
@@ -1366,6 +1373,17 @@ def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> byt
     """The Merkle root of the provider's live heartbeat slots in its QoS window (MISSED_LEASE evidence)."""
     first, last = window_slots(now, provider.registered_at, params)
     return merkle_root(slot.to_bytes(8, "big") for slot in tx.heartbeat_slots(provider.provider_id, first, last))
+
+
+def _measured_runtime(env: ProofEnvelope, body: BodyAccepted, observed_ms: int) -> BodyAccepted | Reject:
+    """AI pay follows min(claimed runtime_ms, the ms observed from lease grant to proof receipt); a claim above
+    the observed span plus RUNTIME_SLACK_MS is refused (docs/DECISIONS.md)."""
+    qos = env.body.get("qos")
+    claimed = _int(qos.get("runtime_ms")) if isinstance(qos, Mapping) else 0  # the verifier checked its shape
+    refused = check_runtime_claim(claimed, observed_ms)
+    if refused is not None:
+        return refused
+    return replace(body, runtime_ms=min(body.runtime_ms, observed_ms))
 
 
 def _int(value: object) -> int:

@@ -84,6 +84,7 @@ BULK: Final = 6  # with BIND, R1 and R2: nine ordinary minilm jobs, one trap at 
 PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000)
 
 HONEST_AI, HONEST_Q = "honest-ai", "honest-q"
+INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of work
 RANDOM, BINDING, REPLAY, SKIP, SILENT = "random", "binding", "replay", "skip-traps", "silent"
 CHEATERS: Final = (RANDOM, BINDING, REPLAY, SKIP, SILENT)
 # what each cheat earns (SPEC §9): the slash reason and the provider status it leaves
@@ -238,13 +239,15 @@ class Scenario:
 
     # -- time ----------------------------------------------------------------------------------------------------
     def step(self) -> None:
-        """10 s: heartbeats that are due, one coordinator pass, then every agent serves its new leases."""
-        self.clock.fixed.advance(STEP_S)
+        """10 s: heartbeats that are due, one coordinator pass, then every agent serves its new leases, WORK_MS of
+        the shared clock after the pass (the coordinator pays the runtime it observed between lease and proof)."""
+        self.clock.fixed.advance(ms=STEP_S * 1000 - WORK_MS)
         self.steps += 1
         for actor in self.actors.values():
             if actor.heartbeats:
                 actor.agent.heartbeat_if_due(self.clock)
         self.system.tick()
+        self.clock.fixed.advance(ms=WORK_MS)
         for actor in self.actors.values():
             try:
                 offers = actor.agent.take_leases()
@@ -334,7 +337,10 @@ def open_scenario(tmp_path: Path, backend: Backend) -> Iterator[Scenario]:
     clock = SteppedClock(START)
     var = tmp_path / "var"
     var.mkdir()
-    (var / "operator.key").write_text(OPERATOR_SEED.hex(), encoding="utf-8")  # deterministic trap secret
+    (var / "operator.key").write_text(OPERATOR_SEED.hex(), encoding="utf-8")
+    secret = var / "trap.secret"  # deterministic trap secret (aicf up makes a random one)
+    secret.touch(mode=0o600)
+    secret.write_text(tagged_hash("aicf/test/cheats/trapsecret/v1", 1).hex(), encoding="utf-8")
     system = build_system(
         MemoryStore(),
         PARAMS,
@@ -554,3 +560,39 @@ def test_a_replayer_that_keeps_heartbeating_is_still_slashed(echo_scenario: Scen
     held = f"lease {lease.status.value}, granted +{lease.granted_at - START}s, expires +{lease.expires_at - START}s"
     assert [x.reason for x in s.slashes(REPLAY)] == [SlashReason.MISSED_LEASE.value], held
     assert s.status(replayed.task_id) is not JobStatus.LEASED, held
+
+
+def test_a_provider_claiming_more_runtime_than_the_coordinator_observed_is_refused_and_slashed(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14: a proof arriving WORK_MS after its lease that claims the job's whole max_runtime_ms (20 s) is
+    RUNTIME_MISMATCH, slashed as FRAUD with the envelope as evidence; the honest provider redoes the job and is
+    paid for the runtime it claimed, never more than the coordinator observed."""
+    s = echo_scenario
+    make = s.backend.make_work
+    s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, make(seeded_bytes(1)))
+    s.add(INFLATE, "ai", Mode.INFLATE_RUNTIME, CHEATER_STAKE, make(seeded_bytes(5)))
+    s.enqueue_ai(b"inflate me", [INFLATE, HONEST_AI])
+    s.run_until("the inflated claim refused", lambda: bool(s.slashes(INFLATE)))
+    task = s.task(prompt=b"inflate me")
+    assert task is not None
+    (report,) = s.actors[INFLATE].reports
+    assert report.code == "RUNTIME_MISMATCH", s.describe()
+    (slash,) = s.slashes(INFLATE)
+    assert slash.reason == SlashReason.FRAUD.value
+    assert slash.amount == CHEATER_STAKE * PARAMS.slash_bps["FRAUD"] // 10_000
+    evidence = evidence_of(slash)
+    env = parse_envelope(evidence["record"])
+    assert isinstance(env, ProofEnvelope)
+    assert env.body["qos"] == {"runtime_ms": 20_000, "tokens": 0}  # the claim, signed by the cheater
+    s.actors[INFLATE].agent.key.public_key().verify(env.sig, env.proof_id)
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    snap = s.snapshot()
+    (payout,) = [p for p in snap.payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_AI)
+    proof = next(p for p in snap.proofs if p.proof_id == payout.proof_id)
+    assert proof.qos["runtime_ms"] == WORK_MS  # what it claimed, within the WORK_MS+ the coordinator observed
+    assert proof.latency_ms >= WORK_MS
+    provider = next(p for p in snap.providers if p.provider_id == s.pid(INFLATE))
+    assert provider.status is ProviderStatus.BANNED
+    assert verify(s.system.store).ok

@@ -539,8 +539,18 @@ def test_random_output_carries_its_own_true_digest_and_fails_the_trap(world: Wor
     assert output != echo_answer(EMBED, b"a trap prompt", 16).output
     assert body["output_digest"] == output_digest(output)  # digests alone cannot catch it
     assert body["input_digest"] == input_digest(b"a trap prompt")
-    assert body["qos"] == {"runtime_ms": 60_000, "tokens": 0}  # and it claims the most runtime it could
+    assert body["qos"] == {"runtime_ms": 1, "tokens": 0}  # a plausible runtime: only the output is made up
     assert sub.code == "TRAP_FAILURE"
+
+
+def test_inflate_runtime_answers_honestly_and_claims_the_jobs_whole_runtime_budget(world: World) -> None:
+    agent = world.agent([echo()], mode=Mode.INFLATE_RUNTIME)
+    world.stub.offer_ai(agent.provider_id, EMBED, b"a prompt")
+    agent.run(world.clock, world.sleep, world.until(600), max_leases=1)
+    (sub,) = world.stub.submissions
+    body = envelope_of(sub).body
+    assert body["output"] == echo_answer(EMBED, b"a prompt", 16).output
+    assert body["qos"] == {"runtime_ms": 60_000, "tokens": 0}  # the offer's max_runtime_ms
 
 
 def test_random_generation_output_is_caught_by_the_trap_as_malformed(world: World) -> None:
