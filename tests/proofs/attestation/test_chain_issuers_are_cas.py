@@ -79,6 +79,7 @@ def test_an_intermediate_issuer_must_be_a_ca_with_key_cert_sign(case: str) -> No
 @pytest.mark.parametrize("case", [c for c in ISSUER_CASES if ISSUER_CASES[c][1] is not None], ids=str)
 def test_a_pinned_root_that_is_not_a_ca_signs_nothing(case: str) -> None:
     extensions, refused = ISSUER_CASES[case]
+    assert refused is not None
     root_key, leaf_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(2))
     root = _cert("Root", root_key, "Root", root_key, extensions)
     leaf = _cert("Leaf", leaf_key, "Root", root_key, (x509.BasicConstraints(ca=False, path_length=None), LEAF_USAGE))
