@@ -11,12 +11,15 @@ Checks in order; the first failure decides, and nothing unchecked counts as pass
 5. attestation: required by the job or not, present evidence is verified to a root in force at the inclusion
    height, at the inclusion block's time, judged by the registry's policy, and its report data must bind
    this task, model, input, output and provider (BAD_ATTESTATION / STALE_ATTESTATION / UNKNOWN_ROOT).
+   (5a) For a `tee_required` job that policy must qualify (`tee_policy_gap`: a non-empty measurement allowlist and
+   a minimum TCB), else UNVERIFIABLE; NVIDIA GPU evidence alone is BAD_ATTESTATION.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aicf.core.ids import input_digest, output_digest, tee_report_data
+from aicf.proofs.attestation.registry import tee_policy_gap
 from aicf.proofs.attestation.result import AttestationResult, Policy
 from aicf.proofs.attestation.result import Reject as AttestationReject
 from aicf.proofs.attestation.roots import VendorRoots
@@ -170,6 +173,12 @@ def _check_attestation(
     kind, evidence, certs = attestation.get("type"), attestation.get("evidence"), attestation.get("certs", b"")
     if not isinstance(kind, str) or not isinstance(evidence, bytes):
         return _malformed("attestation needs type (text) and evidence (bytes)")
+    if job.tee_required and (gap := tee_policy_gap(kind, policy)) is not None:  # (5a) fail closed, issue 14
+        if kind == "nvidia-gpu":  # the provider's choice: evidence that cannot prove the work ran in a TEE
+            return Reject(code=RejectCode.BAD_ATTESTATION, message=f"the job requires a TEE: {gap}")
+        return Reject(  # the operator's gap, not the provider's fault: no slash, the job requeues
+            code=RejectCode.UNVERIFIABLE, message=f"the job requires a TEE, and no operator policy admits it: {gap}"
+        )
     if isinstance(certs, list):
         if not all(isinstance(c, bytes) for c in certs):
             return _malformed("attestation.certs must be bytes or a list of bytes")
