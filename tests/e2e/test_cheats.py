@@ -85,6 +85,7 @@ PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000)
 
 HONEST_AI, HONEST_Q = "honest-ai", "honest-q"
 INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of work
+FAKE = "fake-job"  # issue 14: simulates the Clifford traps, answers the Bell job with the impossible {"01": n}
 RANDOM, BINDING, REPLAY, SKIP, SILENT = "random", "binding", "replay", "skip-traps", "silent"
 CHEATERS: Final = (RANDOM, BINDING, REPLAY, SKIP, SILENT)
 # what each cheat earns (SPEC §9): the slash reason and the provider status it leaves
@@ -376,7 +377,7 @@ def cast_everyone(s: Scenario) -> None:
     s.add(RANDOM, "ai", Mode.RANDOM_OUTPUT, CHEATER_STAKE, make_ai(seeded_bytes(2)))
     s.add(BINDING, "ai", Mode.WRONG_BINDING, CHEATER_STAKE, make_ai(seeded_bytes(3)))
     s.add(REPLAY, "ai", Mode.REPLAY, CHEATER_STAKE, make_ai(seeded_bytes(4)))
-    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, QuantumWork(seed=b"skip-traps"))
+    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, QuantumWork(seed=b"skip-traps", public_jobs=(BELL,)))
     s.add(SILENT, "quantum", Mode.SILENT_DROP, CHEATER_STAKE, QuantumWork(seed=b"silent"))
 
 
@@ -594,5 +595,41 @@ def test_a_provider_claiming_more_runtime_than_the_coordinator_observed_is_refus
     assert proof.qos["runtime_ms"] == WORK_MS  # what it claimed, within the WORK_MS+ the coordinator observed
     assert proof.latency_ms >= WORK_MS
     provider = next(p for p in snap.providers if p.provider_id == s.pid(INFLATE))
+    assert provider.status is ProviderStatus.BANNED
+    assert verify(s.system.store).ok
+
+
+def test_a_provider_that_simulates_the_traps_and_makes_up_the_jobs_results_is_caught_by_the_jobs_own_results(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14's quantum attack: the cheater finds the job among the batch (it read the request on chain),
+    simulates the Clifford traps with stim and answers the Bell job with {"01": n}. The traps pass; the job's own
+    results cannot happen, so the proof is IMPOSSIBLE_RESULT, slashed as FRAUD with the envelope as evidence, and
+    the honest provider redoes the job and is paid. The lease the cheater got named no job circuit or digest, and
+    every batch circuit had the job's shots."""
+    s = echo_scenario
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, QuantumWork(seed=b"honest-q"))
+    s.add(FAKE, "quantum", Mode.FAKE_JOB, CHEATER_STAKE, QuantumWork(seed=b"fake-job", public_jobs=(BELL,)))
+    s.enqueue_quantum(QH_SHOTS, [FAKE, HONEST_Q])
+    s.run_until("the fake job refused", lambda: bool(s.slashes(FAKE)))
+    task = s.task(shots=QH_SHOTS)
+    assert task is not None
+    (report,) = s.actors[FAKE].reports
+    assert report.code == "IMPOSSIBLE_RESULT", s.describe()
+    assert "'01'" in report.message
+    (slash,) = s.slashes(FAKE)
+    assert slash.reason == SlashReason.FRAUD.value
+    evidence = evidence_of(slash)
+    env = parse_envelope(evidence["record"])
+    assert isinstance(env, ProofEnvelope)
+    results = cast(list[dict[str, int]], env.body["results"])
+    assert {"01": QH_SHOTS} in results  # the made-up answer, signed by the cheater: anyone can re-check it
+    assert {sum(r.values()) for r in results} == {QH_SHOTS}  # one shot count for job and traps alike
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    snap = s.snapshot()
+    (payout,) = [p for p in snap.payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_Q)
+    assert payout.provider > 0
+    provider = next(p for p in snap.providers if p.provider_id == s.pid(FAKE))
     assert provider.status is ProviderStatus.BANNED
     assert verify(s.system.store).ok

@@ -29,7 +29,7 @@ from aicf.client import RpcClient
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
-from aicf.core.ids import circuit_digest, input_digest, lease_id, output_digest, provider_id
+from aicf.core.ids import batch_digest, input_digest, lease_id, output_digest, provider_id
 from aicf.core.leases import Lease, LeaseStatus, extend, is_live
 from aicf.core.params import Params
 from aicf.proofs.ai_traps import check_embedding_trap, check_generation_output, decode_generation_output
@@ -192,8 +192,7 @@ class StubCoordinator:
                 "max_runtime_ms": 60_000,
             }
         batch = derive_batch(job.circuit, job.shots, TRAP_SEED, lease.task_id, self.params)
-        return common | {
-            "circuit_digest": to_hex(circuit_digest(job.circuit)),
+        return common | {  # only the batch: nothing says which circuit is the job (issue 14)
             "shots": job.shots,
             "batch": [to_hex(c) for c in batch.circuits],
             "batch_shots": list(batch.shots),
@@ -614,7 +613,8 @@ def test_an_honest_quantum_body_passes_verify_quantum_body(world: World) -> None
     verdict = verify_quantum_body(env.body, GHZ, 200, TRAP_SEED, job.lease.task_id, Params.default())
     assert verdict.code is VerdictCode.ACCEPT, verdict.message
     assert verdict.quality_bps == 10_000
-    assert env.body["circuit_digest"] == circuit_digest(GHZ)
+    batch = derive_batch(GHZ, 200, TRAP_SEED, job.lease.task_id, Params.default())
+    assert env.body["circuit_digest"] == batch_digest(batch.circuits, batch.shots)  # the whole batch it ran
     assert sub.code == "ACCEPT"
     assert stats.accepted == 1
 
@@ -625,10 +625,11 @@ def test_an_honest_quantum_body_passes_verify_quantum_body(world: World) -> None
         (Mode.SKIP_TRAPS, "TRAP_FAILURE"),
         (Mode.RANDOM_OUTPUT, "TRAP_FAILURE"),
         (Mode.WRONG_BINDING, "DIGEST_MISMATCH"),
+        (Mode.FAKE_JOB, "IMPOSSIBLE_RESULT"),  # traps simulated, the job made up: its own results give it away
     ],
 )
 def test_each_quantum_cheat_is_caught_by_the_verifier(world: World, mode: Mode, code: str) -> None:
-    agent = world.agent([QuantumWork(seed=b"test")], mode=mode)
+    agent = world.agent([QuantumWork(seed=b"test", public_jobs=(GHZ,))], mode=mode)  # it read the job on chain
     world.stub.offer_quantum(agent.provider_id, GHZ, 200)
     agent.run(world.clock, world.sleep, world.until(600), max_leases=1)
     (sub,) = world.stub.submissions
