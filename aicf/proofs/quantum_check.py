@@ -13,7 +13,9 @@ the (Clifford) traps and make up the job's counts. So the job's counts are judge
   probabilities (an outcome below `ZERO_PROBABILITY` is impossible); (2) the normalised linear cross-entropy
   `F_obs / F_ideal`, with `F = K·mean p(x) − 1` over the measured outcomes (K = 2^measured qubits), must reach
   `XEB_MIN_RATIO` less its Hoeffding bound, whenever the ideal distribution is far enough from uniform
-  (`F_ideal >= XEB_MIN_IDEAL`) for the test to say anything.
+  (`F_ideal >= XEB_MIN_IDEAL`) for the test to say anything, and may not exceed `F_ideal` by more than that bound
+  (noise only lowers it: more is a provider picking likely outcomes); and two shots may agree no more often than
+  Σ p² plus its bound (a provider repeating the likeliest outcome).
 - Wider non-Clifford jobs are not checked here (UNCHECKED): traps only, as before.
 
 The noise budget is what the traps already tolerate: `(10000 − trap_threshold_bps) / 10000` of the shots. The
@@ -340,7 +342,7 @@ def _statevector_check(circuit: Circuit, counts: Mapping[str, int], shots: int, 
     impossible: dict[str, int] = {}
     why: dict[str, str] = {}
     observed = 0.0
-    possible = 0
+    possible = repeats = 0
     for bits, count in counts.items():
         values = _measured_values(circuit, bits)
         if values is None:
@@ -355,10 +357,22 @@ def _statevector_check(circuit: Circuit, counts: Mapping[str, int], shots: int, 
             continue
         observed += count * p
         possible += count
+        repeats += count * (count - 1)
     verdict = _impossible_verdict("statevector", impossible, why, shots, noise_bps)
     if verdict is not None:
         return verdict
-    ideal = size * float(np.sum(flat**2)) - 1
+    collision = float(np.sum(flat**2))  # Σ p²: the chance two honest shots agree
+    if possible > 1:  # a device answering one likely outcome over and over repeats itself far too often
+        seen = repeats / (possible * (possible - 1))
+        bound = collision + _hoeffding(possible // 2, 1)  # Hoeffding for a U-statistic of order 2
+        if seen > bound:
+            return JobCheck(
+                code=JobCheckCode.DISTRIBUTION,
+                message=f"two shots agree with probability {seen:.3f}, the circuit gives {collision:.3f} "
+                f"(allowed up to {bound:.3f}; {possible} shots; checked by statevector)",
+                method="statevector",
+            )
+    ideal = size * collision - 1
     if ideal < XEB_MIN_IDEAL or not possible:
         return JobCheck(
             code=JobCheckCode.OK,
@@ -369,11 +383,11 @@ def _statevector_check(circuit: Circuit, counts: Mapping[str, int], shots: int, 
         )
     got = size * observed / possible - 1
     slack = _hoeffding(possible, 1, size * float(flat.max()))
-    if got < XEB_MIN_RATIO * ideal - slack:
+    if not XEB_MIN_RATIO * ideal - slack <= got <= ideal + slack:  # noise only lowers it; above is cherry-picking
         return JobCheck(
             code=JobCheckCode.DISTRIBUTION,
-            message=f"cross-entropy {got:.3f} of an ideal {ideal:.3f} is below {XEB_MIN_RATIO} of it less the "
-            f"statistical slack {slack:.3f} ({possible} shots; checked by statevector)",
+            message=f"cross-entropy {got:.3f} is outside {XEB_MIN_RATIO} × {ideal:.3f} .. {ideal:.3f} (the ideal) "
+            f"± the statistical slack {slack:.3f} ({possible} shots; checked by statevector)",
             method="statevector",
         )
     return JobCheck(

@@ -152,3 +152,32 @@ def test_gate_matrices_agree_with_stim_up_to_a_global_phase(name: str, params: t
     ratio = np.vdot(want.reshape(-1), got.reshape(-1))
     assert abs(abs(ratio) - got.shape[0]) < 1e-5, (name, got, want)  # equal up to a phase (stim: complex64)
     assert math.isclose(abs(np.linalg.det(got)), 1.0, abs_tol=1e-9)
+
+
+def _layered_t_circuit(n: int, layers: int) -> bytes:
+    gates = []
+    for _ in range(layers):
+        gates += [f"t q[{q}];\nh q[{q}];\n" for q in range(n)]
+        gates += [f"cx q[{q}],q[{q + 1}];\n" for q in range(0, n - 1, 2)]
+    head = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n'
+    return (head + "".join(gates) + "measure q -> c;\n").encode()
+
+
+def test_answering_the_likeliest_outcome_every_time_fails_although_its_cross_entropy_is_high() -> None:
+    job = _layered_t_circuit(6, 6)
+    circuit = parse_circuit(job)
+    probs = (np.abs(statevector(circuit)) ** 2).reshape(-1)
+    likeliest = format(int(np.argmax(probs)), "06b")
+    cheat = check_job_results(circuit, {likeliest: SHOTS}, SHOTS, NOISE)
+    assert cheat.code is JobCheckCode.DISTRIBUTION, cheat
+    honest = check_job_results(circuit, _sample(job, SHOTS, 5), SHOTS, NOISE)
+    assert honest.code is JobCheckCode.OK, honest
+
+
+@pytest.mark.parametrize("shots", [40, 1000])
+def test_honest_samples_pass_for_every_seed_tried(shots: int) -> None:
+    for job in (HTH, _layered_t_circuit(4, 3), _layered_t_circuit(6, 6)):
+        circuit = parse_circuit(job)
+        for seed in range(40):
+            check = check_job_results(circuit, _sample(job, shots, seed), shots, NOISE)
+            assert check.code is JobCheckCode.OK, (seed, check)
