@@ -1,7 +1,7 @@
 """Every id of SPEC §1, each `H` with its own tag so no two uses can collide."""
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from aicf.core.encoding import canonical_cbor, encode_fast_bytes, encode_fast_int, tagged_hash
 
@@ -12,7 +12,6 @@ LEASE_TAG = "aicf/lease/v1"
 INPUT_TAG = "aicf/input/v1"
 OUTPUT_TAG = "aicf/output/v1"
 CIRCUIT_TAG = "aicf/circuit/v1"
-QBATCH_TAG = "aicf/qbatch/v1"
 PROOF_TAG = "aicf/proof/v1"
 PAYOUT_TAG = "aicf/payout/v1"
 EVIDENCE_TAG = "aicf/evidence/v1"
@@ -76,13 +75,6 @@ def output_digest(output: bytes) -> bytes:
 
 def circuit_digest(circuit: bytes) -> bytes:
     return tagged_hash(CIRCUIT_TAG, circuit)
-
-
-def batch_digest(circuits: Sequence[bytes], shots: Sequence[int]) -> bytes:
-    """What a QUANTUM_V1 body's `circuit_digest` commits to (issue 14): the whole batch the provider ran, in batch
-    order, `H("aicf/qbatch/v1", [H("aicf/circuit/v1", circuit) …], [shots …])`. The lease names no job circuit,
-    so a provider commits to what it was given, and the verifier rebuilds the same batch from the seed."""
-    return tagged_hash(QBATCH_TAG, [circuit_digest(c) for c in circuits], list(shots))
 
 
 def proof_id(version: int, kind: str, task: bytes, lease: bytes, provider: bytes, body: Mapping[str, object]) -> bytes:

@@ -26,10 +26,9 @@ import stim
 
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError, RequestError
-from aicf.core.ids import batch_digest
 from aicf.core.params import Params
 from aicf.core.pricing import depth_weight_milli, quantum_units
-from aicf.core.qasm import Circuit, Gate, Measurement, clifford_ops, depth, format_circuit, parse_circuit
+from aicf.core.qasm import Circuit, Gate, Measurement, batch_digest, clifford_ops, depth, format_circuit, parse_circuit
 from aicf.core.types import BPS, MAX_AMOUNT, MilliUnits
 from aicf.proofs.quantum_check import JobCheckCode, check_job_results
 

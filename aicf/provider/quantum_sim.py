@@ -20,8 +20,7 @@ import numpy.typing as npt
 import stim
 
 from aicf.core.errors import AicfError
-from aicf.core.ids import batch_digest
-from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, Circuit, clifford_ops, parse_circuit
+from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, Circuit, batch_digest, clifford_ops, parse_circuit
 from aicf.core.types import BPS
 
 Counts = dict[str, int]

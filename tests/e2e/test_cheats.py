@@ -54,7 +54,7 @@ from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, provider_account, withdrawn_of
-from aicf.core.params import params_hash
+from aicf.core.params import Params, params_hash
 from aicf.core.records import SlashRecord
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
@@ -85,6 +85,7 @@ PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000)
 
 HONEST_AI, HONEST_Q = "honest-ai", "honest-q"
 INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of work
+AUDITED = "made-up"  # issue 14: answers ordinary jobs with random bytes (true digests) and a plausible runtime
 FAKE = "fake-job"  # issue 14: simulates the Clifford traps, answers the Bell job with the impossible {"01": n}
 RANDOM, BINDING, REPLAY, SKIP, SILENT = "random", "binding", "replay", "skip-traps", "silent"
 CHEATERS: Final = (RANDOM, BINDING, REPLAY, SKIP, SILENT)
@@ -334,7 +335,7 @@ class Scenario:
         return "\n".join(lines)
 
 
-def open_scenario(tmp_path: Path, backend: Backend) -> Iterator[Scenario]:
+def open_scenario(tmp_path: Path, backend: Backend, params: Params = PARAMS) -> Iterator[Scenario]:
     clock = SteppedClock(START)
     var = tmp_path / "var"
     var.mkdir()
@@ -344,7 +345,7 @@ def open_scenario(tmp_path: Path, backend: Backend) -> Iterator[Scenario]:
     secret.write_text(tagged_hash("aicf/test/cheats/trapsecret/v1", 1).hex(), encoding="utf-8")
     system = build_system(
         MemoryStore(),
-        PARAMS,
+        params,
         var=var,
         model_digests={MODEL: backend.model_digest},
         devnet_interval_s=STEP_S,
@@ -633,3 +634,50 @@ def test_a_provider_that_simulates_the_traps_and_makes_up_the_jobs_results_is_ca
     provider = next(p for p in snap.providers if p.provider_id == s.pid(FAKE))
     assert provider.status is ProviderStatus.BANNED
     assert verify(s.system.store).ok
+
+
+def test_made_up_outputs_on_ordinary_jobs_are_caught_by_sampled_re_execution(tmp_path: Path) -> None:
+    """Issue 14's AI attack without traps: ordinary jobs answered with made-up bytes whose digests are true. With
+    every ordinary job in the re-execution sample (audit_bps 10000), the first such proof is AUDIT_MISMATCH,
+    slashed with the envelope and the reference output as evidence; the honest provider redoes the job."""
+    params = replace(PARAMS, audit_bps=10_000, trap_bps=0)
+    for s in open_scenario(tmp_path, echo_backend(), params):
+        make = s.backend.make_work
+        s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, make(seeded_bytes(1)))
+        s.add(AUDITED, "ai", Mode.RANDOM_OUTPUT, CHEATER_STAKE, make(seeded_bytes(6)))
+        s.enqueue_ai(b"made up", [AUDITED, HONEST_AI])
+        s.run_until("the audit", lambda: bool(s.slashes(AUDITED)))  # noqa: B023
+        task = s.task(prompt=b"made up")
+        assert task is not None
+        (report,) = s.actors[AUDITED].reports
+        assert report.code == "AUDIT_MISMATCH", s.describe()
+        (slash,) = s.slashes(AUDITED)
+        assert slash.reason == SlashReason.TRAP_FAILURE.value
+        evidence = evidence_of(slash)
+        env = parse_envelope(evidence["record"])
+        assert isinstance(env, ProofEnvelope)
+        assert evidence["reference_output"] == echo_answer(MODEL, b"made up", 0).output
+        assert env.body["output"] != evidence["reference_output"]
+        s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)  # noqa: B023
+        (payout,) = [p for p in s.snapshot().payouts if p.task_id == task]
+        assert payout.provider_id == s.pid(HONEST_AI)
+        assert verify(s.system.store).ok
+
+
+def test_a_tee_job_without_an_operator_attestation_policy_is_refused_at_enqueue(echo_scenario: Scenario) -> None:
+    """Issue 14: attestation fails closed. `aicf up` pins vendor roots but no attestation policy, so a job that
+    requires a TEE is refused at enqueue, naming what is missing, and its escrow never moves."""
+    s = echo_scenario
+    s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, s.backend.make_work(seeded_bytes(1)))
+    body: dict[str, object] = {
+        "model": MODEL, "prompt": b"secret", "max_tokens": 0, "max_runtime_ms": 20_000, "fee_per_unit": 40_000,
+        "tier": 0, "tee": "required",
+    }  # fmt: skip
+    with s.system.chain_lock:
+        s.system.devnet.submit(REQUESTER, TxKind.AI_ENQUEUE, body)
+    s.step()
+    snap = s.snapshot()
+    (refused,) = snap.refused
+    assert refused.field == "tee"
+    assert "measurement allowlist" in refused.reason
+    assert snap.jobs == ()

@@ -29,9 +29,10 @@ from aicf.client import RpcClient
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
-from aicf.core.ids import batch_digest, input_digest, lease_id, output_digest, provider_id
+from aicf.core.ids import input_digest, lease_id, output_digest, provider_id
 from aicf.core.leases import Lease, LeaseStatus, extend, is_live
 from aicf.core.params import Params
+from aicf.core.qasm import batch_digest
 from aicf.proofs.ai_traps import check_embedding_trap, check_generation_output, decode_generation_output
 from aicf.proofs.envelope import ProofEnvelope, check_envelope, parse_envelope
 from aicf.proofs.quantum import VerdictCode, derive_batch, verify_quantum_body
