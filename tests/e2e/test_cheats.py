@@ -34,12 +34,12 @@ lease for ever (the strict xfail at the end).
 
 Issue 14 adds one test per attack, each against the same wiring with an honest provider beside the cheater:
 
-| provider | mode            | its cheat                                                 | caught by                            |
-|----------|-----------------|-----------------------------------------------------------|--------------------------------------|
-| inflate  | inflate_runtime | claims the job's 20 s max_runtime_ms after WORK_MS        | observed runtime: RUNTIME_MISMATCH → FRAUD |
-| fake-job | fake_job        | simulates the Clifford traps, answers the Bell job {"01": n} | the job's own results: IMPOSSIBLE_RESULT → FRAUD |
-| made-up  | random_output   | made-up bytes with true digests on an ordinary job        | sampled re-execution: AUDIT_MISMATCH → TRAP_FAILURE |
-| (requester) | -            | a tee_required job while no attestation policy is set     | refused at enqueue (RefusedTx `tee`) |
+| provider  | mode            | its cheat                                  | caught by                            |
+|-----------|-----------------|--------------------------------------------|--------------------------------------|
+| inflate   | inflate_runtime | claims 20 s (max_runtime_ms) after WORK_MS | RUNTIME_MISMATCH → FRAUD             |
+| fake-job  | fake_job        | simulated traps, Bell job answered {"01"}  | job's own results: IMPOSSIBLE_RESULT |
+| made-up   | random_output   | made-up bytes, true digests, ordinary job  | re-execution sample: AUDIT_MISMATCH  |
+| requester | -               | tee_required job, no attestation policy    | refused at enqueue (RefusedTx `tee`) |
 
 The step moves the shared clock WORK_MS between the coordinator pass and the agents' work, so the coordinator
 observes the runtime it pays for.
