@@ -713,8 +713,9 @@ class Coordinator:
         self, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
     ) -> "ProofOutcome | TrapRecord | _Audit | _Raced":
         """One submission in one transaction. For a trap job whose answer this process has not computed yet it
-        writes nothing and returns the trap: the caller computes the answer and calls again with it. `_RACED`
-        (nothing written) when the job left LEASED between the read and the write."""
+        writes nothing and returns the trap, and for a sampled ordinary job whose body passed the checks an
+        `_Audit`: the caller computes the answer (a model run, outside any transaction) and calls again with it.
+        `_RACED` (nothing written) when the job left LEASED between the read and the write."""
         now = received_ms // 1000
         pid = env.proof_id
         interval = self.params.heartbeat_interval_s
