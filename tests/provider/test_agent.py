@@ -782,6 +782,9 @@ def test_cli_refuses_bad_usage_with_exit_2(tmp_path: Path) -> None:
     cases = [
         ["--kind", "ai", "--models", "gpt-9"],
         ["--kind", "ai", "--mode", "skip_traps"],
+        ["--kind", "ai", "--mode", "fake_job"],  # quantum cheats need a quantum provider
+        ["--kind", "quantum", "--mode", "inflate_runtime"],  # an AI cheat
+        ["--kind", "quantum", "--mode", "fake_job", "--public-circuit", str(tmp_path / "missing.qasm")],
         ["--kind", "quantum", "--fund", "5"],
     ]
     for extra in cases:
