@@ -174,6 +174,29 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+def load_or_create_secret(path: Path) -> bytes:
+    """The operator's trap secret (docs/TRAPS.md): 32 random bytes from `secrets`, hex in a 0600 file beside
+    operator.key, made on the first run and kept across restarts (committed seeds must stay revealable). A file
+    that group or others may read, or that is not 32 bytes of hex, is refused: the secret would not be secret."""
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise AicfError(f"{path}: mode {mode:04o} lets others read the trap secret; chmod 600 it")
+        try:
+            secret = bytes.fromhex(path.read_text(encoding="utf-8").strip())
+        except ValueError as exc:
+            raise AicfError(f"{path}: not hex: {exc}") from exc
+        if len(secret) != 32:
+            raise AicfError(f"{path}: the trap secret must be 32 bytes, got {len(secret)}")
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(secret.hex(), encoding="utf-8")
+    return secret
+
+
 def public_bytes(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
@@ -348,7 +371,7 @@ def build_system(
     (default: the real models) with `trap_corpus` (default: aicf.provider.trap_corpus for those models)."""
     clock = clock or WallClock()
     operator_key = load_or_create_key(var / "operator.key")
-    trap_secret = tagged_hash("aicf/devnet/trapsecret/v1", public_bytes(operator_key))
+    trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
     # The devnet lives in the coordinator's store: a restart on the same database resumes the same chain, and
     # the config below only shapes a new one (a kept chain keeps its own genesis time, interval and issuance).
     devnet = Devnet.resume(

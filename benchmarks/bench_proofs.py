@@ -108,7 +108,7 @@ def main() -> None:
     for n, d in ((5, 5), (20, 20)):
         job = job_circuit(n, d)
         batch = derive_batch(job, 1000, seed, task, params)
-        qbody = quantum_body(job, 1000, run_batch(batch.circuits, batch.shots, 1))
+        qbody = quantum_body(batch.circuits, batch.shots, 1000, run_batch(batch.circuits, batch.shots, 1))
         ms = median_ms(lambda: verify_quantum_body(qbody, job, 1000, seed, task, params), 5)  # noqa: B023
         print(f"| QUANTUM_V1 verify, {n} × {d} job, k = {params.trap_k} traps, 1000 shots | {ms:.1f} ms/job |")
     vec = struct.pack("<384f", *([0.05] * 384))

@@ -66,7 +66,7 @@ def main() -> None:
         derive_ms = median_ms(lambda: derive_batch(job, args.shots, seed, task, params), repeat)  # noqa: B023
         results = run_batch(batch.circuits, batch.shots, 1)
         run_ms = median_ms(lambda: run_batch(batch.circuits, batch.shots, 1), repeat)  # noqa: B023
-        body = quantum_body(job, args.shots, results)
+        body = quantum_body(batch.circuits, batch.shots, args.shots, results)
         verdict = verify_quantum_body(body, job, args.shots, seed, task, params)
         verify_ms = median_ms(lambda: verify_quantum_body(body, job, args.shots, seed, task, params), repeat)  # noqa: B023
         print(

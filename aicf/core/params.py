@@ -77,6 +77,7 @@ class Params:
     trap_shots_div: int = 100
     trap_threshold_bps: int = 9000
     embedding_cosine_min_bps: int = 9900
+    audit_bps: int = 100  # issue 14: the share of ordinary AI jobs re-executed, drawn from s_E (docs/TRAPS.md)
     # Slashing (SPEC §9)
     slash_bps: Mapping[str, int] = field(
         default_factory=lambda: _frozen(
@@ -180,7 +181,9 @@ def _coerce(key: str, value: object) -> object:
 
 
 def _validate(p: Params) -> None:
-    for key in ("provider_bps", "miner_bps", "fund_bps", "block_mint_bps", "fee_share_bps", "min_availability_bps"):
+    for key in (
+        "provider_bps", "miner_bps", "fund_bps", "block_mint_bps", "fee_share_bps", "min_availability_bps", "audit_bps"
+    ):  # fmt: skip
         if getattr(p, key) > BPS:
             raise ParamsError(key, f"must be at most {BPS} bps, got {getattr(p, key)}")
     if p.provider_bps + p.miner_bps + p.fund_bps != BPS:

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Final
 
+from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError, RequestError
+from aicf.core.ids import circuit_digest
 
 MAX_CIRCUIT_BYTES: Final = 256 * 1024  # SPEC §2; Params.max_circuit_bytes holds the same default
 MAX_QUBITS: Final = 128  # bounds the verifier's trap simulations (k traps of the job's width × depth)
@@ -697,6 +699,16 @@ def format_circuit(circuit: Circuit) -> str:
     for m in circuit.measurements:
         lines.append(f"measure {qnames[m.qubit]} -> {cnames[m.clbit]};")
     return "\n".join(lines) + "\n"
+
+
+QBATCH_TAG: Final = "aicf/qbatch/v1"  # not a SPEC tag (issue 14): what a QUANTUM_V1 body's circuit_digest commits to
+
+
+def batch_digest(circuits: Sequence[bytes], shots: Sequence[int]) -> bytes:
+    """What a QUANTUM_V1 body's `circuit_digest` commits to (issue 14): the whole batch the provider ran, in batch
+    order, `H("aicf/qbatch/v1", [H("aicf/circuit/v1", circuit) …], [shots …])`. The lease names no job circuit,
+    so a provider commits to what it was given, and the verifier rebuilds the same batch from the seed."""
+    return tagged_hash(QBATCH_TAG, [circuit_digest(c) for c in circuits], list(shots))
 
 
 # --- Clifford lowering --------------------------------------------------------------------------------------

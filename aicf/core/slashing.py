@@ -74,8 +74,10 @@ def slash_evidence(
     record: Mapping[str, object],  # the envelope or the signed lease grant
     height: int,
     heartbeat_root: bytes | None = None,
+    reference_output: bytes | None = None,
 ) -> dict[str, object]:
-    """The evidence map of SPEC §9; MISSED_LEASE and QOS_CHRONIC add the root of the heartbeat log."""
+    """The evidence map of SPEC §9; MISSED_LEASE and QOS_CHRONIC add the root of the heartbeat log, an audit
+    mismatch (issue 14) the reference output the coordinator's re-execution gave."""
     evidence: dict[str, object] = {
         "reason": reason.value,
         "task_id": task_id,
@@ -85,6 +87,8 @@ def slash_evidence(
     }
     if heartbeat_root is not None:
         evidence["heartbeat_root"] = heartbeat_root
+    if reference_output is not None:
+        evidence["reference_output"] = reference_output
     return evidence
 
 

@@ -11,12 +11,19 @@ Checks in order; the first failure decides, and nothing unchecked counts as pass
 5. attestation: required by the job or not, present evidence is verified to a root in force at the inclusion
    height, at the inclusion block's time, judged by the registry's policy, and its report data must bind
    this task, model, input, output and provider (BAD_ATTESTATION / STALE_ATTESTATION / UNKNOWN_ROOT).
+   (5a) For a `tee_required` job that policy must qualify (`tee_policy_gap`: a non-empty measurement allowlist and
+   a minimum TCB), else UNVERIFIABLE; NVIDIA GPU evidence alone is BAD_ATTESTATION.
+   (5b) GPU evidence counts only beside CPU TEE evidence that binds it: `attestation.gpu = {evidence, certs}`,
+   its SPDM requester nonce the work binding, and the CPU report_data the binding followed by
+   `H("aicf/teegpu/v1", gpu evidence)` instead of the first 32 zero bytes.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aicf.core.encoding import tagged_hash
 from aicf.core.ids import input_digest, output_digest, tee_report_data
+from aicf.proofs.attestation.registry import tee_policy_gap
 from aicf.proofs.attestation.result import AttestationResult, Policy
 from aicf.proofs.attestation.result import Reject as AttestationReject
 from aicf.proofs.attestation.roots import VendorRoots
@@ -24,6 +31,11 @@ from aicf.proofs.attestation.verify import check_binding, verify_evidence
 from aicf.proofs.verdict import Reject, RejectCode
 
 MAX_INLINE_OUTPUT = 64 * 1024
+GPU_TAG = "aicf/teegpu/v1"  # not a SPEC tag (issue 14): binds GPU evidence into the CPU TEE report
+# How far a runtime claim may exceed the time the coordinator observed between the lease grant and the proof
+# (docs/DECISIONS.md "Runtimes that were measured"). The grant time is stored in whole seconds, so the observed
+# span is already up to 1 s long; the rest covers a provider clock that runs a little fast.
+RUNTIME_SLACK_MS = 2000
 BODY_KEYS = frozenset(
     {"model_id", "model_digest", "input_digest", "output_digest", "output", "output_size", "qos", "attestation"}
 )
@@ -48,6 +60,12 @@ class AiAccepted:
     output_digest: bytes
     output: bytes | None
     attestation: AttestationResult | None
+    gpu_attestation: AttestationResult | None = None  # (5b) GPU evidence the CPU evidence binds
+
+
+def gpu_evidence_digest(evidence: bytes) -> bytes:
+    """What CPU TEE evidence binds of the GPU evidence beside it (5b): H("aicf/teegpu/v1", evidence)."""
+    return tagged_hash(GPU_TAG, evidence)
 
 
 def _malformed(message: str) -> Reject:
@@ -78,8 +96,10 @@ def verify_ai_v1(
     policy: Policy,
     at_time: int,
     height: int,
+    gpu_policy: Policy | None = None,
 ) -> AiAccepted | Reject:
-    """Verify an AI_V1 body against its job; never raises (see the module docstring for the steps)."""
+    """Verify an AI_V1 body against its job; never raises (see the module docstring for the steps).
+    `gpu_policy` judges GPU evidence carried beside CPU TEE evidence (default: `Policy()`)."""
     unknown = set(body) - BODY_KEYS
     if unknown:  # (1)
         return _malformed(f"unknown field {sorted(unknown)[0]!r}")
@@ -134,13 +154,23 @@ def verify_ai_v1(
             )
     attestation = body.get("attestation")  # (5)
     result: AttestationResult | None = None
+    gpu_result: AttestationResult | None = None
     if attestation is None:
         if job.tee_required:
             return Reject(code=RejectCode.BAD_ATTESTATION, message="the job requires a TEE; no attestation given")
     else:
-        checked = _check_attestation(attestation, job, digests, provider_id, roots, policy, at_time, height)
+        binding = tee_report_data(
+            job.task_id, digests["model_digest"], digests["input_digest"], digests["output_digest"], provider_id
+        )
+        checked = _check_attestation(attestation, job, binding, roots, policy, at_time, height)
         if isinstance(checked, Reject):
             return checked
+        gpu = attestation.get("gpu") if isinstance(attestation, Mapping) else None
+        if gpu is not None:  # (5b)
+            gpu_checked = _check_gpu(gpu, binding, roots, gpu_policy or Policy(), at_time, height)
+            if isinstance(gpu_checked, Reject):
+                return gpu_checked
+            gpu_result = gpu_checked
         result = checked
     return AiAccepted(
         runtime_ms=min(runtime, job.max_runtime_ms),
@@ -148,14 +178,44 @@ def verify_ai_v1(
         output_digest=digests["output_digest"],
         output=output,
         attestation=result,
+        gpu_attestation=gpu_result,
     )
+
+
+def _certs(certs: object, what: str) -> bytes | tuple[bytes, ...] | Reject:
+    if isinstance(certs, list):
+        if not all(isinstance(c, bytes) for c in certs):
+            return _malformed(f"{what} must be bytes or a list of bytes")
+        return tuple(c for c in certs if isinstance(c, bytes))
+    if not isinstance(certs, bytes):
+        return _malformed(f"{what} must be bytes or a list of bytes")
+    return certs
+
+
+def _check_gpu(
+    gpu: object, binding: bytes, roots: VendorRoots, policy: Policy, at_time: int, height: int
+) -> AttestationResult | Reject:
+    """(5b) NVIDIA GPU evidence beside CPU TEE evidence: verified to a pinned root, judged by its policy, its SPDM
+    requester nonce the work binding (the CPU report binds this evidence's digest, checked in (5))."""
+    if not isinstance(gpu, Mapping) or not isinstance(gpu.get("evidence"), bytes):
+        return _malformed("attestation.gpu must be a map {evidence (bytes), certs}")
+    evidence = gpu.get("evidence")
+    certs = _certs(gpu.get("certs", b""), "attestation.gpu.certs")
+    if isinstance(certs, Reject) or not isinstance(evidence, bytes):
+        return certs if isinstance(certs, Reject) else _malformed("attestation.gpu.evidence must be bytes")
+    verdict = verify_evidence("nvidia-gpu", evidence, certs, roots, at_time, policy, height=height)
+    if isinstance(verdict, AttestationReject):
+        return Reject(code=RejectCode(verdict.code.value), message=f"GPU evidence: {verdict.message}")
+    unbound = check_binding(verdict, binding)
+    if unbound is not None:
+        return Reject(code=RejectCode(unbound.code.value), message=f"GPU evidence: {unbound.message}")
+    return verdict
 
 
 def _check_attestation(
     attestation: object,
     job: AiJob,
-    digests: Mapping[str, bytes],
-    provider_id: bytes,
+    binding: bytes,
     roots: VendorRoots,
     policy: Policy,
     at_time: int,
@@ -166,19 +226,37 @@ def _check_attestation(
     kind, evidence, certs = attestation.get("type"), attestation.get("evidence"), attestation.get("certs", b"")
     if not isinstance(kind, str) or not isinstance(evidence, bytes):
         return _malformed("attestation needs type (text) and evidence (bytes)")
-    if isinstance(certs, list):
-        if not all(isinstance(c, bytes) for c in certs):
-            return _malformed("attestation.certs must be bytes or a list of bytes")
-        certs = tuple(c for c in certs if isinstance(c, bytes))
-    if not isinstance(certs, bytes | tuple):
-        return _malformed("attestation.certs must be bytes or a list of bytes")
-    verdict = verify_evidence(kind, evidence, certs, roots, at_time, policy, height=height)
+    if job.tee_required and (gap := tee_policy_gap(kind, policy)) is not None:  # (5a) fail closed, issue 14
+        if kind == "nvidia-gpu":  # the provider's choice: evidence that cannot prove the work ran in a TEE
+            return Reject(code=RejectCode.BAD_ATTESTATION, message=f"the job requires a TEE: {gap}")
+        return Reject(  # the operator's gap, not the provider's fault: no slash, the job requeues
+            code=RejectCode.UNVERIFIABLE, message=f"the job requires a TEE, and no operator policy admits it: {gap}"
+        )
+    gpu = attestation.get("gpu")
+    if gpu is not None and kind == "nvidia-gpu":
+        return _malformed("attestation.gpu rides beside CPU TEE evidence, not beside GPU evidence")
+    parsed = _certs(certs, "attestation.certs")
+    if isinstance(parsed, Reject):
+        return parsed
+    verdict = verify_evidence(kind, evidence, parsed, roots, at_time, policy, height=height)
     if isinstance(verdict, AttestationReject):
         return Reject(code=RejectCode(verdict.code.value), message=verdict.message)
-    binding = tee_report_data(
-        job.task_id, digests["model_digest"], digests["input_digest"], digests["output_digest"], provider_id
-    )
+    if isinstance(gpu, Mapping) and isinstance(gpu.get("evidence"), bytes):  # (5b) the CPU report binds the GPU's
+        gpu_evidence = gpu.get("evidence")
+        binding += gpu_evidence_digest(gpu_evidence if isinstance(gpu_evidence, bytes) else b"")
     unbound = check_binding(verdict, binding)
     if unbound is not None:
         return Reject(code=RejectCode(unbound.code.value), message=unbound.message)
     return verdict
+
+
+def check_runtime_claim(claimed_ms: int, observed_ms: int, slack_ms: int = RUNTIME_SLACK_MS) -> Reject | None:
+    """A provider cannot have run longer than the coordinator saw its lease open: a claim above the observed span
+    plus the slack is RUNTIME_MISMATCH (slashed as FRAUD); within it, pay follows min(claimed, observed)."""
+    if claimed_ms > observed_ms + slack_ms:
+        return Reject(
+            code=RejectCode.RUNTIME_MISMATCH,
+            message=f"qos.runtime_ms {claimed_ms} exceeds the {observed_ms} ms observed between the lease grant and "
+            f"the proof by more than the {slack_ms} ms slack",
+        )
+    return None

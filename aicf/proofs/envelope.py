@@ -139,6 +139,8 @@ def check_envelope(
         return Reject(code=RejectCode.UNKNOWN_LEASE, message=f"no lease 0x{env.lease_id.hex()} for this task")
     if lease.provider_id != env.provider_id:
         return Reject(code=RejectCode.UNKNOWN_LEASE, message="the lease is held by another provider")
+    if lease.status is LeaseStatus.EXPIRED:  # SPEC §7: a proof after expiry gets LEASE_EXPIRED, swept or not
+        return Reject(code=RejectCode.LEASE_EXPIRED, message=f"the lease expired at {lease.expires_at}")
     if lease.status is not LeaseStatus.LIVE:
         return Reject(code=RejectCode.UNKNOWN_LEASE, message=f"the lease is {lease.status.value}, not LIVE")
     if received_at >= lease.expires_at:

@@ -18,7 +18,7 @@ a provider that recognises the job, answers the traps by simulation and fakes on
 import hashlib
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
@@ -26,11 +26,11 @@ import stim
 
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError, RequestError
-from aicf.core.ids import circuit_digest
 from aicf.core.params import Params
 from aicf.core.pricing import depth_weight_milli, quantum_units
-from aicf.core.qasm import Circuit, Gate, Measurement, clifford_ops, depth, format_circuit, parse_circuit
+from aicf.core.qasm import Circuit, Gate, Measurement, batch_digest, clifford_ops, depth, format_circuit, parse_circuit
 from aicf.core.types import BPS, MAX_AMOUNT, MilliUnits
+from aicf.proofs.quantum_check import JobCheckCode, check_job_results
 
 QTRAP_TAG: Final = "aicf/qtrap/v1"
 _FOUR_WORDS: Final = struct.Struct(">4Q")
@@ -57,7 +57,8 @@ _NO_UNITS: Final = MilliUnits(0)
 class VerdictCode(StrEnum):
     ACCEPT = "ACCEPT"
     MALFORMED = "MALFORMED"  # the body's shape: keys, types, lengths, widths, counts
-    DIGEST_MISMATCH = "DIGEST_MISMATCH"  # circuit_digest is not that of the job's circuit
+    IMPOSSIBLE_RESULT = "IMPOSSIBLE_RESULT"  # the job's counts hold outcomes its circuit cannot produce: FRAUD
+    DIGEST_MISMATCH = "DIGEST_MISMATCH"  # circuit_digest is not that of the batch the lease handed out
     TRAP_FAILURE = "TRAP_FAILURE"  # quality_bps below params.trap_threshold_bps: slashable
     UNVERIFIABLE = "UNVERIFIABLE"  # the verifier could not judge (job circuit unparsable, a bug): no slash, requeue
 
@@ -134,11 +135,6 @@ def trap_label(j: int) -> bytes:
 
 
 ORDER_LABEL: Final = b"order"
-
-
-def trap_shots(shots: int, params: Params) -> int:
-    """Shots each trap runs: max(trap_min_shots, shots // trap_shots_div) (SPEC §8)."""
-    return max(params.trap_min_shots, shots // max(params.trap_shots_div, 1))
 
 
 # --- traps and the batch ------------------------------------------------------------------------------------
@@ -268,16 +264,24 @@ def derive_batch(
     k = params.trap_k
     traps = tuple(make_trap(root, j, job.n_qubits, job_depth) for j in range(k))
     order = tuple(TrapStream(root, ORDER_LABEL).shuffle(k + 1))
-    each = trap_shots(shots, params)
-    circuits = tuple(job_circuit if o == 0 else traps[o - 1].qasm() if with_text else b"" for o in order)
+    job_text = canonical_job_text(job)
+    circuits = tuple(job_text if o == 0 else traps[o - 1].qasm() if with_text else b"" for o in order)
     return QuantumBatch(
         circuits=circuits,
-        shots=tuple(shots if o == 0 else each for o in order),
+        shots=(shots,) * (k + 1),  # issue 14: the job and every trap run the same shots, nothing tells them apart
         order=order,
         traps=traps,
         job=job,
         job_depth=job_depth,
     )
+
+
+def canonical_job_text(job: Circuit) -> bytes:
+    """The job as the batch carries it: written by `format_circuit` like the traps (one gate per line), over one
+    flat `qreg q[n]` and `creg c[m]` as the traps are, so its text shows no requester's formatting or register
+    names. Flat qubit and classical bit order is kept, so result bitstrings mean the same as for the request."""
+    cregs = (("c", job.n_clbits),) if job.n_clbits else ()
+    return format_circuit(replace(job, qregs=(("q", job.n_qubits),), cregs=cregs)).encode()
 
 
 def certain_bitstring(circuit: Circuit) -> str:
@@ -369,10 +373,12 @@ def verify_quantum_body(
 ) -> QuantumVerdict:
     """Judge a QUANTUM_V1 body. The first failing step decides; never raises.
 
-    (1) shape → MALFORMED; (2) circuit_digest → DIGEST_MISMATCH; (3) shots equal the request's → MALFORMED;
-    (4) rebuild the batch from the seed (job circuit unparsable → UNVERIFIABLE); (5) every results entry has the
-    width and shot total of its batch circuit → MALFORMED; (6) recompute each trap's certain bitstring with stim;
-    (7) quality_bps = Σ passing trap shots × 10000 // Σ trap shots, below trap_threshold_bps → TRAP_FAILURE.
+    (1) shape → MALFORMED; (2) shots equal the request's → MALFORMED; (3) rebuild the batch from the seed (job
+    circuit unparsable → UNVERIFIABLE); (4) circuit_digest is the digest of that batch → DIGEST_MISMATCH; (5) every
+    results entry has the width and shot total of its batch circuit → MALFORMED; (6) recompute each trap's certain
+    bitstring with stim; (7) quality_bps = Σ passing trap shots × 10000 // Σ trap shots, below trap_threshold_bps →
+    TRAP_FAILURE; (8) the job's own counts against its circuit (aicf.proofs.quantum_check): outcomes it cannot
+    produce beyond the noise budget → IMPOSSIBLE_RESULT, a distribution test failed → TRAP_FAILURE.
     """
     try:
         return _verify(body, job_circuit, shots, seed, task_id, params)
@@ -388,17 +394,17 @@ def _verify(
         digest, claimed_shots, results = _check_shape(body, k)  # (1)
     except _MalformedError as exc:
         return _reject(VerdictCode.MALFORMED, str(exc))
-    want = circuit_digest(job_circuit)  # (2)
-    if digest != want:
-        return _reject(
-            VerdictCode.DIGEST_MISMATCH, f"circuit digest mismatch: expected 0x{want.hex()}, got 0x{digest.hex()}"
-        )
-    if claimed_shots != shots:  # (3)
+    if claimed_shots != shots:  # (2)
         return _reject(VerdictCode.MALFORMED, f"shots: expected {shots}, got {claimed_shots}")
     try:
-        batch = derive_batch(job_circuit, shots, seed, task_id, params, with_text=False)  # (4)
+        batch = derive_batch(job_circuit, shots, seed, task_id, params)  # (3)
     except RequestError as exc:
         return _reject(VerdictCode.UNVERIFIABLE, f"job circuit does not parse: {exc.reason}")
+    want = batch_digest(batch.circuits, batch.shots)  # (4) the batch this lease handed out, every circuit of it
+    if digest != want:
+        return _reject(
+            VerdictCode.DIGEST_MISMATCH, f"batch digest mismatch: expected 0x{want.hex()}, got 0x{digest.hex()}"
+        )
     try:  # (5)
         for i, o in enumerate(batch.order):
             width = batch.job.n_clbits if o == 0 else batch.traps[o - 1].circuit.n_clbits
@@ -423,10 +429,23 @@ def _verify(
             quality_bps=quality,
             depth=d,
         )
+    job_counts = {b: c for b, c in results[batch.job_index].items() if isinstance(b, str) and isinstance(c, int)}
+    job_check = check_job_results(batch.job, job_counts, shots, BPS - params.trap_threshold_bps)  # (8)
+    if job_check.code is JobCheckCode.IMPOSSIBLE:
+        return QuantumVerdict(
+            code=VerdictCode.IMPOSSIBLE_RESULT,
+            message=f"job results: {job_check.message}",
+            quality_bps=quality,
+            depth=d,
+        )
+    if job_check.code is JobCheckCode.DISTRIBUTION:
+        return QuantumVerdict(
+            code=VerdictCode.TRAP_FAILURE, message=f"job results: {job_check.message}", quality_bps=quality, depth=d
+        )
     units = quantum_units(shots, depth_weight_milli(d, params), quality)
     return QuantumVerdict(
         code=VerdictCode.ACCEPT,
-        message=f"{passed} of {total} trap shots passed",
+        message=f"{passed} of {total} trap shots passed; job results: {job_check.message}",
         quality_bps=quality,
         units_mu=units,
         depth=d,

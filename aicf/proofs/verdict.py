@@ -21,6 +21,10 @@ class RejectCode(StrEnum):
     UNKNOWN_ROOT = "UNKNOWN_ROOT"
     TRAP_FAILURE = "TRAP_FAILURE"
     UNVERIFIABLE = "UNVERIFIABLE"  # not a SPEC code: the verifier could not judge; no slash, the job requeues
+    # not SPEC codes (issue 14): the provider claimed work it did not do; slashed as FRAUD
+    RUNTIME_MISMATCH = "RUNTIME_MISMATCH"  # AI runtime_ms above what the coordinator observed, plus the slack
+    IMPOSSIBLE_RESULT = "IMPOSSIBLE_RESULT"  # a quantum result the job's own circuit cannot produce
+    AUDIT_MISMATCH = "AUDIT_MISMATCH"  # not a SPEC code: a sampled AI job re-executed to another output (issue 14)
 
 
 DROP_CODES = frozenset(
@@ -37,6 +41,9 @@ SLASH_FOR = {
     RejectCode.BAD_ATTESTATION: "BAD_ATTESTATION",
     RejectCode.TRAP_FAILURE: "TRAP_FAILURE",
     RejectCode.DIGEST_MISMATCH: "FRAUD",
+    RejectCode.RUNTIME_MISMATCH: "FRAUD",
+    RejectCode.IMPOSSIBLE_RESULT: "FRAUD",
+    RejectCode.AUDIT_MISMATCH: "TRAP_FAILURE",  # a trap chosen after the fact; the model may not be bit-stable
 }
 
 

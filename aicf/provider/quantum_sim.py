@@ -20,8 +20,7 @@ import numpy.typing as npt
 import stim
 
 from aicf.core.errors import AicfError
-from aicf.core.ids import circuit_digest
-from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, Circuit, clifford_ops, parse_circuit
+from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, Circuit, batch_digest, clifford_ops, parse_circuit
 from aicf.core.types import BPS
 
 Counts = dict[str, int]
@@ -30,13 +29,14 @@ Counts = dict[str, int]
 class SimMode(StrEnum):
     HONEST = "honest"
     SKIP_TRAPS = "skip_traps"  # simulate the job (found by its public circuit), answer every other circuit randomly
+    FAKE_JOB = "fake_job"  # simulate every other circuit (the Clifford traps), answer the job with one made-up outcome
     RANDOM_OUTPUT = "random_output"  # answer every circuit, the job included, with uniformly random bitstrings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimOptions:
     mode: SimMode = SimMode.HONEST
-    job_circuit: bytes | None = None  # SKIP_TRAPS recognises the job by it: the request is public on chain
+    job_circuit: bytes | None = None  # SKIP_TRAPS / FAKE_JOB recognise the job by it: the request is public on chain
     readout_flip_bps: int = 0  # honest but noisy: each measured bit flips with this probability
 
 
@@ -91,30 +91,40 @@ def run_batch(
     opts = options or SimOptions()
     if len(circuits) != len(shots):
         raise BatchShapeError(f"{len(circuits)} circuits but {len(shots)} shot counts")
-    if opts.mode is SimMode.SKIP_TRAPS and opts.job_circuit is None:
-        raise BatchShapeError("skip_traps needs the job circuit to tell the job from the traps")
+    job = parse_circuit(opts.job_circuit) if opts.job_circuit is not None else None
     results: list[Counts] = []
     for i, (data, n) in enumerate(zip(circuits, shots, strict=True)):
         circuit = parse_circuit(data, max_bytes=MAX_BATCH_CIRCUIT_BYTES)
         s = _circuit_seed(seed, i)
-        fake = opts.mode is SimMode.RANDOM_OUTPUT or (opts.mode is SimMode.SKIP_TRAPS and data != opts.job_circuit)
+        is_job = job is not None and same_program(circuit, job)
+        if opts.mode is SimMode.FAKE_JOB and is_job:  # the issue-14 cheat: e.g. a Bell pair answered {"01": n}
+            results.append({"0" * (circuit.n_clbits - 1) + "1": n})
+            continue
+        fake = opts.mode is SimMode.RANDOM_OUTPUT or (opts.mode is SimMode.SKIP_TRAPS and not is_job)
         results.append(
             random_counts(circuit.n_clbits, n, s) if fake else simulate(circuit, n, s, opts.readout_flip_bps)
         )
     return results
 
 
+def same_program(a: Circuit, b: Circuit) -> bool:
+    """The same gates and measurements on the same flat qubits and bits, whatever the registers are called or
+    however the text is laid out (the batch carries the job rewritten like the traps)."""
+    return (a.n_qubits, a.n_clbits, a.ops, a.measurements) == (b.n_qubits, b.n_clbits, b.ops, b.measurements)
+
+
 def quantum_body(
-    job_circuit: bytes,
+    circuits: Sequence[bytes],
+    batch_shots: Sequence[int],
     shots: int,
     results: Sequence[Mapping[str, int]],
     *,
     runtime_ms: int = 0,
     cert_chain: Sequence[bytes] = (),
 ) -> dict[str, object]:
-    """The QUANTUM_V1 body of SPEC §8 for a finished batch."""
+    """The QUANTUM_V1 body of SPEC §8 for a finished batch; `circuit_digest` commits to the whole batch run."""
     return {
-        "circuit_digest": circuit_digest(job_circuit),
+        "circuit_digest": batch_digest(circuits, batch_shots),
         "shots": shots,
         "results": [dict(r) for r in results],
         "cert_chain": list(cert_chain),

@@ -7,7 +7,8 @@ model digest is `echo_model_digest(model)`, never a real model's, so a coordinat
 rejects its proofs with DIGEST_MISMATCH: an echo answer can never pass for a model's output.
 
 The cheating modes act here: RANDOM_OUTPUT sends random bytes (with their true output digest, so only a trap
-re-execution can tell), WRONG_BINDING runs the model honestly but commits to the digest of another input.
+re-execution can tell), WRONG_BINDING runs the model honestly but commits to the digest of another input,
+INFLATE_RUNTIME answers honestly but claims the job's max_runtime_ms (the coordinator pays the time it observed).
 """
 
 import hashlib
@@ -130,10 +131,11 @@ class AiWork:
             if offer.model not in self.models:
                 raise WorkError(f"model {offer.model!r} is not served here (serving {list(self.models)})")
             answer = random_answer(offer, self._random_bytes)
-            runtime_ms = offer.max_runtime_ms  # a cheat claims the most it could be paid for
         else:
             answer = self.answer(offer)
-            runtime_ms = max(0, clock.now_ms() - started)
+        runtime_ms = max(0, clock.now_ms() - started)
+        if mode is Mode.INFLATE_RUNTIME:
+            runtime_ms = offer.max_runtime_ms  # a cheat claims the most it could be paid for
         digest = self.model_digest(offer.model)
         return ai_body(offer, model_digest=digest, answer=answer, runtime_ms=runtime_ms, mode=mode)
 
@@ -192,9 +194,10 @@ class EchoAiWork:
         if offer.model not in self.models:
             raise WorkError(f"model {offer.model!r} is not served here (serving {list(self.models)})")
         if mode is Mode.RANDOM_OUTPUT:
-            answer, runtime_ms = random_answer(offer, self._random_bytes), offer.max_runtime_ms
+            answer = random_answer(offer, self._random_bytes)
         else:
-            answer, runtime_ms = echo_answer(offer.model, offer.prompt, offer.max_tokens), self._runtime_ms
+            answer = echo_answer(offer.model, offer.prompt, offer.max_tokens)
+        runtime_ms = offer.max_runtime_ms if mode is Mode.INFLATE_RUNTIME else self._runtime_ms
         return ai_body(
             offer, model_digest=self.model_digest(offer.model), answer=answer, runtime_ms=runtime_ms, mode=mode
         )

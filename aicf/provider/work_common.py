@@ -28,6 +28,8 @@ class Mode(StrEnum):
     WRONG_BINDING = "wrong_binding"  # honest work, but the body commits to another input (or circuit)
     SKIP_TRAPS = "skip_traps"  # quantum: simulate the job circuit only, answer the traps at random
     SILENT_DROP = "silent_drop"  # take leases, never answer, stop heartbeating until they have expired
+    FAKE_JOB = "fake_job"  # quantum: simulate the (Clifford) traps, make up the job's counts (issue 14)
+    INFLATE_RUNTIME = "inflate_runtime"  # AI: honest output, but qos.runtime_ms claims the job's max_runtime_ms
 
 
 class OfferError(AicfError):
@@ -59,7 +61,6 @@ class LeaseOffer:
     prompt: bytes = b""
     max_tokens: int = 0
     max_runtime_ms: int = 0
-    circuit_digest: bytes = b""
     shots: int = 0
     batch: tuple[bytes, ...] = ()
     batch_shots: tuple[int, ...] = ()
@@ -128,7 +129,6 @@ def parse_offer(item: object) -> LeaseOffer:
         attempt=attempt,
         expires_at=expires_at,
         kind="quantum",
-        circuit_digest=_hex(item, "circuit_digest", 32),
         shots=_int(item, "shots"),
         batch=batch,
         batch_shots=batch_shots,

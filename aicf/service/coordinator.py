@@ -67,6 +67,7 @@ from aicf.core.registry import ProviderStatus, check_provider_move
 from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount, slash_evidence
 from aicf.core.types import MAX_AMOUNT, MicroAnm
+from aicf.proofs.ai_v1 import check_runtime_claim
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
 from aicf.proofs.quantum import derive_batch
 from aicf.proofs.verdict import Reject, RejectCode
@@ -84,6 +85,7 @@ from aicf.service.traps import (
     TrapPrompt,
     check_trap_answer,
     derive_seed,
+    is_audited,
     pick_prompt,
     trap_caller,
     trap_log_hash,
@@ -101,6 +103,7 @@ GRANT_TAG = "aicf/grant/v1"
 QOS_WINDOW_TAG = "aicf/qoswindow/v1"  # names the window that ends a QOS_CHRONIC run: one slash per such window
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
+MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 
 
@@ -206,6 +209,7 @@ class Coordinator:
         self.trap_oracle = trap_oracle
         self.trap_corpus = tuple(trap_corpus)
         self._expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # bounded by the corpus
+        self._audit_answers: dict[bytes, ExpectedAnswer] = {}  # task → re-execution, at most MAX_AUDIT_ANSWERS
         self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
         self._qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
@@ -726,15 +730,18 @@ class Coordinator:
                 return outcome
             if isinstance(outcome, TrapRecord):  # a trap whose answer is not known yet: run the model outside any tx
                 answer = self._expected_answer(outcome)
+            elif isinstance(outcome, _Audit):  # a sampled ordinary job: re-execute it outside any tx
+                answer = self._reexecute(outcome)
             # _RACED: another replica moved the job meanwhile; the next look answers as it finds it
         raise ConcurrentUpdateError(f"proof 0x{env.proof_id.hex()[:12]}: the job kept moving under it")
 
     def _submit(
         self, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
-    ) -> "ProofOutcome | TrapRecord | _Raced":
+    ) -> "ProofOutcome | TrapRecord | _Audit | _Raced":
         """One submission in one transaction. For a trap job whose answer this process has not computed yet it
-        writes nothing and returns the trap: the caller computes the answer and calls again with it. `_RACED`
-        (nothing written) when the job left LEASED between the read and the write."""
+        writes nothing and returns the trap, and for a sampled ordinary job whose body passed the checks an
+        `_Audit`: the caller computes the answer (a model run, outside any transaction) and calls again with it.
+        `_RACED` (nothing written) when the job left LEASED between the read and the write."""
         now = received_ms // 1000
         pid = env.proof_id
         interval = self.params.heartbeat_interval_s
@@ -775,6 +782,7 @@ class Coordinator:
                     dropped=True,
                 )
             expected = answer
+            audited = ctx.trap is None and job.kind == "ai" and self._audited(job, stored)
             trap = ctx.trap if answer is None and job.kind == "ai" else None
             if trap is not None:
                 expected = self._expected.get((trap.model, trap.prompt, trap.max_tokens))
@@ -788,7 +796,25 @@ class Coordinator:
             inclusion = height + 1 if head is not None else 0
             trust = self.trust.anchors_at(tx, inclusion, ctx.trust_version)
             verdict = self.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
-            if expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
+            if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
+                return ProofOutcome(
+                    proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
+                )
+            if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
+                verdict = _measured_runtime(env, verdict, latency)
+            reference: bytes | None = None
+            if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
+                if answer is None:
+                    request = decode_request(job)
+                    prompt = request.get("prompt")
+                    return _Audit(
+                        task_id=job.task_id,
+                        model=job.model,
+                        prompt=prompt if isinstance(prompt, bytes) else b"",
+                        max_tokens=_int(request.get("max_tokens")),
+                    )
+                verdict, reference = self._audit_verdict(answer, env, verdict)
+            elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
                 verdict = expected if isinstance(expected, Reject) else self._trap_verdict(expected, env, verdict)
             check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
             envelope_bytes = canonical_cbor(env.to_map())
@@ -807,7 +833,9 @@ class Coordinator:
             if isinstance(verdict, Reject):
                 if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
                     return _RACED
-                outcome = self._reject_proof(tx, env, job, stored, provider, verdict, received, now, height)
+                outcome = self._reject_proof(
+                    tx, env, job, stored, provider, verdict, received, now, height, reference=reference
+                )
             else:
                 accepted = self._accepted_record(env, job, provider, verdict, received, now, ctx)
                 if not tx.accept_proof(accepted, now):
@@ -817,6 +845,44 @@ class Coordinator:
         if accepted is not None:
             self._send_inclusion(accepted)
         return outcome
+
+    def _audited(self, job: Job, lease: LeaseRecord) -> bool:
+        """Whether this ordinary AI job is in its epoch's re-execution sample (issue 14; docs/TRAPS.md)."""
+        if self.trap_oracle is None or self.params.audit_bps <= 0:
+            return False
+        return is_audited(self.trap_seed(lease.epoch), job.task_id, self.params.audit_bps)
+
+    def _reexecute(self, audit: "_Audit") -> ExpectedAnswer | Reject:
+        """The oracle's answer for a sampled job, kept per task (bounded) so resubmissions do not run it again."""
+        found = self._audit_answers.get(audit.task_id)
+        if found is not None:
+            return found
+        if self.trap_oracle is None:
+            return Reject(code=RejectCode.UNVERIFIABLE, message="audit: no oracle configured")
+        try:
+            found = self.trap_oracle.expected(audit.model, audit.prompt, audit.max_tokens)
+        except AicfError as exc:
+            log.warning("audit re-execution of %s failed: %s", audit.model, exc)
+            return Reject(code=RejectCode.UNVERIFIABLE, message=f"audit: cannot re-execute {audit.model}: {exc}")
+        if len(self._audit_answers) >= MAX_AUDIT_ANSWERS:
+            self._audit_answers.pop(next(iter(self._audit_answers)))
+        self._audit_answers[audit.task_id] = found
+        return found
+
+    def _audit_verdict(
+        self, answer: ExpectedAnswer | Reject, env: ProofEnvelope, body: BodyAccepted
+    ) -> tuple[BodyAccepted | Reject, bytes | None]:
+        """Compare a sampled job's output with the re-execution, as a trap's is; a mismatch is AUDIT_MISMATCH with
+        the reference output for the evidence. A re-execution that could not run leaves the proof unaudited."""
+        if isinstance(answer, Reject):
+            log.warning("proof 0x%s left unaudited: %s", env.proof_id.hex()[:12], answer.message)
+            return body, None
+        failed = check_trap_answer(answer, env.body.get("output"), self.params)
+        if failed is None:
+            return body, None
+        log.warning("audit failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+        message = failed.message.removeprefix("trap: ")
+        return Reject(code=RejectCode.AUDIT_MISMATCH, message=f"audit: {message}"), answer.output
 
     def _trap_verdict(self, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted) -> BodyAccepted | Reject:
         failed = check_trap_answer(expected, env.body.get("output"), self.params)
@@ -869,6 +935,8 @@ class Coordinator:
         received: ProofRecord,
         now: int,
         height: int,
+        *,
+        reference: bytes | None = None,
     ) -> ProofOutcome:
         tx.insert_proof(replace(received, verdict=verdict.code.value, message=verdict.message))
         submitted = replace(job, status=JobStatus.SUBMITTED)
@@ -883,6 +951,7 @@ class Coordinator:
                 subject_id=env.proof_id,
                 record=env.to_map(),
                 height=height,
+                reference_output=reference,
             )
             slashed = self._slash(tx, provider, SlashReason(reason), env.task_id, env.proof_id, evidence, now)
         log.info("proof 0x%s rejected: %s", env.proof_id.hex()[:12], verdict.code.value)
@@ -1359,6 +1428,16 @@ class _Raced(Enum):
 _RACED = _Raced.RACED
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Audit:
+    """`_submit`'s answer for a sampled ordinary AI job whose re-execution is not known yet (nothing written)."""
+
+    task_id: bytes
+    model: str
+    prompt: bytes
+    max_tokens: int
+
+
 def _outcome_of(record: ProofRecord) -> ProofOutcome:
     return ProofOutcome(
         proof_id=record.proof_id,
@@ -1392,6 +1471,17 @@ def _heartbeat_root(tx: Tx, provider: Provider, now: int, params: Params) -> byt
     """The Merkle root of the provider's live heartbeat slots in its QoS window (MISSED_LEASE evidence)."""
     first, last = window_slots(now, provider.registered_at, params)
     return merkle_root(slot.to_bytes(8, "big") for slot in tx.heartbeat_slots(provider.provider_id, first, last))
+
+
+def _measured_runtime(env: ProofEnvelope, body: BodyAccepted, observed_ms: int) -> BodyAccepted | Reject:
+    """AI pay follows min(claimed runtime_ms, the ms observed from lease grant to proof receipt); a claim above
+    the observed span plus RUNTIME_SLACK_MS is refused (docs/DECISIONS.md)."""
+    qos = env.body.get("qos")
+    claimed = _int(qos.get("runtime_ms")) if isinstance(qos, Mapping) else 0  # the verifier checked its shape
+    refused = check_runtime_claim(claimed, observed_ms)
+    if refused is not None:
+        return refused
+    return replace(body, runtime_ms=min(body.runtime_ms, observed_ms))
 
 
 def _int(value: object) -> int:

@@ -49,6 +49,7 @@ from aicf.core.pricing import treasury_income
 from aicf.core.records import ResultRecord
 from aicf.core.requests import CircuitDepth, make_receipt, validate_request
 from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
+from aicf.proofs.attestation.registry import CPU_TEE_KINDS, admitted_tee_kinds, decode_policy
 from aicf.service.escrow import refund_escrow
 from aicf.service.inclusion import result_of_inclusion
 from aicf.service.settle import settle_due
@@ -120,6 +121,7 @@ class _BlockWork:
     proof_jobs: dict[bytes, Job] = field(default_factory=dict)  # the stored jobs the block's proofs name
     included: set[bytes] = field(default_factory=set)  # task ids with an inclusion: stored, or of `inclusions`
     results: list[ResultRecord] = field(default_factory=list)
+    tee_kinds: tuple[str, ...] | None = None  # the TEE evidence kinds the policies in force admit (read once)
 
 
 def ingest_next(
@@ -446,6 +448,8 @@ def _enqueue(
     request = {**ctx.body, "kind": ENQUEUE_KINDS[ctx.kind]}
     valid = validate_request(request, params, price_bps, circuit_depth)
     rmap = valid.request_map
+    if rmap.get("tee") == "required":
+        _require_tee_policy(tx, work, block.height)
     tier = int(str(rmap["tier"]))
     caller = ctx.sender
     if tier > 0:
@@ -507,6 +511,25 @@ def _enqueue(
             enqueue_tx_index=ctx.index,
         )
     )
+
+
+def _require_tee_policy(tx: Tx, work: _BlockWork, height: int) -> None:
+    """Attestation fails closed (issue 14): a `tee_required` job is taken only while an operator policy in force at
+    its enqueue height could admit TEE evidence for it (`aicf.proofs.attestation.registry.tee_policy_gap`: a
+    non-empty measurement allowlist and a minimum TCB, for a CPU TEE kind). Policies only gain versions that
+    activate above the head, so this reads the same on every replay of the block."""
+    if work.tee_kinds is None:
+        in_force: dict[str, tuple[int, bytes]] = {}
+        for p in tx.attestation_policies():
+            if p.activation_height <= height and p.version > in_force.get(p.kind, (0, b""))[0]:
+                in_force[p.kind] = (p.version, p.policy)
+        work.tee_kinds = admitted_tee_kinds({kind: decode_policy(raw) for kind, (_, raw) in in_force.items()})
+    if not work.tee_kinds:
+        raise RequestError(
+            "tee",
+            "required, but no operator attestation policy in force admits TEE evidence: one is needed for "
+            f"{'/'.join(CPU_TEE_KINDS)} with a non-empty measurement allowlist and a minimum TCB (aicf policy set)",
+        )
 
 
 def _proof(work: _BlockWork, block: Block, ctx: ChainTx, operator_key: bytes | None) -> None:

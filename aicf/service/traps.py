@@ -77,6 +77,16 @@ def trap_caller(seed: bytes, n: int) -> bytes:
     return tagged_hash(TRAP_CALLER_TAG, seed, n)[:ADDRESS_BYTES]
 
 
+AUDIT_TAG = "aicf/audit/v1"
+
+
+def is_audited(seed: bytes, task_id: bytes, audit_bps: int) -> bool:
+    """Whether an ordinary AI job is in its epoch's re-execution sample (issue 14): int(H("aicf/audit/v1", s_E,
+    task_id)) mod 10000 < audit_bps. s_E is secret until batch E reveals it, so a provider cannot know before its
+    proof is in whether the job is sampled; afterwards anyone checks the draw."""
+    return int.from_bytes(tagged_hash(AUDIT_TAG, seed, task_id), "big") % BPS < audit_bps
+
+
 def trap_log_hash(seed: bytes, task_id: bytes) -> bytes:
     """H("aicf/trap/v1", s_E, task_id): logged at enqueue, checkable once s_E is revealed."""
     return tagged_hash(TRAP_LOG_TAG, seed, task_id)

@@ -86,11 +86,14 @@ class StandardVerifier:
                 policy=trust.policy_for(_evidence_kind(env.body), self.policy),
                 at_time=at_time,
                 height=height,
+                gpu_policy=trust.policy_for("nvidia-gpu", self.policy),
             )
             if isinstance(out, Reject):
                 return out
-            if self.watch is not None and out.attestation is not None:
-                self.watch.record(out.attestation.kind, out.attestation.expiries)
+            if self.watch is not None:
+                for result in (out.attestation, out.gpu_attestation):
+                    if result is not None:
+                        self.watch.record(result.kind, result.expiries)
             return _ai_accepted(out)
         if env.kind != "QUANTUM_V1":
             return Reject(code=RejectCode.MALFORMED, message=f"a quantum job needs a QUANTUM_V1 proof, got {env.kind}")

@@ -48,7 +48,9 @@ def _bonded(view: object, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def _works(kinds: tuple[str, ...], models: tuple[str, ...], echo: bool) -> list[Work]:
+def _works(
+    kinds: tuple[str, ...], models: tuple[str, ...], echo: bool, public_jobs: tuple[bytes, ...] = ()
+) -> list[Work]:
     """The work runners; real models are loaded now, so a missing package fails at start-up, not on a lease."""
     works: list[Work] = []
     if Kind.AI in kinds:
@@ -60,7 +62,7 @@ def _works(kinds: tuple[str, ...], models: tuple[str, ...], echo: bool) -> list[
     if Kind.QUANTUM in kinds:
         from aicf.provider.work_quantum import QuantumWork  # stim only when asked
 
-        works.append(QuantumWork())
+        works.append(QuantumWork(public_jobs=public_jobs))
     return works
 
 
@@ -103,6 +105,14 @@ UnitRateOption = typer.Option(
 HeartbeatOption = typer.Option(20, "--heartbeat-s", min=1, help="Heartbeat interval in seconds (SPEC §7: 20).")
 PollOption = typer.Option(2.0, "--poll-s", min=0.01, help="Seconds between lease polls when idle.")
 ExitAfterOption = typer.Option(None, "--exit-after", min=1, help="Stop after this many leases.")
+PublicCircuitOption = typer.Option(
+    [],
+    "--public-circuit",
+    help="skip_traps / fake_job: a request circuit (OpenQASM file) this cheater read on chain; the batch circuit "
+    "running it is taken for the job. Repeatable.",
+)
+QUANTUM_CHEATS = (Mode.SKIP_TRAPS, Mode.FAKE_JOB)
+AI_CHEATS = (Mode.INFLATE_RUNTIME,)
 
 
 @provider_app.command("run")
@@ -125,6 +135,7 @@ def run_command(
     heartbeat_s: int = HeartbeatOption,
     poll_s: float = PollOption,
     exit_after: int | None = ExitAfterOption,
+    public_circuit: list[Path] = PublicCircuitOption,
 ) -> None:
     """Register, stake, then heartbeat, take leases, run them and submit signed proofs until Ctrl-C."""
     kinds = tuple(sorted({k.value for k in kind}))
@@ -134,8 +145,14 @@ def run_command(
     unknown = [m for m in served if m not in MODELS]
     if unknown:
         raise _usage(f"unknown model {unknown[0]!r}; served models: {', '.join(sorted(MODELS))}")
-    if mode is Mode.SKIP_TRAPS and Kind.QUANTUM not in kinds:
-        raise _usage("--mode skip_traps applies to quantum providers only (AI traps look like any job)")
+    if mode in QUANTUM_CHEATS and Kind.QUANTUM not in kinds:
+        raise _usage(f"--mode {mode.value} applies to quantum providers only (AI traps look like any job)")
+    if mode in AI_CHEATS and Kind.AI not in kinds:
+        raise _usage(f"--mode {mode.value} applies to AI providers only")
+    try:
+        public_jobs = tuple(path.read_bytes() for path in public_circuit)
+    except OSError as exc:
+        raise _usage(f"--public-circuit: {exc}") from None
     if retired_token is not None:
         raise _usage(RETIRED_TOKEN_FLAG)
     try:
@@ -161,7 +178,7 @@ def run_command(
     stop = threading.Event()
     try:
         key = load_or_create_key(key_file)
-        works = _works(kinds, served, echo)
+        works = _works(kinds, served, echo, public_jobs)
         client = RpcClient(rpc_url(url), operator_token=operator_token, provider_key=key, clock=clock)
         agent = ProviderAgent(client, key, config, works, on_report=_print_report)
         view = agent.register()

@@ -15,7 +15,6 @@ from aicf.core.capacity import QUEUE_CLEAR_S
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
-from aicf.core.ids import circuit_digest
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import is_account
 from aicf.core.params import Params
@@ -248,12 +247,8 @@ def render_work(w: LeaseWork) -> Json:
             "max_tokens": w.request.get("max_tokens"),
             "max_runtime_ms": w.request.get("max_runtime_ms"),
         }
-    else:
-        circuit = w.request.get("circuit")
-        raw = circuit if isinstance(circuit, bytes) else b""
+    else:  # only the batch: the job circuit and its digest would tell it from the traps (issue 14)
         out |= {
-            "circuit": to_hex(raw),
-            "circuit_digest": to_hex(circuit_digest(raw)),
             "shots": w.request.get("shots"),
             "batch": [to_hex(c) for c in w.batch],
             "batch_shots": list(w.batch_shots),

@@ -49,6 +49,9 @@ REJECT_CODES: Final = (
     "UNKNOWN_ROOT",
     "TRAP_FAILURE",
     "UNVERIFIABLE",  # not a SPEC code: the verifier could not judge (docs/DECISIONS.md)
+    "RUNTIME_MISMATCH",  # not a SPEC code: an AI runtime claim above the observed time (docs/DECISIONS.md)
+    "IMPOSSIBLE_RESULT",  # not a SPEC code: a quantum outcome the job's circuit cannot produce (docs/QUANTUM.md)
+    "AUDIT_MISMATCH",  # not a SPEC code: a sampled AI job re-executed to another output (docs/TRAPS.md)
 )
 SPLIT_PARTS: Final = ("provider", "miner", "fund")
 

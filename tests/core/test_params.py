@@ -52,6 +52,7 @@ SPEC_DEFAULTS: dict[str, object] = {
     "trap_shots_div": 100,
     "trap_threshold_bps": 9000,  # §8
     "embedding_cosine_min_bps": 9900,  # §8 cosine ≥ 0.99
+    "audit_bps": 100,  # not SPEC: issue 14's sampled re-execution of ordinary AI jobs (docs/TRAPS.md)
     "slash_bps": {
         "MISSED_LEASE": 100,
         "BAD_ATTESTATION": 1000,

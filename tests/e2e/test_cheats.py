@@ -31,6 +31,18 @@ serves the model. The quantum cheats come first: their slashes fill the fund tha
 
 The replayer is left to stop heartbeating once it has replayed: a replayer that keeps heartbeating keeps its
 lease for ever (the strict xfail at the end).
+
+Issue 14 adds one test per attack, each against the same wiring with an honest provider beside the cheater:
+
+| provider  | mode            | its cheat                                  | caught by                            |
+|-----------|-----------------|--------------------------------------------|--------------------------------------|
+| inflate   | inflate_runtime | claims 20 s (max_runtime_ms) after WORK_MS | RUNTIME_MISMATCH → FRAUD             |
+| fake-job  | fake_job        | simulated traps, Bell job answered {"01"}  | job's own results: IMPOSSIBLE_RESULT |
+| made-up   | random_output   | made-up bytes, true digests, ordinary job  | re-execution sample: AUDIT_MISMATCH  |
+| requester | -               | tee_required job, no attestation policy    | refused at enqueue (RefusedTx `tee`) |
+
+The step moves the shared clock WORK_MS between the coordinator pass and the agents' work, so the coordinator
+observes the runtime it pays for.
 """
 
 import os
@@ -54,7 +66,7 @@ from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, provider_account, withdrawn_of
-from aicf.core.params import params_hash
+from aicf.core.params import Params, params_hash
 from aicf.core.records import SlashRecord
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
@@ -84,6 +96,9 @@ BULK: Final = 6  # with BIND, R1 and R2: nine ordinary minilm jobs, one trap at 
 PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000)
 
 HONEST_AI, HONEST_Q = "honest-ai", "honest-q"
+INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of work
+AUDITED = "made-up"  # issue 14: answers ordinary jobs with random bytes (true digests) and a plausible runtime
+FAKE = "fake-job"  # issue 14: simulates the Clifford traps, answers the Bell job with the impossible {"01": n}
 RANDOM, BINDING, REPLAY, SKIP, SILENT = "random", "binding", "replay", "skip-traps", "silent"
 CHEATERS: Final = (RANDOM, BINDING, REPLAY, SKIP, SILENT)
 # what each cheat earns (SPEC §9): the slash reason and the provider status it leaves
@@ -238,13 +253,15 @@ class Scenario:
 
     # -- time ----------------------------------------------------------------------------------------------------
     def step(self) -> None:
-        """10 s: heartbeats that are due, one coordinator pass, then every agent serves its new leases."""
-        self.clock.fixed.advance(STEP_S)
+        """10 s: heartbeats that are due, one coordinator pass, then every agent serves its new leases, WORK_MS of
+        the shared clock after the pass (the coordinator pays the runtime it observed between lease and proof)."""
+        self.clock.fixed.advance(ms=STEP_S * 1000 - WORK_MS)
         self.steps += 1
         for actor in self.actors.values():
             if actor.heartbeats:
                 actor.agent.heartbeat_if_due(self.clock)
         self.system.tick()
+        self.clock.fixed.advance(ms=WORK_MS)
         for actor in self.actors.values():
             try:
                 offers = actor.agent.take_leases()
@@ -330,14 +347,17 @@ class Scenario:
         return "\n".join(lines)
 
 
-def open_scenario(tmp_path: Path, backend: Backend) -> Iterator[Scenario]:
+def open_scenario(tmp_path: Path, backend: Backend, params: Params = PARAMS) -> Iterator[Scenario]:
     clock = SteppedClock(START)
     var = tmp_path / "var"
     var.mkdir()
-    (var / "operator.key").write_text(OPERATOR_SEED.hex(), encoding="utf-8")  # deterministic trap secret
+    (var / "operator.key").write_text(OPERATOR_SEED.hex(), encoding="utf-8")
+    secret = var / "trap.secret"  # deterministic trap secret (aicf up makes a random one)
+    secret.touch(mode=0o600)
+    secret.write_text(tagged_hash("aicf/test/cheats/trapsecret/v1", 1).hex(), encoding="utf-8")
     system = build_system(
         MemoryStore(),
-        PARAMS,
+        params,
         var=var,
         model_digests={MODEL: backend.model_digest},
         devnet_interval_s=STEP_S,
@@ -370,7 +390,7 @@ def cast_everyone(s: Scenario) -> None:
     s.add(RANDOM, "ai", Mode.RANDOM_OUTPUT, CHEATER_STAKE, make_ai(seeded_bytes(2)))
     s.add(BINDING, "ai", Mode.WRONG_BINDING, CHEATER_STAKE, make_ai(seeded_bytes(3)))
     s.add(REPLAY, "ai", Mode.REPLAY, CHEATER_STAKE, make_ai(seeded_bytes(4)))
-    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, QuantumWork(seed=b"skip-traps"))
+    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, QuantumWork(seed=b"skip-traps", public_jobs=(BELL,)))
     s.add(SILENT, "quantum", Mode.SILENT_DROP, CHEATER_STAKE, QuantumWork(seed=b"silent"))
 
 
@@ -555,3 +575,122 @@ def test_a_replayer_that_keeps_heartbeating_is_still_slashed(echo_scenario: Scen
     held = f"lease {lease.status.value}, granted +{lease.granted_at - START}s, expires +{lease.expires_at - START}s"
     assert [x.reason for x in s.slashes(REPLAY)] == [SlashReason.MISSED_LEASE.value], held
     assert s.status(replayed.task_id) is not JobStatus.LEASED, held
+
+
+def test_a_provider_claiming_more_runtime_than_the_coordinator_observed_is_refused_and_slashed(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14: a proof arriving WORK_MS after its lease that claims the job's whole max_runtime_ms (20 s) is
+    RUNTIME_MISMATCH, slashed as FRAUD with the envelope as evidence; the honest provider redoes the job and is
+    paid for the runtime it claimed, never more than the coordinator observed."""
+    s = echo_scenario
+    make = s.backend.make_work
+    s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, make(seeded_bytes(1)))
+    s.add(INFLATE, "ai", Mode.INFLATE_RUNTIME, CHEATER_STAKE, make(seeded_bytes(5)))
+    s.enqueue_ai(b"inflate me", [INFLATE, HONEST_AI])
+    s.run_until("the inflated claim refused", lambda: bool(s.slashes(INFLATE)))
+    task = s.task(prompt=b"inflate me")
+    assert task is not None
+    (report,) = s.actors[INFLATE].reports
+    assert report.code == "RUNTIME_MISMATCH", s.describe()
+    (slash,) = s.slashes(INFLATE)
+    assert slash.reason == SlashReason.FRAUD.value
+    assert slash.amount == CHEATER_STAKE * PARAMS.slash_bps["FRAUD"] // 10_000
+    evidence = evidence_of(slash)
+    env = parse_envelope(evidence["record"])
+    assert isinstance(env, ProofEnvelope)
+    assert env.body["qos"] == {"runtime_ms": 20_000, "tokens": 0}  # the claim, signed by the cheater
+    s.actors[INFLATE].agent.key.public_key().verify(env.sig, env.proof_id)
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    snap = s.snapshot()
+    (payout,) = [p for p in snap.payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_AI)
+    proof = next(p for p in snap.proofs if p.proof_id == payout.proof_id)
+    assert proof.qos["runtime_ms"] == WORK_MS  # what it claimed, within the WORK_MS+ the coordinator observed
+    assert proof.latency_ms >= WORK_MS
+    provider = next(p for p in snap.providers if p.provider_id == s.pid(INFLATE))
+    assert provider.status is ProviderStatus.BANNED
+    assert verify(s.system.store).ok
+
+
+def test_a_provider_that_simulates_the_traps_and_makes_up_the_jobs_results_is_caught_by_the_jobs_own_results(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14's quantum attack: the cheater finds the job among the batch (it read the request on chain),
+    simulates the Clifford traps with stim and answers the Bell job with {"01": n}. The traps pass; the job's own
+    results cannot happen, so the proof is IMPOSSIBLE_RESULT, slashed as FRAUD with the envelope as evidence, and
+    the honest provider redoes the job and is paid. The lease the cheater got named no job circuit or digest, and
+    every batch circuit had the job's shots."""
+    s = echo_scenario
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, QuantumWork(seed=b"honest-q"))
+    s.add(FAKE, "quantum", Mode.FAKE_JOB, CHEATER_STAKE, QuantumWork(seed=b"fake-job", public_jobs=(BELL,)))
+    s.enqueue_quantum(QH_SHOTS, [FAKE, HONEST_Q])
+    s.run_until("the fake job refused", lambda: bool(s.slashes(FAKE)))
+    task = s.task(shots=QH_SHOTS)
+    assert task is not None
+    (report,) = s.actors[FAKE].reports
+    assert report.code == "IMPOSSIBLE_RESULT", s.describe()
+    assert "'01'" in report.message
+    (slash,) = s.slashes(FAKE)
+    assert slash.reason == SlashReason.FRAUD.value
+    evidence = evidence_of(slash)
+    env = parse_envelope(evidence["record"])
+    assert isinstance(env, ProofEnvelope)
+    results = cast(list[dict[str, int]], env.body["results"])
+    assert {"01": QH_SHOTS} in results  # the made-up answer, signed by the cheater: anyone can re-check it
+    assert {sum(r.values()) for r in results} == {QH_SHOTS}  # one shot count for job and traps alike
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    snap = s.snapshot()
+    (payout,) = [p for p in snap.payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_Q)
+    assert payout.provider > 0
+    provider = next(p for p in snap.providers if p.provider_id == s.pid(FAKE))
+    assert provider.status is ProviderStatus.BANNED
+    assert verify(s.system.store).ok
+
+
+def test_made_up_outputs_on_ordinary_jobs_are_caught_by_sampled_re_execution(tmp_path: Path) -> None:
+    """Issue 14's AI attack without traps: ordinary jobs answered with made-up bytes whose digests are true. With
+    every ordinary job in the re-execution sample (audit_bps 10000), the first such proof is AUDIT_MISMATCH,
+    slashed with the envelope and the reference output as evidence; the honest provider redoes the job."""
+    params = replace(PARAMS, audit_bps=10_000, trap_bps=0)
+    for s in open_scenario(tmp_path, echo_backend(), params):
+        make = s.backend.make_work
+        s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, make(seeded_bytes(1)))
+        s.add(AUDITED, "ai", Mode.RANDOM_OUTPUT, CHEATER_STAKE, make(seeded_bytes(6)))
+        s.enqueue_ai(b"made up", [AUDITED, HONEST_AI])
+        s.run_until("the audit", lambda: bool(s.slashes(AUDITED)))  # noqa: B023
+        task = s.task(prompt=b"made up")
+        assert task is not None
+        (report,) = s.actors[AUDITED].reports
+        assert report.code == "AUDIT_MISMATCH", s.describe()
+        (slash,) = s.slashes(AUDITED)
+        assert slash.reason == SlashReason.TRAP_FAILURE.value
+        evidence = evidence_of(slash)
+        env = parse_envelope(evidence["record"])
+        assert isinstance(env, ProofEnvelope)
+        assert evidence["reference_output"] == echo_answer(MODEL, b"made up", 0).output
+        assert env.body["output"] != evidence["reference_output"]
+        s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)  # noqa: B023
+        (payout,) = [p for p in s.snapshot().payouts if p.task_id == task]
+        assert payout.provider_id == s.pid(HONEST_AI)
+        assert verify(s.system.store).ok
+
+
+def test_a_tee_job_without_an_operator_attestation_policy_is_refused_at_enqueue(echo_scenario: Scenario) -> None:
+    """Issue 14: attestation fails closed. `aicf up` pins vendor roots but no attestation policy, so a job that
+    requires a TEE is refused at enqueue, naming what is missing, and its escrow never moves."""
+    s = echo_scenario
+    s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, s.backend.make_work(seeded_bytes(1)))
+    body: dict[str, object] = {
+        "model": MODEL, "prompt": b"secret", "max_tokens": 0, "max_runtime_ms": 20_000, "fee_per_unit": 40_000,
+        "tier": 0, "tee": "required",
+    }  # fmt: skip
+    with s.system.chain_lock:
+        s.system.devnet.submit(REQUESTER, TxKind.AI_ENQUEUE, body)
+    s.step()
+    snap = s.snapshot()
+    (refused,) = snap.refused
+    assert refused.field == "tee"
+    assert "measurement allowlist" in refused.reason
+    assert snap.jobs == ()

@@ -51,6 +51,7 @@ JOBS = 1000
 PROVIDERS = 40
 REQUESTERS = 20  # SPEC's max_open_jobs is 100 per requester
 SEED = 5
+WORK_MS = 700  # how long a job takes on the fake clock (its proof claims it)
 
 # Fates, acted out by the simulated providers and requesters (the rest are honest).
 CANCEL_QUEUED = "cancel-queued"  # a model nobody serves; the requester cancels while QUEUED
@@ -159,6 +160,7 @@ class Run:
         winners = list(dict.fromkeys(d.winner for d in decisions if d.winner is not None))
         gone = [p for p in winners if self.fates[self._index(_task_of(decisions, p))[0]] == HONEST][:vanish]
         self.live = [p for p in self.live if p not in gone]
+        self.clock.advance(ms=WORK_MS)  # the work: AI pay follows the runtime the coordinator observed
         for pid in list(self.live):
             for lease in self.coord.heartbeat(pid):
                 if self._act(pid, lease.lease_id, lease.task_id, lease.attempt):
@@ -225,7 +227,7 @@ class Run:
             "input_digest": input_digest(prompt),
             "output_digest": output_digest(output),
             "output": b"not the answer" if wrong else output,
-            "qos": {"runtime_ms": 700, "tokens": 3},
+            "qos": {"runtime_ms": WORK_MS, "tokens": 3},
         }
         return signed_ai_envelope(self.keys[pid], task, lid, body)
 

@@ -107,12 +107,15 @@ def test_envelope_for_someone_elses_lease_is_unknown_lease() -> None:
     assert reject.code is RejectCode.UNKNOWN_LEASE
 
 
-def test_envelope_for_a_dead_lease_is_unknown_lease() -> None:
+def test_envelope_for_a_dead_lease_is_unknown_lease_and_for_an_expired_one_lease_expired() -> None:
     from dataclasses import replace
 
-    reject = _check(_envelope(), lease=replace(LEASE, status=LeaseStatus.EXPIRED))
+    reject = _check(_envelope(), lease=replace(LEASE, status=LeaseStatus.RELEASED))
     assert reject is not None
     assert reject.code is RejectCode.UNKNOWN_LEASE
+    reject = _check(_envelope(), lease=replace(LEASE, status=LeaseStatus.EXPIRED))  # SPEC §7, swept already
+    assert reject is not None
+    assert reject.code is RejectCode.LEASE_EXPIRED
     assert _check(_envelope(), lease=None) == Reject(
         code=RejectCode.UNKNOWN_LEASE, message=f"no lease 0x{LEASE.lease_id.hex()} for this task"
     )

@@ -34,10 +34,10 @@ from aicf.proofs.quantum import (
     QuantumVerdict,
     TrapStream,
     VerdictCode,
+    canonical_job_text,
     certain_bitstring,
     derive_batch,
     trap_root,
-    trap_shots,
     verify_quantum_body,
 )
 from aicf.provider.quantum_sim import SimMode, SimOptions, quantum_body, run_batch
@@ -68,7 +68,7 @@ def honest(job: bytes = GHZ, shots: int = SHOTS, **opts: object) -> tuple[Quantu
     if key not in _RUNS:
         batch = derive_batch(job, shots, SEED, TASK, P)
         results = run_batch(batch.circuits, batch.shots, 1, SimOptions(job_circuit=job, **opts))  # type: ignore[arg-type]
-        _RUNS[key] = (batch, quantum_body(job, shots, results, runtime_ms=12))
+        _RUNS[key] = (batch, quantum_body(batch.circuits, batch.shots, shots, results, runtime_ms=12))
     batch, body = _RUNS[key]
     return batch, copy.deepcopy(body)
 
@@ -92,14 +92,16 @@ def test_stream_is_counter_mode_sha3_read_as_big_endian_words() -> None:
     assert sorted(TrapStream(b"r", b"l").shuffle(10)) == list(range(10))
 
 
-def test_batch_has_the_job_and_k_traps_with_spec_shots() -> None:
+def test_batch_has_the_job_and_k_traps_all_with_the_jobs_shots_and_the_job_written_like_a_trap() -> None:
     batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)
     assert sorted(batch.order) == list(range(P.trap_k + 1))
-    assert batch.circuits[batch.job_index] == GHZ
-    assert batch.shots[batch.job_index] == SHOTS
-    assert [s for i, s in enumerate(batch.shots) if i != batch.job_index] == [100] * P.trap_k
-    assert trap_shots(50_000, P) == 500
-    assert trap_shots(1, P) == 100
+    job_text = batch.circuits[batch.job_index]
+    assert job_text == canonical_job_text(parse_circuit(GHZ))
+    assert job_text != GHZ  # the requester's own text never reaches the provider
+    assert parse_circuit(job_text).ops == parse_circuit(GHZ).ops
+    assert batch.shots == (SHOTS,) * (P.trap_k + 1)  # issue 14: shots do not tell the job from the traps
+    header = [c.split(b"\n")[:4] for c in batch.circuits]
+    assert all(h == header[0] for h in header)  # same preamble and register names for job and traps
 
 
 def test_traps_have_the_job_width_and_depth() -> None:
@@ -177,13 +179,14 @@ def test_noisy_readout_lowers_quality_and_units() -> None:
 
 
 def _graded(batch: QuantumBatch, passing: int) -> list[dict[str, int]]:
-    """Job answered with all zeros; `passing` shots of the traps (spread over them) give the expected bitstring."""
+    """Job answered half all-zeros, half all-ones (what GHZ and T_JOB give); `passing` shots of the traps (spread
+    over them) give the expected bitstring."""
     results: list[dict[str, int]] = []
     left = passing
     for i, o in enumerate(batch.order):
         n = batch.shots[i]
         if o == 0:
-            results.append({"0" * batch.job.n_clbits: n})
+            results.append({"0" * batch.job.n_clbits: n // 2, "1" * batch.job.n_clbits: n - n // 2})
             continue
         expected = batch.traps[o - 1].expected
         wrong = "".join("1" if b == "0" else "0" for b in expected)
@@ -193,10 +196,14 @@ def _graded(batch: QuantumBatch, passing: int) -> list[dict[str, int]]:
     return results
 
 
-@pytest.mark.parametrize(("passing", "code", "quality"), [(720, "ACCEPT", 9000), (719, "TRAP_FAILURE", 8987)])
+def _body(batch: QuantumBatch, results: list[dict[str, int]], shots: int = SHOTS) -> dict[str, object]:
+    return quantum_body(batch.circuits, batch.shots, shots, results)
+
+
+@pytest.mark.parametrize(("passing", "code", "quality"), [(7200, "ACCEPT", 9000), (7199, "TRAP_FAILURE", 8998)])
 def test_quality_is_floored_and_compared_with_the_threshold(passing: int, code: str, quality: int) -> None:
-    batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)  # 8 traps × 100 shots = 800 trap shots
-    verdict = verify(quantum_body(GHZ, SHOTS, _graded(batch, passing)))
+    batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)  # 8 traps × 1000 shots = 8000 trap shots
+    verdict = verify(_body(batch, _graded(batch, passing)))
     assert verdict.code == code
     assert verdict.quality_bps == quality
 
@@ -205,7 +212,7 @@ def test_a_provider_claim_in_the_body_counts_for_nothing() -> None:
     """Only counts of the bitstring the verifier computed itself pass; a trap answered with a constant fails."""
     batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)
     results = [{"1111": n} if o else {"0000": n} for o, n in zip(batch.order, batch.shots, strict=True)]
-    verdict = verify(quantum_body(GHZ, SHOTS, results))
+    verdict = verify(_body(batch, results))
     assert verdict.code is VerdictCode.TRAP_FAILURE
 
 
@@ -213,17 +220,17 @@ def test_non_clifford_jobs_are_verified_by_their_clifford_traps() -> None:
     batch = derive_batch(T_JOB, SHOTS, SEED, TASK, P)
     with pytest.raises(NotCliffordError, match="line 6: gate 't' is not a Clifford gate"):
         run_batch(batch.circuits, batch.shots, 1)
-    verdict = verify(quantum_body(T_JOB, SHOTS, _graded(batch, 800)), job=T_JOB)
+    verdict = verify(_body(batch, _graded(batch, 8000)), job=T_JOB)
     assert verdict.code is VerdictCode.ACCEPT
     assert verdict.quality_bps == 10000
 
 
 def test_tampered_digest_is_a_digest_mismatch() -> None:
     _, body = honest()
-    body["circuit_digest"] = circuit_digest(GHZ + b"\n")
+    body["circuit_digest"] = circuit_digest(GHZ)  # the job's own circuit, not the batch it ran
     verdict = verify(body)
     assert verdict.code is VerdictCode.DIGEST_MISMATCH
-    assert verdict.message.startswith("circuit digest mismatch: expected 0x")
+    assert verdict.message.startswith("batch digest mismatch: expected 0x")
 
 
 def test_results_for_another_circuit_are_a_digest_mismatch() -> None:
@@ -233,7 +240,7 @@ def test_results_for_another_circuit_are_a_digest_mismatch() -> None:
 
 def test_unparsable_job_circuit_is_unverifiable_not_the_providers_fault() -> None:
     bad = b"OPENQASM 2.0;\nfoo;"
-    body = quantum_body(bad, SHOTS, [{}] * (P.trap_k + 1))
+    body = quantum_body([bad] * (P.trap_k + 1), [SHOTS] * (P.trap_k + 1), SHOTS, [{}] * (P.trap_k + 1))
     verdict = verify(body, job=bad)
     assert verdict.code is VerdictCode.UNVERIFIABLE
     assert verdict.message == "job circuit does not parse: line 2: unknown gate 'foo'"

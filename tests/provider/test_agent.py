@@ -29,9 +29,10 @@ from aicf.client import RpcClient
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
-from aicf.core.ids import circuit_digest, input_digest, lease_id, output_digest, provider_id
+from aicf.core.ids import input_digest, lease_id, output_digest, provider_id
 from aicf.core.leases import Lease, LeaseStatus, extend, is_live
 from aicf.core.params import Params
+from aicf.core.qasm import batch_digest
 from aicf.proofs.ai_traps import check_embedding_trap, check_generation_output, decode_generation_output
 from aicf.proofs.envelope import ProofEnvelope, check_envelope, parse_envelope
 from aicf.proofs.quantum import VerdictCode, derive_batch, verify_quantum_body
@@ -192,8 +193,7 @@ class StubCoordinator:
                 "max_runtime_ms": 60_000,
             }
         batch = derive_batch(job.circuit, job.shots, TRAP_SEED, lease.task_id, self.params)
-        return common | {
-            "circuit_digest": to_hex(circuit_digest(job.circuit)),
+        return common | {  # only the batch: nothing says which circuit is the job (issue 14)
             "shots": job.shots,
             "batch": [to_hex(c) for c in batch.circuits],
             "batch_shots": list(batch.shots),
@@ -539,8 +539,18 @@ def test_random_output_carries_its_own_true_digest_and_fails_the_trap(world: Wor
     assert output != echo_answer(EMBED, b"a trap prompt", 16).output
     assert body["output_digest"] == output_digest(output)  # digests alone cannot catch it
     assert body["input_digest"] == input_digest(b"a trap prompt")
-    assert body["qos"] == {"runtime_ms": 60_000, "tokens": 0}  # and it claims the most runtime it could
+    assert body["qos"] == {"runtime_ms": 1, "tokens": 0}  # a plausible runtime: only the output is made up
     assert sub.code == "TRAP_FAILURE"
+
+
+def test_inflate_runtime_answers_honestly_and_claims_the_jobs_whole_runtime_budget(world: World) -> None:
+    agent = world.agent([echo()], mode=Mode.INFLATE_RUNTIME)
+    world.stub.offer_ai(agent.provider_id, EMBED, b"a prompt")
+    agent.run(world.clock, world.sleep, world.until(600), max_leases=1)
+    (sub,) = world.stub.submissions
+    body = envelope_of(sub).body
+    assert body["output"] == echo_answer(EMBED, b"a prompt", 16).output
+    assert body["qos"] == {"runtime_ms": 60_000, "tokens": 0}  # the offer's max_runtime_ms
 
 
 def test_random_generation_output_is_caught_by_the_trap_as_malformed(world: World) -> None:
@@ -604,7 +614,8 @@ def test_an_honest_quantum_body_passes_verify_quantum_body(world: World) -> None
     verdict = verify_quantum_body(env.body, GHZ, 200, TRAP_SEED, job.lease.task_id, Params.default())
     assert verdict.code is VerdictCode.ACCEPT, verdict.message
     assert verdict.quality_bps == 10_000
-    assert env.body["circuit_digest"] == circuit_digest(GHZ)
+    batch = derive_batch(GHZ, 200, TRAP_SEED, job.lease.task_id, Params.default())
+    assert env.body["circuit_digest"] == batch_digest(batch.circuits, batch.shots)  # the whole batch it ran
     assert sub.code == "ACCEPT"
     assert stats.accepted == 1
 
@@ -615,10 +626,11 @@ def test_an_honest_quantum_body_passes_verify_quantum_body(world: World) -> None
         (Mode.SKIP_TRAPS, "TRAP_FAILURE"),
         (Mode.RANDOM_OUTPUT, "TRAP_FAILURE"),
         (Mode.WRONG_BINDING, "DIGEST_MISMATCH"),
+        (Mode.FAKE_JOB, "IMPOSSIBLE_RESULT"),  # traps simulated, the job made up: its own results give it away
     ],
 )
 def test_each_quantum_cheat_is_caught_by_the_verifier(world: World, mode: Mode, code: str) -> None:
-    agent = world.agent([QuantumWork(seed=b"test")], mode=mode)
+    agent = world.agent([QuantumWork(seed=b"test", public_jobs=(GHZ,))], mode=mode)  # it read the job on chain
     world.stub.offer_quantum(agent.provider_id, GHZ, 200)
     agent.run(world.clock, world.sleep, world.until(600), max_leases=1)
     (sub,) = world.stub.submissions
@@ -774,6 +786,9 @@ def test_cli_refuses_bad_usage_with_exit_2(tmp_path: Path) -> None:
     cases = [
         ["--kind", "ai", "--models", "gpt-9"],
         ["--kind", "ai", "--mode", "skip_traps"],
+        ["--kind", "ai", "--mode", "fake_job"],  # quantum cheats need a quantum provider
+        ["--kind", "quantum", "--mode", "inflate_runtime"],  # an AI cheat
+        ["--kind", "quantum", "--mode", "fake_job", "--public-circuit", str(tmp_path / "missing.qasm")],
         ["--kind", "quantum", "--fund", "5"],
     ]
     for extra in cases:

@@ -144,6 +144,7 @@ def _serve_until_trap(world: TrapWorld, pid: bytes, seed: int, trap_output: byte
             prompt = work.request["prompt"]
             assert isinstance(prompt, bytes)
             output = trap_output if task == trap_task else embed(prompt)
+            world.clock.advance(ms=1500)  # the work takes the runtime the proof claims (pay follows observed time)
             outcome = world.coord.submit_proof(world.proof(seed, work.lease.lease_id, task, output))
             if task == trap_task:
                 return task, outcome

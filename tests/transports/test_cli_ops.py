@@ -39,6 +39,7 @@ from transports.helpers import scrape
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 TOKEN = "cli-ops-operator-token"  # noqa: S105 - a test fixture
 MODEL = "llama3-8b"
+ECHO_MS = 500  # how long the echo work takes on the fake clock
 REQUESTER = tagged_hash("aicf/test/requester/v1", 1)[:20]
 ENV = {"COLUMNS": "220", "AICF_URL": "", "AICF_OPERATOR_TOKEN": ""}
 
@@ -66,9 +67,10 @@ class Running:
 
     def step(self) -> None:
         """10 s pass: the devnet mines, the coordinator ingests, settles, sweeps and matches; the provider works."""
-        self.clock.fixed.advance(10)
+        self.clock.fixed.advance(ms=10_000 - ECHO_MS)
         self.system.tick()
         self.agent.heartbeat()
+        self.clock.fixed.advance(ms=ECHO_MS)  # the echo work's runtime: AI pay follows the time the coordinator saw
         for offer in self.agent.take_leases():
             self.agent.serve(offer, self.clock)
 
@@ -102,7 +104,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
     client = RpcClient(url + "/rpc", provider_key=key, operator_token=TOKEN, clock=clock)
     agent = ProviderAgent(
-        client, key, AgentConfig(kinds=("ai",), models=(MODEL,), max_leases=4), [EchoAiWork((MODEL,))]
+        client,
+        key,
+        AgentConfig(kinds=("ai",), models=(MODEL,), max_leases=4),
+        [EchoAiWork((MODEL,), runtime_ms=ECHO_MS)],
     )
     run = Running(system=system, url=url, clock=clock, agent=agent, enqueues=[])
     try:

@@ -111,18 +111,33 @@ def _link_error(child_der: bytes, issuer_der: bytes) -> str:
     child, issuer = load_cert(child_der), load_cert(issuer_der)
     if child.issuer != issuer.subject:
         return f"issuer name mismatch: expected {issuer.subject.rfc4514_string()}, got {child.issuer.rfc4514_string()}"
-    try:
-        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not bc.ca:
-            return f"{issuer.subject.rfc4514_string()} is not a CA (basicConstraints ca=false)"
-    except x509.ExtensionNotFound:
-        pass
+    if err := _issuer_error(issuer):
+        return err
     try:
         child.verify_directly_issued_by(issuer)
     except InvalidSignature:
         return f"signature of {child.subject.rfc4514_string()} does not verify under {issuer.subject.rfc4514_string()}"
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return f"cannot verify {child.subject.rfc4514_string()}: {exc}"
+    return ""
+
+
+def _issuer_error(issuer: x509.Certificate) -> str:
+    """ "" when `issuer` may sign certificates (RFC 5280 §4.2.1.3, §4.2.1.9): basicConstraints CA=true and keyUsage
+    with keyCertSign. Both must be present: a certificate that does not say it is a CA is not one (fail closed)."""
+    name = issuer.subject.rfc4514_string()
+    try:
+        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return f"{name} has no basicConstraints: it is not a CA and may not issue certificates"
+    if not bc.ca:
+        return f"{name} is not a CA (basicConstraints ca=false)"
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return f"{name} has no keyUsage: keyCertSign is not granted, it may not issue certificates"
+    if not usage.key_cert_sign:
+        return f"{name} keyUsage lacks keyCertSign: it may not issue certificates"
     return ""
 
 
@@ -155,8 +170,8 @@ def check_validity(cert: x509.Certificate, at_time: int, what: str) -> None:
 def verify_chain(ders: tuple[bytes, ...], anchors: tuple[PinnedRoot, ...], at_time: int, what: str) -> PinnedRoot:
     """Check a leaf-first chain up to a pinned root in force and return that root.
 
-    (1) each certificate is signed by the next; (2) the last one is a pinned root, byte for byte, or is not
-    self-issued and is signed by one;
+    (1) each certificate is signed by the next, a CA with keyCertSign; (2) the last one is a pinned root, byte for
+    byte, or is not self-issued and is signed by one (a CA with keyCertSign);
     (3) every certificate, root included, is valid at `at_time`.
     Raises AttestationError: BAD_ATTESTATION (1), UNKNOWN_ROOT (2), STALE_ATTESTATION (3), MALFORMED (parsing).
     """

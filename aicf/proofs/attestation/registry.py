@@ -38,6 +38,34 @@ MAX_MEASUREMENT_BYTES = 64
 MAX_MEASUREMENTS = 1024
 SNP_TCB_FIELDS = ("bootloader", "tee", "snp", "microcode")
 POLICY_KEYS = frozenset({"allow_debug", "accepted_tcb_statuses", "max_vmpl", "allowed_measurements", "min_snp_tcb"})
+# Evidence kinds that prove the CPU side ran the work (issue 14). NVIDIA GPU evidence is not one: it binds only a
+# nonce the host chooses, so it counts only together with CPU TEE evidence that binds it.
+CPU_TEE_KINDS = ("sev-snp", "tdx", "sgx", "nitro", "cca")
+GPU_ALONE = "GPU evidence alone binds only a nonce the host chooses; it counts only beside CPU TEE evidence"
+
+
+def tee_policy_gap(kind: str, policy: Policy | None) -> str | None:
+    """Why `policy` cannot admit `kind` evidence for a `tee_required` job, or None when it can (issue 14: fail
+    closed). It needs a non-empty measurement allowlist and a minimum TCB: SEV-SNP's `min_snp_tcb`; for SGX and TDX
+    Intel's TCB status (a non-empty `accepted_tcb_statuses`: the platform's TCB is judged against Intel's current
+    levels). Nitro and CCA evidence carry no TCB version a policy can bound: their allowlist (PCR0, the realm
+    initial measurement) is the whole check."""
+    if kind not in CPU_TEE_KINDS:
+        return f"{kind}: {GPU_ALONE}" if kind == "nvidia-gpu" else f"{kind!r} is not a CPU TEE evidence kind"
+    if policy is None or policy.allowed_measurements is None:
+        return f"{kind}: the operator policy has no measurement allowlist"
+    if not policy.allowed_measurements:
+        return f"{kind}: the operator policy has an empty measurement allowlist (it admits nothing)"
+    if kind == "sev-snp" and policy.min_snp_tcb is None:
+        return f"{kind}: the operator policy has no minimum TCB (min_snp_tcb)"
+    if kind in ("sgx", "tdx") and not policy.accepted_tcb_statuses - {"Revoked"}:
+        return f"{kind}: the operator policy accepts no TCB status (no minimum TCB)"
+    return None
+
+
+def admitted_tee_kinds(policies: Mapping[str, Policy]) -> tuple[str, ...]:
+    """The CPU TEE evidence kinds whose policy in force can admit evidence for a `tee_required` job."""
+    return tuple(k for k in CPU_TEE_KINDS if tee_policy_gap(k, policies.get(k)) is None)
 
 
 class PolicyFormatError(AicfError):

@@ -210,6 +210,10 @@ def fixture_bytes() -> Callable[[str], bytes]:
 
 NOT_BEFORE = datetime(2025, 1, 1, tzinfo=UTC)
 NOT_AFTER = NOT_BEFORE + timedelta(days=3650)
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+)  # fmt: skip
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
 
 
@@ -236,6 +240,8 @@ def _cert(
         .not_valid_after(NOT_AFTER)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    if ca:  # an issuer must say it may sign certificates (aicf.proofs.attestation.chain)
+        builder = builder.add_extension(CA_KEY_USAGE, critical=True)
     for ext in extensions:
         builder = builder.add_extension(ext, critical=False)
     if isinstance(issuer_key, rsa.RSAPrivateKey):

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from aicf.proofs.attestation import AWS, PinnedRoot, Policy, Reject, RejectCode, VendorRoots, verify_evidence
 from aicf.proofs.attestation.chain import load_cert, verify_chain
 from aicf.proofs.attestation.result import AttestationError
+from proofs.attestation.conftest import CA_KEY_USAGE
 
 Inputs = tuple[bytes, bytes | tuple[bytes, ...]]
 Region = tuple[str, bytes, Callable[[bytes], Inputs]]
@@ -157,6 +158,8 @@ def test_a_presented_root_must_be_the_pinned_root_byte_for_byte() -> None:
             .not_valid_after(start + timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
+        if ca:
+            builder = builder.add_extension(CA_KEY_USAGE, critical=True)
         return builder.sign(key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
 
     pinned = cert(root_name, key.public_key(), 1, ca=True)
