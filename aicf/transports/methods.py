@@ -11,6 +11,7 @@ import cbor2
 from pydantic import Field
 
 from aicf.core.assignment import effective_unit_rate
+from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError, scan_cbor
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
@@ -401,9 +402,12 @@ def build_registry(
 
     def submit_proof(p: SubmitParams, ctx: CallContext) -> Json:
         try:
+            scan_cbor(p.envelope, ENVELOPE_CBOR_LIMITS, "envelope")  # bounded, before cbor2 builds anything
             raw = cbor2.loads(p.envelope)
-        except (cbor2.CBORDecodeError, ValueError, RecursionError):
-            raise InvalidParamsError([("envelope", "not CBOR: send the canonical CBOR of the envelope map")]) from None
+        except UntrustedCborError as exc:
+            raise InvalidParamsError(
+                [("envelope", f"{exc.reason} (send the canonical CBOR of the envelope map)")]
+            ) from None
         if not isinstance(raw, dict) or raw.get("provider_id") != provider_of(ctx):
             raise InvalidParamsError([("envelope", "must be a map whose provider_id is the signer of this call")])
         return render_outcome(coord.submit_proof(raw))
