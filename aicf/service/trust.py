@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from aicf.core.clock import Clock
 from aicf.core.trust import POLICY, ROOT, PolicyRecord, RootRecord, TrustChange
+from aicf.core.types import MAX_AMOUNT
 from aicf.proofs.attestation.alarms import Expiry, root_expiries
 from aicf.proofs.attestation.registry import (
     PolicyFormatError,
@@ -199,6 +200,10 @@ class TrustRegistry:
             _check_activation(activation_height, head, InvalidRootError)
             if overlap_blocks < 0:
                 raise InvalidRootError("overlap_blocks", f"must be >= 0, got {overlap_blocks}")
+            if activation_height + overlap_blocks >= MAX_AMOUNT:  # the retirement height is stored as 64 bits
+                raise InvalidRootError(
+                    "overlap_blocks", f"activation_height + overlap_blocks must be < 2^63, got {overlap_blocks}"
+                )
             stored = [r for r in tx.vendor_roots() if (r.vendor, r.name) == (vendor, name)]
             if not stored:
                 raise InvalidRootError("name", f"{vendor}/{name} has no stored version to rotate; add it first")

@@ -9,7 +9,8 @@ StoreError (an AicfError)
  ├── StoreUnavailableError   the database cannot be reached, is read-only or is locked: nothing was written
  ├── ConcurrentUpdateError   a guarded write found the row moved by another writer: retry the use-case
  ├── IdempotencyConflictError  a key replayed with a different request
- └── SchemaError             the database is newer than this code, or a migration failed
+ ├── SchemaError             the database is newer than this code, or a migration failed
+ └── CorruptValueError       a stored value of the wrong type (a float where an integer belongs)
 """
 
 from collections.abc import Iterable, Sequence
@@ -74,6 +75,15 @@ class SchemaError(StoreError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"database schema: {reason}")
         self.reason = reason
+
+
+class CorruptValueError(StoreError, TypeError):
+    """A stored value that is not of its column's type, e.g. a balance SQLite turned into a float after an
+    integer overflow: reported (aicf db verify, -32031), never a bare TypeError."""
+
+    def __init__(self, expected: str, value: object) -> None:
+        super().__init__(f"a stored value is not {expected}: got {type(value).__name__} {str(value)[:40]}")
+        self.expected, self.value = expected, value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

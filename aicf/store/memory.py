@@ -23,7 +23,7 @@ from aicf.core.chain import (
 )
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, LedgerEntry, NegativeBalanceError, Posting, deltas_of
+from aicf.core.ledger import EXTERNAL, LedgerEntry, NegativeBalanceError, Posting, check_balances_fit, deltas_of
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -231,6 +231,7 @@ class MemoryTx(MemoryTrustTx):
             have = self._s.balances.get(account, 0)
             if account != EXTERNAL and have + delta < 0:
                 raise NegativeBalanceError(account, have, -delta)
+        check_balances_fit(self._s.balances, deltas)
         for account, delta in deltas.items():
             self._s.balances[account] = self._s.balances.get(account, 0) + delta
         for p in postings:

@@ -13,7 +13,7 @@ from aicf.core.chain import CancelOutcome, CancelRequest, Claim, IngestedBlock, 
 from aicf.core.chain import Transition as JobTransition
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, deltas_of
+from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, check_balances_fit, deltas_of
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -145,11 +145,13 @@ class SqlTx(SqlTrustTx, ABC):
 
     def post(self, postings: Sequence[Posting], block_height: int | None, time: int) -> None:
         deltas = deltas_of(postings)
-        # Name the account before the database's CHECK would refuse it anonymously.
-        debited = [a for a, d in deltas.items() if d < 0 and a != EXTERNAL]
-        for account, have in self.balances(debited).items():
-            if have + deltas[account] < 0:
+        # Name the account before the database's CHECK would refuse it anonymously; refuse a balance that would
+        # leave 64 bits (SQLite would store it as a float).
+        touched = self.balances(deltas)
+        for account, have in touched.items():
+            if account != EXTERNAL and have + deltas[account] < 0:
                 raise NegativeBalanceError(account, have, -deltas[account])
+        check_balances_fit(touched, deltas)
         self._write_entries(postings, block_height, time)
         self._add_balances(deltas)
 

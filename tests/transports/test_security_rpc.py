@@ -70,3 +70,17 @@ def test_submit_proof_refuses_a_shared_reference_bomb_quickly_as_invalid_params(
     assert answer["error"]["code"] == -32602
     assert fields(answer) == ["envelope"]
     assert "CBOR tag 28 is not allowed" in answer["error"]["data"]["errors"][0]["reason"]
+
+
+# -- 2. integer overflow into the ledger ---------------------------------------------------------------------------
+def test_fund_provider_that_would_pass_2_63_is_refused_and_balances_stay_readable(system: System) -> None:
+    me = enroll(system, stake=1)
+    first = operator(system, "aicf.fundProvider", {"provider_id": to_hex(me), "amount": MAX - 1})
+    assert first["result"]["bonded_stake"] == MAX
+    again = operator(system, "aicf.fundProvider", {"provider_id": to_hex(me), "amount": MAX})
+    assert again["error"]["code"] == -32017
+    assert "would leave the range" in again["error"]["message"]
+    balance = call(system, "aicf.getBalance", {"account": "stake:" + to_hex(me)})
+    assert balance["result"]["balance"] == MAX
+    shown = call(system, "aicf.getProvider", {"id": to_hex(me)})["result"]
+    assert shown["bonded_stake"] == MAX
