@@ -512,7 +512,7 @@ def run_up(
 def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
     """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
     the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
-    from aicf.client import RpcClient
+    from aicf.client import RpcClient, RpcError
     from aicf.provider.agent import AgentConfig, ProviderAgent
     from aicf.provider.agent import load_or_create_key as provider_key
     from aicf.provider.work_ai import AiWork
@@ -530,7 +530,11 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
         key = provider_key(system.var / "providers" / f"{name}.key")
         client = RpcClient(f"{url}/rpc", provider_key=key, operator_token=system.operator_token, clock=system.clock)
         agent = ProviderAgent(client, key, config, [make_work()])  # type: ignore[list-item]
-        registered = agent.register()
+        try:
+            registered = agent.register()
+        except RpcError:  # a new provider: registration bonds its balance, so the operator mints it first
+            agent.fund(PROVIDER_STAKE)
+            registered = agent.register()
         bonded = registered.get("bonded_stake", 0)
         if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
             agent.fund(PROVIDER_STAKE - bonded)

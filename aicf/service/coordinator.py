@@ -97,6 +97,9 @@ log = logging.getLogger("aicf.coordinator")
 
 KINDS = ("ai", "quantum")
 TEE_CLASSES = ("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca")
+MAX_NAME_CHARS = 64  # a model, device, region or TEE class name (issue 15: text from outside is bounded)
+MAX_MODELS = 32
+MAX_DEVICES = 16
 GRANT_TAG = "aicf/grant/v1"
 QOS_WINDOW_TAG = "aicf/qoswindow/v1"  # names the window that ends a QOS_CHRONIC run: one slash per such window
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -369,16 +372,40 @@ class Coordinator:
 
     # -- registry and stake (SPEC §9) ----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:
-        """Register a provider; registering the same key again returns the first registration unchanged."""
+        """Register a provider with nothing bonded (in-process setups that bond right after: tests, the replica
+        harness). Outside callers go through `register_staked`. Registering the same key again returns the
+        first registration unchanged."""
+        return self._register(public_key, caps, bond=False, stake=None)
+
+    def register_staked(self, public_key: bytes, caps: Capabilities, stake: int | None = None) -> Provider:
+        """aicf.register (issue 15: registration is not free): bond `stake` µANM, or the provider's whole balance
+        when None, from provider:<id> in the registration's transaction. Raises InvalidRegistrationError naming
+        `stake` (nothing stored) when that is below params.min_stake or more than the balance holds; the balance
+        is funded before registering (devnet: aicf.fundProvider on the provider id)."""
+        return self._register(public_key, caps, bond=True, stake=stake)
+
+    def _register(self, public_key: bytes, caps: Capabilities, *, bond: bool, stake: int | None) -> Provider:
         _check_caps(caps, self.params)
         if len(public_key) != 32:
             raise InvalidRegistrationError("public_key", f"expected a 32-byte Ed25519 key, got {len(public_key)}")
+        floor = max(self.params.min_stake, 1)
+        if stake is not None and (isinstance(stake, bool) or not floor <= stake < MAX_AMOUNT):
+            raise InvalidRegistrationError("stake", f"must be {floor}..2^63-1 µANM (params.min_stake), got {stake}")
         pid = provider_id(public_key)
         now = self.clock.now()
         with self.store.transaction() as tx:
             existing = tx.get_provider(pid)
             if existing is not None:
                 return existing
+            account = provider_account(pid)
+            balance = tx.balances([account])[account] if bond else 0
+            bonded = (balance if stake is None else stake) if bond else 0
+            if bond and not floor <= bonded <= balance:
+                raise InvalidRegistrationError(
+                    "stake",
+                    f"registration bonds {floor if stake is None else stake} µANM or more (params.min_stake "
+                    f"{floor}) from {account}, which holds {balance}; fund it first",
+                )
             provider = Provider(
                 provider_id=pid,
                 public_key=public_key,
@@ -397,9 +424,14 @@ class Coordinator:
                 updated_at=now,
                 unit_burst_mu=caps.unit_burst_mu,
                 unit_rate_mu_per_day=caps.unit_rate_mu_per_day,
+                bonded=bonded,
             )
             tx.insert_provider(provider)
             tx.record_provider_move(pid, None, ProviderStatus.ACTIVE, "registered", now)
+            if bonded:
+                posting = Posting(debit=account, credit=stake_account(pid), amount=MicroAnm(bonded), ref_kind="stake",
+                                  ref=pid)  # fmt: skip
+                tx.post([posting], None, now)
             tx.commit()
         log.info("provider 0x%s registered: %s", pid.hex()[:12], ",".join(provider.kinds))
         return provider
@@ -429,6 +461,23 @@ class Coordinator:
             _update_provider(tx, updated, provider.status)
             tx.commit()
         return updated
+
+    def fund_unregistered(self, pid: bytes, amount: int) -> int:
+        """Devnet operator mint into provider:<id> of a provider not registered yet, which registration then bonds
+        (`register_staked`); returns the new balance. Raises StakeError for an amount out of range and
+        BalanceOverflowError (nothing stored) for a balance that would pass 2^63."""
+        if isinstance(amount, bool) or not 0 < amount < MAX_AMOUNT:
+            raise StakeError(f"fund amount must be > 0 and < 2^63, got {amount}")
+        now = self.clock.now()
+        account = provider_account(pid)
+        with self.store.transaction() as tx:
+            if tx.get_provider(pid) is not None:
+                raise StakeError(f"provider 0x{pid.hex()} is registered: fund its stake instead")
+            tx.post([Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=pid)],
+                    None, now)  # fmt: skip
+            balance = tx.balances([account])[account]
+            tx.commit()
+        return balance
 
     def withdraw_stake(self, pid: bytes, amount: int) -> Provider:
         """Start unbonding `amount`: it stays slashable for params.unbonding_s, then returns to provider:<id>."""
@@ -1274,7 +1323,27 @@ class ChainWriter(Protocol):
         """Send a transaction from `sender` (the coordinator's trap callers; on a devnet, no signature)."""
 
 
+def _check_names(field: str, names: Sequence[str], most: int) -> None:
+    """Issue 15: every text list from outside has a count cap and names of 1..MAX_NAME_CHARS printable characters."""
+    if len(names) > most:
+        raise InvalidRegistrationError(field, f"at most {most} names, got {len(names)}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS or not name.isprintable():
+            shown = repr(name[:40]) + ("…" if isinstance(name, str) and len(name) > 40 else "")
+            raise InvalidRegistrationError(
+                f"{field}[{i}]", f"a name is 1..{MAX_NAME_CHARS} printable characters, got {shown}"
+            )
+
+
 def _check_caps(caps: Capabilities, params: Params) -> None:
+    for field_name, names, most in (
+        ("kinds", caps.kinds, len(KINDS)),
+        ("models", caps.models, MAX_MODELS),
+        ("devices", caps.devices, MAX_DEVICES),
+        ("regions", caps.regions, params.max_regions),
+        ("tee_classes", caps.tee_classes, len(TEE_CLASSES)),
+    ):
+        _check_names(field_name, names, most)
     if not caps.kinds or any(k not in KINDS for k in caps.kinds):
         raise InvalidRegistrationError("kinds", f"expected a non-empty subset of {KINDS}, got {list(caps.kinds)}")
     unknown = [m for m in caps.models if params.weight_milli(m) is None]

@@ -106,6 +106,11 @@ def get_provider(store: Store, pid: bytes, now: int, params: Params) -> Provider
         return provider_view(tx, provider, now, params, tx.live_lease_counts().get(pid, 0))
 
 
+def get_provider_record(store: Store, pid: bytes) -> Provider | None:
+    with store.transaction() as tx:
+        return tx.get_provider(pid)
+
+
 def list_jobs(store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
     with store.transaction() as tx:
         return tx.list_jobs(statuses, after, limit)

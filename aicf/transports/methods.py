@@ -23,7 +23,17 @@ from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, R
 from aicf.core.settlement import Payout
 from aicf.service import reads
 from aicf.service.collateral import CollateralWatch
-from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome
+from aicf.service.coordinator import (
+    KINDS,
+    MAX_DEVICES,
+    MAX_MODELS,
+    MAX_NAME_CHARS,
+    TEE_CLASSES,
+    Capabilities,
+    Coordinator,
+    LeaseWork,
+    ProofOutcome,
+)
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
@@ -56,16 +66,21 @@ class EpochParams(WireModel):
     epoch: Uint
 
 
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]  # issue 15: text from outside is bounded
+
+
 class RegisterParams(WireModel):
     public_key: Hex32
-    kinds: Annotated[tuple[str, ...], Field(min_length=1, max_length=2)]
-    models: Annotated[tuple[str, ...], Field(max_length=64)] = ()
-    devices: Annotated[tuple[str, ...], Field(max_length=64)] = ()
-    regions: Annotated[tuple[str, ...], Field(max_length=16)] = ()
-    tee_classes: Annotated[tuple[str, ...], Field(max_length=6)] = ()
+    kinds: Annotated[tuple[Name, ...], Field(min_length=1, max_length=len(KINDS))]
+    models: Annotated[tuple[Name, ...], Field(max_length=MAX_MODELS)] = ()
+    devices: Annotated[tuple[Name, ...], Field(max_length=MAX_DEVICES)] = ()
+    regions: Annotated[tuple[Name, ...], Field(max_length=16)] = ()
+    tee_classes: Annotated[tuple[Name, ...], Field(max_length=len(TEE_CLASSES))] = ()
     max_leases: Annotated[int, Field(ge=1, le=64)] = 4
     unit_burst_mu: Uint = 0  # 0: SPEC §6's burst; the coordinator refuses more than SPEC's
     unit_rate_mu_per_day: Uint = 0  # 0: SPEC §6's refill
+    # µANM bonded from provider:<id> at registration (absent: the whole balance); at least params.min_stake
+    stake: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
 class AmountParams(WireModel):
@@ -379,7 +394,7 @@ def build_registry(
         caps = Capabilities(kinds=p.kinds, models=p.models, devices=p.devices, regions=p.regions,
                             tee_classes=p.tee_classes, max_leases=p.max_leases, unit_burst_mu=p.unit_burst_mu,
                             unit_rate_mu_per_day=p.unit_rate_mu_per_day)  # fmt: skip
-        return render_provider_record(coord.register(p.public_key, caps), params)
+        return render_provider_record(coord.register_staked(p.public_key, caps, p.stake), params)
 
     def stake(p: AmountParams, ctx: CallContext) -> Json:
         return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount), params)
@@ -388,6 +403,10 @@ def build_registry(
         return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount), params)
 
     def fund_provider(p: FundParams, _: CallContext) -> Json:
+        if reads.get_provider_record(store, p.provider_id) is None:  # not registered yet: its stake-to-be
+            balance = coord.fund_unregistered(p.provider_id, p.amount)
+            return {"provider_id": to_hex(p.provider_id), "status": "UNREGISTERED", "balance": balance,
+                    "bonded_stake": 0, "unbonding_stake": 0}  # fmt: skip
         return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"), params)
 
     def heartbeat(p: HeartbeatParams, ctx: CallContext) -> Json:

@@ -227,8 +227,8 @@ class Scenario:
             mode=mode,
         )
         agent = ProviderAgent(client, key, config, [work])
+        agent.fund(stake)  # minted into its account: registration bonds it (issue 15)
         agent.register()
-        agent.fund(stake)
         actor = Actor(name=name, agent=agent)
         self.actors[name] = actor
         return actor

@@ -134,6 +134,7 @@ class StubCoordinator:
     params: Params = field(default_factory=Params.default)
     model_digests: dict[str, bytes] = field(default_factory=lambda: {m: echo_model_digest(m) for m in (EMBED, GEN)})
     providers: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    unregistered: dict[bytes, int] = field(default_factory=dict)  # funded before registering (issue 15)
     claimed_keys: dict[bytes, bytes] = field(default_factory=dict)
     heartbeats: list[int] = field(default_factory=list)
     jobs: dict[bytes, StubJob] = field(default_factory=dict)
@@ -260,8 +261,9 @@ class StubCoordinator:
             if ctx.provider_id != pid:
                 raise StubError("auth.provider_id is not H(public_key)")
             with self.lock:
-                if pid not in self.providers:
-                    self.providers[pid] = {**p.model_dump(mode="json"), "public_key": p.public_key, "bonded": 0}
+                if pid not in self.providers:  # registration bonds what was funded before it (issue 15)
+                    funded = self.unregistered.pop(pid, 0)
+                    self.providers[pid] = {**p.model_dump(mode="json"), "public_key": p.public_key, "bonded": funded}
                 return view(pid)
 
         def get_provider(p: ProviderParams, _: CallContext) -> dict[str, object]:
@@ -275,6 +277,9 @@ class StubCoordinator:
             return view(pid)
 
         def fund(p: FundParams, _: CallContext) -> dict[str, object]:
+            if p.provider_id not in self.providers:
+                self.unregistered[p.provider_id] = self.unregistered.get(p.provider_id, 0) + p.amount
+                return {"provider_id": p.provider_id, "status": "UNREGISTERED", "bonded_stake": 0}
             self.providers[p.provider_id]["bonded"] += p.amount
             return view(p.provider_id)
 

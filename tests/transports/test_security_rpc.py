@@ -84,3 +84,108 @@ def test_fund_provider_that_would_pass_2_63_is_refused_and_balances_stay_readabl
     assert balance["result"]["balance"] == MAX
     shown = call(system, "aicf.getProvider", {"id": to_hex(me)})["result"]
     assert shown["bonded_stake"] == MAX
+
+
+# -- 3. text fields are bounded; 4. registration is not free ----------------------------------------------------
+def register_params(seed: int = 1, **extra: object) -> dict[str, Any]:
+    return {"public_key": to_hex(public_key_bytes(key(seed))), "kinds": ["quantum"], "devices": ["stim"], **extra}
+
+
+def stored_provider(system: System, seed: int = 1) -> object:
+    with system.store.transaction() as tx:
+        return tx.get_provider(pid(key(seed)))
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"devices": ["x" * 15_000]}, "devices[0]"),
+        ({"devices": ["d"] * 64}, "devices"),
+        ({"regions": ["r" * 65]}, "regions[0]"),
+        ({"models": ["m" * 65]}, "models[0]"),
+        ({"tee_classes": ["t" * 100]}, "tee_classes[0]"),
+        ({"kinds": ["k" * 1000]}, "kinds[0]"),
+    ],
+)
+def test_register_refuses_long_or_many_names_naming_the_field(
+    system: System, extra: dict[str, Any], field: str
+) -> None:
+    operator(system, "aicf.fundProvider", {"provider_id": to_hex(pid(key(1))), "amount": 10_000})
+    answer = provider(system, "aicf.register", register_params(**extra))
+    assert answer["error"]["code"] == -32602
+    assert fields(answer)[0] == field
+    assert stored_provider(system) is None
+
+
+def test_the_service_refuses_unprintable_or_long_names_too(system: System) -> None:
+    from aicf.service.errors import InvalidRegistrationError
+
+    caps = Capabilities(kinds=("quantum",), devices=("stim", "a\nb"))
+    with pytest.raises(InvalidRegistrationError, match=r"devices\[1\]: a name is 1..64 printable characters"):
+        system.coord.register(public_key_bytes(key(1)), caps)
+    with pytest.raises(InvalidRegistrationError, match="devices: at most 16 names"):
+        system.coord.register(public_key_bytes(key(1)), Capabilities(kinds=("quantum",), devices=("d",) * 17))
+
+
+def test_register_without_a_funded_balance_is_refused_naming_stake_and_stores_nothing(system: System) -> None:
+    answer = provider(system, "aicf.register", register_params())
+    assert answer["error"]["code"] == -32002
+    assert "stake" in answer["error"]["message"]
+    assert "fund it first" in answer["error"]["message"]
+    assert stored_provider(system) is None
+
+
+def test_register_bonds_the_funded_balance_and_a_repeat_changes_nothing(system: System) -> None:
+    funded = operator(system, "aicf.fundProvider", {"provider_id": to_hex(pid(key(1))), "amount": 5_000})
+    assert funded["result"] == {"provider_id": to_hex(pid(key(1))), "status": "UNREGISTERED", "balance": 5_000,
+                                "bonded_stake": 0, "unbonding_stake": 0}  # fmt: skip
+    result = provider(system, "aicf.register", register_params())["result"]
+    assert (result["status"], result["bonded_stake"]) == ("ACTIVE", 5_000)
+    balances = call(system, "aicf.getBalance", {"account": "provider:" + to_hex(pid(key(1)))})["result"]
+    assert balances["balance"] == 0
+    assert provider(system, "aicf.register", register_params())["result"]["bonded_stake"] == 5_000
+    topped = operator(system, "aicf.fundProvider", {"provider_id": to_hex(pid(key(1))), "amount": 1})
+    assert topped["result"]["bonded_stake"] == 5_001  # registered: funding bonds directly, as before
+
+
+def test_register_with_an_explicit_stake_above_the_balance_is_refused(system: System) -> None:
+    operator(system, "aicf.fundProvider", {"provider_id": to_hex(pid(key(1))), "amount": 100})
+    answer = provider(system, "aicf.register", register_params(stake=101))
+    assert answer["error"]["code"] == -32002
+    assert "holds 100" in answer["error"]["message"]
+    part = provider(system, "aicf.register", register_params(stake=40))["result"]
+    assert part["bonded_stake"] == 40
+    left = call(system, "aicf.getBalance", {"account": "provider:" + to_hex(pid(key(1)))})["result"]
+    assert left["balance"] == 60
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the agents' clients live on
+def test_reference_providers_are_funded_first_then_register_with_their_stake(system: System) -> None:
+    import gc
+    import socket
+    import threading
+
+    import uvicorn
+
+    from aicf.system import PROVIDER_STAKE, start_reference_providers
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(system.app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    stop.set()  # the agents register and return at once
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        start_reference_providers(system, url, (), stop)
+        start_reference_providers(system, url, (), stop)  # a restart mints nothing more
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        gc.collect()  # the agents' clients, closed here under this test's warning filter
+    with system.store.transaction() as tx:
+        providers = tx.providers()
+        assert [p.bonded for p in providers] == [PROVIDER_STAKE]
+        assert tx.balances(["external"])["external"] == -PROVIDER_STAKE
