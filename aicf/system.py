@@ -42,7 +42,7 @@ from aicf.service.ingest import ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
-from aicf.store.interface import Store
+from aicf.store.interface import Store, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.methods import build_registry, cbor_json
@@ -140,12 +140,12 @@ class StoreEvents:
         self.store = store
 
     def read_since(self, seq: int, topics: Collection[str] | None, limit: int) -> Sequence[Event]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:  # reads take no write lock (issue 15)
             rows = tx.events_since(seq, sorted(topics) if topics else [], limit)
         return [Event(seq=e.seq, topic=e.topic, data=cbor_json(cbor2.loads(e.data))) for e in rows]
 
     def latest_seq(self) -> int:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             return tx.latest_event_seq()
 
 
@@ -326,7 +326,7 @@ def build_system(
     registry.add(devnet_reorg_method(devnet_reorg))
 
     def provider_key(pid: bytes) -> bytes | None:
-        with store.transaction() as tx:
+        with read_transaction(store) as tx:
             p = tx.get_provider(pid)
         return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
 

@@ -25,7 +25,7 @@ from aicf.core.records import (
 )
 from aicf.core.settlement import Payout
 from aicf.service.decisions import whole_decision
-from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx
+from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx, read_transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,14 +92,14 @@ def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: in
 
 
 def list_providers(store: Store, now: int, params: Params, after: bytes | None, limit: int) -> list[ProviderView]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         counts = tx.live_lease_counts()
         rows = [p for p in tx.providers() if after is None or p.provider_id > after][:limit]
         return [provider_view(tx, p, now, params, counts.get(p.provider_id, 0)) for p in rows]
 
 
 def get_provider(store: Store, pid: bytes, now: int, params: Params) -> ProviderView | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         provider = tx.get_provider(pid)
         if provider is None:
             return None
@@ -107,17 +107,17 @@ def get_provider(store: Store, pid: bytes, now: int, params: Params) -> Provider
 
 
 def get_provider_record(store: Store, pid: bytes) -> Provider | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.get_provider(pid)
 
 
 def list_jobs(store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.list_jobs(statuses, after, limit)
 
 
 def job_story(store: Store, task_id: bytes) -> JobStory | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         job = tx.get_job(task_id)
         if job is None:
             return None
@@ -135,17 +135,17 @@ def job_story(store: Store, task_id: bytes) -> JobStory | None:
 
 
 def get_result(store: Store, task_id: bytes) -> ResultRecord | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.get_result(task_id)
 
 
 def get_balances(store: Store, accounts: Sequence[str]) -> dict[str, int]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.balances(accounts)
 
 
 def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         batch = tx.get_batch(epoch)
         if batch is None:
             return None
@@ -154,7 +154,7 @@ def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | No
 
 def get_payout(store: Store, payout_id: bytes) -> tuple[Payout, BatchRecord] | None:
     """The payout with this id (scans its epoch's payouts: payout ids are H(epoch, task_id))."""
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         last = tx.last_batch_epoch()
         for epoch in range(last if last is not None else -1, -1, -1):
             for payout in tx.payouts_of_epoch(epoch):
@@ -165,7 +165,7 @@ def get_payout(store: Store, payout_id: bytes) -> tuple[Payout, BatchRecord] | N
 
 
 def status(store: Store, now: int, params: Params) -> Status:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         head = tx.head_block()
         counts = tx.job_counts()
         first = tx.oldest_queued_height()

@@ -255,6 +255,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+class ReadableStore(Store, Protocol):
+    def read_transaction(self) -> AbstractContextManager[Tx]:
+        """A transaction that only reads: it takes no write lock (SQLite: a deferred BEGIN on a query-only
+        connection; PostgreSQL: READ ONLY, REPEATABLE READ) and never commits; a write in it fails."""
+        ...
+
+
+def read_transaction(store: Store) -> AbstractContextManager[Tx]:
+    """The store's read-only transaction (issue 15: reads never take the write lock); a store without one
+    (a test double) reads in an ordinary transaction that it never commits."""
+    opener = getattr(store, "read_transaction", None)
+    return opener() if callable(opener) else store.transaction()
+
+
 META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects were applied
 META_CHAIN_ID = "chain_id"
 META_GENESIS_TIME = "genesis_time"

@@ -786,6 +786,12 @@ class MemoryStore:
             if tx.committed:
                 self._state = tx.state
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[MemoryTx]:
+        """A copy that is never committed: writes in it are lost, as a read-only transaction's would fail."""
+        with self._lock:
+            yield MemoryTx(self._state.copy())
+
     def close(self) -> None:
         return None
 

@@ -189,3 +189,21 @@ def test_reference_providers_are_funded_first_then_register_with_their_stake(sys
         providers = tx.providers()
         assert [p.bonded for p in providers] == [PROVIDER_STAKE]
         assert tx.balances(["external"])["external"] == -PROVIDER_STAKE
+
+
+# -- 5. a listProviders page is bounded ----------------------------------------------------------------------------
+def test_a_list_providers_page_of_the_largest_registrations_stays_under_4_kib_per_provider(system: System) -> None:
+    caps = Capabilities(
+        kinds=("quantum",),
+        devices=tuple(f"{i:02d}" + "d" * 62 for i in range(16)),
+        regions=tuple(f"{i:02d}" + "r" * 62 for i in range(16)),
+        tee_classes=("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca"),
+    )
+    for seed in range(1, 21):
+        system.coord.register(public_key_bytes(key(seed)), caps)
+    with TestClient(system.app) as client:
+        body = client.post(
+            "/rpc", json={"jsonrpc": "2.0", "method": "aicf.listProviders", "params": {"limit": 500}, "id": 1}
+        ).content
+    assert body.count(b'"provider_id"') == 20
+    assert len(body) <= 20 * 4096  # so a page of 500, the most a page holds, stays under 2 MiB
