@@ -5,7 +5,9 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 """
 
 import logging
+import threading
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -68,7 +70,7 @@ from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount, slash_evidence
 from aicf.core.types import MAX_AMOUNT, MicroAnm
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
-from aicf.proofs.quantum import derive_batch
+from aicf.proofs.quantum import QuantumBatch, derive_batch
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.errors import (
     InvalidRegistrationError,
@@ -104,6 +106,7 @@ GRANT_TAG = "aicf/grant/v1"
 QOS_WINDOW_TAG = "aicf/qoswindow/v1"  # names the window that ends a QOS_CHRONIC run: one slash per such window
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
+MAX_CACHED_BATCH_BYTES = 64 << 20  # the circuits of the quantum trap batches kept for aicf.nextLease
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 
 
@@ -199,6 +202,12 @@ class Coordinator:
         self._registry: _RegistryView | None = None  # the matcher's profiles, per registry version
         self._qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
+        # aicf.nextLease: a quantum lease's trap batch is built once per lease (issue 15: it costs about a second
+        # of CPU and a provider can poll), then kept while the lease may live; bounded, oldest dropped first.
+        self.derive_batch: Callable[[bytes, int, bytes, bytes, Params], QuantumBatch] = derive_batch
+        self._batches: OrderedDict[bytes, QuantumBatch] = OrderedDict()
+        self._batch_bytes = 0
+        self._batches_lock = threading.Lock()
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
@@ -541,7 +550,7 @@ class Coordinator:
                 if job.kind == "quantum":
                     circuit, shots = request.get("circuit"), request.get("shots")
                     if isinstance(circuit, bytes) and isinstance(shots, int):
-                        batch = derive_batch(circuit, shots, self.trap_seed(lease.epoch), job.task_id, self.params)
+                        batch = self._batch_of(lease, job, circuit, shots)
                         work.append(
                             LeaseWork(
                                 lease=lease, job=job, request=request, batch=batch.circuits, batch_shots=batch.shots
@@ -550,6 +559,21 @@ class Coordinator:
                         continue
                 work.append(LeaseWork(lease=lease, job=job, request=request))
         return work
+
+    def _batch_of(self, lease: LeaseRecord, job: Job, circuit: bytes, shots: int) -> QuantumBatch:
+        """The lease's trap batch: derived from the lease's epoch seed and the task, so the same on every call."""
+        with self._batches_lock:
+            found = self._batches.get(lease.lease_id)
+        if found is not None:
+            return found
+        built = self.derive_batch(circuit, shots, self.trap_seed(lease.epoch), job.task_id, self.params)
+        with self._batches_lock:
+            if lease.lease_id not in self._batches:
+                self._batches[lease.lease_id] = built
+                self._batch_bytes += _batch_size(built)
+            while self._batch_bytes > MAX_CACHED_BATCH_BYTES and len(self._batches) > 1:
+                self._batch_bytes -= _batch_size(self._batches.popitem(last=False)[1])
+        return built
 
     def release(self, pid: bytes, lid: bytes) -> LeaseRecord:
         """The holder hands a lease back: it is excluded for the task, with no strike (SPEC §7)."""
@@ -1321,6 +1345,10 @@ class ChainWriter(Protocol):
     def include_proof(self, body: Mapping[str, object]) -> None: ...
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         """Send a transaction from `sender` (the coordinator's trap callers; on a devnet, no signature)."""
+
+
+def _batch_size(batch: QuantumBatch) -> int:
+    return sum(len(c) for c in batch.circuits) + 64 * len(batch.circuits)
 
 
 def _check_names(field: str, names: Sequence[str], most: int) -> None:
