@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.client.signing import deployment_id
 from aicf.core.chain import TxKind
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
@@ -317,7 +318,7 @@ def build_system(
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
     token = operator_token or secrets.token_urlsafe(24)
-    registry = build_registry(coord, store, clock, params, collateral=watch)
+    registry = build_registry(coord, store, clock, params, collateral=watch, chain_id=devnet.chain_id)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
         with lock:
@@ -343,6 +344,7 @@ def build_system(
         token,
         provider_key,
         nonce_store=StoreNonces(store, NONCE_TTL_S),
+        deployment_id=deployment_id(devnet.chain_id, public_bytes(operator_key)),  # signed calls bind it
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
             Route("/", lambda _: RedirectResponse("/dashboard/"), methods=["GET"]),

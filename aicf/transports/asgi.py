@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from aicf.client.signing import UNBOUND
 from aicf.transports.auth import Clock, MemoryNonceStore, NonceStore, ProviderKeys
 from aicf.transports.openrpc import openrpc_document
 from aicf.transports.rpc import CallContext, Limits, Registry, RpcMethod, RpcServer
@@ -33,6 +34,7 @@ def build_app(
     extra_routes: Sequence[BaseRoute] = (),
     title: str = "aicf",
     version: str = "0.1.0",
+    deployment_id: bytes = UNBOUND,
 ) -> Starlette:
     """The app; `app.state.rpc` is the RpcServer, `app.state.events` the EventHub (call `notify()` after a commit)."""
     methods = registry.copy()
@@ -53,6 +55,7 @@ def build_app(
         operator_token=operator_token,
         nonces=nonce_store if nonce_store is not None else MemoryNonceStore(),
         limits=limits or Limits(),
+        deployment_id=deployment_id,
     )
     ws = WsServer(event_source, ws_limits)
 

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import cbor2
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import Field
 
+from aicf.client.signing import deployment_id
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError, scan_cbor
 from aicf.core.chain import Job
@@ -293,10 +295,23 @@ def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None) -> J
 
 
 def build_registry(
-    coord: Coordinator, store: Store, clock: Clock, params: Params, *, collateral: CollateralWatch | None = None
+    coord: Coordinator,
+    store: Store,
+    clock: Clock,
+    params: Params,
+    *,
+    collateral: CollateralWatch | None = None,
+    chain_id: int = 0,
 ) -> Registry:
     """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet.
-    `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots."""
+    `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots.
+    `chain_id` and the coordinator's key make the deployment id provider signatures cover (aicf.getDeployment)."""
+    coordinator_key = coord.operator_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    deployment = {"chain_id": chain_id, "coordinator_key": to_hex(coordinator_key),
+                  "deployment_id": to_hex(deployment_id(chain_id, coordinator_key))}  # fmt: skip
+
+    def get_deployment(_: NoParams, __: CallContext) -> Json:
+        return deployment
 
     def provider_of(ctx: CallContext) -> bytes:
         if ctx.provider_id is None:  # the framework verified auth before calling us
@@ -449,6 +464,13 @@ def build_registry(
             m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task"),
             m("aicf.getEpoch", EpochParams, get_epoch, "read", "A settled epoch's batch with its payouts"),
             m("aicf.getStatus", NoParams, get_status, "read", "Queue, treasury, alarms and recent slashes"),
+            m(
+                "aicf.getDeployment",
+                NoParams,
+                get_deployment,
+                "read",
+                "What provider signatures bind: chain, coordinator",
+            ),
             m(
                 "aicf.register",
                 RegisterParams,

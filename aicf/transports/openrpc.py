@@ -56,7 +56,8 @@ def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapp
         doc["x-auth"] = {
             "member": "auth",
             "schema": Auth.model_json_schema(ref_template=REF_TEMPLATE),
-            "signs": 'Ed25519 over H("aicf/rpc/v1", method, canonical_cbor(params), ts, nonce)',
+            "signs": 'Ed25519 over H("aicf/rpc/v2", deployment, method, canonical_cbor(params), ts, nonce); '
+            "deployment: aicf.getDeployment's deployment_id",
         }
     elif method.access == "operator":
         doc["x-auth"] = {"header": "Authorization: Bearer <operator token>"}

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from aicf.client.signing import UNBOUND
 from aicf.core.encoding import to_hex
 from aicf.core.ids import provider_id
 from aicf.transports.auth import (
@@ -277,6 +278,7 @@ class RpcServer:
     operator_token: str | None = None
     nonces: NonceStore = field(default_factory=MemoryNonceStore)
     limits: Limits = field(default_factory=Limits)
+    deployment_id: bytes = UNBOUND  # what provider signatures must cover (aicf.client.signing.deployment_id)
 
     async def endpoint(self, request: Request) -> Response:
         try:
@@ -373,7 +375,9 @@ class RpcServer:
             check_operator(authorization, self.operator_token)
         elif method.access == "provider":
             keys = _self_certified(params) if method.self_certifying else self.provider_keys
-            verified = verify_provider(method.name, params, auth, now, keys, self.limits.ts_window_s)
+            verified = verify_provider(
+                method.name, params, auth, now, keys, self.limits.ts_window_s, deployment=self.deployment_id
+            )
             return CallContext(method=method.name, provider_id=verified.provider_id), verified
         return CallContext(method=method.name), None
 

@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from aicf.client import RpcClient
+from aicf.client.signing import UNBOUND
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
@@ -334,6 +335,7 @@ class StubCoordinator:
 
         return Registry(
             [
+                method("aicf.getDeployment", NoParams, lambda _, __: {"deployment_id": to_hex(UNBOUND)}, "read"),
                 method("aicf.register", RegisterParams, register, "provider"),
                 method("aicf.getProvider", ProviderParams, get_provider, "read"),
                 method("aicf.stake", AmountParams, stake, "provider"),

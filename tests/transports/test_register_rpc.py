@@ -28,7 +28,8 @@ def register(system: System, seed: int, **extra: object) -> dict[str, Any]:
     if reads.get_provider_record(system.store, pid(key(seed))) is None:  # registration bonds a funded balance
         system.coord.fund_unregistered(pid(key(seed)), system.params.min_stake)
     with TestClient(system.app) as client:
-        response = client.post("/rpc", json=signed("aicf.register", params, signer=key(seed), ts=T))
+        request = signed("aicf.register", params, signer=key(seed), ts=T, deployment=system.app.state.rpc.deployment_id)
+        response = client.post("/rpc", json=request)
     body: dict[str, Any] = response.json()
     return body
 

@@ -3,8 +3,9 @@ and nothing stored. One system per test: `build_system` on a memory store with a
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from proofs.test_untrusted_cbor import shared_reference_bomb
 from starlette.testclient import TestClient
@@ -45,7 +46,8 @@ def operator(system: System, method: str, params: dict[str, Any]) -> dict[str, A
 
 
 def provider(system: System, method: str, params: dict[str, Any], seed: int = 1) -> dict[str, Any]:
-    return rpc(system, signed(method, params, signer=key(seed), ts=system.clock.now()))
+    here = system.app.state.rpc.deployment_id
+    return rpc(system, signed(method, params, signer=key(seed), ts=system.clock.now(), deployment=here))
 
 
 def enroll(system: System, seed: int = 1, stake: int = 10_000) -> bytes:
@@ -207,3 +209,64 @@ def test_a_list_providers_page_of_the_largest_registrations_stays_under_4_kib_pe
         ).content
     assert body.count(b'"provider_id"') == 20
     assert len(body) <= 20 * 4096  # so a page of 500, the most a page holds, stays under 2 MiB
+
+
+# -- 7. signed calls are bound to a deployment -------------------------------------------------------------------
+def other_system(tmp_path: Path) -> System:
+    """A second deployment: the same chain id, another coordinator key (its own var directory)."""
+    var = tmp_path / "other"
+    var.mkdir()
+    return build_system(MemoryStore(), devnet_params(), var=var, model_digests={}, clock=SteppedClock(T))
+
+
+def test_get_deployment_names_the_chain_the_coordinator_key_and_their_hash(system: System) -> None:
+    from aicf.client.signing import deployment_id
+    from aicf.system import public_bytes
+
+    shown = call(system, "aicf.getDeployment", {})["result"]
+    coordinator = public_bytes(system.operator_key)
+    assert shown == {
+        "chain_id": system.devnet.chain_id,
+        "coordinator_key": to_hex(coordinator),
+        "deployment_id": to_hex(deployment_id(system.devnet.chain_id, coordinator)),
+    }
+    assert system.app.state.rpc.deployment_id == deployment_id(system.devnet.chain_id, coordinator)
+
+
+def test_a_call_signed_for_one_deployment_is_refused_by_another(system: System, tmp_path: Path) -> None:
+    other = other_system(tmp_path)
+    for s in (system, other):
+        enroll(s)
+    with other.store.transaction() as tx:
+        before = tx.snapshot().heartbeats
+    here = system.app.state.rpc.deployment_id
+    request = signed("aicf.heartbeat", {}, signer=key(1), ts=T, deployment=here)
+    refused = rpc(other, request)
+    assert refused["error"]["code"] == -32059  # WrongDeploymentError: auth.deployment names the first
+    stripped = {**request, "auth": {k: v for k, v in request["auth"].items() if k != "deployment"}}
+    assert rpc(other, stripped)["error"]["code"] == -32056  # without the hint: the signature does not verify
+    with other.store.transaction() as tx:
+        assert tx.snapshot().heartbeats == before
+    assert rpc(system, request)["result"]["now"] == T  # where it was meant to go, it is accepted
+
+
+def test_the_client_learns_the_deployment_once_and_signs_for_it(system: System) -> None:
+    from aicf.client import RpcClient
+
+    enroll(system)
+    asked: list[str] = []
+    with TestClient(system.app) as http:
+        original = http.post
+
+        def post(url: str, **kw: Any) -> Any:
+            asked.append(kw["json"]["method"])
+            return original(url, **kw)
+
+        http.post = post  # type: ignore[method-assign,assignment]
+        client = RpcClient(
+            "http://testserver/rpc", http=cast(httpx.Client, http), provider_key=key(1), clock=system.clock
+        )
+        client.call_provider("aicf.heartbeat", {})
+        client.call_provider("aicf.heartbeat", {})
+    assert asked == ["aicf.getDeployment", "aicf.heartbeat", "aicf.heartbeat"]
+    assert client.deployment == system.app.state.rpc.deployment_id
