@@ -34,7 +34,6 @@ from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
-from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
 from aicf.service import reads
 from aicf.service.collateral import CollateralWatch
@@ -329,7 +328,7 @@ def build_system(
     def provider_key(pid: bytes) -> bytes | None:
         with read_transaction(store) as tx:
             p = tx.get_provider(pid)
-        return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
+        return p.public_key if p is not None else None  # a BANNED provider may only claim (the service says so)
 
     holder: dict[str, System] = {}
 

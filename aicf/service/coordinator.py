@@ -76,6 +76,7 @@ from aicf.service.errors import (
     InvalidRegistrationError,
     LeaseNotFoundError,
     NotLeaseHolderError,
+    ProviderBannedError,
     StakeError,
     UnknownProviderError,
 )
@@ -518,6 +519,8 @@ class Coordinator:
         with LeaseNotFoundError or NotLeaseHolderError, and nothing is written."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            if _require_provider(tx, pid).status is ProviderStatus.BANNED:
+                raise ProviderBannedError(pid, "heartbeat")
             for lid in lease_ids:
                 lease = _require_lease(tx, lid)
                 if lease.provider_id != pid:
@@ -538,7 +541,8 @@ class Coordinator:
         """The provider's live leases with what it needs to run them (aicf.nextLease)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            _require_provider(tx, pid)
+            if _require_provider(tx, pid).status is ProviderStatus.BANNED:
+                raise ProviderBannedError(pid, "leases")
             work: list[LeaseWork] = []
             for lease in tx.live_leases_of(pid):
                 if lease.expires_at <= now:
@@ -1122,7 +1126,9 @@ class Coordinator:
 
     # -- payouts (SPEC §11) --------------------------------------------------------------------------------
     def claim_payout(self, pid: bytes, nonce: int) -> Claim:
-        """Withdraw the provider's whole balance; idempotent on claim_id = H("aicf/claim/v1", provider, nonce)."""
+        """Withdraw the provider's whole balance; idempotent on claim_id = H("aicf/claim/v1", provider, nonce).
+        A new claim of an empty balance raises StakeError and stores nothing. A BANNED provider may still claim
+        what its released stake and earnings left in its account."""
         if isinstance(nonce, bool) or not 0 <= nonce < MAX_AMOUNT:
             raise StakeError(f"claim nonce must be >= 0 and < 2^63, got {nonce}")
         cid = claim_id(pid, nonce)
@@ -1134,14 +1140,15 @@ class Coordinator:
                 return first
             account = provider_account(pid)
             amount = tx.balances([account])[account]
+            if amount <= 0:  # issue 15: an empty claim would only add a record per call
+                raise StakeError(f"nothing to claim: {account} holds 0 µANM (no claim was made)")
             claim = Claim(claim_id=cid, provider_id=pid, amount=MicroAnm(amount), time=now)
             tx.insert_claim(claim)
-            if amount > 0:
-                tx.post(
-                    [Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind="claim", ref=cid)],
-                    None,
-                    now,
-                )
+            tx.post(
+                [Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind="claim", ref=cid)],
+                None,
+                now,
+            )
             tx.commit()
         return claim
 
@@ -1227,6 +1234,10 @@ class Coordinator:
         if provider.status is not to and provider.status is not ProviderStatus.BANNED:
             updated = replace(updated, status=check_provider_move(provider.provider_id, provider.status, to))
             tx.record_provider_move(provider.provider_id, provider.status, to, f"slashed: {reason.value}", now)
+            if to is ProviderStatus.BANNED and updated.bonded > 0:  # issue 15: what is left unbonds, still
+                # slashable for unbonding_s; the sweep then releases it to provider:<id>, where a claim takes it
+                updated = replace(updated, bonded=0, unbonding=updated.unbonding + updated.bonded,
+                                  unbonding_until=now + self.params.unbonding_s)  # fmt: skip
         elif provider.status is ProviderStatus.JAILED and until is not None:
             updated = replace(updated, jailed_until=max(until, provider.jailed_until or 0))
         _update_provider(tx, updated, provider.status)

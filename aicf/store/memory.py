@@ -712,6 +712,9 @@ class MemoryTx(MemoryTrustTx):
         n[(provider_id, nonce)] = expires_at
         return True
 
+    def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
+        self._s.nonces.pop((provider_id, nonce), None)
+
     # -- traps ----------------------------------------------------------------------------------------
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
         if seed.epoch in self._s.trap_seeds:

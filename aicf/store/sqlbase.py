@@ -570,6 +570,9 @@ class SqlTx(SqlTrustTx, ABC):
         self._exec("delete_expired_nonces", {"provider_id": provider_id, "now": now})
         return self._exec("insert_nonce", {"provider_id": provider_id, "nonce": nonce, "expires_at": expires_at}) == 1
 
+    def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
+        self._exec("delete_nonce", {"provider_id": provider_id, "nonce": nonce})
+
     # -- traps (SPEC §8) ---------------------------------------------------------------------------------
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
         return self._exec("insert_trap_seed", rows.trap_seed_params(seed)) == 1

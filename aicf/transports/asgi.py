@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from aicf.client.signing import UNBOUND
 from aicf.transports.auth import Clock, MemoryNonceStore, NonceStore, ProviderKeys
 from aicf.transports.openrpc import openrpc_document
+from aicf.transports.results import DiscoverOut
 from aicf.transports.rpc import CallContext, Limits, Registry, RpcMethod, RpcServer
 from aicf.transports.schemas import NoParams
 from aicf.transports.ws import EventSource, WsLimits, WsServer
@@ -45,7 +46,7 @@ def build_app(
 
     methods.add(
         RpcMethod(name="rpc.discover", params_model=NoParams, handler=discover, access="read",
-                  summary="This server's OpenRPC document"),
+                  summary="This server's OpenRPC document", result_type=DiscoverOut),
         reserved_ok=True,
     )  # fmt: skip
     rpc = RpcServer(

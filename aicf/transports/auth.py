@@ -55,6 +55,10 @@ class NonceStore(Protocol):
         """
         ...
 
+    def forget(self, provider_id: bytes, nonce: bytes) -> None:
+        """Drop a recorded pair: the call was refused by a method whose refusals give the nonce back."""
+        ...
+
 
 ProviderKeys = Callable[[bytes], bytes | None]  # provider_id -> raw Ed25519 public key, None if unknown
 
@@ -80,6 +84,10 @@ class MemoryNonceStore:
             self._seen[key] = now
             self._order.append((now, key))
             return True
+
+    def forget(self, provider_id: bytes, nonce: bytes) -> None:
+        with self._lock:
+            self._seen.pop((provider_id, nonce), None)  # its _order entry no longer matches and is skipped
 
     def __len__(self) -> int:
         return len(self._seen)

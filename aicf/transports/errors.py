@@ -47,6 +47,7 @@ from aicf.service.errors import (
     LeaseNotFoundError,
     NotFoundError,
     NotLeaseHolderError,
+    ProviderBannedError,
     StakeError,
 )
 from aicf.service.errors import UnknownProviderError as ServiceUnknownProviderError
@@ -187,6 +188,7 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     NotFoundError: (-32004, None),
     NotLeaseHolderError: (-32005, None),
     ConcurrentUpdateError: (-32006, "another writer changed the same records; retry the request"),
+    ProviderBannedError: (-32007, None),
     LeaseNotFoundError: (-32011, None),
     IdempotencyConflictError: (-32012, None),
     IllegalTransitionError: (-32010, None),

@@ -8,15 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import cbor2
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import Field
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from pydantic import Field, create_model
 
 from aicf.client.signing import deployment_id
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError, scan_cbor
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
-from aicf.core.encoding import to_hex
+from aicf.core.encoding import tagged_hash, to_hex
 from aicf.core.ids import circuit_digest
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import is_account
@@ -39,12 +39,14 @@ from aicf.service.coordinator import (
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
+from aicf.transports import results
 from aicf.transports.errors import InvalidParamsError
 from aicf.transports.methods_trust import trust_methods
 from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
 from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
 
 Json = Any
+CURSOR_TAG = "aicf/cursor/v2"
 
 
 # -- params ----------------------------------------------------------------------------------------------
@@ -78,7 +80,7 @@ class RegisterParams(WireModel):
     devices: Annotated[tuple[Name, ...], Field(max_length=MAX_DEVICES)] = ()
     regions: Annotated[tuple[Name, ...], Field(max_length=16)] = ()
     tee_classes: Annotated[tuple[Name, ...], Field(max_length=len(TEE_CLASSES))] = ()
-    max_leases: Annotated[int, Field(ge=1, le=64)] = 4
+    max_leases: Annotated[int, Field(ge=1, le=64)] = 4  # narrowed to 1..params.max_leases by build_registry
     unit_burst_mu: Uint = 0  # 0: SPEC §6's burst; the coordinator refuses more than SPEC's
     unit_rate_mu_per_day: Uint = 0  # 0: SPEC §6's refill
     # µANM bonded from provider:<id> at registration (absent: the whole balance); at least params.min_stake
@@ -282,16 +284,17 @@ def render_outcome(o: ProofOutcome) -> Json:
             "units_mu": o.units_mu, "slashed": o.slashed, "dropped": o.dropped}  # fmt: skip
 
 
-def _after(cursor: str | None) -> bytes | None:
+def _after(cursor: str | None, scope: str, secret: bytes) -> bytes | None:
     if cursor is None:
         return None
-    (key,) = decode_cursor(cursor, (bytes,))
+    (key,) = decode_cursor(cursor, (bytes,), scope, secret)
     return key if isinstance(key, bytes) else None
 
 
-def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None) -> Json:
+def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None, scope: str, secret: bytes) -> Json:
     more = rows > limit
-    return {"items": items[:limit], "next_cursor": encode_cursor((last_key,)) if more and last_key else None}
+    cursor = encode_cursor((last_key,), scope, secret) if more and last_key else None
+    return {"items": items[:limit], "next_cursor": cursor}
 
 
 def build_registry(
@@ -310,6 +313,18 @@ def build_registry(
     deployment = {"chain_id": chain_id, "coordinator_key": to_hex(coordinator_key),
                   "deployment_id": to_hex(deployment_id(chain_id, coordinator_key))}  # fmt: skip
 
+    # cursors are authenticated with a key every replica of this coordinator derives alike (issue 15)
+    cursor_secret = tagged_hash(
+        CURSOR_TAG, coord.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    )
+
+    # the schema states the max_leases range the coordinator enforces (params.max_leases), not a wider one
+    register_model = create_model(
+        "RegisterParams",
+        __base__=RegisterParams,
+        max_leases=(Annotated[int, Field(ge=1, le=params.max_leases)], min(4, params.max_leases)),
+    )
+
     def get_deployment(_: NoParams, __: CallContext) -> Json:
         return deployment
 
@@ -319,10 +334,11 @@ def build_registry(
         return ctx.provider_id
 
     def list_providers(p: PageParams, _: CallContext) -> Json:
-        views = reads.list_providers(store, clock.now(), params, _after(p.cursor), p.limit + 1)
+        after = _after(p.cursor, "aicf.listProviders", cursor_secret)
+        views = reads.list_providers(store, clock.now(), params, after, p.limit + 1)
         items = [render_provider(v, params) for v in views]
         last = views[min(len(views), p.limit) - 1].provider.provider_id if views else None
-        return _page(items, len(views), p.limit, last)
+        return _page(items, len(views), p.limit, last, "aicf.listProviders", cursor_secret)
 
     def get_provider(p: ById, _: CallContext) -> Json:
         view = reads.get_provider(store, p.id, clock.now(), params)
@@ -331,9 +347,9 @@ def build_registry(
         return render_provider(view, params)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
-        jobs = reads.list_jobs(store, p.statuses, _after(p.cursor), p.limit + 1)
+        jobs = reads.list_jobs(store, p.statuses, _after(p.cursor, "aicf.listJobs", cursor_secret), p.limit + 1)
         last = jobs[min(len(jobs), p.limit) - 1].task_id if jobs else None
-        return _page([render_job(j) for j in jobs], len(jobs), p.limit, last)
+        return _page([render_job(j) for j in jobs], len(jobs), p.limit, last, "aicf.listJobs", cursor_secret)
 
     def get_job(p: ById, _: CallContext) -> Json:
         story = reads.job_story(store, p.id)
@@ -451,42 +467,144 @@ def build_registry(
         return {"claim_id": to_hex(c.claim_id), "amount": c.amount, "provider_id": to_hex(c.provider_id)}
 
     def m(name: str, model: type[Any], fn: Callable[[Any, CallContext], Json], access: str, summary: str,
-          **kw: Any) -> RpcMethod[Any]:  # fmt: skip
-        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary, **kw)  # type: ignore[arg-type]
+          *, result: Any, **kw: Any) -> RpcMethod[Any]:  # fmt: skip
+        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,  # type: ignore[arg-type]
+                         result_type=result, **kw)  # fmt: skip
 
     return Registry(
         [
-            m("aicf.listProviders", PageParams, list_providers, "read", "Providers with stake, status and QoS"),
-            m("aicf.getProvider", ById, get_provider, "read", "One provider"),
-            m("aicf.listJobs", ListJobsParams, list_jobs, "read", "Jobs, optionally by status"),
-            m("aicf.getJob", ById, get_job, "read", "A job's whole story: transitions, decisions, leases, payout"),
-            m("aicf.getBalance", BalanceParams, get_balance, "read", "An account's balance in µANM"),
-            m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task"),
-            m("aicf.getEpoch", EpochParams, get_epoch, "read", "A settled epoch's batch with its payouts"),
-            m("aicf.getStatus", NoParams, get_status, "read", "Queue, treasury, alarms and recent slashes"),
+            m(
+                "aicf.listProviders",
+                PageParams,
+                list_providers,
+                "read",
+                "Providers with stake, status and QoS",
+                result=results.ProviderPageOut,
+            ),
+            m("aicf.getProvider", ById, get_provider, "read", "One provider", result=results.ProviderViewOut),
+            m(
+                "aicf.listJobs",
+                ListJobsParams,
+                list_jobs,
+                "read",
+                "Jobs, optionally by status",
+                result=results.JobPageOut,
+            ),
+            m(
+                "aicf.getJob",
+                ById,
+                get_job,
+                "read",
+                "A job's whole story: transitions, decisions, leases, payout",
+                result=results.JobStoryOut,
+            ),
+            m(
+                "aicf.getBalance",
+                BalanceParams,
+                get_balance,
+                "read",
+                "An account's balance in µANM",
+                result=results.BalanceOut,
+            ),
+            m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task", result=results.ResultOut),
+            m(
+                "aicf.getEpoch",
+                EpochParams,
+                get_epoch,
+                "read",
+                "A settled epoch's batch with its payouts",
+                result=results.EpochOut,
+            ),
+            m(
+                "aicf.getStatus",
+                NoParams,
+                get_status,
+                "read",
+                "Queue, treasury, alarms and recent slashes",
+                result=results.StatusOut,
+            ),
             m(
                 "aicf.getDeployment",
                 NoParams,
                 get_deployment,
                 "read",
                 "What provider signatures bind: chain, coordinator",
+                result=results.DeploymentOut,
             ),
             m(
                 "aicf.register",
-                RegisterParams,
+                register_model,
                 register,
                 "provider",
                 "Register (self-certifying signature)",
                 self_certifying=True,
+                result=results.ProviderRecordOut,
             ),
-            m("aicf.stake", AmountParams, stake, "provider", "Bond stake from the provider's balance"),
-            m("aicf.withdraw", AmountParams, withdraw, "provider", "Start unbonding stake (7 days, slashable)"),
-            m("aicf.heartbeat", HeartbeatParams, heartbeat, "provider", "Heartbeat: extends every live lease"),
-            m("aicf.nextLease", NoParams, next_lease, "provider", "The provider's live leases and their work"),
-            m("aicf.releaseLease", LeaseParams, release, "provider", "Hand a lease back (no strike)"),
-            m("aicf.submitProof", SubmitParams, submit_proof, "provider", "Submit a signed ProofEnvelope"),
-            m("aicf.claimPayout", ClaimParams, claim, "provider", "Withdraw earnings; idempotent on the nonce"),
-            m("aicf.fundProvider", FundParams, fund_provider, "operator", "Devnet: mint stake for a provider"),
+            m(
+                "aicf.stake",
+                AmountParams,
+                stake,
+                "provider",
+                "Bond stake from the provider's balance",
+                result=results.ProviderRecordOut,
+            ),
+            m(
+                "aicf.withdraw",
+                AmountParams,
+                withdraw,
+                "provider",
+                "Start unbonding stake (7 days, slashable)",
+                result=results.ProviderRecordOut,
+            ),
+            m(
+                "aicf.heartbeat",
+                HeartbeatParams,
+                heartbeat,
+                "provider",
+                "Heartbeat: extends every live lease",
+                refusal_frees_nonce=True,
+                result=results.HeartbeatOut,
+            ),
+            m(
+                "aicf.nextLease",
+                NoParams,
+                next_lease,
+                "provider",
+                "The provider's live leases and their work",
+                result=results.WorkPageOut,
+            ),
+            m(
+                "aicf.releaseLease",
+                LeaseParams,
+                release,
+                "provider",
+                "Hand a lease back (no strike)",
+                result=results.LeaseOut,
+            ),
+            m(
+                "aicf.submitProof",
+                SubmitParams,
+                submit_proof,
+                "provider",
+                "Submit a signed ProofEnvelope",
+                result=results.OutcomeOut,
+            ),
+            m(
+                "aicf.claimPayout",
+                ClaimParams,
+                claim,
+                "provider",
+                "Withdraw earnings; idempotent on the nonce",
+                result=results.ClaimOut,
+            ),
+            m(
+                "aicf.fundProvider",
+                FundParams,
+                fund_provider,
+                "operator",
+                "Devnet: mint stake for a provider",
+                result=results.ProviderRecordOut | results.UnregisteredFundOut,
+            ),
             *trust_methods(coord.trust),
         ]
     )

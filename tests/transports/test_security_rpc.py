@@ -270,3 +270,78 @@ def test_the_client_learns_the_deployment_once_and_signs_for_it(system: System) 
         client.call_provider("aicf.heartbeat", {})
     assert asked == ["aicf.getDeployment", "aicf.heartbeat", "aicf.heartbeat"]
     assert client.deployment == system.app.state.rpc.deployment_id
+
+
+# -- 8. smaller findings ---------------------------------------------------------------------------------------------
+def test_a_forged_or_another_lists_cursor_is_refused_naming_cursor(system: System) -> None:
+    import base64
+    import json
+
+    for seed in (1, 2, 3):
+        enroll(system, seed)
+    page = call(system, "aicf.listProviders", {"limit": 1})["result"]
+    assert call(system, "aicf.listProviders", {"limit": 1, "cursor": page["next_cursor"]})["result"]["items"]
+    misplaced = call(system, "aicf.listJobs", {"limit": 1, "cursor": page["next_cursor"]})
+    assert misplaced["error"]["code"] == -32602
+    assert "a cursor of aicf.listProviders, not of aicf.listJobs" in misplaced["error"]["data"]["errors"][0]["reason"]
+    parts = json.loads(base64.urlsafe_b64decode(page["next_cursor"] + "=" * (-len(page["next_cursor"]) % 4)))
+    parts[2] = ["b", "00" * 32]  # a well-formed cursor pointing elsewhere, with the old tag
+    forged = base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+    refused = call(system, "aicf.listProviders", {"limit": 1, "cursor": forged})
+    assert fields(refused) == ["cursor"]
+
+
+def test_claim_payout_of_an_empty_balance_is_refused_and_makes_no_claim(system: System) -> None:
+    enroll(system)
+    answer = provider(system, "aicf.claimPayout", {"nonce": 1})
+    assert answer["error"]["code"] == -32003
+    assert "nothing to claim" in answer["error"]["message"]
+    with system.store.transaction() as tx:
+        assert tx.snapshot().claims == ()
+
+
+def ban(system: System, pid_: bytes) -> None:
+    from aicf.core.slashing import SlashReason
+
+    with system.store.transaction() as tx:
+        p = tx.get_provider(pid_)
+        assert p is not None
+        system.coord._slash(tx, p, SlashReason.FRAUD, b"\x01" * 32, b"\x02" * 32, {"why": "test"}, system.clock.now())
+        tx.commit()
+
+
+def test_a_banned_providers_remaining_stake_unbonds_and_can_be_claimed_after_the_period(system: System) -> None:
+    from aicf.core.registry import ProviderStatus
+
+    me = enroll(system, stake=1_000_000)
+    ban(system, me)
+    with system.store.transaction() as tx:
+        banned = tx.get_provider(me)
+    assert banned is not None
+    assert banned.status is ProviderStatus.BANNED
+    assert (banned.bonded, banned.unbonding) == (0, 500_000)  # FRAUD took half; the rest unbonds
+    assert provider(system, "aicf.heartbeat", {})["error"]["code"] == -32007  # banned: no work, no heartbeats
+    clock = system.clock
+    assert isinstance(clock, SteppedClock)
+    clock.fixed.advance(system.params.unbonding_s - 1)
+    system.coord.sweep()
+    assert provider(system, "aicf.claimPayout", {"nonce": 1})["error"]["code"] == -32003  # still slashable
+    clock.fixed.advance(1)
+    assert system.coord.sweep().released_stake == 500_000
+    claimed = provider(system, "aicf.claimPayout", {"nonce": 2})["result"]
+    assert claimed["amount"] == 500_000
+
+
+def test_a_refused_heartbeat_gives_its_nonce_back(system: System) -> None:
+    enroll(system)
+    nonce = b"\x09" * 16
+    here = system.app.state.rpc.deployment_id
+    unknown = {"lease_ids": [to_hex(b"\x07" * 32)]}
+    refused = rpc(system, signed("aicf.heartbeat", unknown, signer=key(1), ts=T, nonce=nonce, deployment=here))
+    assert refused["error"]["code"] == -32011
+    with system.store.transaction() as tx:
+        assert tx.snapshot().nonces == ()
+    again = rpc(system, signed("aicf.heartbeat", {}, signer=key(1), ts=T, nonce=nonce, deployment=here))
+    assert again["result"]["now"] == T
+    replay = rpc(system, signed("aicf.heartbeat", {}, signer=key(1), ts=T, nonce=nonce, deployment=here))
+    assert replay["error"]["code"] == -32057  # an accepted heartbeat's nonce stays used
