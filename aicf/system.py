@@ -409,7 +409,7 @@ class DemoRequesters:
 
 
 def jobs_summary(store: Store) -> str:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         counts = tx.job_counts()
     return ", ".join(f"{s.value.lower()} {counts.get(s, 0)}" for s in JobStatus if counts.get(s, 0))
 

@@ -467,7 +467,7 @@ def build_registry(
         return {"claim_id": to_hex(c.claim_id), "amount": c.amount, "provider_id": to_hex(c.provider_id)}
 
     def m(name: str, model: type[Any], fn: Callable[[Any, CallContext], Json], access: str, summary: str,
-          *, result: Any, **kw: Any) -> RpcMethod[Any]:  # fmt: skip
+          *, result: Any = None, **kw: Any) -> RpcMethod[Any]:  # fmt: skip
         return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,  # type: ignore[arg-type]
                          result_type=result, **kw)  # fmt: skip
 
