@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aicf.core.ledger import EXTERNAL, BalanceOverflowError, Posting, provider_account
+from aicf.core.ledger import EXTERNAL, TREASURY, BalanceOverflowError, Posting, provider_account
 from aicf.core.types import MicroAnm
 from aicf.service.audit import verify
 from aicf.store.interface import Store
@@ -62,3 +62,26 @@ def test_a_root_rotation_whose_retirement_height_would_pass_2_63_is_refused_nami
             vendor="aws", name="nitro", der=new_test_nitro("new").root_der, activation_height=MAX, overlap_blocks=MAX
         )
     assert len(registry.changes()) == 1
+
+
+def test_chain_deposits_that_would_take_the_supply_past_2_63_are_refused_not_wedging_ingest() -> None:
+    from service.helpers import devnet, ingest
+
+    from aicf.core.chain import TxKind
+    from aicf.core.ledger import requester_account
+    from aicf.store.memory import MemoryStore
+
+    store, net = MemoryStore(), devnet()
+    alice, bob = b"\x0a" * 20, b"\x0b" * 20
+    net.submit(alice, TxKind.DEPOSIT, {"to": alice, "amount": MAX - 10**9})
+    net.submit(bob, TxKind.DEPOSIT, {"to": bob, "amount": 10**9})  # fits bob's account; the supply would not
+    net.mine()
+    ingest(store, net)
+    accounts = [requester_account(alice), requester_account(bob), TREASURY, EXTERNAL]
+    with store.transaction() as tx:
+        snap = tx.snapshot()
+        got = tx.balances(accounts)
+    assert (got[accounts[0]], got[accounts[1]]) == (MAX - 10**9, 0)
+    assert got[EXTERNAL] == -(MAX - 10**9) - got[TREASURY]  # the block's mint and alice's deposit only
+    assert [(r.field, "supply would pass 2^63" in r.reason) for r in snap.refused] == [("amount", True)]
+    assert verify(store).ok
