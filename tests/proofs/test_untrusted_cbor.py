@@ -97,3 +97,20 @@ def test_every_canonical_value_round_trips_through_the_bounded_decoder(value: ob
 def test_indefinite_length_encodings_scan_like_cbor2_decodes(value: object) -> None:
     data = cbor2.dumps(value)
     assert decode_untrusted(data, ENVELOPE_CBOR_LIMITS, "x") == cbor2.loads(data)
+
+
+@given(data=st.binary(max_size=64))
+def test_arbitrary_bytes_are_decoded_as_cbor2_would_or_refused_with_untrusted_cbor_error(data: bytes) -> None:
+    try:
+        value = decode_untrusted(data, ENVELOPE_CBOR_LIMITS, "x")
+    except UntrustedCborError:
+        return
+    assert repr(value) == repr(cbor2.loads(data))  # repr: a NaN float is not equal to itself
+
+
+@given(value=values, cut=st.integers(1, 8))
+def test_a_truncated_canonical_item_is_refused(value: object, cut: int) -> None:
+    data = canonical_cbor(value)
+    if len(data) > cut:
+        with pytest.raises(UntrustedCborError):
+            scan_cbor(data[:-cut], ENVELOPE_CBOR_LIMITS, "x")
