@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.client.signing import deployment_id
 from aicf.core.capacity import enqueue_interval_s
 from aicf.core.chain import TxKind
 from aicf.core.encoding import tagged_hash
@@ -37,7 +38,6 @@ from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
-from aicf.core.registry import ProviderStatus
 from aicf.core.requests import validate_request
 from aicf.core.slashing import SlashReason
 from aicf.core.txs import SignedTx
@@ -50,7 +50,7 @@ from aicf.service.nonces import StoreNonces
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
 from aicf.store.devnet_journal import StoreDevnetJournal
-from aicf.store.interface import Store
+from aicf.store.interface import Store, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
@@ -154,12 +154,12 @@ class StoreEvents:
         self.store = store
 
     def read_since(self, seq: int, topics: Collection[str] | None, limit: int) -> Sequence[Event]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:  # reads take no write lock (issue 15)
             rows = tx.events_since(seq, sorted(topics) if topics else [], limit)
         return [Event(seq=e.seq, topic=e.topic, data=cbor_json(cbor2.loads(e.data))) for e in rows]
 
     def latest_seq(self) -> int:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             return tx.latest_event_seq()
 
 
@@ -409,7 +409,7 @@ def build_system(
         if operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    registry = build_registry(coord, store, clock, params, collateral=watch)
+    registry = build_registry(coord, store, clock, params, collateral=watch, chain_id=devnet.chain_id)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
         with lock:
@@ -440,9 +440,9 @@ def build_system(
         registry.add(method)
 
     def provider_key(pid: bytes) -> bytes | None:
-        with store.transaction() as tx:
+        with read_transaction(store) as tx:
             p = tx.get_provider(pid)
-        return p.public_key if p is not None and p.status is not ProviderStatus.BANNED else None
+        return p.public_key if p is not None else None  # a BANNED provider may only claim (the service says so)
 
     holder: dict[str, System] = {}
     history = History()
@@ -458,6 +458,7 @@ def build_system(
         token.value,
         provider_key,
         nonce_store=StoreNonces(store, NONCE_TTL_S),
+        deployment_id=deployment_id(devnet.chain_id, public_bytes(operator_key)),  # signed calls bind it
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
             *health_routes(lambda: holder["system"].readiness()),
@@ -567,7 +568,7 @@ class DemoRequesters:
 
 
 def jobs_summary(store: Store) -> str:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         counts = tx.job_counts()
     return ", ".join(f"{s.value.lower()} {counts.get(s, 0)}" for s in JobStatus if counts.get(s, 0))
 
@@ -692,7 +693,7 @@ def stop_on_sigterm(stop: threading.Event, say: Callable[[str], None]) -> None:
 def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
     """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
     the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
-    from aicf.client import RpcClient
+    from aicf.client import RpcClient, RpcError
     from aicf.provider.agent import AgentConfig, ProviderAgent
     from aicf.provider.agent import load_or_create_key as provider_key
     from aicf.provider.work_ai import AiWork
@@ -710,7 +711,11 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
         key = provider_key(system.var / "providers" / f"{name}.key")
         client = RpcClient(f"{url}/rpc", provider_key=key, operator_token=system.operator_token, clock=system.clock)
         agent = ProviderAgent(client, key, config, [make_work()])  # type: ignore[list-item]
-        registered = agent.register()
+        try:
+            registered = agent.register()
+        except RpcError:  # a new provider: registration bonds its balance, so the operator mints it first
+            agent.fund(PROVIDER_STAKE)
+            registered = agent.register()
         bonded = registered.get("bonded_stake", 0)
         if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
             agent.fund(PROVIDER_STAKE - bonded)

@@ -1,7 +1,8 @@
 """A small synchronous JSON-RPC 2.0 client for aicf (SPEC §12) on httpx.
 
 Read methods go out as they are; `call_operator` adds the operator token; `call_provider` adds the `auth`
-member, signed with the provider's Ed25519 key at the injected clock's time with a fresh random nonce.
+member, signed with the provider's Ed25519 key at the injected clock's time with a fresh random nonce, for the
+server's deployment (given, or fetched once from aicf.getDeployment before the first signed call).
 A JSON-RPC error comes back as `RpcError(code, message, data)`; a server that does not answer in JSON-RPC
 (network failure, HTTP 5xx, not JSON) as `RpcTransportError`.
 """
@@ -59,6 +60,7 @@ class RpcClient:
         clock: Clock | None = None,
         nonce: Callable[[], bytes] = random_nonce,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        deployment: bytes | None = None,
     ) -> None:
         self.url = url
         self._own_http = http is None
@@ -69,6 +71,7 @@ class RpcClient:
         self._nonce = nonce
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
+        self._deployment = deployment  # pinned, or learned from the server on the first signed call
 
     @property
     def provider_id(self) -> bytes:
@@ -101,8 +104,23 @@ class RpcClient:
         if self._key is None:
             raise ValueError("this client has no provider key")
         body = self.request(method, params if params is not None else {})
-        body["auth"] = sign_auth(self._key, method, body["params"], self._clock.now(), self._nonce())
+        body["auth"] = sign_auth(self._key, method, body["params"], self._clock.now(), self._nonce(), self.deployment)
         return body
+
+    @property
+    def deployment(self) -> bytes:
+        """The deployment id signed calls are bound to: the one given, else the server's, asked once."""
+        if self._deployment is None:
+            answer = self.call("aicf.getDeployment")
+            raw = answer.get("deployment_id") if isinstance(answer, dict) else None
+            try:
+                found = bytes.fromhex(raw[2:]) if isinstance(raw, str) and raw.startswith("0x") else b""
+            except ValueError:
+                found = b""
+            if len(found) != 32:
+                raise RpcTransportError(f"{self.url}: aicf.getDeployment did not answer a 32-byte deployment_id")
+            self._deployment = found
+        return self._deployment
 
     def pages(self, method: str, params: JsonParams | None = None) -> Iterator[Any]:
         """Every item of a paginated read method, following next_cursor to the end."""

@@ -35,6 +35,26 @@ class NegativeBalanceError(LedgerError):
         self.account, self.balance, self.amount = account, balance, amount
 
 
+class BalanceOverflowError(LedgerError):
+    """A posting that would take a balance to 2^63 µANM or beyond (or external to -2^63 or below): no column or
+    CBOR integer of aicf holds it, so the ledger refuses it before anything is written (issue 15)."""
+
+    def __init__(self, account: str, balance: int, delta: int) -> None:
+        super().__init__(
+            f"{account}: balance {balance} µANM {'+' if delta >= 0 else '-'} {abs(delta)} µANM would leave the "
+            f"range -(2^63-1)..2^63-1"
+        )
+        self.account, self.balance, self.delta = account, balance, delta
+
+
+def check_balances_fit(balances: Mapping[str, int], deltas: Mapping[str, int]) -> None:
+    """Raises BalanceOverflowError for the first account (by name) whose balance plus delta leaves 64 bits."""
+    for account in sorted(deltas):
+        have, delta = balances.get(account, 0), deltas[account]
+        if not -MAX_AMOUNT < have + delta < MAX_AMOUNT:
+            raise BalanceOverflowError(account, have, delta)
+
+
 class InvalidPostingError(LedgerError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"invalid posting: {reason}")

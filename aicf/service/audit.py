@@ -15,8 +15,9 @@ from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus, is_allowed
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, stake_account, withdrawn_of
 from aicf.core.settlement import Payout
+from aicf.core.types import MAX_AMOUNT
 from aicf.service.decisions import decision_pool
-from aicf.store.interface import Snapshot, Store
+from aicf.store.interface import CorruptValueError, Snapshot, Store
 
 STATE_TAG = "aicf/state/v1"
 
@@ -316,6 +317,10 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
     for account, value in sorted(recomputed.items()):
         if value < 0 and account != EXTERNAL:
             problems.append(f"balance of {account} is negative: {value}")
+    # (2b) every balance, stored or recomputed, fits in 64 bits (SPEC §1: amounts < 2^63)
+    for account, value in sorted(set(recomputed.items()) | set(stored.items())):
+        if not -MAX_AMOUNT < value < MAX_AMOUNT:
+            problems.append(f"balance of {account} is {value}, outside -(2^63-1)..2^63-1")
     # (3) the supply changes only by mint (and claims paid out): Σ balances (external excluded) == minted − withdrawn
     minted = minted_of(postings)
     withdrawn = withdrawn_of(postings)
@@ -354,6 +359,7 @@ def verify_snapshot(snap: Snapshot) -> VerifyReport:
         checks=(
             "every balance equals the sum of its entries",
             "no balance is negative (external excepted)",
+            "every balance fits in 64 bits",
             "Σ balances == minted − withdrawn by claims",
             "every job's status follows from its transitions by allowed moves",
             "the stored blocks form one chain",
@@ -426,5 +432,14 @@ def _coordinator_problems(snap: Snapshot, balances: dict[str, int]) -> list[str]
 
 
 def verify(store: Store) -> VerifyReport:
+    """verify_snapshot of the store; a stored value of the wrong type (a balance stored as a float) is reported
+    as a violation, not raised."""
     with store.transaction() as tx:
-        return verify_snapshot(tx.snapshot())
+        try:
+            snap = tx.snapshot()
+        except CorruptValueError as exc:
+            return VerifyReport(
+                problems=(str(exc),), checks=("every stored value has its column's type",), minted=0, accounts=0,
+                entries=0, jobs=0,
+            )  # fmt: skip
+    return verify_snapshot(snap)

@@ -5,7 +5,9 @@ transaction, so a WebSocket client sees exactly what was committed, in order.
 """
 
 import logging
+import threading
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -69,12 +71,13 @@ from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until,
 from aicf.core.types import MAX_AMOUNT, MicroAnm
 from aicf.proofs.ai_v1 import check_runtime_claim
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
-from aicf.proofs.quantum import derive_batch
+from aicf.proofs.quantum import QuantumBatch, derive_batch
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.errors import (
     InvalidRegistrationError,
     LeaseNotFoundError,
     NotLeaseHolderError,
+    ProviderBannedError,
     StakeError,
     UnknownProviderError,
 )
@@ -99,11 +102,15 @@ log = logging.getLogger("aicf.coordinator")
 
 KINDS = ("ai", "quantum")
 TEE_CLASSES = ("sev-snp", "tdx", "sgx", "nitro", "nvidia-gpu", "cca")
+MAX_NAME_CHARS = 64  # a model, device, region or TEE class name (issue 15: text from outside is bounded)
+MAX_MODELS = 32
+MAX_DEVICES = 16
 GRANT_TAG = "aicf/grant/v1"
 QOS_WINDOW_TAG = "aicf/qoswindow/v1"  # names the window that ends a QOS_CHRONIC run: one slash per such window
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
 MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
+MAX_CACHED_BATCH_BYTES = 64 << 20  # the circuits of the quantum trap batches kept for aicf.nextLease
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 
 
@@ -214,6 +221,12 @@ class Coordinator:
         self._qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
         self.trap_shortfalls: dict[str, TrapShortfall] = {}  # model → traps the fund could not pay (issue 17)
+        # aicf.nextLease: a quantum lease's trap batch is built once per lease (issue 15: it costs about a second
+        # of CPU and a provider can poll), then kept while the lease may live; bounded, oldest dropped first.
+        self.derive_batch: Callable[[bytes, int, bytes, bytes, Params], QuantumBatch] = derive_batch
+        self._batches: OrderedDict[bytes, QuantumBatch] = OrderedDict()
+        self._batch_bytes = 0
+        self._batches_lock = threading.Lock()
 
     # -- trap seeds and AI traps (SPEC §8; aicf.service.traps) --------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:
@@ -399,16 +412,40 @@ class Coordinator:
 
     # -- registry and stake (SPEC §9) ----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:
-        """Register a provider; registering the same key again returns the first registration unchanged."""
+        """Register a provider with nothing bonded (in-process setups that bond right after: tests, the replica
+        harness). Outside callers go through `register_staked`. Registering the same key again returns the
+        first registration unchanged."""
+        return self._register(public_key, caps, bond=False, stake=None)
+
+    def register_staked(self, public_key: bytes, caps: Capabilities, stake: int | None = None) -> Provider:
+        """aicf.register (issue 15: registration is not free): bond `stake` µANM, or the provider's whole balance
+        when None, from provider:<id> in the registration's transaction. Raises InvalidRegistrationError naming
+        `stake` (nothing stored) when that is below params.min_stake or more than the balance holds; the balance
+        is funded before registering (devnet: aicf.fundProvider on the provider id)."""
+        return self._register(public_key, caps, bond=True, stake=stake)
+
+    def _register(self, public_key: bytes, caps: Capabilities, *, bond: bool, stake: int | None) -> Provider:
         _check_caps(caps, self.params)
         if len(public_key) != 32:
             raise InvalidRegistrationError("public_key", f"expected a 32-byte Ed25519 key, got {len(public_key)}")
+        floor = max(self.params.min_stake, 1)
+        if stake is not None and (isinstance(stake, bool) or not floor <= stake < MAX_AMOUNT):
+            raise InvalidRegistrationError("stake", f"must be {floor}..2^63-1 µANM (params.min_stake), got {stake}")
         pid = provider_id(public_key)
         now = self.clock.now()
         with self.store.transaction() as tx:
             existing = tx.get_provider(pid)
             if existing is not None:
                 return existing
+            account = provider_account(pid)
+            balance = tx.balances([account])[account] if bond else 0
+            bonded = (balance if stake is None else stake) if bond else 0
+            if bond and not floor <= bonded <= balance:
+                raise InvalidRegistrationError(
+                    "stake",
+                    f"registration bonds {floor if stake is None else stake} µANM or more (params.min_stake "
+                    f"{floor}) from {account}, which holds {balance}; fund it first",
+                )
             provider = Provider(
                 provider_id=pid,
                 public_key=public_key,
@@ -427,9 +464,14 @@ class Coordinator:
                 updated_at=now,
                 unit_burst_mu=caps.unit_burst_mu,
                 unit_rate_mu_per_day=caps.unit_rate_mu_per_day,
+                bonded=bonded,
             )
             tx.insert_provider(provider)
             tx.record_provider_move(pid, None, ProviderStatus.ACTIVE, "registered", now)
+            if bonded:
+                posting = Posting(debit=account, credit=stake_account(pid), amount=MicroAnm(bonded), ref_kind="stake",
+                                  ref=pid)  # fmt: skip
+                tx.post([posting], None, now)
             tx.commit()
         log.info("provider 0x%s registered: %s", pid.hex()[:12], ",".join(provider.kinds))
         return provider
@@ -459,6 +501,23 @@ class Coordinator:
             _update_provider(tx, updated, provider.status)
             tx.commit()
         return updated
+
+    def fund_unregistered(self, pid: bytes, amount: int) -> int:
+        """Devnet operator mint into provider:<id> of a provider not registered yet, which registration then bonds
+        (`register_staked`); returns the new balance. Raises StakeError for an amount out of range and
+        BalanceOverflowError (nothing stored) for a balance that would pass 2^63."""
+        if isinstance(amount, bool) or not 0 < amount < MAX_AMOUNT:
+            raise StakeError(f"fund amount must be > 0 and < 2^63, got {amount}")
+        now = self.clock.now()
+        account = provider_account(pid)
+        with self.store.transaction() as tx:
+            if tx.get_provider(pid) is not None:
+                raise StakeError(f"provider 0x{pid.hex()} is registered: fund its stake instead")
+            tx.post([Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=pid)],
+                    None, now)  # fmt: skip
+            balance = tx.balances([account])[account]
+            tx.commit()
+        return balance
 
     def withdraw_stake(self, pid: bytes, amount: int) -> Provider:
         """Start unbonding `amount`: it stays slashable for params.unbonding_s, then returns to provider:<id>."""
@@ -490,6 +549,8 @@ class Coordinator:
         with LeaseNotFoundError or NotLeaseHolderError, and nothing is written."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            if _require_provider(tx, pid).status is ProviderStatus.BANNED:
+                raise ProviderBannedError(pid, "heartbeat")
             for lid in lease_ids:
                 lease = _require_lease(tx, lid)
                 if lease.provider_id != pid:
@@ -510,7 +571,8 @@ class Coordinator:
         """The provider's live leases with what it needs to run them (aicf.nextLease)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            _require_provider(tx, pid)
+            if _require_provider(tx, pid).status is ProviderStatus.BANNED:
+                raise ProviderBannedError(pid, "leases")
             work: list[LeaseWork] = []
             for lease in tx.live_leases_of(pid):
                 if lease.expires_at <= now:
@@ -522,7 +584,7 @@ class Coordinator:
                 if job.kind == "quantum":
                     circuit, shots = request.get("circuit"), request.get("shots")
                     if isinstance(circuit, bytes) and isinstance(shots, int):
-                        batch = derive_batch(circuit, shots, self.trap_seed(lease.epoch), job.task_id, self.params)
+                        batch = self._batch_of(lease, job, circuit, shots)
                         work.append(
                             LeaseWork(
                                 lease=lease, job=job, request=request, batch=batch.circuits, batch_shots=batch.shots
@@ -531,6 +593,21 @@ class Coordinator:
                         continue
                 work.append(LeaseWork(lease=lease, job=job, request=request))
         return work
+
+    def _batch_of(self, lease: LeaseRecord, job: Job, circuit: bytes, shots: int) -> QuantumBatch:
+        """The lease's trap batch: derived from the lease's epoch seed and the task, so the same on every call."""
+        with self._batches_lock:
+            found = self._batches.get(lease.lease_id)
+        if found is not None:
+            return found
+        built = self.derive_batch(circuit, shots, self.trap_seed(lease.epoch), job.task_id, self.params)
+        with self._batches_lock:
+            if lease.lease_id not in self._batches:
+                self._batches[lease.lease_id] = built
+                self._batch_bytes += _batch_size(built)
+            while self._batch_bytes > MAX_CACHED_BATCH_BYTES and len(self._batches) > 1:
+                self._batch_bytes -= _batch_size(self._batches.popitem(last=False)[1])
+        return built
 
     def release(self, pid: bytes, lid: bytes) -> LeaseRecord:
         """The holder hands a lease back: it is excluded for the task, with no strike (SPEC §7)."""
@@ -1144,7 +1221,9 @@ class Coordinator:
 
     # -- payouts (SPEC §11) --------------------------------------------------------------------------------
     def claim_payout(self, pid: bytes, nonce: int) -> Claim:
-        """Withdraw the provider's whole balance; idempotent on claim_id = H("aicf/claim/v1", provider, nonce)."""
+        """Withdraw the provider's whole balance; idempotent on claim_id = H("aicf/claim/v1", provider, nonce).
+        A new claim of an empty balance raises StakeError and stores nothing. A BANNED provider may still claim
+        what its released stake and earnings left in its account."""
         if isinstance(nonce, bool) or not 0 <= nonce < MAX_AMOUNT:
             raise StakeError(f"claim nonce must be >= 0 and < 2^63, got {nonce}")
         cid = claim_id(pid, nonce)
@@ -1156,14 +1235,15 @@ class Coordinator:
                 return first
             account = provider_account(pid)
             amount = tx.balances([account])[account]
+            if amount <= 0:  # issue 15: an empty claim would only add a record per call
+                raise StakeError(f"nothing to claim: {account} holds 0 µANM (no claim was made)")
             claim = Claim(claim_id=cid, provider_id=pid, amount=MicroAnm(amount), time=now)
             tx.insert_claim(claim)
-            if amount > 0:
-                tx.post(
-                    [Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind="claim", ref=cid)],
-                    None,
-                    now,
-                )
+            tx.post(
+                [Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind="claim", ref=cid)],
+                None,
+                now,
+            )
             tx.commit()
         return claim
 
@@ -1249,6 +1329,10 @@ class Coordinator:
         if provider.status is not to and provider.status is not ProviderStatus.BANNED:
             updated = replace(updated, status=check_provider_move(provider.provider_id, provider.status, to))
             tx.record_provider_move(provider.provider_id, provider.status, to, f"slashed: {reason.value}", now)
+            if to is ProviderStatus.BANNED and updated.bonded > 0:  # issue 15: what is left unbonds, still
+                # slashable for unbonding_s; the sweep then releases it to provider:<id>, where a claim takes it
+                updated = replace(updated, bonded=0, unbonding=updated.unbonding + updated.bonded,
+                                  unbonding_until=now + self.params.unbonding_s)  # fmt: skip
         elif provider.status is ProviderStatus.JAILED and until is not None:
             updated = replace(updated, jailed_until=max(until, provider.jailed_until or 0))
         _update_provider(tx, updated, provider.status)
@@ -1369,7 +1453,31 @@ class ChainWriter(Protocol):
         """Send a transaction from `sender` (the coordinator's trap callers; on a devnet, no signature)."""
 
 
+def _batch_size(batch: QuantumBatch) -> int:
+    return sum(len(c) for c in batch.circuits) + 64 * len(batch.circuits)
+
+
+def _check_names(field: str, names: Sequence[str], most: int) -> None:
+    """Issue 15: every text list from outside has a count cap and names of 1..MAX_NAME_CHARS printable characters."""
+    if len(names) > most:
+        raise InvalidRegistrationError(field, f"at most {most} names, got {len(names)}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS or not name.isprintable():
+            shown = repr(name[:40]) + ("…" if isinstance(name, str) and len(name) > 40 else "")
+            raise InvalidRegistrationError(
+                f"{field}[{i}]", f"a name is 1..{MAX_NAME_CHARS} printable characters, got {shown}"
+            )
+
+
 def _check_caps(caps: Capabilities, params: Params) -> None:
+    for field_name, names, most in (
+        ("kinds", caps.kinds, len(KINDS)),
+        ("models", caps.models, MAX_MODELS),
+        ("devices", caps.devices, MAX_DEVICES),
+        ("regions", caps.regions, params.max_regions),
+        ("tee_classes", caps.tee_classes, len(TEE_CLASSES)),
+    ):
+        _check_names(field_name, names, most)
     if not caps.kinds or any(k not in KINDS for k in caps.kinds):
         raise InvalidRegistrationError("kinds", f"expected a non-empty subset of {KINDS}, got {list(caps.kinds)}")
     unknown = [m for m in caps.models if params.weight_milli(m) is None]

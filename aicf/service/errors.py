@@ -19,6 +19,14 @@ class StakeError(AicfError):
     """A stake deposit, withdrawal or claim that the rules refuse (amount, balance, status)."""
 
 
+class ProviderBannedError(AicfError):
+    """A BANNED provider asked for anything but a claim (its stake unbonds and is released to its account)."""
+
+    def __init__(self, provider_id: bytes, what: str) -> None:
+        super().__init__(f"provider 0x{provider_id.hex()} is banned: no {what}; it may only claim its balance")
+        self.provider_id, self.what = provider_id, what
+
+
 class LeaseNotFoundError(AicfError):
     def __init__(self, lease_id: bytes, why: str) -> None:
         super().__init__(f"lease 0x{lease_id.hex()} {why}")

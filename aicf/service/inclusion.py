@@ -4,21 +4,22 @@ the same ResultRecord, so settlement never depends on a coordinator's private st
 
 from collections.abc import Mapping
 
-import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError
 from aicf.core.chain import ProofInclusion
 from aicf.core.records import ResultRecord
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, parse_envelope
+from aicf.proofs.untrusted import decode_untrusted
 
 
 def _decode_map(raw: object) -> Mapping[str, object] | None:
     if not isinstance(raw, bytes):
         return None
-    try:
-        value = cbor2.loads(raw)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError):
+    try:  # chain data anyone can submit: bounded, no shared references (issue 15)
+        value = decode_untrusted(raw, ENVELOPE_CBOR_LIMITS, "included envelope")
+    except UntrustedCborError:
         return None
     return value if isinstance(value, dict) else None
 

@@ -303,9 +303,11 @@ def _apply_block(
     price_bps = params.price_initial_bps if price is None else price
     work = _BlockWork()
     _prefetch(tx, work, block)
+    income = treasury_income(block.issuance, block.fees, params)
+    # the supply after this block's mint: a deposit that would take it past 2^63 is refused, not posted (issue 15)
+    work.balances[EXTERNAL] = tx.balances([EXTERNAL])[EXTERNAL] - income
     for ctx in block.txs:
         _apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth, operator_key)
-    income = treasury_income(block.issuance, block.fees, params)
     if income > 0:
         work.postings.append(
             Posting(debit=EXTERNAL, credit=TREASURY, amount=income, ref_kind="treasury_income", ref=block.hash)
@@ -428,7 +430,11 @@ def _deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
     have = _balance(tx, work, account)
     if have + amount >= MAX_AMOUNT:
         raise RequestError("amount", f"{account} would exceed 2^63 µANM")
+    supply = _balance(tx, work, EXTERNAL)  # minus everything minted so far
+    if supply - amount <= -MAX_AMOUNT:
+        raise RequestError("amount", f"the supply would pass 2^63 µANM ({-supply} minted so far)")
     work.balances[account] = have + amount
+    work.balances[EXTERNAL] = supply - amount
     work.postings.append(
         Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=ctx.tx_hash)
     )

@@ -20,3 +20,8 @@ class StoreNonces:
             if fresh:
                 tx.commit()
             return fresh
+
+    def forget(self, provider_id: bytes, nonce: bytes) -> None:
+        with self._store.transaction() as tx:
+            tx.forget_nonce(provider_id, nonce)
+            tx.commit()

@@ -31,7 +31,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.service.decisions import whole_decision
-from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx
+from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx, read_transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,22 +98,27 @@ def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: in
 
 
 def list_providers(store: Store, now: int, params: Params, after: bytes | None, limit: int) -> list[ProviderView]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         counts = tx.live_lease_counts()
         rows = [p for p in tx.providers() if after is None or p.provider_id > after][:limit]
         return [provider_view(tx, p, now, params, counts.get(p.provider_id, 0)) for p in rows]
 
 
 def get_provider(store: Store, pid: bytes, now: int, params: Params) -> ProviderView | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         provider = tx.get_provider(pid)
         if provider is None:
             return None
         return provider_view(tx, provider, now, params, tx.live_lease_counts().get(pid, 0))
 
 
+def get_provider_record(store: Store, pid: bytes) -> Provider | None:
+    with read_transaction(store) as tx:
+        return tx.get_provider(pid)
+
+
 def list_jobs(store: Store, statuses: Sequence[JobStatus], after: bytes | None, limit: int) -> list[Job]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.list_jobs(statuses, after, limit)
 
 
@@ -136,7 +141,7 @@ def latest_provider(leases: Sequence[LeaseRecord]) -> bytes | None:
 
 
 def job_story(store: Store, task_id: bytes) -> JobStory | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         job = tx.get_job(task_id)
         if job is None:
             return None
@@ -154,17 +159,17 @@ def job_story(store: Store, task_id: bytes) -> JobStory | None:
 
 
 def get_result(store: Store, task_id: bytes) -> ResultRecord | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.get_result(task_id)
 
 
 def get_balances(store: Store, accounts: Sequence[str]) -> dict[str, int]:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         return tx.balances(accounts)
 
 
 def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | None:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         batch = tx.get_batch(epoch)
         if batch is None:
             return None
@@ -172,7 +177,7 @@ def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | No
 
 
 def status(store: Store, now: int, params: Params) -> Status:
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:
         head = tx.head_block()
         counts = tx.job_counts()
         first = tx.oldest_queued_height()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from aicf.core.clock import Clock
 from aicf.core.trust import POLICY, ROOT, PolicyRecord, RootRecord, TrustChange
+from aicf.core.types import MAX_AMOUNT
 from aicf.proofs.attestation.alarms import Expiry, root_expiries
 from aicf.proofs.attestation.registry import (
     PolicyFormatError,
@@ -31,7 +32,7 @@ from aicf.proofs.attestation.result import Policy, SnpTcb
 from aicf.proofs.attestation.roots import VENDORS, PinnedRoot, VendorRoots, VendorRootsError, rotate_root
 from aicf.proofs.attestation.verify import VERIFIERS
 from aicf.service.errors import InvalidPolicyError, InvalidRootError
-from aicf.store.interface import Store, Tx
+from aicf.store.interface import Store, Tx, read_transaction
 
 MAX_NAME = 100
 ExpiryItem = Expiry  # what `root_expiries` returns, as the transports may name it
@@ -199,6 +200,10 @@ class TrustRegistry:
             _check_activation(activation_height, head, InvalidRootError)
             if overlap_blocks < 0:
                 raise InvalidRootError("overlap_blocks", f"must be >= 0, got {overlap_blocks}")
+            if activation_height + overlap_blocks >= MAX_AMOUNT:  # the retirement height is stored as 64 bits
+                raise InvalidRootError(
+                    "overlap_blocks", f"activation_height + overlap_blocks must be < 2^63, got {overlap_blocks}"
+                )
             stored = [r for r in tx.vendor_roots() if (r.vendor, r.name) == (vendor, name)]
             if not stored:
                 raise InvalidRootError("name", f"{vendor}/{name} has no stored version to rotate; add it first")
@@ -289,11 +294,11 @@ class TrustRegistry:
 
     # -- reads -----------------------------------------------------------------------------------------------
     def roots(self) -> list[RootRecord]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             return tx.vendor_roots()
 
     def root_views(self) -> list[RootView]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             nxt = _head(tx) + 1
             stored = tx.vendor_roots()
         out: list[RootView] = []
@@ -309,17 +314,17 @@ class TrustRegistry:
         return out
 
     def policies(self) -> list[PolicyVersion]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             return [PolicyVersion(record=p, policy=decode_policy(p.policy)) for p in tx.attestation_policies()]
 
     def changes(self) -> list[TrustChange]:
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             return tx.trust_changes()
 
     def root_expiries(self) -> tuple[Expiry, ...]:
         """Certificate expiry (not_after, unix seconds) of every root not yet retired: in force at the next block
         or scheduled to be. The caller subtracts its own `now` (SPEC §13's collateral alarm)."""
-        with self.store.transaction() as tx:
+        with read_transaction(self.store) as tx:
             nxt = _head(tx) + 1
             live = [r for r in tx.vendor_roots() if r.expiry_height is None or r.expiry_height > nxt]
         return root_expiries(VendorRoots(roots=tuple(pinned(r) for r in live)))

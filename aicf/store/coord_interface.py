@@ -266,7 +266,11 @@ class CoordinatorTx(Protocol):
         """False if the nonce was used by this provider and has not expired (its expires_at > now); otherwise
         remember it until `expires_at`. The provider's expired nonces are forgotten on the way."""
 
+    def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
+        """Forget a recorded (provider_id, nonce): the call it signed was refused and changed nothing."""
+
     # -- traps (SPEC §8) -----------------------------------------------------------------------------------
+
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
         """The commitment of an epoch's trap seed; False (nothing written) if the epoch has one."""
 

@@ -9,7 +9,8 @@ StoreError (an AicfError)
  ├── StoreUnavailableError   the database cannot be reached, is read-only or is locked: nothing was written
  ├── ConcurrentUpdateError   a guarded write found the row moved by another writer: retry the use-case
  ├── IdempotencyConflictError  a key replayed with a different request
- └── SchemaError             the database is newer than this code, or a migration failed
+ ├── SchemaError             the database is newer than this code, or a migration failed
+ └── CorruptValueError       a stored value of the wrong type (a float where an integer belongs)
 """
 
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,15 @@ class SchemaError(StoreError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"database schema: {reason}")
         self.reason = reason
+
+
+class CorruptValueError(StoreError, TypeError):
+    """A stored value that is not of its column's type, e.g. a balance SQLite turned into a float after an
+    integer overflow: reported (aicf db verify, -32031), never a bare TypeError."""
+
+    def __init__(self, expected: str, value: object) -> None:
+        super().__init__(f"a stored value is not {expected}: got {type(value).__name__} {str(value)[:40]}")
+        self.expected, self.value = expected, value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +254,20 @@ class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]: ...
     def close(self) -> None: ...
+
+
+class ReadableStore(Store, Protocol):
+    def read_transaction(self) -> AbstractContextManager[Tx]:
+        """A transaction that only reads: it takes no write lock (SQLite: a deferred BEGIN on a query-only
+        connection; PostgreSQL: READ ONLY, REPEATABLE READ) and never commits; a write in it fails."""
+        ...
+
+
+def read_transaction(store: Store) -> AbstractContextManager[Tx]:
+    """The store's read-only transaction (issue 15: reads never take the write lock); a store without one
+    (a test double) reads in an ordinary transaction that it never commits."""
+    opener = getattr(store, "read_transaction", None)
+    return opener() if callable(opener) else store.transaction()
 
 
 META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects were applied

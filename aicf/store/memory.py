@@ -23,7 +23,7 @@ from aicf.core.chain import (
 )
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, LedgerEntry, NegativeBalanceError, Posting, deltas_of
+from aicf.core.ledger import EXTERNAL, LedgerEntry, NegativeBalanceError, Posting, check_balances_fit, deltas_of
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -278,6 +278,7 @@ class MemoryTx(MemoryTrustTx):
             have = self._s.balances.get(account, 0)
             if account != EXTERNAL and have + delta < 0:
                 raise NegativeBalanceError(account, have, -delta)
+        check_balances_fit(self._s.balances, deltas)
         for account, delta in deltas.items():
             self._s.balances[account] = self._s.balances.get(account, 0) + delta
         for p in postings:
@@ -758,6 +759,9 @@ class MemoryTx(MemoryTrustTx):
         n[(provider_id, nonce)] = expires_at
         return True
 
+    def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
+        self._s.nonces.pop((provider_id, nonce), None)
+
     # -- traps ----------------------------------------------------------------------------------------
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
         if seed.epoch in self._s.trap_seeds:
@@ -831,6 +835,12 @@ class MemoryStore:
             yield tx
             if tx.committed:
                 self._state = tx.state
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[MemoryTx]:
+        """A copy that is never committed: writes in it are lost, as a read-only transaction's would fail."""
+        with self._lock:
+            yield MemoryTx(self._state.copy())
 
     def close(self) -> None:
         return None

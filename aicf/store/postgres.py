@@ -435,5 +435,15 @@ class PostgresStore:
                 _rollback(conn)
             self._pool.putconn(conn)
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[PostgresTx]:
+        """READ ONLY and REPEATABLE READ: one snapshot for every query, no row locks, never committed."""
+        with self.transaction() as tx:
+            try:
+                tx._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            except psycopg.Error as exc:
+                raise _mapped("read_transaction", exc, self.dsn) from exc
+            yield tx
+
     def close(self) -> None:
         self._pool.close()

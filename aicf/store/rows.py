@@ -34,6 +34,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.core.types import MicroAnm, MilliUnits
+from aicf.store.interface import CorruptValueError
 
 Row = Sequence[object]
 _EMPTY_LIST = canonical_cbor([])
@@ -44,7 +45,7 @@ def _i(v: object) -> int:
     if isinstance(v, bool):
         return int(v)
     if not isinstance(v, int):
-        raise TypeError(f"expected an integer column, got {type(v).__name__}")
+        raise CorruptValueError("an integer", v)
     return v
 
 

@@ -13,7 +13,7 @@ from aicf.core.chain import CancelOutcome, CancelRequest, Claim, IngestedBlock, 
 from aicf.core.chain import Transition as JobTransition
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, deltas_of
+from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, check_balances_fit, deltas_of
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -182,11 +182,13 @@ class SqlTx(SqlTrustTx, ABC):
 
     def post(self, postings: Sequence[Posting], block_height: int | None, time: int) -> None:
         deltas = deltas_of(postings)
-        # Name the account before the database's CHECK would refuse it anonymously.
-        debited = [a for a, d in deltas.items() if d < 0 and a != EXTERNAL]
-        for account, have in self.balances(debited).items():
-            if have + deltas[account] < 0:
+        # Name the account before the database's CHECK would refuse it anonymously; refuse a balance that would
+        # leave 64 bits (SQLite would store it as a float).
+        touched = self.balances(deltas)
+        for account, have in touched.items():
+            if account != EXTERNAL and have + deltas[account] < 0:
                 raise NegativeBalanceError(account, have, -deltas[account])
+        check_balances_fit(touched, deltas)
         self._write_entries(postings, block_height, time)
         self._add_balances(deltas)
 
@@ -604,6 +606,9 @@ class SqlTx(SqlTrustTx, ABC):
     def use_nonce(self, provider_id: bytes, nonce: bytes, expires_at: int, now: int) -> bool:
         self._exec("delete_expired_nonces", {"provider_id": provider_id, "now": now})
         return self._exec("insert_nonce", {"provider_id": provider_id, "nonce": nonce, "expires_at": expires_at}) == 1
+
+    def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
+        self._exec("delete_nonce", {"provider_id": provider_id, "nonce": nonce})
 
     # -- traps (SPEC §8) ---------------------------------------------------------------------------------
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:

@@ -2,6 +2,7 @@
 
 One connection, serialized by a lock; every transaction starts with BEGIN IMMEDIATE, so it holds the write
 lock from its first statement and two coordinator processes on one file queue instead of deadlocking.
+Reads (`read_transaction`) use a second, query-only connection and a deferred BEGIN: they take no write lock.
 `synchronous=NORMAL` in WAL mode survives a killed process (the crash tests SIGKILL it) and loses at most
 the last commits on a power cut; `durable=True` selects FULL.
 """
@@ -140,6 +141,9 @@ class SqliteStore:
     ) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._read_only = read_only
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None  # opened by the first read_transaction
         try:
             if read_only:
                 target = Path(self.path).resolve().as_uri() + "?mode=ro"
@@ -221,10 +225,46 @@ class SqliteStore:
             if not tx.committed:
                 self._rollback()
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[SqliteTx]:
+        """Reads on their own query-only connection with a deferred BEGIN: a snapshot of the WAL that holds no
+        write lock, so a slow read never blocks a writer (issue 15). `:memory:` and read-only stores read on the
+        one connection, query-only for the duration."""
+        if self.path == ":memory:" or self._read_only:
+            with self._lock:
+                yield from self._read_on(self._conn)
+            return
+        with self._read_lock:
+            if self._reader is None:
+                try:
+                    self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+                except sqlite3.Error as exc:
+                    raise _unavailable(self.path, exc) from exc
+            yield from self._read_on(self._reader)
+
+    def _read_on(self, conn: sqlite3.Connection) -> Iterator[SqliteTx]:
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc) from exc
+        try:
+            yield SqliteTx(conn)
+        except sqlite3.Error as exc:
+            raise _unavailable(self.path, exc) from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("PRAGMA query_only=OFF")
+
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             self._conn.close()

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from aicf.client.signing import UNBOUND
 from aicf.transports.auth import Clock, MemoryNonceStore, NonceStore, ProviderKeys
 from aicf.transports.openrpc import openrpc_document
+from aicf.transports.results import DiscoverOut
 from aicf.transports.rpc import CallContext, Limits, Registry, RpcMethod, RpcServer
 from aicf.transports.schemas import NoParams
 from aicf.transports.ws import EventSource, WsLimits, WsServer
@@ -33,6 +35,7 @@ def build_app(
     extra_routes: Sequence[BaseRoute] = (),
     title: str = "aicf",
     version: str = "0.1.0",
+    deployment_id: bytes = UNBOUND,
 ) -> Starlette:
     """The app; `app.state.rpc` is the RpcServer, `app.state.events` the EventHub (call `notify()` after a commit),
     `app.state.ws` the WsServer."""
@@ -44,7 +47,7 @@ def build_app(
 
     methods.add(
         RpcMethod(name="rpc.discover", params_model=NoParams, handler=discover, access="read",
-                  summary="This server's OpenRPC document"),
+                  summary="This server's OpenRPC document", result_type=DiscoverOut),
         reserved_ok=True,
     )  # fmt: skip
     rpc = RpcServer(
@@ -54,6 +57,7 @@ def build_app(
         operator_token=operator_token,
         nonces=nonce_store if nonce_store is not None else MemoryNonceStore(),
         limits=limits or Limits(),
+        deployment_id=deployment_id,
     )
     ws = WsServer(event_source, ws_limits)
 

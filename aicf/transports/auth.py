@@ -2,10 +2,11 @@
 
 A provider request is checked in this order; the first failure decides and nothing is recorded for it:
   1. `auth` is present and well formed                   (ProviderAuthMissingError)
+     and `auth.deployment`, when given, is this server's   (WrongDeploymentError)
   2. `params` is a JSON value canonical CBOR can hold     (InvalidParamsError: floats, nulls)
   3. `auth.ts` is within ±window_s of the server's clock  (StaleTimestampError)
   4. a key is registered for `auth.provider_id`           (UnknownProviderError)
-  5. `auth.sig` verifies under that key                   (BadSignatureError)
+  5. `auth.sig` verifies under that key, over this server's deployment id (BadSignatureError)
 The nonce is recorded by `consume_nonce` only after the params passed their schema too, immediately before
 the handler runs, so a refused request never burns a nonce; a nonce seen within `NONCE_TTL_S` is refused
 (ReplayedNonceError). A nonce older than the window cannot be replayed either: its ts fails step 3.
@@ -21,7 +22,7 @@ from typing import Final, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from aicf.client.signing import rpc_digest
+from aicf.client.signing import UNBOUND, rpc_digest
 from aicf.core.encoding import canonical_cbor
 from aicf.core.errors import EncodingError
 from aicf.transports.errors import (
@@ -32,6 +33,7 @@ from aicf.transports.errors import (
     ReplayedNonceError,
     StaleTimestampError,
     UnknownProviderError,
+    WrongDeploymentError,
 )
 from aicf.transports.schemas import Auth, validate_params
 
@@ -51,6 +53,10 @@ class NonceStore(Protocol):
 
         Must be atomic: of two concurrent calls with the same pair, exactly one returns True.
         """
+        ...
+
+    def forget(self, provider_id: bytes, nonce: bytes) -> None:
+        """Drop a recorded pair: the call was refused by a method whose refusals give the nonce back."""
         ...
 
 
@@ -79,6 +85,10 @@ class MemoryNonceStore:
             self._order.append((now, key))
             return True
 
+    def forget(self, provider_id: bytes, nonce: bytes) -> None:
+        with self._lock:
+            self._seen.pop((provider_id, nonce), None)  # its _order entry no longer matches and is skipped
+
     def __len__(self) -> int:
         return len(self._seen)
 
@@ -103,7 +113,13 @@ class VerifiedAuth:
 
 
 def verify_provider(
-    method: str, params: object, auth: object, now: int, keys: ProviderKeys, window_s: int = TS_WINDOW_S
+    method: str,
+    params: object,
+    auth: object,
+    now: int,
+    keys: ProviderKeys,
+    window_s: int = TS_WINDOW_S,
+    deployment: bytes = UNBOUND,
 ) -> VerifiedAuth:
     """Steps 1-5 of the module docstring; returns who signed. Records nothing."""
     if auth is None:  # (1)
@@ -115,6 +131,8 @@ def verify_provider(
     except InvalidParamsError as exc:
         field, reason = exc.problems[0]
         raise ProviderAuthMissingError(f"malformed auth: auth.{field}: {reason}") from None
+    if parsed.deployment is not None and parsed.deployment != deployment:
+        raise WrongDeploymentError(parsed.deployment, deployment)
     try:  # (2)
         params_cbor = canonical_cbor(params)
     except EncodingError as exc:
@@ -129,7 +147,7 @@ def verify_provider(
         raise UnknownProviderError(parsed.provider_id)
     try:  # (5)
         Ed25519PublicKey.from_public_bytes(key).verify(
-            parsed.sig, rpc_digest(method, params_cbor, parsed.ts, parsed.nonce)
+            parsed.sig, rpc_digest(method, params_cbor, parsed.ts, parsed.nonce, deployment)
         )
     except (InvalidSignature, ValueError):
         raise BadSignatureError(parsed.provider_id) from None

@@ -181,10 +181,9 @@ def run_command(
         works = _works(kinds, served, echo, public_jobs)
         client = RpcClient(rpc_url(url), operator_token=operator_token, provider_key=key, clock=clock)
         agent = ProviderAgent(client, key, config, works, on_report=_print_report)
-        view = agent.register()
-        bonded = _bonded(view, 0)
-        if fund:
-            bonded = _bonded(agent.fund(fund), bonded + fund)
+        if fund:  # first: a new provider's registration bonds the minted balance (issue 15)
+            agent.fund(fund)
+        bonded = _bonded(agent.register(), 0)
         if stake > bonded:
             bonded = _bonded(agent.stake(stake - bonded), stake)
     except (AicfError, RpcError, RpcTransportError) as exc:

@@ -16,7 +16,8 @@ AicfError
       ├── StaleTimestampError    -32054  auth.ts outside the window around the server's clock
       ├── UnknownProviderError   -32055  no key registered for auth.provider_id
       ├── BadSignatureError      -32056  auth.sig does not verify
-      └── ReplayedNonceError     -32057  auth.nonce was already used
+      ├── ReplayedNonceError     -32057  auth.nonce was already used
+      └── WrongDeploymentError   -32059  auth.deployment names another deployment
 
 Anything that is not an `AicfError` is a bug: -32603 with a bland message, the traceback in the log only.
 Codes are append-only: a published code never changes meaning.
@@ -48,6 +49,7 @@ from aicf.service.errors import (
     LeaseNotFoundError,
     NotFoundError,
     NotLeaseHolderError,
+    ProviderBannedError,
     StakeError,
 )
 from aicf.service.errors import UnknownProviderError as ServiceUnknownProviderError
@@ -143,7 +145,8 @@ class BadSignatureError(RpcAuthError):
     def __init__(self, provider_id: bytes) -> None:
         super().__init__(
             f"auth.sig does not verify under the key of provider 0x{provider_id.hex()} "
-            '(it must sign H("aicf/rpc/v1", method, canonical_cbor(params), ts, nonce))'
+            '(it must sign H("aicf/rpc/v2", deployment, method, canonical_cbor(params), ts, nonce) with this '
+            "server's deployment id from aicf.getDeployment)"
         )
         self.provider_id = provider_id
 
@@ -152,6 +155,15 @@ class ReplayedNonceError(RpcAuthError):
     def __init__(self, nonce: bytes) -> None:
         super().__init__(f"auth.nonce 0x{nonce.hex()} was already used; sign each request with a fresh nonce")
         self.nonce = nonce
+
+
+class WrongDeploymentError(RpcAuthError):
+    def __init__(self, signed_for: bytes, here: bytes) -> None:
+        super().__init__(
+            f"auth.deployment 0x{signed_for.hex()} is not this server's deployment 0x{here.hex()} "
+            "(aicf.getDeployment): a call signed for another deployment is refused"
+        )
+        self.signed_for, self.here = signed_for, here
 
 
 # class -> (code, fixed public message or None to send str(exc)). Append-only; most specific class first.
@@ -169,6 +181,7 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     UnknownProviderError: (-32055, None),
     BadSignatureError: (-32056, None),
     ReplayedNonceError: (-32057, None),
+    WrongDeploymentError: (-32059, None),
     RpcProtocolError: (INVALID_REQUEST, None),
     RpcAuthError: (-32058, None),
     ServiceUnknownProviderError: (-32001, None),
@@ -177,6 +190,7 @@ RPC_ERRORS: Final[Mapping[type[BaseException], tuple[int, str | None]]] = {
     NotFoundError: (-32004, None),
     NotLeaseHolderError: (-32005, None),
     ConcurrentUpdateError: (-32006, "another writer changed the same records; retry the request"),
+    ProviderBannedError: (-32007, None),
     LeaseNotFoundError: (-32011, None),
     IdempotencyConflictError: (-32012, None),
     IllegalTransitionError: (-32010, None),

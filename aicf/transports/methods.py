@@ -8,13 +8,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import cbor2
-from pydantic import Field
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from pydantic import Field, create_model
 
+from aicf.client.signing import deployment_id
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.capacity import QUEUE_CLEAR_S
+from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError, scan_cbor
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
-from aicf.core.encoding import to_hex
+from aicf.core.encoding import tagged_hash, to_hex
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import is_account
 from aicf.core.params import Params
@@ -22,16 +25,29 @@ from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, R
 from aicf.core.settlement import Payout
 from aicf.service import reads
 from aicf.service.collateral import CollateralWatch
-from aicf.service.coordinator import Capabilities, Coordinator, LeaseWork, ProofOutcome, TrapShortfall
+from aicf.service.coordinator import (
+    KINDS,
+    MAX_DEVICES,
+    MAX_MODELS,
+    MAX_NAME_CHARS,
+    TEE_CLASSES,
+    Capabilities,
+    Coordinator,
+    LeaseWork,
+    ProofOutcome,
+    TrapShortfall,
+)
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
+from aicf.transports import results
 from aicf.transports.errors import InvalidParamsError
 from aicf.transports.methods_trust import trust_methods
 from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
 from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
 
 Json = Any
+CURSOR_TAG = "aicf/cursor/v2"
 
 
 # -- params ----------------------------------------------------------------------------------------------
@@ -51,16 +67,21 @@ class EpochParams(WireModel):
     epoch: Uint
 
 
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]  # issue 15: text from outside is bounded
+
+
 class RegisterParams(WireModel):
     public_key: Hex32
-    kinds: Annotated[tuple[str, ...], Field(min_length=1, max_length=2)]
-    models: Annotated[tuple[str, ...], Field(max_length=64)] = ()
-    devices: Annotated[tuple[str, ...], Field(max_length=64)] = ()
-    regions: Annotated[tuple[str, ...], Field(max_length=16)] = ()
-    tee_classes: Annotated[tuple[str, ...], Field(max_length=6)] = ()
-    max_leases: Annotated[int, Field(ge=1, le=64)] = 4
+    kinds: Annotated[tuple[Name, ...], Field(min_length=1, max_length=len(KINDS))]
+    models: Annotated[tuple[Name, ...], Field(max_length=MAX_MODELS)] = ()
+    devices: Annotated[tuple[Name, ...], Field(max_length=MAX_DEVICES)] = ()
+    regions: Annotated[tuple[Name, ...], Field(max_length=16)] = ()
+    tee_classes: Annotated[tuple[Name, ...], Field(max_length=len(TEE_CLASSES))] = ()
+    max_leases: Annotated[int, Field(ge=1, le=64)] = 4  # narrowed to 1..params.max_leases by build_registry
     unit_burst_mu: Uint = 0  # 0: SPEC §6's burst; the coordinator refuses more than SPEC's
     unit_rate_mu_per_day: Uint = 0  # 0: SPEC §6's refill
+    # µANM bonded from provider:<id> at registration (absent: the whole balance); at least params.min_stake
+    stake: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
 class AmountParams(WireModel):
@@ -261,23 +282,49 @@ def render_outcome(o: ProofOutcome) -> Json:
             "units_mu": o.units_mu, "slashed": o.slashed, "dropped": o.dropped}  # fmt: skip
 
 
-def _after(cursor: str | None) -> bytes | None:
+def _after(cursor: str | None, scope: str, secret: bytes) -> bytes | None:
     if cursor is None:
         return None
-    (key,) = decode_cursor(cursor, (bytes,))
+    (key,) = decode_cursor(cursor, (bytes,), scope, secret)
     return key if isinstance(key, bytes) else None
 
 
-def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None) -> Json:
+def _page(items: list[Json], rows: int, limit: int, last_key: bytes | None, scope: str, secret: bytes) -> Json:
     more = rows > limit
-    return {"items": items[:limit], "next_cursor": encode_cursor((last_key,)) if more and last_key else None}
+    cursor = encode_cursor((last_key,), scope, secret) if more and last_key else None
+    return {"items": items[:limit], "next_cursor": cursor}
 
 
 def build_registry(
-    coord: Coordinator, store: Store, clock: Clock, params: Params, *, collateral: CollateralWatch | None = None
+    coord: Coordinator,
+    store: Store,
+    clock: Clock,
+    params: Params,
+    *,
+    collateral: CollateralWatch | None = None,
+    chain_id: int = 0,
 ) -> Registry:
     """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet.
-    `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots."""
+    `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots.
+    `chain_id` and the coordinator's key make the deployment id provider signatures cover (aicf.getDeployment)."""
+    coordinator_key = coord.operator_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    deployment = {"chain_id": chain_id, "coordinator_key": to_hex(coordinator_key),
+                  "deployment_id": to_hex(deployment_id(chain_id, coordinator_key))}  # fmt: skip
+
+    # cursors are authenticated with a key every replica of this coordinator derives alike (issue 15)
+    cursor_secret = tagged_hash(
+        CURSOR_TAG, coord.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    )
+
+    # the schema states the max_leases range the coordinator enforces (params.max_leases), not a wider one
+    register_model = create_model(
+        "RegisterParams",
+        __base__=RegisterParams,
+        max_leases=(Annotated[int, Field(ge=1, le=params.max_leases)], min(4, params.max_leases)),
+    )
+
+    def get_deployment(_: NoParams, __: CallContext) -> Json:
+        return deployment
 
     def provider_of(ctx: CallContext) -> bytes:
         if ctx.provider_id is None:  # the framework verified auth before calling us
@@ -285,10 +332,11 @@ def build_registry(
         return ctx.provider_id
 
     def list_providers(p: PageParams, _: CallContext) -> Json:
-        views = reads.list_providers(store, clock.now(), params, _after(p.cursor), p.limit + 1)
+        after = _after(p.cursor, "aicf.listProviders", cursor_secret)
+        views = reads.list_providers(store, clock.now(), params, after, p.limit + 1)
         items = [render_provider(v, params) for v in views]
         last = views[min(len(views), p.limit) - 1].provider.provider_id if views else None
-        return _page(items, len(views), p.limit, last)
+        return _page(items, len(views), p.limit, last, "aicf.listProviders", cursor_secret)
 
     def get_provider(p: ById, _: CallContext) -> Json:
         view = reads.get_provider(store, p.id, clock.now(), params)
@@ -297,9 +345,13 @@ def build_registry(
         return render_provider(view, params)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
-        jobs = reads.list_jobs_with_providers(store, p.statuses, _after(p.cursor), p.limit + 1)
+        jobs = reads.list_jobs_with_providers(
+            store, p.statuses, _after(p.cursor, "aicf.listJobs", cursor_secret), p.limit + 1
+        )
         last = jobs[min(len(jobs), p.limit) - 1][0].task_id if jobs else None
-        return _page([render_job(j, provider) for j, provider in jobs], len(jobs), p.limit, last)
+        return _page(
+            [render_job(j, provider) for j, provider in jobs], len(jobs), p.limit, last, "aicf.listJobs", cursor_secret
+        )
 
     def get_job(p: ById, _: CallContext) -> Json:
         story = reads.job_story(store, p.id)
@@ -381,7 +433,7 @@ def build_registry(
         caps = Capabilities(kinds=p.kinds, models=p.models, devices=p.devices, regions=p.regions,
                             tee_classes=p.tee_classes, max_leases=p.max_leases, unit_burst_mu=p.unit_burst_mu,
                             unit_rate_mu_per_day=p.unit_rate_mu_per_day)  # fmt: skip
-        return render_provider_record(coord.register(p.public_key, caps), params)
+        return render_provider_record(coord.register_staked(p.public_key, caps, p.stake), params)
 
     def stake(p: AmountParams, ctx: CallContext) -> Json:
         return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount), params)
@@ -390,6 +442,10 @@ def build_registry(
         return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount), params)
 
     def fund_provider(p: FundParams, _: CallContext) -> Json:
+        if reads.get_provider_record(store, p.provider_id) is None:  # not registered yet: its stake-to-be
+            balance = coord.fund_unregistered(p.provider_id, p.amount)
+            return {"provider_id": to_hex(p.provider_id), "status": "UNREGISTERED", "balance": balance,
+                    "bonded_stake": 0, "unbonding_stake": 0}  # fmt: skip
         return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"), params)
 
     def heartbeat(p: HeartbeatParams, ctx: CallContext) -> Json:
@@ -404,9 +460,12 @@ def build_registry(
 
     def submit_proof(p: SubmitParams, ctx: CallContext) -> Json:
         try:
+            scan_cbor(p.envelope, ENVELOPE_CBOR_LIMITS, "envelope")  # bounded, before cbor2 builds anything
             raw = cbor2.loads(p.envelope)
-        except (cbor2.CBORDecodeError, ValueError, RecursionError):
-            raise InvalidParamsError([("envelope", "not CBOR: send the canonical CBOR of the envelope map")]) from None
+        except UntrustedCborError as exc:
+            raise InvalidParamsError(
+                [("envelope", f"{exc.reason} (send the canonical CBOR of the envelope map)")]
+            ) from None
         if not isinstance(raw, dict) or raw.get("provider_id") != provider_of(ctx):
             raise InvalidParamsError([("envelope", "must be a map whose provider_id is the signer of this call")])
         return render_outcome(coord.submit_proof(raw))
@@ -416,35 +475,144 @@ def build_registry(
         return {"claim_id": to_hex(c.claim_id), "amount": c.amount, "provider_id": to_hex(c.provider_id)}
 
     def m(name: str, model: type[Any], fn: Callable[[Any, CallContext], Json], access: str, summary: str,
-          **kw: Any) -> RpcMethod[Any]:  # fmt: skip
-        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary, **kw)  # type: ignore[arg-type]
+          *, result: Any = None, **kw: Any) -> RpcMethod[Any]:  # fmt: skip
+        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,  # type: ignore[arg-type]
+                         result_type=result, **kw)  # fmt: skip
 
     return Registry(
         [
-            m("aicf.listProviders", PageParams, list_providers, "read", "Providers with stake, status and QoS"),
-            m("aicf.getProvider", ById, get_provider, "read", "One provider"),
-            m("aicf.listJobs", ListJobsParams, list_jobs, "read", "Jobs, optionally by status"),
-            m("aicf.getJob", ById, get_job, "read", "A job's whole story: transitions, decisions, leases, payout"),
-            m("aicf.getBalance", BalanceParams, get_balance, "read", "An account's balance in µANM"),
-            m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task"),
-            m("aicf.getEpoch", EpochParams, get_epoch, "read", "A settled epoch's batch with its payouts"),
-            m("aicf.getStatus", NoParams, get_status, "read", "Queue, treasury, alarms and recent slashes"),
+            m(
+                "aicf.listProviders",
+                PageParams,
+                list_providers,
+                "read",
+                "Providers with stake, status and QoS",
+                result=results.ProviderPageOut,
+            ),
+            m("aicf.getProvider", ById, get_provider, "read", "One provider", result=results.ProviderViewOut),
+            m(
+                "aicf.listJobs",
+                ListJobsParams,
+                list_jobs,
+                "read",
+                "Jobs, optionally by status",
+                result=results.JobPageOut,
+            ),
+            m(
+                "aicf.getJob",
+                ById,
+                get_job,
+                "read",
+                "A job's whole story: transitions, decisions, leases, payout",
+                result=results.JobStoryOut,
+            ),
+            m(
+                "aicf.getBalance",
+                BalanceParams,
+                get_balance,
+                "read",
+                "An account's balance in µANM",
+                result=results.BalanceOut,
+            ),
+            m("aicf.getResult", ById, get_result, "read", "The ResultRecord of a task", result=results.ResultOut),
+            m(
+                "aicf.getEpoch",
+                EpochParams,
+                get_epoch,
+                "read",
+                "A settled epoch's batch with its payouts",
+                result=results.EpochOut,
+            ),
+            m(
+                "aicf.getStatus",
+                NoParams,
+                get_status,
+                "read",
+                "Queue, treasury, alarms and recent slashes",
+                result=results.StatusOut,
+            ),
+            m(
+                "aicf.getDeployment",
+                NoParams,
+                get_deployment,
+                "read",
+                "What provider signatures bind: chain, coordinator",
+                result=results.DeploymentOut,
+            ),
             m(
                 "aicf.register",
-                RegisterParams,
+                register_model,
                 register,
                 "provider",
                 "Register (self-certifying signature)",
                 self_certifying=True,
+                result=results.ProviderRecordOut,
             ),
-            m("aicf.stake", AmountParams, stake, "provider", "Bond stake from the provider's balance"),
-            m("aicf.withdraw", AmountParams, withdraw, "provider", "Start unbonding stake (7 days, slashable)"),
-            m("aicf.heartbeat", HeartbeatParams, heartbeat, "provider", "Heartbeat: extends every live lease"),
-            m("aicf.nextLease", NoParams, next_lease, "provider", "The provider's live leases and their work"),
-            m("aicf.releaseLease", LeaseParams, release, "provider", "Hand a lease back (no strike)"),
-            m("aicf.submitProof", SubmitParams, submit_proof, "provider", "Submit a signed ProofEnvelope"),
-            m("aicf.claimPayout", ClaimParams, claim, "provider", "Withdraw earnings; idempotent on the nonce"),
-            m("aicf.fundProvider", FundParams, fund_provider, "operator", "Devnet: mint stake for a provider"),
+            m(
+                "aicf.stake",
+                AmountParams,
+                stake,
+                "provider",
+                "Bond stake from the provider's balance",
+                result=results.ProviderRecordOut,
+            ),
+            m(
+                "aicf.withdraw",
+                AmountParams,
+                withdraw,
+                "provider",
+                "Start unbonding stake (7 days, slashable)",
+                result=results.ProviderRecordOut,
+            ),
+            m(
+                "aicf.heartbeat",
+                HeartbeatParams,
+                heartbeat,
+                "provider",
+                "Heartbeat: extends every live lease",
+                refusal_frees_nonce=True,
+                result=results.HeartbeatOut,
+            ),
+            m(
+                "aicf.nextLease",
+                NoParams,
+                next_lease,
+                "provider",
+                "The provider's live leases and their work",
+                result=results.WorkPageOut,
+            ),
+            m(
+                "aicf.releaseLease",
+                LeaseParams,
+                release,
+                "provider",
+                "Hand a lease back (no strike)",
+                result=results.LeaseOut,
+            ),
+            m(
+                "aicf.submitProof",
+                SubmitParams,
+                submit_proof,
+                "provider",
+                "Submit a signed ProofEnvelope",
+                result=results.OutcomeOut,
+            ),
+            m(
+                "aicf.claimPayout",
+                ClaimParams,
+                claim,
+                "provider",
+                "Withdraw earnings; idempotent on the nonce",
+                result=results.ClaimOut,
+            ),
+            m(
+                "aicf.fundProvider",
+                FundParams,
+                fund_provider,
+                "operator",
+                "Devnet: mint stake for a provider",
+                result=results.ProviderRecordOut | results.UnregisteredFundOut,
+            ),
             *trust_methods(coord.trust),
         ]
     )

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from aicf.core.encoding import to_hex
 from aicf.transports.errors import InvalidParamsError
+from aicf.transports.results import ReorgOut
 from aicf.transports.rpc import CallContext, RpcMethod
 from aicf.transports.schemas import WireModel
 
@@ -92,5 +93,6 @@ def devnet_reorg_method(reorg: Callable[[int], ReorgOutcome]) -> RpcMethod[Reorg
         handler=handler,
         access="operator",
         summary="Devnet: replace the last `depth` (1..6) blocks with a new branch",
+        result_type=ReorgOut,
         description="The coordinator's next pass restores its state at the fork point and replays the branch.",
     )

@@ -16,6 +16,7 @@ from aicf.core.txs import SignedTx, decode_signed_tx
 from aicf.service.errors import NotFoundError
 from aicf.service.requesters import Account, RequestOutcome, TxStatus
 from aicf.transports.errors import InvalidParamsError
+from aicf.transports.results import Hex32Str, HexStr, Out, UInt
 from aicf.transports.rpc import CallContext, RpcMethod
 from aicf.transports.schemas import Hex, Hex32, WireModel
 
@@ -40,6 +41,88 @@ class TaskParams(WireModel):
 
 class NoParams(WireModel):
     pass
+
+
+# -- result shapes (their JSON schemas are the OpenRPC result schemas; tests validate real answers) -----------
+class KindFeesOut(Out):
+    ai: UInt
+    quantum: UInt
+
+
+class ModelTermsOut(Out):
+    weight_milli: UInt
+
+
+class TermsOut(Out):
+    chain_id: UInt
+    price_bps: UInt
+    models: dict[str, ModelTermsOut]
+    best_qos_bps_product: UInt
+    reserve_fee_per_unit: KindFeesOut
+    suggested_fee_per_unit: KindFeesOut
+    max_prompt_bytes: UInt
+    max_circuit_bytes: UInt
+    max_tokens: UInt
+    max_runtime_ms: UInt
+    max_shots: UInt
+    max_open_jobs: UInt
+    faucet_max: UInt
+
+
+class SentOut(Out):
+    tx_hash: Hex32Str
+    sender: HexStr
+    nonce: UInt
+
+
+class RefusalOut(Out):
+    field: str
+    reason: str
+
+
+class TxStatusOut(Out):
+    tx_hash: Hex32Str
+    state: str
+    kind: str | None = None
+    sender: HexStr | None = None
+    height: UInt | None = None
+    index: UInt | None = None
+    task_id: Hex32Str | None = None
+    status: str | None = None
+    refused: RefusalOut | None = None
+    cancel_outcome: str | None = None
+
+
+class AccountOut(Out):
+    address: HexStr
+    chain_id: UInt
+    balance: UInt
+    next_nonce: UInt
+    pending: UInt
+    open_jobs: UInt
+
+
+class OutcomeResultOut(Out):
+    proof_id: Hex32Str
+    provider_id: Hex32Str
+    output_digest: Hex32Str
+    units_mu: UInt
+    qos: dict[str, UInt]
+    height: UInt
+    output: HexStr | None = None
+    results: Any = None
+
+
+class OutcomeOut(Out):
+    task_id: Hex32Str
+    kind: str
+    model: str
+    status: str
+    final: bool
+    escrow: UInt
+    charged: UInt | None
+    refunded: UInt | None
+    result: OutcomeResultOut | None
 
 
 def render_status(s: TxStatus) -> Json:
@@ -142,6 +225,7 @@ def requester_methods(
     return [
         RpcMethod(
             name="aicf.getRequestTerms",
+            result_type=TermsOut,
             params_model=NoParams,
             handler=get_terms,
             access="read",
@@ -149,6 +233,7 @@ def requester_methods(
         ),
         RpcMethod(
             name="aicf.sendTransaction",
+            result_type=SentOut,
             params_model=SendParams,
             handler=send_tx,
             access="read",
@@ -157,6 +242,7 @@ def requester_methods(
         ),
         RpcMethod(
             name="aicf.getTransaction",
+            result_type=TxStatusOut,
             params_model=TxHashParams,
             handler=get_tx,
             access="read",
@@ -164,6 +250,7 @@ def requester_methods(
         ),
         RpcMethod(
             name="aicf.getAccount",
+            result_type=AccountOut,
             params_model=AccountParams,
             handler=get_account,
             access="read",
@@ -171,6 +258,7 @@ def requester_methods(
         ),
         RpcMethod(
             name="aicf.readResult",
+            result_type=OutcomeOut,
             params_model=TaskParams,
             handler=read_result,
             access="read",

@@ -11,6 +11,7 @@ from pydantic import Field
 from aicf.core.encoding import to_hex
 from aicf.core.trust import RootRecord, TrustChange
 from aicf.service.trust import PolicySpec, PolicyVersion, RootView, TrustRegistry
+from aicf.transports import results
 from aicf.transports.rpc import CallContext, RpcMethod
 from aicf.transports.schemas import Hex, NoParams, Uint, WireModel
 
@@ -104,6 +105,11 @@ def render_change(c: TrustChange) -> Json:
             "height": c.height, "time": c.time}  # fmt: skip
 
 
+RESULTS: dict[str, Any] = {"aicf.listRoots": results.RootListOut, "aicf.addRoot": results.RootRecordOut,
+                           "aicf.rotateRoot": results.RotationOut, "aicf.listPolicies": results.PolicyListOut,
+                           "aicf.setPolicy": results.PolicySetOut}  # fmt: skip
+
+
 def trust_methods(trust: TrustRegistry) -> list[RpcMethod[Any]]:
     def list_roots(_: NoParams, __: CallContext) -> Json:
         return {"items": [render_root(v) for v in trust.root_views()],
@@ -142,7 +148,8 @@ def trust_methods(trust: TrustRegistry) -> list[RpcMethod[Any]]:
         return {"kind": record.kind, "version": record.version, "activation_height": record.activation_height}
 
     def m(name: str, model: type[Any], fn: Any, access: str, summary: str) -> RpcMethod[Any]:
-        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary)  # type: ignore[arg-type]
+        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,  # type: ignore[arg-type]
+                         result_type=RESULTS[name])  # fmt: skip
 
     return [
         m("aicf.listRoots", NoParams, list_roots, "read", "Pinned vendor root versions and the trust change log"),

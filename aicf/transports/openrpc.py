@@ -8,6 +8,8 @@ also document the `auth` member (`x-auth`), and every method lists the error cod
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pydantic import TypeAdapter
+
 from aicf.transports.errors import RPC_ERRORS
 from aicf.transports.rpc import Registry, RpcMethod
 from aicf.transports.schemas import Auth, PageParams
@@ -20,7 +22,7 @@ _COMMON_CODES: Final = {-32700: "parse error", -32600: "invalid request", -32601
 _ACCESS_CODES: Final[Mapping[str, tuple[int, ...]]] = {
     "read": (),
     "operator": (-32052,),
-    "provider": (-32053, -32054, -32055, -32056, -32057),
+    "provider": (-32053, -32054, -32055, -32056, -32057, -32059),
 }
 
 
@@ -30,6 +32,15 @@ def _codes_table() -> dict[int, str]:
     for cls, (code, _) in RPC_ERRORS.items():
         names.setdefault(code, []).append(cls.__name__)
     return {code: ", ".join(found) for code, found in names.items()}
+
+
+def _result_schema(method: RpcMethod[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The result's schema: generated from `result_type` (its sub-schemas go to components), else the one given."""
+    if method.result_type is not None:
+        schema = TypeAdapter(method.result_type).json_schema(ref_template=REF_TEMPLATE, mode="serialization")
+        schemas.update(schema.pop("$defs", {}))
+        return schema
+    return dict(method.result_schema) if method.result_schema else {}
 
 
 def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapping[int, str]) -> dict[str, Any]:
@@ -46,7 +57,7 @@ def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapp
         "summary": method.summary,
         "paramStructure": "by-name",
         "params": params,
-        "result": {"name": "result", "schema": dict(method.result_schema) if method.result_schema else {}},
+        "result": {"name": "result", "schema": _result_schema(method, schemas)},
         "errors": [{"code": c, "message": _COMMON_CODES.get(c) or described.get(c, "")} for c in codes],
         "x-access": method.access,
     }
@@ -56,7 +67,8 @@ def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapp
         doc["x-auth"] = {
             "member": "auth",
             "schema": Auth.model_json_schema(ref_template=REF_TEMPLATE),
-            "signs": 'Ed25519 over H("aicf/rpc/v1", method, canonical_cbor(params), ts, nonce)',
+            "signs": 'Ed25519 over H("aicf/rpc/v2", deployment, method, canonical_cbor(params), ts, nonce); '
+            "deployment: aicf.getDeployment's deployment_id",
         }
     elif method.access == "operator":
         doc["x-auth"] = {"header": "Authorization: Bearer <operator token>"}

@@ -20,6 +20,8 @@ closed). The last three carry a JSON-RPC error body with a null id.
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -33,7 +35,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from aicf.client.signing import UNBOUND
 from aicf.core.encoding import to_hex
+from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 from aicf.transports.auth import (
     TS_WINDOW_S,
@@ -91,6 +95,11 @@ class RpcMethod(Generic[P]):
     # params.public_key, and auth.provider_id must be H("aicf/provider/v1", public_key).
     self_certifying: bool = False
     result_schema: Mapping[str, Any] | None = None  # JSON schema of the result, for the OpenRPC document
+    result_type: Any = None  # or the type (aicf.transports.results) the schema is generated from
+    # The handler's refusal (an AicfError: its use-case rolled back) gives the nonce back (aicf.heartbeat, whose
+    # refusals say the named leases are not live; replaying one can never succeed). Other methods keep it used:
+    # a refused withdrawal replayed after a deposit would succeed.
+    refusal_frees_nonce: bool = False
 
 
 class Registry:
@@ -169,30 +178,44 @@ def dumps(value: JsonValue) -> bytes:
 # ---- pagination ---------------------------------------------------------------------------------------------
 
 CursorKey = tuple[int | str | bytes, ...]
-_CURSOR_VERSION: Final = "c1"
+_CURSOR_VERSION: Final = "c2"
+_CURSOR_MAC_LEN: Final = 16
 _KINDS: Final[Mapping[type, str]] = {int: "i", str: "s", bytes: "b"}
 
 
-def encode_cursor(key: CursorKey) -> str:
-    """An opaque cursor for the position just after `key` (a tuple of ints, strings and bytes)."""
-    parts: list[JsonValue] = [_CURSOR_VERSION]
+def _cursor_mac(secret: bytes, body: bytes) -> str:
+    return hmac.new(secret or b"aicf/cursor/v2", body, hashlib.sha256).digest()[:_CURSOR_MAC_LEN].hex()
+
+
+def encode_cursor(key: CursorKey, scope: str = "", secret: bytes = b"") -> str:
+    """An opaque cursor for the position just after `key` (a tuple of ints, strings and bytes) in the list
+    named `scope` (the method), authenticated with `secret` (issue 15: a forged or another list's cursor is
+    refused). A server without a secret still checks the scope and the checksum."""
+    parts: list[JsonValue] = [_CURSOR_VERSION, scope]
     for item in key:
         parts.append(["b", item.hex()] if isinstance(item, bytes) else [_KINDS[type(item)], item])
+    parts.append(_cursor_mac(secret, dumps(parts)))
     return base64.urlsafe_b64encode(dumps(parts)).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str, shape: tuple[type, ...]) -> CursorKey:
-    """The key inside a cursor made by encode_cursor; raises InvalidParamsError for anything else."""
+def decode_cursor(cursor: str, shape: tuple[type, ...], scope: str = "", secret: bytes = b"") -> CursorKey:
+    """The key inside a cursor made by encode_cursor for `scope` with `secret`; InvalidParamsError otherwise."""
     bad = InvalidParamsError([("cursor", "not a cursor this server issued; pass a next_cursor back unchanged")])
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw.decode("utf-8"))
     except (ValueError, binascii.Error, RecursionError):
         raise bad from None
-    if not isinstance(parts, list) or len(parts) != len(shape) + 1 or parts[0] != _CURSOR_VERSION:
+    if not isinstance(parts, list) or len(parts) != len(shape) + 3 or parts[0] != _CURSOR_VERSION:
+        raise bad
+    if parts[1] != scope:
+        shown = str(parts[1])[:40]
+        raise InvalidParamsError([("cursor", f"a cursor of {shown or 'another list'}, not of {scope or 'this list'}")])
+    mac = parts[-1]
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _cursor_mac(secret, dumps(parts[:-1]))):
         raise bad
     key: list[int | str | bytes] = []
-    for part, kind in zip(parts[1:], shape, strict=True):
+    for part, kind in zip(parts[2:-1], shape, strict=True):
         if not (isinstance(part, list) and len(part) == 2 and part[0] == _KINDS.get(kind)):
             raise bad
         value = part[1]
@@ -304,6 +327,7 @@ class RpcServer:
     operator_token: str | None = None
     nonces: NonceStore = field(default_factory=MemoryNonceStore)
     limits: Limits = field(default_factory=Limits)
+    deployment_id: bytes = UNBOUND  # what provider signatures must cover (aicf.client.signing.deployment_id)
 
     async def endpoint(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -382,7 +406,13 @@ class RpcServer:
             model = validate_params(method.params_model, params)
             if verified is not None:
                 consume_nonce(self.nonces, verified, now)
-            result = to_wire(method.handler(model, context))
+            try:
+                answer = method.handler(model, context)
+            except AicfError:
+                if verified is not None and method.refusal_frees_nonce:
+                    self.nonces.forget(verified.provider_id, verified.nonce)
+                raise
+            result = to_wire(answer)
         except Exception as exc:  # noqa: BLE001 - the one catch-all (STYLE §4): the table decides, bugs are logged
             return None if notification else self._error(request_id, exc)
         return None if notification else {"jsonrpc": "2.0", "result": result, "id": request_id}
@@ -416,7 +446,9 @@ class RpcServer:
             check_operator(authorization, self.operator_token)
         elif method.access == "provider":
             keys = _self_certified(params) if method.self_certifying else self.provider_keys
-            verified = verify_provider(method.name, params, auth, now, keys, self.limits.ts_window_s)
+            verified = verify_provider(
+                method.name, params, auth, now, keys, self.limits.ts_window_s, deployment=self.deployment_id
+            )
             return CallContext(method=method.name, provider_id=verified.provider_id), verified
         return CallContext(method=method.name), None
 

@@ -74,6 +74,7 @@ class Auth(WireModel):
     ts: Uint
     nonce: Hex16
     sig: Hex64
+    deployment: Hex32 | None = None  # the deployment signed for (the signature covers the server's own)
 
 
 class PageParams(WireModel):

@@ -38,6 +38,7 @@ from aicf.core.ledger import EXTERNAL, balances_of, minted_of, withdrawn_of
 from aicf.core.params import Params, params_from_mapping, params_hash
 from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, Coordinator, decode_request
+from aicf.service.errors import ProviderBannedError
 from aicf.service.ingest import ingest_available
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
@@ -162,7 +163,12 @@ class Run:
         self.live = [p for p in self.live if p not in gone]
         self.clock.advance(ms=WORK_MS)  # the work: AI pay follows the runtime the coordinator observed
         for pid in list(self.live):
-            for lease in self.coord.heartbeat(pid):
+            try:
+                leases = self.coord.heartbeat(pid)
+            except ProviderBannedError:  # a ban ends a provider's heartbeats (issue 15)
+                self.live.remove(pid)
+                continue
+            for lease in leases:
                 if self._act(pid, lease.lease_id, lease.task_id, lease.attempt):
                     break  # slashed: its other leases were revoked
         return gone

@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from aicf.client import RpcClient
+from aicf.client.signing import UNBOUND
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
@@ -135,6 +136,7 @@ class StubCoordinator:
     params: Params = field(default_factory=Params.default)
     model_digests: dict[str, bytes] = field(default_factory=lambda: {m: echo_model_digest(m) for m in (EMBED, GEN)})
     providers: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    unregistered: dict[bytes, int] = field(default_factory=dict)  # funded before registering (issue 15)
     claimed_keys: dict[bytes, bytes] = field(default_factory=dict)
     heartbeats: list[int] = field(default_factory=list)
     jobs: dict[bytes, StubJob] = field(default_factory=dict)
@@ -260,8 +262,9 @@ class StubCoordinator:
             if ctx.provider_id != pid:
                 raise StubError("auth.provider_id is not H(public_key)")
             with self.lock:
-                if pid not in self.providers:
-                    self.providers[pid] = {**p.model_dump(mode="json"), "public_key": p.public_key, "bonded": 0}
+                if pid not in self.providers:  # registration bonds what was funded before it (issue 15)
+                    funded = self.unregistered.pop(pid, 0)
+                    self.providers[pid] = {**p.model_dump(mode="json"), "public_key": p.public_key, "bonded": funded}
                 return view(pid)
 
         def get_provider(p: ProviderParams, _: CallContext) -> dict[str, object]:
@@ -275,6 +278,9 @@ class StubCoordinator:
             return view(pid)
 
         def fund(p: FundParams, _: CallContext) -> dict[str, object]:
+            if p.provider_id not in self.providers:
+                self.unregistered[p.provider_id] = self.unregistered.get(p.provider_id, 0) + p.amount
+                return {"provider_id": p.provider_id, "status": "UNREGISTERED", "bonded_stake": 0}
             self.providers[p.provider_id]["bonded"] += p.amount
             return view(p.provider_id)
 
@@ -329,6 +335,7 @@ class StubCoordinator:
 
         return Registry(
             [
+                method("aicf.getDeployment", NoParams, lambda _, __: {"deployment_id": to_hex(UNBOUND)}, "read"),
                 method("aicf.register", RegisterParams, register, "provider"),
                 method("aicf.getProvider", ProviderParams, get_provider, "read"),
                 method("aicf.stake", AmountParams, stake, "provider"),

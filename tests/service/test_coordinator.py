@@ -4,6 +4,7 @@ Each test drives the real use-cases: enqueue on chain → ingest → QUEUED at d
 beacon draw) → lease → proof (or silence) → verify → inclusion on chain → VERIFIED → epoch settlement.
 """
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from aicf.service.errors import (
     InvalidRegistrationError,
     LeaseNotFoundError,
     NotLeaseHolderError,
+    ProviderBannedError,
     StakeError,
     UnknownProviderError,
 )
@@ -111,7 +113,8 @@ class World:
             (block,) = self.devnet.mine(1)
             self.clock.set(block.time)
             for pid in self.live:
-                self.coord.heartbeat(pid)
+                with contextlib.suppress(ProviderBannedError):  # a ban ends a provider's heartbeats (issue 15)
+                    self.coord.heartbeat(pid)
             ingest_available(self.store, self.devnet, self.params, _no_circuits, operator_key=_pub(self.operator))
 
     def provider(self, seed: int, stake: int = 1_000_000) -> tuple[Ed25519PrivateKey, bytes]:

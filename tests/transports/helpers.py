@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 from starlette.applications import Starlette
 
-from aicf.client.signing import public_key_bytes, sign_auth
+from aicf.client.signing import UNBOUND, public_key_bytes, sign_auth
 from aicf.core.errors import RequestError
 from aicf.core.ids import provider_id
 from aicf.transports.asgi import build_app
@@ -160,8 +160,9 @@ def signed(
     ts: int = START,
     nonce: bytes | None = None,
     request_id: int | str | None = 1,
+    deployment: bytes = UNBOUND,
 ) -> dict[str, Any]:
-    auth = sign_auth(signer or key(1), method, params, ts, nonce if nonce is not None else fresh_nonce())
+    auth = sign_auth(signer or key(1), method, params, ts, nonce if nonce is not None else fresh_nonce(), deployment)
     return {"jsonrpc": "2.0", "method": method, "params": dict(params), "auth": auth, "id": request_id}
 
 

@@ -113,8 +113,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         with system.chain_lock:
             system.devnet.submit(REQUESTER, TxKind.DEPOSIT, {"to": REQUESTER, "amount": 10**12})
+        agent.fund(10_000_000_000)  # minted into its account: registration bonds it (issue 15)
         agent.register()
-        agent.fund(10_000_000_000)
         run.enqueue(5)
         for n in range(66):  # 660 s: epochs 0..5 on 120-s epochs, 0..4 settled
             if n == 6:

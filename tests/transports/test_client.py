@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.signing import UNBOUND
 from aicf.core.encoding import to_hex
 from transports.helpers import OPERATOR_TOKEN, START, FakeClock, Harness, harness, key, pid
 
@@ -32,6 +33,7 @@ def counter_nonces() -> Iterator[bytes]:
 
 def client_for(http: TestClient, h: Harness, **kwargs: object) -> RpcClient:
     nonces = counter_nonces()
+    kwargs.setdefault("deployment", UNBOUND)  # the test harness is a framework-only server, bound to no deployment
     return RpcClient("/rpc", http=cast(httpx.Client, http), clock=h.clock, nonce=lambda: next(nonces), **kwargs)  # type: ignore[arg-type]
 
 
@@ -57,7 +59,7 @@ def test_provider_calls_are_signed_with_the_clock_and_a_fresh_nonce(http: TestCl
 
 def test_a_provider_client_with_a_skewed_clock_is_refused(http: TestClient, h: Harness) -> None:
     ahead = FakeClock(START + 61)
-    client = RpcClient("/rpc", http=cast(httpx.Client, http), clock=ahead, provider_key=key(2))
+    client = RpcClient("/rpc", http=cast(httpx.Client, http), clock=ahead, provider_key=key(2), deployment=UNBOUND)
     with pytest.raises(RpcError) as caught:
         client.call_provider("test.add", {"amount": 3})
     assert caught.value.code == -32054

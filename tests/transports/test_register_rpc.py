@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from aicf.client.signing import public_key_bytes
 from aicf.core.assignment import protocol_unit_rate
 from aicf.core.encoding import to_hex
+from aicf.service import reads
 from aicf.store.memory import MemoryStore
 from aicf.system import System, build_system, devnet_params
 from transports.helpers import key, pid, signed
@@ -24,8 +25,11 @@ def system(tmp_path: Path) -> System:
 
 def register(system: System, seed: int, **extra: object) -> dict[str, Any]:
     params = {"public_key": to_hex(public_key_bytes(key(seed))), "kinds": ["quantum"], **extra}
+    if reads.get_provider_record(system.store, pid(key(seed))) is None:  # registration bonds a funded balance
+        system.coord.fund_unregistered(pid(key(seed)), system.params.min_stake)
     with TestClient(system.app) as client:
-        response = client.post("/rpc", json=signed("aicf.register", params, signer=key(seed), ts=T))
+        request = signed("aicf.register", params, signer=key(seed), ts=T, deployment=system.app.state.rpc.deployment_id)
+        response = client.post("/rpc", json=request)
     body: dict[str, Any] = response.json()
     return body
 

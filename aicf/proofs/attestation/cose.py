@@ -4,7 +4,6 @@ Written on `cryptography` and `cbor2` directly: the signature is raw r||s and co
 `canonical_cbor(["Signature1", protected, external_aad, payload])` with the protected header as its original bytes.
 """
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,8 +11,10 @@ import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from aicf.core.cbor_limits import EVIDENCE_CBOR_LIMITS, UntrustedCborError
 from aicf.proofs.attestation.chain import ecdsa_verify
 from aicf.proofs.attestation.result import bad, malformed
+from aicf.proofs.untrusted import decode_untrusted
 
 COSE_SIGN1_TAG = 18
 ALG_ES384 = -35
@@ -31,14 +32,10 @@ class CoseSign1:
 
 def decode_cbor(data: bytes, what: str) -> object:
     """Decode exactly one CBOR item; trailing bytes are MALFORMED (cbor2.loads would ignore them)."""
-    stream = io.BytesIO(data)
-    try:
-        value: object = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise malformed(f"{what}: CBOR does not decode: {exc}") from exc
-    if stream.tell() != len(data):
-        raise malformed(f"{what}: {len(data) - stream.tell()} bytes after the CBOR item")
-    return value
+    try:  # a bounded structural scan first: no shared references (tags 28/29), a budget of items and bytes
+        return decode_untrusted(data, EVIDENCE_CBOR_LIMITS, what)
+    except UntrustedCborError as exc:
+        raise malformed(f"{what}: CBOR refused: {exc.reason}") from exc
 
 
 def parse_cose_sign1(data: bytes, what: str, *, allow_tag: bool) -> CoseSign1:

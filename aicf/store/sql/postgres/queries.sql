@@ -572,6 +572,10 @@ SELECT seq, topic, data, time FROM events ORDER BY seq;
 -- name: delete_expired_nonces
 DELETE FROM rpc_nonces WHERE provider_id = %(provider_id)s AND expires_at <= %(now)s;
 
+-- name: delete_nonce
+-- A refused heartbeat gives its nonce back (issue 15).
+DELETE FROM rpc_nonces WHERE provider_id = %(provider_id)s AND nonce = %(nonce)s;
+
 -- name: insert_nonce
 INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (%(provider_id)s, %(nonce)s, %(expires_at)s)
 ON CONFLICT (provider_id, nonce) DO NOTHING;

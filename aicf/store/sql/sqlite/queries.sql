@@ -507,6 +507,10 @@ SELECT seq, topic, data, time FROM events ORDER BY seq;
 -- name: delete_expired_nonces
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
 
+-- name: delete_nonce
+-- A refused heartbeat gives its nonce back (issue 15).
+DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND nonce = :nonce;
+
 -- name: insert_nonce
 INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (:provider_id, :nonce, :expires_at)
 ON CONFLICT (provider_id, nonce) DO NOTHING;
