@@ -1,4 +1,9 @@
--- Every query of the SQLite backend, each under a `-- name: <query>` header, bound by :name.
+-- Every named query both backends run, written once with `:name` placeholders (SQLite's own style;
+-- aicf.store.sqlfiles translates them to psycopg's `%(name)s` when it loads the PostgreSQL set).
+-- Queries one backend runs alone, or that the two dialects write differently, live in the overlays
+-- sqlite.sql and postgres.sql beside this file; a name is defined once across a file and its overlay.
+-- Portable forms used here: TRUE/NOT for booleans (SQLite stores 1/0), CAST(... AS BIGINT) for sums
+-- (PostgreSQL's sum() of a BIGINT is NUMERIC), a table-qualified column in ON CONFLICT updates.
 -- No query reads the clock: times come in as parameters.
 
 -- name: get_meta
@@ -21,7 +26,7 @@ INSERT INTO blocks (height, hash, parent, time, producer, beacon, issuance, fees
 VALUES (:height, :hash, :parent, :time, :producer, :beacon, :issuance, :fees, :epoch, :final);
 
 -- name: finalize_blocks_through
-UPDATE blocks SET final = 1 WHERE height <= :height AND final = 0;
+UPDATE blocks SET final = TRUE WHERE height <= :height AND NOT final;
 
 -- name: insert_job
 INSERT INTO jobs (task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier,
@@ -31,19 +36,11 @@ VALUES (:task_id, :chain_id, :tx_hash, :caller, :kind, :payload, :payload_hash, 
         :max_units_mu, :escrow, :depth, :deadline_height, :regions, :allowlist, :tee_required, :enqueue_height,
         :enqueue_tx_index, :status, :attempts, :not_before, :carried_batches, :cancel_requested);
 
--- name: insert_transition
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
-VALUES (:task_id, :from_status, :to_status, :reason, :height, :time);
-
 -- name: get_job
 SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
        escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
        attempts, not_before, carried_batches, cancel_requested
   FROM jobs WHERE task_id = :task_id;
-
--- name: move_job
--- Guarded move: only a job still in :from_status moves; no row changed means another writer moved it first.
-UPDATE jobs SET status = :to_status WHERE task_id = :task_id AND status = :from_status;
 
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
@@ -63,7 +60,7 @@ SELECT count(*) FROM jobs
  WHERE caller = :caller AND status NOT IN ('SETTLED', 'REJECTED', 'FAILED', 'CANCELLED');
 
 -- name: set_cancel_requested
-UPDATE jobs SET cancel_requested = 1 WHERE task_id = :task_id;
+UPDATE jobs SET cancel_requested = TRUE WHERE task_id = :task_id;
 
 -- name: transitions_of
 SELECT seq, task_id, from_status, to_status, reason, height, time
@@ -74,7 +71,7 @@ SELECT amount FROM balances WHERE account = :account;
 
 -- name: add_balance
 INSERT INTO balances (account, amount) VALUES (:account, :delta)
-ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount;
+ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount;
 
 -- name: sub_balance
 UPDATE balances SET amount = amount + :delta WHERE account = :account;
@@ -85,11 +82,11 @@ VALUES (:debit, :credit, :amount, :ref_kind, :ref, :block_height, :time);
 
 -- name: entry_deltas_above
 -- The net change per account of the entries above a height, to reverse them on a reorg.
-SELECT account, sum(delta) FROM (
+SELECT account, CAST(sum(delta) AS BIGINT) FROM (
     SELECT credit AS account, amount AS delta FROM ledger_entries WHERE block_height > :height
     UNION ALL
     SELECT debit AS account, -amount AS delta FROM ledger_entries WHERE block_height > :height
-) GROUP BY account;
+) AS d GROUP BY account;
 
 -- name: delete_entries_above
 DELETE FROM ledger_entries WHERE block_height > :height;
@@ -113,15 +110,6 @@ DELETE FROM refused_txs WHERE height > :height;
 
 -- name: delete_cancels_above
 DELETE FROM cancel_requests WHERE height > :height;
-
--- name: insert_proof_inclusion
-INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
-VALUES (:task_id, :proof_id, :provider_id, :height, :tx_index, :tx_hash, :producer)
-ON CONFLICT (task_id) DO NOTHING;
-
--- name: proof_inclusion
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM proof_inclusions WHERE task_id = :task_id;
 
 -- name: insert_refused
 INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
@@ -197,9 +185,6 @@ SELECT caller, tier FROM requester_tiers ORDER BY caller;
 -- name: create_schema_version
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL);
 
--- name: has_schema_version
-SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
-
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM schema_version;
 
@@ -264,40 +249,11 @@ VALUES (:provider_id, :from_status, :to_status, :reason, :time);
 -- name: all_provider_moves
 SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
 
--- name: touch_provider
--- A heartbeat's narrow update: not the profile (the registry version stays) nor the status (no transition).
-UPDATE providers SET last_heartbeat_at = :now, updated_at = :now WHERE provider_id = :provider_id;
-
--- name: add_heartbeat
-INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFLICT DO NOTHING;
-
 -- name: heartbeat_slots
 SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :first AND :last ORDER BY slot;
 
 -- name: all_heartbeats
 SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
-
--- name: ready_jobs
--- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
--- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL. The partial index
--- jobs_ready is in this order: without INDEXED BY the planner may take jobs_by_status and sort every queued job.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
-  FROM jobs INDEXED BY jobs_ready
- WHERE status = 'QUEUED' AND not_before <= :now
- ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
- LIMIT :limit;
-
--- name: lease_job
--- Guarded QUEUED -> LEASED: no row changed means the job moved or is not ready yet.
-UPDATE jobs SET status = 'LEASED' WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time;
-
--- name: insert_lease
-INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
-                    grant_sig)
-VALUES (:lease_id, :task_id, :provider_id, :attempt, :granted_at, :expires_at, :status, :epoch, :ended_at,
-        :grant_sig);
 
 -- name: put_decision
 INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (:task_id, :attempt, :decision, :winner, :time)
@@ -332,11 +288,6 @@ SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, 
 -- name: end_lease
 -- Guarded LIVE -> :to_status.
 UPDATE leases SET status = :to_status, ended_at = :ended_at WHERE lease_id = :lease_id AND status = 'LIVE';
-
--- name: extend_leases
--- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
-UPDATE leases SET expires_at = :expires_at
- WHERE provider_id = :provider_id AND status = 'LIVE' AND expires_at > :now AND expires_at < :expires_at;
 
 -- name: all_leases
 SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
@@ -375,13 +326,6 @@ SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, la
        acceptance, acceptance_sig, units_mu, output_digest, qos
   FROM proofs ORDER BY proof_id;
 
--- name: insert_result
-INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
-                     provider_id)
-VALUES (:task_id, :proof_id, :kind, :output_digest, :units_mu, :qos, :block_height, :tx_index, :miner_id,
-        :provider_id)
-ON CONFLICT (task_id) DO NOTHING;
-
 -- name: get_result
 SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
   FROM results WHERE task_id = :task_id;
@@ -413,8 +357,8 @@ DELETE FROM job_transitions WHERE height > :height;
 
 -- name: entry_delta_above
 -- What entries above a height added to one account (balance_through = balance - this).
-SELECT coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
-     - coalesce(sum(CASE WHEN debit = :account THEN amount ELSE 0 END), 0)
+SELECT CAST(coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
+          - coalesce(sum(CASE WHEN debit = :account THEN amount ELSE 0 END), 0) AS BIGINT)
   FROM ledger_entries WHERE block_height > :height;
 
 -- name: insert_batch
@@ -482,21 +426,8 @@ SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, t
 -- name: get_claim
 SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = :claim_id;
 
--- name: next_event_seq
--- Gapless: the counter moves in the appending transaction and rolls back with it.
-UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
-
--- name: insert_event
-INSERT INTO events (seq, topic, data, time) VALUES (:seq, :topic, :data, :time);
-
 -- name: events_since
 SELECT seq, topic, data, time FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
-
--- name: events_since_topics
--- :topics is a JSON array of topic names.
-SELECT seq, topic, data, time FROM events
- WHERE seq > :seq AND topic IN (SELECT value FROM json_each(:topics))
- ORDER BY seq LIMIT :limit;
 
 -- name: latest_event_seq
 SELECT last FROM event_counter WHERE id = 1;
@@ -594,7 +525,7 @@ SELECT status, count(*) FROM leases GROUP BY status;
 SELECT verdict, count(*) FROM proofs GROUP BY verdict;
 
 -- name: slash_totals
-SELECT reason, count(*), coalesce(sum(amount), 0) FROM slashes GROUP BY reason;
+SELECT reason, count(*), CAST(coalesce(sum(amount), 0) AS BIGINT) FROM slashes GROUP BY reason;
 
 -- name: put_pool
 INSERT INTO pools (pool_id, record) VALUES (:pool_id, :record) ON CONFLICT (pool_id) DO NOTHING;
@@ -609,6 +540,7 @@ SELECT pool_id, record FROM pools ORDER BY pool_id;
 SELECT version FROM registry_version WHERE id = 1;
 
 -- vendor roots and attestation policy (migration 0006, docs/ROOTS.md) -------------------------------------
+
 -- name: insert_root
 INSERT INTO vendor_roots (vendor, name, version, der, sha256, activation_height, expiry_height, added_height,
                           added_at)
@@ -655,7 +587,7 @@ RETURNING seq;
 SELECT seq, what, action, subject, detail, height, time FROM trust_transitions ORDER BY seq;
 
 -- name: trust_version
-SELECT coalesce(max(seq), 0) FROM trust_transitions;
+SELECT CAST(coalesce(max(seq), 0) AS BIGINT) FROM trust_transitions;
 
 -- name: oldest_queued_height
 -- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
