@@ -1,4 +1,4 @@
-"""The store contract every backend (memory, SQLite, PostgreSQL) meets, in core types only.
+"""The store contract every backend (SQLite, PostgreSQL) meets, in core types only.
 
 A `Store` hands out transactions; a `Tx` is the unit of work: leaving `with store.transaction() as tx:`
 without `tx.commit()` (by return or by exception) rolls everything back. Rows, cursors and SQL never leak

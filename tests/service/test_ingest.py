@@ -1,10 +1,10 @@
-"""Block ingestion (SPEC §2, §3, §4, §10) on the memory store, driven by the devnet and a fake clock."""
+"""Block ingestion (SPEC §2, §3, §4, §10) on SQLite :memory:, driven by the devnet and a fake clock."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store.backends import BACKENDS, open_test_store
+from store.backends import BACKENDS, memory_store, open_test_store
 
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Block, TxKind
@@ -21,7 +21,7 @@ from aicf.service.ingest import (
     ingest_next,
 )
 from aicf.store.interface import Store
-from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
 from service.helpers import (
     ALICE,
     BOB,
@@ -38,8 +38,8 @@ from service.helpers import (
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> SqliteStore:
+    return memory_store()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,4 +1,4 @@
-"""The store contract (STYLE §3), one suite run against every backend: memory, SQLite, PostgreSQL."""
+"""The store contract (STYLE §3), one suite run against every backend: SQLite in memory and in a file, PostgreSQL."""
 
 import dataclasses
 
@@ -18,6 +18,7 @@ from aicf.core.ledger import EXTERNAL, TREASURY, NegativeBalanceError, Posting, 
 from aicf.core.types import MicroAnm, MilliUnits
 from aicf.service.audit import digest_of, verify_snapshot
 from aicf.store.interface import ConcurrentUpdateError, IdempotencyConflictError, Store
+from store.backends import memory_store
 
 ALICE = b"\xaa" * 20
 BOB = b"\xbb" * 20
@@ -346,9 +347,7 @@ def test_the_same_work_gives_the_same_digest_on_every_backend(store: Store) -> N
         tx.set_requester_tier(BOB, 1)
         tx.remember(b"key", b"fp", b"res")
         tx.commit()
-    from aicf.store.memory import MemoryStore
-
-    reference = MemoryStore()
+    reference = memory_store()
     with reference.transaction() as tx:
         tx.set_meta("final_height", 0)
         tx.insert_block(block(0))

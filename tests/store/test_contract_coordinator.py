@@ -27,8 +27,7 @@ from aicf.core.types import MicroAnm, MilliUnits
 from aicf.service.audit import digest_of, verify_snapshot
 from aicf.store.coord_interface import QosRange
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
-from aicf.store.memory import MemoryStore
-from store.backends import open_test_store
+from store.backends import memory_store, open_test_store
 from store.test_contract import ALICE, block, digest, job, mint
 from store.test_contract_traps import trap
 
@@ -919,7 +918,7 @@ def _coordinator_work(store: Store) -> None:
 
 def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Store) -> None:
     _coordinator_work(store)
-    reference = MemoryStore()
+    reference = memory_store()
     _coordinator_work(reference)
     assert digest(store) == digest(reference)
     with store.transaction() as tx:
@@ -933,7 +932,7 @@ def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Sto
 
 
 def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
-    with open_test_store("memory", tmp_path) as store:
+    with open_test_store("sqlite-memory", tmp_path) as store:
         _coordinator_work(store)
         with store.transaction() as tx:
             snap = tx.snapshot()
@@ -953,7 +952,7 @@ def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
 
 
 def test_verify_names_a_decision_whose_pool_is_missing_or_altered(tmp_path: Path) -> None:
-    with open_test_store("memory", tmp_path) as store:
+    with open_test_store("sqlite-memory", tmp_path) as store:
         _coordinator_work(store)
         with store.transaction() as tx:
             snap = tx.snapshot()
