@@ -30,7 +30,7 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows
 from aicf.store.coord_interface import ProofContext, QosRange
-from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
+from aicf.store.interface import IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
@@ -227,9 +227,6 @@ class SqlTx(SqlTrustTx, ABC):
         row = self._one("requester_tier", {"caller": caller})
         return 0 if row is None else rows.as_int(row[0])
 
-    def set_requester_tier(self, caller: bytes, tier: int) -> None:
-        self._exec("set_requester_tier", {"caller": caller, "tier": tier})
-
     def rollback_above(self, height: int) -> None:
         h = {"height": height}
         reverse = [(rows.as_str(r[0]), rows.as_int(r[1])) for r in self._all("entry_deltas_above", h)]
@@ -245,22 +242,9 @@ class SqlTx(SqlTrustTx, ABC):
         self._exec("revert_job_moves_above", h)
         self._exec("delete_job_moves_above", h)
 
-    # -- claims and idempotency ------------------------------------------------------------------------
+    # -- claims ----------------------------------------------------------------------------------------
     def insert_claim(self, claim: Claim) -> bool:
         return self._exec("insert_claim", rows.claim_params(claim)) == 1
-
-    def replayed(self, key: bytes, fingerprint: bytes) -> bytes | None:
-        row = self._one("get_idempotency", {"key": key})
-        if row is None:
-            return None
-        if rows.as_bytes(row[0]) != fingerprint:
-            raise IdempotencyConflictError(key)
-        return rows.as_bytes(row[1])
-
-    def remember(self, key: bytes, fingerprint: bytes, result: bytes) -> None:
-        if self._one("get_idempotency", {"key": key}) is not None:
-            raise IdempotencyConflictError(key)
-        self._exec("insert_idempotency", {"key": key, "fingerprint": fingerprint, "result": result})
 
     # -- audit -----------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -370,9 +354,6 @@ class SqlTx(SqlTrustTx, ABC):
 
     def lease_counts(self) -> dict[LeaseStatus, int]:
         return {LeaseStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("lease_counts", {})}
-
-    def ready_jobs(self, now: int, limit: int) -> list[Job]:
-        return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
 
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
         if self._exec("lease_job", {"task_id": lease.task_id, "time": time}) != 1:

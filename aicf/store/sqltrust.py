@@ -28,17 +28,11 @@ class SqlTrustTx(ABC):
     def vendor_roots(self) -> list[RootRecord]:
         return [_root_of(r) for r in self._all("vendor_roots", {})]
 
-    def roots_in_force(self, height: int) -> list[RootRecord]:
-        return [_root_of(r) for r in self._all("roots_in_force", {"height": height})]
-
     def insert_policy(self, policy: PolicyRecord) -> bool:
         return self._exec("insert_policy", _policy_params(policy)) == 1
 
     def attestation_policies(self) -> list[PolicyRecord]:
         return [_policy_of(r) for r in self._all("attestation_policies", {})]
-
-    def policies_in_force(self, height: int) -> list[PolicyRecord]:
-        return [_policy_of(r) for r in self._all("policies_in_force", {"height": height})]
 
     def record_trust_change(self, change: TrustChange) -> int:
         params = {"what": change.what, "action": change.action, "subject": change.subject,

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from store.backends import memory_store, open_test_store
+from store.tx_helpers import ready_jobs
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.assignment import Exclusion
@@ -140,7 +141,7 @@ class World:
 
     def queued(self) -> list[bytes]:
         with self.store.transaction() as tx:
-            return [j.task_id for j in tx.ready_jobs(self.clock.now(), 1000)]
+            return [j.task_id for j in ready_jobs(tx, self.clock.now(), 1000)]
 
     def job_status(self, task: bytes) -> JobStatus:
         with self.store.transaction() as tx:
@@ -761,7 +762,7 @@ def test_a_provider_with_a_small_declared_bucket_is_rate_limited_until_its_own_s
     world.enqueue(2, runtime_ms=4)
     world.mine(7)
     with world.store.transaction() as tx:
-        sizes = {j.max_units_mu for j in tx.ready_jobs(world.clock.now(), 10)}
+        sizes = {j.max_units_mu for j in ready_jobs(tx, world.clock.now(), 10)}
     (size,) = sizes
     # SPEC's bucket (burst 10 mu, ≈ 11.6 mu/s) would grant both jobs at once, and a second later again; this
     # provider's bucket holds one job and refills one mu a second slower than the job's size.

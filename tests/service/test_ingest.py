@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from store.backends import BACKENDS, memory_store, open_test_store
+from store.tx_helpers import set_requester_tier
 
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Block, TxKind
@@ -347,7 +348,7 @@ def test_refused_requests_are_recorded_with_their_reason_and_move_no_money(store
 def test_the_open_job_limit_and_registered_tier_are_enforced(store: Store) -> None:
     net = funded(10**12)
     with store.transaction() as tx:
-        tx.set_requester_tier(ALICE, 2)
+        set_requester_tier(tx, ALICE, 2)
         tx.commit()
     for i in range(P.max_open_jobs + 1):
         net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body(b"%d" % i, tier=2))

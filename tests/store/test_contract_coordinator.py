@@ -30,6 +30,7 @@ from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 from store.backends import memory_store, open_test_store
 from store.test_contract import ALICE, block, digest, job, mint
 from store.test_contract_traps import trap
+from store.tx_helpers import ready_jobs
 
 T = 1_700_000_000
 
@@ -370,12 +371,12 @@ def test_ready_jobs_come_in_matcher_order(store: Store) -> None:
         queued(tx, _j(10, 0, tier=3, fee=99_999, mu=0))
         tx.move_job(tid(10), JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
         order = [tid(n) for n in (5, 1, 2, 3, 4, 6, 7)]
-        assert [j.task_id for j in tx.ready_jobs(T, 100)] == order
-        assert [j.task_id for j in tx.ready_jobs(T, 3)] == order[:3]
-        assert [j.task_id for j in tx.ready_jobs(T + 1, 1)] == [tid(8)]
-        assert tx.ready_jobs(T, 0) == []
-        assert tx.ready_jobs(T, 1)[0] == tx.get_job(tid(5))
-        assert tx.claim_ready_jobs(T, 100) == tx.ready_jobs(T, 100), "a matcher pass claims in the same order"
+        assert [j.task_id for j in ready_jobs(tx, T, 100)] == order
+        assert [j.task_id for j in ready_jobs(tx, T, 3)] == order[:3]
+        assert [j.task_id for j in ready_jobs(tx, T + 1, 1)] == [tid(8)]
+        assert ready_jobs(tx, T, 0) == []
+        assert ready_jobs(tx, T, 1)[0] == tx.get_job(tid(5))
+        assert tx.claim_ready_jobs(T, 100) == ready_jobs(tx, T, 100), "a matcher pass claims in the same order"
         assert tx.oldest_queued_height() == 0, "job 8 backs off but is still queued; 10 left for CANCELLED"
         tx.move_jobs([tid(n) for n in (1, 2, 4, 5, 8)], JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
         assert tx.oldest_queued_height() == 1
