@@ -2,8 +2,9 @@
 dialect's overlay `sql/<backend>.sql`, and the migrations in `sql/<backend>/migrations/`.
 
 Every query file binds parameters one way, `:name` (SQLite's style); `:name!b` asks psycopg for a binary
-parameter. For PostgreSQL the loader translates them to psycopg's `%(name)s` / `%(name)b`, doubling any other
-`%`; comment lines are dropped there, so a comment naming a parameter never becomes a placeholder.
+parameter. `{table}` stands for a table's column list (aicf.store.tables), expanded first. For PostgreSQL the
+loader then translates `:name` to psycopg's `%(name)s` / `%(name)b`, doubling any other `%`; comment lines are
+dropped there, so a comment naming a parameter never becomes a placeholder.
 """
 
 import re
@@ -12,6 +13,7 @@ from functools import cache
 from importlib import resources
 
 from aicf.store.interface import SchemaError
+from aicf.store.tables import expand_columns
 
 _HEADER = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -67,7 +69,7 @@ def load_queries(backend: str) -> dict[str, str]:
         raise SchemaError(f"no SQL dialect {backend!r}: expected one of {', '.join(BACKENDS)}")
     merged = merge_queries(parse_queries(_read("queries.sql")), parse_queries(_read(f"{backend}.sql")), backend)
     translate = to_psycopg if backend == "postgres" else to_sqlite
-    return {name: translate(sql) for name, sql in merged.items()}
+    return {name: translate(expand_columns(sql)) for name, sql in merged.items()}
 
 
 @cache

@@ -9,24 +9,20 @@ SELECT to_regclass('schema_version') IS NOT NULL;
 -- name: ready_jobs
 -- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
 -- stored generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE status = 'QUEUED' AND not_before <= :now
  ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
  LIMIT :limit;
 
 -- name: events_since_topics
-SELECT seq, topic, data, time FROM events
+SELECT {events} FROM events
  WHERE seq > :seq AND topic = ANY(:topics)
  ORDER BY seq LIMIT :limit;
 
 -- name: get_jobs
 -- Id arrays are bound in binary (the b placeholders): the text form escapes every byte of every element.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE task_id = ANY(:task_ids!b);
 
 -- name: open_job_counts
@@ -36,8 +32,8 @@ SELECT caller, count(*) FROM jobs
 
 -- name: insert_proof_inclusions
 -- A block's inclusions in one statement, in the given order: the first one per task wins.
-INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
+INSERT INTO proof_inclusions ({proof_inclusions:insert})
+SELECT {proof_inclusions}
   FROM unnest(:task_ids!b::bytea[], :proof_ids!b::bytea[], :provider_ids!b::bytea[], :heights!b::bigint[],
               :tx_indexes!b::bigint[], :tx_hashes!b::bytea[], :producers!b::bytea[])
        WITH ORDINALITY AS i (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer, n)
@@ -45,7 +41,7 @@ SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: proof_inclusions_of
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
+SELECT {proof_inclusions}
   FROM proof_inclusions WHERE task_id = ANY(:task_ids!b);
 
 -- name: has_schema
@@ -82,15 +78,13 @@ UPDATE jobs SET status = :to_status
 RETURNING task_id;
 
 -- name: copy_jobs
-COPY jobs (task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-           escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-           attempts, not_before, carried_batches, cancel_requested) FROM STDIN;
+COPY jobs ({jobs:insert}) FROM STDIN;
 
 -- name: copy_transitions
-COPY job_transitions (task_id, from_status, to_status, reason, height, time) FROM STDIN;
+COPY job_transitions ({job_transitions:insert}) FROM STDIN;
 
 -- name: copy_entries
-COPY ledger_entries (debit, credit, amount, ref_kind, ref, block_height, time) FROM STDIN;
+COPY ledger_entries ({ledger_entries:insert}) FROM STDIN;
 
 -- name: record_heartbeat
 -- A heartbeat in one statement: touch the provider (only last_heartbeat_at and updated_at: not the profile, so the
@@ -124,15 +118,13 @@ SELECT provider_id, array_agg(slot ORDER BY slot) FROM heartbeats
 
 -- name: accepted_proofs_of
 -- accepted_proof_of for many tasks: the earliest accepted proof of each.
-SELECT DISTINCT ON (task_id) proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms,
-       verdict, message, acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT DISTINCT ON (task_id) {proofs}
   FROM proofs WHERE task_id = ANY(:task_ids!b) AND verdict = 'ACCEPT' ORDER BY task_id, received_at, proof_id;
 
 -- name: insert_results
 -- A block's results in one statement, in the given order: the first one per task wins; the written ids come back.
-INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
-                     provider_id)
-SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+INSERT INTO results ({results:insert})
+SELECT {results}
   FROM unnest(:task_ids!b::bytea[], :proof_ids!b::bytea[], :kinds!b::text[], :output_digests!b::bytea[],
               :units_mus!b::bigint[], :qoses!b::bytea[], :block_heights!b::bigint[], :tx_indexes!b::bigint[],
               :miner_ids!b::bytea[], :provider_ids!b::bytea[])
@@ -154,9 +146,7 @@ UPDATE jobs SET carried_batches = jobs.carried_batches + c.n
 -- name: claim_ready_jobs
 -- ready_jobs for a matcher pass: the rows stay locked until the pass commits, and rows another replica's pass
 -- holds are skipped, so concurrent passes take disjoint jobs.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE status = 'QUEUED' AND not_before <= :now
  ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
@@ -164,9 +154,7 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
    FOR UPDATE SKIP LOCKED;
 
 -- name: lock_provider
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers WHERE provider_id = :provider_id
    FOR UPDATE SKIP LOCKED;
 
@@ -176,7 +164,7 @@ SELECT provider_id, public_key, status, registered_at, kinds, models, devices, r
 WITH moved AS (
     UPDATE jobs SET status = :to_status WHERE task_id = :task_id AND status = :from_status RETURNING task_id
 )
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
+INSERT INTO job_transitions ({job_transitions:insert})
 SELECT task_id, :from_status, :to_status, :reason, :height, :time FROM moved;
 
 -- name: lease_job_logged
@@ -189,19 +177,18 @@ WITH claimed AS (
 ), moved AS (
     UPDATE jobs SET status = 'LEASED' FROM claimed WHERE jobs.task_id = claimed.task_id RETURNING jobs.task_id
 ), leased AS (
-    INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
-                        grant_sig)
+    INSERT INTO leases ({leases:insert})
     SELECT :lease_id, task_id, :provider_id, :attempt, :granted_at, :expires_at, :status,
            :epoch, :ended_at, :grant_sig
       FROM moved
 )
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
+INSERT INTO job_transitions ({job_transitions:insert})
 SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, :time FROM moved;
 
 -- name: append_event
 -- Bump the gapless counter and write the event in one round trip (the counter row stays held until the commit).
 WITH counter AS (UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last)
-INSERT INTO events (seq, topic, data, time) SELECT last, :topic, :data, :time FROM counter RETURNING seq;
+INSERT INTO events ({events:insert}) SELECT last, :topic, :data, :time FROM counter RETURNING seq;
 
 -- name: append_events
 -- append_event for many events in one round trip: the counter moves by their number, and event i (from 1, in
@@ -210,12 +197,12 @@ WITH counter AS (
     UPDATE event_counter SET last = last + cardinality(:topics::text[]) WHERE id = 1
     RETURNING last - cardinality(:topics::text[]) AS base
 )
-INSERT INTO events (seq, topic, data, time)
+INSERT INTO events ({events:insert})
 SELECT base + e.n, e.topic, e.data, :time
   FROM counter, unnest(:topics::text[], :datas!b::bytea[]) WITH ORDINALITY AS e(topic, data, n)
 RETURNING seq;
 
 -- name: leases_of_tasks
 -- leases_of_task for a matcher pass's jobs at once, in the same order per task.
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE task_id = ANY(:task_ids) ORDER BY task_id, attempt, lease_id;

@@ -14,32 +14,28 @@ INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: head_block
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final
+SELECT {blocks}
   FROM blocks ORDER BY height DESC LIMIT 1;
 
 -- name: block_at
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final
+SELECT {blocks}
   FROM blocks WHERE height = :height;
 
 -- name: insert_block
-INSERT INTO blocks (height, hash, parent, time, producer, beacon, issuance, fees, epoch, final)
+INSERT INTO blocks ({blocks:insert})
 VALUES (:height, :hash, :parent, :time, :producer, :beacon, :issuance, :fees, :epoch, :final);
 
 -- name: finalize_blocks_through
 UPDATE blocks SET final = TRUE WHERE height <= :height AND NOT final;
 
 -- name: insert_job
-INSERT INTO jobs (task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier,
-                  max_units_mu, escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height,
-                  enqueue_tx_index, status, attempts, not_before, carried_batches, cancel_requested)
+INSERT INTO jobs ({jobs:insert})
 VALUES (:task_id, :chain_id, :tx_hash, :caller, :kind, :payload, :payload_hash, :model, :fee_per_unit, :tier,
         :max_units_mu, :escrow, :depth, :deadline_height, :regions, :allowlist, :tee_required, :enqueue_height,
         :enqueue_tx_index, :status, :attempts, :not_before, :carried_batches, :cancel_requested);
 
 -- name: get_job
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE task_id = :task_id;
 
 -- name: pending_jobs_through
@@ -48,9 +44,7 @@ SELECT task_id FROM jobs
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
 -- name: queued_jobs_at_deadline
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE deadline_height = :height AND status = 'QUEUED'
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
@@ -63,7 +57,7 @@ SELECT count(*) FROM jobs
 UPDATE jobs SET cancel_requested = TRUE WHERE task_id = :task_id;
 
 -- name: transitions_of
-SELECT seq, task_id, from_status, to_status, reason, height, time
+SELECT {job_transitions}
   FROM job_transitions WHERE task_id = :task_id ORDER BY seq;
 
 -- name: balance_of
@@ -77,7 +71,7 @@ ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount;
 UPDATE balances SET amount = amount + :delta WHERE account = :account;
 
 -- name: insert_entry
-INSERT INTO ledger_entries (debit, credit, amount, ref_kind, ref, block_height, time)
+INSERT INTO ledger_entries ({ledger_entries:insert})
 VALUES (:debit, :credit, :amount, :ref_kind, :ref, :block_height, :time);
 
 -- name: entry_deltas_above
@@ -112,15 +106,15 @@ DELETE FROM refused_txs WHERE height > :height;
 DELETE FROM cancel_requests WHERE height > :height;
 
 -- name: insert_refused
-INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
+INSERT INTO refused_txs ({refused_txs:insert})
 VALUES (:height, :tx_index, :tx_hash, :kind, :sender, :field, :reason);
 
 -- name: insert_cancel
-INSERT INTO cancel_requests (height, tx_index, tx_hash, task_id, sender, outcome)
+INSERT INTO cancel_requests ({cancel_requests:insert})
 VALUES (:height, :tx_index, :tx_hash, :task_id, :sender, :outcome);
 
 -- name: waiting_cancels_through
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests
+SELECT {cancel_requests} FROM cancel_requests
  WHERE height <= :height AND outcome = 'WAITING' ORDER BY height, tx_index;
 
 -- name: set_cancel_outcome
@@ -134,7 +128,7 @@ INSERT INTO requester_tiers (caller, tier) VALUES (:caller, :tier)
 ON CONFLICT (caller) DO UPDATE SET tier = excluded.tier;
 
 -- name: insert_claim
-INSERT INTO claims (claim_id, provider_id, amount, time) VALUES (:claim_id, :provider_id, :amount, :time)
+INSERT INTO claims ({claims:insert}) VALUES (:claim_id, :provider_id, :amount, :time)
 ON CONFLICT (claim_id) DO NOTHING;
 
 -- name: get_idempotency
@@ -147,34 +141,32 @@ INSERT INTO idempotency_keys (key, fingerprint, result) VALUES (:key, :fingerpri
 SELECT key, value FROM meta ORDER BY key;
 
 -- name: all_blocks
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final FROM blocks ORDER BY height;
+SELECT {blocks} FROM blocks ORDER BY height;
 
 -- name: all_jobs
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs ORDER BY task_id;
 
 -- name: all_transitions
-SELECT seq, task_id, from_status, to_status, reason, height, time FROM job_transitions ORDER BY seq;
+SELECT {job_transitions} FROM job_transitions ORDER BY seq;
 
 -- name: all_entries
-SELECT seq, debit, credit, amount, ref_kind, ref, block_height, time FROM ledger_entries ORDER BY seq;
+SELECT {ledger_entries} FROM ledger_entries ORDER BY seq;
 
 -- name: all_balances
 SELECT account, amount FROM balances ORDER BY account;
 
 -- name: all_inclusions
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer FROM proof_inclusions ORDER BY task_id;
+SELECT {proof_inclusions} FROM proof_inclusions ORDER BY task_id;
 
 -- name: all_refused
-SELECT height, tx_index, tx_hash, kind, sender, field, reason FROM refused_txs ORDER BY height, tx_index;
+SELECT {refused_txs} FROM refused_txs ORDER BY height, tx_index;
 
 -- name: all_cancels
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests ORDER BY height, tx_index;
+SELECT {cancel_requests} FROM cancel_requests ORDER BY height, tx_index;
 
 -- name: all_claims
-SELECT claim_id, provider_id, amount, time FROM claims ORDER BY claim_id;
+SELECT {claims} FROM claims ORDER BY claim_id;
 
 -- name: all_idempotency
 SELECT key, fingerprint, result FROM idempotency_keys ORDER BY key;
@@ -195,15 +187,11 @@ INSERT INTO schema_version (version, name) VALUES (:version, :name);
 -- The coordinator's tables (migration 0003). Tuple fields and QoS maps are canonical CBOR blobs.
 
 -- name: get_provider
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers WHERE provider_id = :provider_id;
 
 -- name: insert_provider
-INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
-                       max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
-                       bucket_tokens_mu, bucket_at, strikes, updated_at, unit_burst_mu, unit_rate_mu_per_day)
+INSERT INTO providers ({providers:insert})
 VALUES (:provider_id, :public_key, :status, :registered_at, :kinds, :models, :devices, :regions, :tee_classes,
         :max_leases, :bonded, :unbonding, :unbonding_until, :jailed_until, :last_heartbeat_at,
         :bucket_tokens_mu, :bucket_at, :strikes, :updated_at, :unit_burst_mu,
@@ -222,17 +210,13 @@ UPDATE providers
  WHERE provider_id = :provider_id AND status = :expected_status;
 
 -- name: all_providers
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers ORDER BY provider_id;
 
 -- name: providers_due
 -- The sweep's work: jails that ended (jailed_until 0 is permanent) and unbonding periods that are over. Each arm
 -- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers
  WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= :now)
     OR (unbonding > 0 AND unbonding_until <= :now)
@@ -256,33 +240,33 @@ SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :f
 SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
 
 -- name: put_decision
-INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (:task_id, :attempt, :decision, :winner, :time)
+INSERT INTO decisions ({decisions:insert}) VALUES (:task_id, :attempt, :decision, :winner, :time)
 ON CONFLICT (task_id, attempt) DO UPDATE
    SET decision = excluded.decision, winner = excluded.winner, time = excluded.time;
 
 -- name: decisions_of
-SELECT task_id, attempt, decision, winner, time FROM decisions WHERE task_id = :task_id ORDER BY attempt;
+SELECT {decisions} FROM decisions WHERE task_id = :task_id ORDER BY attempt;
 
 -- name: all_decisions
-SELECT task_id, attempt, decision, winner, time FROM decisions ORDER BY task_id, attempt;
+SELECT {decisions} FROM decisions ORDER BY task_id, attempt;
 
 -- name: get_lease
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE lease_id = :lease_id;
 
 -- name: leases_of_task
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE task_id = :task_id ORDER BY attempt, lease_id;
 
 -- name: live_leases_of
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE provider_id = :provider_id AND status = 'LIVE' ORDER BY granted_at, lease_id;
 
 -- name: live_lease_counts
 SELECT provider_id, count(*) FROM leases WHERE status = 'LIVE' GROUP BY provider_id;
 
 -- name: expired_leases
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE status = 'LIVE' AND expires_at <= :now ORDER BY expires_at, lease_id LIMIT :limit;
 
 -- name: end_lease
@@ -290,15 +274,14 @@ SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, 
 UPDATE leases SET status = :to_status, ended_at = :ended_at WHERE lease_id = :lease_id AND status = 'LIVE';
 
 -- name: all_leases
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases ORDER BY lease_id;
 
 -- name: set_job_schedule
 UPDATE jobs SET attempts = :attempts, not_before = :not_before WHERE task_id = :task_id;
 
 -- name: insert_proof
-INSERT INTO proofs (proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict,
-                    message, acceptance, acceptance_sig, units_mu, output_digest, qos)
+INSERT INTO proofs ({proofs:insert})
 VALUES (:proof_id, :task_id, :lease_id, :provider_id, :kind, :envelope, :received_at, :latency_ms, :verdict,
         :message, :acceptance, :acceptance_sig, :units_mu, :output_digest, :qos)
 ON CONFLICT (proof_id) DO NOTHING;
@@ -307,13 +290,11 @@ ON CONFLICT (proof_id) DO NOTHING;
 SELECT 1 FROM proofs WHERE proof_id = :proof_id;
 
 -- name: get_proof
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs WHERE proof_id = :proof_id;
 
 -- name: accepted_proof_of
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs WHERE task_id = :task_id AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
 
 -- name: accepted_latencies_since
@@ -322,23 +303,21 @@ SELECT latency_ms FROM proofs
  ORDER BY received_at, proof_id;
 
 -- name: all_proofs
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs ORDER BY proof_id;
 
 -- name: get_result
-SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+SELECT {results}
   FROM results WHERE task_id = :task_id;
 
 -- name: unsettled_results_through
-SELECT r.task_id, r.proof_id, r.kind, r.output_digest, r.units_mu, r.qos, r.block_height, r.tx_index, r.miner_id,
-       r.provider_id
+SELECT {results:r}
   FROM results AS r
  WHERE r.block_height <= :height AND NOT EXISTS (SELECT 1 FROM payouts AS p WHERE p.task_id = r.task_id)
  ORDER BY r.block_height, r.tx_index, r.task_id;
 
 -- name: all_results
-SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+SELECT {results}
   FROM results ORDER BY task_id;
 
 -- name: delete_results_above
@@ -362,8 +341,7 @@ SELECT CAST(coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
   FROM ledger_entries WHERE block_height > :height;
 
 -- name: insert_batch
-INSERT INTO batches (epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried,
-                     reward, units_mu, treasury_before, trap_seed, time)
+INSERT INTO batches ({batches:insert})
 VALUES (:epoch, :finalized_height, :params_hash, :price_bps, :next_price_bps, :root, :batch, :payouts, :carried,
         :reward, :units_mu, :treasury_before, :trap_seed, :time)
 ON CONFLICT (epoch) DO NOTHING;
@@ -376,64 +354,59 @@ VALUES (:position, :payout_id, :epoch, :task_id, :provider_id, :miner_id, :proof
         :price_bps, :reward, :provider, :miner, :fund, :charged, :params_hash);
 
 -- name: get_batch
-SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
-       units_mu, treasury_before, trap_seed, time
+SELECT {batches}
   FROM batches WHERE epoch = :epoch;
 
 -- name: last_batch_epoch
 SELECT max(epoch) FROM batches;
 
 -- name: all_batches
-SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
-       units_mu, treasury_before, trap_seed, time
+SELECT {batches}
   FROM batches ORDER BY epoch;
 
 -- name: payouts_of_epoch
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts WHERE epoch = :epoch ORDER BY position;
 
 -- name: payout_of_task
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts WHERE task_id = :task_id;
 
 -- name: all_payouts
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts ORDER BY epoch, position;
 
 -- name: add_carried
 UPDATE jobs SET carried_batches = carried_batches + 1 WHERE task_id = :task_id;
 
 -- name: insert_slash
-INSERT INTO slashes (evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until)
+INSERT INTO slashes ({slashes:insert})
 VALUES (:evidence_hash, :provider_id, :reason, :subject, :task_id, :amount, :evidence, :time, :jailed_until)
 ON CONFLICT (subject) DO NOTHING;
 
 -- name: slashes_of
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes WHERE provider_id = :provider_id ORDER BY time, seq;
 
 -- name: recent_slashes
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes ORDER BY time DESC, seq DESC LIMIT :limit;
 
 -- name: all_slashes
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes ORDER BY subject;
 
 -- name: get_claim
-SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = :claim_id;
+SELECT {claims} FROM claims WHERE claim_id = :claim_id;
 
 -- name: events_since
-SELECT seq, topic, data, time FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
+SELECT {events} FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
 
 -- name: latest_event_seq
 SELECT last FROM event_counter WHERE id = 1;
 
 -- name: all_events
-SELECT seq, topic, data, time FROM events ORDER BY seq;
+SELECT {events} FROM events ORDER BY seq;
 
 -- name: delete_expired_nonces
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
@@ -451,9 +424,7 @@ SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonc
 
 -- name: list_jobs
 -- The API's job listing: every job after the cursor, by task_id.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE task_id > :after
  ORDER BY task_id
@@ -461,9 +432,7 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
 
 -- name: list_jobs_in_status
 -- The API's job listing for one status, after the cursor, by task_id.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE status = :status AND task_id > :after
  ORDER BY task_id
@@ -475,7 +444,7 @@ SELECT status, count(*) FROM jobs GROUP BY status;
 -- traps (0004) -------------------------------------------------------------------------------------
 
 -- name: insert_trap_seed
-INSERT INTO trap_seeds (epoch, commitment, committed_at, committed_height, seed, revealed_at)
+INSERT INTO trap_seeds ({trap_seeds:insert})
 VALUES (:epoch, :commitment, :committed_at, :committed_height, :seed, :revealed_at)
 ON CONFLICT (epoch) DO NOTHING;
 
@@ -483,11 +452,10 @@ ON CONFLICT (epoch) DO NOTHING;
 UPDATE trap_seeds SET seed = :seed, revealed_at = :time WHERE epoch = :epoch AND revealed_at IS NULL;
 
 -- name: get_trap_seed
-SELECT epoch, commitment, committed_at, committed_height, seed, revealed_at FROM trap_seeds WHERE epoch = :epoch;
+SELECT {trap_seeds} FROM trap_seeds WHERE epoch = :epoch;
 
 -- name: insert_trap
-INSERT INTO traps (caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash,
-                   answer_digest, revealed_at)
+INSERT INTO traps ({traps:insert})
 VALUES (:caller, :n, :epoch, :model, :prompt, :max_tokens, :funded, :created_at, :task_id, :log_hash,
         :answer_digest, :revealed_at)
 ON CONFLICT DO NOTHING;
@@ -499,11 +467,11 @@ UPDATE traps SET n = :n, epoch = :epoch, model = :model, prompt = :prompt, max_t
  WHERE caller = :caller;
 
 -- name: get_trap
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE caller = :caller;
 
 -- name: open_traps
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE revealed_at IS NULL ORDER BY n LIMIT :limit;
 
 -- name: trap_counts
@@ -513,9 +481,7 @@ SELECT model, count(*) FROM traps GROUP BY model;
 SELECT model, count(*) FROM jobs WHERE kind = 'ai' GROUP BY model;
 
 -- name: jobs_of_caller
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE caller = :caller ORDER BY enqueue_height, enqueue_tx_index;
 
 -- name: lease_counts
@@ -596,18 +562,17 @@ SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
 -- name: live_leases_granted_by
 -- The sweep's runtime-budget candidates: a budget is at least two TTLs, so only leases granted that long ago can
 -- be overdue. LIVE rows are few (at most max_leases per provider); the status index finds them.
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE status = 'LIVE' AND granted_at <= :time ORDER BY granted_at, lease_id LIMIT :limit;
 
 -- name: trap_of_task
 -- The trap (if any) whose fresh caller enqueued the task: a proof submission asks with the job it reads.
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE caller = (SELECT caller FROM jobs WHERE task_id = :task_id);
 
 -- name: accepted_proofs_not_included
 -- The sweep's stranded acceptances: SUBMITTED jobs (few) whose accepted proof has no inclusion on chain.
-SELECT p.proof_id, p.task_id, p.lease_id, p.provider_id, p.kind, p.envelope, p.received_at, p.latency_ms,
-       p.verdict, p.message, p.acceptance, p.acceptance_sig, p.units_mu, p.output_digest, p.qos
+SELECT {proofs:p}
   FROM jobs j
   JOIN proofs p ON p.task_id = j.task_id AND p.verdict = 'ACCEPT'
  WHERE j.status = 'SUBMITTED' AND p.received_at <= :received_by
@@ -644,15 +609,13 @@ DELETE FROM devnet_mempool WHERE seq <= :seq;
 DELETE FROM devnet_mempool;
 
 -- name: jobs_by_tx_hash
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE tx_hash = :tx_hash ORDER BY enqueue_height DESC;
 
 -- name: refused_by_tx_hash
-SELECT height, tx_index, tx_hash, kind, sender, field, reason FROM refused_txs
+SELECT {refused_txs} FROM refused_txs
  WHERE tx_hash = :tx_hash ORDER BY height DESC;
 
 -- name: cancels_by_tx_hash
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests
+SELECT {cancel_requests} FROM cancel_requests
  WHERE tx_hash = :tx_hash ORDER BY height DESC;

@@ -2,7 +2,7 @@
 -- per row where PostgreSQL runs a data-modifying WITH or a bulk form), sqlite_master, INDEXED BY, json_each.
 
 -- name: insert_transition
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
+INSERT INTO job_transitions ({job_transitions:insert})
 VALUES (:task_id, :from_status, :to_status, :reason, :height, :time);
 
 -- name: move_job
@@ -10,12 +10,12 @@ VALUES (:task_id, :from_status, :to_status, :reason, :height, :time);
 UPDATE jobs SET status = :to_status WHERE task_id = :task_id AND status = :from_status;
 
 -- name: insert_proof_inclusion
-INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
+INSERT INTO proof_inclusions ({proof_inclusions:insert})
 VALUES (:task_id, :proof_id, :provider_id, :height, :tx_index, :tx_hash, :producer)
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: proof_inclusion
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
+SELECT {proof_inclusions}
   FROM proof_inclusions WHERE task_id = :task_id;
 
 -- name: has_schema_version
@@ -32,9 +32,7 @@ INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFL
 -- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
 -- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL. The partial index
 -- jobs_ready is in this order: without INDEXED BY the planner may take jobs_by_status and sort every queued job.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs INDEXED BY jobs_ready
  WHERE status = 'QUEUED' AND not_before <= :now
  ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
@@ -45,8 +43,7 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
 UPDATE jobs SET status = 'LEASED' WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time;
 
 -- name: insert_lease
-INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
-                    grant_sig)
+INSERT INTO leases ({leases:insert})
 VALUES (:lease_id, :task_id, :provider_id, :attempt, :granted_at, :expires_at, :status, :epoch, :ended_at,
         :grant_sig);
 
@@ -56,8 +53,7 @@ UPDATE leases SET expires_at = :expires_at
  WHERE provider_id = :provider_id AND status = 'LIVE' AND expires_at > :now AND expires_at < :expires_at;
 
 -- name: insert_result
-INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
-                     provider_id)
+INSERT INTO results ({results:insert})
 VALUES (:task_id, :proof_id, :kind, :output_digest, :units_mu, :qos, :block_height, :tx_index, :miner_id,
         :provider_id)
 ON CONFLICT (task_id) DO NOTHING;
@@ -67,10 +63,10 @@ ON CONFLICT (task_id) DO NOTHING;
 UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
 
 -- name: insert_event
-INSERT INTO events (seq, topic, data, time) VALUES (:seq, :topic, :data, :time);
+INSERT INTO events ({events:insert}) VALUES (:seq, :topic, :data, :time);
 
 -- name: events_since_topics
 -- :topics is a JSON array of topic names.
-SELECT seq, topic, data, time FROM events
+SELECT {events} FROM events
  WHERE seq > :seq AND topic IN (SELECT value FROM json_each(:topics))
  ORDER BY seq LIMIT :limit;
