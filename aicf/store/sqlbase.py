@@ -28,9 +28,9 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
-from aicf.store import rows
+from aicf.store import rows, tables
 from aicf.store.coord_interface import ProofContext, QosRange
-from aicf.store.interface import IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
+from aicf.store.interface import Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
@@ -259,13 +259,10 @@ class SqlTx(SqlTrustTx, ABC):
             refused=tuple(rows.refused_of(r) for r in self._all("all_refused", {})),
             cancels=tuple(rows.cancel_of(r) for r in self._all("all_cancels", {})),
             claims=tuple(rows.claim_of(r) for r in self._all("all_claims", {})),
-            idempotency=tuple(
-                IdempotencyRecord(key=rows.as_bytes(r[0]), fingerprint=rows.as_bytes(r[1]), result=rows.as_bytes(r[2]))
-                for r in self._all("all_idempotency", {})
-            ),
+            idempotency=tuple(tables.IDEMPOTENCY_KEYS.decode(r) for r in self._all("all_idempotency", {})),
             requester_tiers=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_tiers", {})),
             providers=tuple(rows.provider_of(r) for r in self._all("all_providers", {})),
-            provider_moves=tuple(_provider_move_of(r) for r in self._all("all_provider_moves", {})),
+            provider_moves=tuple(tables.PROVIDER_TRANSITIONS.decode(r) for r in self._all("all_provider_moves", {})),
             heartbeats=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_heartbeats", {})),
             decisions=tuple(rows.decision_of(r) for r in self._all("all_decisions", {})),
             pools=tuple((rows.as_bytes(r[0]), rows.as_bytes(r[1])) for r in self._all("all_pools", {})),
@@ -276,10 +273,7 @@ class SqlTx(SqlTrustTx, ABC):
             payouts=tuple(rows.payout_of(r) for r in self._all("all_payouts", {})),
             slashes=tuple(rows.slash_of(r) for r in self._all("all_slashes", {})),
             events=tuple(rows.event_of(r) for r in self._all("all_events", {})),
-            nonces=tuple(
-                NonceRecord(provider_id=rows.as_bytes(r[0]), nonce=rows.as_bytes(r[1]), expires_at=rows.as_int(r[2]))
-                for r in self._all("all_nonces", {})
-            ),
+            nonces=tuple(tables.RPC_NONCES.decode(r) for r in self._all("all_nonces", {})),
         )
 
     # -- providers -------------------------------------------------------------------------------------
@@ -623,17 +617,6 @@ class SqlTx(SqlTrustTx, ABC):
 
     def jobs_of_caller(self, caller: bytes) -> list[Job]:
         return [rows.job_of(r) for r in self._all("jobs_of_caller", {"caller": caller})]
-
-
-def _provider_move_of(r: rows.Row) -> ProviderMove:
-    return ProviderMove(
-        seq=rows.as_int(r[0]),
-        provider_id=rows.as_bytes(r[1]),
-        frm=None if r[2] is None else ProviderStatus(rows.as_str(r[2])),
-        to=ProviderStatus(rows.as_str(r[3])),
-        reason=rows.as_str(r[4]),
-        time=rows.as_int(r[5]),
-    )
 
 
 def acceptance_writes(proof: ProofRecord, time: int) -> tuple[JobTransition, list[tuple[str, Params]]]:

@@ -35,7 +35,8 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
-from aicf.store.interface import CorruptValueError, SchemaError
+from aicf.core.trust import PolicyRecord, RootRecord, TrustChange
+from aicf.store.interface import CorruptValueError, IdempotencyRecord, NonceRecord, ProviderMove, SchemaError
 
 R = TypeVar("R")
 Row = Sequence[object]
@@ -108,6 +109,10 @@ def _qos_of(v: object) -> dict[str, int]:
 
 def _value(v: Any) -> object:
     return v.value
+
+
+def _opt_value(v: Any) -> object:
+    return None if v is None else v.value
 
 
 # -- columns and tables ------------------------------------------------------------------------------------------
@@ -301,11 +306,41 @@ TRAPS = Table(
     _opt("revealed_at"),
 )  # fmt: skip
 
+IDEMPOTENCY_KEYS = Table("idempotency_keys", IdempotencyRecord, _bytes("key"), _bytes("fingerprint"), _bytes("result"))
+
+PROVIDER_TRANSITIONS = Table(
+    "provider_transitions", ProviderMove,
+    _col("seq", insert=False), _bytes("provider_id"),
+    Column("from_status", lambda v: None if v is None else ProviderStatus(as_str(v)), _opt_value, field="frm"),
+    Column("to_status", lambda v: ProviderStatus(as_str(v)), _value, field="to"), _text("reason"), _col("time"),
+)  # fmt: skip
+
+RPC_NONCES = Table("rpc_nonces", NonceRecord, _bytes("provider_id"), _bytes("nonce"), _col("expires_at"))
+
+VENDOR_ROOTS = Table(
+    "vendor_roots", RootRecord,
+    _text("vendor"), _text("name"), _col("version"), _bytes("der"), _bytes("sha256"), _col("activation_height"),
+    _opt("expiry_height"), _col("added_height"), _col("added_at"),
+)  # fmt: skip
+
+ATTESTATION_POLICIES = Table(
+    "attestation_policies", PolicyRecord,
+    _text("kind"), _col("version"), _col("activation_height"), _bytes("policy"), _col("added_height"),
+    _col("added_at"),
+)  # fmt: skip
+
+TRUST_TRANSITIONS = Table(
+    "trust_transitions", TrustChange,
+    _col("seq", insert=False), _text("what"), _text("action"), _text("subject"), _text("detail"), _col("height"),
+    _col("time"),
+)  # fmt: skip
+
 TABLES: dict[str, Table[Any]] = {
     t.name: t
     for t in (
         BLOCKS, JOBS, JOB_TRANSITIONS, LEDGER_ENTRIES, PROOF_INCLUSIONS, REFUSED_TXS, CANCEL_REQUESTS, CLAIMS,
         PROVIDERS, DECISIONS, LEASES, PROOFS, RESULTS, BATCHES, PAYOUTS, SLASHES, EVENTS, TRAP_SEEDS, TRAPS,
+        IDEMPOTENCY_KEYS, PROVIDER_TRANSITIONS, RPC_NONCES, VENDOR_ROOTS, ATTESTATION_POLICIES, TRUST_TRANSITIONS,
     )
 }  # fmt: skip
 

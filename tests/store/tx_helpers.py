@@ -5,10 +5,9 @@ on every backend without widening `Tx`."""
 
 from aicf.core.chain import Job
 from aicf.core.trust import PolicyRecord, RootRecord
-from aicf.store import rows
+from aicf.store import rows, tables
 from aicf.store.interface import IdempotencyConflictError, Tx
 from aicf.store.sqlbase import SqlTx
-from aicf.store.sqltrust import _policy_of, _root_of
 
 
 def _sql(tx: Tx) -> SqlTx:
@@ -44,9 +43,9 @@ def ready_jobs(tx: Tx, now: int, limit: int) -> list[Job]:
 
 def roots_in_force(tx: Tx, height: int) -> list[RootRecord]:
     """The root versions in force at `height`, by (vendor, name, version)."""
-    return [_root_of(r) for r in _sql(tx)._all("roots_in_force", {"height": height})]
+    return [tables.VENDOR_ROOTS.decode(r) for r in _sql(tx)._all("roots_in_force", {"height": height})]
 
 
 def policies_in_force(tx: Tx, height: int) -> list[PolicyRecord]:
     """Per evidence kind, the highest version whose activation height is at most `height`; by kind."""
-    return [_policy_of(r) for r in _sql(tx)._all("policies_in_force", {"height": height})]
+    return [tables.ATTESTATION_POLICIES.decode(r) for r in _sql(tx)._all("policies_in_force", {"height": height})]

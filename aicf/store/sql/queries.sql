@@ -135,7 +135,7 @@ ON CONFLICT (claim_id) DO NOTHING;
 SELECT fingerprint, result FROM idempotency_keys WHERE key = :key;
 
 -- name: insert_idempotency
-INSERT INTO idempotency_keys (key, fingerprint, result) VALUES (:key, :fingerprint, :result);
+INSERT INTO idempotency_keys ({idempotency_keys:insert}) VALUES (:key, :fingerprint, :result);
 
 -- name: all_meta
 SELECT key, value FROM meta ORDER BY key;
@@ -169,7 +169,7 @@ SELECT {cancel_requests} FROM cancel_requests ORDER BY height, tx_index;
 SELECT {claims} FROM claims ORDER BY claim_id;
 
 -- name: all_idempotency
-SELECT key, fingerprint, result FROM idempotency_keys ORDER BY key;
+SELECT {idempotency_keys} FROM idempotency_keys ORDER BY key;
 
 -- name: all_tiers
 SELECT caller, tier FROM requester_tiers ORDER BY caller;
@@ -227,11 +227,11 @@ SELECT provider_id FROM providers
  WHERE status = 'ACTIVE' AND registered_at <= :registered_by ORDER BY provider_id;
 
 -- name: insert_provider_move
-INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
+INSERT INTO provider_transitions ({provider_transitions:insert})
 VALUES (:provider_id, :from_status, :to_status, :reason, :time);
 
 -- name: all_provider_moves
-SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
+SELECT {provider_transitions} FROM provider_transitions ORDER BY seq;
 
 -- name: heartbeat_slots
 SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :first AND :last ORDER BY slot;
@@ -416,11 +416,11 @@ DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND nonce = :nonce;
 
 -- name: insert_nonce
-INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (:provider_id, :nonce, :expires_at)
+INSERT INTO rpc_nonces ({rpc_nonces:insert}) VALUES (:provider_id, :nonce, :expires_at)
 ON CONFLICT (provider_id, nonce) DO NOTHING;
 
 -- name: all_nonces
-SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;
+SELECT {rpc_nonces} FROM rpc_nonces ORDER BY provider_id, nonce;
 
 -- name: list_jobs
 -- The API's job listing: every job after the cursor, by task_id.
@@ -508,8 +508,7 @@ SELECT version FROM registry_version WHERE id = 1;
 -- vendor roots and attestation policy (migration 0006, docs/ROOTS.md) -------------------------------------
 
 -- name: insert_root
-INSERT INTO vendor_roots (vendor, name, version, der, sha256, activation_height, expiry_height, added_height,
-                          added_at)
+INSERT INTO vendor_roots ({vendor_roots:insert})
 VALUES (:vendor, :name, :version, :der, :sha256, :activation_height, :expiry_height, :added_height, :added_at)
 ON CONFLICT (vendor, name, version) DO NOTHING;
 
@@ -518,39 +517,39 @@ UPDATE vendor_roots SET expiry_height = :expiry_height
  WHERE vendor = :vendor AND name = :name AND version = :version;
 
 -- name: vendor_roots
-SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+SELECT {vendor_roots}
   FROM vendor_roots ORDER BY vendor, name, version;
 
 -- name: roots_in_force
-SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+SELECT {vendor_roots}
   FROM vendor_roots
  WHERE activation_height <= :height AND (expiry_height IS NULL OR :height < expiry_height)
  ORDER BY vendor, name, version;
 
 -- name: insert_policy
-INSERT INTO attestation_policies (kind, version, activation_height, policy, added_height, added_at)
+INSERT INTO attestation_policies ({attestation_policies:insert})
 VALUES (:kind, :version, :activation_height, :policy, :added_height, :added_at)
 ON CONFLICT (kind, version) DO NOTHING;
 
 -- name: attestation_policies
-SELECT kind, version, activation_height, policy, added_height, added_at
+SELECT {attestation_policies}
   FROM attestation_policies ORDER BY kind, version;
 
 -- name: policies_in_force
 -- Per kind, the highest version already active at the height.
-SELECT p.kind, p.version, p.activation_height, p.policy, p.added_height, p.added_at
+SELECT {attestation_policies:p}
   FROM attestation_policies p
  WHERE p.version = (SELECT max(q.version) FROM attestation_policies q
                      WHERE q.kind = p.kind AND q.activation_height <= :height)
  ORDER BY p.kind;
 
 -- name: insert_trust_change
-INSERT INTO trust_transitions (what, action, subject, detail, height, time)
+INSERT INTO trust_transitions ({trust_transitions:insert})
 VALUES (:what, :action, :subject, :detail, :height, :time)
 RETURNING seq;
 
 -- name: trust_changes
-SELECT seq, what, action, subject, detail, height, time FROM trust_transitions ORDER BY seq;
+SELECT {trust_transitions} FROM trust_transitions ORDER BY seq;
 
 -- name: trust_version
 SELECT CAST(coalesce(max(seq), 0) AS BIGINT) FROM trust_transitions;
