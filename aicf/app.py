@@ -20,7 +20,6 @@ from aicf.core.qasm import circuit_depth
 from aicf.core.requests import CircuitDepth
 from aicf.service.ingest import IngestStep, ingest_available
 from aicf.store.interface import Store, StoreUnavailableError
-from aicf.store.memory import MemoryStore
 from aicf.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ def open_store(url: str | None = None, *, migrate_to: int | None = None, must_ex
     if url in ("memory:", "memory://"):
         if must_exist:
             raise StoreUnavailableError("memory: is a new empty database", "name the database to check with --db")
-        return MemoryStore()
+        return SqliteStore(":memory:", migrate_to=migrate_to)  # a fresh database: the same SQL as a file
     if url.startswith("sqlite://"):
         # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")

@@ -1,1 +1,1 @@
-"""The store: one interface (interface.py) and three backends (memory, SQLite, PostgreSQL)."""
+"""The store: one interface (interface.py) and two SQL backends (SQLite, PostgreSQL) over one SQL source."""

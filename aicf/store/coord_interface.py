@@ -95,11 +95,6 @@ class CoordinatorTx(Protocol):
         to its live slots between `first` and `last` inclusive, ascending ([] if none)."""
 
     # -- matching and leases (SPEC §5, §6, §7) -------------------------------------------------------------
-    def ready_jobs(self, now: int, limit: int) -> list[Job]:
-        """QUEUED jobs with not_before <= now, in matcher order: tier descending, then
-        (fee_per_unit − max_units_mu // 1000 − 10 × enqueue_height) descending (SPEC §5's score less the
-        head, which is the same for every job in a pass), enqueue height, task_id."""
-
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
         """Guarded QUEUED → LEASED with the lease row and the transition; False if the job is not QUEUED or
         not ready. On PostgreSQL the job row is claimed with FOR UPDATE SKIP LOCKED so replicas never wait
@@ -129,8 +124,11 @@ class CoordinatorTx(Protocol):
         """The lowest enqueue height of a QUEUED job (ready or backing off), None if none is queued."""
 
     def claim_ready_jobs(self, now: int, limit: int) -> list[Job]:
-        """`ready_jobs` for a matcher pass, each row held until this transaction ends: on PostgreSQL a row
-        another transaction holds is skipped, so concurrent replicas' passes take disjoint jobs."""
+        """Up to `limit` QUEUED jobs with not_before <= now, in matcher order: tier descending, then
+        (fee_per_unit − max_units_mu // 1000 − 10 × enqueue_height) descending (SPEC §5's score less the
+        head, which is the same for every job in a pass), enqueue height, task_id. Each row is held until this
+        transaction ends: on PostgreSQL a row another transaction holds is skipped, so concurrent replicas'
+        passes take disjoint jobs."""
 
     def lock_provider(self, provider_id: bytes) -> Provider | None:
         """The provider's row, held until this transaction ends, so two replicas cannot both grant its last

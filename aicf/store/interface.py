@@ -1,4 +1,4 @@
-"""The store contract every backend (memory, SQLite, PostgreSQL) meets, in core types only.
+"""The store contract every backend (SQLite, PostgreSQL) meets, in core types only.
 
 A `Store` hands out transactions; a `Tx` is the unit of work: leaving `with store.transaction() as tx:`
 without `tx.commit()` (by return or by exception) rolls everything back. Rows, cursors and SQL never leak
@@ -224,7 +224,6 @@ class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
     def waiting_cancels_through(self, height: int) -> list[CancelRequest]: ...
     def set_cancel_outcome(self, height: int, tx_index: int, outcome: CancelOutcome) -> None: ...
     def requester_tier(self, caller: bytes) -> int: ...
-    def set_requester_tier(self, caller: bytes, tier: int) -> None: ...
 
     def rollback_above(self, height: int) -> None:
         """Undo every effect recorded at a height above `height`: blocks, the jobs they enqueued with their
@@ -235,15 +234,9 @@ class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
         The caller guarantees `height` is at or above the finalized height, so every job enqueued above it is
         still PENDING and has no transition yet (the backends' indexes rely on this)."""
 
-    # -- claims and idempotency ------------------------------------------------------------------------
+    # -- claims ----------------------------------------------------------------------------------------
     def insert_claim(self, claim: Claim) -> bool:
         """False (nothing written) if the claim id is already stored."""
-
-    def replayed(self, key: bytes, fingerprint: bytes) -> bytes | None:
-        """The first result stored under `key`, or None. Raises IdempotencyConflictError if the key was
-        used with another fingerprint."""
-
-    def remember(self, key: bytes, fingerprint: bytes, result: bytes) -> None: ...
 
     # -- audit -----------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot: ...

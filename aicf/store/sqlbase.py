@@ -28,9 +28,9 @@ from aicf.core.records import (
 )
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
-from aicf.store import rows
+from aicf.store import rows, tables
 from aicf.store.coord_interface import ProofContext, QosRange
-from aicf.store.interface import IdempotencyConflictError, IdempotencyRecord, NonceRecord, ProviderMove, Snapshot
+from aicf.store.interface import Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
@@ -227,9 +227,6 @@ class SqlTx(SqlTrustTx, ABC):
         row = self._one("requester_tier", {"caller": caller})
         return 0 if row is None else rows.as_int(row[0])
 
-    def set_requester_tier(self, caller: bytes, tier: int) -> None:
-        self._exec("set_requester_tier", {"caller": caller, "tier": tier})
-
     def rollback_above(self, height: int) -> None:
         h = {"height": height}
         reverse = [(rows.as_str(r[0]), rows.as_int(r[1])) for r in self._all("entry_deltas_above", h)]
@@ -245,22 +242,9 @@ class SqlTx(SqlTrustTx, ABC):
         self._exec("revert_job_moves_above", h)
         self._exec("delete_job_moves_above", h)
 
-    # -- claims and idempotency ------------------------------------------------------------------------
+    # -- claims ----------------------------------------------------------------------------------------
     def insert_claim(self, claim: Claim) -> bool:
         return self._exec("insert_claim", rows.claim_params(claim)) == 1
-
-    def replayed(self, key: bytes, fingerprint: bytes) -> bytes | None:
-        row = self._one("get_idempotency", {"key": key})
-        if row is None:
-            return None
-        if rows.as_bytes(row[0]) != fingerprint:
-            raise IdempotencyConflictError(key)
-        return rows.as_bytes(row[1])
-
-    def remember(self, key: bytes, fingerprint: bytes, result: bytes) -> None:
-        if self._one("get_idempotency", {"key": key}) is not None:
-            raise IdempotencyConflictError(key)
-        self._exec("insert_idempotency", {"key": key, "fingerprint": fingerprint, "result": result})
 
     # -- audit -----------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -275,13 +259,10 @@ class SqlTx(SqlTrustTx, ABC):
             refused=tuple(rows.refused_of(r) for r in self._all("all_refused", {})),
             cancels=tuple(rows.cancel_of(r) for r in self._all("all_cancels", {})),
             claims=tuple(rows.claim_of(r) for r in self._all("all_claims", {})),
-            idempotency=tuple(
-                IdempotencyRecord(key=rows.as_bytes(r[0]), fingerprint=rows.as_bytes(r[1]), result=rows.as_bytes(r[2]))
-                for r in self._all("all_idempotency", {})
-            ),
+            idempotency=tuple(tables.IDEMPOTENCY_KEYS.decode(r) for r in self._all("all_idempotency", {})),
             requester_tiers=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_tiers", {})),
             providers=tuple(rows.provider_of(r) for r in self._all("all_providers", {})),
-            provider_moves=tuple(_provider_move_of(r) for r in self._all("all_provider_moves", {})),
+            provider_moves=tuple(tables.PROVIDER_TRANSITIONS.decode(r) for r in self._all("all_provider_moves", {})),
             heartbeats=tuple((rows.as_bytes(r[0]), rows.as_int(r[1])) for r in self._all("all_heartbeats", {})),
             decisions=tuple(rows.decision_of(r) for r in self._all("all_decisions", {})),
             pools=tuple((rows.as_bytes(r[0]), rows.as_bytes(r[1])) for r in self._all("all_pools", {})),
@@ -292,10 +273,7 @@ class SqlTx(SqlTrustTx, ABC):
             payouts=tuple(rows.payout_of(r) for r in self._all("all_payouts", {})),
             slashes=tuple(rows.slash_of(r) for r in self._all("all_slashes", {})),
             events=tuple(rows.event_of(r) for r in self._all("all_events", {})),
-            nonces=tuple(
-                NonceRecord(provider_id=rows.as_bytes(r[0]), nonce=rows.as_bytes(r[1]), expires_at=rows.as_int(r[2]))
-                for r in self._all("all_nonces", {})
-            ),
+            nonces=tuple(tables.RPC_NONCES.decode(r) for r in self._all("all_nonces", {})),
         )
 
     # -- providers -------------------------------------------------------------------------------------
@@ -370,9 +348,6 @@ class SqlTx(SqlTrustTx, ABC):
 
     def lease_counts(self) -> dict[LeaseStatus, int]:
         return {LeaseStatus(str(r[0])): rows.as_int(r[1]) for r in self._all("lease_counts", {})}
-
-    def ready_jobs(self, now: int, limit: int) -> list[Job]:
-        return [rows.job_of(r) for r in self._all("ready_jobs", {"now": now, "limit": max(limit, 0)})]
 
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
         if self._exec("lease_job", {"task_id": lease.task_id, "time": time}) != 1:
@@ -642,17 +617,6 @@ class SqlTx(SqlTrustTx, ABC):
 
     def jobs_of_caller(self, caller: bytes) -> list[Job]:
         return [rows.job_of(r) for r in self._all("jobs_of_caller", {"caller": caller})]
-
-
-def _provider_move_of(r: rows.Row) -> ProviderMove:
-    return ProviderMove(
-        seq=rows.as_int(r[0]),
-        provider_id=rows.as_bytes(r[1]),
-        frm=None if r[2] is None else ProviderStatus(rows.as_str(r[2])),
-        to=ProviderStatus(rows.as_str(r[3])),
-        reason=rows.as_str(r[4]),
-        time=rows.as_int(r[5]),
-    )
 
 
 def acceptance_writes(proof: ProofRecord, time: int) -> tuple[JobTransition, list[tuple[str, Params]]]:

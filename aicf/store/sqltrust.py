@@ -2,10 +2,10 @@
 the primitives `SqlTx` supplies; the queries are in `sql/<backend>/queries.sql` under the migration 0006 header."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from aicf.core.trust import PolicyRecord, RootRecord, TrustChange
-from aicf.store import rows
+from aicf.store import rows, tables
 
 Params = Mapping[str, object]
 
@@ -28,21 +28,14 @@ class SqlTrustTx(ABC):
     def vendor_roots(self) -> list[RootRecord]:
         return [_root_of(r) for r in self._all("vendor_roots", {})]
 
-    def roots_in_force(self, height: int) -> list[RootRecord]:
-        return [_root_of(r) for r in self._all("roots_in_force", {"height": height})]
-
     def insert_policy(self, policy: PolicyRecord) -> bool:
         return self._exec("insert_policy", _policy_params(policy)) == 1
 
     def attestation_policies(self) -> list[PolicyRecord]:
         return [_policy_of(r) for r in self._all("attestation_policies", {})]
 
-    def policies_in_force(self, height: int) -> list[PolicyRecord]:
-        return [_policy_of(r) for r in self._all("policies_in_force", {"height": height})]
-
     def record_trust_change(self, change: TrustChange) -> int:
-        params = {"what": change.what, "action": change.action, "subject": change.subject,
-                  "detail": change.detail, "height": change.height, "time": change.time}  # fmt: skip
+        params = _change_params(change)
         got = self._all("insert_trust_change", params)  # read to the end: SQLite finishes a RETURNING statement then
         return rows.as_int(got[0][0])
 
@@ -54,63 +47,6 @@ class SqlTrustTx(ABC):
         return 0 if row is None else rows.as_int(row[0])
 
 
-def _root_params(x: RootRecord) -> dict[str, object]:
-    return {
-        "vendor": x.vendor,
-        "name": x.name,
-        "version": x.version,
-        "der": x.der,
-        "sha256": x.sha256,
-        "activation_height": x.activation_height,
-        "expiry_height": x.expiry_height,
-        "added_height": x.added_height,
-        "added_at": x.added_at,
-    }
-
-
-def _root_of(r: Sequence[object]) -> RootRecord:
-    return RootRecord(
-        vendor=rows.as_str(r[0]),
-        name=rows.as_str(r[1]),
-        version=rows.as_int(r[2]),
-        der=rows.as_bytes(r[3]),
-        sha256=rows.as_bytes(r[4]),
-        activation_height=rows.as_int(r[5]),
-        expiry_height=None if r[6] is None else rows.as_int(r[6]),
-        added_height=rows.as_int(r[7]),
-        added_at=rows.as_int(r[8]),
-    )
-
-
-def _policy_params(x: PolicyRecord) -> dict[str, object]:
-    return {
-        "kind": x.kind,
-        "version": x.version,
-        "activation_height": x.activation_height,
-        "policy": x.policy,
-        "added_height": x.added_height,
-        "added_at": x.added_at,
-    }
-
-
-def _policy_of(r: Sequence[object]) -> PolicyRecord:
-    return PolicyRecord(
-        kind=rows.as_str(r[0]),
-        version=rows.as_int(r[1]),
-        activation_height=rows.as_int(r[2]),
-        policy=rows.as_bytes(r[3]),
-        added_height=rows.as_int(r[4]),
-        added_at=rows.as_int(r[5]),
-    )
-
-
-def _change_of(r: Sequence[object]) -> TrustChange:
-    return TrustChange(
-        seq=rows.as_int(r[0]),
-        what=rows.as_str(r[1]),
-        action=rows.as_str(r[2]),
-        subject=rows.as_str(r[3]),
-        detail=rows.as_str(r[4]),
-        height=rows.as_int(r[5]),
-        time=rows.as_int(r[6]),
-    )
+_root_params, _root_of = tables.VENDOR_ROOTS.params, tables.VENDOR_ROOTS.decode
+_policy_params, _policy_of = tables.ATTESTATION_POLICIES.params, tables.ATTESTATION_POLICIES.decode
+_change_params, _change_of = tables.TRUST_TRANSITIONS.params, tables.TRUST_TRANSITIONS.decode

@@ -22,17 +22,11 @@ class TrustTx(Protocol):
     def vendor_roots(self) -> list[RootRecord]:
         """Every stored root version, by (vendor, name, version)."""
 
-    def roots_in_force(self, height: int) -> list[RootRecord]:
-        """The root versions in force at `height`, by (vendor, name, version)."""
-
     def insert_policy(self, policy: PolicyRecord) -> bool:
         """False (nothing written) if (kind, version) is already stored."""
 
     def attestation_policies(self) -> list[PolicyRecord]:
         """Every stored policy version, by (kind, version)."""
-
-    def policies_in_force(self, height: int) -> list[PolicyRecord]:
-        """Per evidence kind, the highest version whose activation height is at most `height`; by kind."""
 
     def record_trust_change(self, change: TrustChange) -> int:
         """Append a row to the trust transition table; returns its seq."""

@@ -1,7 +1,7 @@
 """Issue 6, item 7: every cheat of the reference provider is caught, rejected and slashed; the honest providers
 are paid.
 
-One coordinator (`build_system` on a memory store) behind its real JSON-RPC app, which the agents reach through
+One coordinator (`build_system` on SQLite :memory:) behind its real JSON-RPC app, which the agents reach through
 starlette's TestClient as their httpx transport; one FixedClock shared by the server, the devnet and every agent,
 so signed request times agree. Seven reference agents (`aicf.provider.agent.ProviderAgent`), each driven step by
 step through its own methods: a step is 10 s of the clock in which every agent heartbeats when due
@@ -57,6 +57,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
+from store.backends import memory_store
 
 from aicf.client import RpcClient, RpcError
 from aicf.core.chain import TxKind
@@ -80,7 +81,6 @@ from aicf.service.audit import verify
 from aicf.service.coordinator import GRANT_TAG, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapOracle
 from aicf.store.interface import Snapshot
-from aicf.store.memory import MemoryStore
 from aicf.system import BELL, System, WallClock, build_system, devnet_params
 
 START: Final = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of the 20-s heartbeat slot
@@ -356,7 +356,7 @@ def open_scenario(tmp_path: Path, backend: Backend, params: Params = PARAMS) -> 
     secret.touch(mode=0o600)
     secret.write_text(tagged_hash("aicf/test/cheats/trapsecret/v1", 1).hex(), encoding="utf-8")
     system = build_system(
-        MemoryStore(),
+        memory_store(),
         params,
         var=var,
         model_digests={MODEL: backend.model_digest},

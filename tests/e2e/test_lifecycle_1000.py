@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from service.test_coordinator import DevnetWriter, _no_circuits, _pub, signed_ai_envelope
-from store.backends import SQL_BACKENDS, open_test_store
+from store.backends import SQL_BACKENDS, memory_store, open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.assignment import AssignmentDecision
@@ -42,7 +42,6 @@ from aicf.service.errors import ProviderBannedError
 from aicf.service.ingest import ingest_available
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
-from aicf.store.memory import MemoryStore
 
 PARAMS = params_from_mapping({"epoch_seconds": 120})
 MODEL = "llama3-8b"
@@ -321,7 +320,7 @@ def test_a_thousand_jobs_cross_every_state_and_settle_exactly_once(store: Store)
     assert sum(v for a, v in balances.items() if a != EXTERNAL) == minted_of(postings) - withdrawn
 
     # item 5: a second coordinator fed only the chain writes byte-identical batches and roots
-    replica = MemoryStore()
+    replica = memory_store()
     ingest_available(replica, run.devnet, PARAMS, _no_circuits, operator_key=_pub(run.operator))
     with store.transaction() as a, replica.transaction() as b:
         last = a.last_batch_epoch()

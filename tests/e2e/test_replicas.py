@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from store.backends import PG_DSN, drop_schema, new_schema, pg_url, require_postgres
+from store.backends import PG_DSN, drop_schema, memory_store, new_schema, pg_url, require_postgres
 
 from aicf.chain.devnet import DevnetConfig
 from aicf.core.jobs import JobStatus
@@ -21,7 +21,6 @@ from aicf.core.leases import LeaseStatus
 from aicf.replica import GENESIS, INTERVAL_S, PARAMS, SharedChain, operator_key, public_key, wait_for_jobs
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.store.memory import MemoryStore
 from aicf.store.postgres import PostgresStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # replica subprocesses for tens of seconds
@@ -98,7 +97,7 @@ def test_replicas_share_the_work_and_survive_one_killed_mid_work(schema: str) ->
         chain = SharedChain(url, DevnetConfig(seed=SEED, genesis_time=GENESIS, interval_s=INTERVAL_S, issuance=10**12))
         chain.refresh()
         chain.conn.close()
-        replica = MemoryStore()
+        replica = memory_store()
         ingest_available(replica, chain, PARAMS, lambda _: 1, operator_key=public_key(operator_key()))
         with store.transaction() as a, replica.transaction() as b:
             last = a.last_batch_epoch()

@@ -1,5 +1,7 @@
 """Shared pieces of the service tests: a fake clock, request bodies, a stub circuit parser, digests."""
 
+from store.backends import memory_store
+
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
 from aicf.core.ids import task_id
@@ -8,7 +10,6 @@ from aicf.core.requests import build_request_map, encode_payload
 from aicf.service.audit import state_digest
 from aicf.service.ingest import ingest_available
 from aicf.store.interface import Store
-from aicf.store.memory import MemoryStore
 
 P = Params.default()
 ALICE = b"\xa1" * 20
@@ -63,7 +64,7 @@ def task_of(net: Devnet, height: int, index: int) -> bytes:
 
 def replay_digest(net: Devnet) -> bytes:
     """The digest of a fresh store that ingests the chain as it is now, never seeing any orphaned block."""
-    fresh = MemoryStore()
+    fresh = memory_store()
     ingest_available(fresh, net, P, depth_stub)
     return state_digest(fresh)
 

@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store.backends import require_postgres
@@ -15,8 +16,7 @@ from aicf.chain.devnet import Devnet
 from aicf.core.chain import Job, TxKind
 from aicf.service.audit import state_digest
 from aicf.service.ingest import ingest_next
-from aicf.store.interface import StoreUnavailableError
-from aicf.store.memory import MemoryStore, MemoryTx
+from aicf.store.interface import StoreUnavailableError, Tx
 from aicf.store.sqlite import SqliteStore
 from aicf.transports.cli import app
 from service.helpers import ALICE, P, ai_body, depth_stub, devnet, ingest
@@ -109,21 +109,29 @@ def test_a_postgres_role_that_may_not_write_rolls_the_block_back() -> None:
         drop_schema(schema)
 
 
-class _FailingTx(MemoryTx):
+class _FailingTx:
+    """The real transaction, except that writing jobs fails."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
     def insert_jobs(self, jobs: Sequence[Job]) -> None:
         raise StoreUnavailableError("the disk went away", "nothing was written; retry")
 
 
-class _FailingStore(MemoryStore):
+class _FailingStore(SqliteStore):
     """Fails while writing a block's jobs, after its block row, entries and refusals were written."""
 
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+
     @contextmanager
-    def transaction(self) -> Iterator[MemoryTx]:
+    def transaction(self) -> Iterator[Any]:
         with super().transaction() as tx:
-            failing = _FailingTx(tx.state)
-            yield failing
-            if failing.committed:
-                tx.commit()
+            yield _FailingTx(tx)
 
 
 def test_a_failure_mid_block_leaves_nothing_half_written() -> None:

@@ -1,4 +1,4 @@
-"""The coordinator's lifecycle on the memory store with a fake clock and the devnet (issue 5).
+"""The coordinator's lifecycle on SQLite :memory: with a fake clock and the devnet (issue 5).
 
 Each test drives the real use-cases: enqueue on chain → ingest → QUEUED at depth 6 → match (stake-weighted
 beacon draw) → lease → proof (or silence) → verify → inclusion on chain → VERIFIED → epoch settlement.
@@ -16,7 +16,8 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from store.backends import open_test_store
+from store.backends import memory_store, open_test_store
+from store.tx_helpers import ready_jobs
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.assignment import Exclusion
@@ -43,7 +44,6 @@ from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
 from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
-from aicf.store.memory import MemoryStore
 
 PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})
 MODEL_DIGEST = b"\x5a" * 32
@@ -88,7 +88,7 @@ class DevnetWriter:
 class World:
     params: Params = PARAMS
     devnet: Devnet = field(default_factory=lambda: Devnet(DevnetConfig(genesis_time=GENESIS, interval_s=10)))
-    store: Store = field(default_factory=MemoryStore)
+    store: Store = field(default_factory=memory_store)
     clock: FixedClock = field(default_factory=lambda: FixedClock(GENESIS))
     operator: Ed25519PrivateKey = field(default_factory=lambda: _key(99))
     coord: Coordinator = field(init=False)
@@ -141,7 +141,7 @@ class World:
 
     def queued(self) -> list[bytes]:
         with self.store.transaction() as tx:
-            return [j.task_id for j in tx.ready_jobs(self.clock.now(), 1000)]
+            return [j.task_id for j in ready_jobs(tx, self.clock.now(), 1000)]
 
     def job_status(self, task: bytes) -> JobStatus:
         with self.store.transaction() as tx:
@@ -428,11 +428,11 @@ def test_heartbeat_naming_its_own_live_lease_extends_it(world: World) -> None:
 
 
 class _RacedStore:
-    """A memory store whose first `races` accept_proof calls find the job moved (as when another replica
+    """A SQLite :memory: store whose first `races` accept_proof calls find the job moved (as when another replica
     accepted it between this submission's read and its write): they write nothing and report the race."""
 
     def __init__(self, races: int) -> None:
-        self.inner, self.races = MemoryStore(), races
+        self.inner, self.races = memory_store(), races
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -609,7 +609,7 @@ def test_two_coordinators_fed_the_same_chain_write_identical_batches(world: Worl
         world.mine(1)
     assert accepted == 3
     world.mine(30)
-    replica = MemoryStore()
+    replica = memory_store()
     ingest_available(replica, world.devnet, PARAMS, _no_circuits, operator_key=_pub(world.operator))
     with world.store.transaction() as a, replica.transaction() as b:
         last = a.last_batch_epoch()
@@ -762,7 +762,7 @@ def test_a_provider_with_a_small_declared_bucket_is_rate_limited_until_its_own_s
     world.enqueue(2, runtime_ms=4)
     world.mine(7)
     with world.store.transaction() as tx:
-        sizes = {j.max_units_mu for j in tx.ready_jobs(world.clock.now(), 10)}
+        sizes = {j.max_units_mu for j in ready_jobs(tx, world.clock.now(), 10)}
     (size,) = sizes
     # SPEC's bucket (burst 10 mu, ≈ 11.6 mu/s) would grant both jobs at once, and a second later again; this
     # provider's bucket holds one job and refills one mu a second slower than the job's size.

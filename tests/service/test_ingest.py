@@ -1,10 +1,11 @@
-"""Block ingestion (SPEC §2, §3, §4, §10) on the memory store, driven by the devnet and a fake clock."""
+"""Block ingestion (SPEC §2, §3, §4, §10) on SQLite :memory:, driven by the devnet and a fake clock."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store.backends import BACKENDS, open_test_store
+from store.backends import BACKENDS, memory_store, open_test_store
+from store.tx_helpers import set_requester_tier
 
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Block, TxKind
@@ -21,7 +22,7 @@ from aicf.service.ingest import (
     ingest_next,
 )
 from aicf.store.interface import Store
-from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
 from service.helpers import (
     ALICE,
     BOB,
@@ -38,8 +39,8 @@ from service.helpers import (
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> SqliteStore:
+    return memory_store()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -347,7 +348,7 @@ def test_refused_requests_are_recorded_with_their_reason_and_move_no_money(store
 def test_the_open_job_limit_and_registered_tier_are_enforced(store: Store) -> None:
     net = funded(10**12)
     with store.transaction() as tx:
-        tx.set_requester_tier(ALICE, 2)
+        set_requester_tier(tx, ALICE, 2)
         tx.commit()
     for i in range(P.max_open_jobs + 1):
         net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body(b"%d" % i, tier=2))

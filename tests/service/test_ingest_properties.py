@@ -2,10 +2,10 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store.backends import memory_store
 
 from aicf.core.chain import TxKind
 from aicf.service.audit import state_digest, verify
-from aicf.store.memory import MemoryStore
 from service.helpers import ALICE, BOB, CAROL, ai_body, devnet, ingest, replay_digest
 
 WHO = (ALICE, BOB, CAROL)
@@ -23,7 +23,7 @@ op = st.one_of(
 @given(ops=st.lists(op, min_size=1, max_size=40))
 def test_balances_stay_conserved_and_non_negative_and_reorgs_are_exact(ops: list[tuple[str, int, int]]) -> None:
     net = devnet()
-    store = MemoryStore()
+    store = memory_store()
     for kind, a, b in ops:
         if kind == "deposit":
             net.submit(WHO[a], TxKind.DEPOSIT, {"to": WHO[a], "amount": b})

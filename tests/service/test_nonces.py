@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
+from store.backends import memory_store
 from transports.test_cli_ops import SteppedClock
 
 from aicf.service.nonces import StoreNonces
-from aicf.store.memory import MemoryStore
 from aicf.store.sqlite import SqliteStore
 from aicf.system import build_system, devnet_params
 
@@ -42,7 +42,7 @@ def test_a_refused_nonce_leaves_the_stored_ones_alone(tmp_path: Path) -> None:
 
 
 def test_aicf_up_keeps_rpc_nonces_in_its_store(tmp_path: Path) -> None:
-    store = MemoryStore()
+    store = memory_store()
     system = build_system(store, devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T))
     nonces = system.app.state.rpc.nonces
     assert isinstance(nonces, StoreNonces)

@@ -1,6 +1,6 @@
 """Issue 14: SPEC §8's drops as written, and AI pay that follows the runtime the coordinator observed.
 
-Drives the real use-cases on the memory store and the devnet (the `World` of test_coordinator): a malformed
+Drives the real use-cases on SQLite :memory: and the devnet (the `World` of test_coordinator): a malformed
 body is dropped without using an attempt, an expired lease answers LEASE_EXPIRED, and a runtime claim is paid
 at most what the coordinator saw between the lease grant and the proof (and refused above it plus the slack).
 """

@@ -1,5 +1,5 @@
 """The sweep's provider duties (SPEC §7, §9): jails that end, unbonded stake released, and QOS_CHRONIC judged
-once per QoS window (a provider's verdict only changes when a window completes), on the memory store."""
+once per QoS window (a provider's verdict only changes when a window completes), on SQLite :memory:."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, cast
 
 import pytest
+from store.backends import memory_store
 
 from aicf.core.encoding import tagged_hash
 from aicf.core.ledger import provider_account
@@ -15,7 +16,6 @@ from aicf.core.registry import ProviderStatus
 from aicf.service.audit import verify
 from aicf.service.coordinator import QOS_WINDOW_TAG
 from aicf.store.interface import META_GENESIS_TIME, Store, StoreUnavailableError, Tx
-from aicf.store.memory import MemoryStore
 from service.test_coordinator import PARAMS, World
 
 NEVER_CHRONIC = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000, "min_availability_bps": 0})
@@ -58,7 +58,7 @@ class _WatchedTx:
 
 
 def _world(params: Any = PARAMS, store: Store | None = None) -> World:
-    world = World(params=params, store=store if store is not None else MemoryStore())
+    world = World(params=params, store=store if store is not None else memory_store())
     world.mine(2)
     return world
 
@@ -121,7 +121,7 @@ def test_sweep_ends_jails_that_are_over_and_releases_stake_whose_unbonding_is_ov
 
 
 def test_sweep_evaluates_chronic_qos_once_per_window() -> None:
-    store = _WatchedStore(MemoryStore())
+    store = _WatchedStore(memory_store())
     world = _world(NEVER_CHRONIC, cast(Store, store))
     _, first = world.provider(1)
     _, second = world.provider(2)
@@ -162,7 +162,7 @@ def test_a_provider_jailed_when_the_window_began_is_judged_once_its_jail_ends_in
 
 
 def test_a_sweep_that_rolled_back_judges_chronic_qos_again() -> None:
-    store = _WatchedStore(MemoryStore())
+    store = _WatchedStore(memory_store())
     world = _world(store=cast(Store, store))
     _, pid = world.provider(1)
     world.live.remove(pid)

@@ -5,6 +5,7 @@ non-empty measurement allowlist and a minimum TCB. A GPU-only policy admits noth
 from dataclasses import replace
 
 import pytest
+from store.backends import memory_store
 
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
@@ -12,15 +13,15 @@ from aicf.core.ledger import requester_account
 from aicf.proofs.attestation.result import Policy, SnpTcb
 from aicf.service.audit import verify
 from aicf.service.trust import TrustRegistry
-from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
 from service.helpers import ALICE, ESCROW_1000MS, ai_body, devnet, ingest
 
 QUALIFIED = Policy(allowed_measurements=frozenset({b"\x11" * 48}), min_snp_tcb=SnpTcb(bootloader=3, tee=0, snp=8,
                    microcode=115))  # fmt: skip
 
 
-def _enqueue_tee_job(policies: dict[str, Policy]) -> tuple[MemoryStore, int]:
-    store = MemoryStore()
+def _enqueue_tee_job(policies: dict[str, Policy]) -> tuple[SqliteStore, int]:
+    store = memory_store()
     net = devnet()
     net.submit(ALICE, TxKind.DEPOSIT, {"to": ALICE, "amount": 10 * ESCROW_1000MS})
     net.mine()

@@ -1,4 +1,4 @@
-"""AI traps and trap seeds (SPEC §8) on the memory store, with the devnet and a fake clock.
+"""AI traps and trap seeds (SPEC §8) on SQLite :memory:, with the devnet and a fake clock.
 
 The trap oracle is a deterministic fake that still computes its answer from the prompt (a unit float32 vector
 whose hot index comes from the prompt's hash), so a provider that does not run "the model" cannot guess it.

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from proofs.attestation.conftest import TestNitro as NitroChain
 from proofs.attestation.conftest import make_nitro_doc, new_test_nitro
+from store.backends import memory_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.clock import FixedClock
@@ -18,7 +19,7 @@ from aicf.proofs.attestation.registry import TrustAnchors
 from aicf.service.coordinator import decode_request
 from aicf.service.errors import InvalidPolicyError, InvalidRootError
 from aicf.service.trust import TrustRegistry
-from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
 from service.test_coordinator import MODEL_DIGEST, World, _pub, signed_ai_envelope
 
 T = 1_767_225_600  # 2026-01-01: inside the test chains' validity
@@ -122,7 +123,7 @@ def test_policy_change_at_a_height_judges_only_proofs_verified_from_that_height(
     assert "not on the allowlist" in after.message
 
 
-def nitro_verdict(registry: TrustRegistry, store: MemoryStore, chain: NitroChain, height: int) -> str:
+def nitro_verdict(registry: TrustRegistry, store: SqliteStore, chain: NitroChain, height: int) -> str:
     """Verify a Nitro document of `chain` with the anchors in force at `height`: "ok" or the reject code."""
     with store.transaction() as tx:
         anchors = registry.anchors_at(tx, height)
@@ -132,7 +133,7 @@ def nitro_verdict(registry: TrustRegistry, store: MemoryStore, chain: NitroChain
 
 
 def test_rotation_keeps_the_old_root_for_the_overlap_and_only_the_new_one_after() -> None:
-    store = MemoryStore()
+    store = memory_store()
     registry = TrustRegistry(store, FixedClock(T))
     old, new = new_test_nitro("nitro-root-old"), new_test_nitro("nitro-root-new")
     registry.add_root(vendor="aws", name="nitro", der=old.root_der, activation_height=0)
@@ -151,7 +152,7 @@ def test_rotation_keeps_the_old_root_for_the_overlap_and_only_the_new_one_after(
 
 
 def test_the_verifiers_view_follows_changes_made_through_another_registry_on_the_same_store() -> None:
-    store = MemoryStore()
+    store = memory_store()
     reader, writer = TrustRegistry(store, FixedClock(T)), TrustRegistry(store, FixedClock(T))
     chain = new_test_nitro()
     assert nitro_verdict(reader, store, chain, 5) == "UNKNOWN_ROOT"  # cached: no roots
@@ -180,7 +181,7 @@ ROOT_ERRORS = [
 
 @pytest.mark.parametrize(("change", "field"), ROOT_ERRORS, ids=[f for _, f in ROOT_ERRORS])
 def test_bad_root_input_is_refused_by_field_and_nothing_is_stored(change: dict[str, Any], field: str) -> None:
-    store = MemoryStore()
+    store = memory_store()
     registry = TrustRegistry(store, FixedClock(T))
     chain, other = new_test_nitro("a"), new_test_nitro("b")
     registry.add_root(vendor="aws", name="nitro", der=chain.root_der, activation_height=0)
@@ -198,7 +199,7 @@ def test_bad_root_input_is_refused_by_field_and_nothing_is_stored(change: dict[s
     [({"version": 1}, "version"), ({"overlap_blocks": -1}, "overlap_blocks"), ({"name": "unknown"}, "name")],
 )
 def test_bad_rotation_is_refused_by_field_and_nothing_is_stored(change: dict[str, Any], field: str) -> None:
-    store = MemoryStore()
+    store = memory_store()
     registry = TrustRegistry(store, FixedClock(T))
     registry.add_root(vendor="aws", name="nitro", der=new_test_nitro("a").root_der, activation_height=0)
     registry.rotate_root(vendor="aws", name="nitro", der=new_test_nitro("b").root_der, activation_height=4,
@@ -222,7 +223,7 @@ def test_bad_rotation_is_refused_by_field_and_nothing_is_stored(change: dict[str
     ],
 )
 def test_bad_policy_is_refused_by_field_and_nothing_is_stored(kind: str, policy: Policy, field: str) -> None:
-    registry = TrustRegistry(MemoryStore(), FixedClock(T))
+    registry = TrustRegistry(memory_store(), FixedClock(T))
     with pytest.raises(InvalidPolicyError) as info:
         registry.set_policy(kind=kind, activation_height=0, policy=policy)
     assert info.value.field == field
@@ -231,7 +232,7 @@ def test_bad_policy_is_refused_by_field_and_nothing_is_stored(kind: str, policy:
 
 
 def test_policy_versions_round_trip_through_the_store() -> None:
-    registry = TrustRegistry(MemoryStore(), FixedClock(T))
+    registry = TrustRegistry(memory_store(), FixedClock(T))
     strict = Policy(
         allowed_measurements=frozenset({b"\x01" * 48, b"\x02" * 48}),
         min_snp_tcb=SnpTcb(bootloader=3, tee=0, snp=8, microcode=115),

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 
 from aicf.store.interface import Store
-from aicf.store.memory import MemoryStore
 from aicf.store.sqlite import SqliteStore
 
 PG_DSN = os.environ.get("AICF_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["sqlite-memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def memory_store() -> SqliteStore:
+    """A fresh SQLite `:memory:` database: the fast store of tests, running the same SQL as a file or a server."""
+    return SqliteStore(":memory:")
 
 
 def require_postgres() -> None:
@@ -53,10 +57,9 @@ def pg_url(schema: str) -> str:
 
 @contextmanager
 def open_test_store(kind: str, tmp_path: Path, *, migrate_to: int | None = None) -> Iterator[Store]:
-    if kind == "memory":
-        yield MemoryStore()
-    elif kind == "sqlite":
-        store = SqliteStore(tmp_path / f"{uuid.uuid4().hex[:8]}.db", migrate_to=migrate_to)
+    if kind in ("sqlite", "sqlite-memory"):
+        path = ":memory:" if kind == "sqlite-memory" else tmp_path / f"{uuid.uuid4().hex[:8]}.db"
+        store = SqliteStore(path, migrate_to=migrate_to)
         try:
             yield store
         finally:

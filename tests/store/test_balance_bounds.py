@@ -10,6 +10,7 @@ from aicf.core.types import MicroAnm
 from aicf.service.audit import verify
 from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
+from store.backends import memory_store
 
 MAX = 2**63 - 1
 ACCOUNT = provider_account(b"\x01" * 32)
@@ -52,9 +53,8 @@ def test_a_root_rotation_whose_retirement_height_would_pass_2_63_is_refused_nami
     from aicf.core.clock import FixedClock
     from aicf.service.errors import InvalidRootError
     from aicf.service.trust import TrustRegistry
-    from aicf.store.memory import MemoryStore
 
-    store = MemoryStore()
+    store = memory_store()
     registry = TrustRegistry(store, FixedClock(1_767_225_600))
     registry.add_root(vendor="aws", name="nitro", der=new_test_nitro("old").root_der, activation_height=0)
     with pytest.raises(InvalidRootError, match="overlap_blocks"):
@@ -69,9 +69,8 @@ def test_chain_deposits_that_would_take_the_supply_past_2_63_are_refused_not_wed
 
     from aicf.core.chain import TxKind
     from aicf.core.ledger import requester_account
-    from aicf.store.memory import MemoryStore
 
-    store, net = MemoryStore(), devnet()
+    store, net = memory_store(), devnet()
     alice, bob = b"\x0a" * 20, b"\x0b" * 20
     net.submit(alice, TxKind.DEPOSIT, {"to": alice, "amount": MAX - 10**9})
     net.submit(bob, TxKind.DEPOSIT, {"to": bob, "amount": 10**9})  # fits bob's account; the supply would not

@@ -27,10 +27,10 @@ from aicf.core.types import MicroAnm, MilliUnits
 from aicf.service.audit import digest_of, verify_snapshot
 from aicf.store.coord_interface import QosRange
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
-from aicf.store.memory import MemoryStore
-from store.backends import open_test_store
+from store.backends import memory_store, open_test_store
 from store.test_contract import ALICE, block, digest, job, mint
 from store.test_contract_traps import trap
+from store.tx_helpers import ready_jobs
 
 T = 1_700_000_000
 
@@ -371,12 +371,12 @@ def test_ready_jobs_come_in_matcher_order(store: Store) -> None:
         queued(tx, _j(10, 0, tier=3, fee=99_999, mu=0))
         tx.move_job(tid(10), JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
         order = [tid(n) for n in (5, 1, 2, 3, 4, 6, 7)]
-        assert [j.task_id for j in tx.ready_jobs(T, 100)] == order
-        assert [j.task_id for j in tx.ready_jobs(T, 3)] == order[:3]
-        assert [j.task_id for j in tx.ready_jobs(T + 1, 1)] == [tid(8)]
-        assert tx.ready_jobs(T, 0) == []
-        assert tx.ready_jobs(T, 1)[0] == tx.get_job(tid(5))
-        assert tx.claim_ready_jobs(T, 100) == tx.ready_jobs(T, 100), "a matcher pass claims in the same order"
+        assert [j.task_id for j in ready_jobs(tx, T, 100)] == order
+        assert [j.task_id for j in ready_jobs(tx, T, 3)] == order[:3]
+        assert [j.task_id for j in ready_jobs(tx, T + 1, 1)] == [tid(8)]
+        assert ready_jobs(tx, T, 0) == []
+        assert ready_jobs(tx, T, 1)[0] == tx.get_job(tid(5))
+        assert tx.claim_ready_jobs(T, 100) == ready_jobs(tx, T, 100), "a matcher pass claims in the same order"
         assert tx.oldest_queued_height() == 0, "job 8 backs off but is still queued; 10 left for CANCELLED"
         tx.move_jobs([tid(n) for n in (1, 2, 4, 5, 8)], JobStatus.QUEUED, JobStatus.CANCELLED, "cancel", 0, 0)
         assert tx.oldest_queued_height() == 1
@@ -919,7 +919,7 @@ def _coordinator_work(store: Store) -> None:
 
 def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Store) -> None:
     _coordinator_work(store)
-    reference = MemoryStore()
+    reference = memory_store()
     _coordinator_work(reference)
     assert digest(store) == digest(reference)
     with store.transaction() as tx:
@@ -933,7 +933,7 @@ def test_the_coordinator_tables_give_the_same_digest_on_every_backend(store: Sto
 
 
 def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
-    with open_test_store("memory", tmp_path) as store:
+    with open_test_store("sqlite-memory", tmp_path) as store:
         _coordinator_work(store)
         with store.transaction() as tx:
             snap = tx.snapshot()
@@ -953,7 +953,7 @@ def test_verify_names_broken_coordinator_invariants(tmp_path: Path) -> None:
 
 
 def test_verify_names_a_decision_whose_pool_is_missing_or_altered(tmp_path: Path) -> None:
-    with open_test_store("memory", tmp_path) as store:
+    with open_test_store("sqlite-memory", tmp_path) as store:
         _coordinator_work(store)
         with store.transaction() as tx:
             snap = tx.snapshot()

@@ -8,6 +8,7 @@ import pytest
 
 from aicf.core.trust import POLICY, ROOT, PolicyRecord, RootRecord, TrustChange
 from aicf.store.interface import ConcurrentUpdateError, Store
+from store.tx_helpers import policies_in_force, roots_in_force
 
 T = 1_700_000_000
 
@@ -43,17 +44,17 @@ def test_roots_in_force_follow_activation_and_expiry_heights(store: Store) -> No
     other = root("Root CA", 1, 5, vendor="intel")
     with store.transaction() as tx:
         assert tx.vendor_roots() == []
-        assert tx.roots_in_force(0) == []
+        assert roots_in_force(tx, 0) == []
         for r in (new, other, old):
             assert tx.insert_root(r)
         tx.commit()
     with store.transaction() as tx:
         assert tx.vendor_roots() == [old, new, other]
-        assert tx.roots_in_force(0) == [old]
-        assert tx.roots_in_force(9) == [old, other]
-        assert tx.roots_in_force(10) == [old, new, other]  # the overlap
-        assert tx.roots_in_force(19) == [old, new, other]
-        assert tx.roots_in_force(20) == [new, other]  # expiry height is exclusive
+        assert roots_in_force(tx, 0) == [old]
+        assert roots_in_force(tx, 9) == [old, other]
+        assert roots_in_force(tx, 10) == [old, new, other]  # the overlap
+        assert roots_in_force(tx, 19) == [old, new, other]
+        assert roots_in_force(tx, 20) == [new, other]  # expiry height is exclusive
 
 
 def test_a_root_version_is_stored_once(store: Store) -> None:
@@ -73,8 +74,8 @@ def test_setting_a_root_expiry_retires_it_from_that_height(store: Store) -> None
         tx.commit()
     with store.transaction() as tx:
         assert tx.vendor_roots() == [root("ARK", 1, 0, 12)]
-        assert tx.roots_in_force(11) == [root("ARK", 1, 0, 12)]
-        assert tx.roots_in_force(12) == []
+        assert roots_in_force(tx, 11) == [root("ARK", 1, 0, 12)]
+        assert roots_in_force(tx, 12) == []
 
 
 def test_an_expiry_not_above_activation_is_refused_by_the_store(store: Store) -> None:
@@ -95,9 +96,9 @@ def test_policy_in_force_is_the_highest_version_already_active(store: Store) -> 
         tx.commit()
     with store.transaction() as tx:
         assert tx.attestation_policies() == [policy("sev-snp", 1, 0), policy("sev-snp", 2, 50), policy("tdx", 1, 10)]
-        assert tx.policies_in_force(0) == [policy("sev-snp", 1, 0)]
-        assert tx.policies_in_force(49) == [policy("sev-snp", 1, 0), policy("tdx", 1, 10)]
-        assert tx.policies_in_force(50) == [policy("sev-snp", 2, 50), policy("tdx", 1, 10)]
+        assert policies_in_force(tx, 0) == [policy("sev-snp", 1, 0)]
+        assert policies_in_force(tx, 49) == [policy("sev-snp", 1, 0), policy("tdx", 1, 10)]
+        assert policies_in_force(tx, 50) == [policy("sev-snp", 2, 50), policy("tdx", 1, 10)]
 
 
 def test_every_trust_change_is_a_row_and_raises_the_version(store: Store) -> None:

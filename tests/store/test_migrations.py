@@ -16,6 +16,7 @@ from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, requir
 from store.test_contract import block, job
 from store.test_contract_coordinator import provider as contract_provider
 from store.test_contract_trust import root as trust_root
+from store.tx_helpers import policies_in_force, ready_jobs, roots_in_force
 
 ALICE = requester_account(b"\xaa" * 20)
 
@@ -83,13 +84,13 @@ def _check_upgraded(store: Store) -> None:
         assert tx.balances([ALICE]) == {ALICE: 500}
         assert tx.insert_claim(Claim(claim_id=b"c" * 32, provider_id=b"p" * 32, amount=MicroAnm(1), time=1))
         # v3: the priority key is computed for the jobs written before it existed; the new tables work
-        assert [j.task_id for j in tx.ready_jobs(0, 10)] == [bytes([1]) * 32, bytes([2]) * 32]
+        assert [j.task_id for j in ready_jobs(tx, 0, 10)] == [bytes([1]) * 32, bytes([2]) * 32]
         assert tx.append_event("jobAssigned", b"\x01", 1) == 1
         assert tx.get_claim(b"c" * 32) is not None
         # v6: vendor roots and attestation policy
         assert tx.insert_root(trust_root("ARK", 1, 0))
-        assert tx.roots_in_force(0) == [trust_root("ARK", 1, 0)]
-        assert tx.policies_in_force(0) == []
+        assert roots_in_force(tx, 0) == [trust_root("ARK", 1, 0)]
+        assert policies_in_force(tx, 0) == []
         assert tx.trust_version() == 0
         # v7: the sweep's partial indexes on providers
         assert tx.providers_due(2**62) == []

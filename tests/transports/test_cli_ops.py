@@ -1,6 +1,6 @@
 """The operator CLI (`aicf providers|jobs|job|epoch|audit payout|devnet reorg`) against a real coordinator API.
 
-One module-wide history: `build_system` on a memory store with a fake clock (the devnet mines on it), served by
+One module-wide history: `build_system` on SQLite :memory: with a fake clock (the devnet mines on it), served by
 uvicorn on 127.0.0.1 and a free port; an in-process honest provider (the reference agent with echo work)
 registers, heartbeats and answers its leases over JSON-RPC while the test ticks the coordinator through
 enough blocks to settle a few epochs. Each command runs through typer's CliRunner against that URL.
@@ -19,6 +19,7 @@ import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from store.backends import memory_store
 from typer.testing import CliRunner, Result
 
 from aicf.client import RpcClient, RpcError
@@ -29,7 +30,6 @@ from aicf.provider.agent import AgentConfig, ProviderAgent
 from aicf.provider.work_ai import EchoAiWork, echo_model_digest
 from aicf.service import reads
 from aicf.service.audit import verify
-from aicf.store.memory import MemoryStore
 from aicf.system import System, WallClock, build_system, devnet_params
 from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
@@ -86,7 +86,7 @@ class Running:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     clock = SteppedClock(START)
     system = build_system(
-        MemoryStore(),
+        memory_store(),
         devnet_params(),
         var=tmp_path_factory.mktemp("var"),
         model_digests={MODEL: echo_model_digest(MODEL)},

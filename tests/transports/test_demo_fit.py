@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from store.backends import memory_store
 
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.capacity import DAY_S
@@ -15,7 +16,6 @@ from aicf.core.requests import validate_request
 from aicf.provider.work_ai import echo_model_digest
 from aicf.service import reads
 from aicf.service.coordinator import Capabilities, TrapShortfall
-from aicf.store.memory import MemoryStore
 from aicf.system import (
     DEMO_SHARE_BPS,
     FUND_TOPUP_TRAPS,
@@ -34,7 +34,7 @@ MODEL = "minilm-l6-v2"
 
 @pytest.fixture
 def system(tmp_path: Path) -> System:
-    return build_system(MemoryStore(), devnet_params(), var=tmp_path, model_digests={MODEL: echo_model_digest(MODEL)},
+    return build_system(memory_store(), devnet_params(), var=tmp_path, model_digests={MODEL: echo_model_digest(MODEL)},
                         clock=SteppedClock(START))  # fmt: skip
 
 

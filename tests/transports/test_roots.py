@@ -1,6 +1,6 @@
 """Vendor roots and attestation policy through `aicf up`'s build, /metrics, JSON-RPC and the CLI (SPEC §8, §13).
 
-One module-wide system: `build_system` on a memory store with a fake clock, served by uvicorn on a free port;
+One module-wide system: `build_system` on SQLite :memory: with a fake clock, served by uvicorn on a free port;
 the CLI runs through typer's CliRunner against it.
 """
 
@@ -17,11 +17,12 @@ import httpx
 import pytest
 import uvicorn
 from proofs.attestation.conftest import PERMISSIVE, new_test_nitro, real_roots, real_samples, ts
+from store.backends import memory_store
 from typer.testing import CliRunner, Result
 
 from aicf.proofs.attestation import AttestationResult, verify_evidence
 from aicf.service.verifier import StandardVerifier
-from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
 from aicf.system import System, build_system, devnet_params, shipped_vendor_roots
 from aicf.transports.cli import app as cli_app
 from transports.helpers import scrape
@@ -34,14 +35,14 @@ TOKEN = "roots-operator-token"  # noqa: S105 - a test fixture
 @dataclass
 class Up:
     system: System
-    store: MemoryStore
+    store: SqliteStore
     url: str
     var: Path
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    store = MemoryStore()
+    store = memory_store()
     var = tmp_path_factory.mktemp("var")
     system = build_system(store, devnet_params(), var=var, model_digests={}, operator_token=TOKEN,
                           clock=SteppedClock(START))  # fmt: skip

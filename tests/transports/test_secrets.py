@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store.backends import memory_store
 from typer.testing import CliRunner
 
 from aicf.core.errors import AicfError
 from aicf.provider.agent import load_or_create_key as load_or_create_provider_key
-from aicf.store.memory import MemoryStore
 from aicf.system import devnet_params, load_or_create_key, run_up
 from aicf.transports.cli import app as cli_app
 from aicf.transports.secret_files import (
@@ -187,7 +187,7 @@ def test_aicf_up_never_prints_the_token_and_names_the_0600_file_it_is_in(
     said: list[str] = []
     var = tmp_path / "var"
     system = run_up(
-        MemoryStore(), devnet_params(), host="127.0.0.1", port=free_port(), var=var, providers=False, load=False,
+        memory_store(), devnet_params(), host="127.0.0.1", port=free_port(), var=var, providers=False, load=False,
         duration_s=0, say=said.append,
     )  # fmt: skip
     token_file = var / "operator.token"

@@ -1,5 +1,5 @@
 """Issue 15, part A: the security review's findings against the real methods, each refused with a specific error
-and nothing stored. One system per test: `build_system` on a memory store with a stepped clock."""
+and nothing stored. One system per test: `build_system` on SQLite :memory: with a stepped clock."""
 
 import time
 from pathlib import Path
@@ -9,11 +9,11 @@ import httpx
 import pytest
 from proofs.test_untrusted_cbor import shared_reference_bomb
 from starlette.testclient import TestClient
+from store.backends import memory_store
 
 from aicf.client.signing import public_key_bytes
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.service.coordinator import Capabilities
-from aicf.store.memory import MemoryStore
 from aicf.system import System, build_system, devnet_params
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
@@ -26,7 +26,7 @@ TOKEN = "sec-rpc-operator-token"  # noqa: S105 - a test fixture
 @pytest.fixture
 def system(tmp_path: Path) -> System:
     return build_system(
-        MemoryStore(), devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T), operator_token=TOKEN
+        memory_store(), devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T), operator_token=TOKEN
     )
 
 
@@ -216,7 +216,7 @@ def other_system(tmp_path: Path) -> System:
     """A second deployment: the same chain id, another coordinator key (its own var directory)."""
     var = tmp_path / "other"
     var.mkdir()
-    return build_system(MemoryStore(), devnet_params(), var=var, model_digests={}, clock=SteppedClock(T))
+    return build_system(memory_store(), devnet_params(), var=var, model_digests={}, clock=SteppedClock(T))
 
 
 def test_get_deployment_names_the_chain_the_coordinator_key_and_their_hash(system: System) -> None:

@@ -1,6 +1,6 @@
 """The operator dashboard in headless Chromium against a REAL `aicf up` (issue 7, item 4).
 
-`aicf up` runs as a subprocess on a memory store and a free port, with its reference providers and demo load:
+`aicf up` runs as a subprocess on SQLite :memory: and a free port, with its reference providers and demo load:
 the devnet mines a block every 2 s, requesters enqueue every 3 s, providers take leases. The page must load
 live data, then show it change: the head height moves, jobs appear, an event arrives on the socket. Every
 wait is on a DOM condition with a timeout, never a sleep. A full-page screenshot goes to the test's tmp dir,

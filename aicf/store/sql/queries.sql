@@ -1,4 +1,9 @@
--- Every query of the SQLite backend, each under a `-- name: <query>` header, bound by :name.
+-- Every named query both backends run, written once with `:name` placeholders (SQLite's own style;
+-- aicf.store.sqlfiles translates them to psycopg's `%(name)s` when it loads the PostgreSQL set).
+-- Queries one backend runs alone, or that the two dialects write differently, live in the overlays
+-- sqlite.sql and postgres.sql beside this file; a name is defined once across a file and its overlay.
+-- Portable forms used here: TRUE/NOT for booleans (SQLite stores 1/0), CAST(... AS BIGINT) for sums
+-- (PostgreSQL's sum() of a BIGINT is NUMERIC), a table-qualified column in ON CONFLICT updates.
 -- No query reads the clock: times come in as parameters.
 
 -- name: get_meta
@@ -9,41 +14,29 @@ INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: head_block
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final
+SELECT {blocks}
   FROM blocks ORDER BY height DESC LIMIT 1;
 
 -- name: block_at
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final
+SELECT {blocks}
   FROM blocks WHERE height = :height;
 
 -- name: insert_block
-INSERT INTO blocks (height, hash, parent, time, producer, beacon, issuance, fees, epoch, final)
+INSERT INTO blocks ({blocks:insert})
 VALUES (:height, :hash, :parent, :time, :producer, :beacon, :issuance, :fees, :epoch, :final);
 
 -- name: finalize_blocks_through
-UPDATE blocks SET final = 1 WHERE height <= :height AND final = 0;
+UPDATE blocks SET final = TRUE WHERE height <= :height AND NOT final;
 
 -- name: insert_job
-INSERT INTO jobs (task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier,
-                  max_units_mu, escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height,
-                  enqueue_tx_index, status, attempts, not_before, carried_batches, cancel_requested)
+INSERT INTO jobs ({jobs:insert})
 VALUES (:task_id, :chain_id, :tx_hash, :caller, :kind, :payload, :payload_hash, :model, :fee_per_unit, :tier,
         :max_units_mu, :escrow, :depth, :deadline_height, :regions, :allowlist, :tee_required, :enqueue_height,
         :enqueue_tx_index, :status, :attempts, :not_before, :carried_batches, :cancel_requested);
 
--- name: insert_transition
-INSERT INTO job_transitions (task_id, from_status, to_status, reason, height, time)
-VALUES (:task_id, :from_status, :to_status, :reason, :height, :time);
-
 -- name: get_job
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE task_id = :task_id;
-
--- name: move_job
--- Guarded move: only a job still in :from_status moves; no row changed means another writer moved it first.
-UPDATE jobs SET status = :to_status WHERE task_id = :task_id AND status = :from_status;
 
 -- name: pending_jobs_through
 SELECT task_id FROM jobs
@@ -51,9 +44,7 @@ SELECT task_id FROM jobs
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
 
 -- name: queued_jobs_at_deadline
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE deadline_height = :height AND status = 'QUEUED'
  ORDER BY enqueue_height, enqueue_tx_index, task_id;
@@ -63,10 +54,10 @@ SELECT count(*) FROM jobs
  WHERE caller = :caller AND status NOT IN ('SETTLED', 'REJECTED', 'FAILED', 'CANCELLED');
 
 -- name: set_cancel_requested
-UPDATE jobs SET cancel_requested = 1 WHERE task_id = :task_id;
+UPDATE jobs SET cancel_requested = TRUE WHERE task_id = :task_id;
 
 -- name: transitions_of
-SELECT seq, task_id, from_status, to_status, reason, height, time
+SELECT {job_transitions}
   FROM job_transitions WHERE task_id = :task_id ORDER BY seq;
 
 -- name: balance_of
@@ -74,22 +65,22 @@ SELECT amount FROM balances WHERE account = :account;
 
 -- name: add_balance
 INSERT INTO balances (account, amount) VALUES (:account, :delta)
-ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount;
+ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount;
 
 -- name: sub_balance
 UPDATE balances SET amount = amount + :delta WHERE account = :account;
 
 -- name: insert_entry
-INSERT INTO ledger_entries (debit, credit, amount, ref_kind, ref, block_height, time)
+INSERT INTO ledger_entries ({ledger_entries:insert})
 VALUES (:debit, :credit, :amount, :ref_kind, :ref, :block_height, :time);
 
 -- name: entry_deltas_above
 -- The net change per account of the entries above a height, to reverse them on a reorg.
-SELECT account, sum(delta) FROM (
+SELECT account, CAST(sum(delta) AS BIGINT) FROM (
     SELECT credit AS account, amount AS delta FROM ledger_entries WHERE block_height > :height
     UNION ALL
     SELECT debit AS account, -amount AS delta FROM ledger_entries WHERE block_height > :height
-) GROUP BY account;
+) AS d GROUP BY account;
 
 -- name: delete_entries_above
 DELETE FROM ledger_entries WHERE block_height > :height;
@@ -114,25 +105,16 @@ DELETE FROM refused_txs WHERE height > :height;
 -- name: delete_cancels_above
 DELETE FROM cancel_requests WHERE height > :height;
 
--- name: insert_proof_inclusion
-INSERT INTO proof_inclusions (task_id, proof_id, provider_id, height, tx_index, tx_hash, producer)
-VALUES (:task_id, :proof_id, :provider_id, :height, :tx_index, :tx_hash, :producer)
-ON CONFLICT (task_id) DO NOTHING;
-
--- name: proof_inclusion
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer
-  FROM proof_inclusions WHERE task_id = :task_id;
-
 -- name: insert_refused
-INSERT INTO refused_txs (height, tx_index, tx_hash, kind, sender, field, reason)
+INSERT INTO refused_txs ({refused_txs:insert})
 VALUES (:height, :tx_index, :tx_hash, :kind, :sender, :field, :reason);
 
 -- name: insert_cancel
-INSERT INTO cancel_requests (height, tx_index, tx_hash, task_id, sender, outcome)
+INSERT INTO cancel_requests ({cancel_requests:insert})
 VALUES (:height, :tx_index, :tx_hash, :task_id, :sender, :outcome);
 
 -- name: waiting_cancels_through
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests
+SELECT {cancel_requests} FROM cancel_requests
  WHERE height <= :height AND outcome = 'WAITING' ORDER BY height, tx_index;
 
 -- name: set_cancel_outcome
@@ -146,59 +128,54 @@ INSERT INTO requester_tiers (caller, tier) VALUES (:caller, :tier)
 ON CONFLICT (caller) DO UPDATE SET tier = excluded.tier;
 
 -- name: insert_claim
-INSERT INTO claims (claim_id, provider_id, amount, time) VALUES (:claim_id, :provider_id, :amount, :time)
+INSERT INTO claims ({claims:insert}) VALUES (:claim_id, :provider_id, :amount, :time)
 ON CONFLICT (claim_id) DO NOTHING;
 
 -- name: get_idempotency
 SELECT fingerprint, result FROM idempotency_keys WHERE key = :key;
 
 -- name: insert_idempotency
-INSERT INTO idempotency_keys (key, fingerprint, result) VALUES (:key, :fingerprint, :result);
+INSERT INTO idempotency_keys ({idempotency_keys:insert}) VALUES (:key, :fingerprint, :result);
 
 -- name: all_meta
 SELECT key, value FROM meta ORDER BY key;
 
 -- name: all_blocks
-SELECT height, hash, parent, time, producer, beacon, issuance, fees, epoch, final FROM blocks ORDER BY height;
+SELECT {blocks} FROM blocks ORDER BY height;
 
 -- name: all_jobs
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs ORDER BY task_id;
 
 -- name: all_transitions
-SELECT seq, task_id, from_status, to_status, reason, height, time FROM job_transitions ORDER BY seq;
+SELECT {job_transitions} FROM job_transitions ORDER BY seq;
 
 -- name: all_entries
-SELECT seq, debit, credit, amount, ref_kind, ref, block_height, time FROM ledger_entries ORDER BY seq;
+SELECT {ledger_entries} FROM ledger_entries ORDER BY seq;
 
 -- name: all_balances
 SELECT account, amount FROM balances ORDER BY account;
 
 -- name: all_inclusions
-SELECT task_id, proof_id, provider_id, height, tx_index, tx_hash, producer FROM proof_inclusions ORDER BY task_id;
+SELECT {proof_inclusions} FROM proof_inclusions ORDER BY task_id;
 
 -- name: all_refused
-SELECT height, tx_index, tx_hash, kind, sender, field, reason FROM refused_txs ORDER BY height, tx_index;
+SELECT {refused_txs} FROM refused_txs ORDER BY height, tx_index;
 
 -- name: all_cancels
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests ORDER BY height, tx_index;
+SELECT {cancel_requests} FROM cancel_requests ORDER BY height, tx_index;
 
 -- name: all_claims
-SELECT claim_id, provider_id, amount, time FROM claims ORDER BY claim_id;
+SELECT {claims} FROM claims ORDER BY claim_id;
 
 -- name: all_idempotency
-SELECT key, fingerprint, result FROM idempotency_keys ORDER BY key;
+SELECT {idempotency_keys} FROM idempotency_keys ORDER BY key;
 
 -- name: all_tiers
 SELECT caller, tier FROM requester_tiers ORDER BY caller;
 
 -- name: create_schema_version
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL);
-
--- name: has_schema_version
-SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
 
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM schema_version;
@@ -210,15 +187,11 @@ INSERT INTO schema_version (version, name) VALUES (:version, :name);
 -- The coordinator's tables (migration 0003). Tuple fields and QoS maps are canonical CBOR blobs.
 
 -- name: get_provider
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers WHERE provider_id = :provider_id;
 
 -- name: insert_provider
-INSERT INTO providers (provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes,
-                       max_leases, bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at,
-                       bucket_tokens_mu, bucket_at, strikes, updated_at, unit_burst_mu, unit_rate_mu_per_day)
+INSERT INTO providers ({providers:insert})
 VALUES (:provider_id, :public_key, :status, :registered_at, :kinds, :models, :devices, :regions, :tee_classes,
         :max_leases, :bonded, :unbonding, :unbonding_until, :jailed_until, :last_heartbeat_at,
         :bucket_tokens_mu, :bucket_at, :strikes, :updated_at, :unit_burst_mu,
@@ -237,17 +210,13 @@ UPDATE providers
  WHERE provider_id = :provider_id AND status = :expected_status;
 
 -- name: all_providers
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers ORDER BY provider_id;
 
 -- name: providers_due
 -- The sweep's work: jails that ended (jailed_until 0 is permanent) and unbonding periods that are over. Each arm
 -- has its partial index (migration 0007): a provider is in one only while jailed or unbonding.
-SELECT provider_id, public_key, status, registered_at, kinds, models, devices, regions, tee_classes, max_leases,
-       bonded, unbonding, unbonding_until, jailed_until, last_heartbeat_at, bucket_tokens_mu, bucket_at, strikes,
-       updated_at, unit_burst_mu, unit_rate_mu_per_day
+SELECT {providers}
   FROM providers
  WHERE (status = 'JAILED' AND jailed_until > 0 AND jailed_until <= :now)
     OR (unbonding > 0 AND unbonding_until <= :now)
@@ -258,18 +227,11 @@ SELECT provider_id FROM providers
  WHERE status = 'ACTIVE' AND registered_at <= :registered_by ORDER BY provider_id;
 
 -- name: insert_provider_move
-INSERT INTO provider_transitions (provider_id, from_status, to_status, reason, time)
+INSERT INTO provider_transitions ({provider_transitions:insert})
 VALUES (:provider_id, :from_status, :to_status, :reason, :time);
 
 -- name: all_provider_moves
-SELECT seq, provider_id, from_status, to_status, reason, time FROM provider_transitions ORDER BY seq;
-
--- name: touch_provider
--- A heartbeat's narrow update: not the profile (the registry version stays) nor the status (no transition).
-UPDATE providers SET last_heartbeat_at = :now, updated_at = :now WHERE provider_id = :provider_id;
-
--- name: add_heartbeat
-INSERT INTO heartbeats (provider_id, slot) VALUES (:provider_id, :slot) ON CONFLICT DO NOTHING;
+SELECT {provider_transitions} FROM provider_transitions ORDER BY seq;
 
 -- name: heartbeat_slots
 SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :first AND :last ORDER BY slot;
@@ -277,77 +239,49 @@ SELECT slot FROM heartbeats WHERE provider_id = :provider_id AND slot BETWEEN :f
 -- name: all_heartbeats
 SELECT provider_id, slot FROM heartbeats ORDER BY provider_id, slot;
 
--- name: ready_jobs
--- The matcher's order: tier, then priority_key = fee_per_unit - max_units_mu / 1000 - 10 * enqueue_height (a
--- generated column), then enqueue height and task_id. `now` is a parameter: no clock in SQL. The partial index
--- jobs_ready is in this order: without INDEXED BY the planner may take jobs_by_status and sort every queued job.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
-  FROM jobs INDEXED BY jobs_ready
- WHERE status = 'QUEUED' AND not_before <= :now
- ORDER BY tier DESC, priority_key DESC, enqueue_height, task_id
- LIMIT :limit;
-
--- name: lease_job
--- Guarded QUEUED -> LEASED: no row changed means the job moved or is not ready yet.
-UPDATE jobs SET status = 'LEASED' WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time;
-
--- name: insert_lease
-INSERT INTO leases (lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at,
-                    grant_sig)
-VALUES (:lease_id, :task_id, :provider_id, :attempt, :granted_at, :expires_at, :status, :epoch, :ended_at,
-        :grant_sig);
-
 -- name: put_decision
-INSERT INTO decisions (task_id, attempt, decision, winner, time) VALUES (:task_id, :attempt, :decision, :winner, :time)
+INSERT INTO decisions ({decisions:insert}) VALUES (:task_id, :attempt, :decision, :winner, :time)
 ON CONFLICT (task_id, attempt) DO UPDATE
    SET decision = excluded.decision, winner = excluded.winner, time = excluded.time;
 
 -- name: decisions_of
-SELECT task_id, attempt, decision, winner, time FROM decisions WHERE task_id = :task_id ORDER BY attempt;
+SELECT {decisions} FROM decisions WHERE task_id = :task_id ORDER BY attempt;
 
 -- name: all_decisions
-SELECT task_id, attempt, decision, winner, time FROM decisions ORDER BY task_id, attempt;
+SELECT {decisions} FROM decisions ORDER BY task_id, attempt;
 
 -- name: get_lease
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE lease_id = :lease_id;
 
 -- name: leases_of_task
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE task_id = :task_id ORDER BY attempt, lease_id;
 
 -- name: live_leases_of
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE provider_id = :provider_id AND status = 'LIVE' ORDER BY granted_at, lease_id;
 
 -- name: live_lease_counts
 SELECT provider_id, count(*) FROM leases WHERE status = 'LIVE' GROUP BY provider_id;
 
 -- name: expired_leases
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE status = 'LIVE' AND expires_at <= :now ORDER BY expires_at, lease_id LIMIT :limit;
 
 -- name: end_lease
 -- Guarded LIVE -> :to_status.
 UPDATE leases SET status = :to_status, ended_at = :ended_at WHERE lease_id = :lease_id AND status = 'LIVE';
 
--- name: extend_leases
--- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
-UPDATE leases SET expires_at = :expires_at
- WHERE provider_id = :provider_id AND status = 'LIVE' AND expires_at > :now AND expires_at < :expires_at;
-
 -- name: all_leases
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases ORDER BY lease_id;
 
 -- name: set_job_schedule
 UPDATE jobs SET attempts = :attempts, not_before = :not_before WHERE task_id = :task_id;
 
 -- name: insert_proof
-INSERT INTO proofs (proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict,
-                    message, acceptance, acceptance_sig, units_mu, output_digest, qos)
+INSERT INTO proofs ({proofs:insert})
 VALUES (:proof_id, :task_id, :lease_id, :provider_id, :kind, :envelope, :received_at, :latency_ms, :verdict,
         :message, :acceptance, :acceptance_sig, :units_mu, :output_digest, :qos)
 ON CONFLICT (proof_id) DO NOTHING;
@@ -356,13 +290,11 @@ ON CONFLICT (proof_id) DO NOTHING;
 SELECT 1 FROM proofs WHERE proof_id = :proof_id;
 
 -- name: get_proof
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs WHERE proof_id = :proof_id;
 
 -- name: accepted_proof_of
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs WHERE task_id = :task_id AND verdict = 'ACCEPT' ORDER BY received_at, proof_id LIMIT 1;
 
 -- name: accepted_latencies_since
@@ -371,30 +303,21 @@ SELECT latency_ms FROM proofs
  ORDER BY received_at, proof_id;
 
 -- name: all_proofs
-SELECT proof_id, task_id, lease_id, provider_id, kind, envelope, received_at, latency_ms, verdict, message,
-       acceptance, acceptance_sig, units_mu, output_digest, qos
+SELECT {proofs}
   FROM proofs ORDER BY proof_id;
 
--- name: insert_result
-INSERT INTO results (task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id,
-                     provider_id)
-VALUES (:task_id, :proof_id, :kind, :output_digest, :units_mu, :qos, :block_height, :tx_index, :miner_id,
-        :provider_id)
-ON CONFLICT (task_id) DO NOTHING;
-
 -- name: get_result
-SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+SELECT {results}
   FROM results WHERE task_id = :task_id;
 
 -- name: unsettled_results_through
-SELECT r.task_id, r.proof_id, r.kind, r.output_digest, r.units_mu, r.qos, r.block_height, r.tx_index, r.miner_id,
-       r.provider_id
+SELECT {results:r}
   FROM results AS r
  WHERE r.block_height <= :height AND NOT EXISTS (SELECT 1 FROM payouts AS p WHERE p.task_id = r.task_id)
  ORDER BY r.block_height, r.tx_index, r.task_id;
 
 -- name: all_results
-SELECT task_id, proof_id, kind, output_digest, units_mu, qos, block_height, tx_index, miner_id, provider_id
+SELECT {results}
   FROM results ORDER BY task_id;
 
 -- name: delete_results_above
@@ -413,13 +336,12 @@ DELETE FROM job_transitions WHERE height > :height;
 
 -- name: entry_delta_above
 -- What entries above a height added to one account (balance_through = balance - this).
-SELECT coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
-     - coalesce(sum(CASE WHEN debit = :account THEN amount ELSE 0 END), 0)
+SELECT CAST(coalesce(sum(CASE WHEN credit = :account THEN amount ELSE 0 END), 0)
+          - coalesce(sum(CASE WHEN debit = :account THEN amount ELSE 0 END), 0) AS BIGINT)
   FROM ledger_entries WHERE block_height > :height;
 
 -- name: insert_batch
-INSERT INTO batches (epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried,
-                     reward, units_mu, treasury_before, trap_seed, time)
+INSERT INTO batches ({batches:insert})
 VALUES (:epoch, :finalized_height, :params_hash, :price_bps, :next_price_bps, :root, :batch, :payouts, :carried,
         :reward, :units_mu, :treasury_before, :trap_seed, :time)
 ON CONFLICT (epoch) DO NOTHING;
@@ -432,77 +354,59 @@ VALUES (:position, :payout_id, :epoch, :task_id, :provider_id, :miner_id, :proof
         :price_bps, :reward, :provider, :miner, :fund, :charged, :params_hash);
 
 -- name: get_batch
-SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
-       units_mu, treasury_before, trap_seed, time
+SELECT {batches}
   FROM batches WHERE epoch = :epoch;
 
 -- name: last_batch_epoch
 SELECT max(epoch) FROM batches;
 
 -- name: all_batches
-SELECT epoch, finalized_height, params_hash, price_bps, next_price_bps, root, batch, payouts, carried, reward,
-       units_mu, treasury_before, trap_seed, time
+SELECT {batches}
   FROM batches ORDER BY epoch;
 
 -- name: payouts_of_epoch
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts WHERE epoch = :epoch ORDER BY position;
 
 -- name: payout_of_task
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts WHERE task_id = :task_id;
 
 -- name: all_payouts
-SELECT payout_id, epoch, task_id, provider_id, miner_id, proof_id, units_mu, base_rate, price_bps, reward, provider,
-       miner, fund, charged, params_hash
+SELECT {payouts}
   FROM payouts ORDER BY epoch, position;
 
 -- name: add_carried
 UPDATE jobs SET carried_batches = carried_batches + 1 WHERE task_id = :task_id;
 
 -- name: insert_slash
-INSERT INTO slashes (evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until)
+INSERT INTO slashes ({slashes:insert})
 VALUES (:evidence_hash, :provider_id, :reason, :subject, :task_id, :amount, :evidence, :time, :jailed_until)
 ON CONFLICT (subject) DO NOTHING;
 
 -- name: slashes_of
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes WHERE provider_id = :provider_id ORDER BY time, seq;
 
 -- name: recent_slashes
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes ORDER BY time DESC, seq DESC LIMIT :limit;
 
 -- name: all_slashes
-SELECT evidence_hash, provider_id, reason, subject, task_id, amount, evidence, time, jailed_until
+SELECT {slashes}
   FROM slashes ORDER BY subject;
 
 -- name: get_claim
-SELECT claim_id, provider_id, amount, time FROM claims WHERE claim_id = :claim_id;
-
--- name: next_event_seq
--- Gapless: the counter moves in the appending transaction and rolls back with it.
-UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
-
--- name: insert_event
-INSERT INTO events (seq, topic, data, time) VALUES (:seq, :topic, :data, :time);
+SELECT {claims} FROM claims WHERE claim_id = :claim_id;
 
 -- name: events_since
-SELECT seq, topic, data, time FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
-
--- name: events_since_topics
--- :topics is a JSON array of topic names.
-SELECT seq, topic, data, time FROM events
- WHERE seq > :seq AND topic IN (SELECT value FROM json_each(:topics))
- ORDER BY seq LIMIT :limit;
+SELECT {events} FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit;
 
 -- name: latest_event_seq
 SELECT last FROM event_counter WHERE id = 1;
 
 -- name: all_events
-SELECT seq, topic, data, time FROM events ORDER BY seq;
+SELECT {events} FROM events ORDER BY seq;
 
 -- name: delete_expired_nonces
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
@@ -512,17 +416,15 @@ DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND nonce = :nonce;
 
 -- name: insert_nonce
-INSERT INTO rpc_nonces (provider_id, nonce, expires_at) VALUES (:provider_id, :nonce, :expires_at)
+INSERT INTO rpc_nonces ({rpc_nonces:insert}) VALUES (:provider_id, :nonce, :expires_at)
 ON CONFLICT (provider_id, nonce) DO NOTHING;
 
 -- name: all_nonces
-SELECT provider_id, nonce, expires_at FROM rpc_nonces ORDER BY provider_id, nonce;
+SELECT {rpc_nonces} FROM rpc_nonces ORDER BY provider_id, nonce;
 
 -- name: list_jobs
 -- The API's job listing: every job after the cursor, by task_id.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE task_id > :after
  ORDER BY task_id
@@ -530,9 +432,7 @@ SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, f
 
 -- name: list_jobs_in_status
 -- The API's job listing for one status, after the cursor, by task_id.
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs
  WHERE status = :status AND task_id > :after
  ORDER BY task_id
@@ -544,7 +444,7 @@ SELECT status, count(*) FROM jobs GROUP BY status;
 -- traps (0004) -------------------------------------------------------------------------------------
 
 -- name: insert_trap_seed
-INSERT INTO trap_seeds (epoch, commitment, committed_at, committed_height, seed, revealed_at)
+INSERT INTO trap_seeds ({trap_seeds:insert})
 VALUES (:epoch, :commitment, :committed_at, :committed_height, :seed, :revealed_at)
 ON CONFLICT (epoch) DO NOTHING;
 
@@ -552,11 +452,10 @@ ON CONFLICT (epoch) DO NOTHING;
 UPDATE trap_seeds SET seed = :seed, revealed_at = :time WHERE epoch = :epoch AND revealed_at IS NULL;
 
 -- name: get_trap_seed
-SELECT epoch, commitment, committed_at, committed_height, seed, revealed_at FROM trap_seeds WHERE epoch = :epoch;
+SELECT {trap_seeds} FROM trap_seeds WHERE epoch = :epoch;
 
 -- name: insert_trap
-INSERT INTO traps (caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash,
-                   answer_digest, revealed_at)
+INSERT INTO traps ({traps:insert})
 VALUES (:caller, :n, :epoch, :model, :prompt, :max_tokens, :funded, :created_at, :task_id, :log_hash,
         :answer_digest, :revealed_at)
 ON CONFLICT DO NOTHING;
@@ -568,11 +467,11 @@ UPDATE traps SET n = :n, epoch = :epoch, model = :model, prompt = :prompt, max_t
  WHERE caller = :caller;
 
 -- name: get_trap
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE caller = :caller;
 
 -- name: open_traps
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE revealed_at IS NULL ORDER BY n LIMIT :limit;
 
 -- name: trap_counts
@@ -582,9 +481,7 @@ SELECT model, count(*) FROM traps GROUP BY model;
 SELECT model, count(*) FROM jobs WHERE kind = 'ai' GROUP BY model;
 
 -- name: jobs_of_caller
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE caller = :caller ORDER BY enqueue_height, enqueue_tx_index;
 
 -- name: lease_counts
@@ -594,7 +491,7 @@ SELECT status, count(*) FROM leases GROUP BY status;
 SELECT verdict, count(*) FROM proofs GROUP BY verdict;
 
 -- name: slash_totals
-SELECT reason, count(*), coalesce(sum(amount), 0) FROM slashes GROUP BY reason;
+SELECT reason, count(*), CAST(coalesce(sum(amount), 0) AS BIGINT) FROM slashes GROUP BY reason;
 
 -- name: put_pool
 INSERT INTO pools (pool_id, record) VALUES (:pool_id, :record) ON CONFLICT (pool_id) DO NOTHING;
@@ -609,9 +506,9 @@ SELECT pool_id, record FROM pools ORDER BY pool_id;
 SELECT version FROM registry_version WHERE id = 1;
 
 -- vendor roots and attestation policy (migration 0006, docs/ROOTS.md) -------------------------------------
+
 -- name: insert_root
-INSERT INTO vendor_roots (vendor, name, version, der, sha256, activation_height, expiry_height, added_height,
-                          added_at)
+INSERT INTO vendor_roots ({vendor_roots:insert})
 VALUES (:vendor, :name, :version, :der, :sha256, :activation_height, :expiry_height, :added_height, :added_at)
 ON CONFLICT (vendor, name, version) DO NOTHING;
 
@@ -620,42 +517,42 @@ UPDATE vendor_roots SET expiry_height = :expiry_height
  WHERE vendor = :vendor AND name = :name AND version = :version;
 
 -- name: vendor_roots
-SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+SELECT {vendor_roots}
   FROM vendor_roots ORDER BY vendor, name, version;
 
 -- name: roots_in_force
-SELECT vendor, name, version, der, sha256, activation_height, expiry_height, added_height, added_at
+SELECT {vendor_roots}
   FROM vendor_roots
  WHERE activation_height <= :height AND (expiry_height IS NULL OR :height < expiry_height)
  ORDER BY vendor, name, version;
 
 -- name: insert_policy
-INSERT INTO attestation_policies (kind, version, activation_height, policy, added_height, added_at)
+INSERT INTO attestation_policies ({attestation_policies:insert})
 VALUES (:kind, :version, :activation_height, :policy, :added_height, :added_at)
 ON CONFLICT (kind, version) DO NOTHING;
 
 -- name: attestation_policies
-SELECT kind, version, activation_height, policy, added_height, added_at
+SELECT {attestation_policies}
   FROM attestation_policies ORDER BY kind, version;
 
 -- name: policies_in_force
 -- Per kind, the highest version already active at the height.
-SELECT p.kind, p.version, p.activation_height, p.policy, p.added_height, p.added_at
+SELECT {attestation_policies:p}
   FROM attestation_policies p
  WHERE p.version = (SELECT max(q.version) FROM attestation_policies q
                      WHERE q.kind = p.kind AND q.activation_height <= :height)
  ORDER BY p.kind;
 
 -- name: insert_trust_change
-INSERT INTO trust_transitions (what, action, subject, detail, height, time)
+INSERT INTO trust_transitions ({trust_transitions:insert})
 VALUES (:what, :action, :subject, :detail, :height, :time)
 RETURNING seq;
 
 -- name: trust_changes
-SELECT seq, what, action, subject, detail, height, time FROM trust_transitions ORDER BY seq;
+SELECT {trust_transitions} FROM trust_transitions ORDER BY seq;
 
 -- name: trust_version
-SELECT coalesce(max(seq), 0) FROM trust_transitions;
+SELECT CAST(coalesce(max(seq), 0) AS BIGINT) FROM trust_transitions;
 
 -- name: oldest_queued_height
 -- The dashboard's oldest-queued age: the (status, enqueue_height) index answers it without a scan.
@@ -664,18 +561,17 @@ SELECT min(enqueue_height) FROM jobs WHERE status = 'QUEUED';
 -- name: live_leases_granted_by
 -- The sweep's runtime-budget candidates: a budget is at least two TTLs, so only leases granted that long ago can
 -- be overdue. LIVE rows are few (at most max_leases per provider); the status index finds them.
-SELECT lease_id, task_id, provider_id, attempt, granted_at, expires_at, status, epoch, ended_at, grant_sig
+SELECT {leases}
   FROM leases WHERE status = 'LIVE' AND granted_at <= :time ORDER BY granted_at, lease_id LIMIT :limit;
 
 -- name: trap_of_task
 -- The trap (if any) whose fresh caller enqueued the task: a proof submission asks with the job it reads.
-SELECT caller, n, epoch, model, prompt, max_tokens, funded, created_at, task_id, log_hash, answer_digest, revealed_at
+SELECT {traps}
   FROM traps WHERE caller = (SELECT caller FROM jobs WHERE task_id = :task_id);
 
 -- name: accepted_proofs_not_included
 -- The sweep's stranded acceptances: SUBMITTED jobs (few) whose accepted proof has no inclusion on chain.
-SELECT p.proof_id, p.task_id, p.lease_id, p.provider_id, p.kind, p.envelope, p.received_at, p.latency_ms,
-       p.verdict, p.message, p.acceptance, p.acceptance_sig, p.units_mu, p.output_digest, p.qos
+SELECT {proofs:p}
   FROM jobs j
   JOIN proofs p ON p.task_id = j.task_id AND p.verdict = 'ACCEPT'
  WHERE j.status = 'SUBMITTED' AND p.received_at <= :received_by
@@ -712,15 +608,13 @@ DELETE FROM devnet_mempool WHERE seq <= :seq;
 DELETE FROM devnet_mempool;
 
 -- name: jobs_by_tx_hash
-SELECT task_id, chain_id, tx_hash, caller, kind, payload, payload_hash, model, fee_per_unit, tier, max_units_mu,
-       escrow, depth, deadline_height, regions, allowlist, tee_required, enqueue_height, enqueue_tx_index, status,
-       attempts, not_before, carried_batches, cancel_requested
+SELECT {jobs}
   FROM jobs WHERE tx_hash = :tx_hash ORDER BY enqueue_height DESC;
 
 -- name: refused_by_tx_hash
-SELECT height, tx_index, tx_hash, kind, sender, field, reason FROM refused_txs
+SELECT {refused_txs} FROM refused_txs
  WHERE tx_hash = :tx_hash ORDER BY height DESC;
 
 -- name: cancels_by_tx_hash
-SELECT height, tx_index, tx_hash, task_id, sender, outcome FROM cancel_requests
+SELECT {cancel_requests} FROM cancel_requests
  WHERE tx_hash = :tx_hash ORDER BY height DESC;
