@@ -678,7 +678,7 @@ class _GatedTx:
 @pytest.mark.postgres
 def test_two_replicas_matching_at_once_never_exceed_a_providers_max_leases(tmp_path: Path) -> None:
     with open_test_store("postgres", tmp_path) as store:
-        # as in aicf.replica: Γ and issuance high enough that neither the bucket nor the budget throttle stops a
+        # as in the replica harness: Γ and issuance high enough that neither the bucket nor the budget throttle stops a
         # provider's four leases, so only its slots limit them
         world = World(
             store=store,

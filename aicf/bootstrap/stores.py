@@ -1,0 +1,117 @@
+"""The store a URL names: `memory:`, `sqlite:///path/to/file.db` (default ./var/aicf.db), `postgresql://…`."""
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from aicf.store.interface import Store, StoreUnavailableError
+from aicf.store.memory import MemoryStore
+from aicf.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from aicf.store.postgres import PostgresStore
+
+DEFAULT_DB = "sqlite:///var/aicf.db"
+DB_ENV = "AICF_DB"
+
+
+def default_db_url() -> str:
+    return os.environ.get(DB_ENV, DEFAULT_DB)
+
+
+class _Versioned(Store, Protocol):
+    def schema_version(self) -> int: ...
+    def migrate(self, target: int | None = None) -> int: ...
+
+
+def open_store(url: str | None = None, *, migrate_to: int | None = None, must_exist: bool = False) -> Store:
+    """Open (and migrate) the store a URL names. Raises StoreUnavailableError with what to do.
+
+    With `must_exist` (the read-only commands: `db verify`, `db digest`) a database that does not exist or
+    holds no aicf schema is refused instead of being created."""
+    url = url or default_db_url()
+    check_url(url)
+    if url in ("memory:", "memory://"):
+        if must_exist:
+            raise StoreUnavailableError("memory: is a new empty database", "name the database to check with --db")
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        path, _, query = _sqlite_parts(url)
+        read_only = query == "mode=ro"  # sqlite:///path.db?mode=ro opens the file read-only
+        if must_exist and not Path(path).is_file():
+            raise StoreUnavailableError(
+                f"no database at {Path(path).resolve()}", "check the path (--db sqlite:///path/to/aicf.db)"
+            )
+        store: _Versioned = SqliteStore(path, read_only=read_only, migrate_to=0 if must_exist else migrate_to)
+    else:  # postgresql:// or postgres://
+        store = _open_postgres(url, 0 if must_exist else migrate_to)
+    if must_exist:
+        found = store.schema_version()
+        if found == 0:
+            store.close()
+            raise StoreUnavailableError(f"{url} holds no aicf database", "point --db at the database aicf up used")
+        store.migrate(None)
+    return store
+
+
+def _open_postgres(url: str, migrate_to: int | None) -> "PostgresStore":
+    try:
+        from aicf.store.postgres import PostgresStore
+    except ImportError as exc:  # the optional extra is missing
+        raise StoreUnavailableError(
+            f"PostgreSQL support is not installed ({exc})", "pip install 'aicf[postgres]'"
+        ) from exc
+    try:
+        return PostgresStore(url, migrate_to=migrate_to)
+    except StoreUnavailableError as exc:
+        raise postgres_unavailable(url, exc) from exc
+
+
+_MISSING_DATABASE = re.compile(r'database "(?P<name>[^"]+)" does not exist')
+
+
+def postgres_unavailable(url: str, exc: StoreUnavailableError) -> StoreUnavailableError:
+    """One line that tells a server that does not answer from one that answers without the database named
+    (libpq reports both as a failed connection; the server's own FATAL message names the missing database)."""
+    cause = " ".join(str(exc.__cause__ or "").split())
+    missing = _MISSING_DATABASE.search(cause)
+    if missing is not None:
+        name = missing["name"]
+        return StoreUnavailableError(
+            f"PostgreSQL at {_server(url)} answers, but the database {name!r} does not exist",
+            f"create it (createdb {name}) or fix --db; nothing was written",
+        )
+    return StoreUnavailableError(" ".join(exc.what.split()), " ".join(exc.hint.split()))
+
+
+def _server(url: str) -> str:
+    """host:port of a PostgreSQL URL, for messages (never the password)."""
+    from psycopg import conninfo
+
+    try:
+        parts = conninfo.conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - a URL libpq cannot parse: name no server
+        return "the URL given"
+    return f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}"
+
+
+def check_url(url: str) -> None:
+    """Refuse a database URL of no known form, before anything is created."""
+    if url in ("memory:", "memory://") or url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        return
+    raise StoreUnavailableError(
+        f"unknown database URL {url!r}", "use memory:, sqlite:///path/to/file.db or postgresql://user@host:port/db"
+    )
+
+
+def _sqlite_parts(url: str) -> tuple[str, str, str]:
+    """sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them: (path, ?, query)."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")
+    path, sep, query = path.partition("?")
+    return path or "var/aicf.db", sep, query
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a sqlite:// URL names (None for any other URL)."""
+    return Path(_sqlite_parts(url)[0]) if url.startswith("sqlite://") else None
