@@ -44,7 +44,7 @@ TOKEN = "bench"  # noqa: S105 - a local benchmark
 
 def prepare(db: Path, n_jobs: int) -> list[str]:
     """Fill a SQLite store with n_jobs QUEUED AI jobs through devnet + ingest; returns their task ids (hex)."""
-    from aicf.bootstrap.system import devnet_params
+    from aicf.bootstrap.up import devnet_params
     from aicf.chain.devnet import Devnet, DevnetConfig
     from aicf.core.chain import TxKind
     from aicf.core.encoding import tagged_hash, to_hex
@@ -77,7 +77,8 @@ def prepare(db: Path, n_jobs: int) -> list[str]:
 def serve(db: Path, port: int) -> None:
     import uvicorn
 
-    from aicf.bootstrap.system import SystemConfig, build_system, devnet_params
+    from aicf.bootstrap.system import SystemConfig, build_system
+    from aicf.bootstrap.up import devnet_params
     from aicf.store.sqlite import SqliteStore
 
     system = build_system(

@@ -344,10 +344,3 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     )
     holder["system"] = system
     return system
-
-
-def devnet_params() -> Params:
-    """The params `aicf up` runs with unless given a file: aicf/devnet.toml over SPEC's defaults."""
-    from aicf.core.params import params_from_toml
-
-    return params_from_toml((files("aicf") / "devnet.toml").read_text(encoding="utf-8"))

@@ -21,15 +21,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aicf.bootstrap.stores import DB_ENV, check_url, open_store, sqlite_path
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.params import Params, params_from_toml
 from aicf.service import reads
 from aicf.store.interface import Store, read_transaction
+
+if TYPE_CHECKING:  # the system is imported once the start-up checks passed: a failed check answers at once
+    from aicf.bootstrap.system import System
+    from aicf.provider.models import ModelRunner
 
 log = logging.getLogger("aicf.up")
 
@@ -74,6 +79,11 @@ def start_threads(targets: Sequence[tuple[str, Callable[[], None]]]) -> list[thr
     return threads
 
 
+def devnet_params() -> Params:
+    """The params `aicf up` runs with unless given a file: aicf/devnet.toml over SPEC's defaults."""
+    return params_from_toml((files("aicf") / "devnet.toml").read_text(encoding="utf-8"))
+
+
 def load_params(path: Path | None) -> Params:
     """aicf/devnet.toml's params, or a TOML params file laid over SPEC's defaults (check 1)."""
     if path is None:
@@ -104,17 +114,22 @@ def bind_api(host: str, port: int) -> socket.socket:
         raise StartupError(f"cannot listen on {host}:{port}: {reason}; check --host and --port") from None
 
 
-def load_models(models: Sequence[str], say: Callable[[str], None], clock: Callable[[], float]) -> dict[str, bytes]:
+def load_models(
+    models: Sequence[str],
+    say: Callable[[str], None],
+    clock: Callable[[], float],
+    runner_for: "Callable[[str], ModelRunner] | None" = None,
+) -> dict[str, bytes]:
     """Load each real model whose package is installed, one line each, and return its digest (the registry pins
-    what providers must run). A model whose package is missing is not served, and the line says so (check 5)."""
+    what providers must run). A model whose package is missing is not served, and its line says so (check 5)."""
+    quiet_model_loading()  # before the model modules import tqdm
     from aicf.provider.models import ModelUnavailableError, runner
 
-    quiet_model_loading()
     out: dict[str, bytes] = {}
     for model in models:
         started = clock()
         try:
-            found = runner(model)
+            found = (runner_for or runner)(model)
             found.load()
             out[model] = found.model_digest()
         except ModelUnavailableError as exc:  # a missing package: the model is not served, and we say so
@@ -124,24 +139,38 @@ def load_models(models: Sequence[str], say: Callable[[str], None], clock: Callab
     return out
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet (what creating `path` would create)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
 class _Created:
-    """What a start created, so that a failed start leaves nothing behind."""
+    """What a start is about to create (the var folder, a new SQLite file and its folders), so that a failed
+    start removes it again and leaves nothing behind."""
 
     def __init__(self, var: Path, db_file: Path | None) -> None:
-        self.var = None if var.exists() else var
-        self.db_file = None if db_file is None or db_file.exists() else db_file
+        self.paths = [p for p in (_first_missing(var), None if db_file is None else _first_missing(db_file)) if p]
 
     def remove(self) -> None:
-        if self.db_file is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.db_file}{suffix}").unlink(missing_ok=True)
-        if self.var is not None:
-            shutil.rmtree(self.var, ignore_errors=True)
+        for path in self.paths:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def start_up(config: UpConfig, say: Callable[[str], None]) -> System:
+def start_up(
+    config: UpConfig, say: Callable[[str], None], *, runner_for: "Callable[[str], ModelRunner] | None" = None
+) -> "System":
     """`aicf up`: the checks of this module's docstring, then everything until Ctrl-C, SIGTERM or `duration_s`.
-    Raises StartupError (or the store's StoreUnavailableError) with one line, having removed what it created."""
+    Raises StartupError (or the store's StoreUnavailableError) with one line, having removed what it created.
+    `runner_for` picks the model runners (default: aicf.provider.models.runner, the real models)."""
     params = load_params(config.params_file)  # 1
     url = config.db_url or os.environ.get(DB_ENV) or f"sqlite:///{config.var / 'aicf.db'}"
     check_url(url)  # 2
@@ -156,7 +185,7 @@ def start_up(config: UpConfig, say: Callable[[str], None]) -> System:
         raise
     say(f"database: {url}  (check it any time with: aicf db verify --db {url})")
     try:
-        system, stop = launch(store, params, config, sock=sock, say=say)
+        system, stop = launch(store, params, config, sock=sock, say=say, runner_for=runner_for)
     except BaseException:
         sock.close()
         store.close()
@@ -168,18 +197,25 @@ def start_up(config: UpConfig, say: Callable[[str], None]) -> System:
 
 
 def launch(
-    store: Store, params: Params, config: UpConfig, *, sock: socket.socket, say: Callable[[str], None]
-) -> tuple[System, Callable[[], None]]:
+    store: Store,
+    params: Params,
+    config: UpConfig,
+    *,
+    sock: socket.socket,
+    say: Callable[[str], None],
+    runner_for: "Callable[[str], ModelRunner] | None" = None,
+) -> "tuple[System, Callable[[], None]]":
     """Load the models, build the system on `store`, serve the API on `sock` and start the coordinator, the
     reference providers and the demo load; print where to look. Returns the system and how to stop it."""
     import uvicorn
 
+    from aicf.bootstrap.system import SystemConfig, build_system
     from aicf.devtools.demo import DemoRequesters  # aicf up's embedded demo (aicf/devtools/__init__.py)
     from aicf.devtools.providers import start_reference_providers
 
     wanted = DEFAULT_MODELS if config.serve_models is None else tuple(config.serve_models)
     models = [m for m in wanted if m in params.model_weights]
-    digests = load_models(models, say, time.monotonic) if config.providers or config.load else {}  # 5
+    digests = load_models(models, say, time.monotonic, runner_for) if config.providers or config.load else {}  # 5
     system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests))
     with store.transaction() as tx:
         stored_genesis = tx.block_at(0)
@@ -226,7 +262,7 @@ def launch(
     return system, stop
 
 
-def report_until_stopped(system: System, duration_s: int | None, say: Callable[[str], None]) -> None:
+def report_until_stopped(system: "System", duration_s: int | None, say: Callable[[str], None]) -> None:
     """A progress line every 10 s until Ctrl-C, SIGTERM or `duration_s`."""
     started = time.monotonic()
     stop_on_sigterm(system.stop, say)

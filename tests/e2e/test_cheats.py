@@ -59,7 +59,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
 from aicf.bootstrap.adapters import WallClock
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from transports.test_cli_ops import SteppedClock
 
-from aicf.bootstrap.system import SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.service.nonces import StoreNonces
 from aicf.store.memory import MemoryStore
 from aicf.store.sqlite import SqliteStore

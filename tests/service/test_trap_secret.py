@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aicf.bootstrap.system import SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
 from aicf.store.memory import MemoryStore

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.capacity import DAY_S
 from aicf.core.ledger import FUND

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.assignment import protocol_unit_rate
 from aicf.core.encoding import to_hex

@@ -19,7 +19,8 @@ import uvicorn
 from proofs.attestation.conftest import PERMISSIVE, new_test_nitro, real_roots, real_samples, ts
 from typer.testing import CliRunner, Result
 
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.proofs.attestation import AttestationResult, verify_evidence
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service.verifier import StandardVerifier

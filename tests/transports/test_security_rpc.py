@@ -10,7 +10,8 @@ import pytest
 from proofs.test_untrusted_cbor import shared_reference_bomb
 from starlette.testclient import TestClient
 
-from aicf.bootstrap.system import System, SystemConfig, build_system, devnet_params
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.service.coordinator import Capabilities
