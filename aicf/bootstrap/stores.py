@@ -87,11 +87,12 @@ def postgres_unavailable(url: str, exc: StoreUnavailableError) -> StoreUnavailab
 
 def _server(url: str) -> str:
     """host:port of a PostgreSQL URL, for messages (never the password)."""
+    import psycopg
     from psycopg import conninfo
 
     try:
         parts = conninfo.conninfo_to_dict(url)
-    except Exception:  # noqa: BLE001 - a URL libpq cannot parse: name no server
+    except psycopg.ProgrammingError:  # a URL libpq cannot parse: name no server
         return "the URL given"
     return f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}"
 

@@ -12,7 +12,6 @@ them (aicf/devtools/__init__.py).
 """
 
 import errno
-import logging
 import os
 import shutil
 import signal
@@ -35,8 +34,6 @@ from aicf.store.interface import Store, read_transaction
 if TYPE_CHECKING:  # the system is imported once the start-up checks passed: a failed check answers at once
     from aicf.bootstrap.system import System
     from aicf.provider.models import ModelRunner
-
-log = logging.getLogger("aicf.up")
 
 DEFAULT_MODELS = ("minilm-l6-v2", "smollm2-135m")
 
