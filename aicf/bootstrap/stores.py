@@ -4,6 +4,7 @@ import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from aicf.store.interface import Store, StoreUnavailableError
 from aicf.store.memory import MemoryStore
@@ -98,8 +99,18 @@ def _server(url: str) -> str:
 
 
 def check_url(url: str) -> None:
-    """Refuse a database URL of no known form, before anything is created."""
-    if url in ("memory:", "memory://") or url.startswith(("sqlite://", "postgresql://", "postgres://")):
+    """Refuse a database URL of no known form, or a PostgreSQL URL whose port is no number, before anything is
+    created (libpq would report the port as a server that does not answer)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        netloc = urlsplit(url).netloc
+        if "," not in netloc:  # one host; a libpq multi-host list is left to libpq
+            port = netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+            if port and not port.isdigit():
+                raise StoreUnavailableError(
+                    f"bad database URL {url!r}: the port {port!r} is not a number", "use postgresql://user@host:port/db"
+                )
+        return
+    if url in ("memory:", "memory://") or url.startswith("sqlite://"):
         return
     raise StoreUnavailableError(
         f"unknown database URL {url!r}", "use memory:, sqlite:///path/to/file.db or postgresql://user@host:port/db"

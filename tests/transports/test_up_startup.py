@@ -84,6 +84,16 @@ def test_an_unknown_database_url_is_refused_before_anything_is_created(tmp_path:
     assert contents(tmp_path) == []
 
 
+def test_a_postgres_url_with_a_port_that_is_no_number_is_a_bad_url_not_a_silent_server(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:54x2/aicf"
+    with pytest.raises(StoreUnavailableError) as caught:
+        start_up(UpConfig(db_url=url, port=free_port(), var=tmp_path / "var"), ignore)
+    assert str(caught.value) == (
+        f"bad database URL {url!r}: the port '54x2' is not a number; use postgresql://user@host:port/db"
+    )
+    assert contents(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
