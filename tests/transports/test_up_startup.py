@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from psycopg import conninfo
 from store.backends import PG_DSN, require_postgres
 
 from aicf.bootstrap.stores import DB_ENV, postgres_unavailable
@@ -225,6 +224,8 @@ def test_aicf_up_refuses_a_bad_url_or_params_file_in_one_line(tmp_path: Path, ar
 
 
 def _pg_url(**change: str) -> str:
+    from psycopg import conninfo  # the postgres extra: imported by the postgres test only
+
     parts = conninfo.conninfo_to_dict(PG_DSN)
     parts.update(change)
     return "postgresql://{user}@{host}:{port}/{dbname}".format(
