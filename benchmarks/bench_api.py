@@ -6,7 +6,7 @@ Run: .venv/bin/python benchmarks/bench_api.py [--jobs N] [--seconds S] [--procs 
 
 1. Setup: a SQLite store in a temp dir is filled through the real path: a devnet carries deposits and `--jobs`
    AI enqueues, `ingest_available` turns them into jobs (QUEUED once final), as `aicf up` would.
-2. Server: a child process opens that store and serves `aicf.system.build_system(...).app` (the app `aicf up`
+2. Server: a child process opens that store and serves `aicf.bootstrap.system.build_system(...).app` (the app `aicf up`
    serves: the real registry, auth, the WS hub over `StoreEvents`, default limits) with uvicorn, one worker, on
    127.0.0.1 and a free port. No coordinator loop runs, so the reads see a still store.
 3. RPC: `--procs` load-generator processes, each with `--conns` threads holding keep-alive httpx clients, call
@@ -44,13 +44,13 @@ TOKEN = "bench"  # noqa: S105 - a local benchmark
 
 def prepare(db: Path, n_jobs: int) -> list[str]:
     """Fill a SQLite store with n_jobs QUEUED AI jobs through devnet + ingest; returns their task ids (hex)."""
+    from aicf.bootstrap.up import devnet_params
     from aicf.chain.devnet import Devnet, DevnetConfig
     from aicf.core.chain import TxKind
     from aicf.core.encoding import tagged_hash, to_hex
     from aicf.core.qasm import circuit_depth
     from aicf.service.ingest import ingest_available
     from aicf.store.sqlite import SqliteStore
-    from aicf.system import devnet_params
 
     params = devnet_params()
     store = SqliteStore(str(db))
@@ -77,10 +77,13 @@ def prepare(db: Path, n_jobs: int) -> list[str]:
 def serve(db: Path, port: int) -> None:
     import uvicorn
 
+    from aicf.bootstrap.system import SystemConfig, build_system
+    from aicf.bootstrap.up import devnet_params
     from aicf.store.sqlite import SqliteStore
-    from aicf.system import build_system, devnet_params
 
-    system = build_system(SqliteStore(str(db)), devnet_params(), var=db.parent, model_digests={}, operator_token=TOKEN)
+    system = build_system(
+        SqliteStore(str(db)), devnet_params(), SystemConfig(var=db.parent, model_digests={}, operator_token=TOKEN)
+    )
     uvicorn.run(system.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", access_log=False)
 
 
@@ -203,7 +206,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
-    print(f"cpus: {os.cpu_count()}; server: aicf.system.build_system app, SQLite store with {len(ids):,} jobs "
+    print(f"cpus: {os.cpu_count()}; server: the bootstrap's build_system app, SQLite store with {len(ids):,} jobs "
           f"(filled through devnet + ingest in {setup_s:.1f} s), 1 uvicorn worker on 127.0.0.1\n")  # fmt: skip
     print("| benchmark | load | result |")
     print("|---|---|---|")

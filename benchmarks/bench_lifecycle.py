@@ -6,7 +6,7 @@ Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--skip-replicas]
    matched and leased → proofs submitted and verified (no TEE) → inclusions ingested (VERIFIED) → the epoch's
    batch settled. Only the coordinator's work is timed (ingest, match, heartbeat + proof, settlement ingest);
    mining the devnet is not. On SQLite (a tmp file) and PostgreSQL (a fresh schema).
-2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.replica`, a scaled clock of 10 virtual s per
+2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.devtools.replica`, a scaled clock of 10 virtual s per
    wall s, replica i serving providers i mod n): wall time from the first lease to every job past SUBMITTED
    (the coordinator-bound part) and to every job SETTLED (which waits for blocks, the epoch boundary and its
    finality: chain time, not work).
@@ -14,7 +14,7 @@ Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--skip-replicas]
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
 
-Params as in aicf.replica: Γ = 1,000,000 (a provider's bucket admits its 4 leases in one pass), devnet
+Params as in aicf.devtools.replica: Γ = 1,000,000 (a provider's bucket admits its 4 leases in one pass), devnet
 issuance 10^12 per block (the budget throttle is off), epochs of 60 s, availability not checked.
 """
 
@@ -35,7 +35,7 @@ from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
 from aicf.core.jobs import JobStatus
-from aicf.replica import (
+from aicf.devtools.replica import (
     GENESIS,
     MODEL,
     PARAMS,
@@ -187,7 +187,17 @@ def bench_replicas(jobs: int, providers: int, counts: list[int]) -> None:
         schema = "b_" + uuid.uuid4().hex[:12]
         PostgresStore(PG_DSN, schema=schema).close()
         url = _pg_url(schema)
-        cmd = [sys.executable, "-m", "aicf.replica", "--db", url, "--jobs", str(jobs), "--providers", str(providers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "aicf.devtools.replica",
+            "--db",
+            url,
+            "--jobs",
+            str(jobs),
+            "--providers",
+            str(providers),
+        ]
         cmd += ["--speed", "10", "--limit-s", "150", "--seed", "11"]
         procs = [
             subprocess.Popen([*cmd, "--serve", f"{i}/{n}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # noqa: S603

@@ -32,12 +32,14 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.transports": frozenset({"aicf.core", "aicf.service", "aicf.transports", "aicf.client", "aicf.provider"}),
     "aicf.provider": frozenset({"aicf.core", "aicf.provider", "aicf.client"}),
     "aicf.client": frozenset({"aicf.core", "aicf.client"}),
-    "aicf.app": frozenset({"aicf"}),  # the composition root may wire anything
-    "aicf.system": frozenset({"aicf"}),  # `aicf up`: part of the composition root
-    "aicf.replica": frozenset({"aicf"}),  # coordinator replicas on one PostgreSQL: part of the composition root
+    "aicf.bootstrap": frozenset({"aicf"}),  # the composition root may wire anything
+    "aicf.devtools": frozenset({"aicf"}),  # harnesses: the demo load, the reference providers, the replica
 }
 # Single modules allowed one more import than their layer: the CLI entrypoint starts the composed app.
-EXTRA_IMPORTS: dict[str, frozenset[str]] = {"aicf/transports/cli.py": frozenset({"aicf.app"})}
+EXTRA_IMPORTS: dict[str, frozenset[str]] = {"aicf/transports/cli.py": frozenset({"aicf.bootstrap"})}
+# The product never imports the harnesses of aicf/devtools; `aicf up` starts its embedded demo (the reference
+# providers and the demo load) from there, and is the one module allowed to (aicf/devtools/__init__.py).
+DEVTOOLS_USERS = frozenset({"aicf/bootstrap/up.py"})
 
 # Standard-library modules core must not import: clock, randomness, files, network, processes, logging,
 # dynamic imports, non-integer numbers. Everything else core imports must be in sys.stdlib_module_names.
@@ -201,10 +203,25 @@ def check_test_module(path: Path, root: Path) -> list[str]:
     return problems
 
 
+def check_devtools_unused(path: Path, root: Path) -> list[str]:
+    """An import of aicf.devtools from a product module (outside aicf/devtools and DEVTOOLS_USERS)."""
+    rel = path.relative_to(root)
+    where = rel.as_posix()
+    if layer_of(rel) == "aicf.devtools" or where in DEVTOOLS_USERS:
+        return []
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=where)
+    return [
+        f"{where}:{line}: the product imports the harness {name}; aicf/devtools is for demos, tests and benchmarks"
+        for line, name in imported_modules(tree, module_of(rel), path.name == "__init__.py")
+        if _allowed(name, frozenset({"aicf.devtools"}))
+    ]
+
+
 def check_tree(root: Path) -> list[str]:
     problems = []
     for path in sorted((root / "aicf").rglob("*.py")):
         problems.extend(check_aicf_module(path, root))
+        problems.extend(check_devtools_unused(path, root))
     for path in sorted((root / "tests").rglob("*.py")):
         problems.extend(check_test_module(path, root))
     return problems
@@ -218,6 +235,12 @@ AICF_MODULES = sorted((ROOT / "aicf").rglob("*.py"))
 @pytest.mark.parametrize("path", AICF_MODULES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_module_stays_in_its_layer(path: Path) -> None:
     problems = check_aicf_module(path, ROOT)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", AICF_MODULES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_the_product_never_imports_the_devtools(path: Path) -> None:
+    problems = check_devtools_unused(path, ROOT)
     assert not problems, "\n".join(problems)
 
 
@@ -250,9 +273,12 @@ def test_checker_accepts_a_clean_tree(tmp_path: Path) -> None:
             "def f(a: int) -> int:\n    return a // 2\n",
             "aicf/service.py": "from aicf.store.interface import Store\nfrom aicf.chain.interface import Chain\n"
             "from aicf.store import interface\n",
-            "aicf/transports/cli.py": "import typer\nfrom aicf.app import build\nfrom aicf.service import enqueue\n",
+            "aicf/transports/cli.py": "import typer\nfrom aicf.bootstrap.up import start_up\n"
+            "from aicf.service import enqueue\n",
             "aicf/proofs/tee.py": "from cryptography import x509\nfrom aicf.core.ids import proof_id\n",
-            "aicf/app.py": "from aicf.store.sqlite import SqliteStore\n",
+            "aicf/bootstrap/stores.py": "from aicf.store.sqlite import SqliteStore\n",
+            "aicf/bootstrap/up.py": "from aicf.devtools.demo import DemoRequesters\n",
+            "aicf/devtools/demo.py": "from aicf.bootstrap.system import System\n",
             "tests/test_ok.py": "def test_x(clock):\n    clock.advance(60)\n",
         },
     )
@@ -301,7 +327,7 @@ def test_checker_rejects_a_layer_reaching_past_its_interface(tmp_path: Path) -> 
         tmp_path,
         {
             "aicf/service/jobs.py": "from aicf.store.sqlite import SqliteStore\nfrom ..store import memory\n",
-            "aicf/transports/rpc.py": "from aicf.app import build\nfrom aicf.store import interface\n",
+            "aicf/transports/rpc.py": "from aicf.bootstrap.up import build\nfrom aicf.store import interface\n",
             "aicf/core/x.py": "from aicf.service import enqueue\n",
             "aicf/proofs/y.py": "from aicf.store.memory import MemoryStore\n",
             "aicf/provider/agent.py": "from aicf.service import heartbeat\nfrom aicf.client import Rpc\n",
@@ -313,7 +339,7 @@ def test_checker_rejects_a_layer_reaching_past_its_interface(tmp_path: Path) -> 
     text = "\n".join(problems)
     assert "aicf/service/jobs.py:1: aicf.service imports aicf.store.sqlite.SqliteStore" in text
     assert "aicf/service/jobs.py:2: aicf.service imports aicf.store.memory" in text  # relative import resolved
-    assert "aicf/transports/rpc.py:1: aicf.transports imports aicf.app.build" in text  # only cli may
+    assert "aicf/transports/rpc.py:1: aicf.transports imports aicf.bootstrap.up.build" in text  # only cli may
     assert "aicf/transports/rpc.py:2: aicf.transports imports aicf.store.interface" in text
     assert "aicf/core/x.py:1: aicf.core imports aicf.service.enqueue" in text
     assert "aicf/proofs/y.py:1:" in text
@@ -322,6 +348,24 @@ def test_checker_rejects_a_layer_reaching_past_its_interface(tmp_path: Path) -> 
     assert "aicf/chain/devnet.py:1:" in text
     assert "aicf/__init__.py:1:" in text
     assert len(problems) == 9
+
+
+def test_checker_rejects_the_product_importing_the_devtools(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "aicf/bootstrap/system.py": "from aicf.devtools.demo import DemoRequesters\n",
+            "aicf/transports/cli.py": "from aicf.devtools import replica\n",
+            "aicf/bootstrap/up.py": "from aicf.devtools.providers import start_reference_providers\n",
+            "aicf/devtools/replica.py": "from aicf.devtools.demo import BELL\n",
+        },
+    )
+    problems = check_tree(root)
+    assert [p.split(":")[0] for p in problems if "harness" in p] == [
+        "aicf/bootstrap/system.py",
+        "aicf/transports/cli.py",
+    ]
+    assert "the product imports the harness aicf.devtools.demo.DemoRequesters" in problems[0]
 
 
 def test_checker_asks_for_a_new_layer_to_be_added_to_the_table(tmp_path: Path) -> None:

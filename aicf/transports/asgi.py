@@ -1,6 +1,6 @@
 """The API app: POST /rpc, GET /openrpc.json, WebSocket /ws, plus whatever routes the caller adds.
 
-The caller (aicf.app) supplies the methods, the event source, the clock and the secrets; this module only
+The caller (aicf.bootstrap.system) supplies the methods, the event source, the clock and the secrets; this module only
 wires them to Starlette.
 """
 

@@ -1,17 +1,24 @@
 """The `aicf` command line. Exit 0 on success, 1 on an AicfError or failed check, 2 on bad usage."""
 
 import json
+import logging
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from aicf.app import wire_cli
+from aicf.bootstrap.scenario import deploy_to_node, run_scenario
+from aicf.bootstrap.stores import DB_ENV, default_db_url, open_store
+from aicf.bootstrap.up import UpConfig, start_up
 from aicf.core.conformance import VectorError, parse_vector_file, run_case
 from aicf.core.errors import AicfError
 from aicf.core.params import Params, params_from_toml
+from aicf.transports.cli_chain import build_chain_app
+from aicf.transports.cli_db import build_db_app
+from aicf.transports.cli_devnet import build_devnet_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
 from aicf.transports.cli_request import request_app
@@ -19,7 +26,9 @@ from aicf.transports.cli_roots import policy_app, roots_app
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
-wire_cli(app)  # aicf db …, aicf devnet …
+app.add_typer(build_db_app(open_store, default_db_url), name="db")
+app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
+app.add_typer(build_chain_app(deploy_to_node), name="chain")  # aicf chain deploy --rpc-url URL
 app.add_typer(provider_app, name="provider")
 app.add_typer(request_app, name="request")  # aicf request ai|quantum|deposit|balance|cancel|status|result
 register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)
@@ -98,6 +107,43 @@ def demo(params_file: Path | None = ParamsOption) -> None:
             table.add_row(key, value)
         out.print(table)
         out.print()
+
+
+@app.command("up")
+def up_command(
+    db: Annotated[
+        str | None, typer.Option("--db", help=f"memory:, sqlite:///path.db or postgresql://… (${DB_ENV})")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Where the API and dashboard listen")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    var: Annotated[Path, typer.Option(help="Folder for the database, keys and logs")] = Path("var"),
+    params_file: Annotated[Path | None, typer.Option("--params", help="A TOML params file")] = None,
+    providers: Annotated[bool, typer.Option(help="Run the reference providers")] = True,
+    load: Annotated[bool, typer.Option(help="Run requesters sending a demo load")] = True,
+    duration: Annotated[int | None, typer.Option(help="Stop after this many seconds")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Real models the reference providers serve: a comma list, or 'none' (default: all)"),
+    ] = None,
+) -> None:
+    """Start the whole system: devnet, coordinator, API, dashboard, reference providers and a demo load."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = UpConfig(
+        db_url=db,
+        host=host,
+        port=port,
+        var=var,
+        params_file=params_file,
+        providers=providers,
+        load=load,
+        duration_s=duration,
+        serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
+    )
+    try:
+        start_up(config, lambda text: out.print(text, markup=False))
+    except AicfError as exc:  # a start-up check failed: one line, nothing left behind
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

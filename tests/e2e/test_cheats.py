@@ -59,6 +59,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 from store.backends import memory_store
 
+from aicf.bootstrap.adapters import WallClock
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
@@ -71,6 +74,7 @@ from aicf.core.params import Params, params_hash
 from aicf.core.records import SlashRecord
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
+from aicf.devtools.demo import BELL
 from aicf.proofs.envelope import ProofEnvelope, parse_envelope
 from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent
 from aicf.provider.models import ModelUnavailableError, embedding_runner
@@ -81,7 +85,6 @@ from aicf.service.audit import verify
 from aicf.service.coordinator import GRANT_TAG, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapOracle
 from aicf.store.interface import Snapshot
-from aicf.system import BELL, System, WallClock, build_system, devnet_params
 
 START: Final = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of the 20-s heartbeat slot
 STEP_S: Final = 10  # one devnet block
@@ -358,12 +361,14 @@ def open_scenario(tmp_path: Path, backend: Backend, params: Params = PARAMS) -> 
     system = build_system(
         memory_store(),
         params,
-        var=var,
-        model_digests={MODEL: backend.model_digest},
-        devnet_interval_s=STEP_S,
-        operator_token=TOKEN,
+        SystemConfig(
+            var=var,
+            model_digests={MODEL: backend.model_digest},
+            devnet_interval_s=STEP_S,
+            operator_token=TOKEN,
+            trap_oracle=backend.oracle,
+        ),
         clock=clock,
-        trap_oracle=backend.oracle,
     )
     with TestClient(system.app) as http:
         scenario = Scenario(system=system, clock=clock, http=http, backend=backend)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service.test_coordinator import DevnetWriter, _no_circuits, _pub, signed_ai_envelope
+from service.test_coordinator import DevnetWriter, _no_circuits, _pub, coordinator_for, signed_ai_envelope
 from store.backends import SQL_BACKENDS, memory_store, open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
@@ -40,7 +40,6 @@ from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, Coordinator, decode_request
 from aicf.service.errors import ProviderBannedError
 from aicf.service.ingest import ingest_available
-from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 
 PARAMS = params_from_mapping({"epoch_seconds": 120})
@@ -93,15 +92,13 @@ class Run:
     coord: Coordinator = field(init=False)
 
     def __post_init__(self) -> None:
-        self.coord = Coordinator(
-            store=self.store,
-            clock=self.clock,
-            params=self.params,
-            operator_key=self.operator,
-            verifier=StandardVerifier(
-                params=self.params, model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32)
-            ),
-            chain_writer=DevnetWriter(self.devnet),
+        self.coord = coordinator_for(
+            self.store,
+            self.clock,
+            self.params,
+            self.operator,
+            DevnetWriter(self.devnet),
+            model_digests={MODEL: MODEL_DIGEST},
             trap_secret=b"e2e-secret",
         )
         fates = [f for f, n in FATES.items() for _ in range(n)]

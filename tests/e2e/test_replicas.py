@@ -1,6 +1,6 @@
 """Coordinator replicas on one PostgreSQL database, as real processes (issue 5, item 6).
 
-Three `python -m aicf.replica` processes share a fresh schema: the chain (a devnet kept in the database), the
+Three `python -m aicf.devtools.replica` processes share a fresh schema: the chain (a devnet kept in the database), the
 store and the simulated providers. One is killed with SIGKILL while jobs are in flight; the other two finish.
 Afterwards no task was leased twice in one attempt, no task was paid twice, every job settled, the audit passes,
 and a store fed only the shared chain writes the same batches.
@@ -18,7 +18,7 @@ from store.backends import PG_DSN, drop_schema, memory_store, new_schema, pg_url
 from aicf.chain.devnet import DevnetConfig
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.replica import GENESIS, INTERVAL_S, PARAMS, SharedChain, operator_key, public_key, wait_for_jobs
+from aicf.devtools.replica import GENESIS, INTERVAL_S, PARAMS, SharedChain, operator_key, public_key, wait_for_jobs
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.store.postgres import PostgresStore
@@ -45,7 +45,7 @@ LIMIT_S = 150
 
 
 def _replica(url: str) -> "subprocess.Popen[str]":
-    cmd = [sys.executable, "-m", "aicf.replica", "--db", url, "--jobs", str(JOBS), "--seed", str(SEED)]
+    cmd = [sys.executable, "-m", "aicf.devtools.replica", "--db", url, "--jobs", str(JOBS), "--seed", str(SEED)]
     # A lease's 60 s TTL is 12 wall seconds. The limit is only a safety stop: about 40 s is typical, but one CI run
     # on a loaded box mined at half the usual rate and hit a 75 s limit with the work still correct but unfinished.
     cmd += ["--speed", "5", "--limit-s", str(LIMIT_S)]

@@ -11,7 +11,7 @@ import pytest
 from store.backends import require_postgres
 from typer.testing import CliRunner
 
-from aicf.app import open_store
+from aicf.bootstrap.stores import open_store
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Job, TxKind
 from aicf.service.audit import state_digest

@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from store.backends import memory_store, open_test_store
 from store.tx_helpers import ready_jobs
 
+from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.chain.devnet_writer import DevnetWriter as ChainDevnetWriter
 from aicf.core.assignment import Exclusion
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import Clock, FixedClock
 from aicf.core.ids import input_digest, output_digest, provider_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
@@ -31,7 +33,7 @@ from aicf.core.params import Params, params_from_mapping
 from aicf.core.registry import ProviderStatus
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.audit import state_digest, verify
-from aicf.service.coordinator import Capabilities, Coordinator
+from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator
 from aicf.service.errors import (
     InvalidRegistrationError,
     LeaseNotFoundError,
@@ -42,7 +44,6 @@ from aicf.service.errors import (
 )
 from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
-from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 
 PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})
@@ -72,16 +73,28 @@ def signed_ai_envelope(key: Ed25519PrivateKey, task: bytes, lease_id: bytes, bod
     return {**env.to_map(), "sig": sign_envelope(key, env)}
 
 
-@dataclass
-class DevnetWriter:
-    devnet: Devnet
-    sender: bytes = b"\x0c" * 20
+class DevnetWriter(ChainDevnetWriter):
+    """The devnet's chain writer (aicf.chain.devnet_writer) from the coordinator's test address."""
 
-    def include_proof(self, body: Mapping[str, object]) -> None:
-        self.devnet.submit(self.sender, TxKind.PROOF, body)
+    def __init__(self, devnet: Devnet, sender: bytes = b"\x0c" * 20) -> None:
+        super().__init__(devnet, threading.Lock(), sender)
 
-    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        self.devnet.submit(sender, kind, body)
+
+def coordinator_for(
+    store: Store, clock: Clock, params: Params, operator: Ed25519PrivateKey, chain_writer: ChainWriter, **config: Any
+) -> Coordinator:
+    """The bootstrap's coordinator for a test world: llama3-8b pinned, quantum trap seeds fixed at zero."""
+    base: dict[str, Any] = {
+        "model_digests": {"llama3-8b": MODEL_DIGEST},
+        "trap_secret": b"test-secret",
+        "trap_seed": lambda e: b"\x00" * 32,
+    }
+    return build_coordinator(
+        CoordinatorConfig(params=params, operator_key=operator, **{**base, **config}),
+        store=store,
+        clock=clock,
+        chain_writer=chain_writer,
+    )
 
 
 @dataclass
@@ -95,17 +108,7 @@ class World:
     live: list[bytes] = field(default_factory=list)  # providers that heartbeat as blocks go by
 
     def __post_init__(self) -> None:
-        self.coord = Coordinator(
-            store=self.store,
-            clock=self.clock,
-            params=self.params,
-            operator_key=self.operator,
-            verifier=StandardVerifier(
-                params=self.params, model_digests={"llama3-8b": MODEL_DIGEST}, trap_seed=lambda e: b"\x00" * 32
-            ),
-            chain_writer=DevnetWriter(self.devnet),
-            trap_secret=b"test-secret",
-        )
+        self.coord = coordinator_for(self.store, self.clock, self.params, self.operator, DevnetWriter(self.devnet))
 
     def mine(self, n: int = 1) -> None:
         """Mine n blocks one by one: move the clock to each block's time, let live providers heartbeat, ingest."""
@@ -678,7 +681,7 @@ class _GatedTx:
 @pytest.mark.postgres
 def test_two_replicas_matching_at_once_never_exceed_a_providers_max_leases(tmp_path: Path) -> None:
     with open_test_store("postgres", tmp_path) as store:
-        # as in aicf.replica: Γ and issuance high enough that neither the bucket nor the budget throttle stops a
+        # as in the replica harness: Γ and issuance high enough that neither the bucket nor the budget throttle stops a
         # provider's four leases, so only its slots limit them
         world = World(
             store=store,
@@ -691,14 +694,12 @@ def test_two_replicas_matching_at_once_never_exceed_a_providers_max_leases(tmp_p
         world.mine(7)
         barrier = threading.Barrier(2)
         replicas = [
-            Coordinator(
-                store=_CountsReadTogether(store, barrier),
-                clock=world.clock,
-                params=world.params,
-                operator_key=world.operator,
-                verifier=world.coord.verifier,
-                chain_writer=world.coord.chain_writer,
-                trap_secret=b"test-secret",
+            coordinator_for(
+                _CountsReadTogether(store, barrier),
+                world.clock,
+                world.params,
+                world.operator,
+                DevnetWriter(world.devnet),
             )
             for _ in range(2)
         ]

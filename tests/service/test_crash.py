@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, pg_url, require_postgres
 
-from aicf.app import open_store, run_scenario
+from aicf.bootstrap.scenario import run_scenario
+from aicf.bootstrap.stores import open_store
 from aicf.core.encoding import to_hex
 from aicf.service.audit import state_digest, verify
 from service.helpers import P

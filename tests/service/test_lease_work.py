@@ -3,8 +3,8 @@
 from typing import Any
 
 from aicf.core.chain import TxKind
+from aicf.devtools.demo import BELL
 from aicf.service.coordinator import Capabilities
-from aicf.system import BELL
 from service.test_coordinator import REQUESTER, World, _key, _pub, world  # noqa: F401 - the fixture
 
 

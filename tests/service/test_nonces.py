@@ -5,9 +5,10 @@ from pathlib import Path
 from store.backends import memory_store
 from transports.test_cli_ops import SteppedClock
 
+from aicf.bootstrap.system import SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.service.nonces import StoreNonces
 from aicf.store.sqlite import SqliteStore
-from aicf.system import build_system, devnet_params
 
 PID = b"p" * 32
 NONCE = b"n" * 16
@@ -43,7 +44,7 @@ def test_a_refused_nonce_leaves_the_stored_ones_alone(tmp_path: Path) -> None:
 
 def test_aicf_up_keeps_rpc_nonces_in_its_store(tmp_path: Path) -> None:
     store = memory_store()
-    system = build_system(store, devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T))
+    system = build_system(store, devnet_params(), SystemConfig(var=tmp_path, model_digests={}), clock=SteppedClock(T))
     nonces = system.app.state.rpc.nonces
     assert isinstance(nonces, StoreNonces)
     assert nonces.remember(PID, NONCE, T)

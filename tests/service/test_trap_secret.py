@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 from store.backends import memory_store
 
+from aicf.bootstrap.system import SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
-from aicf.system import build_system, devnet_params, load_or_create_secret, public_bytes
+from aicf.transports.key_files import load_or_create_secret, public_bytes
 
 
 def _system(var: Path):  # type: ignore[no-untyped-def]
-    return build_system(memory_store(), devnet_params(), var=var, model_digests={})
+    return build_system(memory_store(), devnet_params(), SystemConfig(var=var, model_digests={}))
 
 
 def test_the_trap_secret_is_random_kept_0600_and_not_derived_from_the_operator_key(tmp_path: Path) -> None:

@@ -21,10 +21,17 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import evidence_ref
 from aicf.core.types import MicroAnm
 from aicf.service.audit import verify
-from aicf.service.coordinator import Capabilities, Coordinator, decode_request
+from aicf.service.coordinator import Capabilities, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapPrompt, seed_checks, trap_caller, trap_log_hash
-from aicf.service.verifier import StandardVerifier
-from service.test_coordinator import MODEL_DIGEST, DevnetWriter, World, _key, _pub, signed_ai_envelope
+from service.test_coordinator import (
+    MODEL_DIGEST,
+    DevnetWriter,
+    World,
+    _key,
+    _pub,
+    coordinator_for,
+    signed_ai_envelope,
+)
 
 MODEL = "minilm-l6-v2"
 DIMS = 384
@@ -54,16 +61,13 @@ class TrapWorld(World):
 
     def __post_init__(self) -> None:
         self.params = PARAMS
-        self.coord = Coordinator(
-            store=self.store,
-            clock=self.clock,
-            params=self.params,
-            operator_key=self.operator,
-            verifier=StandardVerifier(
-                params=self.params, model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: b"\x00" * 32
-            ),
-            chain_writer=DevnetWriter(self.devnet),
-            trap_secret=b"test-secret",
+        self.coord = coordinator_for(
+            self.store,
+            self.clock,
+            self.params,
+            self.operator,
+            DevnetWriter(self.devnet),
+            model_digests={MODEL: MODEL_DIGEST},
             trap_oracle=self.oracle,
             trap_corpus=CORPUS,
         )

@@ -1,6 +1,6 @@
 """`open_store("memory:")`: a fresh SQLite `:memory:` database, the same backend code as a file."""
 
-from aicf.app import open_store
+from aicf.bootstrap.stores import open_store
 from aicf.core.chain import IngestedBlock
 from aicf.store.sqlite import SqliteStore
 from store.test_contract import block

@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from store.backends import memory_store
 from typer.testing import CliRunner, Result
 
+from aicf.bootstrap.adapters import WallClock
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
@@ -30,7 +33,6 @@ from aicf.provider.agent import AgentConfig, ProviderAgent
 from aicf.provider.work_ai import EchoAiWork, echo_model_digest
 from aicf.service import reads
 from aicf.service.audit import verify
-from aicf.system import System, WallClock, build_system, devnet_params
 from aicf.transports import fmt
 from aicf.transports.cli import app as cli_app
 from aicf.transports.history import CHARTS
@@ -88,10 +90,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     system = build_system(
         memory_store(),
         devnet_params(),
-        var=tmp_path_factory.mktemp("var"),
-        model_digests={MODEL: echo_model_digest(MODEL)},
-        devnet_interval_s=10,
-        operator_token=TOKEN,
+        SystemConfig(
+            var=tmp_path_factory.mktemp("var"),
+            model_digests={MODEL: echo_model_digest(MODEL)},
+            devnet_interval_s=10,
+            operator_token=TOKEN,
+        ),
         clock=clock,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

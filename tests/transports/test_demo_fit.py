@@ -8,23 +8,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from store.backends import memory_store
 
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.capacity import DAY_S
 from aicf.core.ledger import FUND
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
+from aicf.devtools.demo import DEMO_SHARE_BPS, FUND_TOPUP_TRAPS, DemoRequesters
 from aicf.provider.work_ai import echo_model_digest
 from aicf.service import reads
 from aicf.service.coordinator import Capabilities, TrapShortfall
-from aicf.system import (
-    DEMO_SHARE_BPS,
-    FUND_TOPUP_TRAPS,
-    DemoRequesters,
-    System,
-    build_system,
-    devnet_params,
-    public_bytes,
-)
+from aicf.transports.key_files import public_bytes
 from aicf.transports.metrics import render_prometheus
 from transports.helpers import scrape
 from transports.test_cli_ops import START, SteppedClock
@@ -34,8 +29,12 @@ MODEL = "minilm-l6-v2"
 
 @pytest.fixture
 def system(tmp_path: Path) -> System:
-    return build_system(memory_store(), devnet_params(), var=tmp_path, model_digests={MODEL: echo_model_digest(MODEL)},
-                        clock=SteppedClock(START))  # fmt: skip
+    return build_system(
+        memory_store(),
+        devnet_params(),
+        SystemConfig(var=tmp_path, model_digests={MODEL: echo_model_digest(MODEL)}),
+        clock=SteppedClock(START),
+    )
 
 
 def provider(system: System, seed: int, caps: Capabilities) -> bytes:
@@ -85,8 +84,9 @@ def test_a_fund_too_poor_for_a_trap_is_topped_up_once_and_the_shortfall_is_in_me
     demo = DemoRequesters(system=system, models=[MODEL])
     demo.start()
     assert reads.get_balances(system.store, [FUND])[FUND] == 0
-    system.coord.trap_shortfalls["smollm2-135m"] = TrapShortfall(count=7, escrow=506_000, warned_at=START,
-                                                                   warned_count=1)  # fmt: skip
+    system.coord.trap_shortfalls["smollm2-135m"] = TrapShortfall(
+        count=7, escrow=506_000, warned_at=START, warned_count=1
+    )
     run_for(system, demo, 5)
     assert reads.get_balances(system.store, [FUND])[FUND] == FUND_TOPUP_TRAPS * 506_000
     assert demo.fund_topups == 1  # the fund now pays the escrow: no second top-up

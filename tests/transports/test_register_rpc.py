@@ -7,11 +7,12 @@ import pytest
 from starlette.testclient import TestClient
 from store.backends import memory_store
 
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.assignment import protocol_unit_rate
 from aicf.core.encoding import to_hex
 from aicf.service import reads
-from aicf.system import System, build_system, devnet_params
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
 
@@ -20,7 +21,9 @@ T = 1_700_000_000
 
 @pytest.fixture
 def system(tmp_path: Path) -> System:
-    return build_system(memory_store(), devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T))
+    return build_system(
+        memory_store(), devnet_params(), SystemConfig(var=tmp_path, model_digests={}), clock=SteppedClock(T)
+    )
 
 
 def register(system: System, seed: int, **extra: object) -> dict[str, Any]:

@@ -14,13 +14,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
+from aicf.bootstrap.adapters import WallClock
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
 from aicf.core.clock import FixedClock
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.store.sqlite import SqliteStore
-from aicf.system import System, WallClock, build_system, devnet_params
 
 START = 1_800_000_000
 ALICE = Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)
@@ -76,10 +78,8 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     clock = SteppedClock()
-    system = build_system(
-        SqliteStore(":memory:"), devnet_params(), var=tmp_path / "var", model_digests={}, devnet_interval_s=10,
-        operator_token="t" * 32, clock=clock,
-    )  # fmt: skip
+    config = SystemConfig(var=tmp_path / "var", model_digests={}, devnet_interval_s=10, operator_token="t" * 32)
+    system = build_system(SqliteStore(":memory:"), devnet_params(), config, clock=clock)
     with TestClient(system.app) as http:
         w = World(system=system, http=http, clock=clock)
         for key in (ALICE, BOB):

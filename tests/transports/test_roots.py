@@ -20,10 +20,12 @@ from proofs.attestation.conftest import PERMISSIVE, new_test_nitro, real_roots, 
 from store.backends import memory_store
 from typer.testing import CliRunner, Result
 
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.proofs.attestation import AttestationResult, verify_evidence
+from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service.verifier import StandardVerifier
 from aicf.store.sqlite import SqliteStore
-from aicf.system import System, build_system, devnet_params, shipped_vendor_roots
 from aicf.transports.cli import app as cli_app
 from transports.helpers import scrape
 from transports.test_cli_ops import ENV, SteppedClock
@@ -44,8 +46,9 @@ class Up:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     store = memory_store()
     var = tmp_path_factory.mktemp("var")
-    system = build_system(store, devnet_params(), var=var, model_digests={}, operator_token=TOKEN,
-                          clock=SteppedClock(START))  # fmt: skip
+    system = build_system(
+        store, devnet_params(), SystemConfig(var=var, model_digests={}, operator_token=TOKEN), clock=SteppedClock(START)
+    )
     system.tick()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -82,22 +85,31 @@ def next_height(up: Up) -> int:
 def test_up_pins_every_shipped_root_from_height_zero_once(up: Up) -> None:
     shipped = shipped_vendor_roots()
     assert {(v, n) for v, n, _ in shipped} == {
-        ("amd", "ARK-Milan"), ("amd", "ARK-Genoa"), ("amd", "ARK-Turin"), ("intel", "Intel SGX Root CA"),
-        ("aws", "AWS Nitro root G1"), ("nvidia", "NVIDIA Device Identity CA"),
-    }  # fmt: skip
+        ("amd", "ARK-Milan"),
+        ("amd", "ARK-Genoa"),
+        ("amd", "ARK-Turin"),
+        ("intel", "Intel SGX Root CA"),
+        ("aws", "AWS Nitro root G1"),
+        ("nvidia", "NVIDIA Device Identity CA"),
+    }
     pinned = {(r.vendor, r.name): r for r in up.system.coord.trust.roots() if r.version == 1}
     for vendor, name, der in shipped:
         root = pinned[(vendor, name)]
         assert (root.der, root.activation_height, root.expiry_height) == (der, 0, None)
     changes = up.system.coord.trust.changes()
-    again = build_system(up.store, devnet_params(), var=up.var, model_digests={}, clock=SteppedClock(START + 60))
+    again = build_system(
+        up.store, devnet_params(), SystemConfig(var=up.var, model_digests={}), clock=SteppedClock(START + 60)
+    )
     assert again.coord.trust.changes() == changes  # a second `aicf up` on the same store pins nothing
 
 
 def test_metrics_show_the_collateral_expiry_of_every_pinned_root(up: Up) -> None:
     text = httpx.get(up.url + "/metrics", timeout=30).text
-    lines = {dict(k)["item"]: str(v) for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
-             if dict(k)["kind"] == "vendor_root"}  # fmt: skip
+    lines = {
+        dict(k)["item"]: str(v)
+        for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
+        if dict(k)["kind"] == "vendor_root"
+    }
     milan_not_after = datetime(2045, 10, 22, 17, 23, 5, tzinfo=UTC)  # MANIFEST.md: valid 2020-10-22 → 2045-10-22
     intel_not_after = datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert lines["amd root ARK-Milan v1"] == str(int(milan_not_after.timestamp()) - START)
@@ -120,14 +132,22 @@ def test_metrics_and_status_alarm_on_the_tee_collateral_the_latest_accepted_evid
     try:
         now = up.system.clock.now()
         text = httpx.get(up.url + "/metrics", timeout=30).text
-        lines = {dict(k)["item"]: str(v) for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
-                 if dict(k)["kind"] == "tee_collateral"}  # fmt: skip
+        lines = {
+            dict(k)["item"]: str(v)
+            for k, v in scrape(text, "aicf_collateral_expiry_seconds").items()
+            if dict(k)["kind"] == "tee_collateral"
+        }
         assert lines["sgx tcbInfo nextUpdate"] == str(tcb_next_update - now)
         assert set(lines) == {e.what for e in result.expiries}
         alarms = rpc(up, "aicf.getStatus", {})["result"]["alarms"]
         expired = [a for a in alarms if a["name"] == "collateral_expired" and "sgx tcbInfo nextUpdate" in a["message"]]
-        assert expired == [{"name": "collateral_expired", "severity": "critical",
-                            "message": f"sgx tcbInfo nextUpdate expired {now - tcb_next_update} s ago"}]  # fmt: skip
+        assert expired == [
+            {
+                "name": "collateral_expired",
+                "severity": "critical",
+                "message": f"sgx tcbInfo nextUpdate expired {now - tcb_next_update} s ago",
+            }
+        ]
     finally:
         up.system.collateral.record(result.kind, ())
 
@@ -136,8 +156,20 @@ def test_roots_add_pins_a_version_the_list_shows_and_the_change_log_records(up: 
     der = tmp_path / "root.der"
     der.write_bytes(new_test_nitro("cli-added").root_der)
     h = next_height(up)
-    added = cli("roots", "add", "--vendor", "aws", "--name", "cli-test", "--der-file", str(der),
-                "--activation-height", str(h + 5), "--url", up.url)  # fmt: skip
+    added = cli(
+        "roots",
+        "add",
+        "--vendor",
+        "aws",
+        "--name",
+        "cli-test",
+        "--der-file",
+        str(der),
+        "--activation-height",
+        str(h + 5),
+        "--url",
+        up.url,
+    )
     assert added.exit_code == 0, added.output
     assert f"pinned aws/cli-test v1: in force from height {h + 5}" in added.stdout
     listed = cli("roots", "list", "--url", up.url, "--json")
@@ -146,8 +178,23 @@ def test_roots_add_pins_a_version_the_list_shows_and_the_change_log_records(up: 
     row = next(r for r in found["items"] if r["name"] == "cli-test")
     assert (row["version"], row["activation_height"], row["in_force_next_block"]) == (1, h + 5, False)
     assert any(c["subject"] == "aws/cli-test v1" and c["action"] == "add" for c in found["changes"])
-    rotated = cli("roots", "rotate", "--vendor", "aws", "--name", "cli-test", "--der-file", str(der),
-                  "--activation-height", str(h + 10), "--overlap-blocks", "3", "--url", up.url, "--json")  # fmt: skip
+    rotated = cli(
+        "roots",
+        "rotate",
+        "--vendor",
+        "aws",
+        "--name",
+        "cli-test",
+        "--der-file",
+        str(der),
+        "--activation-height",
+        str(h + 10),
+        "--overlap-blocks",
+        "3",
+        "--url",
+        up.url,
+        "--json",
+    )
     assert rotated.exit_code == 0, rotated.output
     assert json.loads(rotated.stdout)["retired"][0]["expiry_height"] == h + 13
 
@@ -177,8 +224,20 @@ def test_roots_add_refused_by_the_coordinator_exits_1_naming_the_field(
 def test_a_der_file_that_is_not_a_certificate_is_refused(up: Up, tmp_path: Path) -> None:
     junk = tmp_path / "junk.der"
     junk.write_bytes(b"-----BEGIN CERTIFICATE-----\nnope\n")
-    result = cli("roots", "add", "--vendor", "intel", "--name", "junk", "--der-file", str(junk),
-                 "--activation-height", "5000", "--url", up.url)  # fmt: skip
+    result = cli(
+        "roots",
+        "add",
+        "--vendor",
+        "intel",
+        "--name",
+        "junk",
+        "--der-file",
+        str(junk),
+        "--activation-height",
+        "5000",
+        "--url",
+        up.url,
+    )
     assert result.exit_code == 1
     assert "vendor root refused: der: not a DER certificate" in result.output
 
@@ -186,9 +245,24 @@ def test_a_der_file_that_is_not_a_certificate_is_refused(up: Up, tmp_path: Path)
 def test_a_rotation_to_a_version_not_above_the_stored_one_is_refused(up: Up, tmp_path: Path) -> None:
     der = tmp_path / "root.der"
     der.write_bytes(new_test_nitro("v").root_der)
-    result = cli("roots", "rotate", "--vendor", "amd", "--name", "ARK-Milan", "--der-file", str(der),
-                 "--activation-height", "5000", "--overlap-blocks", "10", "--version", "1",
-                 "--url", up.url)  # fmt: skip
+    result = cli(
+        "roots",
+        "rotate",
+        "--vendor",
+        "amd",
+        "--name",
+        "ARK-Milan",
+        "--der-file",
+        str(der),
+        "--activation-height",
+        "5000",
+        "--overlap-blocks",
+        "10",
+        "--version",
+        "1",
+        "--url",
+        up.url,
+    )
     assert result.exit_code == 1
     assert "vendor root refused: version: amd/ARK-Milan v1 is already stored" in result.output
 
@@ -205,9 +279,22 @@ def test_add_root_needs_the_operator_token_and_names_bad_params(up: Up) -> None:
 
 def test_policy_set_then_show_lists_the_version_from_its_activation_height(up: Up) -> None:
     h = next_height(up)
-    done = cli("policy", "set", "--kind", "sev-snp", "--activation-height", str(h + 2),
-               "--measurement", "0x" + "ab" * 48, "--min-snp-tcb", "3/0/8/115", "--max-vmpl", "0",
-               "--url", up.url)  # fmt: skip
+    done = cli(
+        "policy",
+        "set",
+        "--kind",
+        "sev-snp",
+        "--activation-height",
+        str(h + 2),
+        "--measurement",
+        "0x" + "ab" * 48,
+        "--min-snp-tcb",
+        "3/0/8/115",
+        "--max-vmpl",
+        "0",
+        "--url",
+        up.url,
+    )
     assert done.exit_code == 0, done.output
     assert f"policy sev-snp v1: in force from height {h + 2}" in done.stdout
     shown = json.loads(cli("policy", "show", "--url", up.url, "--json").stdout)["items"]

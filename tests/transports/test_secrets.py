@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store.backends import memory_store
 from typer.testing import CliRunner
 
+from aicf.bootstrap.up import UpConfig, start_up
 from aicf.core.errors import AicfError
 from aicf.provider.agent import load_or_create_key as load_or_create_provider_key
-from aicf.system import devnet_params, load_or_create_key, run_up
 from aicf.transports.cli import app as cli_app
+from aicf.transports.key_files import load_or_create_key
 from aicf.transports.secret_files import (
     OPERATOR_TOKEN_ENV,
     OperatorTokenError,
@@ -186,10 +186,8 @@ def test_aicf_up_never_prints_the_token_and_names_the_0600_file_it_is_in(
     monkeypatch.delenv(OPERATOR_TOKEN_ENV, raising=False)
     said: list[str] = []
     var = tmp_path / "var"
-    system = run_up(
-        memory_store(), devnet_params(), host="127.0.0.1", port=free_port(), var=var, providers=False, load=False,
-        duration_s=0, say=said.append,
-    )  # fmt: skip
+    config = UpConfig(db_url="memory:", port=free_port(), var=var, providers=False, load=False, duration_s=0)
+    system = start_up(config, said.append)
     token_file = var / "operator.token"
     assert mode(token_file) == 0o600
     assert token_file.read_text(encoding="utf-8").strip() == system.operator_token

@@ -11,10 +11,11 @@ from proofs.test_untrusted_cbor import shared_reference_bomb
 from starlette.testclient import TestClient
 from store.backends import memory_store
 
+from aicf.bootstrap.system import System, SystemConfig, build_system
+from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.service.coordinator import Capabilities
-from aicf.system import System, build_system, devnet_params
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
 
@@ -26,7 +27,10 @@ TOKEN = "sec-rpc-operator-token"  # noqa: S105 - a test fixture
 @pytest.fixture
 def system(tmp_path: Path) -> System:
     return build_system(
-        memory_store(), devnet_params(), var=tmp_path, model_digests={}, clock=SteppedClock(T), operator_token=TOKEN
+        memory_store(),
+        devnet_params(),
+        SystemConfig(var=tmp_path, model_digests={}, operator_token=TOKEN),
+        clock=SteppedClock(T),
     )
 
 
@@ -169,7 +173,7 @@ def test_reference_providers_are_funded_first_then_register_with_their_stake(sys
 
     import uvicorn
 
-    from aicf.system import PROVIDER_STAKE, start_reference_providers
+    from aicf.devtools.providers import PROVIDER_STAKE, start_reference_providers
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -216,12 +220,12 @@ def other_system(tmp_path: Path) -> System:
     """A second deployment: the same chain id, another coordinator key (its own var directory)."""
     var = tmp_path / "other"
     var.mkdir()
-    return build_system(memory_store(), devnet_params(), var=var, model_digests={}, clock=SteppedClock(T))
+    return build_system(memory_store(), devnet_params(), SystemConfig(var=var, model_digests={}), clock=SteppedClock(T))
 
 
 def test_get_deployment_names_the_chain_the_coordinator_key_and_their_hash(system: System) -> None:
     from aicf.client.signing import deployment_id
-    from aicf.system import public_bytes
+    from aicf.transports.key_files import public_bytes
 
     shown = call(system, "aicf.getDeployment", {})["result"]
     coordinator = public_bytes(system.operator_key)

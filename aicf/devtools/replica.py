@@ -1,4 +1,4 @@
-"""Coordinator replicas on one PostgreSQL database (issue 5, item 6): `python -m aicf.replica --db URL ...`.
+"""Coordinator replicas on one PostgreSQL database (issue 5, item 6): `python -m aicf.devtools.replica --db URL`.
 
 Each process is a whole coordinator: it ingests the shared chain, sweeps, matches and serves the proofs of
 simulated providers, until every planned job is final (exit 0) or the time limit passes (exit 2). Run several
@@ -38,7 +38,8 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aicf.app import open_store
+from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
+from aicf.bootstrap.stores import open_store
 from aicf.chain.devnet import Devnet, DevnetConfig, decode_block, encode_block
 from aicf.core.chain import Block, Job, TxKind
 from aicf.core.clock import Clock
@@ -50,10 +51,9 @@ from aicf.core.records import LeaseRecord
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
-from aicf.service.verifier import StandardVerifier
 from aicf.store.interface import Store
 
-log = logging.getLogger("aicf.replica")
+log = logging.getLogger("aicf.devtools.replica")
 
 MODEL = "llama3-8b"
 MODEL_DIGEST = b"\x5a" * 32
@@ -384,15 +384,15 @@ def _depth(_: bytes) -> int:
 def make_coordinator(
     store: Store, clock: Clock, params: Params, operator: Ed25519PrivateKey, chain: ChainWriter
 ) -> Coordinator:
-    return Coordinator(
-        store=store,
-        clock=clock,
+    """A replica's coordinator: the bootstrap's, pinning the plan's one model; no quantum traps are planted."""
+    config = CoordinatorConfig(
         params=params,
         operator_key=operator,
-        verifier=StandardVerifier(params=params, model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32)),
-        chain_writer=chain,
+        model_digests={MODEL: MODEL_DIGEST},
         trap_secret=b"replica-secret",
+        trap_seed=lambda e: bytes(32),
     )
+    return build_coordinator(config, store=store, clock=clock, chain_writer=chain)
 
 
 def make_coordinator_for(store: Store, clock: Clock, params: Params, chain: ChainWriter) -> Coordinator:
@@ -478,7 +478,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m aicf.replica", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m aicf.devtools.replica", description=__doc__.split("\n")[0])
     ap.add_argument("--db", required=True, help="postgresql://… (all replicas share it)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=200)

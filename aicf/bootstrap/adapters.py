@@ -1,0 +1,58 @@
+"""Adapters the bootstrap wires between layers that may not see each other: the wall clock, the store's event
+log as the WebSocket hub's source, and the real models as the coordinator's trap oracle.
+"""
+
+import time
+from collections.abc import Collection, Sequence
+
+import cbor2
+
+from aicf.service.traps import ExpectedAnswer, TrapPrompt
+from aicf.store.interface import Store, read_transaction
+from aicf.transports.methods import cbor_json
+from aicf.transports.ws import Event
+
+
+class WallClock:
+    """The real clock: the one place outside tests that reads the time."""
+
+    def now(self) -> int:
+        return int(time.time())
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class ModelTrapOracle:
+    """The coordinator's own re-execution of AI traps on the real models (SPEC §8; aicf.service.traps)."""
+
+    def expected(self, model: str, prompt: bytes, max_tokens: int) -> ExpectedAnswer:
+        from aicf.provider.models import reexecute_trap
+
+        answer = reexecute_trap(model, prompt, max_tokens)
+        return ExpectedAnswer(kind=answer.kind, output=answer.output, token_ids=answer.token_ids, text=answer.text)
+
+
+def default_trap_corpus(models: Collection[str]) -> tuple[TrapPrompt, ...]:
+    """The devnet's trap corpus (aicf.provider.trap_corpus) for the models served here."""
+    from aicf.provider.trap_corpus import DEFAULT_CORPUS
+
+    return tuple(
+        TrapPrompt(model=c.model, prompt=c.prompt, max_tokens=c.max_tokens) for c in DEFAULT_CORPUS if c.model in models
+    )
+
+
+class StoreEvents:
+    """The WebSocket hub's event source: the store's gapless event log."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def read_since(self, seq: int, topics: Collection[str] | None, limit: int) -> Sequence[Event]:
+        with read_transaction(self.store) as tx:  # reads take no write lock (issue 15)
+            rows = tx.events_since(seq, sorted(topics) if topics else [], limit)
+        return [Event(seq=e.seq, topic=e.topic, data=cbor_json(cbor2.loads(e.data))) for e in rows]
+
+    def latest_seq(self) -> int:
+        with read_transaction(self.store) as tx:
+            return tx.latest_event_seq()

@@ -1,0 +1,6 @@
+"""Harnesses for development, demos and benchmarks; the product never imports them (tests/test_architecture.py).
+
+The one exception is `aicf up` (aicf.bootstrap.up): its embedded defaults include the reference providers
+(`providers.start_reference_providers`) and a demo load (`demo.DemoRequesters`), so it starts them from here.
+`python -m aicf.devtools.replica` runs a coordinator replica on a shared PostgreSQL (docs/REPLICAS.md).
+"""

@@ -1,0 +1,45 @@
+"""The reference providers `aicf up` runs: each a thread running the agent a third-party operator runs."""
+
+import threading
+from collections.abc import Callable, Sequence
+
+from aicf.bootstrap.system import System
+from aicf.bootstrap.up import quiet_model_loading, start_threads
+
+PROVIDER_STAKE = 10_000_000_000  # µANM each reference provider is funded to (devnet operator mint)
+
+
+def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
+    """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
+    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
+    from aicf.client import RpcClient, RpcError
+    from aicf.provider.agent import AgentConfig, ProviderAgent
+    from aicf.provider.agent import load_or_create_key as provider_key
+    from aicf.provider.work_ai import AiWork
+    from aicf.provider.work_quantum import QuantumWork
+
+    quiet_model_loading()
+    specs: list[tuple[str, AgentConfig, Callable[[], object]]] = []
+    if models:
+        for n in (1, 2):
+            config = AgentConfig(kinds=("ai",), models=tuple(models), regions=("eu",) if n == 1 else ("us",))
+            specs.append((f"ai-{n}", config, lambda: AiWork(tuple(models))))
+    specs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",)), QuantumWork))
+    for name, config, make_work in specs:
+        (system.var / "providers").mkdir(parents=True, exist_ok=True)
+        key = provider_key(system.var / "providers" / f"{name}.key")
+        client = RpcClient(f"{url}/rpc", provider_key=key, operator_token=system.operator_token, clock=system.clock)
+        agent = ProviderAgent(client, key, config, [make_work()])  # type: ignore[list-item]
+        try:
+            registered = agent.register()
+        except RpcError:  # a new provider: registration bonds its balance, so the operator mints it first
+            agent.fund(PROVIDER_STAKE)
+            registered = agent.register()
+        bonded = registered.get("bonded_stake", 0)
+        if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
+            agent.fund(PROVIDER_STAKE - bonded)
+
+        def serve(agent: ProviderAgent = agent) -> None:
+            agent.run(system.clock, stop.wait, stop.is_set)
+
+        start_threads([(f"aicf-provider-{name}", serve)])
