@@ -10,8 +10,7 @@ from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseEnd
 from aicf.core.ledger import FUND, Posting, stake_account
 from aicf.core.records import Provider, SlashRecord
-from aicf.core.registry import ProviderStatus, check_provider_move
-from aicf.core.slashing import SlashReason, evidence_ref, is_banned, jail_until, slash_amount
+from aicf.core.slashing import SlashReason, StakeState, evidence_ref, slash_outcome
 from aicf.core.types import MicroAnm
 from aicf.service.context import Work
 from aicf.service.steps import end_lease_attempt, event, update_provider
@@ -29,9 +28,17 @@ def slash(
 ) -> int:
     """Slash at most once per lease or proof; jail or ban; revoke the provider's live leases."""
     tx, now, params = w.tx, w.now, w.params
-    amount = slash_amount(provider.bonded, provider.unbonding, reason, params)
+    before = StakeState(
+        status=provider.status,
+        bonded=provider.bonded,
+        unbonding=provider.unbonding,
+        jailed_until=provider.jailed_until,
+        unbonding_until=provider.unbonding_until,
+    )
+    earlier = [s.time for s in tx.slashes_of(provider.provider_id)]
+    outcome = slash_outcome(provider.provider_id, before, reason, now, earlier, params)
+    amount, after = outcome.amount, outcome.state
     ref = evidence_ref(evidence)
-    until = jail_until(reason, now, params)
     record = SlashRecord(
         evidence_hash=ref,
         provider_id=provider.provider_id,
@@ -41,43 +48,30 @@ def slash(
         amount=amount.total,
         evidence=canonical_cbor(dict(evidence)),
         time=now,
-        jailed_until=until,
+        jailed_until=outcome.jailed_until,
     )
     if not tx.insert_slash(record):
         return 0
     if amount.total > 0:
-        tx.post(
-            [
-                Posting(
-                    debit=stake_account(provider.provider_id),
-                    credit=FUND,
-                    amount=MicroAnm(amount.total),
-                    ref_kind="slash",
-                    ref=ref,
-                )
-            ],
-            None,
-            now,
+        posting = Posting(
+            debit=stake_account(provider.provider_id),
+            credit=FUND,
+            amount=MicroAnm(amount.total),
+            ref_kind="slash",
+            ref=ref,
         )
-    times = [s.time for s in tx.slashes_of(provider.provider_id)]
-    banned = until is None or is_banned(times, now, params)
-    to = ProviderStatus.BANNED if banned else ProviderStatus.JAILED
+        tx.post([posting], None, now)
+    if after.status is not provider.status:
+        tx.record_provider_move(provider.provider_id, provider.status, after.status, f"slashed: {reason.value}", now)
     updated = replace(
         provider,
-        bonded=provider.bonded - amount.from_bonded,
-        unbonding=provider.unbonding - amount.from_unbonding,
-        jailed_until=0 if banned else until,
+        status=after.status,
+        bonded=after.bonded,
+        unbonding=after.unbonding,
+        jailed_until=after.jailed_until,
+        unbonding_until=after.unbonding_until,
         updated_at=now,
     )
-    if provider.status is not to and provider.status is not ProviderStatus.BANNED:
-        updated = replace(updated, status=check_provider_move(provider.provider_id, provider.status, to))
-        tx.record_provider_move(provider.provider_id, provider.status, to, f"slashed: {reason.value}", now)
-        if to is ProviderStatus.BANNED and updated.bonded > 0:  # issue 15: what is left unbonds, still
-            # slashable for unbonding_s; the sweep then releases it to provider:<id>, where a claim takes it
-            updated = replace(updated, bonded=0, unbonding=updated.unbonding + updated.bonded,
-                              unbonding_until=now + params.unbonding_s)  # fmt: skip
-    elif provider.status is ProviderStatus.JAILED and until is not None:
-        updated = replace(updated, jailed_until=max(until, provider.jailed_until or 0))
     update_provider(tx, updated, provider.status)
     for lease in tx.live_leases_of(provider.provider_id):
         job = tx.get_job(lease.task_id)
