@@ -1,6 +1,7 @@
 """The aicf client: JSON-RPC calls (signed for providers) and WebSocket events with resume."""
 
-from aicf.client.rpc import RpcClient, RpcError, RpcTransportError, SystemClock
+from aicf.client.clock import WallClock
+from aicf.client.rpc import RpcClient, RpcError, RpcTransportError
 from aicf.client.signing import rpc_digest, sign_auth
 from aicf.client.ws import EventSubscriber, SubscriptionError, WsEvent
 
@@ -10,7 +11,7 @@ __all__ = [
     "RpcError",
     "RpcTransportError",
     "SubscriptionError",
-    "SystemClock",
+    "WallClock",
     "WsEvent",
     "rpc_digest",
     "sign_auth",

@@ -22,7 +22,6 @@ others in the work runners (aicf.provider.work_ai, aicf.provider.work_quantum).
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,16 +44,6 @@ HEARTBEAT_INTERVAL_S: Final = 20  # SPEC §7
 POLL_INTERVAL_S: Final = 2.0
 WORK_WAIT_S: Final = 1.0  # how long one wait for a running job lasts before the loop checks heartbeats and stop
 KEY_SEED_BYTES: Final = 32
-
-
-class WallClock:
-    """The system clock: what the CLI passes; tests pass a fake one."""
-
-    def now(self) -> int:
-        return time.time_ns() // 1_000_000_000
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
 
 
 class KeyFileError(AicfError):

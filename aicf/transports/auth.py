@@ -41,12 +41,6 @@ TS_WINDOW_S: Final = 60
 NONCE_TTL_S: Final = 120  # > 2 × TS_WINDOW_S: a nonce is remembered for as long as its ts could pass step 3
 
 
-class Clock(Protocol):
-    def now(self) -> int:
-        """Integer unix seconds."""
-        ...
-
-
 class NonceStore(Protocol):
     def remember(self, provider_id: bytes, nonce: bytes, now: int) -> bool:
         """Record (provider_id, nonce) at `now`; False if it was already recorded within NONCE_TTL_S.

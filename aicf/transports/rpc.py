@@ -36,12 +36,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from aicf.client.signing import UNBOUND
+from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 from aicf.transports.auth import (
     TS_WINDOW_S,
-    Clock,
     MemoryNonceStore,
     NonceStore,
     ProviderKeys,
