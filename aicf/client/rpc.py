@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from aicf.client.clock import WallClock
 from aicf.client.signing import NONCE_LEN, public_key_bytes, sign_auth
 from aicf.core.clock import Clock
+from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 
 JsonParams = Mapping[str, Any]
@@ -29,7 +30,7 @@ def random_nonce() -> bytes:
     return os.urandom(NONCE_LEN)
 
 
-class RpcError(Exception):
+class RpcError(AicfError):
     """The server answered with a JSON-RPC error object."""
 
     def __init__(self, code: int, message: str, data: object = None) -> None:
@@ -37,7 +38,7 @@ class RpcError(Exception):
         self.code, self.message, self.data = code, message, data
 
 
-class RpcTransportError(Exception):
+class RpcTransportError(AicfError):
     """The server could not be reached or did not answer in JSON-RPC."""
 
 

@@ -10,7 +10,6 @@ height. So two coordinators fed the same chain from separate stores write byte-i
 import logging
 
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.ledger import TREASURY, escrow_account
 from aicf.core.params import Params, params_hash
@@ -23,6 +22,7 @@ from aicf.core.settlement import (
     settle_epoch,
     settlement_postings,
 )
+from aicf.service.errors import SettlementStateError
 from aicf.store.interface import META_PRICE_BPS, Tx
 
 log = logging.getLogger("aicf.settle")
@@ -54,7 +54,7 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
     for result in results:
         job = found.get(result.task_id)
         if job is None:
-            raise AicfError(f"result for unknown task 0x{result.task_id.hex()}")
+            raise SettlementStateError(f"result for unknown task 0x{result.task_id.hex()}")
         callers[job.task_id] = job.caller
         jobs.append(
             VerifiedJob(
@@ -102,7 +102,7 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
         time=time,
     )
     if not tx.insert_batch(record, batch.payouts):
-        raise AicfError(f"epoch {epoch} already has a batch")
+        raise SettlementStateError(f"epoch {epoch} already has a batch")
     if postings:
         tx.post(postings, None, time)
     # The statuses read above: writing the batch and its postings moves no job.

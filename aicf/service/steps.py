@@ -7,7 +7,6 @@ import cbor2
 
 from aicf.core.chain import Job
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import Lease, LeaseEnd, end_attempt, lease_end_status
 from aicf.core.merkle import merkle_root
@@ -16,7 +15,7 @@ from aicf.core.qos import window_slots
 from aicf.core.records import LeaseRecord, ProofRecord, Provider
 from aicf.core.registry import ProviderStatus
 from aicf.service.context import Context, Work
-from aicf.service.errors import LeaseNotFoundError, UnknownProviderError
+from aicf.service.errors import JobMovedError, LeaseNotFoundError, ProviderChangedError, UnknownProviderError
 from aicf.service.escrow import refund_escrow
 from aicf.store.interface import Tx
 
@@ -51,7 +50,7 @@ def require_lease(tx: Tx, lid: bytes) -> LeaseRecord:
 
 def update_provider(tx: Tx, provider: Provider, expected: ProviderStatus) -> None:
     if not tx.update_provider(provider, expected):
-        raise AicfError(f"provider 0x{provider.provider_id.hex()} changed concurrently; retry")
+        raise ProviderChangedError(provider.provider_id)
 
 
 def core_lease(r: LeaseRecord) -> Lease:
@@ -89,7 +88,7 @@ def end_lease_attempt(w: Work, job: Job, lease: LeaseRecord, how: LeaseEnd, ende
     tx.end_lease(lease.lease_id, lease_end_status(how), ended_at)
     check_move(job.task_id, job.status, outcome.status)
     if not tx.move_job(job.task_id, job.status, outcome.status, f"lease {how.value.lower()}", None, ended_at):
-        raise AicfError(f"task 0x{job.task_id.hex()} moved while its lease ended")
+        raise JobMovedError(job.task_id)
     tx.set_job_schedule(job.task_id, outcome.attempts_used, outcome.not_before)
     if outcome.status in (JobStatus.FAILED, JobStatus.REJECTED):
         refund_escrow(tx, job, outcome.status.value.lower(), None, ended_at)
