@@ -33,5 +33,5 @@ def claim_payout(ctx: Context, pid: bytes, nonce: int) -> Claim:
             None,
             now,
         )
-        tx.commit()
+        w.commit()
     return claim

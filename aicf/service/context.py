@@ -20,6 +20,7 @@ from aicf.core.chain import TxKind
 from aicf.core.clock import Clock
 from aicf.core.params import Params
 from aicf.proofs.quantum import QuantumBatch, derive_batch
+from aicf.service.nonces import pending_nonce
 from aicf.service.traps import ExpectedAnswer, TrapOracle, TrapPrompt, derive_seed
 from aicf.service.trust import TrustRegistry
 from aicf.service.verifier import ProofVerifier
@@ -112,6 +113,16 @@ class Work:
     @property
     def params(self) -> Params:
         return self.ctx.params
+
+    def commit(self) -> None:
+        """Commit the use-case, with the nonce of the signed call it runs if that is not recorded yet (the call's
+        effect and its nonce commit together). Raises NonceReusedError, nothing committed, for a replay."""
+        pending = pending_nonce(self.ctx.store)
+        if pending is not None:
+            pending.record(self.tx)
+        self.tx.commit()
+        if pending is not None:
+            pending.consumed = True
 
 
 @contextmanager

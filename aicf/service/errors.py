@@ -95,3 +95,12 @@ class MissingDecisionPoolError(AicfError, LookupError):
     def __init__(self, task_id: bytes, pool_id: bytes) -> None:
         super().__init__(f"the decision of job 0x{task_id.hex()} names pool 0x{pool_id.hex()}, not stored")
         self.task_id, self.pool_id = task_id, pool_id
+
+
+class NonceReusedError(AicfError):
+    """A signed call's nonce was recorded already (a replay, or the same call on two replicas at once): the
+    use-case it ran rolled back. The transport answers it as a replayed nonce."""
+
+    def __init__(self, provider_id: bytes, nonce: bytes) -> None:
+        super().__init__(f"nonce 0x{nonce.hex()} of provider 0x{provider_id.hex()} was already used")
+        self.provider_id, self.nonce = provider_id, nonce

@@ -48,7 +48,7 @@ def heartbeat(ctx: Context, pid: bytes, lease_ids: Sequence[bytes] = ()) -> list
         leases = tx.record_heartbeat(pid, now // params.heartbeat_interval_s, now, now + params.lease_ttl_s)
         if leases is None:
             raise UnknownProviderError(pid)
-        tx.commit()
+        w.commit()
     return leases
 
 
@@ -105,7 +105,7 @@ def release(ctx: Context, pid: bytes, lid: bytes) -> LeaseRecord:
         if lease.status is not LeaseStatus.LIVE or lease.expires_at <= now:
             raise LeaseNotFoundError(lid, f"is {lease.status.value}, not live")
         end_lease(w, lease, LeaseEnd.RELEASED)
-        tx.commit()
+        w.commit()
     return replace(lease, status=LeaseStatus.RELEASED, ended_at=now)
 
 

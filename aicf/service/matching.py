@@ -88,7 +88,7 @@ def match(ctx: Context, limit: int = 500) -> list[AssignmentDecision]:
         tx.put_decisions(pass_.decisions)
         # last, so the gapless event counter (a row every writer takes) is held only for the commit
         tx.append_events([(topic, canonical_cbor(dict(data))) for topic, data in pass_.events], now)
-        tx.commit()
+        w.commit()
     return decisions
 
 

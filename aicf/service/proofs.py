@@ -185,7 +185,7 @@ def _submit(
             if not tx.accept_proof(accepted, now):
                 return _RACED
             outcome = outcome_of(accepted)
-        tx.commit()
+        w.commit()
     if accepted is not None:
         send_inclusion(ctx, accepted)
     return outcome

@@ -87,7 +87,7 @@ def register(ctx: Context, public_key: bytes, caps: Capabilities, *, bond: bool,
             posting = Posting(debit=account, credit=stake_account(pid), amount=MicroAnm(bonded), ref_kind="stake",
                               ref=pid)  # fmt: skip
             tx.post([posting], None, now)
-        tx.commit()
+        w.commit()
     log.info("provider 0x%s registered: %s", pid.hex()[:12], ",".join(provider.kinds))
     return provider
 
@@ -115,7 +115,7 @@ def deposit_stake(ctx: Context, pid: bytes, amount: int, *, source: str = "provi
             updated = replace(updated, status=check_provider_move(pid, provider.status, ProviderStatus.ACTIVE))
             tx.record_provider_move(pid, provider.status, ProviderStatus.ACTIVE, "restaked", now)
         update_provider(tx, updated, provider.status)
-        tx.commit()
+        w.commit()
     return updated
 
 
@@ -133,7 +133,7 @@ def fund_unregistered(ctx: Context, pid: bytes, amount: int) -> int:
         tx.post([Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=pid)],
                 None, w.now)  # fmt: skip
         balance = tx.balances([account])[account]
-        tx.commit()
+        w.commit()
     return balance
 
 
@@ -155,7 +155,7 @@ def withdraw_stake(ctx: Context, pid: bytes, amount: int) -> Provider:
             updated = replace(updated, status=check_provider_move(pid, provider.status, ProviderStatus.UNBONDING))
             tx.record_provider_move(pid, provider.status, ProviderStatus.UNBONDING, "withdrew all stake", now)
         update_provider(tx, updated, provider.status)
-        tx.commit()
+        w.commit()
     return updated
 
 

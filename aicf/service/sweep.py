@@ -102,7 +102,7 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
                 released += amount
             if changed != provider:
                 update_provider(tx, replace(changed, updated_at=now), provider.status)
-        tx.commit()
+        w.commit()
     ctx.caches.qos_evaluated.update(evaluated)  # only once committed: a pass rolled back is evaluated again
     resent = resend_inclusions(ctx, now, limit)
     return SweepReport(expired=expired, unjailed=unjailed, released_stake=released, resent=resent)

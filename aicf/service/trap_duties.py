@@ -76,7 +76,7 @@ def trap_pass(ctx: Context) -> TrapPassReport:
             answers += answered
         if ctx.trap_oracle is not None and ctx.trap_corpus and ctx.chain_writer is not None:  # (4)
             enqueues = _new_traps(w, head.epoch)
-        tx.commit()
+        w.commit()
     for caller, body in enqueues:
         if ctx.chain_writer is not None:
             ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
