@@ -173,6 +173,8 @@ def test_runner_rejects_wrong_hex_in_a_list_naming_the_index() -> None:
         ("ai_units", "ai_units-0", "runtime_ms"),
         ("settlement", "settlement-0", "treasury"),
         ("price_clamp", "price_clamp-0", "demand_mu"),
+        ("slash_outcome", "active-missed-lease-jails-one-hour", "bonded"),
+        ("slash_outcome", "active-missed-lease-jails-one-hour", "now"),
     ],
 )
 def test_runner_rejects_a_negative_amount_naming_the_field(kind: str, name: str, field: str) -> None:
@@ -190,6 +192,31 @@ def test_runner_rejects_a_negative_amount_inside_a_settlement_job() -> None:
     result = run_case("settlement", case, Params.default())
     assert not result.passed
     assert "input.jobs[2].units_mu" in result.detail
+
+
+def test_runner_rejects_a_negative_amount_inside_a_payout_naming_it() -> None:
+    case = _case("settlement_postings", "reward-charge-and-refund")
+    case["input"]["payouts"][0]["escrow"] = -1
+    result = run_case("settlement_postings", case, Params.default())
+    assert not result.passed
+    assert "input.payouts[0].escrow" in result.detail
+
+
+def test_runner_fails_a_postings_case_whose_charge_exceeds_its_escrow() -> None:
+    case = _case("settlement_postings", "reward-charge-and-refund")
+    case["input"]["payouts"][0]["escrow"] = 1
+    result = run_case("settlement_postings", case, Params.default())
+    assert not result.passed
+    assert "exceeds its escrow of 1" in result.detail
+
+
+@pytest.mark.parametrize(("field", "value"), [("status", "RETIRED"), ("reason", "LATE")])
+def test_runner_rejects_an_unknown_status_or_reason_in_a_slash_case(field: str, value: str) -> None:
+    case = _case("slash_outcome", "active-missed-lease-jails-one-hour")
+    case["input"][field] = value
+    result = run_case("slash_outcome", case, Params.default())
+    assert not result.passed
+    assert f"input.{field}: unknown" in result.detail
 
 
 def test_runner_rejects_an_unknown_model_naming_the_field() -> None:
