@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
@@ -63,7 +64,7 @@ class _LosesCommits:
     """A store whose next commit of a transaction that wrote a heartbeat or a provider row fails, as a crash or a
     lost connection between the use-case's writes and its commit would."""
 
-    def __init__(self, inner: MemoryStore) -> None:
+    def __init__(self, inner: MemoryStore | SqliteStore) -> None:
         self.inner = inner
         self.armed = False
         self.commits = 0
@@ -115,8 +116,9 @@ def _call(system: System, method: str, params: dict[str, Any], nonce: bytes) -> 
     return answer
 
 
-def test_a_signed_calls_nonce_commits_in_its_use_cases_transaction(tmp_path: Path) -> None:
-    store = _LosesCommits(MemoryStore())
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_signed_calls_nonce_commits_in_its_use_cases_transaction(tmp_path: Path, backend: str) -> None:
+    store = _LosesCommits(MemoryStore() if backend == "memory" else SqliteStore(tmp_path / "nonces.db"))
     system = _system(tmp_path, store)
     before = store.commits
     assert _call(system, "aicf.heartbeat", {}, NONCE)["result"]["now"] == T
@@ -125,8 +127,9 @@ def test_a_signed_calls_nonce_commits_in_its_use_cases_transaction(tmp_path: Pat
         assert [n.nonce for n in tx.snapshot().nonces] == [NONCE]
 
 
-def test_a_call_whose_commit_is_lost_can_be_sent_again_with_its_nonce(tmp_path: Path) -> None:
-    store = _LosesCommits(MemoryStore())
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_call_whose_commit_is_lost_can_be_sent_again_with_its_nonce(tmp_path: Path, backend: str) -> None:
+    store = _LosesCommits(MemoryStore() if backend == "memory" else SqliteStore(tmp_path / "nonces.db"))
     system = _system(tmp_path, store)
     store.armed = True
     assert _call(system, "aicf.withdraw", {"amount": 4_000}, NONCE)["error"]["code"] == -32030  # commit failed
