@@ -9,7 +9,6 @@ from enum import Enum
 
 from aicf.core.chain import Job
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseEnd
 from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
@@ -23,7 +22,7 @@ from aicf.service.context import Context, Work
 from aicf.service.errors import LeaseNotFoundError
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
-from aicf.service.trap_duties import expected_answer
+from aicf.service.trap_duties import expected_answer, run_oracle
 from aicf.service.traps import ExpectedAnswer, check_trap_answer, is_audited
 from aicf.service.verifier import BodyAccepted
 from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
@@ -204,17 +203,13 @@ def _reexecute(ctx: Context, audit: _Audit) -> ExpectedAnswer | Reject:
     found = answers.get(audit.task_id)
     if found is not None:
         return found
-    if ctx.trap_oracle is None:
-        return Reject(code=RejectCode.UNVERIFIABLE, message="audit: no oracle configured")
-    try:
-        found = ctx.trap_oracle.expected(audit.model, audit.prompt, audit.max_tokens)
-    except AicfError as exc:
-        log.warning("audit re-execution of %s failed: %s", audit.model, exc)
-        return Reject(code=RejectCode.UNVERIFIABLE, message=f"audit: cannot re-execute {audit.model}: {exc}")
+    answer = run_oracle(ctx, "audit", "no oracle configured", audit.model, audit.prompt, audit.max_tokens)
+    if isinstance(answer, Reject):
+        return answer
     if len(answers) >= MAX_AUDIT_ANSWERS:
         answers.pop(next(iter(answers)))
-    answers[audit.task_id] = found
-    return found
+    answers[audit.task_id] = answer
+    return answer
 
 
 def _audit_verdict(

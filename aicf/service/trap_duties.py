@@ -209,12 +209,21 @@ def expected_answer(ctx: Context, trap: TrapRecord) -> ExpectedAnswer | Reject:
     found = ctx.caches.expected.get(key)
     if found is not None:
         return found
+    answer = run_oracle(ctx, "trap", "no trap oracle configured", trap.model, trap.prompt, trap.max_tokens)
+    if isinstance(answer, ExpectedAnswer):
+        ctx.caches.expected[key] = answer
+    return answer
+
+
+def run_oracle(
+    ctx: Context, purpose: str, missing: str, model: str, prompt: bytes, max_tokens: int
+) -> ExpectedAnswer | Reject:
+    """One re-execution by the coordinator's own model (a trap's or a sampled job's; `purpose` prefixes the
+    messages): the answer, or UNVERIFIABLE when there is no oracle (`missing` says so) or it cannot run."""
     if ctx.trap_oracle is None:
-        return Reject(code=RejectCode.UNVERIFIABLE, message="trap: no trap oracle configured")
+        return Reject(code=RejectCode.UNVERIFIABLE, message=f"{purpose}: {missing}")
     try:
-        found = ctx.trap_oracle.expected(trap.model, trap.prompt, trap.max_tokens)
+        return ctx.trap_oracle.expected(model, prompt, max_tokens)
     except AicfError as exc:
-        log.warning("trap re-execution of %s failed: %s", trap.model, exc)
-        return Reject(code=RejectCode.UNVERIFIABLE, message=f"trap: cannot re-execute {trap.model}: {exc}")
-    ctx.caches.expected[key] = found
-    return found
+        log.warning("%s re-execution of %s failed: %s", purpose, model, exc)
+        return Reject(code=RejectCode.UNVERIFIABLE, message=f"{purpose}: cannot re-execute {model}: {exc}")
