@@ -2,7 +2,6 @@
 log as the WebSocket hub's source, and the real models as the coordinator's trap oracle.
 """
 
-import time
 from collections.abc import Collection, Sequence
 
 import cbor2
@@ -11,16 +10,6 @@ from aicf.service.traps import ExpectedAnswer, TrapPrompt
 from aicf.store.interface import Store, read_transaction
 from aicf.transports.methods import cbor_json
 from aicf.transports.ws import Event
-
-
-class WallClock:
-    """The real clock: the one place outside tests that reads the time."""
-
-    def now(self) -> int:
-        return int(time.time())
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
 
 
 class ModelTrapOracle:

@@ -17,10 +17,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, WallClock, default_trap_corpus
+from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, default_trap_corpus
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.chain.devnet_writer import DevnetWriter
+from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from aicf.chain.interface import TxLocation
 from aicf.core.chain import ZERO_HASH, Block, ChainTx, TxKind, block_hash_of, finalized_height, tx_hash_of
 from aicf.core.encoding import canonical_cbor, tagged_hash
+from aicf.core.errors import AicfError
 from aicf.core.ids import beacon_of
 from aicf.core.txs import BadTxSignatureError, NonceError, SignedTx, WrongChainError, check_tx_shape
 from aicf.core.types import MicroAnm
@@ -39,7 +40,7 @@ from aicf.core.types import MicroAnm
 MINER_TAG = "aicf/devnet/miner/v1"  # devnet-only ids, not consensus
 
 
-class DevnetError(Exception):
+class DevnetError(AicfError):
     """A call the devnet refuses (a reorg deeper than finality allows, a journal of another chain)."""
 
 

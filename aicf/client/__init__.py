@@ -1,7 +1,8 @@
 """The aicf client: JSON-RPC calls (signed for providers), a requester's jobs (`Requester`), WebSocket events."""
 
+from aicf.client.clock import WallClock
 from aicf.client.requester import Requester, RequestFailedError, load_or_create_requester_key
-from aicf.client.rpc import RpcClient, RpcError, RpcTransportError, SystemClock
+from aicf.client.rpc import RpcClient, RpcError, RpcTransportError
 from aicf.client.signing import rpc_digest, sign_auth
 from aicf.client.ws import EventSubscriber, SubscriptionError, WsEvent
 
@@ -13,7 +14,7 @@ __all__ = [
     "RpcError",
     "RpcTransportError",
     "SubscriptionError",
-    "SystemClock",
+    "WallClock",
     "WsEvent",
     "load_or_create_requester_key",
     "rpc_digest",

@@ -24,13 +24,18 @@ from aicf.client.rpc import RpcClient, RpcError
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
 from aicf.core.encoding import from_hex, to_hex
+from aicf.core.errors import AicfError
 from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 
 NONCE_CODE: Final = -32042  # aicf.transports.errors: NonceError
 FINAL_STATUSES: Final = frozenset({"SETTLED", "CANCELLED", "FAILED", "REJECTED"})
 
 
-class RequestFailedError(Exception):
+class RequesterInputError(AicfError, ValueError):
+    """A requester's input the client refuses before sending anything (a key file, a model, a unit cap)."""
+
+
+class RequestFailedError(AicfError):
     """The transaction was refused at inclusion, or the job did not end within the time allowed."""
 
 
@@ -41,7 +46,7 @@ def load_or_create_requester_key(path: Path) -> Ed25519PrivateKey:
         try:
             return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text))
         except ValueError:
-            raise ValueError(f"{path}: not a requester key (expected 64 hex digits)") from None
+            raise RequesterInputError(f"{path}: not a requester key (expected 64 hex digits)") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     seed = os.urandom(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -167,11 +172,11 @@ class Requester:
         """The largest max_runtime_ms whose max_units_mu (SPEC §2) is at most `max_units` × 1000."""
         models = self.terms()["models"]
         if model not in models:
-            raise ValueError(f"unknown model {model!r}; the coordinator serves {', '.join(sorted(models))}")
+            raise RequesterInputError(f"unknown model {model!r}; the coordinator serves {', '.join(sorted(models))}")
         per_ms = int(models[model]["weight_milli"]) * int(self.terms()["best_qos_bps_product"])
         runtime = ((max_units * 1000 + 1) * 10**11 - 1) // per_ms
         if runtime < 1:
-            raise ValueError(f"--max-units {max_units} is below what one millisecond of {model} costs")
+            raise RequesterInputError(f"--max-units {max_units} is below what one millisecond of {model} costs")
         return int(min(runtime, int(self.terms()["max_runtime_ms"])))
 
     # -- following -------------------------------------------------------------------------------------------

@@ -10,34 +10,27 @@ A JSON-RPC error comes back as `RpcError(code, message, data)`; a server that do
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aicf.client.clock import WallClock
 from aicf.client.signing import NONCE_LEN, public_key_bytes, sign_auth
+from aicf.core.clock import Clock
+from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 
 JsonParams = Mapping[str, Any]
 DEFAULT_TIMEOUT_S: Final = 10.0
 
 
-class Clock(Protocol):
-    def now(self) -> int: ...
-
-
-class SystemClock:
-    def now(self) -> int:
-        return int(time.time())
-
-
 def random_nonce() -> bytes:
     return os.urandom(NONCE_LEN)
 
 
-class RpcError(Exception):
+class RpcError(AicfError):
     """The server answered with a JSON-RPC error object."""
 
     def __init__(self, code: int, message: str, data: object = None) -> None:
@@ -45,7 +38,7 @@ class RpcError(Exception):
         self.code, self.message, self.data = code, message, data
 
 
-class RpcTransportError(Exception):
+class RpcTransportError(AicfError):
     """The server could not be reached or did not answer in JSON-RPC."""
 
 
@@ -67,7 +60,7 @@ class RpcClient:
         self._http = http if http is not None else httpx.Client(timeout=timeout_s)
         self._operator_token = operator_token
         self._key = provider_key
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = clock if clock is not None else WallClock()
         self._nonce = nonce
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()

@@ -14,12 +14,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aicf.core.encoding import canonical_cbor, tagged_hash, to_hex
+from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 
 RPC_TAG: Final = "aicf/rpc/v2"
 DEPLOYMENT_TAG: Final = "aicf/deployment/v1"
 NONCE_LEN: Final = 16
 UNBOUND: Final = bytes(32)  # the deployment id of a server built without one (tests of the framework alone)
+
+
+class AuthInputError(AicfError, ValueError):
+    """An `auth` member the client cannot build from what it was given; `field` names the input."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"auth: {field}: {reason}")
+        self.field, self.reason = field, reason
 
 
 def deployment_id(chain_id: int, coordinator_key: bytes) -> bytes:
@@ -42,9 +51,9 @@ def sign_auth(
     """The `auth` member for a call of `method` with `params` to `deployment`; raises EncodingError for params
     with floats or nulls. `auth.deployment` names it, so a server of another deployment says so."""
     if len(nonce) != NONCE_LEN:
-        raise ValueError(f"nonce must be {NONCE_LEN} bytes, got {len(nonce)}")
+        raise AuthInputError("nonce", f"must be {NONCE_LEN} bytes, got {len(nonce)}")
     if len(deployment) != 32:
-        raise ValueError(f"deployment must be 32 bytes, got {len(deployment)}")
+        raise AuthInputError("deployment", f"must be 32 bytes, got {len(deployment)}")
     digest = rpc_digest(method, canonical_cbor(params), ts, nonce, deployment)
     return {
         "provider_id": to_hex(provider_id(public_key_bytes(key))),

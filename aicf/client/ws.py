@@ -14,6 +14,8 @@ from typing import Any, Final
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
+from aicf.core.errors import AicfError
+
 DEFAULT_RECV_TIMEOUT_S: Final = 30.0
 
 
@@ -24,7 +26,7 @@ class WsEvent:
     data: dict[str, Any]
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(AicfError):
     """The server refused the subscription (a bad topic, a bad from_seq) or kept failing to connect."""
 
     def __init__(self, message: str, code: int | None = None) -> None:

@@ -1,4 +1,8 @@
-"""Time as an argument: every use-case reads a `Clock` once; tests move a fake one."""
+"""Time as an argument: every use-case reads a `Clock` once; tests move the fake one.
+
+One protocol, two clocks (issue 16): `FakeClock` here (tests, replays: it says what it is told), and
+`aicf.client.clock.WallClock`, the one reader of the system clock, which core may not import.
+"""
 
 from typing import Protocol
 
@@ -11,8 +15,9 @@ class Clock(Protocol):
         """Integer unix milliseconds (latency is measured in ms, SPEC §3)."""
 
 
-class FixedClock:
-    """A clock that says what it is told: for tests and for replaying a recorded run."""
+class FakeClock:
+    """A clock that says what it is told: for tests and for replaying a recorded run. It moves only by
+    `advance` and `set`, never by itself."""
 
     def __init__(self, now: int) -> None:
         self._now_ms = now * 1000
@@ -29,3 +34,6 @@ class FixedClock:
 
     def set(self, now: int) -> None:
         self._now_ms = now * 1000
+
+
+FixedClock = FakeClock  # its name before issue 16, kept for code written against it

@@ -24,8 +24,10 @@ from aicf.core.pricing import (
     reward_of,
     split_reward,
 )
+from aicf.core.registry import ProviderStatus
 from aicf.core.requests import build_request_map, encode_payload
-from aicf.core.settlement import VerifiedJob, settle_epoch
+from aicf.core.settlement import Payout, PayoutEscrow, VerifiedJob, settle_epoch, settlement_postings
+from aicf.core.slashing import SlashReason, StakeState, slash_outcome
 
 JsonMap = Mapping[str, object]
 
@@ -217,6 +219,76 @@ def _kind_settlement(i: JsonMap, params: Params) -> JsonMap:
     }
 
 
+def _opt_int(data: JsonMap, key: str, where: str) -> int | None:
+    return None if _get(data, key, where) is None else _int(data, key, where)
+
+
+def _kind_settlement_postings(i: JsonMap, params: Params) -> JsonMap:
+    payouts: list[Payout] = []
+    escrows: dict[bytes, PayoutEscrow] = {}
+    for n, raw in enumerate(_list(i, "payouts", "input")):
+        where = f"input.payouts[{n}]"
+        p = _map(raw, where)
+        task = _hex(p, "task_id", where)
+        payouts.append(
+            Payout(
+                payout_id=_hex(p, "payout_id", where),
+                epoch=0,
+                task_id=task,
+                provider_id=_hex(p, "provider_id", where),
+                miner_id=_hex(p, "miner_id", where),
+                proof_id=b"",
+                units_mu=0,
+                base_rate=0,
+                price_bps=0,
+                reward=0,
+                provider=_int(p, "provider", where),
+                miner=_int(p, "miner", where),
+                fund=_int(p, "fund", where),
+                charged=_int(p, "charged", where),
+                params_hash=b"",
+            )
+        )
+        escrows[task] = PayoutEscrow(held=_int(p, "escrow", where), caller=_hex(p, "caller", where))
+    postings = settlement_postings(payouts, escrows)
+    return {
+        "postings": [
+            {"debit": x.debit, "credit": x.credit, "amount": x.amount, "ref_kind": x.ref_kind, "ref": to_hex(x.ref)}
+            for x in postings
+        ]
+    }
+
+
+def _kind_slash_outcome(i: JsonMap, params: Params) -> JsonMap:
+    w = "input"
+    status, reason = _str(i, "status", w), _str(i, "reason", w)
+    if status not in ProviderStatus.__members__:
+        raise VectorError(f"input.status: unknown status {status!r}; known: {', '.join(ProviderStatus)}")
+    if reason not in SlashReason.__members__:
+        raise VectorError(f"input.reason: unknown reason {reason!r}; known: {', '.join(SlashReason)}")
+    state = StakeState(
+        status=ProviderStatus(status),
+        bonded=_int(i, "bonded", w),
+        unbonding=_int(i, "unbonding", w),
+        jailed_until=_opt_int(i, "jailed_until", w),
+        unbonding_until=_int(i, "unbonding_until", w),
+    )
+    times = [_int({"t": t}, "t", f"input.slash_times[{n}]") for n, t in enumerate(_list(i, "slash_times", w))]
+    out = slash_outcome(_hex(i, "provider_id", w), state, SlashReason(reason), _int(i, "now", w), times, params)
+    after = out.state
+    return {
+        "amount": out.amount.total,
+        "from_bonded": out.amount.from_bonded,
+        "from_unbonding": out.amount.from_unbonding,
+        "record_jailed_until": out.jailed_until,
+        "status": after.status.value,
+        "bonded": after.bonded,
+        "unbonding": after.unbonding,
+        "jailed_until": after.jailed_until,
+        "unbonding_until": after.unbonding_until,
+    }
+
+
 KINDS: Mapping[str, Callable[[JsonMap, Params], JsonMap]] = {
     "task_id": _kind_task_id,
     "request_task_id": _kind_request_task_id,
@@ -227,6 +299,8 @@ KINDS: Mapping[str, Callable[[JsonMap, Params], JsonMap]] = {
     "assignment": _kind_assignment,
     "merkle": _kind_merkle,
     "settlement": _kind_settlement,
+    "settlement_postings": _kind_settlement_postings,
+    "slash_outcome": _kind_slash_outcome,
 }
 
 

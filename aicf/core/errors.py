@@ -7,7 +7,8 @@ AicfError
  ├── RequestError             a request that SPEC §2 rejects (field, reason)
  ├── IllegalTransitionError   a job status move that is not a row of SPEC §4's table
  ├── AssignmentError          no candidate could be drawn (no stake)
- └── SettlementInputError     an inconsistent settlement input (duplicate task, negative amount)
+ ├── SettlementInputError     an inconsistent settlement input (duplicate task, negative amount)
+ └── EscrowShortfallError     a settled charge above what the task's escrow holds
 """
 
 
@@ -55,3 +56,9 @@ class SettlementInputError(AicfError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"settlement input: {reason}")
         self.reason = reason
+
+
+class EscrowShortfallError(AicfError):
+    def __init__(self, task_id: bytes, charged: int, held: int) -> None:
+        super().__init__(f"task 0x{task_id.hex()}: charged {charged} exceeds its escrow of {held}")
+        self.task_id, self.charged, self.held = task_id, charged, held

@@ -14,12 +14,21 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from aicf.core.encoding import canonical_cbor, cbor_head, encode_fast_int
-from aicf.core.errors import SettlementInputError
+from aicf.core.errors import EscrowShortfallError, SettlementInputError
 from aicf.core.ids import payout_id, payout_id_prefix
+from aicf.core.ledger import (
+    FUND,
+    TREASURY,
+    Posting,
+    escrow_account,
+    miner_account,
+    provider_account,
+    requester_account,
+)
 from aicf.core.merkle import LEAF_PREFIX, leaf_hash, root_of_leaf_hashes
 from aicf.core.params import Params, params_hash
 from aicf.core.pricing import next_price
-from aicf.core.types import BPS, MAX_AMOUNT
+from aicf.core.types import BPS, MAX_AMOUNT, MicroAnm
 
 PROMOTED_CLASS = 4
 
@@ -313,3 +322,52 @@ def settle_epoch(
         next_price_bps=next_price(price_bps, demand, params.gamma_units, params),
         demand_mu=demand,
     )
+
+
+class PayoutEscrow(NamedTuple):
+    """What a payout's postings need besides the payout: the task's escrow balance and its requester."""
+
+    held: int  # µANM in escrow:<task_id> before the batch
+    caller: bytes  # the requester the unused escrow is refunded to
+
+
+def settlement_postings(payouts: Iterable[Payout], escrows: Mapping[bytes, PayoutEscrow]) -> list[Posting]:
+    """The ledger postings a batch makes (SPEC §5, §11), payout by payout in admission order:
+    1. treasury → provider:<id>, miner:<id>, fund: the reward's three parts (parts of 0 are not posted);
+    2. escrow:<task> → treasury: the charge, `units_mu × fee_per_unit // 1000` as settled;
+    3. escrow:<task> → requester:<caller>: what the escrow holds beyond the charge.
+    Every posting's ref is the payout id. Raises EscrowShortfallError when a charge exceeds its escrow (the
+    escrow at enqueue covers max_units_mu, so only a broken store gets there) and SettlementInputError for a
+    payout whose task has no escrow entry."""
+    postings: list[Posting] = []
+    for p in payouts:
+        for credit, amount in (
+            (provider_account(p.provider_id), p.provider),
+            (miner_account(p.miner_id), p.miner),
+            (FUND, p.fund),
+        ):
+            if amount > 0:
+                postings.append(
+                    Posting(debit=TREASURY, credit=credit, amount=MicroAnm(amount), ref_kind="payout", ref=p.payout_id)
+                )
+        escrow = escrows.get(p.task_id)
+        if escrow is None:
+            raise SettlementInputError(f"payout of task 0x{p.task_id.hex()} has no escrow entry")
+        if p.charged > escrow.held:
+            raise EscrowShortfallError(p.task_id, p.charged, escrow.held)
+        account = escrow_account(p.task_id)
+        if p.charged > 0:
+            postings.append(
+                Posting(debit=account, credit=TREASURY, amount=MicroAnm(p.charged), ref_kind="fee", ref=p.payout_id)
+            )
+        if escrow.held - p.charged > 0:
+            postings.append(
+                Posting(
+                    debit=account,
+                    credit=requester_account(escrow.caller),
+                    amount=MicroAnm(escrow.held - p.charged),
+                    ref_kind="refund",
+                    ref=p.payout_id,
+                )
+            )
+    return postings

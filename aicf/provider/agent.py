@@ -22,7 +22,6 @@ others in the work runners (aicf.provider.work_ai, aicf.provider.work_quantum).
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +46,12 @@ WORK_WAIT_S: Final = 1.0  # how long one wait for a running job lasts before the
 KEY_SEED_BYTES: Final = 32
 
 
-class WallClock:
-    """The system clock: what the CLI passes; tests pass a fake one."""
+class AgentConfigError(AicfError, ValueError):
+    """An agent configuration or wiring the agent cannot run with; `field` names the offending setting."""
 
-    def now(self) -> int:
-        return time.time_ns() // 1_000_000_000
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"provider agent: {field}: {reason}")
+        self.field, self.reason = field, reason
 
 
 class KeyFileError(AicfError):
@@ -110,9 +107,9 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_s < 1:
-            raise ValueError(f"heartbeat_interval_s must be at least 1, got {self.heartbeat_interval_s}")
+            raise AgentConfigError("heartbeat_interval_s", f"must be at least 1, got {self.heartbeat_interval_s}")
         if not self.poll_interval_s > 0:
-            raise ValueError(f"poll_interval_s must be positive, got {self.poll_interval_s}")
+            raise AgentConfigError("poll_interval_s", f"must be positive, got {self.poll_interval_s}")
 
     def registration(self, public_key: bytes) -> dict[str, object]:
         """The params of aicf.register (the unit-rate limits only when declared)."""
@@ -220,12 +217,12 @@ class ProviderAgent:
         self.public_key = public_key_of(key)
         self.provider_id = provider_id(self.public_key)
         if client.provider_id != self.provider_id:
-            raise ValueError("the client signs with another key than the agent's")
+            raise AgentConfigError("client", "it signs with another key than the agent's")
         self.config = config
         self.works: dict[str, Work] = {w.kind: w for w in works}
         missing = [k for k in config.kinds if k not in self.works]
         if missing:
-            raise ValueError(f"no work runner for kind {missing[0]!r}")
+            raise AgentConfigError("works", f"no work runner for kind {missing[0]!r}")
         self.on_report = on_report
         self.stats = AgentStats()
         self._handled: set[bytes] = set()

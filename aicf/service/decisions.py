@@ -11,6 +11,7 @@ import cbor2
 from aicf.core.assignment import expand_decision
 from aicf.core.encoding import canonical_cbor
 from aicf.core.records import DecisionRecord
+from aicf.service.errors import MissingDecisionPoolError
 from aicf.store.interface import Tx
 
 
@@ -24,7 +25,7 @@ def decision_pool(record: bytes) -> bytes | None:
 def whole_decision(tx: Tx, stored: DecisionRecord) -> DecisionRecord:
     """`stored` with its record expanded to the whole decision (candidates, exclusions, draws, winner).
 
-    Raises LookupError if the pool it names is missing (`aicf db verify` reports that store as damaged).
+    Raises MissingDecisionPoolError if the pool it names is missing (`aicf db verify` reports that store as damaged).
     """
     compact = cbor2.loads(stored.decision)
     pool_id = compact.get("pool") if isinstance(compact, dict) else None
@@ -32,5 +33,5 @@ def whole_decision(tx: Tx, stored: DecisionRecord) -> DecisionRecord:
         return stored
     pool = tx.get_pool(pool_id)
     if pool is None:
-        raise LookupError(f"the decision of job 0x{stored.task_id.hex()} names pool 0x{pool_id.hex()}, not stored")
+        raise MissingDecisionPoolError(stored.task_id, pool_id)
     return replace(stored, decision=canonical_cbor(expand_decision(compact, cbor2.loads(pool))))

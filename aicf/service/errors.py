@@ -61,3 +61,46 @@ class InvalidPolicyError(AicfError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"attestation policy refused: {field}: {reason}")
         self.field, self.reason = field, reason
+
+
+class ProviderChangedError(AicfError):
+    """The provider's row changed between the use-case's read and its guarded write (another replica): the
+    use-case rolled back; retrying it reads the new row."""
+
+    def __init__(self, provider_id: bytes) -> None:
+        super().__init__(f"provider 0x{provider_id.hex()} changed concurrently; retry")
+        self.provider_id = provider_id
+
+
+class JobMovedError(AicfError):
+    """The job left the status a lease's end expected while the lease ended (another writer moved it)."""
+
+    def __init__(self, task_id: bytes) -> None:
+        super().__init__(f"task 0x{task_id.hex()} moved while its lease ended")
+        self.task_id = task_id
+
+
+class SettlementStateError(AicfError):
+    """Settlement found the store inconsistent with the chain (a result without its job, a second batch for an
+    epoch): nothing of the batch was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MissingDecisionPoolError(AicfError, LookupError):
+    """A stored matcher decision names a candidate pool the store does not hold (a damaged store)."""
+
+    def __init__(self, task_id: bytes, pool_id: bytes) -> None:
+        super().__init__(f"the decision of job 0x{task_id.hex()} names pool 0x{pool_id.hex()}, not stored")
+        self.task_id, self.pool_id = task_id, pool_id
+
+
+class NonceReusedError(AicfError):
+    """A signed call's nonce was recorded already (a replay, or the same call on two replicas at once): the
+    use-case it ran rolled back. The transport answers it as a replayed nonce."""
+
+    def __init__(self, provider_id: bytes, nonce: bytes) -> None:
+        super().__init__(f"nonce 0x{nonce.hex()} of provider 0x{provider_id.hex()} was already used")
+        self.provider_id, self.nonce = provider_id, nonce

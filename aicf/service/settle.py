@@ -10,13 +10,19 @@ height. So two coordinators fed the same chain from separate stores write byte-i
 import logging
 
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
-from aicf.core.ledger import FUND, TREASURY, Posting, escrow_account, miner_account, provider_account, requester_account
+from aicf.core.ledger import TREASURY, escrow_account
 from aicf.core.params import Params, params_hash
 from aicf.core.records import BatchRecord
-from aicf.core.settlement import SettlementBatch, VerifiedJob, priority_class, settle_epoch
-from aicf.core.types import MicroAnm
+from aicf.core.settlement import (
+    PayoutEscrow,
+    SettlementBatch,
+    VerifiedJob,
+    priority_class,
+    settle_epoch,
+    settlement_postings,
+)
+from aicf.service.errors import SettlementStateError
 from aicf.store.interface import META_PRICE_BPS, Tx
 
 log = logging.getLogger("aicf.settle")
@@ -48,7 +54,7 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
     for result in results:
         job = found.get(result.task_id)
         if job is None:
-            raise AicfError(f"result for unknown task 0x{result.task_id.hex()}")
+            raise SettlementStateError(f"result for unknown task 0x{result.task_id.hex()}")
         callers[job.task_id] = job.caller
         jobs.append(
             VerifiedJob(
@@ -75,36 +81,11 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
         params=params,
         params_digest=p_hash,
     )
-    postings: list[Posting] = []
-    escrows = tx.balances([escrow_account(p.task_id) for p in batch.payouts])
-    for p in batch.payouts:
-        for credit, amount in (
-            (provider_account(p.provider_id), p.provider),
-            (miner_account(p.miner_id), p.miner),
-            (FUND, p.fund),
-        ):
-            if amount > 0:
-                postings.append(
-                    Posting(debit=TREASURY, credit=credit, amount=MicroAnm(amount), ref_kind="payout", ref=p.payout_id)
-                )
-        escrow = escrow_account(p.task_id)
-        held = escrows[escrow]
-        if p.charged > held:
-            raise AicfError(f"task 0x{p.task_id.hex()}: charged {p.charged} exceeds its escrow of {held}")
-        if p.charged > 0:
-            postings.append(
-                Posting(debit=escrow, credit=TREASURY, amount=MicroAnm(p.charged), ref_kind="fee", ref=p.payout_id)
-            )
-        if held - p.charged > 0:
-            postings.append(
-                Posting(
-                    debit=escrow,
-                    credit=requester_account(callers[p.task_id]),
-                    amount=MicroAnm(held - p.charged),
-                    ref_kind="refund",
-                    ref=p.payout_id,
-                )
-            )
+    held = tx.balances([escrow_account(p.task_id) for p in batch.payouts])
+    escrows = {
+        p.task_id: PayoutEscrow(held=held[escrow_account(p.task_id)], caller=callers[p.task_id]) for p in batch.payouts
+    }
+    postings = settlement_postings(batch.payouts, escrows)
     record = BatchRecord(
         epoch=epoch,
         finalized_height=finalized,
@@ -121,7 +102,7 @@ def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) ->
         time=time,
     )
     if not tx.insert_batch(record, batch.payouts):
-        raise AicfError(f"epoch {epoch} already has a batch")
+        raise SettlementStateError(f"epoch {epoch} already has a batch")
     if postings:
         tx.post(postings, None, time)
     # The statuses read above: writing the batch and its postings moves no job.

@@ -55,7 +55,7 @@ class ExpectedAnswer:
 
 
 class TrapOracle(Protocol):
-    """Runs a trap prompt through the coordinator's own copy of the model (aicf.system wires the real models)."""
+    """Runs a trap prompt through the coordinator's own copy of the model (aicf.bootstrap wires the real models)."""
 
     def expected(self, model: str, prompt: bytes, max_tokens: int) -> ExpectedAnswer:
         """Raises an AicfError when the model cannot run here (the proof is then UNVERIFIABLE, nobody slashed)."""

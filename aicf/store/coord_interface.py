@@ -267,6 +267,9 @@ class CoordinatorTx(Protocol):
     def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
         """Forget a recorded (provider_id, nonce): the call it signed was refused and changed nothing."""
 
+    def nonce_in_use(self, provider_id: bytes, nonce: bytes, now: int) -> bool:
+        """Whether (provider_id, nonce) is recorded and not expired at `now` (a read: nothing is written)."""
+
     # -- traps (SPEC §8) -----------------------------------------------------------------------------------
 
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:

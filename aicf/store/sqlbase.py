@@ -585,6 +585,9 @@ class SqlTx(SqlTrustTx, ABC):
     def forget_nonce(self, provider_id: bytes, nonce: bytes) -> None:
         self._exec("delete_nonce", {"provider_id": provider_id, "nonce": nonce})
 
+    def nonce_in_use(self, provider_id: bytes, nonce: bytes, now: int) -> bool:
+        return self._one("nonce_in_use", {"provider_id": provider_id, "nonce": nonce, "now": now}) is not None
+
     # -- traps (SPEC §8) ---------------------------------------------------------------------------------
     def insert_trap_seed(self, seed: TrapSeedRecord) -> bool:
         return self._exec("insert_trap_seed", rows.trap_seed_params(seed)) == 1

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from aicf.client.signing import UNBOUND
-from aicf.transports.auth import Clock, MemoryNonceStore, NonceStore, ProviderKeys
+from aicf.core.clock import Clock
+from aicf.transports.auth import MemoryNonceStore, NonceStore, ProviderKeys
 from aicf.transports.openrpc import openrpc_document
 from aicf.transports.results import DiscoverOut
 from aicf.transports.rpc import CallContext, Limits, Registry, RpcMethod, RpcServer

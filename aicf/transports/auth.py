@@ -7,9 +7,11 @@ A provider request is checked in this order; the first failure decides and nothi
   3. `auth.ts` is within ±window_s of the server's clock  (StaleTimestampError)
   4. a key is registered for `auth.provider_id`           (UnknownProviderError)
   5. `auth.sig` verifies under that key, over this server's deployment id (BadSignatureError)
-The nonce is recorded by `consume_nonce` only after the params passed their schema too, immediately before
-the handler runs, so a refused request never burns a nonce; a nonce seen within `NONCE_TTL_S` is refused
-(ReplayedNonceError). A nonce older than the window cannot be replayed either: its ts fails step 3.
+The nonce is recorded only after the params passed their schema too, so a request refused by these checks never
+burns a nonce; a nonce seen within `NONCE_TTL_S` is refused (ReplayedNonceError). A store that records nonces in
+transactions (`begin` gives a `RequestNonce`: aicf.service.nonces) records it in the transaction of the use-case
+the call runs, so the call's effect and its nonce commit together; otherwise `consume_nonce` records it
+immediately before the handler runs. A nonce older than the window cannot be replayed either: its ts fails step 3.
 """
 
 import hmac
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from aicf.client.signing import UNBOUND, rpc_digest
 from aicf.core.encoding import canonical_cbor
 from aicf.core.errors import EncodingError
+from aicf.service.nonces import RequestNonce
 from aicf.transports.errors import (
     BadSignatureError,
     InvalidParamsError,
@@ -41,13 +44,11 @@ TS_WINDOW_S: Final = 60
 NONCE_TTL_S: Final = 120  # > 2 × TS_WINDOW_S: a nonce is remembered for as long as its ts could pass step 3
 
 
-class Clock(Protocol):
-    def now(self) -> int:
-        """Integer unix seconds."""
+class NonceStore(Protocol):
+    def begin(self, provider_id: bytes, nonce: bytes, now: int) -> RequestNonce | None:
+        """The call's nonce for its use-case's transaction to record, or None: record it with `remember`."""
         ...
 
-
-class NonceStore(Protocol):
     def remember(self, provider_id: bytes, nonce: bytes, now: int) -> bool:
         """Record (provider_id, nonce) at `now`; False if it was already recorded within NONCE_TTL_S.
 
@@ -71,6 +72,10 @@ class MemoryNonceStore:
         self._seen: dict[tuple[bytes, bytes], int] = {}
         self._order: deque[tuple[int, tuple[bytes, bytes]]] = deque()
         self._lock = threading.Lock()
+
+    def begin(self, provider_id: bytes, nonce: bytes, now: int) -> None:
+        """None: these nonces live outside any store transaction, so `remember` records them before the call."""
+        return None
 
     def remember(self, provider_id: bytes, nonce: bytes, now: int) -> bool:
         key = (provider_id, nonce)

@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.clock import WallClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
-from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, WallClock, load_or_create_key
+from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, load_or_create_key
 from aicf.provider.models import MODELS
 from aicf.provider.work_common import Mode, Work
 from aicf.transports.secret_files import RETIRED_TOKEN_FLAG, TOKEN_HOWTO, SecretFileError, operator_token_for_client

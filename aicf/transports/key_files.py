@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aicf.core.errors import AicfError
+from aicf.transports.secret_files import SecretFileError
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -29,13 +29,13 @@ def load_or_create_secret(path: Path) -> bytes:
     if path.exists():
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            raise AicfError(f"{path}: mode {mode:04o} lets others read the trap secret; chmod 600 it")
+            raise SecretFileError(path, f"mode {mode:04o} lets others read the trap secret; chmod 600 it")
         try:
             secret = bytes.fromhex(path.read_text(encoding="utf-8").strip())
         except ValueError as exc:
-            raise AicfError(f"{path}: not hex: {exc}") from exc
+            raise SecretFileError(path, f"not hex: {exc}") from exc
         if len(secret) != 32:
-            raise AicfError(f"{path}: the trap secret must be 32 bytes, got {len(secret)}")
+            raise SecretFileError(path, f"the trap secret must be 32 bytes, got {len(secret)}")
         return secret
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(32)

@@ -36,12 +36,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from aicf.client.signing import UNBOUND
+from aicf.core.clock import Clock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
+from aicf.service.errors import NonceReusedError
+from aicf.service.nonces import request_nonce
+from aicf.service.ports import StoreError
 from aicf.transports.auth import (
     TS_WINDOW_S,
-    Clock,
     MemoryNonceStore,
     NonceStore,
     ProviderKeys,
@@ -58,6 +61,7 @@ from aicf.transports.errors import (
     JsonValue,
     MethodNotFoundError,
     ParseError,
+    ReplayedNonceError,
     error_object,
 )
 from aicf.transports.schemas import PageParams, validate_params
@@ -404,18 +408,47 @@ class RpcServer:
                 raise MethodNotFoundError(name)
             context, verified = self._authorize(method, params, auth, authorization, now)
             model = validate_params(method.params_model, params)
-            if verified is not None:
-                consume_nonce(self.nonces, verified, now)
-            try:
-                answer = method.handler(model, context)
-            except AicfError:
-                if verified is not None and method.refusal_frees_nonce:
-                    self.nonces.forget(verified.provider_id, verified.nonce)
-                raise
+            answer = self._run(method, model, context, verified, now)
             result = to_wire(answer)
         except Exception as exc:  # noqa: BLE001 - the one catch-all (STYLE §4): the table decides, bugs are logged
             return None if notification else self._error(request_id, exc)
         return None if notification else {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _run(
+        self, method: RpcMethod[Any], model: Any, context: CallContext, verified: VerifiedAuth | None, now: int
+    ) -> Any:
+        """Run the handler; a signed call's nonce is recorded in its use-case's transaction when the nonce store
+        allows it (aicf.service.nonces), else just before. A refusal (an AicfError: its use-case rolled back)
+        leaves the nonce used unless the method's refusals give it back (`refusal_frees_nonce`); a store failure
+        is no refusal, so with its use-case's transaction the nonce is not recorded and the call may come again."""
+        if verified is None:
+            return method.handler(model, context)
+        try:
+            pending = self.nonces.begin(verified.provider_id, verified.nonce, now)
+        except NonceReusedError:
+            raise ReplayedNonceError(verified.nonce) from None
+        if pending is None:
+            consume_nonce(self.nonces, verified, now)
+            try:
+                return method.handler(model, context)
+            except AicfError:
+                if method.refusal_frees_nonce:
+                    self.nonces.forget(verified.provider_id, verified.nonce)
+                raise
+        try:
+            with request_nonce(pending):
+                answer = method.handler(model, context)
+        except NonceReusedError:
+            raise ReplayedNonceError(verified.nonce) from None
+        except StoreError:  # not a refusal: the use-case and its nonce rolled back together; the call may come again
+            raise
+        except AicfError:
+            if not method.refusal_frees_nonce and not pending.consumed:
+                self.nonces.remember(verified.provider_id, verified.nonce, now)
+            raise
+        if not pending.consumed:  # the call committed nothing (a read, a dropped proof): record it on its own
+            consume_nonce(self.nonces, verified, now)
+        return answer
 
     def _envelope(self, request: dict[str, object]) -> tuple[str, object, object]:
         """(method, params, auth) of a well-formed request object; raises InvalidRequestError naming the flaw."""

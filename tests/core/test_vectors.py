@@ -7,6 +7,7 @@ clear messages for malformed input, exit codes) is tested on vectors written to 
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,19 +45,17 @@ def test_vector_case_passes(kind: str, case: dict[str, Any]) -> None:
     assert result.name == case["name"]
 
 
+def _spec_14_kinds() -> set[str]:
+    """The kinds docs/SPEC.md §14's table lists (first column)."""
+    spec = (VECTOR_DIR.parent.parent / "docs" / "SPEC.md").read_text(encoding="utf-8")
+    section = spec[spec.index("## 14. Conformance vectors") : spec.index("## 15.")]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+
+
 def test_every_kind_of_spec_14_has_vectors() -> None:
     kinds = {json.loads(p.read_text(encoding="utf-8"))["kind"] for p in VECTOR_FILES}
-    spec_kinds = {
-        "task_id",
-        "request_task_id",
-        "ai_units",
-        "quantum_units",
-        "reward_split",
-        "price_clamp",
-        "assignment",
-        "merkle",
-        "settlement",
-    }
+    spec_kinds = _spec_14_kinds()
+    assert {"task_id", "settlement", "settlement_postings", "slash_outcome"} <= spec_kinds
     assert kinds == spec_kinds
     assert set(KINDS) == spec_kinds
 
@@ -174,6 +173,8 @@ def test_runner_rejects_wrong_hex_in_a_list_naming_the_index() -> None:
         ("ai_units", "ai_units-0", "runtime_ms"),
         ("settlement", "settlement-0", "treasury"),
         ("price_clamp", "price_clamp-0", "demand_mu"),
+        ("slash_outcome", "active-missed-lease-jails-one-hour", "bonded"),
+        ("slash_outcome", "active-missed-lease-jails-one-hour", "now"),
     ],
 )
 def test_runner_rejects_a_negative_amount_naming_the_field(kind: str, name: str, field: str) -> None:
@@ -191,6 +192,31 @@ def test_runner_rejects_a_negative_amount_inside_a_settlement_job() -> None:
     result = run_case("settlement", case, Params.default())
     assert not result.passed
     assert "input.jobs[2].units_mu" in result.detail
+
+
+def test_runner_rejects_a_negative_amount_inside_a_payout_naming_it() -> None:
+    case = _case("settlement_postings", "reward-charge-and-refund")
+    case["input"]["payouts"][0]["escrow"] = -1
+    result = run_case("settlement_postings", case, Params.default())
+    assert not result.passed
+    assert "input.payouts[0].escrow" in result.detail
+
+
+def test_runner_fails_a_postings_case_whose_charge_exceeds_its_escrow() -> None:
+    case = _case("settlement_postings", "reward-charge-and-refund")
+    case["input"]["payouts"][0]["escrow"] = 1
+    result = run_case("settlement_postings", case, Params.default())
+    assert not result.passed
+    assert "exceeds its escrow of 1" in result.detail
+
+
+@pytest.mark.parametrize(("field", "value"), [("status", "RETIRED"), ("reason", "LATE")])
+def test_runner_rejects_an_unknown_status_or_reason_in_a_slash_case(field: str, value: str) -> None:
+    case = _case("slash_outcome", "active-missed-lease-jails-one-hour")
+    case["input"][field] = value
+    result = run_case("slash_outcome", case, Params.default())
+    assert not result.passed
+    assert f"input.{field}: unknown" in result.detail
 
 
 def test_runner_rejects_an_unknown_model_naming_the_field() -> None:

@@ -2,7 +2,7 @@
 are paid.
 
 One coordinator (`build_system` on SQLite :memory:) behind its real JSON-RPC app, which the agents reach through
-starlette's TestClient as their httpx transport; one FixedClock shared by the server, the devnet and every agent,
+starlette's TestClient as their httpx transport; one FakeClock shared by the server, the devnet and every agent,
 so signed request times agree. Seven reference agents (`aicf.provider.agent.ProviderAgent`), each driven step by
 step through its own methods: a step is 10 s of the clock in which every agent heartbeats when due
 (`heartbeat_if_due`), the coordinator ticks (devnet block, ingest and settlement, sweeps, trap pass, matching)
@@ -59,12 +59,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 from store.backends import memory_store
 
-from aicf.bootstrap.adapters import WallClock
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
+from aicf.client.clock import WallClock
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import tagged_hash
 from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus
@@ -120,7 +120,7 @@ class SteppedClock(WallClock):
     """The system's clock, told what time it is: the server, the devnet and every agent read this one."""
 
     def __init__(self, now: int) -> None:
-        self.fixed = FixedClock(now)
+        self.fixed = FakeClock(now)
 
     def now(self) -> int:
         return self.fixed.now()
@@ -131,7 +131,7 @@ class SteppedClock(WallClock):
 
 class WorkClock:
     """What an agent measures its work with: the shared clock, except that each millisecond reading moves this
-    view (never the shared clock) WORK_MS on, so a job takes WORK_MS of fake time. On the FixedClock alone the
+    view (never the shared clock) WORK_MS on, so a job takes WORK_MS of fake time. On the FakeClock alone the
     work would take 0 ms, and an AI job of 0 ms earns 0 units."""
 
     def __init__(self, base: SteppedClock) -> None:

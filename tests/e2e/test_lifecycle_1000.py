@@ -31,7 +31,7 @@ from store.backends import SQL_BACKENDS, memory_store, open_test_store
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.assignment import AssignmentDecision
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.ids import input_digest, output_digest
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
 from aicf.core.ledger import EXTERNAL, balances_of, minted_of, withdrawn_of
@@ -75,7 +75,7 @@ class Run:
     store: Store
     params: Params = PARAMS
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))  # noqa: S311  (a seeded test)
-    clock: FixedClock = field(default_factory=lambda: FixedClock(GENESIS))
+    clock: FakeClock = field(default_factory=lambda: FakeClock(GENESIS))
     devnet: Devnet = field(
         default_factory=lambda: Devnet(DevnetConfig(seed=SEED, genesis_time=GENESIS, issuance=10**12))
     )

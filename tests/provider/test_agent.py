@@ -26,8 +26,9 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from aicf.client import RpcClient
+from aicf.client.clock import WallClock
 from aicf.client.signing import UNBOUND
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, lease_id, output_digest, provider_id
@@ -42,7 +43,6 @@ from aicf.provider.agent import (
     AgentConfig,
     KeyFileError,
     ProviderAgent,
-    WallClock,
     build_envelope,
     load_or_create_key,
     public_key_of,
@@ -132,7 +132,7 @@ class Submission:
 
 @dataclass
 class StubCoordinator:
-    clock: FixedClock
+    clock: FakeClock
     params: Params = field(default_factory=Params.default)
     model_digests: dict[str, bytes] = field(default_factory=lambda: {m: echo_model_digest(m) for m in (EMBED, GEN)})
     providers: dict[bytes, dict[str, Any]] = field(default_factory=dict)
@@ -398,7 +398,7 @@ def key(seed: int) -> Ed25519PrivateKey:
 
 @dataclass
 class World:
-    clock: FixedClock
+    clock: FakeClock
     stub: StubCoordinator
     http: TestClient
     sleeps: list[float] = field(default_factory=list)
@@ -423,7 +423,7 @@ class World:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    clock = FixedClock(START)
+    clock = FakeClock(START)
     stub = StubCoordinator(clock)
     with TestClient(stub.app()) as http:
         yield World(clock=clock, stub=stub, http=http)
@@ -664,7 +664,7 @@ def test_a_lease_the_agent_cannot_run_is_released_not_left_to_expire(world: Worl
 class SlowWork:
     """Work that takes 25 s of the fake clock and finishes only after the agent heartbeated meanwhile."""
 
-    def __init__(self, clock: FixedClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.proceed = threading.Event()
 
@@ -746,7 +746,7 @@ def test_the_agent_serves_real_minilm_embeddings_that_pass_the_trap(world: World
 def served() -> Iterator[tuple[StubCoordinator, str]]:
     """The stub on a real uvicorn on 127.0.0.1 (a free port); the CLI signs with the wall clock, so does the stub."""
     wall = WallClock()
-    stub = StubCoordinator(cast(FixedClock, wall))
+    stub = StubCoordinator(cast(FakeClock, wall))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -1,9 +1,10 @@
-"""Shared pieces of the service tests: a fake clock, request bodies, a stub circuit parser, digests."""
+"""Shared pieces of the service tests: the fake clock (aicf.core), request bodies, a stub circuit parser."""
 
 from store.backends import memory_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
+from aicf.core.clock import FakeClock as FakeClock  # the one fake clock, for the service tests
 from aicf.core.ids import task_id
 from aicf.core.params import Params
 from aicf.core.requests import build_request_map, encode_payload
@@ -15,17 +16,7 @@ P = Params.default()
 ALICE = b"\xa1" * 20
 BOB = b"\xb0" * 20
 CAROL = b"\xc0" * 20
-
-
-class FakeClock:
-    def __init__(self, now: int = 1_700_000_000) -> None:
-        self._now = now
-
-    def now(self) -> int:
-        return self._now
-
-    def advance(self, seconds: int) -> None:
-        self._now += seconds
+START = 1_700_000_000
 
 
 def depth_stub(circuit: bytes) -> int:

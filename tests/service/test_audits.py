@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import cbor2
 import pytest
 
+from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.params import params_from_mapping
 from aicf.core.registry import ProviderStatus
@@ -105,3 +106,28 @@ def test_audit_bps_must_be_a_share() -> None:
     with pytest.raises(ParamsError, match="audit_bps"):
         params_from_mapping({"audit_bps": 10_001})
     assert params_from_mapping({}).audit_bps == 100  # 1 % of ordinary AI jobs by default
+
+
+class BrokenOracle:
+    """An oracle whose model cannot run here (its weights missing, say)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def expected(self, model: str, prompt: bytes, max_tokens: int) -> ExpectedAnswer:
+        self.calls += 1
+        raise AicfError(f"model {model}: no weights on this host")
+
+
+def test_a_sample_the_oracle_cannot_rerun_is_left_unaudited_and_paid(caplog: pytest.LogCaptureFixture) -> None:
+    w, _ = _world(10_000)
+    broken = BrokenOracle()
+    w.coord.trap_oracle = broken
+    key, _, lid, task = _leased(w)
+    with caplog.at_level("WARNING", logger="aicf.coordinator"):
+        outcome = w.coord.submit_proof(w.envelope(key, lid, task, output=ZEROS))  # type: ignore[arg-type]
+    assert outcome.accepted, outcome
+    assert broken.calls == 1
+    assert "audit re-execution of llama3-8b failed" in caplog.text
+    assert "left unaudited: audit: cannot re-execute llama3-8b" in caplog.text
+    assert w.coord.caches.audit_answers == {}  # a failed run is not kept: the next sample tries again

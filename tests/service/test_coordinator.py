@@ -24,7 +24,7 @@ from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.chain.devnet_writer import DevnetWriter as ChainDevnetWriter
 from aicf.core.assignment import Exclusion
 from aicf.core.chain import TxKind
-from aicf.core.clock import Clock, FixedClock
+from aicf.core.clock import Clock, FakeClock
 from aicf.core.ids import input_digest, output_digest, provider_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
@@ -102,7 +102,7 @@ class World:
     params: Params = PARAMS
     devnet: Devnet = field(default_factory=lambda: Devnet(DevnetConfig(genesis_time=GENESIS, interval_s=10)))
     store: Store = field(default_factory=memory_store)
-    clock: FixedClock = field(default_factory=lambda: FixedClock(GENESIS))
+    clock: FakeClock = field(default_factory=lambda: FakeClock(GENESIS))
     operator: Ed25519PrivateKey = field(default_factory=lambda: _key(99))
     coord: Coordinator = field(init=False)
     live: list[bytes] = field(default_factory=list)  # providers that heartbeat as blocks go by

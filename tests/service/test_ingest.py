@@ -27,6 +27,7 @@ from service.helpers import (
     ALICE,
     BOB,
     ESCROW_1000MS,
+    START,
     FakeClock,
     P,
     ai_body,
@@ -68,7 +69,7 @@ def balance(store: Store, account: str) -> int:
 
 
 def test_blocks_come_on_the_injected_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     net = devnet()
     assert net.tick(clock.now()) == []
     clock.advance(35)

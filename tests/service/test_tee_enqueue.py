@@ -8,7 +8,7 @@ import pytest
 from store.backends import memory_store
 
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.ledger import requester_account
 from aicf.proofs.attestation.result import Policy, SnpTcb
 from aicf.service.audit import verify
@@ -26,7 +26,7 @@ def _enqueue_tee_job(policies: dict[str, Policy]) -> tuple[SqliteStore, int]:
     net.submit(ALICE, TxKind.DEPOSIT, {"to": ALICE, "amount": 10 * ESCROW_1000MS})
     net.mine()
     ingest(store, net)
-    trust = TrustRegistry(store, FixedClock(1_700_000_000))
+    trust = TrustRegistry(store, FakeClock(1_700_000_000))
     for kind, policy in policies.items():
         trust.set_policy(kind=kind, activation_height=2, policy=policy)  # the next block
     net.submit(ALICE, TxKind.AI_ENQUEUE, ai_body(b"secret work", tee="required"))

@@ -10,7 +10,7 @@ from proofs.attestation.conftest import make_nitro_doc, new_test_nitro
 from store.backends import memory_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.ids import input_digest, output_digest, provider_id, tee_report_data
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND
@@ -28,7 +28,7 @@ PCR0 = b"\x22" * 48
 
 @pytest.fixture
 def world() -> World:
-    w = World(devnet=Devnet(DevnetConfig(genesis_time=T, interval_s=10)), clock=FixedClock(T))
+    w = World(devnet=Devnet(DevnetConfig(genesis_time=T, interval_s=10)), clock=FakeClock(T))
     w.mine(2)
     return w
 
@@ -134,7 +134,7 @@ def nitro_verdict(registry: TrustRegistry, store: SqliteStore, chain: NitroChain
 
 def test_rotation_keeps_the_old_root_for_the_overlap_and_only_the_new_one_after() -> None:
     store = memory_store()
-    registry = TrustRegistry(store, FixedClock(T))
+    registry = TrustRegistry(store, FakeClock(T))
     old, new = new_test_nitro("nitro-root-old"), new_test_nitro("nitro-root-new")
     registry.add_root(vendor="aws", name="nitro", der=old.root_der, activation_height=0)
     rotation = registry.rotate_root(
@@ -153,7 +153,7 @@ def test_rotation_keeps_the_old_root_for_the_overlap_and_only_the_new_one_after(
 
 def test_the_verifiers_view_follows_changes_made_through_another_registry_on_the_same_store() -> None:
     store = memory_store()
-    reader, writer = TrustRegistry(store, FixedClock(T)), TrustRegistry(store, FixedClock(T))
+    reader, writer = TrustRegistry(store, FakeClock(T)), TrustRegistry(store, FakeClock(T))
     chain = new_test_nitro()
     assert nitro_verdict(reader, store, chain, 5) == "UNKNOWN_ROOT"  # cached: no roots
     writer.add_root(vendor="aws", name="nitro", der=chain.root_der, activation_height=0)
@@ -182,7 +182,7 @@ ROOT_ERRORS = [
 @pytest.mark.parametrize(("change", "field"), ROOT_ERRORS, ids=[f for _, f in ROOT_ERRORS])
 def test_bad_root_input_is_refused_by_field_and_nothing_is_stored(change: dict[str, Any], field: str) -> None:
     store = memory_store()
-    registry = TrustRegistry(store, FixedClock(T))
+    registry = TrustRegistry(store, FakeClock(T))
     chain, other = new_test_nitro("a"), new_test_nitro("b")
     registry.add_root(vendor="aws", name="nitro", der=chain.root_der, activation_height=0)
     before = registry.changes()
@@ -200,7 +200,7 @@ def test_bad_root_input_is_refused_by_field_and_nothing_is_stored(change: dict[s
 )
 def test_bad_rotation_is_refused_by_field_and_nothing_is_stored(change: dict[str, Any], field: str) -> None:
     store = memory_store()
-    registry = TrustRegistry(store, FixedClock(T))
+    registry = TrustRegistry(store, FakeClock(T))
     registry.add_root(vendor="aws", name="nitro", der=new_test_nitro("a").root_der, activation_height=0)
     registry.rotate_root(vendor="aws", name="nitro", der=new_test_nitro("b").root_der, activation_height=4,
                          overlap_blocks=2)  # fmt: skip
@@ -223,7 +223,7 @@ def test_bad_rotation_is_refused_by_field_and_nothing_is_stored(change: dict[str
     ],
 )
 def test_bad_policy_is_refused_by_field_and_nothing_is_stored(kind: str, policy: Policy, field: str) -> None:
-    registry = TrustRegistry(memory_store(), FixedClock(T))
+    registry = TrustRegistry(memory_store(), FakeClock(T))
     with pytest.raises(InvalidPolicyError) as info:
         registry.set_policy(kind=kind, activation_height=0, policy=policy)
     assert info.value.field == field
@@ -232,7 +232,7 @@ def test_bad_policy_is_refused_by_field_and_nothing_is_stored(kind: str, policy:
 
 
 def test_policy_versions_round_trip_through_the_store() -> None:
-    registry = TrustRegistry(memory_store(), FixedClock(T))
+    registry = TrustRegistry(memory_store(), FakeClock(T))
     strict = Policy(
         allowed_measurements=frozenset({b"\x01" * 48, b"\x02" * 48}),
         min_snp_tcb=SnpTcb(bootloader=3, tee=0, snp=8, microcode=115),

@@ -50,12 +50,12 @@ def test_db_verify_reports_a_balance_stored_as_a_float_instead_of_crashing(tmp_p
 def test_a_root_rotation_whose_retirement_height_would_pass_2_63_is_refused_naming_overlap_blocks() -> None:
     from proofs.attestation.conftest import new_test_nitro
 
-    from aicf.core.clock import FixedClock
+    from aicf.core.clock import FakeClock
     from aicf.service.errors import InvalidRootError
     from aicf.service.trust import TrustRegistry
 
     store = memory_store()
-    registry = TrustRegistry(store, FixedClock(1_767_225_600))
+    registry = TrustRegistry(store, FakeClock(1_767_225_600))
     registry.add_root(vendor="aws", name="nitro", der=new_test_nitro("old").root_der, activation_height=0)
     with pytest.raises(InvalidRootError, match="overlap_blocks"):
         registry.rotate_root(

@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.applications import Starlette
 
 from aicf.client.signing import UNBOUND, public_key_bytes, sign_auth
+from aicf.core.clock import FakeClock
 from aicf.core.errors import RequestError
 from aicf.core.ids import provider_id
 from aicf.transports.asgi import build_app
@@ -19,17 +20,6 @@ from aicf.transports.ws import MemoryEventSource, WsLimits
 
 OPERATOR_TOKEN = "op-secret-token"  # noqa: S105 - a test fixture
 START = 1_700_000_000
-
-
-class FakeClock:
-    def __init__(self, now: int = START) -> None:
-        self._now = now
-
-    def now(self) -> int:
-        return self._now
-
-    def advance(self, seconds: int) -> None:
-        self._now += seconds
 
 
 def key(seed: int) -> Ed25519PrivateKey:
@@ -138,7 +128,7 @@ def harness(
     *, limits: Limits | None = None, ws_limits: WsLimits | None = None, operator_token: str | None = OPERATOR_TOKEN
 ) -> Harness:
     state = State()
-    clock = FakeClock()
+    clock = FakeClock(START)
     events = MemoryEventSource()
     keys = {pid(key(1)): public_key_bytes(key(1)), pid(key(2)): public_key_bytes(key(2))}
     app = build_app(registry(state), events, clock, operator_token, keys.get, limits=limits, ws_limits=ws_limits)

@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from store.backends import memory_store
 from typer.testing import CliRunner, Result
 
-from aicf.bootstrap.adapters import WallClock
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
+from aicf.client.clock import WallClock
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import tagged_hash, to_hex
 from aicf.provider.agent import AgentConfig, ProviderAgent
 from aicf.provider.work_ai import EchoAiWork, echo_model_digest
@@ -50,7 +50,7 @@ class SteppedClock(WallClock):
     """The system's clock, told what time it is (the devnet mines a block per 10 s of it)."""
 
     def __init__(self, now: int) -> None:
-        self.fixed = FixedClock(now)
+        self.fixed = FakeClock(now)
 
     def now(self) -> int:
         return self.fixed.now()

@@ -9,8 +9,9 @@ from starlette.testclient import TestClient
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
 from aicf.client.signing import UNBOUND
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
-from transports.helpers import OPERATOR_TOKEN, START, FakeClock, Harness, harness, key, pid
+from transports.helpers import OPERATOR_TOKEN, START, Harness, harness, key, pid
 
 
 @pytest.fixture

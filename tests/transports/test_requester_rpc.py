@@ -14,12 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
-from aicf.bootstrap.adapters import WallClock
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.store.sqlite import SqliteStore
@@ -29,22 +28,11 @@ ALICE = Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)
 BOB = Ed25519PrivateKey.from_private_bytes(b"\x0b" * 32)
 
 
-class SteppedClock(WallClock):
-    def __init__(self) -> None:
-        self.fixed = FixedClock(START)
-
-    def now(self) -> int:
-        return self.fixed.now()
-
-    def now_ms(self) -> int:
-        return self.fixed.now_ms()
-
-
 @dataclass
 class World:
     system: System
     http: TestClient
-    clock: SteppedClock
+    clock: FakeClock
 
     def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         body = {"jsonrpc": "2.0", "method": method, "params": dict(params), "id": 1}
@@ -66,7 +54,7 @@ class World:
         return self.call("aicf.sendTransaction", {"tx": to_hex(raw)})
 
     def block(self) -> None:
-        self.clock.fixed.advance(10)
+        self.clock.advance(10)
         self.system.tick()
 
     def state(self) -> tuple[object, ...]:
@@ -77,7 +65,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = SteppedClock()
+    clock = FakeClock(START)
     config = SystemConfig(var=tmp_path / "var", model_digests={}, devnet_interval_s=10, operator_token="t" * 32)
     system = build_system(SqliteStore(":memory:"), devnet_params(), config, clock=clock)
     with TestClient(system.app) as http:

@@ -411,6 +411,9 @@ SELECT {events} FROM events ORDER BY seq;
 -- name: delete_expired_nonces
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND expires_at <= :now;
 
+-- name: nonce_in_use
+SELECT 1 FROM rpc_nonces WHERE provider_id = :provider_id AND nonce = :nonce AND expires_at > :now;
+
 -- name: delete_nonce
 -- A refused heartbeat gives its nonce back (issue 15).
 DELETE FROM rpc_nonces WHERE provider_id = :provider_id AND nonce = :nonce;

@@ -1,0 +1,328 @@
+"""Proof submission (SPEC §8): check the envelope, verify the body, then accept (signed acceptance, inclusion on
+chain) or reject (requeue or REJECTED, and a slash when the code earns one). One module: its functions call one
+another directly, and the only state they share is the submission's unit of work."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from aicf.core.chain import Job
+from aicf.core.encoding import canonical_cbor
+from aicf.core.jobs import JobStatus, check_move
+from aicf.core.leases import LeaseEnd
+from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
+from aicf.core.qos import availability_bps, p95_ms, window_slots
+from aicf.core.records import LeaseRecord, ProofRecord, Provider, TrapRecord
+from aicf.core.slashing import SlashReason, slash_evidence
+from aicf.proofs.ai_v1 import check_runtime_claim
+from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
+from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.context import Context, Work
+from aicf.service.errors import LeaseNotFoundError
+from aicf.service.slashing import slash
+from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
+from aicf.service.trap_duties import expected_answer, run_oracle
+from aicf.service.traps import ExpectedAnswer, check_trap_answer, is_audited
+from aicf.service.verifier import BodyAccepted
+from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
+
+log = logging.getLogger("aicf.coordinator")
+
+MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProofOutcome:
+    proof_id: bytes
+    accepted: bool
+    code: str  # "ACCEPT" or the reject code
+    message: str
+    units_mu: int = 0
+    slashed: int = 0
+    dropped: bool = False  # a drop changed no state at all
+
+
+class _Raced(Enum):
+    """`_submit`'s answer when another replica moved the job between its read and its write."""
+
+    RACED = "raced"
+
+
+_RACED = _Raced.RACED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Audit:
+    """`_submit`'s answer for a sampled ordinary AI job whose re-execution is not known yet (nothing written)."""
+
+    task_id: bytes
+    model: str
+    prompt: bytes
+    max_tokens: int
+
+
+def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
+    """Check the envelope, verify the body, then accept or reject. A drop changes nothing."""
+    received_ms = ctx.clock.now_ms()
+    env = parse_envelope(raw)
+    if isinstance(env, Reject):
+        return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+    answer: ExpectedAnswer | Reject | None = None
+    for _ in range(3):
+        outcome = _submit(ctx, env, received_ms, answer)
+        if isinstance(outcome, ProofOutcome):
+            return outcome
+        if isinstance(outcome, TrapRecord):  # a trap whose answer is not known yet: run the model outside any tx
+            answer = expected_answer(ctx, outcome)
+        elif isinstance(outcome, _Audit):  # a sampled ordinary job: re-execute it outside any tx
+            answer = _reexecute(ctx, outcome)
+        # _RACED: another replica moved the job meanwhile; the next look answers as it finds it
+    raise ConcurrentUpdateError(f"proof 0x{env.proof_id.hex()[:12]}: the job kept moving under it")
+
+
+def _submit(
+    ctx: Context, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
+) -> ProofOutcome | TrapRecord | _Audit | _Raced:
+    """One submission in one transaction. For a trap job whose answer this process has not computed yet it
+    writes nothing and returns the trap, and for a sampled ordinary job whose body passed the checks an
+    `_Audit`: the caller computes the answer (a model run, outside any transaction) and calls again with it.
+    `_RACED` (nothing written) when the job left LEASED between the read and the write."""
+    params = ctx.params
+    now = received_ms // 1000
+    pid = env.proof_id
+    interval = params.heartbeat_interval_s
+    # the widest QoS window (registration can only shorten it): _accepted_record filters to the provider's own
+    qos = QosRange(
+        since=now - params.qos_window_s,
+        first_slot=(now - params.qos_window_s) // interval,
+        last_slot=now // interval,
+    )
+    with ctx.store.transaction() as tx:
+        w = Work(tx, now, ctx)
+        pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
+        provider, stored = pc.provider, pc.lease
+        lease = core_lease(stored) if stored is not None else None
+        drop = check_envelope(
+            env,
+            provider_key=provider.public_key if provider is not None else None,
+            lease=lease,
+            received_at=now,
+            seen_proof=lambda asked: pc.seen if asked == pid else tx.proof_seen(asked),
+        )
+        if drop is not None:
+            if drop.code is RejectCode.DUPLICATE:
+                first = tx.get_proof(pid)
+                if first is not None:  # replaying a message returns the first answer
+                    return outcome_of(first)
+            return ProofOutcome(proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True)
+        if provider is None or stored is None:  # unreachable: check_envelope dropped these
+            raise LeaseNotFoundError(env.lease_id, "is unknown")
+        job = pc.job
+        if job is None or job.status is not JobStatus.LEASED:
+            return ProofOutcome(
+                proof_id=pid,
+                accepted=False,
+                code=RejectCode.UNKNOWN_LEASE.value,
+                message="the task is not leased",
+                dropped=True,
+            )
+        expected = answer
+        audited = pc.trap is None and job.kind == "ai" and _audited(ctx, job, stored)
+        trap = pc.trap if answer is None and job.kind == "ai" else None
+        if trap is not None:
+            expected = ctx.caches.expected.get((trap.model, trap.prompt, trap.max_tokens))
+            if expected is None:
+                return trap
+        head = pc.head
+        height = head.height if head is not None else 0
+        latency = max(0, received_ms - stored.granted_at * 1000)
+        # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
+        # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
+        inclusion = height + 1 if head is not None else 0
+        trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
+        verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+        if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
+            return ProofOutcome(
+                proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
+            )
+        if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
+            verdict = _measured_runtime(env, verdict, latency)
+        reference: bytes | None = None
+        if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
+            if answer is None:
+                request = decode_request(job)
+                prompt = request.get("prompt")
+                return _Audit(
+                    task_id=job.task_id,
+                    model=job.model,
+                    prompt=prompt if isinstance(prompt, bytes) else b"",
+                    max_tokens=as_int(request.get("max_tokens")),
+                )
+            verdict, reference = _audit_verdict(ctx, answer, env, verdict)
+        elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
+            verdict = expected if isinstance(expected, Reject) else _trap_verdict(ctx, expected, env, verdict)
+        check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
+        received = ProofRecord(  # what both verdicts record; each adds its own outcome
+            proof_id=pid,
+            task_id=env.task_id,
+            lease_id=env.lease_id,
+            provider_id=env.provider_id,
+            kind=env.kind,
+            envelope=canonical_cbor(env.to_map()),
+            received_at=now,
+            latency_ms=latency,
+            verdict="",
+        )
+        accepted: ProofRecord | None = None
+        if isinstance(verdict, Reject):
+            if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
+                return _RACED
+            outcome = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
+        else:
+            accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
+            if not tx.accept_proof(accepted, now):
+                return _RACED
+            outcome = outcome_of(accepted)
+        w.commit()
+    if accepted is not None:
+        send_inclusion(ctx, accepted)
+    return outcome
+
+
+def _audited(ctx: Context, job: Job, lease: LeaseRecord) -> bool:
+    """Whether this ordinary AI job is in its epoch's re-execution sample (issue 14; docs/TRAPS.md)."""
+    if ctx.trap_oracle is None or ctx.params.audit_bps <= 0:
+        return False
+    return is_audited(ctx.trap_seed(lease.epoch), job.task_id, ctx.params.audit_bps)
+
+
+def _reexecute(ctx: Context, audit: _Audit) -> ExpectedAnswer | Reject:
+    """The oracle's answer for a sampled job, kept per task (bounded) so resubmissions do not run it again."""
+    answers = ctx.caches.audit_answers
+    found = answers.get(audit.task_id)
+    if found is not None:
+        return found
+    answer = run_oracle(ctx, "audit", "no oracle configured", audit.model, audit.prompt, audit.max_tokens)
+    if isinstance(answer, Reject):
+        return answer
+    if len(answers) >= MAX_AUDIT_ANSWERS:
+        answers.pop(next(iter(answers)))
+    answers[audit.task_id] = answer
+    return answer
+
+
+def _audit_verdict(
+    ctx: Context, answer: ExpectedAnswer | Reject, env: ProofEnvelope, body: BodyAccepted
+) -> tuple[BodyAccepted | Reject, bytes | None]:
+    """Compare a sampled job's output with the re-execution, as a trap's is; a mismatch is AUDIT_MISMATCH with
+    the reference output for the evidence. A re-execution that could not run leaves the proof unaudited."""
+    if isinstance(answer, Reject):
+        log.warning("proof 0x%s left unaudited: %s", env.proof_id.hex()[:12], answer.message)
+        return body, None
+    failed = check_trap_answer(answer, env.body.get("output"), ctx.params)
+    if failed is None:
+        return body, None
+    log.warning("audit failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+    message = failed.message.removeprefix("trap: ")
+    return Reject(code=RejectCode.AUDIT_MISMATCH, message=f"audit: {message}"), answer.output
+
+
+def _trap_verdict(
+    ctx: Context, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted
+) -> BodyAccepted | Reject:
+    failed = check_trap_answer(expected, env.body.get("output"), ctx.params)
+    if failed is not None:
+        log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+    return body if failed is None else failed
+
+
+def _accepted_record(
+    ctx: Context,
+    env: ProofEnvelope,
+    job: Job,
+    provider: Provider,
+    body: BodyAccepted,
+    received: ProofRecord,
+    now: int,
+    pc: ProofContext,
+) -> ProofRecord:
+    """The proof's record with its signed acceptance: units from the body, QoS from the provider's window."""
+    params = ctx.params
+    lat = latency_bps(p95_ms([*pc.latencies, received.latency_ms]), params)
+    first, last = window_slots(now, provider.registered_at, params)
+    slots = [s for s in pc.slots if first <= s <= last]
+    interval = params.heartbeat_interval_s
+    availability = availability_bps((s * interval for s in slots), now, provider.registered_at, params)
+    avail = availability_multiplier_bps(availability, params)
+    if body.units_mu is not None:
+        units = min(body.units_mu, job.max_units_mu)
+    else:
+        weight = params.weight_milli(job.model) or 0
+        units = min(ai_units(body.runtime_ms, weight, lat, avail), job.max_units_mu)
+    acc = Acceptance(proof_id=env.proof_id, units_mu=units, lat_bps=lat, avail_bps=avail, accepted_at=now)
+    sig = sign_acceptance(ctx.operator_key, acc)
+    return replace(
+        received,
+        verdict="ACCEPT",
+        acceptance=canonical_cbor(acc.to_map()),
+        acceptance_sig=sig,
+        units_mu=units,
+        output_digest=body.output_digest,
+        qos={"runtime_ms": body.runtime_ms, "tokens": body.tokens, "quality_bps": body.quality_bps},
+    )
+
+
+def _reject_proof(
+    w: Work,
+    env: ProofEnvelope,
+    job: Job,
+    lease: LeaseRecord,
+    provider: Provider,
+    verdict: Reject,
+    received: ProofRecord,
+    height: int,
+    *,
+    reference: bytes | None = None,
+) -> ProofOutcome:
+    w.tx.insert_proof(replace(received, verdict=verdict.code.value, message=verdict.message))
+    submitted = replace(job, status=JobStatus.SUBMITTED)
+    end_lease_attempt(w, submitted, lease, LeaseEnd.REJECTED, w.now)
+    slashed = 0
+    reason = verdict.slash_reason
+    if reason is not None:
+        evidence = slash_evidence(
+            reason=SlashReason(reason),
+            task_id=env.task_id,
+            subject_kind="proof_id",
+            subject_id=env.proof_id,
+            record=env.to_map(),
+            height=height,
+            reference_output=reference,
+        )
+        slashed = slash(w, provider, SlashReason(reason), env.task_id, env.proof_id, evidence)
+    log.info("proof 0x%s rejected: %s", env.proof_id.hex()[:12], verdict.code.value)
+    return ProofOutcome(
+        proof_id=env.proof_id, accepted=False, code=verdict.code.value, message=verdict.message, slashed=slashed
+    )
+
+
+def outcome_of(record: ProofRecord) -> ProofOutcome:
+    return ProofOutcome(
+        proof_id=record.proof_id,
+        accepted=record.verdict == "ACCEPT",
+        code=record.verdict,
+        message=record.message or ("accepted" if record.verdict == "ACCEPT" else record.verdict),
+        units_mu=record.units_mu,
+    )
+
+
+def _measured_runtime(env: ProofEnvelope, body: BodyAccepted, observed_ms: int) -> BodyAccepted | Reject:
+    """AI pay follows min(claimed runtime_ms, the ms observed from lease grant to proof receipt); a claim above
+    the observed span plus RUNTIME_SLACK_MS is refused (docs/DECISIONS.md)."""
+    qos = env.body.get("qos")
+    claimed = as_int(qos.get("runtime_ms")) if isinstance(qos, Mapping) else 0  # the verifier checked its shape
+    refused = check_runtime_claim(claimed, observed_ms)
+    if refused is not None:
+        return refused
+    return replace(body, runtime_ms=min(body.runtime_ms, observed_ms))

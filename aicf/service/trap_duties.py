@@ -1,0 +1,229 @@
+"""The coordinator's trap duties (SPEC §8; the rules are in aicf.service.traps): seed commitments and reveals,
+linking trap jobs to their tasks, revealing answers, enqueueing new traps, and the oracle's cached answers."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from aicf.core.chain import Job, TxKind
+from aicf.core.errors import AicfError, RequestError
+from aicf.core.ids import output_digest, trap_seed_commitment
+from aicf.core.jobs import JobStatus
+from aicf.core.ledger import FUND, Posting, requester_account
+from aicf.core.pricing import reserve_fee
+from aicf.core.records import TrapRecord, TrapSeedRecord
+from aicf.core.requests import validate_request
+from aicf.core.types import MicroAnm
+from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
+from aicf.service.steps import as_int, decode_request
+from aicf.service.traps import ExpectedAnswer, TrapPrompt, pick_prompt, trap_caller, trap_log_hash, trap_needs
+
+log = logging.getLogger("aicf.coordinator")
+
+TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
+MAX_TRAPS_PER_PASS = 16
+META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrapPassReport:
+    committed: tuple[int, ...] = ()  # epochs whose seed commitment this pass posted
+    revealed: tuple[int, ...] = ()  # epochs whose seed this pass revealed
+    enqueued: tuple[bytes, ...] = ()  # callers of the new trap jobs
+    linked: int = 0  # trap jobs seen ingested (their H("aicf/trap/v1", s_E, task_id) logged)
+    answers_revealed: int = 0
+
+
+def trap_pass(ctx: Context) -> TrapPassReport:
+    """One pass of the trap duties, run before matching each coordinator pass:
+    1. post the seed commitment of the current epoch (the first pass only) and of the next one, so each is
+       public before its epoch's first lease;
+    2. reveal s_E for every epoch that has a batch;
+    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested, and reveal the answer digest of
+       traps whose job is final;
+    4. enqueue the traps each corpus model is due (fund → requester:<caller>, then an ai_enqueue).
+    """
+    committed: list[int] = []
+    revealed: list[int] = []
+    linked = answers = 0
+    enqueues: list[tuple[bytes, dict[str, object]]] = []
+    with unit_of_work(ctx) as w:
+        tx, now = w.tx, w.now
+        head = tx.head_block()
+        if head is None:
+            return TrapPassReport()
+        for epoch in (head.epoch, head.epoch + 1):  # (1)
+            if tx.get_trap_seed(epoch) is None:
+                record = TrapSeedRecord(
+                    epoch=epoch,
+                    commitment=trap_seed_commitment(ctx.trap_seed(epoch)),
+                    committed_at=now,
+                    committed_height=head.height,
+                )
+                if tx.insert_trap_seed(record):
+                    committed.append(epoch)
+        last = tx.last_batch_epoch()  # (2)
+        first = tx.get_meta(META_TRAP_REVEAL_NEXT) or 0
+        if last is not None and first <= last:
+            for epoch in range(first, last + 1):
+                if tx.reveal_trap_seed(epoch, ctx.trap_seed(epoch), now):
+                    revealed.append(epoch)
+            tx.set_meta(META_TRAP_REVEAL_NEXT, last + 1)
+        for trap in tx.open_traps(1000):  # (3)
+            linked_now, answered = _follow_trap(w, trap)
+            linked += linked_now
+            answers += answered
+        if ctx.trap_oracle is not None and ctx.trap_corpus and ctx.chain_writer is not None:  # (4)
+            enqueues = _new_traps(w, head.epoch)
+        w.commit()
+    for caller, body in enqueues:
+        if ctx.chain_writer is not None:
+            ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
+    if enqueues:
+        log.info("enqueued %d AI trap jobs", len(enqueues))
+    return TrapPassReport(
+        committed=tuple(committed),
+        revealed=tuple(revealed),
+        enqueued=tuple(c for c, _ in enqueues),
+        linked=linked,
+        answers_revealed=answers,
+    )
+
+
+def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int]:
+    tx, ctx = w.tx, w.ctx
+    jobs = tx.jobs_of_caller(trap.caller)
+    job = jobs[-1] if jobs else None
+    if job is None:
+        if trap.task_id:  # its enqueue block was orphaned: wait for the transaction to land again
+            tx.update_trap(replace(trap, task_id=b"", log_hash=b""))
+        return 0, 0
+    linked = 0
+    if job.task_id != trap.task_id:
+        trap = replace(trap, task_id=job.task_id, log_hash=trap_log_hash(ctx.trap_seed(trap.epoch), job.task_id))
+        tx.update_trap(trap)
+        linked = 1
+    if job.status not in TRAP_FINAL_STATUSES or ctx.trap_oracle is None:
+        return linked, 0
+    expected = expected_answer(ctx, trap)
+    digest = output_digest(expected.output) if isinstance(expected, ExpectedAnswer) else b""
+    tx.update_trap(replace(trap, answer_digest=digest, revealed_at=w.now))
+    return linked, 1
+
+
+def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
+    tx, ctx, now = w.tx, w.ctx, w.now
+    models = {c.model for c in ctx.trap_corpus}
+    unlinked: dict[str, int] = {}
+    for t in tx.open_traps(10_000):
+        if not t.task_id:
+            unlinked[t.model] = unlinked.get(t.model, 0) + 1
+    counts = {m: n for m, n in tx.ai_job_counts().items() if m in models}
+    needs = trap_needs(counts, tx.trap_counts(), unlinked, ctx.params)
+    if not needs:
+        return []
+    seed = ctx.trap_seed(epoch)
+    n = sum(tx.trap_counts().values())
+    price = tx.get_meta("price_bps") or ctx.params.price_initial_bps
+    open_jobs = tx.list_jobs([JobStatus.PENDING, JobStatus.QUEUED], None, 500)
+    queued = [j for j in open_jobs if j.kind == "ai" and tx.get_trap(j.caller) is None]  # ordinary ones only
+    out: list[tuple[bytes, dict[str, object]]] = []
+    for model, count in needs.items():
+        for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
+            case = pick_prompt(ctx.trap_corpus, model, seed, n)
+            if case is None:
+                break
+            body = _trap_body(ctx, case, [j for j in queued if j.model == model], price)
+            caller = trap_caller(seed, n)
+            try:
+                valid = validate_request({"kind": "ai", **body}, ctx.params, price, lambda _: 1)
+            except RequestError as exc:
+                log.warning("trap for %s not enqueued: %s", model, exc)
+                break
+            if (fund := tx.balances([FUND])[FUND]) < valid.escrow:
+                _note_unfunded_trap(ctx, model, valid.escrow, fund, now)
+                return out
+            trap = TrapRecord(
+                caller=caller,
+                n=n,
+                epoch=epoch,
+                model=model,
+                prompt=case.prompt,
+                max_tokens=case.max_tokens,
+                funded=valid.escrow,
+                created_at=now,
+            )
+            if not tx.insert_trap(trap):
+                return out  # another replica took this number
+            if valid.escrow > 0:
+                posting = Posting(
+                    debit=FUND,
+                    credit=requester_account(caller),
+                    amount=MicroAnm(valid.escrow),
+                    ref_kind="trap_funding",
+                    ref=caller,
+                )
+                tx.post([posting], None, now)
+            out.append((caller, body))
+            n += 1
+    return out
+
+
+def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: int) -> None:
+    """Count a trap the fund could not pay (/metrics, getStatus); warn at most once per TRAP_WARNING_EVERY_S
+    per model, saying how many were counted since the last warning."""
+    shortfalls = ctx.caches.trap_shortfalls
+    last = shortfalls.get(model)
+    count = (last.count if last else 0) + 1
+    if last is None or now - last.warned_at >= TRAP_WARNING_EVERY_S:
+        since = f"; {count - last.warned_count} since the last warning" if last else ""
+        log.warning("the fund (%d µANM) cannot pay the escrow of a %s trap (%d µANM)%s", fund, model, escrow, since)
+        shortfalls[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
+    else:
+        shortfalls[model] = replace(last, count=count, escrow=escrow)
+
+
+def _trap_body(ctx: Context, case: TrapPrompt, queued: Sequence[Job], price: int) -> dict[str, object]:
+    """An ai_enqueue body that looks like the model's open jobs (pending or queued): their median fee and
+    runtime budget, tier 0, the default deadline; the prompt and token budget from the corpus."""
+    fees = sorted(j.fee_per_unit for j in queued)
+    runtimes = sorted(as_int(decode_request(j).get("max_runtime_ms")) for j in queued)
+    floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
+    fee = max(fees[len(fees) // 2], floor) if fees else 2 * floor
+    runtime = runtimes[len(runtimes) // 2] if runtimes and runtimes[len(runtimes) // 2] > 0 else 20_000
+    return {
+        "model": case.model,
+        "prompt": case.prompt,
+        "max_tokens": case.max_tokens,
+        "max_runtime_ms": runtime,
+        "fee_per_unit": fee,
+        "tier": 0,
+    }
+
+
+def expected_answer(ctx: Context, trap: TrapRecord) -> ExpectedAnswer | Reject:
+    """The oracle's answer to a trap, computed once per corpus entry; an oracle that cannot run the model
+    gives UNVERIFIABLE (no slash, the job requeues)."""
+    key = (trap.model, trap.prompt, trap.max_tokens)
+    found = ctx.caches.expected.get(key)
+    if found is not None:
+        return found
+    answer = run_oracle(ctx, "trap", "no trap oracle configured", trap.model, trap.prompt, trap.max_tokens)
+    if isinstance(answer, ExpectedAnswer):
+        ctx.caches.expected[key] = answer
+    return answer
+
+
+def run_oracle(
+    ctx: Context, purpose: str, missing: str, model: str, prompt: bytes, max_tokens: int
+) -> ExpectedAnswer | Reject:
+    """One re-execution by the coordinator's own model (a trap's or a sampled job's; `purpose` prefixes the
+    messages): the answer, or UNVERIFIABLE when there is no oracle (`missing` says so) or it cannot run."""
+    if ctx.trap_oracle is None:
+        return Reject(code=RejectCode.UNVERIFIABLE, message=f"{purpose}: {missing}")
+    try:
+        return ctx.trap_oracle.expected(model, prompt, max_tokens)
+    except AicfError as exc:
+        log.warning("%s re-execution of %s failed: %s", purpose, model, exc)
+        return Reject(code=RejectCode.UNVERIFIABLE, message=f"{purpose}: cannot re-execute {model}: {exc}")
