@@ -11,6 +11,7 @@ Before it sends, it waits for the key's transactions still in flight and checks 
 writer started after a crash resends what is missing and never sends anything twice.
 """
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -187,6 +188,7 @@ class EvmChain:
         self.address = Web3.to_checksum_address(deployment.aicf)
         self._cache: OrderedDict[bytes, EvmBlock] = OrderedDict()
         self._cache_blocks = max(1, cache_blocks)
+        self._enqueued: OrderedDict[bytes, tuple[int, bytes, bytes]] = OrderedDict()  # contract id → (h, hash, id)
         self.hits = 0
         self.misses = 0
 
@@ -307,6 +309,10 @@ class EvmChain:
                     )
                 )
                 txs.append(ChainTx(tx_hash=tx_hash, index=len(txs), sender=caller, kind=kind, body=body))
+                spec_id = spec_task_id(self.chain_id, height, tx_hash, caller, kind, body)
+                self._enqueued[contract_task] = (height, bytes(header["hash"]), spec_id)
+                if len(self._enqueued) > 16 * self._cache_blocks:
+                    self._enqueued.popitem(last=False)
                 refs.append(
                     EvmTxRef(
                         tx_hash=tx_hash,
@@ -319,7 +325,7 @@ class EvmChain:
                 )
             elif event == "CancelRequested":
                 contract_task = bytes(args["taskId"])
-                body = {"task_id": self._spec_task_of(contract_task, height)}
+                body = {"task_id": self._spec_task_of(contract_task, height, bytes(header["hash"]))}
                 sender = _address_bytes(args["caller"])
                 txs.append(ChainTx(tx_hash=tx_hash, index=len(txs), sender=sender, kind=TxKind.CANCEL, body=body))
                 refs.append(
@@ -378,9 +384,17 @@ class EvmChain:
             raise EvmError(f"transaction 0x{evm_tx.hex()} of a log is unknown to the node") from exc
         return _address_bytes(str(tx["from"]))
 
-    def _spec_task_of(self, contract_task: bytes, up_to: int) -> bytes:
+    def _spec_task_of(self, contract_task: bytes, up_to: int, up_to_hash: bytes) -> bytes:
         """SPEC's task_id of the job the contract calls `contract_task`, from its enqueue log on the canonical
-        chain at or below `up_to`; the contract's id itself when no enqueue log is found (ingestion ignores it)."""
+        chain at or below `up_to`; the contract's id itself when no enqueue log is found (ingestion ignores it).
+        An enqueue read before is taken from memory if its block is still the canonical one at its height."""
+        known = self._enqueued.get(contract_task)
+        if known is not None:
+            height, block_hash, spec_id = known
+            header = self._header(height) if height != up_to else None
+            canonical = up_to_hash if header is None else bytes(header["hash"])
+            if canonical == block_hash:
+                return spec_id
         topic = "0x" + contract_task.hex()
         for event in ("AiEnqueued", "QuantumEnqueued"):
             signature = next(sig for sig, (name, _) in _EVENTS.items() if name == event)
@@ -397,10 +411,8 @@ class EvmChain:
                 if enqueue is None:
                     continue
                 for ref in enqueue.refs:
-                    if ref.contract_task_id == contract_task and ref.event == event:
-                        tx = next(t for t in enqueue.block.txs if t.tx_hash == ref.tx_hash)
-                        if tx.kind == TxKind.DEPOSIT:
-                            continue
+                    tx = next(t for t in enqueue.block.txs if t.tx_hash == ref.tx_hash)
+                    if ref.contract_task_id == contract_task and tx.kind != TxKind.DEPOSIT:
                         return spec_task_id(
                             self.chain_id, enqueue.block.height, tx.tx_hash, tx.sender, tx.kind, tx.body
                         )
@@ -490,7 +502,7 @@ class EvmWriter:
     clock: Clock
     receipt_timeout_s: float = 120.0
     poll_s: float = 1.0
-    in_flight: dict[int, bytes] = field(default_factory=dict)  # nonce → tx hash, sent and not yet confirmed
+    in_flight: dict[int, "_InFlight"] = field(default_factory=dict)  # nonce → sent, not yet confirmed
     sent: int = 0
     aicf: Contract = field(init=False)
 
@@ -547,21 +559,42 @@ class EvmWriter:
 
     def settle_in_flight(self) -> None:
         """Wait until every transaction the key has sent (this writer's, or a crashed one's: the node's pending
-        nonce is above its mined nonce) is mined, so the state check sees them. Raises ReceiptTimeoutError."""
+        nonce is above its mined nonce) is mined, so the state check sees them. A transaction of this writer the
+        node no longer holds is forgotten (the state check then decides whether to send it again). Raises
+        ReceiptTimeoutError naming the nonces when they stay unmined; `replace_stuck` can then raise their fees."""
         deadline = self.clock.now() + self.receipt_timeout_s
         while True:
-            mined = self.w3.eth.get_transaction_count(self.account.address, "latest")
-            pending = self.w3.eth.get_transaction_count(self.account.address, "pending")
+            mined = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
+            pending = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+            if pending <= mined:
+                self.in_flight.clear()
+                return
             for nonce in [n for n in self.in_flight if n < mined]:
                 del self.in_flight[nonce]
-            if pending <= mined and not self.in_flight:
-                return
             if self.clock.now() >= deadline:
                 raise ReceiptTimeoutError(
-                    f"{max(pending - mined, len(self.in_flight))} transaction(s) from {self.account.address} "
-                    f"still unmined after {self.receipt_timeout_s} s (nonces {mined}..{pending - 1})"
+                    f"{pending - mined} transaction(s) from {self.account.address} still unmined after "
+                    f"{self.receipt_timeout_s} s (nonces {mined}..{pending - 1})"
                 )
             self.clock.sleep(self.poll_s)
+
+    def replace_stuck(self) -> list[bytes]:
+        """Resend each of this writer's unmined transactions at its own nonce with fees raised by a quarter
+        (at least the node's current fees): the node replaces it, so it still lands at most once. Returns the
+        new hashes."""
+        mined = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
+        base_fee, tip = self._fees()
+        replaced: list[bytes] = []
+        for nonce, sent in sorted(self.in_flight.items()):
+            if nonce < mined:
+                continue
+            new_tip = max(tip, sent.tip + sent.tip // 4 + 1)
+            new_max = max(2 * base_fee + new_tip, sent.max_fee + sent.max_fee // 4 + 1)
+            params: TxParams = {**sent.params, "maxPriorityFeePerGas": Wei(new_tip), "maxFeePerGas": Wei(new_max)}
+            fresh = self._sign_and_send(params, new_tip, new_max)
+            self.in_flight[nonce] = dataclasses.replace(fresh, replaced=(sent.tx_hash, *sent.replaced))
+            replaced.append(self.in_flight[nonce].tx_hash)
+        return replaced
 
     # -- sending ----------------------------------------------------------------------------------------------
     def _call_of(self, intent: Intent) -> ContractFunction:
@@ -587,8 +620,20 @@ class EvmWriter:
         return fn.slash(intent.provider_id, intent.reason, intent.bps, intent.evidence_hash)
 
     def next_nonce(self) -> int:
+        """The node's pending nonce for the key, or past this writer's own in-flight ones if it is behind."""
         pending = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
         return max([pending, *(n + 1 for n in self.in_flight)])
+
+    def _fees(self) -> tuple[int, int]:
+        """(base fee of the latest block, the node's suggested priority fee): EIP-1559 from the node."""
+        latest = self.w3.eth.get_block("latest")
+        return int(latest.get("baseFeePerGas") or 0), int(self.w3.eth.max_priority_fee)
+
+    def _sign_and_send(self, params: TxParams, tip: int, max_fee: int) -> "_InFlight":
+        signed = self.account.sign_transaction(cast("dict[str, Any]", params))
+        tx_hash = bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        self.sent += 1
+        return _InFlight(tx_hash=tx_hash, params=params, tip=tip, max_fee=max_fee)
 
     def _send(self, call: ContractFunction) -> WriteResult:
         sender = self.account.address
@@ -596,42 +641,55 @@ class EvmWriter:
             gas = int(call.estimate_gas({"from": sender}))
         except (ContractCustomError, ContractLogicError) as exc:
             raise EvmWriteError(f"{call.fn_name} would revert: {describe_revert(exc)}") from exc
-        latest = self.w3.eth.get_block("latest")
-        base_fee = int(latest.get("baseFeePerGas") or 0)
-        tip = int(self.w3.eth.max_priority_fee)
+        base_fee, tip = self._fees()
         nonce = self.next_nonce()
-        params: TxParams = {
+        max_fee = 2 * base_fee + tip
+        request: TxParams = {
             "from": sender,
             "nonce": Nonce(nonce),
             "gas": gas + gas // 5,
             "maxPriorityFeePerGas": Wei(tip),
-            "maxFeePerGas": Wei(2 * base_fee + tip),
+            "maxFeePerGas": Wei(max_fee),
             "chainId": self.deployment.chain_id,
         }
-        tx = call.build_transaction(params)
-        signed = self.account.sign_transaction(cast("dict[str, Any]", tx))
-        tx_hash = bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
-        self.in_flight[nonce] = tx_hash
-        self.sent += 1
-        receipt = self.wait_receipt(tx_hash)
+        self.in_flight[nonce] = self._sign_and_send(call.build_transaction(request), tip, max_fee)
+        receipt = self.wait_receipt(nonce)
         self.in_flight.pop(nonce, None)
+        tx_hash = bytes(receipt["transactionHash"])
         if int(receipt["status"]) != 1:
             raise EvmWriteError(f"{call.fn_name} failed on chain in transaction 0x{tx_hash.hex()}")
         return WriteResult(status=WriteStatus.SENT, tx_hash=tx_hash, block=int(receipt["blockNumber"]))
 
-    def wait_receipt(self, tx_hash: bytes) -> Mapping[str, Any]:
+    def wait_receipt(self, nonce: int) -> Mapping[str, Any]:
+        """The receipt of this writer's transaction at `nonce` (whichever of its replacements was mined).
+        Raises ReceiptTimeoutError after `receipt_timeout_s`; the transaction stays in flight."""
         deadline = self.clock.now() + self.receipt_timeout_s
         while True:
-            try:
-                receipt: Mapping[str, Any] = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                return receipt
-            except TransactionNotFound:
-                pass
+            sent = self.in_flight[nonce]
+            used = int(self.w3.eth.get_transaction_count(self.account.address, "latest")) > nonce
+            for tx_hash in (sent.tx_hash, *sent.replaced):  # the replacement, or what it replaced, may be mined
+                try:
+                    receipt: Mapping[str, Any] = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                    return receipt
+                except TransactionNotFound:
+                    pass
+            if used:  # read before the receipts: a transaction of ours mined at `nonce` would have shown
+                raise EvmWriteError(f"nonce {nonce} was used by a transaction this writer did not send")
             if self.clock.now() >= deadline:
                 raise ReceiptTimeoutError(
-                    f"no receipt for 0x{tx_hash.hex()} within {self.receipt_timeout_s} s; it stays in flight"
+                    f"no receipt for 0x{sent.tx_hash.hex()} (nonce {nonce}) within {self.receipt_timeout_s} s; "
+                    "it stays in flight"
                 )
             self.clock.sleep(self.poll_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _InFlight:
+    tx_hash: bytes
+    params: TxParams  # what was signed, so a replacement keeps the nonce and the call
+    tip: int
+    max_fee: int
+    replaced: tuple[bytes, ...] = ()  # the hashes this one replaced (one of them may still be mined)
 
 
 def describe_revert(exc: ContractCustomError | ContractLogicError) -> str:

@@ -11,6 +11,7 @@ from web3.logs import DISCARD
 from aicf.chain.anvil import Anvil, free_port
 from aicf.chain.deploy import DeploymentError
 from aicf.chain.evm import EvmChain, EvmWriter, Inclusion, NodeUnreachableError, spec_task_id
+from aicf.chain.interface import ChainView
 from aicf.core.chain import TxKind
 from aicf.core.params import Params
 from aicf.core.requests import validate_request
@@ -105,10 +106,15 @@ def test_a_cancel_names_the_spec_task_id_and_an_inclusion_becomes_a_proof_from_t
     )
 
     cancel = send(local.aicf.functions.cancel(contract_task), local.roles.requester)
-    cancel_block = chain.block_at(cancel["blockNumber"])
-    assert cancel_block is not None
-    (tx,) = cancel_block.txs
-    assert (tx.kind, dict(tx.body), tx.sender) == (TxKind.CANCEL, {"task_id": spec_id}, addr(local.roles.requester))
+    for reader in (chain, EvmChain(local.w3, local.deployment)):  # the enqueue read before, or found by its log
+        cancel_block = reader.block_at(cancel["blockNumber"])
+        assert cancel_block is not None
+        (tx,) = cancel_block.txs
+        assert (tx.kind, dict(tx.body), tx.sender) == (
+            TxKind.CANCEL,
+            {"task_id": spec_id},
+            addr(local.roles.requester),
+        )
 
     writer = EvmWriter(local.w3, local.deployment, coordinator_account(), MiningClock(local.w3))
     inclusion = Inclusion(
@@ -161,7 +167,7 @@ def test_a_reorg_shows_a_new_hash_at_the_same_height_and_the_cache_does_not_hide
 
 
 def test_finality_is_the_deployment_depth_below_the_head(stack: Stack) -> None:
-    chain = EvmChain(stack.w3, stack.deployment)
+    chain: ChainView = EvmChain(stack.w3, stack.deployment)  # mypy checks it is a ChainView
     mine(stack.w3, 7)
     assert chain.finalized_height() == chain.head_height() - stack.deployment.finality_depth
     assert chain.block_at(chain.head_height() + 1) is None

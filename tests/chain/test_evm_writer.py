@@ -85,7 +85,7 @@ def test_a_root_whose_transaction_vanished_before_mining_is_resent_once(local: S
         with pytest.raises(ReceiptTimeoutError):
             killed.ensure(empty_batch(0))
         (lost,) = killed.in_flight.values()
-        local.w3.provider.make_request("anvil_dropTransaction", ["0x" + lost.hex()])  # type: ignore[arg-type]
+        local.w3.provider.make_request("anvil_dropTransaction", ["0x" + lost.tx_hash.hex()])  # type: ignore[arg-type]
     finally:
         set_automine(local.w3, True)
     restarted = writer(local)
@@ -94,6 +94,26 @@ def test_a_root_whose_transaction_vanished_before_mining_is_resent_once(local: S
     assert (batch_logs(local), local.aicf.functions.nextEpoch().call()) == (2, 2)
     assert [r.status for r in writer(local).ensure_all([empty_batch(0), empty_batch(1)])] == [WriteStatus.ALREADY] * 2
     assert batch_logs(local) == 2
+
+
+def test_a_stuck_root_is_replaced_at_its_nonce_with_higher_fees_and_lands_once(local: Stack) -> None:
+    start = nonce(local)
+    set_automine(local.w3, False)
+    try:
+        w = writer(local, StoppedClock(), timeout_s=5.0)
+        with pytest.raises(ReceiptTimeoutError):
+            w.ensure(empty_batch(0))
+        (stuck,) = w.in_flight.values()
+        (replacement,) = w.replace_stuck()
+        assert replacement != stuck.tx_hash
+        assert w.in_flight[start].max_fee > stuck.max_fee
+        local.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert w.wait_receipt(start)["transactionHash"] == replacement
+        w.clock = MiningClock(local.w3)
+        assert w.ensure(empty_batch(0)).status == WriteStatus.ALREADY
+    finally:
+        set_automine(local.w3, True)
+    assert (nonce(local), batch_logs(local)) == (start + 1, 1)
 
 
 def test_a_different_root_already_posted_for_the_epoch_is_a_conflict_not_a_resend(local: Stack) -> None:
