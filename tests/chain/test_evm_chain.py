@@ -174,6 +174,14 @@ def test_finality_is_the_deployment_depth_below_the_head(stack: Stack) -> None:
     assert chain.block_at(-1) is None
 
 
+def test_finality_by_tag_takes_the_lower_of_the_depth_and_the_nodes_finalized_block(stack: Stack) -> None:
+    chain = EvmChain(stack.w3, stack.deployment, finality="tag")
+    mine(stack.w3, 70)
+    tagged = int(stack.w3.eth.get_block("finalized")["number"])  # anvil: 64 blocks behind the head
+    assert tagged < chain.head_height() - stack.deployment.finality_depth
+    assert chain.finalized_height() == tagged
+
+
 def test_a_deployment_file_of_another_chain_id_is_refused_naming_both(
     stack: Stack, tmp_path: Path, anvil: Anvil
 ) -> None:
