@@ -118,8 +118,8 @@ def _address_bytes(value: str) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvmTxRef:
-    """What a ChainTx's EVM log carries beyond the SPEC body: the contract's own task id and the escrow the
-    contract pulled (enqueues), the log's place, and the SPEC task id a cancel or inclusion names."""
+    """What a ChainTx's EVM log carries beyond its body: the log's place, the contract's own task id (enqueue,
+    cancel, inclusion) and the escrow the contract pulled (enqueue and its deposit)."""
 
     tx_hash: bytes  # the ChainTx's hash
     evm_tx_hash: bytes  # the EVM transaction that emitted the log
