@@ -1,21 +1,31 @@
-"""Gas of the AICF contracts on anvil (issue 13 Speed): enqueue, proof inclusion, batch root, claim.
+"""Gas of the AICF contracts on anvil (issue 13 Speed): enqueue, proof inclusion, batch root, claim; and the
+ingest rate of enqueue logs through the chain adapter beside the embedded devnet's.
 
-Run: .venv/bin/python benchmarks/bench_chain.py [--sizes 2,100,10000,100000]
+Run: .venv/bin/python benchmarks/bench_chain.py [--sizes 2,100,10000,100000] [--blocks 50 --jobs-per-block 20]
 Needs `scripts/install-chain`. Starts its own anvil on 127.0.0.1 (a free port), deploys, and prints a markdown
 table of gasUsed per transaction. Batch roots and claims are measured for claim trees of each size: a batch
 root is one transaction whatever the size, and a claim's gas grows with its Merkle path (log2 of the accounts).
+Ingest: `--blocks` blocks of `--jobs-per-block` aiEnqueue each are mined on anvil, then `EvmChain.block_at` reads
+them all (a fresh adapter each round, so every block is a cache miss: header + logs), and the embedded devnet's
+`block_at` reads a devnet with the same blocks of enqueues; jobs/s, min / median / max of 3 rounds.
 """
 
 import argparse
 import math
+import statistics
 import sys
+import time
 
 from web3 import Web3
 from web3.logs import DISCARD
+from web3.types import Nonce
 
 from aicf.chain.anvil import find_anvil, start_anvil
 from aicf.chain.claims import build_claim_tree
-from aicf.chain.deploy import contract, deploy
+from aicf.chain.deploy import Deployment, contract, deploy
+from aicf.chain.devnet import Devnet
+from aicf.chain.evm import EvmChain
+from aicf.core.chain import TxKind
 
 ANM = 10**6
 
@@ -23,6 +33,8 @@ ANM = 10**6
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2,100,10000,100000", help="claim tree sizes (accounts per batch)")
+    parser.add_argument("--blocks", type=int, default=50, help="blocks of enqueues for the ingest rate")
+    parser.add_argument("--jobs-per-block", type=int, default=20, help="aiEnqueue logs per block")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     binary = find_anvil()
@@ -30,13 +42,84 @@ def main() -> None:
         sys.exit("anvil is not installed: run scripts/install-chain")
     node = start_anvil(binary)
     try:
-        rows = measure(Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120})), sizes)
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+        rows = measure(w3, sizes)
+        rates = ingest_rates(w3, args.blocks, args.jobs_per_block)
     finally:
         node.stop()
     print("| transaction | detail | gas |")
     print("|---|---|---:|")
     for name, detail, gas in rows:
         print(f"| {name} | {detail} | {gas:,} |")
+    print()
+    print(f"| ingest ({args.blocks} blocks × {args.jobs_per_block} enqueues) | jobs/s min | median | max |")
+    print("|---|---:|---:|---:|")
+    for name, samples in rates:
+        print(f"| {name} | {min(samples):,.0f} | {statistics.median(samples):,.0f} | {max(samples):,.0f} |")
+
+
+def ingest_rates(w3: Web3, blocks: int, per_block: int) -> list[tuple[str, list[float]]]:
+    """jobs/s of reading `blocks` blocks of `per_block` enqueues: EvmChain on anvil (cold and warm cache) and
+    the embedded devnet, 3 rounds each."""
+    d, first = enqueue_blocks(w3, blocks, per_block)
+    jobs = blocks * per_block
+    heights = range(first, first + blocks)
+
+    def evm_round(chain: EvmChain) -> float:
+        start = time.perf_counter()
+        got = sum(len(b.txs) // 2 for h in heights if (b := chain.block_at(h)) is not None)
+        if got != jobs:
+            sys.exit(f"EvmChain read {got} enqueues, expected {jobs}")
+        return jobs / (time.perf_counter() - start)
+
+    cold = [evm_round(EvmChain(w3, d)) for _ in range(3)]
+    warm_chain = EvmChain(w3, d)
+    evm_round(warm_chain)
+    warm = [evm_round(warm_chain) for _ in range(3)]
+    net = Devnet()
+    body = {"model": "llama3-8b", "prompt": b"p" * 100, "max_tokens": 64, "max_runtime_ms": 1000}
+    for _ in range(blocks):
+        for i in range(per_block):
+            net.submit(b"\x0a" * 20, TxKind.AI_ENQUEUE, {**body, "fee_per_unit": 15000 + i, "tier": 0})
+        net.mine()
+
+    def devnet_round() -> float:
+        start = time.perf_counter()
+        got = sum(len(b.txs) for h in range(1, blocks + 1) if (b := net.block_at(h)) is not None)
+        if got != jobs:
+            sys.exit(f"the devnet read {got} enqueues, expected {jobs}")
+        return jobs / (time.perf_counter() - start)
+
+    return [
+        ("EvmChain.block_at on anvil, cold cache (header + logs per block)", cold),
+        ("EvmChain.block_at on anvil, warm cache (header per block)", warm),
+        ("embedded devnet block_at", [devnet_round() for _ in range(3)]),
+    ]
+
+
+def enqueue_blocks(w3: Web3, blocks: int, per_block: int) -> tuple[Deployment, int]:
+    """A fresh deployment and `blocks` blocks of `per_block` aiEnqueue each (100 B prompts); the first height."""
+    admin, coordinator, fund, requester = list(w3.eth.accounts)[:4]
+    d = deploy(w3, deployer=admin, coordinator=coordinator, fund=fund, with_consumer=False)
+    token, aicf = contract(w3, "AicfTestToken", d.token), contract(w3, "Aicf", d.aicf)
+    for call, who in (
+        (token.functions.mint(requester, 10**15), admin),
+        (token.functions.approve(aicf.address, 2**256 - 1), requester),
+    ):
+        w3.eth.wait_for_transaction_receipt(call.transact({"from": who}))
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        first = w3.eth.block_number + 1
+        nonce = int(w3.eth.get_transaction_count(requester))
+        for _ in range(blocks):
+            for i in range(per_block):
+                call = aicf.functions.aiEnqueue("llama3-8b", b"p" * 100, 64, 1000, 15000 + i, 0, ANM)
+                call.transact({"from": requester, "gas": 400_000, "nonce": Nonce(nonce)})
+                nonce += 1
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    return d, first
 
 
 def measure(w3: Web3, sizes: list[int]) -> list[tuple[str, str, int]]:
