@@ -2,6 +2,7 @@
 PENDING job under SPEC's task_id with its escrow, and a reorg on anvil (evm_snapshot / evm_revert, then a new
 block) is found by block hash and undone exactly."""
 
+from store.backends import memory_store
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -11,7 +12,6 @@ from aicf.core.ledger import escrow_account, requester_account
 from aicf.core.params import Params
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.store.memory import MemoryStore
 from chain.evm_adapter_support import MiningClock, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, Stack, send
 
@@ -26,7 +26,7 @@ def no_circuits(circuit: bytes) -> int:
 def test_an_evm_enqueue_is_ingested_as_a_pending_job_and_a_reorg_on_anvil_removes_it(stack: Stack) -> None:
     stack.fund_with(stack.roles.requester, 10 * ANM)
     chain = EvmChain(stack.w3, stack.deployment)
-    store = MemoryStore()
+    store = memory_store()
     snap = stack.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     receipt = send(stack.aicf.functions.aiEnqueue(*AI_ARGS), stack.roles.requester)
     (event,) = stack.aicf.events.AiEnqueued().process_receipt(receipt, errors=DISCARD)
@@ -64,7 +64,7 @@ def test_an_inclusion_sent_by_the_writer_is_ingested_as_the_tasks_proof_inclusio
     local = local_coordinator_stack(w3)
     local.fund_with(local.roles.requester, 10 * ANM)
     chain = EvmChain(w3, local.deployment)
-    store = MemoryStore()
+    store = memory_store()
     receipt = send(local.aicf.functions.aiEnqueue(*AI_ARGS), local.roles.requester)
     (event,) = local.aicf.events.AiEnqueued().process_receipt(receipt, errors=DISCARD)
     block = chain.block_at(receipt["blockNumber"])
