@@ -33,6 +33,7 @@ from aicf.proofs.attestation import (
     AttestationResult,
     PinnedRoot,
     Policy,
+    VendorRoots,
     cca,
     chain,
     dcap,
@@ -150,6 +151,30 @@ def bare_rate(curve: ec.EllipticCurve, algorithm: hashes.HashAlgorithm, seconds:
     return rate(lambda: public.verify(sig, data, ec.ECDSA(algorithm)), seconds)
 
 
+CURVES = {"P-256": (ec.SECP256R1(), hashes.SHA256()), "P-384": (ec.SECP384R1(), hashes.SHA384())}
+
+
+def vendor_roots() -> VendorRoots:
+    """The pinned roots of the fixtures' vendors."""
+
+    def pin(vendor: str, name: str, der: bytes) -> PinnedRoot:
+        return PinnedRoot(vendor=vendor, name=name, version=1, der=der, activation_height=0)
+
+    return make_vendor_roots(
+        (
+            pin(AMD, "ARK-Milan", ders((FIX / "sev-snp/ask_ark_milan.pem").read_bytes())[1]),
+            pin(INTEL, "Intel SGX Root CA", (FIX / "sgx-dcap/Intel_SGX_RootCA.der").read_bytes()),
+            pin(AWS, "AWS Nitro root G1", ders((FIX / "nitro/aws_nitro_enclaves_root_G1.pem").read_bytes())[0]),
+            pin(
+                NVIDIA,
+                "NVIDIA Device Identity CA",
+                ders((FIX / "nvidia-gpu/nvidia_device_identity_root.pem").read_bytes())[0],
+            ),
+            pin(ARM_CCA, "CPAK", cpak()),
+        )
+    )
+
+
 WARM_TARGET = 0.50  # issue 6: warm verification at >= 50 % of the bare verify for the same curve
 
 
@@ -166,23 +191,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
-    def pin(vendor: str, name: str, der: bytes) -> PinnedRoot:
-        return PinnedRoot(vendor=vendor, name=name, version=1, der=der, activation_height=0)
-
-    roots = make_vendor_roots(
-        (
-            pin(AMD, "ARK-Milan", ders((FIX / "sev-snp/ask_ark_milan.pem").read_bytes())[1]),
-            pin(INTEL, "Intel SGX Root CA", (FIX / "sgx-dcap/Intel_SGX_RootCA.der").read_bytes()),
-            pin(AWS, "AWS Nitro root G1", ders((FIX / "nitro/aws_nitro_enclaves_root_G1.pem").read_bytes())[0]),
-            pin(
-                NVIDIA,
-                "NVIDIA Device Identity CA",
-                ders((FIX / "nvidia-gpu/nvidia_device_identity_root.pem").read_bytes())[0],
-            ),
-            pin(ARM_CCA, "CPAK", cpak()),
-        )
-    )
-    curves = {"P-256": (ec.SECP256R1(), hashes.SHA256()), "P-384": (ec.SECP384R1(), hashes.SHA384())}
+    roots = vendor_roots()
+    curves = CURVES
     print(f"{load_average()} at the start\n")
     print(f"min / **median** / max over {rounds(args.runs)} of {args.seconds:g} s each, warm and bare interleaved;")
     print("the ratio is taken round by round.\n")

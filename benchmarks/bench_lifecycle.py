@@ -99,14 +99,16 @@ def _deadline(limit_s: float) -> Callable[[str], None]:
     return check
 
 
-def lifecycle(store: Store, jobs: int, providers: int, limit_s: float = 900.0) -> tuple[float, dict[str, float]]:
+def lifecycle(
+    store: Store, jobs: int, providers: int, limit_s: float = 900.0, block_cap: int = 10_000
+) -> tuple[float, dict[str, float]]:
     """Coordinator seconds for `jobs` jobs from enqueue to settlement, and the phases.
 
-    Mines until the mempool is empty (the devnet caps a block at 10,000 transactions) and raises StalledError, naming
-    where it stood, once `limit_s` wall seconds have passed."""
+    Mines until the mempool is empty (the devnet caps a block at `block_cap` transactions) and raises StalledError,
+    naming where it stood, once `limit_s` wall seconds have passed."""
     check = _deadline(limit_s)
     clock = FixedClock(GENESIS)
-    devnet = Devnet(DevnetConfig(genesis_time=GENESIS, issuance=10**12))
+    devnet = Devnet(DevnetConfig(genesis_time=GENESIS, issuance=10**12, max_txs_per_block=block_cap))
     coord = make_coordinator_for(store, clock, PARAMS, DevnetWriter(devnet))
     op = public_key(operator_key())
     keys = {}
