@@ -306,7 +306,8 @@ def replica_run(jobs: int, providers: int, n: int, notes: list[str]) -> float:
         notes.append(f"{n} replicas did not finish (exit codes {codes})")
         return 0.0
     end = f"{settled - first:.1f} s" if settled else "not within 160 s"
-    notes.append(f"{n} replicas: first lease → all proved {proved - first:.2f} s, → all settled {end}, exit {codes}")
+    who = f"{n} replica{'s' if n > 1 else ''}"
+    notes.append(f"{who}: first lease → all proved {proved - first:.2f} s, → all settled {end}, exit {codes}")
     return jobs / (proved - first)
 
 
