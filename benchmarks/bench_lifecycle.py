@@ -1,16 +1,26 @@
-"""Coordinator lifecycle benchmarks (issue 5, item 8). Prints markdown tables.
+"""Coordinator lifecycle benchmarks (issue 5, item 8; issue 18), each beside a bare queue. Prints markdown tables.
 
-Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--skip-replicas] [--skip-assign]
+Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--runs R] [--stores sqlite,postgres]
+         [--replicas 1,2] [--growth 1000,10000] [--growth-100k] [--limit-s S]
+         [--skip-lifecycle] [--skip-replicas] [--skip-assign]
+
+Every measure runs with its reference (benchmarks/reference.py) in the same process run, interleaved, for R rounds
+(default 3), and the tables give min / median / max of both and their ratio round by round, with the load average.
+A lifecycle mines until the devnet's mempool is empty (a block takes at most 10,000 transactions) and stops with a
+message saying how far it got once `--limit-s` wall seconds have passed.
 
 1. Full lifecycle, in one process with a fake clock: N AI jobs enqueued on the devnet → ingested and QUEUED →
    matched and leased → proofs submitted and verified (no TEE) → inclusions ingested (VERIFIED) → the epoch's
    batch settled. Only the coordinator's work is timed (ingest, match, heartbeat + proof, settlement ingest);
-   mining the devnet is not. On SQLite (a tmp file) and PostgreSQL (a fresh schema).
-2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.replica`, a scaled clock of 10 virtual s per
-   wall s, replica i serving providers i mod n): wall time from the first lease to every job past SUBMITTED
-   (the coordinator-bound part) and to every job SETTLED (which waits for blocks, the epoch boundary and its
-   finality: chain time, not work).
-3. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
+   mining the devnet is not. On SQLite (a tmp file) beside a bare SQLite queue (batch 1 and 100), and on
+   PostgreSQL (a fresh schema) beside a bare SKIP LOCKED queue (1 and 2 workers, batch 1 and 100).
+2. PostgreSQL with 1 and 2 (`--replicas`) replica processes (`python -m aicf.replica`, a scaled clock of 10
+   virtual s per wall s, replica i serving providers i mod n): wall time from the first lease to every job past
+   SUBMITTED (the coordinator-bound part), beside the SKIP LOCKED queue with as many workers; the time to every
+   job SETTLED (which waits for blocks, the epoch boundary and its finality: chain time, not work) is noted.
+3. Growth (`--growth`): the one-process lifecycle at each size with `--growth-providers` (1,000) providers, each
+   size in a fresh process: jobs/s and peak RSS (resource.getrusage) per size.
+4. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
 
