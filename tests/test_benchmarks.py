@@ -8,6 +8,7 @@ from types import ModuleType
 
 import pytest
 from starlette.testclient import TestClient
+from store.backends import require_postgres
 
 from aicf.core.jobs import JobStatus
 from aicf.store.sqlite import SqliteStore
@@ -68,8 +69,6 @@ def test_the_bare_sqlite_queue_takes_every_job_in_batches(monkeypatch: pytest.Mo
 
 @pytest.mark.postgres
 def test_the_bare_skip_locked_queue_takes_every_job_with_two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.store.backends import require_postgres
-
     require_postgres()
     ref = load("reference", monkeypatch)
 
