@@ -468,6 +468,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.stores = stores
     if args.jobs < 1 or args.runs < 1 or args.providers < 1:
         ap.error("--jobs, --runs and --providers must be at least 1")
+    if args.limit_s <= 0:
+        ap.error(f"--limit-s must be positive, got {args.limit_s}")
     args.growth = [int(x) for x in args.growth.split(",") if x] + ([100_000] if args.growth_100k else [])
     args.replicas = [int(x) for x in args.replicas.split(",") if x]
     return args

@@ -131,6 +131,9 @@ def test_lifecycle_arguments_name_what_is_wrong(
     with pytest.raises(SystemExit):
         life.parse_args(["--stores", "oracle"])
     assert "--stores: sqlite and/or postgres, got 'oracle'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        life.parse_args(["--limit-s", "0"])
+    assert "--limit-s must be positive, got 0.0" in capsys.readouterr().err
 
 
 def test_lifecycle_mines_until_the_mempool_is_empty_past_the_block_cap(
