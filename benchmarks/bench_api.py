@@ -1,8 +1,8 @@
 """API benchmark against the REAL coordinator API (issue 7, item 7): `aicf.getJob` requests/s and p99 latency, and
 WebSocket events/s to 100 subscribers from the store-backed event source.
 
-Run: .venv/bin/python benchmarks/bench_api.py [--jobs N] [--seconds S] [--procs N] [--conns N]
-                                               [--subscribers N] [--bursts N] [--burst N]
+Run: .venv/bin/python benchmarks/bench_api.py [--jobs N] [--seconds S] [--runs R] [--procs N] [--conns N]
+                                               [--subscribers N] [--bursts N] [--burst N] [--skip-ws]
 
 1. Setup: a SQLite store in a temp dir is filled through the real path: a devnet carries deposits and `--jobs`
    AI enqueues, `ingest_available` turns them into jobs (QUEUED once final), as `aicf up` would.
@@ -11,7 +11,10 @@ Run: .venv/bin/python benchmarks/bench_api.py [--jobs N] [--seconds S] [--procs 
    127.0.0.1 and a free port. No coordinator loop runs, so the reads see a still store.
 3. RPC: `--procs` load-generator processes, each with `--conns` threads holding keep-alive httpx clients, call
    `aicf.getJob` (the whole story: job, transitions, decisions, leases, proofs, result, payout) on random task
-   ids for `--seconds`; requests/s over the wall time, p50/p99 over every call.
+   ids for `--seconds`; requests/s over the wall time, p50/p99 over every call. The reference, a minimal
+   Starlette endpoint (`minimal_app`: the same JSON-RPC body in, a job-shaped dict out, no store) in its own
+   uvicorn worker, gets the same load right after, for `--runs` rounds; the ratio getJob / minimal is the
+   headline (issue 18's target: >= 70 % at 16 clients).
 4. WS: `--subscribers` websockets clients subscribe to jobAssigned; this process appends `--burst` events to the
    store in one transaction (as the coordinator does), the server's hub finds them at its next poll (50 ms), and
    fans them out; the next burst goes when every subscriber has the last one (a burst stays within the hub's
@@ -25,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +40,7 @@ from typing import Any
 import cbor2
 import httpx
 from bench_rpc import free_port, run_workers, wait_ready  # the same script folder: shared loopback helpers
+from reference import fmt_ratio, fmt_spread, interleave, load_average, ratios, rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_767_225_600
@@ -85,6 +90,33 @@ def serve(db: Path, port: int) -> None:
         SqliteStore(str(db)), devnet_params(), SystemConfig(var=db.parent, model_digests={}, operator_token=TOKEN)
     )
     uvicorn.run(system.app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", access_log=False)
+
+
+def minimal_app() -> Any:
+    """The reference: a minimal Starlette endpoint answering the same JSON-RPC body with a job-shaped result (a
+    dict built from the id: no store, no validation, no registry). `GET /openrpc.json` answers for wait_ready."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def rpc(request: Request) -> JSONResponse:
+        call = await request.json()
+        task = call["params"]["id"]
+        job = {"task_id": task, "status": "QUEUED", "kind": "ai", "tier": 0, "max_units_mu": 256_000,
+               "escrow": 7_680_000, "created_at": START, "transitions": [], "leases": [], "proofs": []}  # fmt: skip
+        return JSONResponse({"jsonrpc": "2.0", "id": call["id"], "result": job})
+
+    async def openrpc(_: Request) -> JSONResponse:
+        return JSONResponse({"openrpc": "1.3.2", "methods": []})
+
+    return Starlette(routes=[Route("/rpc", rpc, methods=["POST"]), Route("/openrpc.json", openrpc)])
+
+
+def serve_minimal(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(minimal_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def load_worker(
@@ -176,50 +208,86 @@ async def bench_ws(url: str, db: Path, subscribers: int, bursts: int, burst: int
             "events_per_s": subscribers * n_events / elapsed}  # fmt: skip
 
 
-def main() -> None:
+API_TARGET = 0.70  # issue 18: getJob at >= 70 % of the minimal Starlette endpoint's rate at 16 clients
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="load time of each slice")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds of getJob and the minimal endpoint")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--conns", type=int, default=8)
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--burst", type=int, default=500)
-    args = parser.parse_args()
+    parser.add_argument("--skip-ws", action="store_true")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.runs < 1 or args.procs < 1 or args.conns < 1 or args.seconds <= 0:
+        parser.error("--jobs, --runs, --procs and --conns must be at least 1, --seconds positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.serve:
         serve(Path(args.serve[0]), int(args.serve[1]))
+        return
+    if args.serve_minimal:
+        serve_minimal(args.serve_minimal)
         return
     with tempfile.TemporaryDirectory(prefix="aicf-bench-api-") as tmp:
         db = Path(tmp) / "aicf.db"
         t0 = time.perf_counter()
         ids = prepare(db, args.jobs)
         setup_s = time.perf_counter() - t0
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        port, ref_port = free_port(), free_port()
+        url, ref_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ref_port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(port)], env=env)  # noqa: S603
+        ref = subprocess.Popen([sys.executable, __file__, "--serve-minimal", str(ref_port)], env=env)  # noqa: S603
+        last: dict[str, dict[str, Any]] = {}
+
+        def measure(name: str, at: str) -> float:
+            last[name] = bench_rpc(at, ids, args.seconds, args.procs, args.conns)
+            return float(last[name]["rps"])
+
         try:
             wait_ready(url, timeout_s=60)
-            r = bench_rpc(url, ids, args.seconds, args.procs, args.conns)
-            w = asyncio.run(bench_ws(url, db, args.subscribers, args.bursts, args.burst))
+            wait_ready(ref_url, timeout_s=60)
+            started_load = load_average()
+            got = interleave(args.runs, [("getJob", lambda: measure("getJob", url)),
+                                         ("minimal", lambda: measure("minimal", ref_url))])  # fmt: skip
+            w = None if args.skip_ws else asyncio.run(bench_ws(url, db, args.subscribers, args.bursts, args.burst))
         finally:
-            server.terminate()
-            server.wait(10)
+            for p in (server, ref):
+                p.terminate()
+                p.wait(10)
+    clients = args.procs * args.conns
+    ok = "✔" if statistics.median(ratios(got["getJob"], got["minimal"])) >= API_TARGET else "✘"
     print(f"cpus: {os.cpu_count()}; server: the bootstrap's build_system app, SQLite store with {len(ids):,} jobs "
-          f"(filled through devnet + ingest in {setup_s:.1f} s), 1 uvicorn worker on 127.0.0.1\n")  # fmt: skip
-    print("| benchmark | load | result |")
+          f"(filled through devnet + ingest in {setup_s:.1f} s), 1 uvicorn worker on 127.0.0.1; the reference: a "
+          f"minimal Starlette endpoint, 1 uvicorn worker\n")  # fmt: skip
+    print(f"{started_load} at the start; 1 min load after each round: {', '.join(f'{x:.2f}' for x in got['load'])}\n")
+    print(f"{clients} keep-alive clients in {args.procs} load processes, {args.seconds:g} s per slice, "
+          f"{rounds(args.runs)} interleaved; min / **median** / max, the ratio round by round.\n")  # fmt: skip
+    print("| benchmark | result | target |")
     print("|---|---|---|")
-    print(
-        f"| `aicf.getJob` | {r['clients']} keep-alive clients ({args.procs} procs), {args.seconds:.0f} s, "
-        f"{r['requests']:,} calls | **{r['rps']:,.0f} req/s**, p50 {r['p50_ms']:.2f} ms, "
-        f"**p99 {r['p99_ms']:.2f} ms**, mean {r['mean_ms']:.2f} ms |"
-    )
-    print(
-        f"| WS `jobAssigned` from the store | {w['subscribers']} subscribers, {args.bursts} bursts of {args.burst} "
-        f"events appended to SQLite | **{w['events_per_s']:,.0f} events/s** delivered "
-        f"({w['events']:,} events x {w['subscribers']} in {w['seconds']:.2f} s) |"
-    )
+    print(f"| `aicf.getJob` req/s | {fmt_spread(got['getJob'])} | |")
+    print(f"| minimal Starlette endpoint req/s | {fmt_spread(got['minimal'])} | |")
+    print(f"| getJob / minimal | {fmt_ratio(got['getJob'], got['minimal'])} | ≥ {API_TARGET:.0%} {ok} |")
+    for name in ("getJob", "minimal"):
+        r = last[name]
+        print(f"| {name}, last slice latency | p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+              f"mean {r['mean_ms']:.2f} ms | |")  # fmt: skip
+    if w is not None:
+        print(
+            f"| WS `jobAssigned` from the store, {w['subscribers']} subscribers, {args.bursts} bursts of {args.burst} "
+            f"events appended to SQLite | **{w['events_per_s']:,.0f} events/s** delivered "
+            f"({w['events']:,} events x {w['subscribers']} in {w['seconds']:.2f} s) | |"
+        )
 
 
 if __name__ == "__main__":

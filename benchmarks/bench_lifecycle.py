@@ -1,16 +1,26 @@
-"""Coordinator lifecycle benchmarks (issue 5, item 8). Prints markdown tables.
+"""Coordinator lifecycle benchmarks (issue 5, item 8; issue 18), each beside a bare queue. Prints markdown tables.
 
-Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--skip-replicas] [--skip-assign]
+Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--runs R] [--stores sqlite,postgres]
+         [--replicas 1,2] [--growth 1000,10000] [--growth-100k] [--limit-s S]
+         [--skip-lifecycle] [--skip-replicas] [--skip-assign]
+
+Every measure runs with its reference (benchmarks/reference.py) in the same process run, interleaved, for R rounds
+(default 3), and the tables give min / median / max of both and their ratio round by round, with the load average.
+A lifecycle mines until the devnet's mempool is empty (a block takes at most 10,000 transactions) and stops with a
+message saying how far it got once `--limit-s` wall seconds have passed.
 
 1. Full lifecycle, in one process with a fake clock: N AI jobs enqueued on the devnet → ingested and QUEUED →
    matched and leased → proofs submitted and verified (no TEE) → inclusions ingested (VERIFIED) → the epoch's
    batch settled. Only the coordinator's work is timed (ingest, match, heartbeat + proof, settlement ingest);
-   mining the devnet is not. On SQLite (a tmp file) and PostgreSQL (a fresh schema).
-2. PostgreSQL with 1, 2 and 4 replica processes (`python -m aicf.devtools.replica`, a scaled clock of 10 virtual s per
-   wall s, replica i serving providers i mod n): wall time from the first lease to every job past SUBMITTED
-   (the coordinator-bound part) and to every job SETTLED (which waits for blocks, the epoch boundary and its
-   finality: chain time, not work).
-3. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
+   mining the devnet is not. On SQLite (a tmp file) beside a bare SQLite queue (batch 1 and 100), and on
+   PostgreSQL (a fresh schema) beside a bare SKIP LOCKED queue (1 and 2 workers, batch 1 and 100).
+2. PostgreSQL with 1 and 2 (`--replicas`) replica processes (`python -m aicf.devtools.replica`, a scaled clock of 10
+   virtual s per wall s, replica i serving providers i mod n): wall time from the first lease to every job past
+   SUBMITTED (the coordinator-bound part), beside the SKIP LOCKED queue with as many workers; the time to every
+   job SETTLED (which waits for blocks, the epoch boundary and its finality: chain time, not work) is noted.
+3. Growth (`--growth`): the one-process lifecycle at each size with `--growth-providers` (1,000) providers, each
+   size in a fresh process: jobs/s and peak RSS (resource.getrusage) per size.
+4. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
 
@@ -19,8 +29,10 @@ issuance 10^12 per block (the budget throttle is off), epochs of 60 s, availabil
 """
 
 import argparse
+import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +42,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from reference import PG_DSN, bare_pg_queue, bare_sqlite_queue, fmt_ratio, fmt_spread, interleave, load_average, rounds
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.core.chain import TxKind
@@ -53,7 +67,6 @@ from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
 
 PROVED = (JobStatus.SUBMITTED, JobStatus.VERIFIED, JobStatus.SETTLED)
-PG_DSN = os.environ.get("AICF_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _depth(_: bytes) -> int:
@@ -82,10 +95,30 @@ class DevnetWriter:
         self.devnet.submit(sender, kind, body)  # type: ignore[arg-type]
 
 
-def lifecycle(store: Store, jobs: int, providers: int) -> tuple[float, dict[str, float]]:
-    """Coordinator seconds for `jobs` jobs from enqueue to settlement, and the phases."""
+class StalledError(RuntimeError):
+    """The lifecycle passed its time limit: the message says where it stood."""
+
+
+def _deadline(limit_s: float) -> Callable[[str], None]:
+    stop = time.perf_counter() + limit_s
+
+    def check(where: str) -> None:
+        if time.perf_counter() > stop:
+            raise StalledError(f"stopped after the time limit of {limit_s:.0f} s: {where}")
+
+    return check
+
+
+def lifecycle(
+    store: Store, jobs: int, providers: int, limit_s: float = 900.0, block_cap: int = 10_000
+) -> tuple[float, dict[str, float]]:
+    """Coordinator seconds for `jobs` jobs from enqueue to settlement, and the phases.
+
+    Mines until the mempool is empty (the devnet caps a block at `block_cap` transactions) and raises StalledError,
+    naming where it stood, once `limit_s` wall seconds have passed."""
+    check = _deadline(limit_s)
     clock = FixedClock(GENESIS)
-    devnet = Devnet(DevnetConfig(genesis_time=GENESIS, issuance=10**12))
+    devnet = Devnet(DevnetConfig(genesis_time=GENESIS, issuance=10**12, max_txs_per_block=block_cap))
     coord = make_coordinator_for(store, clock, PARAMS, DevnetWriter(devnet))
     op = public_key(operator_key())
     keys = {}
@@ -102,11 +135,19 @@ def lifecycle(store: Store, jobs: int, providers: int) -> tuple[float, dict[str,
             clock.set(block.time)
             t.run("ingest", lambda: ingest_available(store, devnet, PARAMS, _depth, operator_key=op))
 
+    def mine_out(what: str) -> None:
+        """Mine until every pending transaction is in a block, then past finality."""
+        while devnet.mempool:
+            check(f"{len(devnet.mempool):,} {what} transactions still in the mempool")
+            mine(1)
+        mine(PARAMS.finality_depth)
+
     for sender, kind, body in plan_txs(9, jobs):
         devnet.submit(sender, kind, body)
-    mine(7)  # enqueued, then final: QUEUED
+    mine_out("enqueue")  # enqueued, then final: QUEUED
     proved = 0
     while proved < jobs:
+        check(f"{proved:,} of {jobs:,} jobs proved")
         clock.advance(1)
         t.run("match", lambda: coord.match(limit=1000))
         for pid, key in keys.items():
@@ -118,18 +159,19 @@ def lifecycle(store: Store, jobs: int, providers: int) -> tuple[float, dict[str,
                 env = proof_envelope(key, pid, lease.lease_id, job)
                 outcome = t.run("proof", lambda env=env: coord.submit_proof(env))
                 proved += outcome.accepted  # type: ignore[attr-defined]
-    started = time.perf_counter()
-    mine(1)  # the inclusions: VERIFIED
-    t.phases["include"] = time.perf_counter() - started
-    t.phases["ingest"] -= t.phases["include"]
-    before = t.phases["ingest"]
+    before_include = t.phases["ingest"]
+    mine_out("inclusion")  # the inclusions: VERIFIED
+    t.phases["include"] = t.phases["ingest"] - before_include
+    t.phases["ingest"] = before_include
     while True:
         with store.transaction() as tx:
-            if tx.job_counts().get(JobStatus.SETTLED, 0) == jobs:
-                break
+            settled = tx.job_counts().get(JobStatus.SETTLED, 0)
+        if settled == jobs:
+            break
+        check(f"{settled:,} of {jobs:,} jobs settled")
         mine(1)
-    t.phases["settle (ingest up to the batch)"] = t.phases["ingest"] - before
-    t.phases["ingest"] = before
+    t.phases["settle (ingest up to the batch)"] = t.phases["ingest"] - before_include
+    t.phases["ingest"] = before_include
     return sum(t.phases.values()), t.phases
 
 
@@ -152,99 +194,168 @@ def _pg_url(schema: str) -> str:
     return f"{PG_DSN}{sep}options=-csearch_path%3D{schema}"
 
 
-def bench_lifecycle(jobs: int, providers: int) -> None:
-    print(f"\n### Full lifecycle, one process ({jobs} jobs, {providers} providers)\n")
-    print("| store | jobs/s | total s | ingest | match | heartbeat | proof | include | settle |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def run_sqlite(jobs: int, providers: int, limit_s: float, phases: list[dict[str, float]]) -> float:
     with tempfile.TemporaryDirectory() as d:
         store = SqliteStore(Path(d) / "bench.db")
-        total, ph = lifecycle(store, jobs, providers)
-        store.close()
-        _row("SQLite", jobs, total, ph)
+        try:
+            total, ph = lifecycle(store, jobs, providers, limit_s)
+        finally:
+            store.close()
+    phases.append(ph)
+    return jobs / total
+
+
+def run_postgres(jobs: int, providers: int, limit_s: float, phases: list[dict[str, float]]) -> float:
     schema = "b_" + uuid.uuid4().hex[:12]
     try:
         pg = _pg_store(schema)
-        total, ph = lifecycle(pg, jobs, providers)
-        pg.close()
-        _row("PostgreSQL", jobs, total, ph)
+        try:
+            total, ph = lifecycle(pg, jobs, providers, limit_s)
+        finally:
+            pg.close()
     finally:
         _drop(schema)
+    phases.append(ph)
+    return jobs / total
 
 
-def _row(name: str, jobs: int, total: float, ph: dict[str, float]) -> None:
-    cols = ["ingest", "match", "heartbeat", "proof", "include", "settle (ingest up to the batch)"]
-    cells = " | ".join(f"{ph.get(c, 0.0):.2f}" for c in cols)
-    print(f"| {name} | {jobs / total:.0f} | {total:.2f} | {cells} |")
+def _bare_sqlite(jobs: int, batch: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        return bare_sqlite_queue(Path(d) / "bare.db", jobs, batch)
 
 
-def bench_replicas(jobs: int, providers: int, counts: list[int]) -> None:
-    print(f"\n### PostgreSQL replicas ({jobs} jobs, {providers} providers, processes)\n")
-    print("| replicas | first lease → all proved (s) | jobs/s (coordinator-bound) | → all settled (s) | exit codes |")
+PHASES = ["ingest", "match", "heartbeat", "proof", "include", "settle (ingest up to the batch)"]
+
+
+def bench_lifecycle(jobs: int, providers: int, runs: int, limit_s: float, stores: list[str]) -> None:
+    """The lifecycle in one process beside the bare queues on the same store, interleaved, `runs` rounds."""
+    print(f"\n### Full lifecycle, one process ({jobs:,} jobs, {providers:,} providers, {rounds(runs)})\n")
+    print(f"at the start: {load_average()}\n")
+    phases: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
+    cases: list[tuple[str, Callable[[], float]]] = []
+    refs: dict[str, list[str]] = {}
+    if "sqlite" in stores:
+        cases.append(("sqlite", lambda: run_sqlite(jobs, providers, limit_s, phases["sqlite"])))
+        for batch in (1, 100):
+            cases.append((f"bare SQLite queue, batch {batch}", lambda b=batch: _bare_sqlite(jobs, b)))  # type: ignore[misc]
+        refs["sqlite"] = ["bare SQLite queue, batch 1", "bare SQLite queue, batch 100"]
+    if "postgres" in stores:
+        cases.append(("postgres", lambda: run_postgres(jobs, providers, limit_s, phases["postgres"])))
+        refs["postgres"] = []
+        for workers in (1, 2):
+            for batch in (1, 100):
+                name = f"SKIP LOCKED, {workers} worker{'s' if workers > 1 else ''}, batch {batch}"
+                cases.append((name, lambda w=workers, b=batch: bare_pg_queue(jobs, w, b)))  # type: ignore[misc]
+                refs["postgres"].append(name)
+    got = interleave(runs, cases)
+    print("jobs/s as min / **median** / max over the rounds; the ratio is taken round by round.\n")
+    print("| store | lifecycle jobs/s | reference (same store, same run) | reference jobs/s | lifecycle / reference |")
     print("|---|---|---|---|---|")
+    for store, names in refs.items():
+        label = "SQLite" if store == "sqlite" else "PostgreSQL"
+        for name in names:
+            print(f"| {label} | {fmt_spread(got[store])} | {name} | {fmt_spread(got[name])} "
+                  f"| {fmt_ratio(got[store], got[name])} |")  # fmt: skip
+    print(f"\nload average (1 min) after each round: {', '.join(f'{x:.2f}' for x in got['load'])}\n")
+    print("Coordinator seconds per phase (median over the rounds):\n")
+    print("| store | " + " | ".join(PHASES) + " |")
+    print("|---|" + "---|" * len(PHASES))
+    for store, rows in phases.items():
+        if rows:
+            cells = " | ".join(f"{statistics.median(r.get(c, 0.0) for r in rows):.2f}" for c in PHASES)
+            print(f"| {'SQLite' if store == 'sqlite' else 'PostgreSQL'} | {cells} |")
+
+
+def replica_run(jobs: int, providers: int, n: int, notes: list[str]) -> float:
+    """Jobs/s from the first lease to every job proved with `n` replica processes (0.0 if they did not finish)."""
     from aicf.store.postgres import PostgresStore
 
+    schema = "b_" + uuid.uuid4().hex[:12]
+    PostgresStore(PG_DSN, schema=schema).close()
+    url = _pg_url(schema)
+    cmd = [
+        sys.executable,
+        "-m",
+        "aicf.devtools.replica",
+        "--db",
+        url,
+        "--jobs",
+        str(jobs),
+        "--providers",
+        str(providers),
+    ]
+    cmd += ["--speed", "10", "--limit-s", "150", "--seed", "11"]
+    procs = [
+        subprocess.Popen([*cmd, "--serve", f"{i}/{n}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # noqa: S603
+        for i in range(n)
+    ]
+    store = PostgresStore(url, min_size=1, max_size=1)
+    tick = threading.Event()
+    first = proved = settled = None
+    codes: list[int | None] = []
+    started = time.perf_counter()
+    try:
+        while settled is None and time.perf_counter() - started < 160:
+            with store.transaction() as tx:
+                c = tx.job_counts()
+            now = time.perf_counter()
+            if first is None and sum(
+                c.get(s, 0) for s in (JobStatus.LEASED, JobStatus.SUBMITTED, JobStatus.VERIFIED, JobStatus.SETTLED)
+            ):
+                first = now
+            if proved is None and sum(c.get(s, 0) for s in PROVED) >= jobs:
+                proved = now
+            if c.get(JobStatus.SETTLED, 0) >= jobs:
+                settled = now
+            tick.wait(0.05)
+        for p in procs:
+            try:
+                codes.append(p.wait(timeout=max(5.0, 170 - (time.perf_counter() - started))))
+            except subprocess.TimeoutExpired:
+                codes.append(None)  # killed below: reported as did not finish
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        store.close()
+        _drop(schema)
+    if first is None or proved is None:
+        notes.append(f"{n} replicas did not finish (exit codes {codes})")
+        return 0.0
+    end = f"{settled - first:.1f} s" if settled else "not within 160 s"
+    who = f"{n} replica{'s' if n > 1 else ''}"
+    notes.append(f"{who}: first lease → all proved {proved - first:.2f} s, → all settled {end}, exit {codes}")
+    return jobs / (proved - first)
+
+
+def bench_replicas(jobs: int, providers: int, counts: list[int], runs: int) -> None:
+    """Replica processes beside the bare SKIP LOCKED queue with as many workers, interleaved, `runs` rounds."""
+    print(f"\n### PostgreSQL replicas ({jobs:,} jobs, {providers} providers, processes, {rounds(runs)})\n")
+    print(f"at the start: {load_average()}\n")
+    notes: list[str] = []
+    cases: list[tuple[str, Callable[[], float]]] = []
     for n in counts:
-        schema = "b_" + uuid.uuid4().hex[:12]
-        PostgresStore(PG_DSN, schema=schema).close()
-        url = _pg_url(schema)
-        cmd = [
-            sys.executable,
-            "-m",
-            "aicf.devtools.replica",
-            "--db",
-            url,
-            "--jobs",
-            str(jobs),
-            "--providers",
-            str(providers),
-        ]
-        cmd += ["--speed", "10", "--limit-s", "150", "--seed", "11"]
-        procs = [
-            subprocess.Popen([*cmd, "--serve", f"{i}/{n}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # noqa: S603
-            for i in range(n)
-        ]
-        store = PostgresStore(url, min_size=1, max_size=1)
-        tick = threading.Event()
-        first = proved = settled = None
-        started = time.perf_counter()
-        try:
-            while settled is None and time.perf_counter() - started < 160:
-                with store.transaction() as tx:
-                    c = tx.job_counts()
-                now = time.perf_counter()
-                if first is None and sum(
-                    c.get(s, 0) for s in (JobStatus.LEASED, JobStatus.SUBMITTED, JobStatus.VERIFIED, JobStatus.SETTLED)
-                ):
-                    first = now
-                if (
-                    proved is None
-                    and sum(c.get(s, 0) for s in (JobStatus.SUBMITTED, JobStatus.VERIFIED, JobStatus.SETTLED)) >= jobs
-                ):
-                    proved = now
-                if c.get(JobStatus.SETTLED, 0) >= jobs:
-                    settled = now
-                tick.wait(0.05)
-            codes = []
-            for p in procs:
-                try:
-                    codes.append(p.wait(timeout=max(5.0, 170 - (time.perf_counter() - started))))
-                except subprocess.TimeoutExpired:
-                    codes.append(None)  # killed below: reported as did not finish
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-                if p.stdout is not None:
-                    p.stdout.close()
-            store.close()
-            _drop(schema)
-        if first is None or proved is None:
-            print(f"| {n} | did not finish | | | {codes} |")
-            continue
-        span = proved - first
-        end = f"{settled - first:.1f}" if settled else "—"
-        print(f"| {n} | {span:.2f} | {jobs / span:.0f} | {end} | {codes} |")
+        cases.append((f"replicas {n}", lambda n=n: replica_run(jobs, providers, n, notes)))  # type: ignore[misc]
+        for batch in (1, 100):
+            cases.append((f"bare {n} {batch}", lambda n=n, b=batch: bare_pg_queue(jobs, n, b)))  # type: ignore[misc]
+    got = interleave(runs, cases)
+    print(
+        "| replicas | jobs/s, first lease → all proved | reference (same run) | reference jobs/s "
+        "| replicas / reference |"
+    )
+    print("|---|---|---|---|---|")
+    for n in counts:
+        for batch in (1, 100):
+            ref = f"bare {n} {batch}"
+            name = f"SKIP LOCKED, {n} worker{'s' if n > 1 else ''}, batch {batch}"
+            print(f"| {n} | {fmt_spread(got[f'replicas {n}'])} | {name} | {fmt_spread(got[ref])} "
+                  f"| {fmt_ratio(got[f'replicas {n}'], got[ref])} |")  # fmt: skip
+    print(f"\nload average (1 min) after each round: {', '.join(f'{x:.2f}' for x in got['load'])}\n")
+    for note in notes:
+        print(f"- {note}")
 
 
 def bench_assign(providers: int, queued: int, calls: int) -> None:
@@ -303,26 +414,94 @@ def bench_assign(providers: int, queued: int, calls: int) -> None:
     print(f"| match(limit=500), one pass ({won} assigned) | | | {batch_s * 1000 / max(won, 1):.2f} |")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def growth_child(jobs: int, providers: int, store_name: str, limit_s: float) -> None:
+    """One size in a process of its own, so its peak RSS is its own; prints one JSON line."""
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    phases: list[dict[str, float]] = []
+    try:
+        run = run_sqlite if store_name == "sqlite" else run_postgres
+        rate = run(jobs, providers, limit_s, phases)
+    except StalledError as e:
+        print(json.dumps({"stalled": str(e)}))
+        return
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rate": rate, "total": sum(phases[0].values()), "base_mb": base_mb, "peak_mb": peak_mb}))
+
+
+def bench_growth(sizes: list[int], providers: int, store_name: str, limit_s: float) -> None:
+    """Throughput and peak memory per size, each size in a fresh process."""
+    label = "SQLite" if store_name == "sqlite" else "PostgreSQL"
+    print(f"\n### Growth ({label}, one process, {providers:,} providers, each size in a fresh process)\n")
+    print(f"at the start: {load_average()}\n")
+    print("| jobs | jobs/s | coordinator s | peak RSS MB | over the start MB | per job KB | load (1 min) after |")
+    print("|---|---|---|---|---|---|---|")
+    for jobs in sizes:
+        cmd = [sys.executable, __file__, "--child-growth", str(jobs), "--growth-providers", str(providers)]
+        cmd += ["--growth-store", store_name, "--limit-s", str(limit_s)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - our own script
+        if done.returncode != 0 or not done.stdout.strip():
+            print(f"| {jobs:,} | failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]} | | | | | |")
+            continue
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        if "stalled" in out:
+            print(f"| {jobs:,} | {out['stalled']} | | | | | |")
+            continue
+        grown = out["peak_mb"] - out["base_mb"]
+        print(f"| {jobs:,} | {out['rate']:,.0f} | {out['total']:.1f} | {out['peak_mb']:,.0f} | {grown:,.0f} "
+              f"| {grown * 1024 / jobs:.1f} | {os.getloadavg()[0]:.2f} |")  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Coordinator lifecycle benchmarks, each beside a bare queue.")
     ap.add_argument("--jobs", type=int, default=2000)
     ap.add_argument("--providers", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3, help="interleaved rounds of each measure and its reference")
+    ap.add_argument("--stores", default="sqlite,postgres", help="the one-process lifecycle's stores")
+    ap.add_argument("--limit-s", type=float, default=900.0, help="a lifecycle run stops with a message past this")
     ap.add_argument("--replica-jobs", type=int, default=1000)
-    ap.add_argument("--replicas", default="1,2,4")
+    ap.add_argument("--replicas", default="1,2")
+    ap.add_argument("--growth", default="", help="sizes for the growth table, e.g. 1000,10000 (off by default)")
+    ap.add_argument("--growth-100k", action="store_true", help="add 100,000 jobs to the growth sizes")
+    ap.add_argument("--growth-providers", type=int, default=1000)
+    ap.add_argument("--growth-store", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--child-growth", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--queued", type=int, default=100_000)
     ap.add_argument("--assign-providers", type=int, default=1000)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--skip-lifecycle", action="store_true")
     ap.add_argument("--skip-replicas", action="store_true")
     ap.add_argument("--skip-assign", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    stores = [x for x in args.stores.split(",") if x]
+    if not stores or set(stores) - {"sqlite", "postgres"}:
+        ap.error(f"--stores: sqlite and/or postgres, got {args.stores!r}")
+    args.stores = stores
+    if args.jobs < 1 or args.runs < 1 or args.providers < 1:
+        ap.error("--jobs, --runs and --providers must be at least 1")
+    if args.limit_s <= 0:
+        ap.error(f"--limit-s must be positive, got {args.limit_s}")
+    args.growth = [int(x) for x in args.growth.split(",") if x] + ([100_000] if args.growth_100k else [])
+    args.replicas = [int(x) for x in args.replicas.split(",") if x]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child_growth:
+        growth_child(args.child_growth, args.growth_providers, args.growth_store, args.limit_s)
+        return
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
-    if not args.skip_lifecycle:
-        bench_lifecycle(args.jobs, args.providers)
-    if not args.skip_replicas:
-        bench_replicas(args.replica_jobs, args.providers, [int(x) for x in args.replicas.split(",")])
-    if not args.skip_assign:
-        bench_assign(args.assign_providers, args.queued, args.calls)
+    try:
+        if not args.skip_lifecycle:
+            bench_lifecycle(args.jobs, args.providers, args.runs, args.limit_s, args.stores)
+        if args.growth:
+            bench_growth(args.growth, args.growth_providers, args.growth_store, args.limit_s)
+        if not args.skip_replicas:
+            bench_replicas(args.replica_jobs, args.providers, args.replicas, args.runs)
+        if not args.skip_assign:
+            bench_assign(args.assign_providers, args.queued, args.calls)
+    except StalledError as e:
+        raise SystemExit(str(e)) from e
 
 
 if __name__ == "__main__":
