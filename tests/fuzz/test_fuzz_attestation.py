@@ -116,7 +116,7 @@ def _verify_mutated(name: str, data: st.DataObject) -> None:
     if evidence.rstrip(b"\0") == s.evidence.rstrip(b"\0"):
         return  # the same evidence: a DCAP quote may carry zero padding after its signature data, which nobody signs
     assert isinstance(out, Reject), f"{name}: a mutated sample was accepted"
-    assert "unexpected" not in out.message, out.message  # the catch-all for a verifier bug
+    assert not out.message.startswith(f"{s.kind}: unexpected "), out.message  # the catch-all for a verifier bug
 
 
 @pytest.mark.slow
