@@ -567,6 +567,23 @@ class DemoRequesters:
             log.info("devnet faucet: the fund could not pay a trap's %d µANM escrow; topped up to %d", need, balance)
 
 
+def report_progress(store: Store, now: int, params: Params, say: Callable[[str], None]) -> None:
+    """`aicf up`'s progress line. A database that does not answer (a dropped PostgreSQL connection, a restart of
+    the server) skips the line with a warning instead of ending the process: the pool reconnects and the
+    coordinator's loop retries its pass (issue 15, docs/RELIABILITY.md)."""
+    try:
+        status = reads.status(store, now, params)
+        jobs = jobs_summary(store)
+    except AicfError as exc:
+        log.warning("progress report skipped, the database did not answer: %s", exc)
+        return
+    say(
+        f"head {status.head_height} final {status.finalized_height} epoch {status.current_epoch}"
+        f" settled {status.last_settled_epoch if status.last_settled_epoch is not None else '-'}"
+        f" | jobs: {jobs or 'none yet'} | treasury {status.treasury:,} µANM"
+    )
+
+
 def jobs_summary(store: Store) -> str:
     with read_transaction(store) as tx:
         counts = tx.job_counts()
@@ -662,12 +679,7 @@ def run_up(
         while duration_s is None or time.monotonic() - started < duration_s:
             if system.stop.wait(10):
                 break
-            status = reads.status(store, system.clock.now(), params)
-            say(
-                f"head {status.head_height} final {status.finalized_height} epoch {status.current_epoch}"
-                f" settled {status.last_settled_epoch if status.last_settled_epoch is not None else '-'}"
-                f" | jobs: {jobs_summary(store) or 'none yet'} | treasury {status.treasury:,} µANM"
-            )
+            report_progress(store, system.clock.now(), params, say)
     except KeyboardInterrupt:
         say("stopping…")
     system.stop.set()
