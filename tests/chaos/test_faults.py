@@ -15,7 +15,7 @@ settled epoch must be the one first seen. After the run every job reaches its en
 charged + refunded == escrow for each, the requester's balance is its deposit less what was charged, and
 `aicf db verify` passes (balances equal their entries and sum to what was minted, no task paid twice, stakes match).
 
-Short form (CI, marked slow): AICF_CHAOS_FAULTS faults per backend, 5 by default. Long form by hand, e.g.
+Short form (CI, marked slow): AICF_CHAOS_FAULTS faults per backend, 4 by default. Long form by hand, e.g.
 `AICF_CHAOS_FAULTS=200 AICF_CHAOS_SEED=7 pytest -m slow tests/chaos/test_faults.py`. Each run prints one line of
 figures (`chaos: …`) that docs/RELIABILITY.md collects.
 """
@@ -203,7 +203,7 @@ def _db_verify(db: str) -> dict[str, object]:
 
 
 def _faults() -> int:
-    return int(os.environ.get("AICF_CHAOS_FAULTS", "5"))
+    return int(os.environ.get("AICF_CHAOS_FAULTS", "4"))
 
 
 def _seed(default: int) -> int:
@@ -260,7 +260,7 @@ def test_a_dropped_postgres_connection_does_not_end_aicf_up(
     tmp_path: Path, params_file: Path, cleanup: list[Run]
 ) -> None:
     """The fault audit's finding: pg_terminate_backend ended `aicf up` in 3 of 4 trials (the main thread's progress
-    read had no guard). Six terminations over about two progress lines, and it serves after every one."""
+    read had no guard). Terminations until the progress line met one, and it serves after every one."""
     require_postgres()
     from aicf.store.postgres import PostgresStore
 
@@ -273,12 +273,15 @@ def test_a_dropped_postgres_connection_does_not_end_aicf_up(
     cleanup.append(run)
     try:
         up.start()
-        for _ in range(6):
-            run.pg_terminate()
-            pause(3.5)  # the progress line comes every 10 s
-            run.serving()
         assert up.log is not None
-        assert "progress report skipped, the database did not answer" in up.log.read_text()
+        for _ in range(12):  # until the progress line has met a terminated connection
+            run.pg_terminate()
+            pause(3.0)  # the progress line comes every 10 s
+            run.serving()
+            if "progress report skipped, the database did not answer" in up.log.read_text():
+                break
+        else:
+            raise AssertionError("twelve terminations and the progress line never met a dropped connection")
         assert up.kill(signal.SIGTERM) == 0
         assert _db_verify(up.db)["ok"] is True
     finally:

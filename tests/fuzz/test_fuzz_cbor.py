@@ -17,7 +17,7 @@ from aicf.core.errors import AicfError, DecodingError
 from aicf.core.txs import SignedTx, TxError, check_tx_shape, decode_signed_tx, encode_signed_tx
 from aicf.proofs.untrusted import decode_untrusted
 
-FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 LONG = settings(max_examples=3000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 LIMITS = CborLimits(max_bytes=4096, max_items=500, max_depth=8, allowed_tags=frozenset({24}))
 
