@@ -42,7 +42,7 @@ from aicf.client import RpcError, RpcTransportError
 pytestmark = pytest.mark.slow
 FINALITY = 6  # devnet finality_depth (SPEC default); reorgs go up to it, never below finality
 T = TypeVar("T")
-CHAOS_PARAMS = PARAMS + "lease_ttl_s = 20\nheartbeat_interval_s = 4\n"
+CHAOS_PARAMS = PARAMS + "lease_ttl_s = 12\nheartbeat_interval_s = 3\n"
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Run:
         log = (self.tmp / "provider.log").open("a", encoding="utf-8")
         cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", self.up.url,
                "--kind", "quantum", "--key-file", str(self.tmp / "provider.key"), "--fund", "1000000000",
-               "--stake", "100000000", "--operator-token-file", str(token), "--heartbeat-s", "4",
+               "--stake", "100000000", "--operator-token-file", str(token), "--heartbeat-s", "3",
                "--poll-s", "0.5"]  # fmt: skip
         self.provider = subprocess.Popen(  # noqa: S603 - our own CLI
             cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True
@@ -113,7 +113,7 @@ class Run:
         self.provider.send_signal(signal.SIGCONT if self.provider_stopped else signal.SIGSTOP)
         self.provider_stopped = not self.provider_stopped
         if self.provider_stopped:
-            pause(self.rng.uniform(21.0, 24.0))  # longer than a lease (lease_ttl_s = 20)
+            pause(self.rng.uniform(13.0, 15.0))  # longer than a lease (lease_ttl_s = 12)
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def serving(self, timeout_s: float = 90.0) -> None:
@@ -274,14 +274,14 @@ def test_a_dropped_postgres_connection_does_not_end_aicf_up(
     try:
         up.start()
         assert up.log is not None
-        for _ in range(12):  # until the progress line has met a terminated connection
+        for _ in range(8):  # until the progress line has met a terminated connection
             run.pg_terminate()
-            pause(3.0)  # the progress line comes every 10 s
+            pause(2.5)  # the progress line comes every 10 s
             run.serving()
             if "progress report skipped, the database did not answer" in up.log.read_text():
                 break
         else:
-            raise AssertionError("twelve terminations and the progress line never met a dropped connection")
+            raise AssertionError("eight terminations and the progress line never met a dropped connection")
         assert up.kill(signal.SIGTERM) == 0
         assert _db_verify(up.db)["ok"] is True
     finally:
