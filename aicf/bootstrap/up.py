@@ -12,6 +12,7 @@ them (aicf/devtools/__init__.py).
 """
 
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -36,6 +37,8 @@ if TYPE_CHECKING:  # the system is imported once the start-up checks passed: a f
     from aicf.provider.models import ModelRunner
 
 DEFAULT_MODELS = ("minilm-l6-v2", "smollm2-135m")
+
+log = logging.getLogger("aicf.up")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,14 +270,26 @@ def report_until_stopped(system: "System", duration_s: int | None, say: Callable
         while duration_s is None or time.monotonic() - started < duration_s:
             if system.stop.wait(10):
                 break
-            status = reads.status(system.store, system.clock.now(), system.params)
-            say(
-                f"head {status.head_height} final {status.finalized_height} epoch {status.current_epoch}"
-                f" settled {status.last_settled_epoch if status.last_settled_epoch is not None else '-'}"
-                f" | jobs: {jobs_summary(system.store) or 'none yet'} | treasury {status.treasury:,} µANM"
-            )
+            report_progress(system.store, system.clock.now(), system.params, say)
     except KeyboardInterrupt:
         say("stopping…")
+
+
+def report_progress(store: Store, now: int, params: Params, say: Callable[[str], None]) -> None:
+    """`aicf up`'s progress line. A database that does not answer (a dropped PostgreSQL connection, a restart of
+    the server) skips the line with a warning instead of ending the process: the pool reconnects and the
+    coordinator's loop retries its pass (issue 15, docs/RELIABILITY.md)."""
+    try:
+        status = reads.status(store, now, params)
+        jobs = jobs_summary(store)
+    except AicfError as exc:
+        log.warning("progress report skipped, the database did not answer: %s", exc)
+        return
+    say(
+        f"head {status.head_height} final {status.finalized_height} epoch {status.current_epoch}"
+        f" settled {status.last_settled_epoch if status.last_settled_epoch is not None else '-'}"
+        f" | jobs: {jobs or 'none yet'} | treasury {status.treasury:,} µANM"
+    )
 
 
 def stop_on_sigterm(stop: threading.Event, say: Callable[[str], None]) -> None:

@@ -474,16 +474,17 @@ class SlashPost:
 Intent = Inclusion | BatchPost | SlashPost
 
 
-class Clock(Protocol):
-    """The writer's time: `now()` in seconds and `sleep(s)`; tests pass one that mines instead of waiting."""
+class Waiter(Protocol):
+    """How the writer waits for a receipt: a monotonic `now()` in seconds and `sleep(s)`. Not a clock of the
+    protocol (nothing it reads decides money or state); tests pass one that mines a block instead of waiting."""
 
     def now(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
 
 
-class WallClock:
-    """The real clock, for a writer run by the coordinator."""
+class RealWaiter:
+    """Real waiting, for a writer run by the coordinator."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -499,7 +500,7 @@ class EvmWriter:
     w3: Web3
     deployment: Deployment
     account: LocalAccount
-    clock: Clock
+    clock: Waiter
     receipt_timeout_s: float = 120.0
     poll_s: float = 1.0
     in_flight: dict[int, "_InFlight"] = field(default_factory=dict)  # nonce → sent, not yet confirmed

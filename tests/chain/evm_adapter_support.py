@@ -48,8 +48,8 @@ def local_coordinator_stack(w3: Web3) -> Stack:
 
 
 @dataclass
-class MiningClock:
-    """A fake clock for the writer: `sleep` advances it and mines one block on the node (no real waiting)."""
+class MiningWaiter:
+    """A fake waiter for the writer: `sleep` advances it and mines one block on the node (no real waiting)."""
 
     w3: Web3
     t: float = 0.0
@@ -65,8 +65,8 @@ class MiningClock:
 
 
 @dataclass
-class StoppedClock:
-    """A fake clock for a writer that is killed before its transaction is mined: time runs, nothing is mined."""
+class StoppedWaiter:
+    """A fake waiter for a writer that is killed before its transaction is mined: time runs, nothing is mined."""
 
     t: float = 0.0
 

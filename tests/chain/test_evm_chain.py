@@ -15,7 +15,7 @@ from aicf.chain.interface import ChainView
 from aicf.core.chain import TxKind
 from aicf.core.params import Params
 from aicf.core.requests import validate_request
-from chain.evm_adapter_support import MiningClock, coordinator_account, local_coordinator_stack, set_automine
+from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack, set_automine
 from chain.evm_support import ANM, Stack, mine, send
 
 CIRCUIT = b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nh q[0];\nmeasure q[0] -> c[0];\n'
@@ -116,7 +116,7 @@ def test_a_cancel_names_the_spec_task_id_and_an_inclusion_becomes_a_proof_from_t
             addr(local.roles.requester),
         )
 
-    writer = EvmWriter(local.w3, local.deployment, coordinator_account(), MiningClock(local.w3))
+    writer = EvmWriter(local.w3, local.deployment, coordinator_account(), MiningWaiter(local.w3))
     inclusion = Inclusion(
         task_id=contract_task,
         spec_task_id=spec_id,

@@ -12,7 +12,7 @@ from aicf.core.ledger import escrow_account, requester_account
 from aicf.core.params import Params
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from chain.evm_adapter_support import MiningClock, coordinator_account, local_coordinator_stack
+from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, Stack, send
 
 AI_ARGS = ("llama3-8b", b"hello", 64, 1000, 15000, 0, 4 * ANM)
@@ -71,7 +71,7 @@ def test_an_inclusion_sent_by_the_writer_is_ingested_as_the_tasks_proof_inclusio
     assert block is not None
     enqueue = block.txs[1]
     task = spec_task_id(chain.chain_id, block.height, enqueue.tx_hash, enqueue.sender, enqueue.kind, enqueue.body)
-    writer = EvmWriter(w3, local.deployment, coordinator_account(), MiningClock(w3))
+    writer = EvmWriter(w3, local.deployment, coordinator_account(), MiningWaiter(w3))
     inclusion = Inclusion(
         task_id=bytes(event["args"]["taskId"]),
         spec_task_id=task,

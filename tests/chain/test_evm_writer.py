@@ -15,8 +15,8 @@ from aicf.chain.evm import (
     WriteStatus,
 )
 from chain.evm_adapter_support import (
-    MiningClock,
-    StoppedClock,
+    MiningWaiter,
+    StoppedWaiter,
     batch_logs,
     coordinator_account,
     empty_batch,
@@ -32,12 +32,12 @@ def local(w3: Web3) -> Stack:
     return local_coordinator_stack(w3)
 
 
-def writer(stack: Stack, clock: MiningClock | StoppedClock | None = None, timeout_s: float = 30.0) -> EvmWriter:
+def writer(stack: Stack, clock: MiningWaiter | StoppedWaiter | None = None, timeout_s: float = 30.0) -> EvmWriter:
     return EvmWriter(
         stack.w3,
         stack.deployment,
         coordinator_account(),
-        clock if clock is not None else MiningClock(stack.w3),
+        clock if clock is not None else MiningWaiter(stack.w3),
         receipt_timeout_s=timeout_s,
     )
 
@@ -62,12 +62,12 @@ def test_a_writer_killed_between_sending_a_root_and_its_confirmation_does_not_po
     start = nonce(local)
     set_automine(local.w3, False)
     try:
-        killed = writer(local, StoppedClock(), timeout_s=5.0)
+        killed = writer(local, StoppedWaiter(), timeout_s=5.0)
         with pytest.raises(ReceiptTimeoutError, match="stays in flight"):
             killed.ensure(empty_batch(0))  # sent, never confirmed: the process dies here
         assert killed.sent == 1
         assert local.aicf.functions.nextEpoch().call() == 0
-        clock = MiningClock(local.w3)
+        clock = MiningWaiter(local.w3)
         restarted = writer(local, clock)  # a new writer object on the same key, knowing nothing
         result = restarted.ensure(empty_batch(0))
     finally:
@@ -81,7 +81,7 @@ def test_a_writer_killed_between_sending_a_root_and_its_confirmation_does_not_po
 def test_a_root_whose_transaction_vanished_before_mining_is_resent_once(local: Stack) -> None:
     set_automine(local.w3, False)
     try:
-        killed = writer(local, StoppedClock(), timeout_s=5.0)
+        killed = writer(local, StoppedWaiter(), timeout_s=5.0)
         with pytest.raises(ReceiptTimeoutError):
             killed.ensure(empty_batch(0))
         (lost,) = killed.in_flight.values()
@@ -100,7 +100,7 @@ def test_a_stuck_root_is_replaced_at_its_nonce_with_higher_fees_and_lands_once(l
     start = nonce(local)
     set_automine(local.w3, False)
     try:
-        w = writer(local, StoppedClock(), timeout_s=5.0)
+        w = writer(local, StoppedWaiter(), timeout_s=5.0)
         with pytest.raises(ReceiptTimeoutError):
             w.ensure(empty_batch(0))
         (stuck,) = w.in_flight.values()
@@ -109,7 +109,7 @@ def test_a_stuck_root_is_replaced_at_its_nonce_with_higher_fees_and_lands_once(l
         assert w.in_flight[start].max_fee > stuck.max_fee
         local.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         assert w.wait_receipt(start)["transactionHash"] == replacement
-        w.clock = MiningClock(local.w3)
+        w.clock = MiningWaiter(local.w3)
         assert w.ensure(empty_batch(0)).status == WriteStatus.ALREADY
     finally:
         set_automine(local.w3, True)
@@ -179,4 +179,4 @@ def test_a_call_the_contract_refuses_is_reported_by_its_error_and_nothing_is_sen
 
 def test_a_writer_whose_key_is_not_the_coordinator_is_refused(local: Stack) -> None:
     with pytest.raises(EvmWriteError, match="the deployment's coordinator is"):
-        EvmWriter(local.w3, local.deployment, Account.from_key("0x" + "11" * 32), MiningClock(local.w3))
+        EvmWriter(local.w3, local.deployment, Account.from_key("0x" + "11" * 32), MiningWaiter(local.w3))
