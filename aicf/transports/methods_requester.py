@@ -222,46 +222,30 @@ def requester_methods(
     def get_terms(_: NoParams, __: CallContext) -> Json:
         return terms()
 
+    def read(
+        name: str, params: type[Any], handler: Any, result: type[Any], summary: str, description: str = ""
+    ) -> RpcMethod[Any]:
+        """A requester method: public (a transaction's own signature authenticates it), with a result schema."""
+        return RpcMethod(
+            name=name,
+            params_model=params,
+            handler=handler,
+            access="read",
+            summary=summary,
+            description=description,
+            result_type=result,
+        )
+
     return [
-        RpcMethod(
-            name="aicf.getRequestTerms",
-            result_type=TermsOut,
-            params_model=NoParams,
-            handler=get_terms,
-            access="read",
-            summary="Chain id, models and weights, current price, reserve and suggested fees, request limits",
-        ),
-        RpcMethod(
-            name="aicf.sendTransaction",
-            result_type=SentOut,
-            params_model=SendParams,
-            handler=send_tx,
-            access="read",
-            summary="Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
-            description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md",
-        ),
-        RpcMethod(
-            name="aicf.getTransaction",
-            result_type=TxStatusOut,
-            params_model=TxHashParams,
-            handler=get_tx,
-            access="read",
-            summary="Where a transaction is: pending, included (with its task id), refused (with the reason)",
-        ),
-        RpcMethod(
-            name="aicf.getAccount",
-            result_type=AccountOut,
-            params_model=AccountParams,
-            handler=get_account,
-            access="read",
-            summary="A requester's balance, next nonce, waiting transactions and open jobs",
-        ),
-        RpcMethod(
-            name="aicf.readResult",
-            result_type=OutcomeOut,
-            params_model=TaskParams,
-            handler=read_result,
-            access="read",
-            summary="A job's status, ResultRecord, output, and what was charged and refunded",
-        ),
-    ]
+        read("aicf.getRequestTerms", NoParams, get_terms, TermsOut,
+             "Chain id, models and weights, current price, reserve and suggested fees, request limits"),
+        read("aicf.sendTransaction", SendParams, send_tx, SentOut,
+             "Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
+             description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md"),
+        read("aicf.getTransaction", TxHashParams, get_tx, TxStatusOut,
+             "Where a transaction is: pending, included (with its task id), refused (with the reason)"),
+        read("aicf.getAccount", AccountParams, get_account, AccountOut,
+             "A requester's balance, next nonce, waiting transactions and open jobs"),
+        read("aicf.readResult", TaskParams, read_result, OutcomeOut,
+             "A job's status, ResultRecord, output, and what was charged and refunded"),
+    ]  # fmt: skip
