@@ -8,6 +8,10 @@ starts a real server, a subprocess or a browser, loads a real model, runs many h
 over about a second; every `postgres` test is slow too (see `pytest_collection_modifyitems`).
 """
 
+import gc
+import os
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import settings
 
@@ -24,3 +28,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("postgres") is not None:
             item.add_marker(pytest.mark.slow)
+
+
+if os.environ.get("AICF_GC_EACH_TEST") == "1":  # find which test leaks a socket or file: collect after each one
+
+    @pytest.fixture(autouse=True)
+    def _collect_garbage_after_each_test() -> Iterator[None]:
+        yield
+        gc.collect()

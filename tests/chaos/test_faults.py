@@ -260,7 +260,9 @@ def test_a_dropped_postgres_connection_does_not_end_aicf_up(
     tmp_path: Path, params_file: Path, cleanup: list[Run]
 ) -> None:
     """The fault audit's finding: pg_terminate_backend ended `aicf up` in 3 of 4 trials (the main thread's progress
-    read had no guard). Terminations until the progress line met one, and it serves after every one."""
+    read had no guard). Six terminations spread over three progress periods: the process survives every one and
+    serves after it. Whether a given termination meets the progress read is chance; that read's guard itself is
+    tested deterministically in tests/chaos/test_db_outage.py."""
     require_postgres()
     from aicf.store.postgres import PostgresStore
 
@@ -274,14 +276,12 @@ def test_a_dropped_postgres_connection_does_not_end_aicf_up(
     try:
         up.start()
         assert up.log is not None
-        for _ in range(8):  # until the progress line has met a terminated connection
+        for _ in range(6):
             run.pg_terminate()
-            pause(2.5)  # the progress line comes every 10 s
+            pause(5.0)  # the progress line comes every 10 s: two terminations per period
+            assert up.proc is not None
+            assert up.proc.poll() is None, f"aicf up ended after a terminated connection:\n{up.log.read_text()[-2000:]}"
             run.serving()
-            if "progress report skipped, the database did not answer" in up.log.read_text():
-                break
-        else:
-            raise AssertionError("eight terminations and the progress line never met a dropped connection")
         assert up.kill(signal.SIGTERM) == 0
         assert _db_verify(up.db)["ok"] is True
     finally:
