@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_account import Account
 from eth_typing import ChecksumAddress
 from web3 import Web3
@@ -119,7 +120,28 @@ def deploy_to_node(
     account (anvil's dev accounts). `coordinator` and `fund` default to the deployer. Raises DeploymentError
     naming the problem: a node that does not answer, an address that is not one, a key file that cannot be read.
     """
-    w3 = connect(rpc_url)
+    w3, session = open_node(rpc_url)
+    try:
+        if not w3.is_connected():
+            raise DeploymentError(f"RPC URL {rpc_url} does not answer")
+        return _deploy_with(w3, rpc_url, out, coordinator, fund, token, private_key_file, unbonding_period_s,
+                            finality_depth, with_consumer)  # fmt: skip
+    finally:
+        session.close()  # its pooled sockets: a one-shot command leaves nothing open
+
+
+def _deploy_with(
+    w3: Web3,
+    rpc_url: str,
+    out: Path,
+    coordinator: str | None,
+    fund: str | None,
+    token: str | None,
+    private_key_file: Path | None,
+    unbonding_period_s: int,
+    finality_depth: int,
+    with_consumer: bool,
+) -> dict[str, object]:
     if private_key_file is not None:
         try:
             key = private_key_file.read_text(encoding="utf-8").strip()
@@ -147,12 +169,11 @@ def deploy_to_node(
     return asdict(deployment)
 
 
-def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
-    """A Web3 on `rpc_url`; raises DeploymentError when nothing answers JSON-RPC there."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
-    if not w3.is_connected():
-        raise DeploymentError(f"RPC URL {rpc_url} does not answer")
-    return w3
+def open_node(rpc_url: str, timeout_s: float = 10.0) -> tuple[Web3, requests.Session]:
+    """A Web3 on `rpc_url` over an HTTP session the caller owns and closes (web3 would otherwise keep its own
+    in a process-wide cache, whose evicted sessions leave their sockets to the garbage collector)."""
+    session = requests.Session()
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, session=session)), session
 
 
 def _address(field: str, value: str) -> ChecksumAddress:

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
+import requests
 from eth_abi.abi import decode
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -31,7 +32,7 @@ from web3.exceptions import BlockNotFound, ContractCustomError, ContractLogicErr
 from web3.types import Nonce, TxParams, Wei
 
 from aicf.chain.artifacts import load_artifact
-from aicf.chain.deploy import Deployment, DeploymentError, contract, load_deployment
+from aicf.chain.deploy import Deployment, DeploymentError, contract, load_deployment, open_node
 from aicf.core.chain import Block, ChainTx, TxKind, finalized_height
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
@@ -191,6 +192,7 @@ class EvmChain:
         self._enqueued: OrderedDict[bytes, tuple[int, bytes, bytes]] = OrderedDict()  # contract id → (h, hash, id)
         self.hits = 0
         self.misses = 0
+        self.session: requests.Session | None = None  # the HTTP session `connect` opened, closed by `close`
 
     @classmethod
     def connect(
@@ -198,10 +200,21 @@ class EvmChain:
     ) -> "EvmChain":
         """Follow the node at `rpc_url` with the contracts of `deployment_file`. Raises NodeUnreachableError
         when nothing answers there, DeploymentError when the file is not one or its chain id is not the node's."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
-        if not w3.is_connected():
-            raise NodeUnreachableError(f"RPC URL {rpc_url} does not answer JSON-RPC")
-        return cls(w3, load_deployment(deployment_file, w3), finality=finality)
+        w3, session = open_node(rpc_url, timeout_s)
+        try:
+            if not w3.is_connected():
+                raise NodeUnreachableError(f"RPC URL {rpc_url} does not answer JSON-RPC")
+            chain = cls(w3, load_deployment(deployment_file, w3), finality=finality)
+        except BaseException:
+            session.close()
+            raise
+        chain.session = session
+        return chain
+
+    def close(self) -> None:
+        """Close the HTTP session `connect` opened (a chain built on a caller's Web3 leaves it to the caller)."""
+        if self.session is not None:
+            self.session.close()
 
     # -- ChainView ---------------------------------------------------------------------------------------
     @property

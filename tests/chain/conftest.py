@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import requests
 from web3 import Web3
 
 from aicf.chain.anvil import Anvil, find_anvil, start_anvil
@@ -32,8 +33,9 @@ def anvil() -> Iterator[Anvil]:
 
 
 @pytest.fixture(scope="session")
-def w3(anvil: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
+def w3(anvil: Anvil) -> Iterator[Web3]:
+    with requests.Session() as session:  # closed at the end: no socket is left to the garbage collector
+        yield Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}, session=session))
 
 
 @pytest.fixture
