@@ -117,10 +117,21 @@ def operator_token(token_file: Path | None, retired: str | None) -> str:
 @contextlib.contextmanager
 def connect(url: str, operator_token: str | None = None) -> Iterator[RpcClient]:
     """A client on `url`/rpc; a refused call or an unreachable server ends the command with exit 1."""
-    base = url.rstrip("/")
-    client = RpcClient(base + "/rpc", operator_token=operator_token, timeout_s=30.0)
+    client = RpcClient(url.rstrip("/") + "/rpc", operator_token=operator_token, timeout_s=30.0)
     try:
-        yield client
+        with reporting(url):
+            yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def reporting(url: str) -> Iterator[None]:
+    """End the command with exit 1 and one clear message when the coordinator at `url` cannot be reached or
+    refuses (for commands whose client is not `connect`'s, such as the requester's)."""
+    base = url.rstrip("/")
+    try:
+        yield
     except RpcTransportError as exc:
         err.print(f"error: cannot reach the coordinator at {base} ({exc}).", markup=False)
         err.print("Is it running? Start it with `aicf up`, or point at it with --url URL (or AICF_URL).", markup=False)
@@ -133,8 +144,6 @@ def connect(url: str, operator_token: str | None = None) -> Iterator[RpcClient]:
     except AicfError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    finally:
-        client.close()
 
 
 def emit_json(value: Json) -> None:

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from aicf.client.requester import Progress, Requester, RequestFailedError, load_or_create_requester_key
 from aicf.core.encoding import to_hex
-from aicf.transports.cli_ops import DEFAULT_URL, JsonOption, UrlOption, connect, parse_id
+from aicf.transports.cli_ops import DEFAULT_URL, JsonOption, UrlOption, parse_id, reporting
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -136,8 +136,7 @@ def ai_command(
     if max_units is not None and max_runtime_ms is not None:
         err.print("error: give --max-units or --max-runtime-ms, not both", markup=False)
         raise typer.Exit(2)
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         try:
             tx_hash = r.submit_ai(
                 model,
@@ -173,8 +172,7 @@ def quantum_command(
     except OSError as exc:
         err.print(f"error: cannot read {qasm}: {exc.strerror or exc}", markup=False)
         raise typer.Exit(2) from None
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         tx_hash = r.submit_quantum(circuit, shots, fee_per_unit=fee_per_unit, tier=tier)
         _finish(r, tx_hash, wait, until, timeout, as_json)
 
@@ -188,8 +186,7 @@ def deposit_command(
     as_json: JsonOption = False,
 ) -> None:
     """Credit the requester's own account from the devnet faucet."""
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         tx_hash = r.deposit(amount)
         state = "sent"
         if wait:
@@ -208,8 +205,7 @@ def deposit_command(
 @request_app.command("balance")
 def balance_command(url: UrlOption = DEFAULT_URL, key: KeyOption = DEFAULT_KEY, as_json: JsonOption = False) -> None:
     """The requester's address, balance, next nonce and open jobs."""
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         acct = r.account()
     if as_json:
         typer.echo(json.dumps(acct, sort_keys=True))
@@ -229,8 +225,7 @@ def cancel_command(
     """Cancel one of your jobs (refunded in full once the cancel is final; a leased job only if its lease
     ends without a proof)."""
     raw = parse_id(task_id)
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         tx_hash = r.cancel(to_hex(raw))
     if as_json:
         typer.echo(json.dumps({"tx_hash": tx_hash, "task_id": to_hex(raw)}))
@@ -246,8 +241,7 @@ def status_command(
 ) -> None:
     """Where a transaction is: pending, included (with its task id and job status) or refused (why)."""
     raw = parse_id(tx_hash)
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         typer.echo(json.dumps(r.transaction(to_hex(raw)), sort_keys=True))
 
 
@@ -260,6 +254,5 @@ def result_command(
 ) -> None:
     """A job's status, result record, output and money."""
     raw = parse_id(task_id)
-    r = _requester(url, key)
-    with connect(url) as _:
+    with _requester(url, key) as r, reporting(url):
         _show_record(r.result(to_hex(raw)), as_json)
