@@ -1,8 +1,11 @@
-"""Adapters the bootstrap wires between layers that may not see each other: the wall clock, the store's event
-log as the WebSocket hub's source, and the real models as the coordinator's trap oracle.
+"""Adapters the bootstrap wires between layers that may not see each other: the store's event log as the
+WebSocket hub's source and the real models as the coordinator's trap oracle; and the process plumbing `aicf up`
+and its devtools share (threads, quiet model loading).
 """
 
-from collections.abc import Collection, Sequence
+import os
+import threading
+from collections.abc import Callable, Collection, Sequence
 
 import cbor2
 
@@ -45,3 +48,21 @@ class StoreEvents:
     def latest_seq(self) -> int:
         with read_transaction(self.store) as tx:
             return tx.latest_event_seq()
+
+
+def start_threads(targets: Sequence[tuple[str, Callable[[], None]]]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in targets]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def quiet_model_loading() -> None:
+    """transformers de-quantizes the GGUF under a plain tqdm bar on stderr, which its own switch does not reach:
+    tqdm reads TQDM_DISABLE when it is first imported, so this runs before any model module is imported."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

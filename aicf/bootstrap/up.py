@@ -25,6 +25,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aicf.bootstrap.adapters import quiet_model_loading, start_threads
 from aicf.bootstrap.stores import DB_ENV, check_url, open_store, sqlite_path
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
@@ -70,13 +71,6 @@ def jobs_summary(store: Store) -> str:
     with read_transaction(store) as tx:
         counts = tx.job_counts()
     return ", ".join(f"{s.value.lower()} {counts.get(s, 0)}" for s in JobStatus if counts.get(s, 0))
-
-
-def start_threads(targets: Sequence[tuple[str, Callable[[], None]]]) -> list[threading.Thread]:
-    threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in targets]
-    for t in threads:
-        t.start()
-    return threads
 
 
 def devnet_params() -> Params:
@@ -303,14 +297,3 @@ def stop_on_sigterm(stop: threading.Event, say: Callable[[str], None]) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
-
-
-def quiet_model_loading() -> None:
-    """transformers de-quantizes the GGUF under a plain tqdm bar on stderr, which its own switch does not reach:
-    tqdm reads TQDM_DISABLE when it is first imported, so this runs before any model module is imported."""
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        return
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

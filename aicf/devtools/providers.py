@@ -3,8 +3,8 @@
 import threading
 from collections.abc import Callable, Sequence
 
+from aicf.bootstrap.adapters import quiet_model_loading, start_threads
 from aicf.bootstrap.system import System
-from aicf.bootstrap.up import quiet_model_loading, start_threads
 
 PROVIDER_STAKE = 10_000_000_000  # µANM each reference provider is funded to (devnet operator mint)
 

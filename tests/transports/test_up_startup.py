@@ -255,7 +255,7 @@ def test_aicf_up_tells_a_missing_postgres_database_from_a_server_that_does_not_a
 @pytest.mark.slow
 def test_the_model_modules_progress_bar_is_off_once_up_loads_models() -> None:
     code = (
-        "from aicf.bootstrap.up import quiet_model_loading\n"
+        "from aicf.bootstrap.adapters import quiet_model_loading\n"
         "quiet_model_loading()\n"
         "from tqdm.auto import tqdm\n"  # transformers' GGUF loader draws this bar while it de-quantizes
         "print(tqdm(range(3), desc='Converting and de-quantizing GGUF tensors...').disable)\n"
