@@ -18,6 +18,7 @@ from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.registry import ProviderStatus
 from aicf.provider.agent import AgentConfig, AgentConfigError
+from aicf.service.context import Caches
 from aicf.service.coordinator import Capabilities, Coordinator
 from aicf.service.errors import ProviderChangedError
 from aicf.service.steps import update_provider
@@ -87,6 +88,7 @@ def test_a_provider_row_changed_under_a_use_case_is_a_provider_changed_error() -
         params=Params.default(),
         operator_key=Ed25519PrivateKey.from_private_bytes(b"\x02" * 32),
         verifier=StandardVerifier(params=Params.default(), model_digests={}, trap_seed=lambda e: bytes(32)),
+        caches=Caches(),
     )
     p = coord.register(b"\x03" * 32, Capabilities(kinds=("ai",), models=("llama3-8b",)))
     with store.transaction() as tx:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from aicf.core.clock import Clock
 from aicf.core.params import Params
 from aicf.service.collateral import CollateralWatch
+from aicf.service.context import Caches
 from aicf.service.coordinator import ChainWriter, Coordinator
 from aicf.service.traps import TrapOracle, TrapPrompt
 from aicf.service.verifier import StandardVerifier
@@ -35,9 +36,15 @@ class CoordinatorConfig:
 
 
 def build_coordinator(
-    config: CoordinatorConfig, *, store: Store, clock: Clock, chain_writer: ChainWriter | None
+    config: CoordinatorConfig,
+    *,
+    store: Store,
+    clock: Clock,
+    chain_writer: ChainWriter | None,
+    caches: Caches | None = None,
 ) -> Coordinator:
-    """The coordinator on `store`, reading `clock`, sending accepted proofs through `chain_writer`."""
+    """The coordinator on `store`, reading `clock`, sending accepted proofs through `chain_writer`, keeping its
+    per-process caches in `caches` (a new, empty `Caches` unless the caller holds one to look into)."""
 
     def own_seed(epoch: int) -> bytes:
         return coord.trap_seed(epoch)
@@ -54,6 +61,7 @@ def build_coordinator(
         params=config.params,
         operator_key=config.operator_key,
         verifier=verifier,
+        caches=caches if caches is not None else Caches(),
         chain_writer=chain_writer,
         trap_secret=config.trap_secret,
         trap_oracle=config.trap_oracle,

@@ -2,8 +2,8 @@
 (`Caches`), and one use-case's unit of work (`Work`: its store transaction, the instant it read, the wiring).
 
 The use-case modules (registry, leases, matching, proofs, slashing, sweep, trap_duties, claims) are plain
-functions over these; `aicf.service.coordinator.Coordinator` is a thin facade that owns one `Caches` and builds
-the `Context` from its attributes.
+functions over these; `aicf.service.coordinator.Coordinator` is a thin facade that holds the one `Caches` the
+bootstrap built (aicf.bootstrap.coordinator) and builds the `Context` from its attributes.
 """
 
 import threading

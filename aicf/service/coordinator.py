@@ -2,7 +2,7 @@
 the tests that build one. Each method delegates to a use-case module of plain functions (registry, leases,
 matching, proofs, slashing, sweep, trap_duties, claims) over a `Context` built from this object's attributes,
 so reassigning an attribute (a test swapping the chain writer or the oracle) takes effect on the next call.
-The per-process caches live in one `Caches` this facade owns.
+The per-process caches live in one `Caches` the bootstrap builds and hands in (aicf.bootstrap.coordinator).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,13 +62,13 @@ class Coordinator:
         params: Params,
         operator_key: Ed25519PrivateKey,
         verifier: ProofVerifier,
+        caches: Caches,
         chain_writer: ChainWriter | None = None,
         trap_secret: bytes = b"",
         operator_allowlist: Iterable[bytes] = (),
         trap_oracle: TrapOracle | None = None,
         trap_corpus: Sequence[TrapPrompt] = (),
         trust: TrustRegistry | None = None,
-        caches: Caches | None = None,
     ) -> None:
         self.store, self.clock, self.params = store, clock, params
         self.operator_key = operator_key
@@ -79,7 +79,7 @@ class Coordinator:
         self.trap_oracle = trap_oracle
         self.trap_corpus = tuple(trap_corpus)
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
-        self.caches = caches if caches is not None else Caches()
+        self.caches = caches
         self.derive_batch: DeriveBatch = derive_batch  # tests count the batches built
 
     @property

@@ -1,9 +1,10 @@
 """Issue 16: the coordinator's use-cases are plain-function modules over one unit of work, the facade only
-delegates, and the per-process caches are one object the facade owns (so a bootstrap can hand it one)."""
+delegates, and the per-process caches are one object the bootstrap builds and hands to the facade."""
 
 import ast
 from pathlib import Path
 
+from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.service.context import Caches
 from aicf.service.coordinator import Capabilities, Coordinator
 from service.test_coordinator import World, _key, _pub, world  # noqa: F401 - the fixture
@@ -62,3 +63,14 @@ def test_caches_handed_to_the_facade_are_the_ones_its_use_cases_fill(world: Worl
     assert caches.registry is not None
     assert [profile.provider_id for profile in caches.registry.profiles] == [p.provider_id]
     assert coord.trap_shortfalls is caches.trap_shortfalls
+
+
+def test_the_bootstrap_builds_each_coordinator_its_own_caches_or_hands_in_the_callers(world: World) -> None:  # noqa: F811
+    config = CoordinatorConfig(params=world.params, operator_key=world.operator, model_digests={}, trap_secret=b"s")
+    caches = Caches()
+    given = build_coordinator(config, store=world.store, clock=world.clock, chain_writer=None, caches=caches)
+    built = build_coordinator(config, store=world.store, clock=world.clock, chain_writer=None)
+    assert given.caches is caches
+    assert isinstance(built.caches, Caches)
+    assert built.caches is not caches
+    assert given.context().caches is caches
