@@ -8,8 +8,8 @@ from aicf.core.clock import FakeClock as FakeClock  # the one fake clock, for th
 from aicf.core.ids import task_id
 from aicf.core.params import Params
 from aicf.core.requests import build_request_map, encode_payload
-from aicf.service.audit import state_digest
 from aicf.service.ingest import ingest_available
+from aicf.service.state_digest import state_digest
 from aicf.store.interface import Store
 
 P = Params.default()

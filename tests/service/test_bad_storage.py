@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from aicf.bootstrap.stores import open_store
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Job, TxKind
-from aicf.service.audit import state_digest
 from aicf.service.ingest import ingest_next
+from aicf.service.state_digest import state_digest
 from aicf.store.interface import StoreUnavailableError, Tx
 from aicf.store.sqlite import SqliteStore
 from aicf.transports.cli import app

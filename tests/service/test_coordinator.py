@@ -32,7 +32,7 @@ from aicf.core.ledger import FUND, provider_account, requester_account, stake_ac
 from aicf.core.params import Params, params_from_mapping
 from aicf.core.registry import ProviderStatus
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
-from aicf.service.audit import state_digest, verify
+from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator
 from aicf.service.errors import (
     InvalidRegistrationError,
@@ -44,6 +44,7 @@ from aicf.service.errors import (
 )
 from aicf.service.ingest import ingest_available
 from aicf.service.reads import job_story
+from aicf.service.state_digest import state_digest
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 
 PARAMS = params_from_mapping({"epoch_seconds": 120, "gamma_units": 1000})

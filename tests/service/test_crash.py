@@ -14,7 +14,8 @@ from store.backends import PG_DSN, SQL_BACKENDS, drop_schema, new_schema, pg_url
 from aicf.bootstrap.scenario import run_scenario
 from aicf.bootstrap.stores import open_store
 from aicf.core.encoding import to_hex
-from aicf.service.audit import state_digest, verify
+from aicf.service.audit import verify
+from aicf.service.state_digest import state_digest
 from service.helpers import P
 
 SEED = 11

@@ -12,7 +12,7 @@ from aicf.core.chain import Block, TxKind
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, TREASURY, escrow_account, requester_account
 from aicf.core.pricing import treasury_income
-from aicf.service.audit import state_digest, verify
+from aicf.service.audit import verify
 from aicf.service.ingest import (
     ChainIdMismatchError,
     ReorgBelowFinalityError,
@@ -21,6 +21,7 @@ from aicf.service.ingest import (
     ingest_block,
     ingest_next,
 )
+from aicf.service.state_digest import state_digest
 from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
 from service.helpers import (

@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 from store.backends import memory_store
 
 from aicf.core.chain import TxKind
-from aicf.service.audit import state_digest, verify
+from aicf.service.audit import verify
+from aicf.service.state_digest import state_digest
 from service.helpers import ALICE, BOB, CAROL, ai_body, devnet, ingest, replay_digest
 
 WHO = (ALICE, BOB, CAROL)

@@ -16,7 +16,8 @@ from aicf.core.chain import (
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, TREASURY, NegativeBalanceError, Posting, escrow_account, requester_account
 from aicf.core.types import MicroAnm, MilliUnits
-from aicf.service.audit import digest_of, verify_snapshot
+from aicf.service.audit import verify_snapshot
+from aicf.service.state_digest import digest_of
 from aicf.store.interface import ConcurrentUpdateError, IdempotencyConflictError, Store
 from store.backends import memory_store
 from store.tx_helpers import remember, replayed, set_requester_tier

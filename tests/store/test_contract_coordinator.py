@@ -24,7 +24,8 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.core.types import MicroAnm, MilliUnits
-from aicf.service.audit import digest_of, verify_snapshot
+from aicf.service.audit import verify_snapshot
+from aicf.service.state_digest import digest_of
 from aicf.store.coord_interface import QosRange
 from aicf.store.interface import ConcurrentUpdateError, Store, Tx
 from store.backends import memory_store, open_test_store
