@@ -19,10 +19,10 @@ from typing import Annotated, Any, Literal, cast
 import cbor2
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 from starlette.testclient import TestClient
+from threaded_server import serve_in_thread
 from typer.testing import CliRunner
 
 from aicf.client import RpcClient
@@ -747,20 +747,8 @@ def served() -> Iterator[tuple[StubCoordinator, str]]:
     """The stub on a real uvicorn on 127.0.0.1 (a free port); the CLI signs with the wall clock, so does the stub."""
     wall = WallClock()
     stub = StubCoordinator(cast(FakeClock, wall))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(stub.app(wall), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()  # the socket already listens: an early client simply waits
-    try:
-        yield stub, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with serve_in_thread(stub.app(wall), lifespan="off") as listening:
+        yield stub, listening.url
 
 
 def test_cli_provider_run_registers_funds_stakes_serves_and_prints_one_line_per_lease(

@@ -8,7 +8,6 @@ enough blocks to settle a few epochs. Each command runs through typer's CliRunne
 
 import json
 import socket
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from store.backends import memory_store
+from threaded_server import serve_in_thread
 from typer.testing import CliRunner, Result
 
 from aicf.bootstrap.system import System, SystemConfig, build_system
@@ -98,13 +97,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         ),
         clock=clock,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # connections queue here until uvicorn takes them: no waiting for start-up
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(system.app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="cli-ops-api", daemon=True)
-    thread.start()
+    with serve_in_thread(system.app, name="cli-ops-api", lifespan="on") as listening:
+        yield from _history(system, clock, listening.url)
+
+
+def _history(system: System, clock: SteppedClock, url: str) -> Iterator[Running]:
     key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
     client = RpcClient(url + "/rpc", provider_key=key, operator_token=TOKEN, clock=clock)
     agent = ProviderAgent(
@@ -127,9 +124,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield run
     finally:
         client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def cli(*args: str, **env: str) -> Result:

@@ -2,12 +2,11 @@
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
+from threaded_server import serve_in_thread
 
 from aicf.transports.rpc import Limits
 from transports.helpers import Harness, harness
@@ -83,19 +82,8 @@ def test_cors_is_not_opened(client: TestClient) -> None:
 @pytest.fixture
 def server() -> Iterator[tuple[Harness, int]]:
     h = harness(limits=Limits(body_timeout_s=0.5))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    uv = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield h, sock.getsockname()[1]
-    finally:
-        uv.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with serve_in_thread(h.app, backlog=16, lifespan="on") as listening:
+        yield h, listening.port
 
 
 def _read_all(conn: socket.socket) -> bytes:

@@ -5,8 +5,6 @@ the CLI runs through typer's CliRunner against it.
 """
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from proofs.attestation.conftest import PERMISSIVE, new_test_nitro, real_roots, real_samples, ts
 from store.backends import memory_store
+from threaded_server import serve_in_thread
 from typer.testing import CliRunner, Result
 
 from aicf.bootstrap.system import System, SystemConfig, build_system
@@ -50,19 +48,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         store, devnet_params(), SystemConfig(var=var, model_digests={}, operator_token=TOKEN), clock=SteppedClock(START)
     )
     system.tick()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(system.app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="roots-api", daemon=True)
-    thread.start()
-    try:
-        yield Up(system=system, store=store, url=url, var=var)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(system.app, name="roots-api", lifespan="on") as listening:
+        yield Up(system=system, store=store, url=listening.url, var=var)
 
 
 def cli(*args: str) -> Result:

@@ -10,6 +10,7 @@ import pytest
 from proofs.test_untrusted_cbor import shared_reference_bomb
 from starlette.testclient import TestClient
 from store.backends import memory_store
+from threaded_server import serve_in_thread
 
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
@@ -168,28 +169,17 @@ def test_register_with_an_explicit_stake_above_the_balance_is_refused(system: Sy
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the agents' clients live on
 def test_reference_providers_are_funded_first_then_register_with_their_stake(system: System) -> None:
     import gc
-    import socket
     import threading
-
-    import uvicorn
 
     from aicf.devtools.providers import PROVIDER_STAKE, start_reference_providers
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(system.app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     stop = threading.Event()
     stop.set()  # the agents register and return at once
     try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        start_reference_providers(system, url, (), stop)
-        start_reference_providers(system, url, (), stop)  # a restart mints nothing more
+        with serve_in_thread(system.app, lifespan="on") as listening:
+            start_reference_providers(system, listening.url, (), stop)
+            start_reference_providers(system, listening.url, (), stop)  # a restart mints nothing more
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         gc.collect()  # the agents' clients, closed here under this test's warning filter
     with system.store.transaction() as tx:
         providers = tx.providers()

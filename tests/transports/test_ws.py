@@ -1,14 +1,13 @@
 """WebSocket /ws: subscribe, replay from a sequence number, live events, lagging clients, resume (SPEC §12)."""
 
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from threaded_server import serve_in_thread
 
 from aicf.client import EventSubscriber, SubscriptionError, WsEvent
 from aicf.transports.ws import MemoryEventSource, WsLimits
@@ -138,20 +137,8 @@ def _read_until_closed(ws: Any, into: list[dict[str, Any]]) -> None:
 @pytest.fixture
 def server() -> Iterator[tuple[Harness, str]]:
     h = harness(ws_limits=WsLimits(queue_max=8, page=64, poll_interval_s=0.01))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", ws="websockets-sansio", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()  # the socket already listens: a client that connects before the loop runs simply waits
-    try:
-        yield h, f"ws://127.0.0.1:{port}/ws"
-    finally:
-        uv.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with serve_in_thread(h.app, backlog=128, ws="websockets-sansio", lifespan="on") as listening:
+        yield h, f"ws://127.0.0.1:{listening.port}/ws"
 
 
 def collect(sub: EventSubscriber, n: int) -> list[WsEvent]:

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
+from threaded_server import serve_in_thread
 
 from aicf.transports.ws import CLOSE_FULL, WsLimits, WsServer, origin_allowed
 from transports.helpers import Harness, harness
@@ -117,20 +117,9 @@ def serving(limits: WsLimits) -> Iterator[tuple[Harness, int, uvicorn.Server]]:
     """A real uvicorn on 127.0.0.1 over a harness holding 20,000 events of about 250 bytes (5 MB of history)."""
     h = harness(ws_limits=limits)
     h.events.append_many([("jobAssigned", {"i": i, "pad": "x" * 200}) for i in range(1, 20_001)])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
     # log_config=None: uvicorn's and asyncio's records reach the root logger, where caplog counts them
-    uv = uvicorn.Server(uvicorn.Config(h.app, log_config=None, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield h, sock.getsockname()[1], uv
-    finally:
-        uv.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with serve_in_thread(h.app, backlog=128, log_config=None, lifespan="on") as listening:
+        yield h, listening.port, listening.server
 
 
 def _masked_text(text: str) -> bytes:
