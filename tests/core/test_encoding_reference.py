@@ -9,6 +9,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -369,7 +370,7 @@ def test_fast_integer_encoding_equals_cbor2(n: int) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(VALUES)
 def test_canonical_cbor_matches_cbor2_over_many_values(value: object) -> None:
     assert canonical_cbor(value) == cbor2.dumps(value, canonical=True)

@@ -3,6 +3,7 @@
 from fractions import Fraction
 
 import pytest
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -338,7 +339,7 @@ def circuits(draw: st.DrawFn) -> Circuit:
 
 
 @pytest.mark.slow
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(c=circuits())
 def test_random_valid_circuits_round_trip_and_depth_is_bounded(c: Circuit) -> None:
     text = format_circuit(c).encode()
@@ -350,7 +351,7 @@ def test_random_valid_circuits_round_trip_and_depth_is_bounded(c: Circuit) -> No
     assert d >= busiest  # ... nor falls below the gate count of the busiest qubit
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(data=st.binary(max_size=200))
 def test_arbitrary_bytes_parse_or_raise_request_error(data: bytes) -> None:
     reason = ""

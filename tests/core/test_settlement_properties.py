@@ -10,6 +10,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -194,7 +195,7 @@ def test_root_is_the_merkle_root_of_the_payouts_canonical_cbor_in_admission_orde
     assert batch.root == level[0]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @pytest.mark.slow
 @given(JOBS, TREASURY, PRICE, st.randoms(use_true_random=False))
 def test_shuffling_never_changes_the_batch_over_many_epochs(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -378,7 +379,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.sampled_from(ALL_CASES), st.data(), JSON_VALUES)
 def test_runner_never_crashes_on_a_mangled_input_field(param: Any, data: st.DataObject, junk: object) -> None:
     # SPEC §14 / issue 3: bad input gets one clear message, never a traceback. Replace one input field

@@ -6,7 +6,7 @@ references included) and single-byte mutations, truncations and splices of valid
 
 import cbor2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from proofs.test_untrusted_cbor import shared_reference_bomb
 
@@ -16,9 +16,10 @@ from aicf.core.encoding import canonical_cbor, decode_canonical
 from aicf.core.errors import AicfError, DecodingError
 from aicf.core.txs import SignedTx, TxError, check_tx_shape, decode_signed_tx, encode_signed_tx
 from aicf.proofs.untrusted import decode_untrusted
+from fuzz.scaffold import fuzz_settings, outcome
 
-FAST = settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-LONG = settings(max_examples=3000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = fuzz_settings(full=3000, fast=50)
+PROPERTY = fuzz_settings(full=100, fast=20)
 LIMITS = CborLimits(max_bytes=4096, max_items=500, max_depth=8, allowed_tags=frozenset({24}))
 
 leaves = (
@@ -75,69 +76,37 @@ untrusted_inputs = st.binary(max_size=200) | mutated(cbor_values.map(_encode_any
 canonical_inputs = st.binary(max_size=200) | mutated(canonical_values.map(canonical_cbor))
 
 
-def _check_untrusted(data: bytes) -> None:
-    try:
-        value = decode_untrusted(data, LIMITS, "envelope")
-    except UntrustedCborError as exc:
-        refused: UntrustedCborError | None = exc
-    else:
-        refused = None
-    if refused is not None:
-        assert refused.what == "envelope"
-        assert refused.reason
+@FUZZ
+@given(data=untrusted_inputs)
+def test_decode_untrusted_returns_a_value_or_refuses_with_a_reason(data: bytes) -> None:
+    value = outcome(lambda: decode_untrusted(data, LIMITS, "envelope"), UntrustedCborError)
+    if isinstance(value, UntrustedCborError):
+        assert value.what == "envelope"
+        assert value.reason
         return
     assert len(data) <= LIMITS.max_bytes
     assert repr(cbor2.loads(data)) == repr(value)  # the scan let through one item, read as cbor2 reads it (repr: NaN)
 
 
-@FAST
-@given(data=untrusted_inputs)
-def test_decode_untrusted_returns_a_value_or_refuses_with_a_reason(data: bytes) -> None:
-    _check_untrusted(data)
-
-
-@pytest.mark.slow
-@LONG
-@given(data=untrusted_inputs)
-def test_decode_untrusted_long_run(data: bytes) -> None:
-    _check_untrusted(data)
-
-
-@FAST
+@PROPERTY
 @given(depth=st.integers(1, 40))
 def test_shared_reference_bombs_of_any_depth_are_refused_by_the_scan(depth: int) -> None:
     with pytest.raises(UntrustedCborError, match="tag 28 is not allowed"):
         decode_untrusted(shared_reference_bomb(depth), CborLimits(), "envelope")
 
 
-def _check_canonical(data: bytes) -> None:
-    try:
-        value = decode_canonical(data, max_items=500, max_depth=8)
-    except DecodingError as exc:
-        refused: DecodingError | None = exc
-    else:
-        refused = None
-    if refused is not None:
-        assert refused.where.startswith("cbor")
-        assert refused.reason
+@FUZZ
+@given(data=canonical_inputs)
+def test_decode_canonical_accepts_only_what_it_reencodes_byte_for_byte(data: bytes) -> None:
+    value = outcome(lambda: decode_canonical(data, max_items=500, max_depth=8), DecodingError)
+    if isinstance(value, DecodingError):
+        assert value.where.startswith("cbor")
+        assert value.reason
         return
     assert canonical_cbor(value) == data
 
 
-@FAST
-@given(data=canonical_inputs)
-def test_decode_canonical_accepts_only_what_it_reencodes_byte_for_byte(data: bytes) -> None:
-    _check_canonical(data)
-
-
-@pytest.mark.slow
-@LONG
-@given(data=canonical_inputs)
-def test_decode_canonical_long_run(data: bytes) -> None:
-    _check_canonical(data)
-
-
-@FAST
+@PROPERTY
 @given(value=canonical_values)
 def test_every_canonical_value_decodes_to_itself(value: object) -> None:
     assert decode_canonical(canonical_cbor(value), max_items=10_000, max_depth=64) == value
@@ -156,34 +125,15 @@ txs = st.builds(
 tx_inputs = st.binary(max_size=300) | mutated(txs.map(encode_signed_tx)) | mutated(canonical_values.map(canonical_cbor))
 
 
-def _check_tx(data: bytes) -> None:
-    try:
-        tx = decode_signed_tx(data)
-    except TxError as exc:
-        refused: AicfError | None = exc
-    else:
-        refused = None
-    if refused is not None:
-        assert str(refused)
-        return
-    assert encode_signed_tx(tx) == data
-    try:
-        check_tx_shape(tx)
-    except AicfError as exc:  # a shape refusal is a specific error with a message
-        refused = exc
-    assert refused is None or str(refused)
-    tx.tx_hash()
-    tx.signing_digest()
-
-
-@FAST
+@FUZZ
 @given(data=tx_inputs)
 def test_decode_signed_tx_returns_a_transaction_or_a_tx_error(data: bytes) -> None:
-    _check_tx(data)
-
-
-@pytest.mark.slow
-@LONG
-@given(data=tx_inputs)
-def test_decode_signed_tx_long_run(data: bytes) -> None:
-    _check_tx(data)
+    tx = outcome(lambda: decode_signed_tx(data), TxError)
+    if isinstance(tx, TxError):
+        assert str(tx)
+        return
+    assert encode_signed_tx(tx) == data
+    shape = outcome(lambda: check_tx_shape(tx), AicfError)  # a shape refusal is a specific error with a message
+    assert shape is None or str(shape)
+    tx.tx_hash()
+    tx.signing_digest()

@@ -7,8 +7,8 @@ The requests come from a seeded generator (random.Random, so a failure names its
 broken JSON, every real method with its params broken one way (a required field missing, the wrong type, out of
 range, bad hex, too long), operator methods without or with a wrong token, or with the right token and params that
 cannot validate, provider methods unsigned, with a broken signature or signed by a key nobody registered,
-`aicf.sendTransaction` with mutated signed transactions, and batches of these. 500 requests run in the fast loop,
-10,000 in the slow test (AICF_FUZZ_RPC=n for more)."""
+`aicf.sendTransaction` with mutated signed transactions, and batches of these. 250 requests run in the fast loop,
+10,000 in the whole suite (AICF_FUZZ_RPC=n for another count)."""
 
 import json
 import os
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget import examples
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from transports.test_cli_ops import SteppedClock
@@ -42,13 +43,14 @@ from aicf.service.coordinator import Capabilities
 from aicf.store.interface import Store
 from aicf.transports.errors import ParseError
 from aicf.transports.rpc import parse_body
+from fuzz.scaffold import fuzz_settings, outcome
 
 T = 1_700_000_000
 TOKEN = "fuzz-operator-token"  # noqa: S105 - a test fixture
 
 
 # -- parse_body ------------------------------------------------------------------------------------------------------
-@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(full=400, fast=100)
 @given(
     body=st.binary(max_size=200)
     | st.text(max_size=100).map(lambda s: s.encode("utf-8", "surrogatepass"))
@@ -57,13 +59,8 @@ TOKEN = "fuzz-operator-token"  # noqa: S105 - a test fixture
     | st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b'{"a": NaN}', b"1e999", b'"\\ud800"', b"\xef\xbb\xbf{}"])
 )
 def test_parse_body_returns_json_or_a_parse_error(body: bytes) -> None:
-    try:
-        parse_body(body)
-    except ParseError as exc:
-        refused: ParseError | None = exc
-    else:
-        refused = None
-    assert refused is None or str(refused).startswith("parse error:")
+    refused = outcome(lambda: parse_body(body), ParseError)
+    assert not isinstance(refused, ParseError) or str(refused).startswith("parse error:")
 
 
 # -- the real coordinator ---------------------------------------------------------------------------------------------
@@ -281,10 +278,5 @@ def _run(target: Target, seed: int, count: int) -> None:
     assert after == before, "malformed requests changed the store"
 
 
-def test_500_malformed_requests_to_the_coordinator_change_nothing(target: Target) -> None:
-    _run(target, seed=15, count=500)
-
-
-@pytest.mark.slow
-def test_10000_malformed_requests_to_the_coordinator_change_nothing(target: Target) -> None:
-    _run(target, seed=1015, count=int(os.environ.get("AICF_FUZZ_RPC", "10000")))
+def test_malformed_requests_to_the_coordinator_change_nothing(target: Target) -> None:
+    _run(target, seed=15, count=examples(int(os.environ.get("AICF_FUZZ_RPC", "10000")), fast=250))

@@ -4,16 +4,15 @@ ParamsError naming the key); nothing else escapes."""
 
 import tomllib
 
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aicf.core.errors import ParamsError, RequestError
 from aicf.core.params import Params, params_from_toml
 from aicf.core.qasm import circuit_depth, format_circuit, parse_circuit
+from fuzz.scaffold import fuzz_settings, outcome
 
-FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-LONG = settings(max_examples=3000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = fuzz_settings(full=3000, fast=100)
 
 HEADER = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
 WORDS = ["OPENQASM", "2.0", "include", '"qelib1.inc"', "qreg", "creg", "q", "c", "[", "]", "[2]", "[0]", "[1]",
@@ -54,16 +53,13 @@ circuits = (
 )
 
 
-def _check_circuit(data: bytes) -> None:
-    try:
-        circuit = parse_circuit(data)
-    except RequestError as exc:
-        refused: RequestError | None = exc
-    else:
-        refused = None
-    if refused is not None:
-        assert refused.field == "circuit"
-        assert refused.reason
+@FUZZ
+@given(data=circuits)
+def test_a_circuit_parses_or_is_refused_with_its_line(data: bytes) -> None:
+    circuit = outcome(lambda: parse_circuit(data), RequestError)
+    if isinstance(circuit, RequestError):
+        assert circuit.field == "circuit"
+        assert circuit.reason
         return
     assert circuit.measurements
     again = parse_circuit(format_circuit(circuit).encode("utf-8"))  # what was accepted prints and reads back
@@ -73,19 +69,6 @@ def _check_circuit(data: bytes) -> None:
         circuit.measurements,
     )
     assert circuit_depth(data) >= 0
-
-
-@FAST
-@given(data=circuits)
-def test_a_circuit_parses_or_is_refused_with_its_line(data: bytes) -> None:
-    _check_circuit(data)
-
-
-@pytest.mark.slow
-@LONG
-@given(data=circuits)
-def test_circuit_parser_long_run(data: bytes) -> None:
-    _check_circuit(data)
 
 
 KEYS = [*Params.__dataclass_fields__, "params", "nope", "model_weights", "slash_bps", "jail_s"]
@@ -126,29 +109,13 @@ toml_docs = (
 )
 
 
-def _check_params(text: str) -> None:
-    try:
-        params = params_from_toml(text)
-    except ParamsError as exc:
-        refused: ParamsError | None = exc
-    else:
-        refused = None
-    if refused is not None:
-        assert refused.key
-        assert refused.reason
+@FUZZ
+@given(text=toml_docs)
+def test_a_params_file_loads_or_is_refused_naming_the_key(text: str) -> None:
+    params = outcome(lambda: params_from_toml(text), ParamsError)
+    if isinstance(params, ParamsError):
+        assert params.key
+        assert params.reason
         return
     assert isinstance(params, Params)
     tomllib.loads(text)  # what was accepted is TOML
-
-
-@FAST
-@given(text=toml_docs)
-def test_a_params_file_loads_or_is_refused_naming_the_key(text: str) -> None:
-    _check_params(text)
-
-
-@pytest.mark.slow
-@LONG
-@given(text=toml_docs)
-def test_params_parser_long_run(text: str) -> None:
-    _check_params(text)

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import stim
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,7 +114,7 @@ def test_traps_have_the_job_width_and_depth() -> None:
         assert parse_circuit(trap.qasm()) == trap.circuit
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     seed=st.binary(min_size=32, max_size=32),
     task=st.binary(min_size=32, max_size=32),
@@ -351,7 +352,7 @@ junk = st.recursive(
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(key=st.sampled_from(["circuit_digest", "shots", "results", "cert_chain", "qos"]), value=junk)
 def test_verifier_never_raises_and_never_accepts_a_damaged_body(key: str, value: object) -> None:
     _, body = honest()
@@ -455,7 +456,7 @@ TWO_QUBIT = {"crx", "cry", "crz", "cu1", "cp", "cu3", "rzz", "rxx", "cx", "CX", 
 N_PARAMS = {"u3": 3, "U": 3, "u": 3, "cu3": 3, "u2": 2}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(name=st.sampled_from(sorted(REFERENCE)), quarters=st.lists(st.integers(-4, 7), min_size=3, max_size=3))
 def test_clifford_lowering_matches_the_gate_matrix_up_to_phase(name: str, quarters: list[int]) -> None:
     n_params = N_PARAMS.get(

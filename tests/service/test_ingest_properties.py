@@ -1,5 +1,6 @@
 """Money is conserved through any sequence of blocks, deposits, enqueues, cancels and reorgs (SPEC §11)."""
 
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from store.backends import memory_store
@@ -20,7 +21,7 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(ops=st.lists(op, min_size=1, max_size=40))
 def test_balances_stay_conserved_and_non_negative_and_reorgs_are_exact(ops: list[tuple[str, int, int]]) -> None:
     net = devnet()

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -93,7 +94,7 @@ def _check_answer(answer: Any, request: Any) -> None:
 # Three bodies per example: hypothesis spends its time per example, not per body, so 700 examples send 2,100
 # malformed bodies (most holding one request, some a batch of up to six) in about half the time.
 @pytest.mark.slow
-@settings(max_examples=700, suppress_health_check=list(HealthCheck), deadline=None, database=None)
+@settings(max_examples=examples(700), suppress_health_check=list(HealthCheck), deadline=None, database=None)
 @given(three=st.tuples(bodies, bodies, bodies))
 def test_malformed_requests_only_ever_get_json_rpc_errors(
     app: tuple[Harness, TestClient], three: tuple[str, str, str]

@@ -4,6 +4,7 @@ and never an accept; arbitrary bytes never escape as an exception either."""
 from typing import Any
 
 import pytest
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ SAMPLE_NAMES = (
     "nvidia-h100",
     "cca-example",
 )
-FLIPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FLIPS = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def flip(data: bytes, pos: int, mask: int) -> bytes:
@@ -77,7 +78,7 @@ def test_flipped_byte_in_the_quotes_pck_chain_is_rejected(
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(min_value=0))
 def test_truncated_evidence_is_rejected(
     name: str, cut: int, samples: dict[str, Any], roots: VendorRoots, permissive: Policy
@@ -90,7 +91,7 @@ def test_truncated_evidence_is_rejected(
 
 
 @pytest.mark.parametrize("kind", ["sev-snp", "sgx", "tdx", "nitro", "nvidia-gpu", "cca"])
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(evidence=st.binary(max_size=2048), certs=st.one_of(st.binary(max_size=256), st.tuples(st.binary(max_size=64))))
 def test_arbitrary_bytes_never_raise(
     kind: str, evidence: bytes, certs: bytes | tuple[bytes, ...], roots: VendorRoots, permissive: Policy
