@@ -66,3 +66,46 @@ def test_a_named_folder_without_vectors_fails_the_run_naming_it(tmp_path: Path) 
 
     assert done.returncode == 1
     assert f"{tmp_path / 'missing'}: no *.json vector files there" in done.stderr
+
+
+# ---- scripts/torch-args: a CPU-only torch wherever the index would give the CUDA build (issue 17) --------------
+
+
+def torch_args(tmp_path: Path, mode: str, resolved: list[str]) -> subprocess.CompletedProcess[str]:
+    """scripts/torch-args with AICF_TORCH=mode, reading a pip report that resolved these package names."""
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"install": [{"metadata": {"name": n, "version": "1"}} for n in resolved]}, indent=2))
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = {**os.environ, "AICF_TORCH": mode, "AICF_TORCH_REPORT": str(report)}
+    env.pop("AICF_TORCH_CPU_INDEX", None)
+    return subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [bash, str(ROOT / "scripts" / "torch-args")], capture_output=True, text=True, env=env, timeout=30, check=False
+    )
+
+
+PIN = next(
+    line.strip().strip('",') for line in (ROOT / "pyproject.toml").read_text().splitlines() if '"torch==' in line
+)
+CPU = f"--index-url https://download.pytorch.org/whl/cpu {PIN}\n"
+
+
+def test_torch_comes_from_the_cpu_index_when_the_configured_index_would_bring_cuda(tmp_path: Path) -> None:
+    done = torch_args(tmp_path, "auto", ["torch", "nvidia-cublas", "triton", "sympy"])
+    assert (done.returncode, done.stdout) == (0, CPU)
+
+
+def test_torch_comes_from_the_configured_index_when_it_already_serves_a_cpu_build(tmp_path: Path) -> None:
+    done = torch_args(tmp_path, "auto", ["torch", "sympy", "filelock"])
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+def test_aicf_torch_cpu_always_asks_the_cpu_index_and_index_never(tmp_path: Path) -> None:
+    assert torch_args(tmp_path, "cpu", ["torch"]).stdout == CPU
+    assert torch_args(tmp_path, "index", ["torch", "nvidia-cublas"]).stdout == ""
+
+
+def test_an_unknown_aicf_torch_mode_is_refused_by_name(tmp_path: Path) -> None:
+    done = torch_args(tmp_path, "gpu", ["torch"])
+    assert done.returncode == 2
+    assert done.stderr.strip() == "AICF_TORCH must be auto, cpu or index, not 'gpu'"
