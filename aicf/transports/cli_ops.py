@@ -235,7 +235,8 @@ def fit_columns(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) 
 
 def print_fitted(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]], *, wide: bool) -> None:
     """Print a list table that fits the terminal with no cell cut: the least useful columns are left out (and
-    named on stderr) when it is narrow; `wide` keeps them all and lets the table be as wide as it needs."""
+    named on stderr) when it is narrow, and the ids shortened (said on stderr); `wide` keeps every column and
+    whole ids and lets the table be as wide as it needs."""
     width = out.width
     shown = list(range(len(cols))) if wide else fit_columns(cols, rows, width)
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -249,6 +250,8 @@ def print_fitted(title: str, cols: Sequence[Col], rows: Sequence[Sequence[str]],
     if hidden:
         err.print(f"(left out to fit {width} columns: {', '.join(hidden)}; --wide shows them, --json has all)",
                   markup=False)  # fmt: skip
+    if not wide:
+        note_short_ids()
 
 
 def ids_for(wide: bool) -> Callable[[object], str]:
@@ -294,8 +297,6 @@ def providers_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False,
         for p in items
     ]
     print_fitted(f"providers ({len(items)})", PROVIDER_COLS, rows, wide=wide)
-    if not wide:
-        note_short_ids()
 
 
 # -- aicf jobs -----------------------------------------------------------------------------------------------
@@ -371,7 +372,6 @@ def jobs_command(
     for j in items:
         by_status[j["status"]] = by_status.get(j["status"], 0) + 1
     out.print(", ".join(f"{s.lower()} {by_status[s]}" for s in STATUS_NAMES if s in by_status) or "no jobs")
-    note_short_ids()
 
 
 # -- aicf job ID ---------------------------------------------------------------------------------------------
@@ -521,8 +521,6 @@ def epoch_command(
         for p in batch.get("payouts", [])
     ]  # fmt: skip
     print_fitted(f"payouts ({len(payouts)}, admission order)", PAYOUT_COLS, payouts, wide=wide)
-    if not wide:
-        note_short_ids()
 
 
 SPLIT_KEYS: Final = ("reward", "provider", "miner", "fund", "charged")

@@ -425,6 +425,15 @@ def test_jobs_fit_the_terminal_with_provider_and_units(running: Running, columns
         assert jobs[0]["provider_id"] in body
 
 
+@pytest.mark.parametrize("command", [["providers"], ["jobs"], ["epoch", "0"]])
+def test_a_list_table_says_its_ids_are_shortened_only_when_they_are(running: Running, command: list[str]) -> None:
+    narrow = cli(*command, "--url", running.url, COLUMNS="80")
+    wide = cli(*command, "--url", running.url, "--wide", COLUMNS="80")
+    assert (narrow.exit_code, wide.exit_code) == (0, 0)
+    assert "ids shortened" in narrow.stderr
+    assert "ids shortened" not in wide.stderr  # --wide prints whole ids
+
+
 @pytest.mark.parametrize("columns", [80, 200])
 def test_epoch_fits_the_terminal_with_units_and_anm_as_the_dashboard_shows(running: Running, columns: int) -> None:
     batch = as_json(cli("epoch", "0", "--url", running.url, "--json"))
