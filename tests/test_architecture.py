@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from source_tree import parse_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,7 @@ def check_aicf_module(path: Path, root: Path) -> list[str]:
             "with the aicf layers it may import (STYLE.md §1)"
         ]
     allowed = MAY_IMPORT[layer] | EXTRA_IMPORTS.get(where, frozenset())
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=where)
+    tree = parse_file(path, where)
     problems: list[str] = []
     for line, name in imported_modules(tree, module_of(rel), path.name == "__init__.py"):
         top = name.split(".")[0]
@@ -180,7 +181,7 @@ def _core_purity(tree: ast.AST, where: str) -> list[str]:
 def check_test_module(path: Path, root: Path) -> list[str]:
     """time.sleep / asyncio.sleep (however imported or aliased) in a test module."""
     where = path.relative_to(root).as_posix()
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=where)
+    tree = parse_file(path, where)
     aliases: dict[str, str] = {}  # local name -> module, for `import time as t`
     problems = []
     for node in ast.walk(tree):
@@ -209,7 +210,7 @@ def check_devtools_unused(path: Path, root: Path) -> list[str]:
     where = rel.as_posix()
     if layer_of(rel) == "aicf.devtools" or where in DEVTOOLS_USERS:
         return []
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=where)
+    tree = parse_file(path, where)
     return [
         f"{where}:{line}: the product imports the harness {name}; aicf/devtools is for demos, tests and benchmarks"
         for line, name in imported_modules(tree, module_of(rel), path.name == "__init__.py")

@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+from source_tree import parse_file
+
 from aicf.client.clock import WallClock
 from aicf.core.clock import Clock, FakeClock
 
@@ -20,7 +22,7 @@ def test_aicf_declares_one_clock_protocol_and_one_wall_clock() -> None:
     clocks: list[str] = []
     for path in sorted((ROOT / "aicf").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        for cls in _clock_classes(ast.parse(path.read_text(encoding="utf-8"))):
+        for cls in _clock_classes(parse_file(path)):
             is_protocol = any(isinstance(b, ast.Name) and b.id == "Protocol" for b in cls.bases)
             (protocols if is_protocol else clocks).append(f"{rel}:{cls.name}")
     assert protocols == ["aicf/core/clock.py:Clock"]
@@ -31,7 +33,7 @@ def test_aicf_declares_one_clock_protocol_and_one_wall_clock() -> None:
 def test_tests_write_no_fake_clock_of_their_own() -> None:
     written = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
-        for cls in _clock_classes(ast.parse(path.read_text(encoding="utf-8"))):
+        for cls in _clock_classes(parse_file(path)):
             written.append(f"{path.relative_to(ROOT).as_posix()}:{cls.name}")
     # SteppedClock subclasses aicf.system's WallClock (the type `build_system` takes until the bootstrap rework);
     # WorkClock is a per-agent view of the shared fake clock, not a clock of its own.
