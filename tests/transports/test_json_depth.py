@@ -42,6 +42,7 @@ def test_nesting_at_the_limit_is_accepted() -> None:
     assert isinstance(parse_body(body), list)
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_loading_the_cli_leaves_web3_and_the_recursion_limit_alone() -> None:
     """Loading the `aicf` command (what `aicf up` runs in) does not import web3 (a fresh interpreter: other tests
     of this session import it)."""
