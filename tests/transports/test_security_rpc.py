@@ -166,6 +166,7 @@ def test_register_with_an_explicit_stake_above_the_balance_is_refused(system: Sy
     assert left["balance"] == 60
 
 
+@pytest.mark.slow  # a real server, three provider agents and a full garbage collection: about 2 s
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the agents' clients live on
 def test_reference_providers_are_funded_first_then_register_with_their_stake(system: System) -> None:
     import gc
