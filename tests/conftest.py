@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from budget import FAST_DEFAULT, FULL_DEFAULT, RUN, is_fast_loop
 from hypothesis import settings
+from source_tree import forget as forget_parsed_sources
 
 settings.register_profile("aicf", deadline=None, print_blob=True, max_examples=FULL_DEFAULT)
 settings.register_profile("aicf-fast", parent=settings.get_profile("aicf"), max_examples=FAST_DEFAULT)
@@ -27,6 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
     module is imported, so the counts written in decorators see it."""
     RUN.fast_loop = is_fast_loop(config.getoption("markexpr") or "")
     settings.load_profile("aicf-fast" if RUN.fast_loop else "aicf")
+
+
+def pytest_sessionfinish() -> None:
+    forget_parsed_sources()  # tests/source_tree.py: freed now, not in the interpreter's slow final collection
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so `-m "not slow"` sees the added mark
