@@ -3,12 +3,14 @@ chain) or reject (requeue or REJECTED, and a slash when the code earns one). One
 another directly, and the only state they share is the submission's unit of work."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Final
 
 from aicf.core.chain import Job
 from aicf.core.encoding import canonical_cbor
+from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseEnd
 from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
@@ -19,7 +21,7 @@ from aicf.proofs.ai_v1 import check_runtime_claim
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
-from aicf.service.errors import LeaseNotFoundError
+from aicf.service.errors import LeaseNotFoundError, ProofGroupError
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
@@ -30,6 +32,7 @@ from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
 log = logging.getLogger("aicf.coordinator")
 
 MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
+MAX_PROOF_GROUP: Final = 256  # envelopes in one submit_proofs group (aicf.submitProofs; docs/API.md)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +70,94 @@ def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
     received_ms = ctx.clock.now_ms()
     env = parse_envelope(raw)
     if isinstance(env, Reject):
-        return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+        return _unparsed(env)
+    return _submit_alone(ctx, env, received_ms)
+
+
+def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[ProofOutcome | AicfError]:
+    """A group of proofs received together, in order, with one store transaction (one commit) for the group.
+
+    Each proof gets exactly the verdict, record and ids `submit_proof` would give it had the group's proofs come
+    one after another at this instant: each runs in a savepoint of the group's transaction and sees the earlier
+    ones' writes (a duplicate within the group is a replay). A proof that fails with an AicfError gets that
+    error in its place, its savepoint undone, and the others go on. A proof that needs work outside any
+    transaction (a trap's or an audit's model run) or whose job raced ends the group's transaction there (the
+    proofs before it commit); it then runs as `submit_proof` runs it, and the rest form the next group.
+    Accepted proofs go to the chain after their group commits. Raises ProofGroupError, nothing checked, for an
+    empty group or one over MAX_PROOF_GROUP."""
+    if not raws or len(raws) > MAX_PROOF_GROUP:
+        raise ProofGroupError(len(raws), MAX_PROOF_GROUP)
+    received_ms = ctx.clock.now_ms()
+    envs = [parse_envelope(raw) for raw in raws]
+    results: list[ProofOutcome | AicfError] = []
+    at = 0
+    while at < len(envs):
+        at = _submit_group(ctx, envs, at, received_ms, results)
+        if at < len(envs):
+            env = envs[at]
+            try:
+                results.append(_unparsed(env) if isinstance(env, Reject) else _submit_alone(ctx, env, received_ms))
+            except AicfError as exc:
+                results.append(exc)
+            at += 1
+    return results
+
+
+class _Undo(Exception):  # noqa: N818 - not an error: it unwinds one proof's savepoint
+    """Raised inside a group's savepoint to undo the proof's writes and hand it to `_submit_alone`."""
+
+
+def _submit_group(
+    ctx: Context,
+    envs: Sequence[ProofEnvelope | Reject],
+    start: int,
+    received_ms: int,
+    results: list[ProofOutcome | AicfError],
+) -> int:
+    """Proofs from `start` in one transaction until the end or the first that needs to go alone; appends their
+    results and returns where it stopped."""
+    accepted: list[ProofRecord] = []
+    at = start
+    wrote = False
+    with ctx.store.transaction() as tx:
+        w = Work(tx, received_ms // 1000, ctx)
+        while at < len(envs):
+            env = envs[at]
+            if isinstance(env, Reject):
+                results.append(_unparsed(env))
+                at += 1
+                continue
+            try:
+                with tx.savepoint():
+                    outcome = _submit_in(w, env, received_ms, None)
+                    if not isinstance(outcome, ProofOutcome | _Written):
+                        raise _Undo
+            except _Undo:
+                break
+            except AicfError as exc:
+                results.append(exc)
+                at += 1
+                continue
+            if isinstance(outcome, _Written):
+                wrote = True
+                results.append(outcome.outcome)
+                if outcome.accepted is not None:
+                    accepted.append(outcome.accepted)
+            else:
+                results.append(outcome)
+            at += 1
+        if wrote:
+            w.commit()
+    for record in accepted:
+        send_inclusion(ctx, record)
+    return at
+
+
+def _unparsed(env: Reject) -> ProofOutcome:
+    return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+
+
+def _submit_alone(ctx: Context, env: ProofEnvelope, received_ms: int) -> ProofOutcome:
     answer: ExpectedAnswer | Reject | None = None
     for _ in range(3):
         outcome = _submit(ctx, env, received_ms, answer)
@@ -84,10 +174,36 @@ def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
 def _submit(
     ctx: Context, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
 ) -> ProofOutcome | TrapRecord | _Audit | _Raced:
-    """One submission in one transaction. For a trap job whose answer this process has not computed yet it
-    writes nothing and returns the trap, and for a sampled ordinary job whose body passed the checks an
-    `_Audit`: the caller computes the answer (a model run, outside any transaction) and calls again with it.
-    `_RACED` (nothing written) when the job left LEASED between the read and the write."""
+    """One submission in one transaction (see `_submit_in`); an accepted proof goes to the chain after commit."""
+    with ctx.store.transaction() as tx:
+        w = Work(tx, received_ms // 1000, ctx)
+        outcome = _submit_in(w, env, received_ms, answer)
+        if not isinstance(outcome, _Written):
+            return outcome
+        w.commit()
+    if outcome.accepted is not None:
+        send_inclusion(ctx, outcome.accepted)
+    return outcome.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """`_submit_in`'s answer when it wrote a verdict: the transaction must commit, then the accepted proof (if
+    it is one) goes to the chain."""
+
+    outcome: ProofOutcome
+    accepted: ProofRecord | None
+
+
+def _submit_in(
+    w: Work, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
+) -> ProofOutcome | _Written | TrapRecord | _Audit | _Raced:
+    """One submission in `w`'s transaction. A bare ProofOutcome wrote nothing (a drop, a replay); `_Written`
+    wrote the verdict. For a trap job whose answer this process has not computed yet it writes nothing and
+    returns the trap, and for a sampled ordinary job whose body passed the checks an `_Audit`: the caller
+    computes the answer (a model run, outside any transaction) and calls again with it. `_RACED` (nothing
+    written) when the job left LEASED between the read and the write."""
+    ctx, tx = w.ctx, w.tx
     params = ctx.params
     now = received_ms // 1000
     pid = env.proof_id
@@ -98,96 +214,89 @@ def _submit(
         first_slot=(now - params.qos_window_s) // interval,
         last_slot=now // interval,
     )
-    with ctx.store.transaction() as tx:
-        w = Work(tx, now, ctx)
-        pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
-        provider, stored = pc.provider, pc.lease
-        lease = core_lease(stored) if stored is not None else None
-        drop = check_envelope(
-            env,
-            provider_key=provider.public_key if provider is not None else None,
-            lease=lease,
-            received_at=now,
-            seen_proof=lambda asked: pc.seen if asked == pid else tx.proof_seen(asked),
-        )
-        if drop is not None:
-            if drop.code is RejectCode.DUPLICATE:
-                first = tx.get_proof(pid)
-                if first is not None:  # replaying a message returns the first answer
-                    return outcome_of(first)
-            return ProofOutcome(proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True)
-        if provider is None or stored is None:  # unreachable: check_envelope dropped these
-            raise LeaseNotFoundError(env.lease_id, "is unknown")
-        job = pc.job
-        if job is None or job.status is not JobStatus.LEASED:
-            return ProofOutcome(
-                proof_id=pid,
-                accepted=False,
-                code=RejectCode.UNKNOWN_LEASE.value,
-                message="the task is not leased",
-                dropped=True,
-            )
-        expected = answer
-        audited = pc.trap is None and job.kind == "ai" and _audited(ctx, job, stored)
-        trap = pc.trap if answer is None and job.kind == "ai" else None
-        if trap is not None:
-            expected = ctx.caches.expected.get((trap.model, trap.prompt, trap.max_tokens))
-            if expected is None:
-                return trap
-        head = pc.head
-        height = head.height if head is not None else 0
-        latency = max(0, received_ms - stored.granted_at * 1000)
-        # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
-        # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
-        inclusion = height + 1 if head is not None else 0
-        trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
-        verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
-        if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
-            return ProofOutcome(
-                proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
-            )
-        if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
-            verdict = _measured_runtime(env, verdict, latency)
-        reference: bytes | None = None
-        if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
-            if answer is None:
-                request = decode_request(job)
-                prompt = request.get("prompt")
-                return _Audit(
-                    task_id=job.task_id,
-                    model=job.model,
-                    prompt=prompt if isinstance(prompt, bytes) else b"",
-                    max_tokens=as_int(request.get("max_tokens")),
-                )
-            verdict, reference = _audit_verdict(ctx, answer, env, verdict)
-        elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
-            verdict = expected if isinstance(expected, Reject) else _trap_verdict(ctx, expected, env, verdict)
-        check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
-        received = ProofRecord(  # what both verdicts record; each adds its own outcome
+    pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
+    provider, stored = pc.provider, pc.lease
+    lease = core_lease(stored) if stored is not None else None
+    drop = check_envelope(
+        env,
+        provider_key=provider.public_key if provider is not None else None,
+        lease=lease,
+        received_at=now,
+        seen_proof=lambda asked: pc.seen if asked == pid else tx.proof_seen(asked),
+    )
+    if drop is not None:
+        if drop.code is RejectCode.DUPLICATE:
+            first = tx.get_proof(pid)
+            if first is not None:  # replaying a message returns the first answer
+                return outcome_of(first)
+        return ProofOutcome(proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True)
+    if provider is None or stored is None:  # unreachable: check_envelope dropped these
+        raise LeaseNotFoundError(env.lease_id, "is unknown")
+    job = pc.job
+    if job is None or job.status is not JobStatus.LEASED:
+        return ProofOutcome(
             proof_id=pid,
-            task_id=env.task_id,
-            lease_id=env.lease_id,
-            provider_id=env.provider_id,
-            kind=env.kind,
-            envelope=canonical_cbor(env.to_map()),
-            received_at=now,
-            latency_ms=latency,
-            verdict="",
+            accepted=False,
+            code=RejectCode.UNKNOWN_LEASE.value,
+            message="the task is not leased",
+            dropped=True,
         )
-        accepted: ProofRecord | None = None
-        if isinstance(verdict, Reject):
-            if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
-                return _RACED
-            outcome = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
-        else:
-            accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
-            if not tx.accept_proof(accepted, now):
-                return _RACED
-            outcome = outcome_of(accepted)
-        w.commit()
-    if accepted is not None:
-        send_inclusion(ctx, accepted)
-    return outcome
+    expected = answer
+    audited = pc.trap is None and job.kind == "ai" and _audited(ctx, job, stored)
+    trap = pc.trap if answer is None and job.kind == "ai" else None
+    if trap is not None:
+        expected = ctx.caches.expected.get((trap.model, trap.prompt, trap.max_tokens))
+        if expected is None:
+            return trap
+    head = pc.head
+    height = head.height if head is not None else 0
+    latency = max(0, received_ms - stored.granted_at * 1000)
+    # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
+    # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
+    inclusion = height + 1 if head is not None else 0
+    trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
+    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+    if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
+        return ProofOutcome(
+            proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
+        )
+    if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
+        verdict = _measured_runtime(env, verdict, latency)
+    reference: bytes | None = None
+    if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
+        if answer is None:
+            request = decode_request(job)
+            prompt = request.get("prompt")
+            return _Audit(
+                task_id=job.task_id,
+                model=job.model,
+                prompt=prompt if isinstance(prompt, bytes) else b"",
+                max_tokens=as_int(request.get("max_tokens")),
+            )
+        verdict, reference = _audit_verdict(ctx, answer, env, verdict)
+    elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
+        verdict = expected if isinstance(expected, Reject) else _trap_verdict(ctx, expected, env, verdict)
+    check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
+    received = ProofRecord(  # what both verdicts record; each adds its own outcome
+        proof_id=pid,
+        task_id=env.task_id,
+        lease_id=env.lease_id,
+        provider_id=env.provider_id,
+        kind=env.kind,
+        envelope=canonical_cbor(env.to_map()),
+        received_at=now,
+        latency_ms=latency,
+        verdict="",
+    )
+    if isinstance(verdict, Reject):
+        if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
+            return _RACED
+        rejected = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
+        return _Written(rejected, None)
+    accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
+    if not tx.accept_proof(accepted, now):
+        return _RACED  # the caller rolls back: part of accept_proof may be written
+    return _Written(outcome_of(accepted), accepted)
 
 
 def _audited(ctx: Context, job: Job, lease: LeaseRecord) -> bool:
