@@ -63,6 +63,7 @@ from aicf.devtools.replica import (
 )
 from aicf.service.coordinator import Capabilities
 from aicf.service.ingest import ingest_available
+from aicf.service.proofs import MAX_PROOF_GROUP, ProofOutcome
 from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
 
@@ -150,15 +151,16 @@ def lifecycle(
         check(f"{proved:,} of {jobs:,} jobs proved")
         clock.advance(1)
         t.run("match", lambda: coord.match(limit=1000))
+        envs: list[dict[str, object]] = []
         for pid, key in keys.items():
             leases = t.run("heartbeat", lambda pid=pid: coord.heartbeat(pid))
-            for lease in leases:  # type: ignore[attr-defined]
-                with store.transaction() as tx:
-                    job = tx.get_job(lease.task_id)
-                assert job is not None
-                env = proof_envelope(key, pid, lease.lease_id, job)
-                outcome = t.run("proof", lambda env=env: coord.submit_proof(env))
-                proved += outcome.accepted  # type: ignore[attr-defined]
+            with store.transaction() as tx:  # the providers' own work: not timed
+                jobs_of = tx.get_jobs([lease.task_id for lease in leases])  # type: ignore[attr-defined]
+            envs += [proof_envelope(key, pid, x.lease_id, jobs_of[x.task_id]) for x in leases]  # type: ignore[attr-defined]
+        for at in range(0, len(envs), MAX_PROOF_GROUP):  # the proofs of a round, in groups (aicf.submitProofs)
+            group = envs[at : at + MAX_PROOF_GROUP]
+            outcomes = t.run("proof", lambda group=group: coord.submit_proofs(group))
+            proved += sum(isinstance(o, ProofOutcome) and o.accepted for o in outcomes)  # type: ignore[attr-defined]
     before_include = t.phases["ingest"]
     mine_out("inclusion")  # the inclusions: VERIFIED
     t.phases["include"] = t.phases["ingest"] - before_include
