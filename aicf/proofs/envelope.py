@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aicf.core.encoding import canonical_cbor, tagged_hash
+from aicf.core.encoding import Encoded, canonical_cbor, tagged_hash
 from aicf.core.errors import EncodingError
 from aicf.core.ids import proof_id, proof_id_of_encoded
 from aicf.core.leases import Lease, LeaseStatus
@@ -39,6 +39,7 @@ class ProofEnvelope:
     sig: bytes
     _proof_id: bytes = field(default=b"", init=False, compare=False, repr=False)
     _body_cbor: bytes = field(default=b"", init=False, compare=False, repr=False)  # set by parse_envelope
+    _cbor: bytes = field(default=b"", init=False, compare=False, repr=False)  # the envelope's, once encoded
 
     @property
     def proof_id(self) -> bytes:
@@ -49,6 +50,14 @@ class ProofEnvelope:
             pid = proof_id_of_encoded(*head, self._body_cbor) if self._body_cbor else proof_id(*head, self.body)
             object.__setattr__(self, "_proof_id", pid)
         return self._proof_id
+
+    def encoded(self) -> bytes:
+        """canonical_cbor(self.to_map()), computed once per envelope and around the body's encoding when
+        parse_envelope already made it (the envelope is stored with the proof and sent to the chain)."""
+        if not self._cbor:
+            body = Encoded(self._body_cbor) if self._body_cbor else dict(self.body)
+            object.__setattr__(self, "_cbor", canonical_cbor({**self.to_map(), "body": body}))
+        return self._cbor
 
     def to_map(self) -> dict[str, object]:
         return {

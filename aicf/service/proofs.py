@@ -283,7 +283,7 @@ def _submit_in(
         lease_id=env.lease_id,
         provider_id=env.provider_id,
         kind=env.kind,
-        envelope=canonical_cbor(env.to_map()),
+        envelope=env.encoded(),
         received_at=now,
         latency_ms=latency,
         verdict="",

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -75,6 +76,18 @@ def test_a_parsed_envelope_has_the_proof_id_of_its_fields(raw: bytes, n: int) ->
     assert isinstance(fresh, ProofEnvelope)
     assert fresh.proof_id == proof_id(1, "AI_V1", TASK, LEASE.lease_id, PID, body)
     assert fresh.proof_id == ProofEnvelope(**parsed.to_map()).proof_id  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=64), st.integers(0, 2**63 - 1))
+def test_an_envelope_is_encoded_once_to_the_canonical_cbor_of_its_map(raw: bytes, n: int) -> None:
+    """encoded() splices the body's kept encoding into the envelope's: the bytes are those of the whole map."""
+    body = {"output_digest": raw, "units": n, "qos": {"runtime_ms": n}}
+    fresh = parse_envelope(_envelope(body=body).to_map())
+    assert isinstance(fresh, ProofEnvelope)
+    plain = cbor2.dumps(fresh.to_map(), canonical=True)
+    assert fresh.encoded() == plain
+    assert fresh.encoded() is fresh.encoded()  # memoised
+    assert ProofEnvelope(**fresh.to_map()).encoded() == plain  # type: ignore[arg-type]
 
 
 def test_signature_by_another_key_is_bad_signature() -> None:
