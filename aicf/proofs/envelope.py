@@ -185,13 +185,31 @@ class Acceptance:
         return tagged_hash(ACCEPTANCE_TAG, self.to_map())
 
 
+# Acceptances this process signed, (operator public key, digest) -> signature: their inclusion comes back from the
+# chain a block later and need not be verified again (Ed25519 in `cryptography` has no batch verification; this
+# saves the one verification per included proof instead). Bounded: cleared when full, then simply re-verified.
+_SIGNED: dict[tuple[bytes, bytes], bytes] = {}
+_SIGNED_MAX = 65_536
+
+
 def sign_acceptance(operator_key: Ed25519PrivateKey, acc: Acceptance) -> bytes:
-    return operator_key.sign(acc.digest)
+    digest = acc.digest
+    sig = operator_key.sign(digest)
+    if len(_SIGNED) >= _SIGNED_MAX:
+        _SIGNED.clear()
+    _SIGNED[(operator_key.public_key().public_bytes_raw(), digest)] = sig
+    return sig
 
 
 def verify_acceptance(operator_public_key: bytes, acc: Acceptance, sig: bytes) -> bool:
+    """Whether `sig` is the operator's over `acc`: a signature this process made over the same digest with that
+    key is known good (Ed25519 signing is deterministic, so a verification would say the same); any other is
+    verified."""
+    digest = acc.digest
+    if _SIGNED.get((operator_public_key, digest)) == sig:
+        return True
     try:
-        Ed25519PublicKey.from_public_bytes(operator_public_key).verify(sig, acc.digest)
+        Ed25519PublicKey.from_public_bytes(operator_public_key).verify(sig, digest)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import cbor2
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
@@ -184,3 +184,25 @@ def test_acceptance_record_is_signed_by_the_operator_and_binds_every_field() -> 
     assert verify_acceptance(op_pub, acc, sig)
     assert not verify_acceptance(op_pub, Acceptance(**{**acc.to_map(), "units_mu": 4049}), sig)  # type: ignore[arg-type]
     assert not verify_acceptance(PUB, acc, sig)
+
+
+def test_an_acceptance_this_process_signed_is_not_verified_again_and_a_forgery_still_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op_key, op_pub = _key(9)
+    acc = Acceptance(proof_id=b"\x06" * 32, units_mu=7, lat_bps=10000, avail_bps=10000, accepted_at=2020)
+    sig = sign_acceptance(op_key, acc)
+    verified: list[bytes] = []
+    real = Ed25519PublicKey.from_public_bytes
+
+    def counting(raw: bytes) -> Ed25519PublicKey:
+        verified.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(Ed25519PublicKey, "from_public_bytes", counting)
+    assert verify_acceptance(op_pub, acc, sig)
+    assert verified == []  # known good: no Ed25519 verification
+    forged = bytes([sig[0] ^ 1]) + sig[1:]
+    assert not verify_acceptance(op_pub, acc, forged)
+    assert not verify_acceptance(PUB, acc, sig)  # another key: verified, and refused
+    assert verified == [op_pub, PUB]
