@@ -78,13 +78,14 @@ def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[Pr
     """A group of proofs received together, in order, with one store transaction (one commit) for the group.
 
     Each proof gets exactly the verdict, record and ids `submit_proof` would give it had the group's proofs come
-    one after another at this instant: each runs in a savepoint of the group's transaction and sees the earlier
-    ones' writes (a duplicate within the group is a replay). A proof that fails with an AicfError gets that
-    error in its place, its savepoint undone, and the others go on. A proof that needs work outside any
-    transaction (a trap's or an audit's model run) or whose job raced ends the group's transaction there (the
-    proofs before it commit); it then runs as `submit_proof` runs it, and the rest form the next group.
-    Accepted proofs go to the chain after their group commits. Raises ProofGroupError, nothing checked, for an
-    empty group or one over MAX_PROOF_GROUP."""
+    one after another at this instant: they run in order in one transaction, each seeing the earlier ones'
+    writes (a duplicate within the group is a replay). A proof that cannot finish inside it (its use-case raises
+    an AicfError, its job raced, or it needs a model run outside any transaction: a trap's or an audit's answer)
+    ends the group there: when it may have written part of its verdict the transaction rolls back and the proofs
+    before it run again and commit without it; then it runs alone as `submit_proof` runs it (an AicfError it
+    raises there is its result, in its place), and the proofs after it form the next group. Accepted proofs go
+    to the chain after their group commits. Raises ProofGroupError, nothing checked, for an empty group or one
+    over MAX_PROOF_GROUP."""
     if not raws or len(raws) > MAX_PROOF_GROUP:
         raise ProofGroupError(len(raws), MAX_PROOF_GROUP)
     received_ms = ctx.clock.now_ms()
@@ -92,7 +93,13 @@ def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[Pr
     results: list[ProofOutcome | AicfError] = []
     at = 0
     while at < len(envs):
-        at = _submit_group(ctx, envs, at, received_ms, results)
+        end = len(envs)
+        while True:
+            reached, committed = _submit_group(ctx, envs, at, end, received_ms, results)
+            if committed:
+                break
+            end = reached  # the proof at `reached` broke the transaction: the ones before it go without it
+        at = reached
         if at < len(envs):
             env = envs[at]
             try:
@@ -103,54 +110,54 @@ def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[Pr
     return results
 
 
-class _Undo(Exception):  # noqa: N818 - not an error: it unwinds one proof's savepoint
-    """Raised inside a group's savepoint to undo the proof's writes and hand it to `_submit_alone`."""
-
-
 def _submit_group(
     ctx: Context,
     envs: Sequence[ProofEnvelope | Reject],
     start: int,
+    end: int,
     received_ms: int,
     results: list[ProofOutcome | AicfError],
-) -> int:
-    """Proofs from `start` in one transaction until the end or the first that needs to go alone; appends their
-    results and returns where it stopped."""
+) -> tuple[int, bool]:
+    """envs[start:end] in one transaction, appending their results, until the end or the first proof that must go
+    alone. Returns where it stopped and whether what came before it was kept: False when that proof may have
+    written part of its verdict, so the transaction rolled back and `results` is as it was."""
+    if start == end:
+        return start, True
     accepted: list[ProofRecord] = []
+    before = len(results)
     at = start
     wrote = False
     with ctx.store.transaction() as tx:
         w = Work(tx, received_ms // 1000, ctx)
-        while at < len(envs):
+        while at < end:
             env = envs[at]
             if isinstance(env, Reject):
                 results.append(_unparsed(env))
                 at += 1
                 continue
             try:
-                with tx.savepoint():
-                    outcome = _submit_in(w, env, received_ms, None)
-                    if not isinstance(outcome, ProofOutcome | _Written):
-                        raise _Undo
-            except _Undo:
+                outcome = _submit_in(w, env, received_ms, None)
+            except AicfError:
+                del results[before:]
+                return at, False  # leaving without commit rolls the transaction back
+            if outcome is _RACED:  # part of accept_proof may be written
+                del results[before:]
+                return at, False
+            if isinstance(outcome, TrapRecord | _Audit):  # nothing written: the ones before it commit
                 break
-            except AicfError as exc:
-                results.append(exc)
-                at += 1
-                continue
             if isinstance(outcome, _Written):
                 wrote = True
                 results.append(outcome.outcome)
                 if outcome.accepted is not None:
                     accepted.append(outcome.accepted)
-            else:
+            elif isinstance(outcome, ProofOutcome):
                 results.append(outcome)
             at += 1
         if wrote:
             w.commit()
     for record in accepted:
         send_inclusion(ctx, record)
-    return at
+    return at, True
 
 
 def _unparsed(env: Reject) -> ProofOutcome:

@@ -8,7 +8,6 @@ chain-derived and `rollback_above` undoes them; the rest are off-chain and never
 """
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -166,11 +165,6 @@ class CoordinatorTx(Protocol):
         """Guarded LIVE → `to`; False if the lease is not LIVE."""
 
     def set_job_schedule(self, task_id: bytes, attempts: int, not_before: int) -> None: ...
-
-    def savepoint(self) -> AbstractContextManager[None]:
-        """A nested unit inside this transaction: an exception leaving the block undoes what the block wrote
-        (and only that) before it propagates; the transaction stays usable. A group of proofs uses one per proof,
-        so one proof's failure never loses the others' writes (aicf.service.proofs.submit_proofs)."""
 
     # -- proofs and results (SPEC §8) ----------------------------------------------------------------------
     def insert_proof(self, proof: ProofRecord) -> bool:

@@ -7,8 +7,7 @@ database offers a faster bulk path (PostgreSQL's COPY and arrays).
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 
 from aicf.core.chain import CancelOutcome, CancelRequest, Claim, IngestedBlock, Job, ProofInclusion, RefusedTx
 from aicf.core.chain import Transition as JobTransition
@@ -60,17 +59,6 @@ class SqlTx(SqlTrustTx, ABC):
     def _many(self, name: str, params: Sequence[Params]) -> None: ...
     @abstractmethod
     def commit(self) -> None: ...
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        self._exec("savepoint", {})
-        try:
-            yield
-        except BaseException:
-            self._exec("rollback_to_savepoint", {})
-            self._exec("release_savepoint", {})
-            raise
-        self._exec("release_savepoint", {})
 
     def lock_ingest(self, *, wait: bool = True) -> bool:
         return True  # SQLite: one writer at a time already

@@ -360,23 +360,3 @@ def test_the_same_work_gives_the_same_digest_on_every_backend(store: Store) -> N
         remember(tx, b"key", b"fp", b"res")
         tx.commit()
     assert digest(store) == digest(reference)
-
-
-def test_a_savepoint_undoes_only_its_own_writes_and_the_transaction_goes_on(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.insert_block(block(0))
-        with tx.savepoint():
-            tx.set_meta("kept", 1)
-
-        def undone() -> None:
-            with tx.savepoint():
-                tx.set_meta("undone", 2)
-                tx.insert_block(block(0))  # a failed statement: on PostgreSQL it aborts all but the savepoint
-
-        with pytest.raises(ConcurrentUpdateError):
-            undone()
-        tx.set_meta("after", 3)
-        tx.commit()
-    with store.transaction() as tx:
-        assert (tx.get_meta("kept"), tx.get_meta("undone"), tx.get_meta("after")) == (1, None, 3)
-        assert tx.head_block() == block(0)

@@ -6,16 +6,6 @@
 -- (PostgreSQL's sum() of a BIGINT is NUMERIC), a table-qualified column in ON CONFLICT updates.
 -- No query reads the clock: times come in as parameters.
 
--- name: savepoint
--- Tx.savepoint: one nested unit (one proof of a group); nested savepoints of one name stack, innermost first.
-SAVEPOINT aicf_unit;
-
--- name: rollback_to_savepoint
-ROLLBACK TO SAVEPOINT aicf_unit;
-
--- name: release_savepoint
-RELEASE SAVEPOINT aicf_unit;
-
 -- name: get_meta
 SELECT value FROM meta WHERE key = :key;
 
