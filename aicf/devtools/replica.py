@@ -51,7 +51,7 @@ from aicf.core.records import LeaseRecord
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
-from aicf.service.proofs import MAX_PROOF_GROUP
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.store.interface import Store
 
 log = logging.getLogger("aicf.devtools.replica")

@@ -3,14 +3,12 @@ chain) or reject (requeue or REJECTED, and a slash when the code earns one). One
 another directly, and the only state they share is the submission's unit of work."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Final
 
 from aicf.core.chain import Job
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseEnd
 from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
@@ -21,18 +19,17 @@ from aicf.proofs.ai_v1 import check_runtime_claim
 from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
-from aicf.service.errors import LeaseNotFoundError, ProofGroupError
+from aicf.service.errors import LeaseNotFoundError
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
-from aicf.service.traps import ExpectedAnswer, check_trap_answer, is_audited
+from aicf.service.traps import ExpectedAnswer, audit_verdict, is_audited, trap_verdict
 from aicf.service.verifier import BodyAccepted
 from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
 
 log = logging.getLogger("aicf.coordinator")
 
 MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
-MAX_PROOF_GROUP: Final = 256  # envelopes in one submit_proofs group (aicf.submitProofs; docs/API.md)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +49,7 @@ class _Raced(Enum):
     RACED = "raced"
 
 
-_RACED = _Raced.RACED
+_RACED = RACED = _Raced.RACED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,101 +67,15 @@ def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
     received_ms = ctx.clock.now_ms()
     env = parse_envelope(raw)
     if isinstance(env, Reject):
-        return _unparsed(env)
-    return _submit_alone(ctx, env, received_ms)
+        return unparsed(env)
+    return submit_alone(ctx, env, received_ms)
 
 
-def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[ProofOutcome | AicfError]:
-    """A group of proofs received together, in order, with one store transaction (one commit) for the group.
-
-    Each proof gets exactly the verdict, record and ids `submit_proof` would give it had the group's proofs come
-    one after another at this instant: they run in order in one transaction, each seeing the earlier ones'
-    writes (a duplicate within the group is a replay). A proof that cannot finish inside it (its use-case raises
-    an AicfError, its job raced, or it needs a model run outside any transaction: a trap's or an audit's answer)
-    ends the group there: when it may have written part of its verdict the transaction rolls back and the proofs
-    before it run again and commit without it; then it runs alone as `submit_proof` runs it (an AicfError it
-    raises there is its result, in its place), and the proofs after it form the next group. Accepted proofs go
-    to the chain after their group commits. Raises ProofGroupError, nothing checked, for an empty group or one
-    over MAX_PROOF_GROUP."""
-    if not raws or len(raws) > MAX_PROOF_GROUP:
-        raise ProofGroupError(len(raws), MAX_PROOF_GROUP)
-    received_ms = ctx.clock.now_ms()
-    envs = [parse_envelope(raw) for raw in raws]
-    results: list[ProofOutcome | AicfError] = []
-    at = 0
-    while at < len(envs):
-        end = len(envs)
-        while True:
-            reached, committed = _submit_group(ctx, envs, at, end, received_ms, results)
-            if committed:
-                break
-            end = reached  # the proof at `reached` broke the transaction: the ones before it go without it
-        at = reached
-        if at < len(envs):
-            env = envs[at]
-            try:
-                results.append(_unparsed(env) if isinstance(env, Reject) else _submit_alone(ctx, env, received_ms))
-            except AicfError as exc:
-                results.append(exc)
-            at += 1
-    return results
-
-
-def _submit_group(
-    ctx: Context,
-    envs: Sequence[ProofEnvelope | Reject],
-    start: int,
-    end: int,
-    received_ms: int,
-    results: list[ProofOutcome | AicfError],
-) -> tuple[int, bool]:
-    """envs[start:end] in one transaction, appending their results, until the end or the first proof that must go
-    alone. Returns where it stopped and whether what came before it was kept: False when that proof may have
-    written part of its verdict, so the transaction rolled back and `results` is as it was."""
-    if start == end:
-        return start, True
-    accepted: list[ProofRecord] = []
-    before = len(results)
-    at = start
-    wrote = False
-    with ctx.store.transaction() as tx:
-        w = Work(tx, received_ms // 1000, ctx)
-        while at < end:
-            env = envs[at]
-            if isinstance(env, Reject):
-                results.append(_unparsed(env))
-                at += 1
-                continue
-            try:
-                outcome = _submit_in(w, env, received_ms, None)
-            except AicfError:
-                del results[before:]
-                return at, False  # leaving without commit rolls the transaction back
-            if outcome is _RACED:  # part of accept_proof may be written
-                del results[before:]
-                return at, False
-            if isinstance(outcome, TrapRecord | _Audit):  # nothing written: the ones before it commit
-                break
-            if isinstance(outcome, _Written):
-                wrote = True
-                results.append(outcome.outcome)
-                if outcome.accepted is not None:
-                    accepted.append(outcome.accepted)
-            elif isinstance(outcome, ProofOutcome):
-                results.append(outcome)
-            at += 1
-        if wrote:
-            w.commit()
-    for record in accepted:
-        send_inclusion(ctx, record)
-    return at, True
-
-
-def _unparsed(env: Reject) -> ProofOutcome:
+def unparsed(env: Reject) -> ProofOutcome:
     return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
 
 
-def _submit_alone(ctx: Context, env: ProofEnvelope, received_ms: int) -> ProofOutcome:
+def submit_alone(ctx: Context, env: ProofEnvelope, received_ms: int) -> ProofOutcome:
     answer: ExpectedAnswer | Reject | None = None
     for _ in range(3):
         outcome = _submit(ctx, env, received_ms, answer)
@@ -184,8 +95,8 @@ def _submit(
     """One submission in one transaction (see `_submit_in`); an accepted proof goes to the chain after commit."""
     with ctx.store.transaction() as tx:
         w = Work(tx, received_ms // 1000, ctx)
-        outcome = _submit_in(w, env, received_ms, answer)
-        if not isinstance(outcome, _Written):
+        outcome = submit_in(w, env, received_ms, answer)
+        if not isinstance(outcome, Written):
             return outcome
         w.commit()
     if outcome.accepted is not None:
@@ -194,7 +105,7 @@ def _submit(
 
 
 @dataclass(frozen=True, slots=True)
-class _Written:
+class Written:
     """`_submit_in`'s answer when it wrote a verdict: the transaction must commit, then the accepted proof (if
     it is one) goes to the chain."""
 
@@ -202,10 +113,10 @@ class _Written:
     accepted: ProofRecord | None
 
 
-def _submit_in(
+def submit_in(
     w: Work, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
-) -> ProofOutcome | _Written | TrapRecord | _Audit | _Raced:
-    """One submission in `w`'s transaction. A bare ProofOutcome wrote nothing (a drop, a replay); `_Written`
+) -> ProofOutcome | Written | TrapRecord | _Audit | _Raced:
+    """One submission in `w`'s transaction. A bare ProofOutcome wrote nothing (a drop, a replay); `Written`
     wrote the verdict. For a trap job whose answer this process has not computed yet it writes nothing and
     returns the trap, and for a sampled ordinary job whose body passed the checks an `_Audit`: the caller
     computes the answer (a model run, outside any transaction) and calls again with it. `_RACED` (nothing
@@ -280,9 +191,9 @@ def _submit_in(
                 prompt=prompt if isinstance(prompt, bytes) else b"",
                 max_tokens=as_int(request.get("max_tokens")),
             )
-        verdict, reference = _audit_verdict(ctx, answer, env, verdict)
+        verdict, reference = audit_verdict(answer, env, verdict, ctx.params)
     elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
-        verdict = expected if isinstance(expected, Reject) else _trap_verdict(ctx, expected, env, verdict)
+        verdict = expected if isinstance(expected, Reject) else trap_verdict(expected, env, verdict, ctx.params)
     check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
     received = ProofRecord(  # what both verdicts record; each adds its own outcome
         proof_id=pid,
@@ -299,11 +210,11 @@ def _submit_in(
         if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
             return _RACED
         rejected = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
-        return _Written(rejected, None)
+        return Written(rejected, None)
     accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
     if not tx.accept_proof(accepted, now):
         return _RACED  # the caller rolls back: part of accept_proof may be written
-    return _Written(outcome_of(accepted), accepted)
+    return Written(outcome_of(accepted), accepted)
 
 
 def _audited(ctx: Context, job: Job, lease: LeaseRecord) -> bool:
@@ -326,31 +237,6 @@ def _reexecute(ctx: Context, audit: _Audit) -> ExpectedAnswer | Reject:
         answers.pop(next(iter(answers)))
     answers[audit.task_id] = answer
     return answer
-
-
-def _audit_verdict(
-    ctx: Context, answer: ExpectedAnswer | Reject, env: ProofEnvelope, body: BodyAccepted
-) -> tuple[BodyAccepted | Reject, bytes | None]:
-    """Compare a sampled job's output with the re-execution, as a trap's is; a mismatch is AUDIT_MISMATCH with
-    the reference output for the evidence. A re-execution that could not run leaves the proof unaudited."""
-    if isinstance(answer, Reject):
-        log.warning("proof 0x%s left unaudited: %s", env.proof_id.hex()[:12], answer.message)
-        return body, None
-    failed = check_trap_answer(answer, env.body.get("output"), ctx.params)
-    if failed is None:
-        return body, None
-    log.warning("audit failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
-    message = failed.message.removeprefix("trap: ")
-    return Reject(code=RejectCode.AUDIT_MISMATCH, message=f"audit: {message}"), answer.output
-
-
-def _trap_verdict(
-    ctx: Context, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted
-) -> BodyAccepted | Reject:
-    failed = check_trap_answer(expected, env.body.get("output"), ctx.params)
-    if failed is not None:
-        log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
-    return body if failed is None else failed
 
 
 def _accepted_record(

@@ -40,7 +40,7 @@ from aicf.service.coordinator import (
 )
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
-from aicf.service.proofs import MAX_PROOF_GROUP
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
 from aicf.transports import results
 from aicf.transports.errors import InvalidParamsError, error_object

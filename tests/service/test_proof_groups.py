@@ -35,7 +35,8 @@ from aicf.service.audit import state_digest
 from aicf.service.coordinator import Capabilities, Coordinator
 from aicf.service.errors import ProofGroupError
 from aicf.service.ingest import ingest_available
-from aicf.service.proofs import MAX_PROOF_GROUP, ProofOutcome
+from aicf.service.proof_groups import MAX_PROOF_GROUP
+from aicf.service.proofs import ProofOutcome
 from aicf.store.interface import ConcurrentUpdateError, Store
 
 JOBS = 24

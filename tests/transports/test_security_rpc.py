@@ -16,7 +16,7 @@ from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.service.coordinator import Capabilities
-from aicf.service.proofs import MAX_PROOF_GROUP
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
 
