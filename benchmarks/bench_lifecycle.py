@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_lifecycle.py [--jobs N] [--runs R] [--stores sqlite,postgres]
          [--replicas 1,2] [--growth 1000,10000] [--growth-100k] [--limit-s S]
-         [--skip-lifecycle] [--skip-replicas] [--skip-assign]
+         [--skip-lifecycle] [--skip-replicas] [--skip-assign] [--proof-path N]
 
 Every measure runs with its reference (benchmarks/reference.py) in the same process run, interleaved, for R rounds
 (default 3), and the tables give min / median / max of both and their ratio round by round, with the load average.
@@ -20,7 +20,10 @@ message saying how far it got once `--limit-s` wall seconds have passed.
    job SETTLED (which waits for blocks, the epoch boundary and its finality: chain time, not work) is noted.
 3. Growth (`--growth`): the one-process lifecycle at each size with `--growth-providers` (1,000) providers, each
    size in a fresh process: jobs/s and peak RSS (resource.getrusage) per size.
-4. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
+4. Proof path alone (`--proof-path N`): N leased jobs' honest proofs submitted in groups (`submit_proofs`, one
+   commit per group of 256) beside the same proofs one at a time (`submit_proof`, a commit each) on a fresh store of
+   the same kind, interleaved; the ratio is what grouping buys.
+5. Assignment latency with 1,000 providers and 100,000 queued jobs on SQLite: `Coordinator.match(limit=1)`
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
 
@@ -63,6 +66,8 @@ from aicf.devtools.replica import (
 )
 from aicf.service.coordinator import Capabilities
 from aicf.service.ingest import ingest_available
+from aicf.service.proof_groups import MAX_PROOF_GROUP
+from aicf.service.proofs import ProofOutcome
 from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
 
@@ -150,15 +155,16 @@ def lifecycle(
         check(f"{proved:,} of {jobs:,} jobs proved")
         clock.advance(1)
         t.run("match", lambda: coord.match(limit=1000))
+        envs: list[dict[str, object]] = []
         for pid, key in keys.items():
             leases = t.run("heartbeat", lambda pid=pid: coord.heartbeat(pid))
-            for lease in leases:  # type: ignore[attr-defined]
-                with store.transaction() as tx:
-                    job = tx.get_job(lease.task_id)
-                assert job is not None
-                env = proof_envelope(key, pid, lease.lease_id, job)
-                outcome = t.run("proof", lambda env=env: coord.submit_proof(env))
-                proved += outcome.accepted  # type: ignore[attr-defined]
+            with store.transaction() as tx:  # the providers' own work: not timed
+                jobs_of = tx.get_jobs([lease.task_id for lease in leases])  # type: ignore[attr-defined]
+            envs += [proof_envelope(key, pid, x.lease_id, jobs_of[x.task_id]) for x in leases]  # type: ignore[attr-defined]
+        for at in range(0, len(envs), MAX_PROOF_GROUP):  # the proofs of a round, in groups (aicf.submitProofs)
+            group = envs[at : at + MAX_PROOF_GROUP]
+            outcomes = t.run("proof", lambda group=group: coord.submit_proofs(group))
+            proved += sum(isinstance(o, ProofOutcome) and o.accepted for o in outcomes)  # type: ignore[attr-defined]
     before_include = t.phases["ingest"]
     mine_out("inclusion")  # the inclusions: VERIFIED
     t.phases["include"] = t.phases["ingest"] - before_include
@@ -173,6 +179,92 @@ def lifecycle(
     t.phases["settle (ingest up to the batch)"] = t.phases["ingest"] - before_include
     t.phases["ingest"] = before_include
     return sum(t.phases.values()), t.phases
+
+
+def proof_path(store: Store, jobs: int, grouped: bool) -> float:
+    """Proofs/s of the proof path alone: `jobs` jobs leased to jobs // 4 providers (4 leases each, one matcher
+    pass), their honest envelopes built untimed, then submitted one at a time (`submit_proof`, a commit each) or
+    in groups of MAX_PROOF_GROUP (`submit_proofs`, a commit per group)."""
+    clock = FixedClock(GENESIS)
+    devnet = Devnet(DevnetConfig(genesis_time=GENESIS, issuance=10**12))
+    coord = make_coordinator_for(store, clock, PARAMS, DevnetWriter(devnet))
+    op = public_key(operator_key())
+    keys = {}
+    for i in range(-(-jobs // 4)):
+        key = provider_key(13, i)
+        p = coord.register(public_key(key), Capabilities(kinds=("ai",), models=(MODEL,)))
+        coord.deposit_stake(p.provider_id, 10**9, source="external")
+        keys[p.provider_id] = key
+    for sender, kind, body in plan_txs(13, jobs):
+        devnet.submit(sender, kind, body)
+    for _ in range(PARAMS.finality_depth + 2):
+        (block,) = devnet.mine(1)
+        clock.set(block.time)
+        ingest_available(store, devnet, PARAMS, _depth, operator_key=op)
+    clock.advance(1)
+    for pid in keys:
+        coord.heartbeat(pid)
+    coord.match(limit=jobs)
+    coord.match(limit=jobs)  # a second pass for the jobs whose draws the first refused
+    envs: list[dict[str, object]] = []
+    with store.transaction() as tx:
+        for pid, key in keys.items():
+            leases = tx.live_leases_of(pid)
+            found = tx.get_jobs([x.task_id for x in leases])
+            envs += [proof_envelope(key, pid, x.lease_id, found[x.task_id]) for x in leases]
+    started = time.perf_counter()
+    if grouped:
+        results = [
+            o
+            for at in range(0, len(envs), MAX_PROOF_GROUP)
+            for o in coord.submit_proofs(envs[at : at + MAX_PROOF_GROUP])
+        ]
+    else:
+        results = [coord.submit_proof(env) for env in envs]
+    elapsed = time.perf_counter() - started
+    accepted = sum(isinstance(o, ProofOutcome) and o.accepted for o in results)
+    if accepted != len(envs):
+        raise StalledError(f"proof path: {accepted} of {len(envs)} proofs accepted")
+    return len(envs) / elapsed  # a pass may leave a few jobs unleased (a draw refused): their proofs are not sent
+
+
+def _proof_path_on(store_name: str, jobs: int, grouped: bool) -> float:
+    if store_name == "sqlite":
+        with tempfile.TemporaryDirectory() as d:
+            store = SqliteStore(Path(d) / "proofs.db")
+            try:
+                return proof_path(store, jobs, grouped)
+            finally:
+                store.close()
+    schema = "b_" + uuid.uuid4().hex[:12]
+    try:
+        pg = _pg_store(schema)
+        try:
+            return proof_path(pg, jobs, grouped)
+        finally:
+            pg.close()
+    finally:
+        _drop(schema)
+
+
+def bench_proof_path(jobs: int, runs: int, stores: list[str]) -> None:
+    """Proofs in groups beside the same proofs one at a time, same store kind, interleaved, `runs` rounds."""
+    print(f"\n### Proof path alone ({jobs:,} proofs, {jobs // 4:,} providers, {rounds(runs)})\n")
+    print(f"at the start: {load_average()}\n")
+    cases: list[tuple[str, Callable[[], float]]] = []
+    for name in stores:
+        cases.append((f"{name} grouped", lambda n=name: _proof_path_on(n, jobs, True)))  # type: ignore[misc]
+        cases.append((f"{name} alone", lambda n=name: _proof_path_on(n, jobs, False)))  # type: ignore[misc]
+    got = interleave(runs, cases)
+    print(
+        "| store | submit_proofs, groups of 256: proofs/s | submit_proof, one at a time: proofs/s | grouped / alone |"
+    )
+    print("|---|---|---|---|")
+    for name in stores:
+        label = "SQLite" if name == "sqlite" else "PostgreSQL"
+        grouped, alone = got[f"{name} grouped"], got[f"{name} alone"]
+        print(f"| {label} | {fmt_spread(grouped)} | {fmt_spread(alone)} | {fmt_ratio(grouped, alone)} |")
+    print(f"\nload average (1 min) after each round: {', '.join(f'{x:.2f}' for x in got['load'])}\n")
 
 
 def _pg_store(schema: str) -> Store:
@@ -471,6 +563,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-lifecycle", action="store_true")
     ap.add_argument("--skip-replicas", action="store_true")
     ap.add_argument("--skip-assign", action="store_true")
+    ap.add_argument("--proof-path", type=int, default=0, help="also time N proofs grouped beside one at a time")
     args = ap.parse_args(argv)
     stores = [x for x in args.stores.split(",") if x]
     if not stores or set(stores) - {"sqlite", "postgres"}:
@@ -492,6 +585,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
     try:
+        if args.proof_path:
+            bench_proof_path(args.proof_path, args.runs, args.stores)
         if not args.skip_lifecycle:
             bench_lifecycle(args.jobs, args.providers, args.runs, args.limit_s, args.stores)
         if args.growth:

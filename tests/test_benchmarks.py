@@ -180,3 +180,16 @@ def test_lifecycle_script_runs_on_sqlite_beside_its_bare_queue(
     assert "bare SQLite queue, batch 1 |" in out
     assert "bare SQLite queue, batch 100 |" in out
     assert "load average" in out
+
+
+def test_the_proof_path_prints_groups_beside_one_at_a_time_with_every_proof_accepted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    life = load("bench_lifecycle", monkeypatch)
+
+    only = ["--skip-lifecycle", "--skip-replicas", "--skip-assign"]
+    life.main(["--proof-path", "8", "--runs", "1", "--stores", "sqlite", *only])
+
+    out = capsys.readouterr().out
+    assert "### Proof path alone (8 proofs, 2 providers, 1 round)" in out
+    assert out.count("| SQLite |") == 1

@@ -9,10 +9,19 @@ byte for byte against `cbor2.dumps(obj, canonical=True)`) and it runs fast on th
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aicf.core.errors import DecodingError, EncodingError
 
 _UINT64_LIMIT = 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A value already in canonical CBOR (made by `canonical_cbor`), emitted as it is where it appears inside a
+    bigger value, so an immutable part (a proof's body) is encoded once however often its container is."""
+
+    cbor: bytes
 
 
 def cbor_head(major: int, n: int) -> bytes:
@@ -104,6 +113,8 @@ def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
                 trail.append("." + key)
                 _encode(item, trail, out)
                 trail.pop()
+    elif isinstance(value, Encoded):
+        out.append(value.cbor)
     elif value is None:
         raise EncodingError(_where(trail), "null is not allowed: omit an optional key instead")
     elif isinstance(value, float):

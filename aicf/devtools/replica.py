@@ -51,6 +51,7 @@ from aicf.core.records import LeaseRecord
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator, decode_request
 from aicf.service.ingest import ingest_available
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.store.interface import Store
 
 log = logging.getLogger("aicf.devtools.replica")
@@ -306,13 +307,16 @@ class Replica:
         pending = list(self.pending.items())
         with self._phase("proof"):
             jobs = self._jobs([task for _, (_, task) in pending])
+        envelopes: list[dict[str, object]] = []
         for lid, (pid, task) in pending:
             if time.monotonic() > deadline:
                 break
             del self.pending[lid]
             job = jobs.get(task)
             if job is not None and job.status is JobStatus.LEASED:
-                work += self._timed("proof", partial(self._prove, pid, lid, job))
+                envelopes.append(proof_envelope(self.keys[pid], pid, lid, job))
+        for at in range(0, len(envelopes), MAX_PROOF_GROUP):  # the round's proofs in groups, one commit each
+            work += self._timed("proof", partial(self._prove, envelopes[at : at + MAX_PROOF_GROUP]))
         self._timed("proof", self.chain.flush)  # the accepted proofs' inclusions, to the mempool together
         return work
 
@@ -365,10 +369,11 @@ class Replica:
             self.stats[f"heartbeat {type(exc).__name__}"] += 1
             return []
 
-    def _prove(self, pid: bytes, lid: bytes, job: Job) -> int:
-        outcome = self.coord.submit_proof(proof_envelope(self.keys[pid], pid, lid, job))
-        self.stats[f"proof {outcome.code}"] += 1
-        return 1
+    def _prove(self, envelopes: list[dict[str, object]]) -> int:
+        for outcome in self.coord.submit_proofs(envelopes):
+            code = type(outcome).__name__ if isinstance(outcome, AicfError) else outcome.code
+            self.stats[f"proof {code}"] += 1
+        return len(envelopes)
 
     def done(self, jobs: int) -> bool:
         with self.store.transaction() as tx:

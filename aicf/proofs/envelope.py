@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aicf.core.encoding import canonical_cbor, tagged_hash
+from aicf.core.encoding import Encoded, canonical_cbor, tagged_hash
 from aicf.core.errors import EncodingError
 from aicf.core.ids import proof_id, proof_id_of_encoded
 from aicf.core.leases import Lease, LeaseStatus
@@ -39,6 +39,7 @@ class ProofEnvelope:
     sig: bytes
     _proof_id: bytes = field(default=b"", init=False, compare=False, repr=False)
     _body_cbor: bytes = field(default=b"", init=False, compare=False, repr=False)  # set by parse_envelope
+    _cbor: bytes = field(default=b"", init=False, compare=False, repr=False)  # the envelope's, once encoded
 
     @property
     def proof_id(self) -> bytes:
@@ -49,6 +50,14 @@ class ProofEnvelope:
             pid = proof_id_of_encoded(*head, self._body_cbor) if self._body_cbor else proof_id(*head, self.body)
             object.__setattr__(self, "_proof_id", pid)
         return self._proof_id
+
+    def encoded(self) -> bytes:
+        """canonical_cbor(self.to_map()), computed once per envelope and around the body's encoding when
+        parse_envelope already made it (the envelope is stored with the proof and sent to the chain)."""
+        if not self._cbor:
+            body = Encoded(self._body_cbor) if self._body_cbor else dict(self.body)
+            object.__setattr__(self, "_cbor", canonical_cbor({**self.to_map(), "body": body}))
+        return self._cbor
 
     def to_map(self) -> dict[str, object]:
         return {
@@ -176,13 +185,31 @@ class Acceptance:
         return tagged_hash(ACCEPTANCE_TAG, self.to_map())
 
 
+# Acceptances this process signed, (operator public key, digest) -> signature: their inclusion comes back from the
+# chain a block later and need not be verified again (Ed25519 in `cryptography` has no batch verification; this
+# saves the one verification per included proof instead). Bounded: cleared when full, then simply re-verified.
+_SIGNED: dict[tuple[bytes, bytes], bytes] = {}
+_SIGNED_MAX = 65_536
+
+
 def sign_acceptance(operator_key: Ed25519PrivateKey, acc: Acceptance) -> bytes:
-    return operator_key.sign(acc.digest)
+    digest = acc.digest
+    sig = operator_key.sign(digest)
+    if len(_SIGNED) >= _SIGNED_MAX:
+        _SIGNED.clear()
+    _SIGNED[(operator_key.public_key().public_bytes_raw(), digest)] = sig
+    return sig
 
 
 def verify_acceptance(operator_public_key: bytes, acc: Acceptance, sig: bytes) -> bool:
+    """Whether `sig` is the operator's over `acc`: a signature this process made over the same digest with that
+    key is known good (Ed25519 signing is deterministic, so a verification would say the same); any other is
+    verified."""
+    digest = acc.digest
+    if _SIGNED.get((operator_public_key, digest)) == sig:
+        return True
     try:
-        Ed25519PublicKey.from_public_bytes(operator_public_key).verify(sig, acc.digest)
+        Ed25519PublicKey.from_public_bytes(operator_public_key).verify(sig, digest)
     except (InvalidSignature, ValueError):
         return False
     return True

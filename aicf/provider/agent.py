@@ -10,7 +10,8 @@ The loop, each turn:
   2. `aicf.nextLease`: every live lease of this provider; the ones not yet handled are served in order;
   3. serving a lease: the work runs in a worker thread while this thread keeps heartbeating, so a job longer
      than the lease TTL keeps its lease; the body is wrapped in a ProofEnvelope signed over its proof_id
-     (SPEC §1, §8) and sent with `aicf.submitProof`; the verdict is reported;
+     (SPEC §1, §8) and sent with `aicf.submitProof` (the proofs of one round's leases together, with
+     `aicf.submitProofs`); the verdict is reported;
   4. sleep until the next poll or heartbeat, whichever comes first.
 A lease the agent cannot run (unknown model, unparsable circuit, non-Clifford gate) is released (SPEC §7: no
 strike), and so is a lease left unanswered when the agent is stopped. Network failures are logged and retried.
@@ -160,6 +161,18 @@ class AgentStats:
     errors: int = 0
     units_mu: int = 0
     reports: list[LeaseReport] = field(default_factory=list)
+
+
+MAX_PROOFS_PER_CALL: Final = 64  # envelopes per aicf.submitProofs call (the coordinator takes up to 256)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A lease's proof, built and waiting to be sent with the round's others."""
+
+    offer: LeaseOffer
+    envelope: bytes
+    replayed: bool
 
 
 def build_envelope(
@@ -332,11 +345,17 @@ class ProviderAgent:
             try:
                 self.heartbeat_if_due(clock)
                 offers = self.take_leases()
-                for index, offer in enumerate(offers):
-                    if stop() or (max_leases is not None and self.stats.leases >= max_leases):
-                        self._release_all(offers[index:], "the agent is stopping")
-                        break
-                    self.serve(offer, clock, stop)
+                ready: list[_Ready] = []  # this round's proofs, sent together once its work is done
+                try:
+                    for index, offer in enumerate(offers):
+                        if stop() or (max_leases is not None and self.stats.leases + len(ready) >= max_leases):
+                            self._release_all(offers[index:], "the agent is stopping")
+                            break
+                        done = self._work(offer, clock, stop)
+                        if isinstance(done, _Ready):
+                            ready.append(done)
+                finally:
+                    self._submit_all(ready)
             except RpcTransportError as exc:
                 log.warning("coordinator unreachable: %s", exc)
                 self.stats.errors += 1
@@ -367,13 +386,20 @@ class ProviderAgent:
 
     def serve(self, offer: LeaseOffer, clock: Clock, stop: Callable[[], bool] = lambda: False) -> LeaseReport | None:
         """Run one lease and submit its proof (or cheat as the mode says); returns what became of it."""
+        done = self._work(offer, clock, stop)
+        if isinstance(done, _Ready):
+            return self._submit(done.offer, done.envelope, replayed=done.replayed)
+        return done
+
+    def _work(self, offer: LeaseOffer, clock: Clock, stop: Callable[[], bool]) -> "LeaseReport | _Ready | None":
+        """Run one lease: the envelope to submit, or the report of a lease that ends without one."""
         self._handled.add(offer.lease_id)
         mode = self.config.mode
         if mode is Mode.SILENT_DROP:
             self._silent_until = max(self._silent_until, offer.expires_at)
             return self._report(offer, code="SILENT", accepted=False, message="taken and never answered")
         if mode is Mode.REPLAY and self._accepted_envelope is not None and self._accepted_envelope[0] != offer.task_id:
-            return self._submit(offer, self._accepted_envelope[1], replayed=True)
+            return _Ready(offer, self._accepted_envelope[1], replayed=True)
         work = self.works.get(offer.kind)
         if work is None:
             self._release(offer, f"no {offer.kind} work runner here")
@@ -393,12 +419,38 @@ class ProviderAgent:
             return self.stats.reports[-1]
         body = job.body if job.body is not None else {}
         _, envelope = build_envelope(self.key, offer.kind, offer.task_id, offer.lease_id, body)
-        return self._submit(offer, envelope, replayed=False)
+        return _Ready(offer, envelope, replayed=False)
 
     def _work_wait_s(self, clock: Clock) -> float:
         if self._next_heartbeat is None:
             return WORK_WAIT_S
         return min(WORK_WAIT_S, max(0.01, self._next_heartbeat - clock.now()))
+
+    def _submit_all(self, ready: Sequence["_Ready"]) -> None:
+        """Several proofs go in `aicf.submitProofs` groups (one commit each on the coordinator), one alone in
+        `aicf.submitProof`; each proof's answer is reported as if it had been sent alone."""
+        if len(ready) == 1:
+            self._submit(ready[0].offer, ready[0].envelope, replayed=ready[0].replayed)
+            return
+        for at in range(0, len(ready), MAX_PROOFS_PER_CALL):
+            group = ready[at : at + MAX_PROOFS_PER_CALL]
+            try:
+                answer = self.client.call_provider(
+                    "aicf.submitProofs", {"envelopes": [to_hex(r.envelope) for r in group]}
+                )
+            except (RpcError, RpcTransportError) as exc:
+                self.stats.errors += 1
+                for r in group:
+                    self._report(r.offer, code="ERROR", accepted=False, message=f"submitProofs failed: {exc}")
+                continue
+            items = answer.get("items") if isinstance(answer, dict) else None
+            items = items if isinstance(items, list) and len(items) == len(group) else [{}] * len(group)
+            for r, item in zip(group, items, strict=True):
+                error = item.get("error") if isinstance(item, dict) else None
+                if isinstance(error, dict):
+                    self._report(r.offer, code="ERROR", accepted=False, message=f"submitProofs: {error.get('message')}")
+                else:
+                    self._answered(r.offer, r.envelope, item, replayed=r.replayed)
 
     def _submit(self, offer: LeaseOffer, envelope: bytes, *, replayed: bool) -> LeaseReport:
         try:
@@ -406,6 +458,9 @@ class ProviderAgent:
         except (RpcError, RpcTransportError) as exc:
             self.stats.errors += 1
             return self._report(offer, code="ERROR", accepted=False, message=f"submitProof failed: {exc}")
+        return self._answered(offer, envelope, answer, replayed=replayed)
+
+    def _answered(self, offer: LeaseOffer, envelope: bytes, answer: object, *, replayed: bool) -> LeaseReport:
         if not isinstance(answer, dict):
             answer = {}
         accepted = answer.get("accepted") is True

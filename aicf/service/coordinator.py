@@ -12,11 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from aicf.core.assignment import AssignmentDecision
 from aicf.core.chain import Claim, Job
 from aicf.core.clock import Clock
+from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.records import LeaseRecord, Provider
 from aicf.core.slashing import SlashReason
 from aicf.proofs.quantum import derive_batch
-from aicf.service import claims, leases, matching, proofs, registry, slashing, sweep, trap_duties
+from aicf.service import claims, leases, matching, proof_groups, proofs, registry, slashing, sweep, trap_duties
 from aicf.service.context import TRAP_WARNING_EVERY_S, Caches, ChainWriter, Context, DeriveBatch, TrapShortfall, Work
 from aicf.service.leases import LeaseWork
 from aicf.service.matching import GRANT_TAG
@@ -149,6 +150,9 @@ class Coordinator:
 
     def submit_proof(self, raw: Mapping[str, object]) -> ProofOutcome:
         return proofs.submit_proof(self.context(), raw)
+
+    def submit_proofs(self, raws: Sequence[Mapping[str, object]]) -> list[ProofOutcome | AicfError]:
+        return proof_groups.submit_proofs(self.context(), raws)
 
     def sweep(self, limit: int = 500) -> SweepReport:
         return sweep.sweep(self.context(), limit)

@@ -104,3 +104,11 @@ class NonceReusedError(AicfError):
     def __init__(self, provider_id: bytes, nonce: bytes) -> None:
         super().__init__(f"nonce 0x{nonce.hex()} of provider 0x{provider_id.hex()} was already used")
         self.provider_id, self.nonce = provider_id, nonce
+
+
+class ProofGroupError(AicfError):
+    """A group of proofs (`submit_proofs`) that is empty or larger than MAX_PROOF_GROUP: nothing was checked."""
+
+    def __init__(self, size: int, most: int) -> None:
+        super().__init__(f"a proof group holds 1 to {most} envelopes, got {size}")
+        self.size, self.most = size, most

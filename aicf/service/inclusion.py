@@ -4,13 +4,10 @@ the same ResultRecord, so settlement never depends on a coordinator's private st
 
 from collections.abc import Mapping
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError
 from aicf.core.chain import ProofInclusion
 from aicf.core.records import ResultRecord
-from aicf.proofs.envelope import Acceptance, ProofEnvelope, parse_envelope
+from aicf.proofs.envelope import Acceptance, ProofEnvelope, parse_envelope, verify_acceptance
 from aicf.proofs.untrusted import decode_untrusted
 
 
@@ -51,9 +48,7 @@ def result_of_inclusion(
         avail_bps=fields["avail_bps"] or 0,
         accepted_at=fields["accepted_at"] or 0,
     )
-    try:
-        Ed25519PublicKey.from_public_bytes(operator_key).verify(sig, acc.digest)
-    except (InvalidSignature, ValueError):
+    if not verify_acceptance(operator_key, acc, sig):
         return None
     digest = env.body.get("output_digest", env.body.get("circuit_digest"))
     return ResultRecord(

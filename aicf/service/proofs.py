@@ -23,7 +23,7 @@ from aicf.service.errors import LeaseNotFoundError
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
-from aicf.service.traps import ExpectedAnswer, check_trap_answer, is_audited
+from aicf.service.traps import ExpectedAnswer, audit_verdict, is_audited, trap_verdict
 from aicf.service.verifier import BodyAccepted
 from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
 
@@ -49,7 +49,7 @@ class _Raced(Enum):
     RACED = "raced"
 
 
-_RACED = _Raced.RACED
+_RACED = RACED = _Raced.RACED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +67,15 @@ def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
     received_ms = ctx.clock.now_ms()
     env = parse_envelope(raw)
     if isinstance(env, Reject):
-        return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+        return unparsed(env)
+    return submit_alone(ctx, env, received_ms)
+
+
+def unparsed(env: Reject) -> ProofOutcome:
+    return ProofOutcome(proof_id=b"", accepted=False, code=env.code.value, message=env.message, dropped=True)
+
+
+def submit_alone(ctx: Context, env: ProofEnvelope, received_ms: int) -> ProofOutcome:
     answer: ExpectedAnswer | Reject | None = None
     for _ in range(3):
         outcome = _submit(ctx, env, received_ms, answer)
@@ -84,10 +92,36 @@ def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
 def _submit(
     ctx: Context, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
 ) -> ProofOutcome | TrapRecord | _Audit | _Raced:
-    """One submission in one transaction. For a trap job whose answer this process has not computed yet it
-    writes nothing and returns the trap, and for a sampled ordinary job whose body passed the checks an
-    `_Audit`: the caller computes the answer (a model run, outside any transaction) and calls again with it.
-    `_RACED` (nothing written) when the job left LEASED between the read and the write."""
+    """One submission in one transaction (see `_submit_in`); an accepted proof goes to the chain after commit."""
+    with ctx.store.transaction() as tx:
+        w = Work(tx, received_ms // 1000, ctx)
+        outcome = submit_in(w, env, received_ms, answer)
+        if not isinstance(outcome, Written):
+            return outcome
+        w.commit()
+    if outcome.accepted is not None:
+        send_inclusion(ctx, outcome.accepted)
+    return outcome.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """`_submit_in`'s answer when it wrote a verdict: the transaction must commit, then the accepted proof (if
+    it is one) goes to the chain."""
+
+    outcome: ProofOutcome
+    accepted: ProofRecord | None
+
+
+def submit_in(
+    w: Work, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
+) -> ProofOutcome | Written | TrapRecord | _Audit | _Raced:
+    """One submission in `w`'s transaction. A bare ProofOutcome wrote nothing (a drop, a replay); `Written`
+    wrote the verdict. For a trap job whose answer this process has not computed yet it writes nothing and
+    returns the trap, and for a sampled ordinary job whose body passed the checks an `_Audit`: the caller
+    computes the answer (a model run, outside any transaction) and calls again with it. `_RACED` (nothing
+    written) when the job left LEASED between the read and the write."""
+    ctx, tx = w.ctx, w.tx
     params = ctx.params
     now = received_ms // 1000
     pid = env.proof_id
@@ -98,96 +132,89 @@ def _submit(
         first_slot=(now - params.qos_window_s) // interval,
         last_slot=now // interval,
     )
-    with ctx.store.transaction() as tx:
-        w = Work(tx, now, ctx)
-        pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
-        provider, stored = pc.provider, pc.lease
-        lease = core_lease(stored) if stored is not None else None
-        drop = check_envelope(
-            env,
-            provider_key=provider.public_key if provider is not None else None,
-            lease=lease,
-            received_at=now,
-            seen_proof=lambda asked: pc.seen if asked == pid else tx.proof_seen(asked),
-        )
-        if drop is not None:
-            if drop.code is RejectCode.DUPLICATE:
-                first = tx.get_proof(pid)
-                if first is not None:  # replaying a message returns the first answer
-                    return outcome_of(first)
-            return ProofOutcome(proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True)
-        if provider is None or stored is None:  # unreachable: check_envelope dropped these
-            raise LeaseNotFoundError(env.lease_id, "is unknown")
-        job = pc.job
-        if job is None or job.status is not JobStatus.LEASED:
-            return ProofOutcome(
-                proof_id=pid,
-                accepted=False,
-                code=RejectCode.UNKNOWN_LEASE.value,
-                message="the task is not leased",
-                dropped=True,
-            )
-        expected = answer
-        audited = pc.trap is None and job.kind == "ai" and _audited(ctx, job, stored)
-        trap = pc.trap if answer is None and job.kind == "ai" else None
-        if trap is not None:
-            expected = ctx.caches.expected.get((trap.model, trap.prompt, trap.max_tokens))
-            if expected is None:
-                return trap
-        head = pc.head
-        height = head.height if head is not None else 0
-        latency = max(0, received_ms - stored.granted_at * 1000)
-        # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
-        # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
-        inclusion = height + 1 if head is not None else 0
-        trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
-        verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
-        if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
-            return ProofOutcome(
-                proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
-            )
-        if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
-            verdict = _measured_runtime(env, verdict, latency)
-        reference: bytes | None = None
-        if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
-            if answer is None:
-                request = decode_request(job)
-                prompt = request.get("prompt")
-                return _Audit(
-                    task_id=job.task_id,
-                    model=job.model,
-                    prompt=prompt if isinstance(prompt, bytes) else b"",
-                    max_tokens=as_int(request.get("max_tokens")),
-                )
-            verdict, reference = _audit_verdict(ctx, answer, env, verdict)
-        elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
-            verdict = expected if isinstance(expected, Reject) else _trap_verdict(ctx, expected, env, verdict)
-        check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
-        received = ProofRecord(  # what both verdicts record; each adds its own outcome
+    pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
+    provider, stored = pc.provider, pc.lease
+    lease = core_lease(stored) if stored is not None else None
+    drop = check_envelope(
+        env,
+        provider_key=provider.public_key if provider is not None else None,
+        lease=lease,
+        received_at=now,
+        seen_proof=lambda asked: pc.seen if asked == pid else tx.proof_seen(asked),
+    )
+    if drop is not None:
+        if drop.code is RejectCode.DUPLICATE:
+            first = tx.get_proof(pid)
+            if first is not None:  # replaying a message returns the first answer
+                return outcome_of(first)
+        return ProofOutcome(proof_id=pid, accepted=False, code=drop.code.value, message=drop.message, dropped=True)
+    if provider is None or stored is None:  # unreachable: check_envelope dropped these
+        raise LeaseNotFoundError(env.lease_id, "is unknown")
+    job = pc.job
+    if job is None or job.status is not JobStatus.LEASED:
+        return ProofOutcome(
             proof_id=pid,
-            task_id=env.task_id,
-            lease_id=env.lease_id,
-            provider_id=env.provider_id,
-            kind=env.kind,
-            envelope=canonical_cbor(env.to_map()),
-            received_at=now,
-            latency_ms=latency,
-            verdict="",
+            accepted=False,
+            code=RejectCode.UNKNOWN_LEASE.value,
+            message="the task is not leased",
+            dropped=True,
         )
-        accepted: ProofRecord | None = None
-        if isinstance(verdict, Reject):
-            if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
-                return _RACED
-            outcome = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
-        else:
-            accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
-            if not tx.accept_proof(accepted, now):
-                return _RACED
-            outcome = outcome_of(accepted)
-        w.commit()
-    if accepted is not None:
-        send_inclusion(ctx, accepted)
-    return outcome
+    expected = answer
+    audited = pc.trap is None and job.kind == "ai" and _audited(ctx, job, stored)
+    trap = pc.trap if answer is None and job.kind == "ai" else None
+    if trap is not None:
+        expected = ctx.caches.expected.get((trap.model, trap.prompt, trap.max_tokens))
+        if expected is None:
+            return trap
+    head = pc.head
+    height = head.height if head is not None else 0
+    latency = max(0, received_ms - stored.granted_at * 1000)
+    # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
+    # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
+    inclusion = height + 1 if head is not None else 0
+    trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
+    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+    if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
+        return ProofOutcome(
+            proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
+        )
+    if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
+        verdict = _measured_runtime(env, verdict, latency)
+    reference: bytes | None = None
+    if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
+        if answer is None:
+            request = decode_request(job)
+            prompt = request.get("prompt")
+            return _Audit(
+                task_id=job.task_id,
+                model=job.model,
+                prompt=prompt if isinstance(prompt, bytes) else b"",
+                max_tokens=as_int(request.get("max_tokens")),
+            )
+        verdict, reference = audit_verdict(answer, env, verdict, ctx.params)
+    elif expected is not None and not isinstance(verdict, Reject):  # a trap job: compare with our answer
+        verdict = expected if isinstance(expected, Reject) else trap_verdict(expected, env, verdict, ctx.params)
+    check_move(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED)
+    received = ProofRecord(  # what both verdicts record; each adds its own outcome
+        proof_id=pid,
+        task_id=env.task_id,
+        lease_id=env.lease_id,
+        provider_id=env.provider_id,
+        kind=env.kind,
+        envelope=env.encoded(),
+        received_at=now,
+        latency_ms=latency,
+        verdict="",
+    )
+    if isinstance(verdict, Reject):
+        if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
+            return _RACED
+        rejected = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
+        return Written(rejected, None)
+    accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
+    if not tx.accept_proof(accepted, now):
+        return _RACED  # the caller rolls back: part of accept_proof may be written
+    return Written(outcome_of(accepted), accepted)
 
 
 def _audited(ctx: Context, job: Job, lease: LeaseRecord) -> bool:
@@ -210,31 +237,6 @@ def _reexecute(ctx: Context, audit: _Audit) -> ExpectedAnswer | Reject:
         answers.pop(next(iter(answers)))
     answers[audit.task_id] = answer
     return answer
-
-
-def _audit_verdict(
-    ctx: Context, answer: ExpectedAnswer | Reject, env: ProofEnvelope, body: BodyAccepted
-) -> tuple[BodyAccepted | Reject, bytes | None]:
-    """Compare a sampled job's output with the re-execution, as a trap's is; a mismatch is AUDIT_MISMATCH with
-    the reference output for the evidence. A re-execution that could not run leaves the proof unaudited."""
-    if isinstance(answer, Reject):
-        log.warning("proof 0x%s left unaudited: %s", env.proof_id.hex()[:12], answer.message)
-        return body, None
-    failed = check_trap_answer(answer, env.body.get("output"), ctx.params)
-    if failed is None:
-        return body, None
-    log.warning("audit failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
-    message = failed.message.removeprefix("trap: ")
-    return Reject(code=RejectCode.AUDIT_MISMATCH, message=f"audit: {message}"), answer.output
-
-
-def _trap_verdict(
-    ctx: Context, expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted
-) -> BodyAccepted | Reject:
-    failed = check_trap_answer(expected, env.body.get("output"), ctx.params)
-    if failed is not None:
-        log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
-    return body if failed is None else failed
 
 
 def _accepted_record(

@@ -16,6 +16,7 @@
 docs/TRAPS.md describes what an outsider can check.
 """
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,13 +26,16 @@ from aicf.core.ids import trap_seed_commitment
 from aicf.core.params import Params
 from aicf.core.records import TrapSeedRecord
 from aicf.proofs.ai_traps import TrapResult, check_embedding_trap, check_generation_output
+from aicf.proofs.envelope import ProofEnvelope
 from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.verifier import BodyAccepted
 
 TRAP_SECRET_TAG = "aicf/trapsecret/v1"  # noqa: S105 - a hash domain tag, not a secret
 TRAP_LOG_TAG = "aicf/trap/v1"
 TRAP_CALLER_TAG = "aicf/trapcaller/v1"
 TRAP_PICK_TAG = "aicf/trappick/v1"
 BPS = 10_000
+log = logging.getLogger("aicf.coordinator")
 ADDRESS_BYTES = 20
 
 
@@ -138,3 +142,28 @@ def check_trap_answer(expected: ExpectedAnswer, output: object, params: Params) 
     if result.passed:
         return None
     return Reject(code=RejectCode.TRAP_FAILURE, message=f"trap: {result.message}")
+
+
+def audit_verdict(
+    answer: ExpectedAnswer | Reject, env: ProofEnvelope, body: BodyAccepted, params: Params
+) -> tuple[BodyAccepted | Reject, bytes | None]:
+    """Compare a sampled job's output with the re-execution, as a trap's is; a mismatch is AUDIT_MISMATCH with
+    the reference output for the evidence. A re-execution that could not run leaves the proof unaudited."""
+    if isinstance(answer, Reject):
+        log.warning("proof 0x%s left unaudited: %s", env.proof_id.hex()[:12], answer.message)
+        return body, None
+    failed = check_trap_answer(answer, env.body.get("output"), params)
+    if failed is None:
+        return body, None
+    log.warning("audit failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+    message = failed.message.removeprefix("trap: ")
+    return Reject(code=RejectCode.AUDIT_MISMATCH, message=f"audit: {message}"), answer.output
+
+
+def trap_verdict(
+    expected: ExpectedAnswer, env: ProofEnvelope, body: BodyAccepted, params: Params
+) -> BodyAccepted | Reject:
+    failed = check_trap_answer(expected, env.body.get("output"), params)
+    if failed is not None:
+        log.warning("trap failed by provider 0x%s: %s", env.provider_id.hex()[:12], failed.message)
+    return body if failed is None else failed

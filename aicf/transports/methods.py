@@ -18,6 +18,7 @@ from aicf.core.cbor_limits import ENVELOPE_CBOR_LIMITS, UntrustedCborError, scan
 from aicf.core.chain import Job
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash, to_hex
+from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import is_account
 from aicf.core.params import Params
@@ -39,9 +40,10 @@ from aicf.service.coordinator import (
 )
 from aicf.service.errors import NotFoundError
 from aicf.service.ports import Store
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
 from aicf.transports import results
-from aicf.transports.errors import InvalidParamsError
+from aicf.transports.errors import InvalidParamsError, error_object
 from aicf.transports.methods_trust import trust_methods
 from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
 from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
@@ -103,6 +105,10 @@ class HeartbeatParams(WireModel):
 
 class SubmitParams(WireModel):
     envelope: Hex  # canonical CBOR of the envelope map
+
+
+class SubmitProofsParams(WireModel):
+    envelopes: Annotated[tuple[Hex, ...], Field(min_length=1, max_length=MAX_PROOF_GROUP)]  # canonical CBOR each
 
 
 class ClaimParams(WireModel):
@@ -275,6 +281,11 @@ def render_work(w: LeaseWork) -> Json:
             "batch_shots": list(w.batch_shots),
         }
     return out
+
+
+def render_group_item(o: ProofOutcome | AicfError) -> Json:
+    """One proof of an `aicf.submitProofs` group: its outcome, or the error it alone met ({"error": {code, ...}})."""
+    return {"error": error_object(o)} if isinstance(o, AicfError) else render_outcome(o)
 
 
 def render_outcome(o: ProofOutcome) -> Json:
@@ -458,17 +469,22 @@ def build_registry(
     def release(p: LeaseParams, ctx: CallContext) -> Json:
         return render_lease(coord.release(provider_of(ctx), p.lease_id))
 
-    def submit_proof(p: SubmitParams, ctx: CallContext) -> Json:
+    def envelope_map(envelope: bytes, field: str, ctx: CallContext) -> dict[str, object]:
         try:
-            scan_cbor(p.envelope, ENVELOPE_CBOR_LIMITS, "envelope")  # bounded, before cbor2 builds anything
-            raw = cbor2.loads(p.envelope)
+            scan_cbor(envelope, ENVELOPE_CBOR_LIMITS, field)  # bounded, before cbor2 builds anything
+            raw = cbor2.loads(envelope)
         except UntrustedCborError as exc:
-            raise InvalidParamsError(
-                [("envelope", f"{exc.reason} (send the canonical CBOR of the envelope map)")]
-            ) from None
+            raise InvalidParamsError([(field, f"{exc.reason} (send the canonical CBOR of the envelope map)")]) from None
         if not isinstance(raw, dict) or raw.get("provider_id") != provider_of(ctx):
-            raise InvalidParamsError([("envelope", "must be a map whose provider_id is the signer of this call")])
-        return render_outcome(coord.submit_proof(raw))
+            raise InvalidParamsError([(field, "must be a map whose provider_id is the signer of this call")])
+        return raw
+
+    def submit_proof(p: SubmitParams, ctx: CallContext) -> Json:
+        return render_outcome(coord.submit_proof(envelope_map(p.envelope, "envelope", ctx)))
+
+    def submit_proofs(p: SubmitProofsParams, ctx: CallContext) -> Json:
+        raws = [envelope_map(e, f"envelopes[{i}]", ctx) for i, e in enumerate(p.envelopes)]  # all, or none runs
+        return {"items": [render_group_item(o) for o in coord.submit_proofs(raws)]}
 
     def claim(p: ClaimParams, ctx: CallContext) -> Json:
         c = coord.claim_payout(provider_of(ctx), p.nonce)
@@ -596,6 +612,14 @@ def build_registry(
                 "provider",
                 "Submit a signed ProofEnvelope",
                 result=results.OutcomeOut,
+            ),
+            m(
+                "aicf.submitProofs",
+                SubmitProofsParams,
+                submit_proofs,
+                "provider",
+                f"Submit up to {MAX_PROOF_GROUP} signed ProofEnvelopes, checked in order and written in one commit",
+                result=results.OutcomeGroupOut,
             ),
             m(
                 "aicf.claimPayout",

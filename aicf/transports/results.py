@@ -268,6 +268,19 @@ class OutcomeOut(Out):
     dropped: bool
 
 
+class ProofErrorOut(Out):
+    code: int
+    message: str
+
+
+class GroupErrorOut(Out):
+    error: ProofErrorOut  # the AicfError this proof alone met (its writes undone); the group's others stand
+
+
+class OutcomeGroupOut(Out):
+    items: list[OutcomeOut | GroupErrorOut]  # one per envelope, in the order sent
+
+
 class ClaimOut(Out):
     claim_id: Hex32Str
     amount: UInt

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicf.core import ids, merkle
-from aicf.core.encoding import canonical_cbor, encode_fast_int, from_hex, hash_int, tagged_hash, to_hex
+from aicf.core.encoding import Encoded, canonical_cbor, encode_fast_int, from_hex, hash_int, tagged_hash, to_hex
 from aicf.core.errors import EncodingError
 from aicf.core.params import Params, params_hash
 from aicf.core.settlement import Payout
@@ -46,6 +46,13 @@ VALUES = st.recursive(
 @given(VALUES)
 def test_canonical_cbor_matches_cbor2_canonical_byte_for_byte(value: object) -> None:
     assert canonical_cbor(value) == cbor2.dumps(value, canonical=True)
+
+
+@given(VALUES, st.text(max_size=30))
+def test_an_encoded_part_is_emitted_as_the_encoding_of_the_value_it_holds(value: object, key: str) -> None:
+    whole = {key: value, "list": [value, 1]}
+    held = {key: Encoded(canonical_cbor(value)), "list": [Encoded(canonical_cbor(value)), 1]}
+    assert canonical_cbor(held) == canonical_cbor(whole)
 
 
 @pytest.mark.parametrize(

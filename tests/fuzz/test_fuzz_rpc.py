@@ -123,11 +123,12 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "aicf.setPolicy": {"kind": "sev-snp", "activation_height": 1},
     "aicf.stake": {"amount": 1},
     "aicf.submitProof": {"envelope": "0xa0"},
+    "aicf.submitProofs": {"envelopes": ["0xa0"]},
     "aicf.withdraw": {"amount": 1},
 }
 OPERATOR = {"aicf.addRoot", "aicf.devnetReorg", "aicf.fundProvider", "aicf.rotateRoot", "aicf.setPolicy"}
 PROVIDER = {"aicf.claimPayout", "aicf.heartbeat", "aicf.register", "aicf.releaseLease", "aicf.stake",
-            "aicf.submitProof", "aicf.withdraw", "aicf.nextLease"}  # fmt: skip
+            "aicf.submitProof", "aicf.submitProofs", "aicf.withdraw", "aicf.nextLease"}  # fmt: skip
 # Values no field of any template accepts (so a broken request with the right token or signer still cannot act;
 # not null, which an optional field takes, and no dropped field, as an optional one has a default).
 UNACCEPTABLE: list[Any] = [{"x": [1]}, [[[]]], {"": None}, [{"a": 1}]]

@@ -2,8 +2,9 @@
 
 from collections.abc import Callable
 
+import cbor2
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
@@ -75,6 +76,18 @@ def test_a_parsed_envelope_has_the_proof_id_of_its_fields(raw: bytes, n: int) ->
     assert isinstance(fresh, ProofEnvelope)
     assert fresh.proof_id == proof_id(1, "AI_V1", TASK, LEASE.lease_id, PID, body)
     assert fresh.proof_id == ProofEnvelope(**parsed.to_map()).proof_id  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=64), st.integers(0, 2**63 - 1))
+def test_an_envelope_is_encoded_once_to_the_canonical_cbor_of_its_map(raw: bytes, n: int) -> None:
+    """encoded() splices the body's kept encoding into the envelope's: the bytes are those of the whole map."""
+    body = {"output_digest": raw, "units": n, "qos": {"runtime_ms": n}}
+    fresh = parse_envelope(_envelope(body=body).to_map())
+    assert isinstance(fresh, ProofEnvelope)
+    plain = cbor2.dumps(fresh.to_map(), canonical=True)
+    assert fresh.encoded() == plain
+    assert fresh.encoded() is fresh.encoded()  # memoised
+    assert ProofEnvelope(**fresh.to_map()).encoded() == plain  # type: ignore[arg-type]
 
 
 def test_signature_by_another_key_is_bad_signature() -> None:
@@ -171,3 +184,25 @@ def test_acceptance_record_is_signed_by_the_operator_and_binds_every_field() -> 
     assert verify_acceptance(op_pub, acc, sig)
     assert not verify_acceptance(op_pub, Acceptance(**{**acc.to_map(), "units_mu": 4049}), sig)  # type: ignore[arg-type]
     assert not verify_acceptance(PUB, acc, sig)
+
+
+def test_an_acceptance_this_process_signed_is_not_verified_again_and_a_forgery_still_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op_key, op_pub = _key(9)
+    acc = Acceptance(proof_id=b"\x06" * 32, units_mu=7, lat_bps=10000, avail_bps=10000, accepted_at=2020)
+    sig = sign_acceptance(op_key, acc)
+    verified: list[bytes] = []
+    real = Ed25519PublicKey.from_public_bytes
+
+    def counting(raw: bytes) -> Ed25519PublicKey:
+        verified.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(Ed25519PublicKey, "from_public_bytes", counting)
+    assert verify_acceptance(op_pub, acc, sig)
+    assert verified == []  # known good: no Ed25519 verification
+    forged = bytes([sig[0] ^ 1]) + sig[1:]
+    assert not verify_acceptance(op_pub, acc, forged)
+    assert not verify_acceptance(PUB, acc, sig)  # another key: verified, and refused
+    assert verified == [op_pub, PUB]

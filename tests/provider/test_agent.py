@@ -106,6 +106,10 @@ class SubmitParams(WireModel):
     envelope: Hex
 
 
+class SubmitProofsParams(WireModel):
+    envelopes: tuple[Hex, ...]
+
+
 class ClaimParams(WireModel):
     nonce: Uint
 
@@ -142,6 +146,7 @@ class StubCoordinator:
     jobs: dict[bytes, StubJob] = field(default_factory=dict)
     seen: set[bytes] = field(default_factory=set)
     submissions: list[Submission] = field(default_factory=list)
+    group_sizes: list[int] = field(default_factory=list)  # envelopes per aicf.submitProofs call
     released: list[bytes] = field(default_factory=list)
     on_heartbeat: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -326,6 +331,10 @@ class StubCoordinator:
                 "units_mu": 1000 if sub.code == "ACCEPT" else 0,
             }
 
+        def submit_group(p: SubmitProofsParams, ctx: CallContext) -> dict[str, object]:
+            self.group_sizes.append(len(p.envelopes))
+            return {"items": [submit(SubmitParams.model_validate({"envelope": to_hex(e)}), ctx) for e in p.envelopes]}
+
         def claim(p: ClaimParams, ctx: CallContext) -> dict[str, object]:
             need(ctx)
             return {"claim_id": p.nonce.to_bytes(32, "big"), "amount": 0}
@@ -344,6 +353,7 @@ class StubCoordinator:
                 method("aicf.nextLease", NoParams, next_lease, "provider"),
                 method("aicf.releaseLease", LeaseParams, release, "provider"),
                 method("aicf.submitProof", SubmitParams, submit, "provider"),
+                method("aicf.submitProofs", SubmitProofsParams, submit_group, "provider"),
                 method("aicf.claimPayout", ClaimParams, claim, "provider"),
             ]
         )
@@ -515,6 +525,17 @@ def test_an_honest_ai_agent_submits_a_signed_envelope_that_passes_every_check(wo
     assert job.lease.status is LeaseStatus.PROVED
     assert (stats.leases, stats.accepted, stats.units_mu) == (1, 1, 1000)
     assert reports == [f"task {to_hex(job.lease.task_id)[:18]}… ai/{model}: ACCEPT, 1000 units_mu"]
+
+
+def test_the_proofs_of_one_rounds_leases_go_in_one_submit_proofs_call(world: World) -> None:
+    agent = world.agent([echo()])
+    jobs = [world.stub.offer_ai(agent.provider_id, EMBED, b"prompt %d" % i) for i in range(3)]
+    stats = agent.run(world.clock, world.sleep, world.until(600), max_leases=3)
+    assert world.stub.group_sizes == [3]
+    assert [s.code for s in world.stub.submissions] == ["ACCEPT"] * 3
+    assert all(job.lease.status is LeaseStatus.PROVED for job in jobs)
+    assert (stats.leases, stats.accepted, stats.units_mu) == (3, 3, 3000)
+    assert [r.lease_id for r in stats.reports] == [job.lease.lease_id for job in jobs]
 
 
 def test_build_envelope_signs_the_proof_id_of_spec_1(world: World) -> None:

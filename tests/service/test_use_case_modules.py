@@ -9,7 +9,17 @@ from aicf.service.context import Caches
 from aicf.service.coordinator import Capabilities, Coordinator
 from service.test_coordinator import World, _key, _pub, world  # noqa: F401 - the fixture
 
-USE_CASE_MODULES = ("registry", "leases", "matching", "proofs", "slashing", "sweep", "trap_duties", "claims")
+USE_CASE_MODULES = (
+    "registry",
+    "leases",
+    "matching",
+    "proofs",
+    "proof_groups",
+    "slashing",
+    "sweep",
+    "trap_duties",
+    "claims",
+)
 SERVICE = Path("aicf/service")
 
 

@@ -87,6 +87,8 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     provider("aicf.releaseLease", {"lease_id": work["items"][0]["lease_id"]})
     garbage = canonical_cbor({"provider_id": run.agent.provider_id, "version": 9})
     provider("aicf.submitProof", {"envelope": to_hex(garbage)})
+    group = provider("aicf.submitProofs", {"envelopes": [to_hex(garbage), to_hex(garbage)]})
+    assert [item["code"] for item in group["items"]] == ["MALFORMED", "MALFORMED"]
     provider("aicf.claimPayout", {"nonce": 424242})
     operator("aicf.fundProvider", {"provider_id": me, "amount": 1})
     operator("aicf.fundProvider", {"provider_id": "0x" + "ab" * 32, "amount": 5})

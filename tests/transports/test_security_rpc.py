@@ -17,6 +17,7 @@ from aicf.bootstrap.up import devnet_params
 from aicf.client.signing import public_key_bytes
 from aicf.core.encoding import canonical_cbor, to_hex
 from aicf.service.coordinator import Capabilities
+from aicf.service.proof_groups import MAX_PROOF_GROUP
 from transports.helpers import key, pid, signed
 from transports.test_cli_ops import SteppedClock
 
@@ -77,6 +78,24 @@ def test_submit_proof_refuses_a_shared_reference_bomb_quickly_as_invalid_params(
     assert answer["error"]["code"] == -32602
     assert fields(answer) == ["envelope"]
     assert "CBOR tag 28 is not allowed" in answer["error"]["data"]["errors"][0]["reason"]
+
+
+def test_submit_proofs_refuses_an_oversized_group_or_another_providers_envelope_naming_the_field(
+    system: System,
+) -> None:
+    me = enroll(system)
+    enroll(system, seed=2)
+    mine = to_hex(canonical_cbor({"provider_id": me, "version": 9}))
+    too_many = provider(system, "aicf.submitProofs", {"envelopes": [mine] * (MAX_PROOF_GROUP + 1)})
+    assert too_many["error"]["code"] == -32602
+    assert fields(too_many) == ["envelopes"]
+    theirs = to_hex(canonical_cbor({"provider_id": pid(key(2)), "version": 9}))
+    mixed = provider(system, "aicf.submitProofs", {"envelopes": [mine, theirs]})
+    assert mixed["error"]["code"] == -32602
+    assert fields(mixed) == ["envelopes[1]"]
+    assert "provider_id is the signer of this call" in mixed["error"]["data"]["errors"][0]["reason"]
+    ok = provider(system, "aicf.submitProofs", {"envelopes": [mine]})
+    assert [item["code"] for item in ok["result"]["items"]] == ["MALFORMED"]
 
 
 # -- 2. integer overflow into the ledger ---------------------------------------------------------------------------
