@@ -353,6 +353,15 @@ def _check_shape(body: object, k: int) -> tuple[bytes, int, list[Mapping[object,
     return digest, shots, list(results)
 
 
+def quantum_shape_error(body: object, k: int) -> str | None:
+    """Step (1) alone: why the body's shape is MALFORMED, or None (the device certificate is checked after it)."""
+    try:
+        _check_shape(body, k)
+    except _MalformedError as exc:
+        return str(exc)
+    return None
+
+
 def _check_counts(i: int, entry: Mapping[object, object], width: int, shots: int) -> None:
     """(5) Every key a bitstring of the circuit's width, every count a positive int, the counts summing to shots."""
     total = 0
