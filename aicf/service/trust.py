@@ -200,7 +200,8 @@ class TrustRegistry:
         version of the `qdevice` root "<class>/<device>", in force from `activation_height` (default: the next
         block). Raises InvalidDeviceKeyError (nothing stored) on a bad name, a class params has no thresholds for, a key
         that is not a 32-byte Ed25519 key, an activation below the next block, or a device already pinned under
-        another class (pin the new class under a new device name)."""
+        another class (pin the new class under a new device name). Pinning the key the latest version already holds,
+        with no activation height, returns that version and stores nothing."""
         try:
             check_device_name(device)
         except DeviceCertError as exc:
@@ -224,6 +225,9 @@ class TrustRegistry:
                 raise InvalidDeviceKeyError(
                     "device_class", f"device {device!r} is already pinned as {other[0]!r}; use a new device name"
                 )
+            latest = max(pins, key=lambda r: r.version, default=None)
+            if latest is not None and latest.der == der and activation_height is None:
+                return latest  # the same key pinned again (a provider restarted with --pin-device): nothing new
             chosen = _next_version(QDEVICE_VENDOR, name, pins, None)
             record = _record(QDEVICE_VENDOR, name, chosen, der, activation, None, head, now)
             _insert_root(tx, record, now, f"device key 0x{public_key.hex()} in force from height {activation}")

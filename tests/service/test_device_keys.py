@@ -125,3 +125,12 @@ def test_a_device_pinned_under_one_class_is_not_pinned_again_under_another() -> 
     with pytest.raises(InvalidDeviceKeyError, match="already pinned as 'noisy/qpu-1'; use a new device name"):
         registry.pin_device(device="qpu-1", device_class="simulator", public_key=PUBLIC, classes=CLASSES)
     assert len(registry.device_keys()) == 1
+
+
+def test_pinning_the_same_key_again_stores_nothing_and_returns_the_pinned_version() -> None:
+    registry = TrustRegistry(memory_store(), FakeClock(T))
+    first = registry.pin_device(device="qpu-1", device_class="noisy", public_key=PUBLIC, classes=CLASSES)
+    again = registry.pin_device(device="qpu-1", device_class="noisy", public_key=PUBLIC, classes=CLASSES)
+    assert again == first
+    assert len(registry.device_keys()) == 1
+    assert len(registry.changes()) == 1
