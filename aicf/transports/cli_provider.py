@@ -121,7 +121,7 @@ PublicCircuitOption = typer.Option(
     "running it is taken for the job. Repeatable.",
 )
 QUANTUM_CHEATS = (Mode.SKIP_TRAPS, Mode.FAKE_JOB)
-AI_CHEATS = (Mode.INFLATE_RUNTIME,)
+AI_CHEATS = (Mode.INFLATE_RUNTIME, Mode.SPARE_TRAP_SHAPES)
 
 
 DeviceKeyFileOption = typer.Option(
