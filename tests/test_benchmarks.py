@@ -193,3 +193,17 @@ def test_the_proof_path_prints_groups_beside_one_at_a_time_with_every_proof_acce
     out = capsys.readouterr().out
     assert "### Proof path alone (8 proofs, 2 providers, 1 round)" in out
     assert out.count("| SQLite |") == 1
+
+
+def test_trap_costs_prints_the_check_beside_the_honest_simulation_and_the_trap_share_of_the_fund(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    costs = load("bench_trap_costs", monkeypatch)
+
+    costs.main(["--runs", "1", "--shots", "50", "--ordinary", "190"])
+
+    out = capsys.readouterr().out
+    assert "| GHZ 20 qubits (Clifford) | stim (OK) |" in out
+    assert "| layered T, 12 qubits × 12 | statevector (OK) |" in out
+    assert "| 10 |" in out  # 190 ordinary jobs at trap_bps 500: 10 traps
+    assert "load average" in out

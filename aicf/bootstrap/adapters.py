@@ -3,16 +3,21 @@ WebSocket hub's source and the real models as the coordinator's trap oracle; and
 and its devtools share (threads, quiet model loading).
 """
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 
 import cbor2
 
-from aicf.service.traps import ExpectedAnswer, TrapPrompt
+from aicf.service.traps import ExpectedAnswer, TrapPrompt, parse_corpus
 from aicf.store.interface import Store, read_transaction
 from aicf.transports.methods import cbor_json
+from aicf.transports.secret_files import read_secret_file
 from aicf.transports.ws import Event
+
+log = logging.getLogger("aicf.up")
 
 
 class ModelTrapOracle:
@@ -25,6 +30,13 @@ class ModelTrapOracle:
         return ExpectedAnswer(kind=answer.kind, output=answer.output, token_ids=answer.token_ids, text=answer.text)
 
 
+TRAP_CORPUS_FILE = "trap_corpus.jsonl"  # the operator's private corpus, in the var directory (0600)
+PUBLIC_CORPUS_WARNING = (
+    "no private trap corpus (%s): AI traps use the PUBLIC default corpus, whose prompts any provider can "
+    "recognise; write one (docs/TRAPS.md, mode 0600) before serving real requesters"
+)
+
+
 def default_trap_corpus(models: Collection[str]) -> tuple[TrapPrompt, ...]:
     """The devnet's trap corpus (aicf.provider.trap_corpus) for the models served here."""
     from aicf.provider.trap_corpus import DEFAULT_CORPUS
@@ -32,6 +44,20 @@ def default_trap_corpus(models: Collection[str]) -> tuple[TrapPrompt, ...]:
     return tuple(
         TrapPrompt(model=c.model, prompt=c.prompt, max_tokens=c.max_tokens) for c in DEFAULT_CORPUS if c.model in models
     )
+
+
+def load_trap_corpus(var: Path, models: Collection[str]) -> tuple[TrapPrompt, ...]:
+    """The operator's private corpus `var/trap_corpus.jsonl` (format: aicf.service.traps.parse_corpus) for the
+    models served here; without that file, the public default corpus, with a warning (issue 14: a public corpus
+    lets a provider recognise every trap). Raises SecretFileError when others may read the file (its prompts may
+    already be out) and CorpusFormatError naming a bad line: `aicf up` stops rather than run recognisable traps."""
+    path = var / TRAP_CORPUS_FILE
+    if not path.exists():
+        log.warning(PUBLIC_CORPUS_WARNING, path)
+        return default_trap_corpus(models)
+    corpus = parse_corpus(read_secret_file(path), models)
+    log.info("trap corpus: %d private entries from %s for %s", len(corpus), path, ", ".join(sorted(models)))
+    return corpus
 
 
 class StoreEvents:

@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, default_trap_corpus
+from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.chain.devnet_writer import DevnetWriter
@@ -216,8 +216,9 @@ class System:
 @dataclass(frozen=True, kw_only=True)
 class SystemConfig:
     """What shapes the node `aicf up` serves. AI traps run on the models of `model_digests` through
-    `trap_oracle` (default: the real models) with `trap_corpus` (default: aicf.provider.trap_corpus for those
-    models); the operator token comes from `operator_token`, else $AICF_OPERATOR_TOKEN, else var/operator.token."""
+    `trap_oracle` (default: the real models) with `trap_corpus` (default: the operator's private
+    var/trap_corpus.jsonl, else the public aicf.provider.trap_corpus with a warning); the operator token comes
+    from `operator_token`, else $AICF_OPERATOR_TOKEN, else var/operator.token."""
 
     var: Path
     model_digests: Mapping[str, bytes]
@@ -255,7 +256,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
             model_digests=model_digests,
             trap_secret=trap_secret,
             trap_oracle=config.trap_oracle if config.trap_oracle is not None else ModelTrapOracle(),
-            trap_corpus=default_trap_corpus(model_digests) if config.trap_corpus is None else config.trap_corpus,
+            trap_corpus=load_trap_corpus(var, model_digests) if config.trap_corpus is None else config.trap_corpus,
             watch=watch,
         ),
         store=store,

@@ -78,6 +78,12 @@ class Params:
     trap_threshold_bps: int = 9000
     embedding_cosine_min_bps: int = 9900
     audit_bps: int = 100  # issue 14: the share of ordinary AI jobs re-executed, drawn from s_E (docs/TRAPS.md)
+    # Per quantum device class (SPEC §8 "per device class"; the class is the operator's pin, docs/QUANTUM.md §4):
+    # the trap quality a proof needs, and the job's normalised cross-entropy F_obs / F_ideal in bps
+    trap_threshold_bps_by_class: Mapping[str, int] = field(
+        default_factory=lambda: _frozen({"noisy": 9000, "simulator": 9900})
+    )
+    xeb_min_bps_by_class: Mapping[str, int] = field(default_factory=lambda: _frozen({"noisy": 7500, "simulator": 9000}))
     # Slashing (SPEC §9)
     slash_bps: Mapping[str, int] = field(
         default_factory=lambda: _frozen(
@@ -121,6 +127,9 @@ class Params:
         """Short epochs and tiny caps, for tests (the consensus-specs 'minimal' preset plays this part)."""
         return Params(gamma_units=1000, epoch_seconds=60)
 
+    def device_classes(self) -> tuple[str, ...]:
+        return tuple(sorted(self.trap_threshold_bps_by_class))
+
     def weight_milli(self, model: str) -> int | None:
         return self.model_weights.get(model)
 
@@ -150,7 +159,7 @@ def params_hash(params: Params) -> bytes:
 
 
 _FIELDS = {f.name: f for f in fields(Params)}
-_MAPPING_FIELDS = {"model_weights", "slash_bps", "jail_s"}
+_MAPPING_FIELDS = {"model_weights", "slash_bps", "jail_s", "trap_threshold_bps_by_class", "xeb_min_bps_by_class"}
 _TIER_FIELDS = {"latency_tiers", "availability_tiers", "depth_tiers"}
 
 
@@ -212,9 +221,17 @@ def _validate(p: Params) -> None:
             )
         if missing:
             raise ParamsError(f"{table}.{sorted(missing)[0]}", "missing slash reason")
-    for reason, bps in p.slash_bps.items():
-        if bps > BPS:
-            raise ParamsError(f"slash_bps.{reason}", f"must be at most {BPS} bps, got {bps}")
+    for table in ("slash_bps", "trap_threshold_bps_by_class", "xeb_min_bps_by_class"):
+        for name, bps in getattr(p, table).items():
+            if bps > BPS:
+                raise ParamsError(f"{table}.{name}", f"must be at most {BPS} bps, got {bps}")
+    if not p.trap_threshold_bps_by_class:
+        raise ParamsError("trap_threshold_bps_by_class", "at least one device class is needed")
+    if set(p.xeb_min_bps_by_class) != set(p.trap_threshold_bps_by_class):
+        odd = sorted(set(p.xeb_min_bps_by_class) ^ set(p.trap_threshold_bps_by_class))[0]
+        raise ParamsError(
+            "xeb_min_bps_by_class", f"device class {odd!r} must be in both trap_threshold_bps_by_class and this table"
+        )
 
 
 def params_from_mapping(data: Mapping[str, object], base: Params | None = None) -> Params:

@@ -30,7 +30,7 @@ from aicf.core.params import Params
 from aicf.core.pricing import depth_weight_milli, quantum_units
 from aicf.core.qasm import Circuit, Gate, Measurement, batch_digest, clifford_ops, depth, format_circuit, parse_circuit
 from aicf.core.types import BPS, MAX_AMOUNT, MilliUnits
-from aicf.proofs.quantum_check import JobCheckCode, check_job_results
+from aicf.proofs.quantum_check import XEB_MIN_BPS, JobCheckCode, check_job_results
 
 QTRAP_TAG: Final = "aicf/qtrap/v1"
 _FOUR_WORDS: Final = struct.Struct(">4Q")
@@ -353,6 +353,15 @@ def _check_shape(body: object, k: int) -> tuple[bytes, int, list[Mapping[object,
     return digest, shots, list(results)
 
 
+def quantum_shape_error(body: object, k: int) -> str | None:
+    """Step (1) alone: why the body's shape is MALFORMED, or None (the device certificate is checked after it)."""
+    try:
+        _check_shape(body, k)
+    except _MalformedError as exc:
+        return str(exc)
+    return None
+
+
 def _check_counts(i: int, entry: Mapping[object, object], width: int, shots: int) -> None:
     """(5) Every key a bitstring of the circuit's width, every count a positive int, the counts summing to shots."""
     total = 0
@@ -369,7 +378,13 @@ def _check_counts(i: int, entry: Mapping[object, object], width: int, shots: int
 
 
 def verify_quantum_body(
-    body: Mapping[str, object], job_circuit: bytes, shots: int, seed: bytes, task_id: bytes, params: Params
+    body: Mapping[str, object],
+    job_circuit: bytes,
+    shots: int,
+    seed: bytes,
+    task_id: bytes,
+    params: Params,
+    device_class: str | None = None,
 ) -> QuantumVerdict:
     """Judge a QUANTUM_V1 body. The first failing step decides; never raises.
 
@@ -379,17 +394,40 @@ def verify_quantum_body(
     bitstring with stim; (7) quality_bps = Σ passing trap shots × 10000 // Σ trap shots, below trap_threshold_bps →
     TRAP_FAILURE; (8) the job's own counts against its circuit (aicf.proofs.quantum_check): outcomes it cannot
     produce beyond the noise budget → IMPOSSIBLE_RESULT, a distribution test failed → TRAP_FAILURE.
+
+    `device_class` (the class the operator pinned the proof's device under) picks the thresholds of (7) and (8)
+    from params' `trap_threshold_bps_by_class` and `xeb_min_bps_by_class`; None uses `trap_threshold_bps` and the
+    noisy class's cross-entropy floor. A class params has no thresholds for → UNVERIFIABLE.
     """
     try:
-        return _verify(body, job_circuit, shots, seed, task_id, params)
+        return _verify(body, job_circuit, shots, seed, task_id, params, device_class)
     except Exception as exc:  # noqa: BLE001 (fail closed: a verifier bug must reject without slashing, never crash)
         return _reject(VerdictCode.UNVERIFIABLE, f"verifier error: {type(exc).__name__}: {exc}")
 
 
+def _of(device_class: str | None) -> str:
+    return f" of device class {device_class!r}" if device_class is not None else ""
+
+
 def _verify(
-    body: Mapping[str, object], job_circuit: bytes, shots: int, seed: bytes, task_id: bytes, params: Params
+    body: Mapping[str, object],
+    job_circuit: bytes,
+    shots: int,
+    seed: bytes,
+    task_id: bytes,
+    params: Params,
+    device_class: str | None,
 ) -> QuantumVerdict:
     k = params.trap_k
+    threshold, xeb_min = params.trap_threshold_bps, XEB_MIN_BPS
+    if device_class is not None:
+        if device_class not in params.trap_threshold_bps_by_class:
+            return _reject(
+                VerdictCode.UNVERIFIABLE,
+                f"device class {device_class!r} has no thresholds in params (known: {list(params.device_classes())})",
+            )
+        threshold = params.trap_threshold_bps_by_class[device_class]
+        xeb_min = params.xeb_min_bps_by_class[device_class]
     try:
         digest, claimed_shots, results = _check_shape(body, k)  # (1)
     except _MalformedError as exc:
@@ -421,16 +459,16 @@ def _verify(
         total += batch.shots[i]
     quality = passed * BPS // total if total else BPS  # (7) k = 0: no traps, nothing to measure quality by
     d = batch.job_depth
-    if quality < params.trap_threshold_bps:
+    if quality < threshold:
         return QuantumVerdict(
             code=VerdictCode.TRAP_FAILURE,
-            message=f"trap quality {quality} bps is below the threshold of {params.trap_threshold_bps} bps "
+            message=f"trap quality {quality} bps is below the threshold of {threshold} bps{_of(device_class)} "
             f"({passed} of {total} trap shots gave the certain bitstring)",
             quality_bps=quality,
             depth=d,
         )
     job_counts = {b: c for b, c in results[batch.job_index].items() if isinstance(b, str) and isinstance(c, int)}
-    job_check = check_job_results(batch.job, job_counts, shots, BPS - params.trap_threshold_bps)  # (8)
+    job_check = check_job_results(batch.job, job_counts, shots, BPS - threshold, xeb_min)  # (8)
     if job_check.code is JobCheckCode.IMPOSSIBLE:
         return QuantumVerdict(
             code=VerdictCode.IMPOSSIBLE_RESULT,

@@ -12,10 +12,10 @@ the (Clifford) traps and make up the job's counts. So the job's counts are judge
 - **Other circuits of at most `MAX_STATEVECTOR_QUBITS` qubits (a numpy statevector).** (1) as above with the ideal
   probabilities (an outcome below `ZERO_PROBABILITY` is impossible); (2) the normalised linear cross-entropy
   `F_obs / F_ideal`, with `F = K·mean p(x) − 1` over the measured outcomes (K = 2^measured qubits), must reach
-  `XEB_MIN_RATIO` less its Hoeffding bound, whenever the ideal distribution is far enough from uniform
-  (`F_ideal >= XEB_MIN_IDEAL`) for the test to say anything, and may not exceed `F_ideal` by more than that bound
-  (noise only lowers it: more is a provider picking likely outcomes); and two shots may agree no more often than
-  Σ p² plus its bound (a provider repeating the likeliest outcome).
+  its device class's `xeb_min_bps` (params) less its Hoeffding bound, whenever the ideal distribution is far
+  enough from uniform (`F_ideal >= XEB_MIN_IDEAL`) for the test to say anything, and may not exceed `F_ideal` by
+  more than that bound (noise only lowers it: more is a provider picking likely outcomes); and two shots may
+  agree no more often than Σ p² plus its bound (a provider repeating the likeliest outcome).
 - Wider non-Clifford jobs are not checked here (UNCHECKED): traps only, as before.
 
 The noise budget is what the traps already tolerate: `(10000 − trap_threshold_bps) / 10000` of the shots. The
@@ -39,9 +39,7 @@ from aicf.core.types import BPS
 MAX_STATEVECTOR_QUBITS: Final = 12
 ZERO_PROBABILITY: Final = 1e-9  # an ideal probability below this is an impossible outcome
 FALSE_ALARM: Final = 1e-6  # the chance an honest, noiseless run fails a statistical bound
-XEB_MIN_RATIO: Final = (
-    0.75  # F_obs / F_ideal an honest device must reach (depolarising noise f gives ≈ 1 − f; traps allow f ≤ 0.1)
-)
+XEB_MIN_BPS: Final = 7500  # F_obs / F_ideal a noisy device must reach (params: xeb_min_bps_by_class per class)
 XEB_MIN_IDEAL: Final = 0.05  # below this the ideal distribution is too flat for the cross-entropy to tell
 MAX_EVIDENCE: Final = 8  # impossible outcomes named in a verdict's message
 
@@ -61,9 +59,12 @@ class JobCheck:
     impossible_shots: int = 0
 
 
-def check_job_results(circuit: Circuit, counts: Mapping[str, int], shots: int, noise_bps: int) -> JobCheck:
+def check_job_results(
+    circuit: Circuit, counts: Mapping[str, int], shots: int, noise_bps: int, xeb_min_bps: int = XEB_MIN_BPS
+) -> JobCheck:
     """Judge the job's counts (bitstrings of the circuit's classical width, clbit 0 first, shapes already
-    checked). `noise_bps` is the share of shots a device may get wrong (its noise budget)."""
+    checked). `noise_bps` is the share of shots a device may get wrong (its noise budget); `xeb_min_bps` the
+    normalised cross-entropy F_obs / F_ideal (in bps) a non-Clifford job must reach (its device class's)."""
     try:
         ops = clifford_ops(circuit)
     except NotCliffordError:
@@ -74,7 +75,7 @@ def check_job_results(circuit: Circuit, counts: Mapping[str, int], shots: int, n
                 f"{MAX_STATEVECTOR_QUBITS}): traps only",
                 method="none",
             )
-        return _statevector_check(circuit, counts, shots, noise_bps)
+        return _statevector_check(circuit, counts, shots, noise_bps, xeb_min_bps)
     return _clifford_check(circuit, ops, counts, shots, noise_bps)
 
 
@@ -332,7 +333,9 @@ def statevector(circuit: Circuit) -> npt.NDArray[np.complex128]:
     return state
 
 
-def _statevector_check(circuit: Circuit, counts: Mapping[str, int], shots: int, noise_bps: int) -> JobCheck:
+def _statevector_check(
+    circuit: Circuit, counts: Mapping[str, int], shots: int, noise_bps: int, xeb_min_bps: int
+) -> JobCheck:
     probs = np.abs(statevector(circuit)) ** 2
     measured = sorted({m.qubit for m in circuit.measurements})
     others = tuple(q for q in range(circuit.n_qubits) if q not in set(measured))
@@ -383,10 +386,11 @@ def _statevector_check(circuit: Circuit, counts: Mapping[str, int], shots: int, 
         )
     got = size * observed / possible - 1
     slack = _hoeffding(possible, 1, size * float(flat.max()))
-    if not XEB_MIN_RATIO * ideal - slack <= got <= ideal + slack:  # noise only lowers it; above is cherry-picking
+    ratio = xeb_min_bps / BPS
+    if not ratio * ideal - slack <= got <= ideal + slack:  # noise only lowers it; above is cherry-picking
         return JobCheck(
             code=JobCheckCode.DISTRIBUTION,
-            message=f"cross-entropy {got:.3f} is outside {XEB_MIN_RATIO} × {ideal:.3f} .. {ideal:.3f} (the ideal) "
+            message=f"cross-entropy {got:.3f} is outside {ratio} × {ideal:.3f} .. {ideal:.3f} (the ideal) "
             f"± the statistical slack {slack:.3f} ({possible} shots; checked by statevector)",
             method="statevector",
         )

@@ -25,6 +25,9 @@ class RejectCode(StrEnum):
     RUNTIME_MISMATCH = "RUNTIME_MISMATCH"  # AI runtime_ms above what the coordinator observed, plus the slack
     IMPOSSIBLE_RESULT = "IMPOSSIBLE_RESULT"  # a quantum result the job's own circuit cannot produce
     AUDIT_MISMATCH = "AUDIT_MISMATCH"  # not a SPEC code: a sampled AI job re-executed to another output (issue 14)
+    # not SPEC codes (issue 14): a quantum proof's device certificate (aicf.proofs.quantum_device)
+    UNPINNED_DEVICE = "UNPINNED_DEVICE"  # no certificate, or a device with no pinned key: no slash, like UNKNOWN_ROOT
+    BAD_DEVICE_CERT = "BAD_DEVICE_CERT"  # a pinned device's certificate whose signature does not verify
 
 
 DROP_CODES = frozenset(
@@ -44,6 +47,7 @@ SLASH_FOR = {
     RejectCode.RUNTIME_MISMATCH: "FRAUD",
     RejectCode.IMPOSSIBLE_RESULT: "FRAUD",
     RejectCode.AUDIT_MISMATCH: "TRAP_FAILURE",  # a trap chosen after the fact; the model may not be bit-stable
+    RejectCode.BAD_DEVICE_CERT: "BAD_ATTESTATION",  # results a pinned device did not sign
 }
 
 

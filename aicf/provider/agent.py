@@ -36,6 +36,7 @@ from aicf.core.clock import Clock
 from aicf.core.encoding import canonical_cbor, from_hex, to_hex
 from aicf.core.errors import AicfError
 from aicf.core.ids import proof_id, provider_id
+from aicf.provider.trap_corpus import looks_like_public_trap
 from aicf.provider.work_common import ENVELOPE_KINDS, LeaseOffer, Mode, OfferError, Work, parse_offer
 
 log = logging.getLogger("aicf.provider")
@@ -400,6 +401,12 @@ class ProviderAgent:
             return self._report(offer, code="SILENT", accepted=False, message="taken and never answered")
         if mode is Mode.REPLAY and self._accepted_envelope is not None and self._accepted_envelope[0] != offer.task_id:
             return _Ready(offer, self._accepted_envelope[1], replayed=True)
+        if mode is Mode.SPARE_TRAP_SHAPES:  # the cheat decides per lease: honest on what looks like a trap
+            mode = (
+                Mode.HONEST
+                if looks_like_public_trap(offer.model, offer.prompt, offer.max_tokens)
+                else Mode.RANDOM_OUTPUT
+            )
         work = self.works.get(offer.kind)
         if work is None:
             self._release(offer, f"no {offer.kind} work runner here")

@@ -63,6 +63,14 @@ DEFAULT_CORPUS: tuple[TrapCase, ...] = tuple(
 ) + tuple(TrapCase(model="smollm2-135m", prompt=p, max_tokens=TRAP_MAX_TOKENS) for p in _GENERATION_PROMPTS)
 
 
+def looks_like_public_trap(model: str, prompt: bytes, max_tokens: int) -> bool:
+    """What a provider cheating on everything but traps checks (Mode.SPARE_TRAP_SHAPES): the prompt is in this
+    public corpus, or a generation job asks for the corpus's TRAP_MAX_TOKENS. Before issue 14 every trap did."""
+    public = any(c.model == model and c.prompt == prompt for c in DEFAULT_CORPUS)
+    generation_budget = any(c.model == model and c.max_tokens > 0 for c in DEFAULT_CORPUS)
+    return public or (generation_budget and max_tokens == TRAP_MAX_TOKENS)
+
+
 def check_corpus(cases: Sequence[TrapCase]) -> None:
     """Raise TrapCorpusError for a case naming an unknown model, an empty prompt or a negative budget."""
     for index, case in enumerate(cases):

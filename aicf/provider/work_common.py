@@ -30,6 +30,9 @@ class Mode(StrEnum):
     SILENT_DROP = "silent_drop"  # take leases, never answer, stop heartbeating until they have expired
     FAKE_JOB = "fake_job"  # quantum: simulate the (Clifford) traps, make up the job's counts (issue 14)
     INFLATE_RUNTIME = "inflate_runtime"  # AI: honest output, but qos.runtime_ms claims the job's max_runtime_ms
+    # AI: tells traps by their old shape (a public-corpus prompt, or max_tokens 16 on a generation model), answers
+    # those honestly and every other job with random bytes (issue 14: traps drawn like real jobs catch it)
+    SPARE_TRAP_SHAPES = "spare_trap_shapes"
 
 
 class OfferError(AicfError):

@@ -11,11 +11,15 @@ WRONG_BINDING runs honestly but commits to another batch (its circuits in revers
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
 from aicf.core.qasm import MAX_BATCH_CIRCUIT_BYTES, parse_circuit
+from aicf.core.qdevice import check_device_name, device_statement, encode_device_cert
 from aicf.provider.quantum_sim import SimMode, SimOptions, quantum_body, run_batch, same_program
 from aicf.provider.work_common import LeaseOffer, Mode, WorkError
 
@@ -45,16 +49,46 @@ def find_public_job(offer: LeaseOffer, public_jobs: Sequence[bytes]) -> bytes | 
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """The device's own signing key and name (docs/QUANTUM.md §3): the operator pins its public key in the
+    registry (`aicf devices pin`), and every body carries the device's signature over what it ran and measured."""
+
+    name: str
+    key: Ed25519PrivateKey
+
+    def __post_init__(self) -> None:
+        check_device_name(self.name)
+
+    def public_bytes(self) -> bytes:
+        return self.key.public_key().public_bytes_raw()
+
+    def certify(self, lease_id: bytes, body: Mapping[str, object]) -> bytes:
+        """The one-entry cert_chain's certificate for a finished body (its circuit_digest, shots and results)."""
+        digest, shots, results = body["circuit_digest"], body["shots"], body["results"]
+        if not isinstance(digest, bytes) or not isinstance(shots, int) or not isinstance(results, list):
+            raise WorkError("a quantum body without circuit_digest, shots or results cannot be certified")
+        statement = device_statement(self.name, lease_id, digest, shots, results)
+        return encode_device_cert(self.name, self.key.sign(statement))
+
+
 class QuantumWork:
     """A stim-backed executor of Clifford batches. `seed` makes runs reproducible (default: random);
-    `public_jobs` are the request circuits a cheating mode looks for in a batch."""
+    `public_jobs` are the request circuits a cheating mode looks for in a batch; `device` signs every body (a
+    coordinator refuses a quantum proof without the certificate of a device it pinned)."""
 
     def __init__(
-        self, *, seed: bytes | None = None, readout_flip_bps: int = 0, public_jobs: Sequence[bytes] = ()
+        self,
+        *,
+        seed: bytes | None = None,
+        readout_flip_bps: int = 0,
+        public_jobs: Sequence[bytes] = (),
+        device: DeviceKey | None = None,
     ) -> None:
         self._seed = seed if seed is not None else os.urandom(16)
         self._flip_bps = readout_flip_bps
         self._public_jobs = tuple(public_jobs)
+        self.device = device
 
     @property
     def kind(self) -> str:
@@ -79,4 +113,7 @@ class QuantumWork:
         circuits, shots = offer.batch, offer.batch_shots
         if mode is Mode.WRONG_BINDING:
             circuits, shots = circuits[::-1] if len(circuits) > 1 else (circuits[0] + b"\n",), shots[::-1]
-        return quantum_body(circuits, shots, offer.shots, results, runtime_ms=runtime_ms)
+        body = quantum_body(circuits, shots, offer.shots, results, runtime_ms=runtime_ms)
+        if self.device is not None:
+            body["cert_chain"] = [self.device.certify(offer.lease_id, body)]
+        return body

@@ -64,7 +64,7 @@ class Caches:
     def __init__(self) -> None:
         self.registry: RegistryView | None = None  # the matcher's profiles, per registry version
         self.qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
-        self.expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # trap answers, bounded by the corpus
+        self.expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # trap answers, at most MAX_EXPECTED_ANSWERS
         self.audit_answers: dict[bytes, ExpectedAnswer] = {}  # task → re-execution, at most MAX_AUDIT_ANSWERS
         self.trap_shortfalls: dict[str, TrapShortfall] = {}  # model → traps the fund could not pay (issue 17)
         # aicf.nextLease: a quantum lease's trap batch is built once per lease (issue 15: it costs about a second

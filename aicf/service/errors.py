@@ -55,6 +55,14 @@ class InvalidRootError(AicfError):
         self.field, self.reason = field, reason
 
 
+class InvalidDeviceKeyError(InvalidRootError):
+    """A quantum device key the registry refuses to pin (issue 14): nothing was stored."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        AicfError.__init__(self, f"device key refused: {field}: {reason}")
+        self.field, self.reason = field, reason
+
+
 class InvalidPolicyError(AicfError):
     """An attestation policy the registry refuses: nothing was stored. `field` names the offending input."""
 

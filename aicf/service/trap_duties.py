@@ -2,10 +2,10 @@
 linking trap jobs to their tasks, revealing answers, enqueueing new traps, and the oracle's cached answers."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from aicf.core.chain import Job, TxKind
+from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
@@ -17,12 +17,15 @@ from aicf.core.types import MicroAnm
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
 from aicf.service.steps import as_int, decode_request
-from aicf.service.traps import ExpectedAnswer, TrapPrompt, pick_prompt, trap_caller, trap_log_hash, trap_needs
+from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
 
 log = logging.getLogger("aicf.coordinator")
 
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
+MAX_EXPECTED_ANSWERS = 1024  # trap answers kept (oldest dropped first); a dropped one is re-executed if needed
+REAL_SAMPLE = 512  # real jobs per status set a trap's shape and recycled prompt are drawn from
+REAL_VERIFIED = (JobStatus.VERIFIED, JobStatus.SETTLED)  # jobs whose proof verified: their prompts may be recycled
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 
 
@@ -126,15 +129,16 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
     seed = ctx.trap_seed(epoch)
     n = sum(tx.trap_counts().values())
     price = tx.get_meta("price_bps") or ctx.params.price_initial_bps
-    open_jobs = tx.list_jobs([JobStatus.PENDING, JobStatus.QUEUED], None, 500)
-    queued = [j for j in open_jobs if j.kind == "ai" and tx.get_trap(j.caller) is None]  # ordinary ones only
+    floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
+    recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object]]] = []
     for model, count in needs.items():
+        shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
-            case = pick_prompt(ctx.trap_corpus, model, seed, n)
-            if case is None:
+            drawn = draw_trap_input(seed, n, model, ctx.trap_corpus, shapes, verified.get(model, ()), floor)
+            if drawn is None:
                 break
-            body = _trap_body(ctx, case, [j for j in queued if j.model == model], price)
+            body = drawn.body()
             caller = trap_caller(seed, n)
             try:
                 valid = validate_request({"kind": "ai", **body}, ctx.params, price, lambda _: 1)
@@ -149,8 +153,8 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
                 n=n,
                 epoch=epoch,
                 model=model,
-                prompt=case.prompt,
-                max_tokens=case.max_tokens,
+                prompt=drawn.prompt,
+                max_tokens=drawn.max_tokens,
                 funded=valid.escrow,
                 created_at=now,
             )
@@ -184,34 +188,52 @@ def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: i
         shortfalls[model] = replace(last, count=count, escrow=escrow)
 
 
-def _trap_body(ctx: Context, case: TrapPrompt, queued: Sequence[Job], price: int) -> dict[str, object]:
-    """An ai_enqueue body that looks like the model's open jobs (pending or queued): their median fee and
-    runtime budget, tier 0, the default deadline; the prompt and token budget from the corpus."""
-    fees = sorted(j.fee_per_unit for j in queued)
-    runtimes = sorted(as_int(decode_request(j).get("max_runtime_ms")) for j in queued)
-    floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
-    fee = max(fees[len(fees) // 2], floor) if fees else 2 * floor
-    runtime = runtimes[len(runtimes) // 2] if runtimes and runtimes[len(runtimes) // 2] > 0 else 20_000
-    return {
-        "model": case.model,
-        "prompt": case.prompt,
-        "max_tokens": case.max_tokens,
-        "max_runtime_ms": runtime,
-        "fee_per_unit": fee,
-        "tier": 0,
-    }
+def _real_shapes(w: Work) -> tuple[dict[str, list[JobShape]], dict[str, list[JobShape]]]:
+    """The request shapes of real (non-trap) AI jobs per model: open and verified ones (the template pool), and
+    the verified ones alone (the prompts a trap may recycle). Each list is a deterministic sample of the store:
+    the first REAL_SAMPLE jobs of each status set by task id (task ids are hashes, so it is an unbiased sample)."""
+    tx = w.tx
+    recent: dict[str, list[JobShape]] = {}
+    verified: dict[str, list[JobShape]] = {}
+    for statuses, into in (((JobStatus.PENDING, JobStatus.QUEUED), None), (REAL_VERIFIED, verified)):
+        for job in tx.list_jobs(list(statuses), None, REAL_SAMPLE):
+            if job.kind != "ai" or tx.get_trap(job.caller) is not None:
+                continue
+            shape = _shape(decode_request(job), job.tier)
+            recent.setdefault(job.model, []).append(shape)
+            if into is not None:
+                into.setdefault(job.model, []).append(shape)
+    return recent, verified
+
+
+def _shape(request: Mapping[str, object], tier: int) -> JobShape:
+    prompt = request.get("prompt")
+    regions = request.get("regions")
+    deadline = request.get("deadline_blocks")
+    return JobShape(
+        prompt=prompt if isinstance(prompt, bytes) else b"",
+        max_tokens=as_int(request.get("max_tokens")),
+        max_runtime_ms=as_int(request.get("max_runtime_ms")),
+        fee_per_unit=as_int(request.get("fee_per_unit")),
+        tier=tier,
+        deadline_blocks=as_int(deadline) if deadline is not None else None,
+        regions=tuple(r for r in regions if isinstance(r, str)) if isinstance(regions, list) else (),
+    )
 
 
 def expected_answer(ctx: Context, trap: TrapRecord) -> ExpectedAnswer | Reject:
-    """The oracle's answer to a trap, computed once per corpus entry; an oracle that cannot run the model
-    gives UNVERIFIABLE (no slash, the job requeues)."""
+    """The oracle's answer to a trap, computed once per (model, prompt, max_tokens) while it is cached; an oracle
+    that cannot run the model gives UNVERIFIABLE (no slash, the job requeues)."""
     key = (trap.model, trap.prompt, trap.max_tokens)
     found = ctx.caches.expected.get(key)
     if found is not None:
         return found
     answer = run_oracle(ctx, "trap", "no trap oracle configured", trap.model, trap.prompt, trap.max_tokens)
     if isinstance(answer, ExpectedAnswer):
-        ctx.caches.expected[key] = answer
+        cache = ctx.caches.expected
+        while len(cache) >= MAX_EXPECTED_ANSWERS:  # recycled prompts and real budgets: no longer bounded by the corpus
+            del cache[next(iter(cache))]
+        cache[key] = answer
     return answer
 
 

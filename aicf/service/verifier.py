@@ -17,7 +17,8 @@ from aicf.proofs.ai_v1 import AiAccepted, AiJob, verify_ai_v1
 from aicf.proofs.attestation.registry import TrustAnchors
 from aicf.proofs.attestation.result import Policy
 from aicf.proofs.envelope import ProofEnvelope
-from aicf.proofs.quantum import VerdictCode, verify_quantum_body
+from aicf.proofs.quantum import VerdictCode, quantum_shape_error, verify_quantum_body
+from aicf.proofs.quantum_device import check_device_cert, pinned_devices
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.collateral import CollateralWatch
 
@@ -97,6 +98,11 @@ class StandardVerifier:
             return _ai_accepted(out)
         if env.kind != "QUANTUM_V1":
             return Reject(code=RejectCode.MALFORMED, message=f"a quantum job needs a QUANTUM_V1 proof, got {env.kind}")
+        if (shape := quantum_shape_error(env.body, self.params.trap_k)) is not None:
+            return Reject(code=RejectCode.MALFORMED, message=shape)
+        device = check_device_cert(env.body, pinned_devices(trust.roots), lease.lease_id)  # fails closed
+        if isinstance(device, Reject):
+            return device
         circuit = request.get("circuit")
         verdict = verify_quantum_body(
             env.body,
@@ -105,6 +111,7 @@ class StandardVerifier:
             self.trap_seed(lease.epoch),
             job.task_id,
             self.params,
+            device.device_class,
         )
         if verdict.code is not VerdictCode.ACCEPT:
             return Reject(code=RejectCode(verdict.code.value), message=verdict.message)

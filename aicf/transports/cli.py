@@ -22,7 +22,7 @@ from aicf.transports.cli_devnet import build_devnet_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
 from aicf.transports.cli_request import request_app
-from aicf.transports.cli_roots import policy_app, roots_app
+from aicf.transports.cli_roots import devices_app, policy_app, roots_app
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
@@ -34,6 +34,7 @@ app.add_typer(request_app, name="request")  # aicf request ai|quantum|deposit|ba
 register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)
 app.add_typer(roots_app, name="roots")  # aicf roots list|add|rotate
 app.add_typer(policy_app, name="policy")  # aicf policy show|set
+app.add_typer(devices_app, name="devices")  # aicf devices pin|list
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -10,6 +10,7 @@ import threading
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from aicf.core.errors import AicfError
 from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, load_or_create_key
 from aicf.provider.models import MODELS
 from aicf.provider.work_common import Mode, Work
+
+if TYPE_CHECKING:
+    from aicf.provider.work_quantum import DeviceKey
 from aicf.transports.secret_files import RETIRED_TOKEN_FLAG, TOKEN_HOWTO, SecretFileError, operator_token_for_client
 
 out = Console(highlight=False, soft_wrap=True)
@@ -50,7 +54,11 @@ def _bonded(view: object, default: int) -> int:
 
 
 def _works(
-    kinds: tuple[str, ...], models: tuple[str, ...], echo: bool, public_jobs: tuple[bytes, ...] = ()
+    kinds: tuple[str, ...],
+    models: tuple[str, ...],
+    echo: bool,
+    public_jobs: tuple[bytes, ...] = (),
+    device: "DeviceKey | None" = None,
 ) -> list[Work]:
     """The work runners; real models are loaded now, so a missing package fails at start-up, not on a lease."""
     works: list[Work] = []
@@ -63,7 +71,7 @@ def _works(
     if Kind.QUANTUM in kinds:
         from aicf.provider.work_quantum import QuantumWork  # stim only when asked
 
-        works.append(QuantumWork(public_jobs=public_jobs))
+        works.append(QuantumWork(public_jobs=public_jobs, device=device))
     return works
 
 
@@ -113,7 +121,30 @@ PublicCircuitOption = typer.Option(
     "running it is taken for the job. Repeatable.",
 )
 QUANTUM_CHEATS = (Mode.SKIP_TRAPS, Mode.FAKE_JOB)
-AI_CHEATS = (Mode.INFLATE_RUNTIME,)
+AI_CHEATS = (Mode.INFLATE_RUNTIME, Mode.SPARE_TRAP_SHAPES)
+
+
+DeviceKeyFileOption = typer.Option(
+    None,
+    "--device-key-file",
+    help="quantum: the device's Ed25519 key (hex seed; created 0600 when missing). Its proofs carry the device's "
+    "certificate, which the coordinator checks against the key the operator pinned (aicf devices pin).",
+)
+DeviceNameOption = typer.Option("", "--device-name", help="quantum: the device's name (default qpu-<key prefix>).")
+PinDeviceOption = typer.Option(
+    "", "--pin-device", help="Devnet: pin the device key under this device class with the operator token."
+)
+
+
+def _device(key_file: Path | None, name: str) -> "DeviceKey | None":
+    """The quantum device's signing key, or None without --device-key-file (its proofs are then refused)."""
+    if key_file is None:
+        return None
+    from aicf.provider.work_quantum import DeviceKey
+
+    key = load_or_create_key(key_file)
+    public = key.public_key().public_bytes_raw()
+    return DeviceKey(name or f"qpu-{public[:4].hex()}", key)
 
 
 @provider_app.command("run")
@@ -137,6 +168,9 @@ def run_command(
     poll_s: float = PollOption,
     exit_after: int | None = ExitAfterOption,
     public_circuit: list[Path] = PublicCircuitOption,
+    device_key_file: Path | None = DeviceKeyFileOption,
+    device_name: str = DeviceNameOption,
+    pin_device: str = PinDeviceOption,
 ) -> None:
     """Register, stake, then heartbeat, take leases, run them and submit signed proofs until Ctrl-C."""
     kinds = tuple(sorted({k.value for k in kind}))
@@ -163,6 +197,10 @@ def run_command(
         raise typer.Exit(1) from None
     if fund and operator_token is None:
         raise _usage(f"--fund needs the operator token: {TOKEN_HOWTO}")
+    if (device_key_file is not None or pin_device) and Kind.QUANTUM not in kinds:
+        raise _usage("--device-key-file and --pin-device apply to quantum providers only")
+    if pin_device and (device_key_file is None or operator_token is None):
+        raise _usage(f"--pin-device needs --device-key-file and the operator token: {TOKEN_HOWTO}")
     config = AgentConfig(
         kinds=kinds,
         models=served,
@@ -179,8 +217,15 @@ def run_command(
     stop = threading.Event()
     try:
         key = load_or_create_key(key_file)
-        works = _works(kinds, served, echo, public_jobs)
+        device = _device(device_key_file, device_name)
+        works = _works(kinds, served, echo, public_jobs, device)
         client = RpcClient(rpc_url(url), operator_token=operator_token, provider_key=key, clock=clock)
+        if device is not None:
+            public = to_hex(device.public_bytes())
+            out.print(f"quantum device {device.name}: public key {public}", markup=False)
+            if pin_device:
+                pin = {"device": device.name, "device_class": pin_device, "public_key": public}
+                client.call_operator("aicf.pinDeviceKey", pin)
         agent = ProviderAgent(client, key, config, works, on_report=_print_report)
         if fund:  # first: a new provider's registration bonds the minted balance (issue 15)
             agent.fund(fund)

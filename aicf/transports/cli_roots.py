@@ -216,3 +216,54 @@ def policy_set(
         markup=False,
         soft_wrap=True,
     )
+
+
+devices_app = typer.Typer(
+    help="Pinned quantum device keys (issue 14; docs/QUANTUM.md §3).", no_args_is_help=True, add_completion=False
+)
+
+
+@devices_app.command("pin")
+def devices_pin(
+    device: Annotated[str, typer.Argument(help="The device's name, as its certificates name it (e.g. stim-1).")],
+    device_class: Annotated[
+        str, typer.Option("--class", help="Its device class: a key of params' trap_threshold_bps_by_class.")
+    ],
+    public_key: Annotated[str, typer.Option("--public-key", help="Its raw 32-byte Ed25519 public key, 0x hex.")],
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
+    activation_height: Annotated[
+        int | None, typer.Option("--activation-height", min=0, help="First height it judges (default: the next).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Pin a quantum device's key: its proofs must carry its signature over their results, judged by its class."""
+    params: dict[str, object] = {"device": device, "device_class": device_class, "public_key": public_key}
+    if activation_height is not None:
+        params["activation_height"] = activation_height
+    with connect(url, operator_token=operator_token(token_file, retired_token)) as client:
+        pinned = client.call_operator("aicf.pinDeviceKey", params)
+    if as_json:
+        emit_json(pinned)
+        return
+    out.print(
+        f"pinned device {pinned['device']} ({pinned['device_class']}) v{pinned['version']}: key "
+        f"{pinned['public_key']}, in force from height {pinned['activation_height']}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@devices_app.command("list")
+def devices_list(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """Every pinned device key version."""
+    with connect(url) as client:
+        found = client.call("aicf.listDeviceKeys", {})
+    if as_json:
+        emit_json(found)
+        return
+    table = grid("Quantum device keys", ["device", "class", "v", "active from", "public key"])
+    for d in found["items"]:
+        table.add_row(d["device"], d["device_class"], str(d["version"]), str(d["activation_height"]), d["public_key"])
+    out.print(table)

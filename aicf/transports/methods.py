@@ -637,7 +637,7 @@ def build_registry(
                 "Devnet: mint stake for a provider",
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
-            *trust_methods(coord.trust),
+            *trust_methods(coord.trust, coord.params.device_classes()),
         ]
     )
 

@@ -4,13 +4,14 @@ Listing is public (roots are public certificates, and a provider should know the
 rotating and setting need the operator token. Parse, call `aicf.service.trust`, render: no rules here.
 """
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from aicf.core.encoding import to_hex
 from aicf.core.trust import RootRecord, TrustChange
-from aicf.service.trust import PolicySpec, PolicyVersion, RootView, TrustRegistry
+from aicf.service.trust import PolicySpec, PolicyVersion, RootView, TrustRegistry, device_public_key
 from aicf.transports import results
 from aicf.transports.rpc import CallContext, RpcMethod
 from aicf.transports.schemas import Hex, NoParams, Uint, WireModel
@@ -55,6 +56,26 @@ class SetPolicyParams(WireModel):
     )
     min_snp_tcb: SnpTcbParams | None = None
     max_vmpl: Annotated[int, Field(ge=0, le=3)] = 3
+
+
+class PinDeviceKeyParams(WireModel):
+    device: Annotated[str, Field(min_length=1, max_length=64)]
+    device_class: Annotated[str, Field(min_length=1, max_length=32)]
+    public_key: Hex
+    activation_height: Uint | None = None
+
+
+def render_device_key(r: RootRecord) -> Json:
+    device_class, _, device = r.name.partition("/")
+    return {
+        "device": device,
+        "device_class": device_class,
+        "version": r.version,
+        "public_key": to_hex(device_public_key(r)),
+        "activation_height": r.activation_height,
+        "added_height": r.added_height,
+        "added_at": r.added_at,
+    }
 
 
 def render_root(v: RootView) -> Json:
@@ -107,10 +128,13 @@ def render_change(c: TrustChange) -> Json:
 
 RESULTS: dict[str, Any] = {"aicf.listRoots": results.RootListOut, "aicf.addRoot": results.RootRecordOut,
                            "aicf.rotateRoot": results.RotationOut, "aicf.listPolicies": results.PolicyListOut,
-                           "aicf.setPolicy": results.PolicySetOut}  # fmt: skip
+                           "aicf.setPolicy": results.PolicySetOut, "aicf.pinDeviceKey": results.DeviceKeyOut,
+                           "aicf.listDeviceKeys": results.DeviceKeyListOut}  # fmt: skip
 
 
-def trust_methods(trust: TrustRegistry) -> list[RpcMethod[Any]]:
+def trust_methods(trust: TrustRegistry, device_classes: Sequence[str] = ()) -> list[RpcMethod[Any]]:
+    """The registry's methods; `device_classes` are the quantum device classes params has thresholds for."""
+
     def list_roots(_: NoParams, __: CallContext) -> Json:
         return {"items": [render_root(v) for v in trust.root_views()],
                 "changes": [render_change(c) for c in trust.changes()]}  # fmt: skip
@@ -147,6 +171,14 @@ def trust_methods(trust: TrustRegistry) -> list[RpcMethod[Any]]:
         record = trust.set_policy(kind=p.kind, activation_height=p.activation_height, policy=spec)
         return {"kind": record.kind, "version": record.version, "activation_height": record.activation_height}
 
+    def pin_device_key(p: PinDeviceKeyParams, _: CallContext) -> Json:
+        record = trust.pin_device(device=p.device, device_class=p.device_class, public_key=p.public_key,
+                                  classes=device_classes, activation_height=p.activation_height)  # fmt: skip
+        return render_device_key(record)
+
+    def list_device_keys(_: NoParams, __: CallContext) -> Json:
+        return {"items": [render_device_key(r) for r in trust.device_keys()]}
+
     def m(name: str, model: type[Any], fn: Any, access: str, summary: str) -> RpcMethod[Any]:
         return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,  # type: ignore[arg-type]
                          result_type=RESULTS[name])  # fmt: skip
@@ -169,4 +201,12 @@ def trust_methods(trust: TrustRegistry) -> list[RpcMethod[Any]]:
             "operator",
             "Set the next attestation policy version of an evidence kind from an activation height",
         ),
+        m(
+            "aicf.pinDeviceKey",
+            PinDeviceKeyParams,
+            pin_device_key,
+            "operator",
+            "Pin a quantum device's Ed25519 key and device class; its proofs' cert_chain is checked against it",
+        ),
+        m("aicf.listDeviceKeys", NoParams, list_device_keys, "read", "Pinned quantum device keys, every version"),
     ]

@@ -52,6 +52,8 @@ REJECT_CODES: Final = (
     "RUNTIME_MISMATCH",  # not a SPEC code: an AI runtime claim above the observed time (docs/DECISIONS.md)
     "IMPOSSIBLE_RESULT",  # not a SPEC code: a quantum outcome the job's circuit cannot produce (docs/QUANTUM.md)
     "AUDIT_MISMATCH",  # not a SPEC code: a sampled AI job re-executed to another output (docs/TRAPS.md)
+    "UNPINNED_DEVICE",  # not a SPEC code: a quantum proof with no certificate of a pinned device (docs/QUANTUM.md §3)
+    "BAD_DEVICE_CERT",  # not a SPEC code: a pinned device's certificate whose signature does not verify
 )
 SPLIT_PARTS: Final = ("provider", "miner", "fund")
 

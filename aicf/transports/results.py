@@ -325,6 +325,20 @@ class RootRecordOut(Out):
     expiry_height: UInt | None
 
 
+class DeviceKeyOut(Out):
+    device: str
+    device_class: str
+    version: UInt
+    public_key: Hex32Str
+    activation_height: UInt
+    added_height: UInt
+    added_at: UInt
+
+
+class DeviceKeyListOut(Out):
+    items: list[DeviceKeyOut]
+
+
 class RotationOut(Out):
     new: RootRecordOut
     retired: list[RootRecordOut]

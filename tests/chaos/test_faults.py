@@ -63,7 +63,8 @@ class Run:
         cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", self.up.url,
                "--kind", "quantum", "--key-file", str(self.tmp / "provider.key"), "--fund", "1000000000",
                "--stake", "100000000", "--operator-token-file", str(token), "--heartbeat-s", "3",
-               "--poll-s", "0.5"]  # fmt: skip
+               "--poll-s", "0.5", "--device-key-file", str(self.tmp / "device.key"),
+               "--pin-device", "simulator"]  # fmt: skip
         self.provider = subprocess.Popen(  # noqa: S603 - our own CLI
             cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True
         )

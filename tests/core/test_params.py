@@ -53,6 +53,8 @@ SPEC_DEFAULTS: dict[str, object] = {
     "trap_threshold_bps": 9000,  # §8
     "embedding_cosine_min_bps": 9900,  # §8 cosine ≥ 0.99
     "audit_bps": 100,  # not SPEC: issue 14's sampled re-execution of ordinary AI jobs (docs/TRAPS.md)
+    "trap_threshold_bps_by_class": {"noisy": 9000, "simulator": 9900},  # §8 9000 "per device class": docs/PARAMS.md
+    "xeb_min_bps_by_class": {"noisy": 7500, "simulator": 9000},  # issue 14: docs/QUANTUM.md §4
     "slash_bps": {
         "MISSED_LEASE": 100,
         "BAD_ATTESTATION": 1000,
@@ -199,6 +201,8 @@ def _mutations() -> list[tuple[str, dict[str, Any]]]:
         "model_weights": {"model_weights": {"llama3-8b": 1001, "llama3-70b": 6500, "clip-vit-b": 300}},
         "slash_bps": {"slash_bps": {**SPEC_DEFAULTS["slash_bps"], "FRAUD": 4999}},  # type: ignore[dict-item]
         "jail_s": {"jail_s": {**SPEC_DEFAULTS["jail_s"], "FRAUD": 1}},  # type: ignore[dict-item]
+        "trap_threshold_bps_by_class": {"trap_threshold_bps_by_class": {"noisy": 9001, "simulator": 9900}},
+        "xeb_min_bps_by_class": {"xeb_min_bps_by_class": {"noisy": 7501, "simulator": 9000}},
     }
     out = []
     for key, value in Params.default().to_map().items():

@@ -40,6 +40,9 @@ Issue 14 adds one test per attack, each against the same wiring with an honest p
 | fake-job  | fake_job        | simulated traps, Bell job answered {"01"}  | job's own results: IMPOSSIBLE_RESULT |
 | made-up   | random_output   | made-up bytes, true digests, ordinary job  | re-execution sample: AUDIT_MISMATCH  |
 | requester | -               | tee_required job, no attestation policy    | refused at enqueue (RefusedTx `tee`) |
+| unpinned  | honest          | a quantum device the operator never pinned | UNPINNED_DEVICE, no slash, requeued  |
+| forger    | honest          | certificates naming another pinned device  | BAD_DEVICE_CERT → BAD_ATTESTATION    |
+| shape-reader | spare_trap_shapes | honest only on public-corpus prompts | a trap drawn like real jobs: TRAP_FAILURE |
 
 The step moves the shared clock WORK_MS between the coordinator pass and the agents' work, so the coordinator
 observes the runtime it pays for.
@@ -55,7 +58,8 @@ from typing import Any, Final, cast
 import cbor2
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from starlette.testclient import TestClient
 from store.backends import memory_store
 
@@ -69,21 +73,25 @@ from aicf.core.encoding import tagged_hash
 from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, balances_of, minted_of, provider_account, withdrawn_of
+from aicf.core.ledger import EXTERNAL, FUND, Posting, balances_of, minted_of, provider_account, withdrawn_of
 from aicf.core.params import Params, params_hash
+from aicf.core.qdevice import device_statement
 from aicf.core.records import SlashRecord
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import SlashReason
 from aicf.devtools.demo import BELL
 from aicf.proofs.envelope import ProofEnvelope, parse_envelope
+from aicf.proofs.quantum_device import decode_device_cert
 from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent
 from aicf.provider.models import ModelUnavailableError, embedding_runner
+from aicf.provider.trap_corpus import DEFAULT_CORPUS
 from aicf.provider.work_ai import AiWork, EchoAiWork, echo_answer, echo_model_digest
 from aicf.provider.work_common import Mode, Work
-from aicf.provider.work_quantum import QuantumWork
+from aicf.provider.work_quantum import DeviceKey, QuantumWork
 from aicf.service.audit import verify
 from aicf.service.coordinator import GRANT_TAG, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapOracle
+from aicf.service.trust import device_public_key
 from aicf.store.interface import Snapshot
 
 START: Final = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of the 20-s heartbeat slot
@@ -103,6 +111,9 @@ INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of 
 AUDITED = "made-up"  # issue 14: answers ordinary jobs with random bytes (true digests) and a plausible runtime
 FAKE = "fake-job"  # issue 14: simulates the Clifford traps, answers the Bell job with the impossible {"01": n}
 RANDOM, BINDING, REPLAY, SKIP, SILENT = "random", "binding", "replay", "skip-traps", "silent"
+UNPINNED = "unpinned"  # issue 14: a quantum device whose key the operator never pinned
+FORGER = "forger"  # issue 14: certificates naming the honest provider's pinned device, signed with its own key
+SHAPER = "shape-reader"  # issue 14: answers only what looks like an old trap honestly, the rest with random bytes
 CHEATERS: Final = (RANDOM, BINDING, REPLAY, SKIP, SILENT)
 # what each cheat earns (SPEC §9): the slash reason and the provider status it leaves
 EXPECTED: Final = {
@@ -254,6 +265,20 @@ class Scenario:
     def pid(self, name: str) -> bytes:
         return self.actors[name].pid
 
+    def qwork(self, name: str, *, pin: bool = True, as_device: str | None = None, **kw: Any) -> QuantumWork:
+        """A stim executor with its own device key, pinned by the operator as a simulator unless `pin` is False;
+        `as_device` names another device in its certificates (a forgery: signed with this key, not that one's)."""
+        key = DeviceKey(f"{name}-qpu", Ed25519PrivateKey.from_private_bytes(tagged_hash("aicf/test/cheats/qpu", name)))
+        if pin:
+            self.system.coord.trust.pin_device(
+                device=key.name,
+                device_class="simulator",
+                public_key=key.public_bytes(),
+                classes=PARAMS.device_classes(),
+            )
+        signer = key if as_device is None else DeviceKey(as_device, key.key)
+        return QuantumWork(seed=name.encode(), device=signer, **kw)
+
     # -- time ----------------------------------------------------------------------------------------------------
     def step(self) -> None:
         """10 s: heartbeats that are due, one coordinator pass, then every agent serves its new leases, WORK_MS of
@@ -350,10 +375,15 @@ class Scenario:
         return "\n".join(lines)
 
 
-def open_scenario(tmp_path: Path, backend: Backend, params: Params = PARAMS) -> Iterator[Scenario]:
+def open_scenario(
+    tmp_path: Path, backend: Backend, params: Params = PARAMS, corpus: str | None = None
+) -> Iterator[Scenario]:
     clock = SteppedClock(START)
     var = tmp_path / "var"
     var.mkdir()
+    if corpus is not None:  # the operator's private trap corpus (aicf up reads var/trap_corpus.jsonl, mode 0600)
+        (var / "trap_corpus.jsonl").touch(mode=0o600)
+        (var / "trap_corpus.jsonl").write_text(corpus, encoding="utf-8")
     (var / "operator.key").write_text(OPERATOR_SEED.hex(), encoding="utf-8")
     secret = var / "trap.secret"  # deterministic trap secret (aicf up makes a random one)
     secret.touch(mode=0o600)
@@ -391,12 +421,12 @@ def echo_scenario(tmp_path: Path) -> Iterator[Scenario]:
 def cast_everyone(s: Scenario) -> None:
     make_ai = s.backend.make_work
     s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, make_ai(seeded_bytes(1)), max_leases=4)
-    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, QuantumWork(seed=b"honest-q"), max_leases=4)
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, s.qwork(HONEST_Q), max_leases=4)
     s.add(RANDOM, "ai", Mode.RANDOM_OUTPUT, CHEATER_STAKE, make_ai(seeded_bytes(2)))
     s.add(BINDING, "ai", Mode.WRONG_BINDING, CHEATER_STAKE, make_ai(seeded_bytes(3)))
     s.add(REPLAY, "ai", Mode.REPLAY, CHEATER_STAKE, make_ai(seeded_bytes(4)))
-    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, QuantumWork(seed=b"skip-traps", public_jobs=(BELL,)))
-    s.add(SILENT, "quantum", Mode.SILENT_DROP, CHEATER_STAKE, QuantumWork(seed=b"silent"))
+    s.add(SKIP, "quantum", Mode.SKIP_TRAPS, CHEATER_STAKE, s.qwork(SKIP, public_jobs=(BELL,)))
+    s.add(SILENT, "quantum", Mode.SILENT_DROP, CHEATER_STAKE, s.qwork(SILENT))
 
 
 def evidence_of(slash: SlashRecord) -> dict[str, Any]:
@@ -629,8 +659,8 @@ def test_a_provider_that_simulates_the_traps_and_makes_up_the_jobs_results_is_ca
     the honest provider redoes the job and is paid. The lease the cheater got named no job circuit or digest, and
     every batch circuit had the job's shots."""
     s = echo_scenario
-    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, QuantumWork(seed=b"honest-q"))
-    s.add(FAKE, "quantum", Mode.FAKE_JOB, CHEATER_STAKE, QuantumWork(seed=b"fake-job", public_jobs=(BELL,)))
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, s.qwork(HONEST_Q))
+    s.add(FAKE, "quantum", Mode.FAKE_JOB, CHEATER_STAKE, s.qwork(FAKE, public_jobs=(BELL,)))
     s.enqueue_quantum(QH_SHOTS, [FAKE, HONEST_Q])
     s.run_until("the fake job refused", lambda: bool(s.slashes(FAKE)))
     task = s.task(shots=QH_SHOTS)
@@ -701,3 +731,106 @@ def test_a_tee_job_without_an_operator_attestation_policy_is_refused_at_enqueue(
     assert refused.field == "tee"
     assert "measurement allowlist" in refused.reason
     assert snap.jobs == ()
+
+
+def test_a_quantum_proof_from_an_unpinned_device_is_refused_and_a_pinned_device_redoes_the_job(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14: a quantum proof's cert_chain is checked against the device keys the operator pinned, failing
+    closed. A device with no pinned key gets UNPINNED_DEVICE: refused, not slashed (the operator may simply not
+    have pinned it yet, as with UNKNOWN_ROOT), the job requeued to the pinned device, which is paid."""
+    s = echo_scenario
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, s.qwork(HONEST_Q))
+    # not slashed, so it stays eligible: a stake 5× the honest one makes it the first draw here while the 16
+    # redraws of the next attempt still reach the honest provider (a 10^4× stake would win every redraw)
+    s.add(UNPINNED, "quantum", Mode.HONEST, 5 * HONEST_STAKE, s.qwork(UNPINNED, pin=False))
+    s.enqueue_quantum(QH_SHOTS, [UNPINNED, HONEST_Q])
+    s.run_until("the unpinned device's proof refused", lambda: bool(s.actors[UNPINNED].reports))
+    task = s.task(shots=QH_SHOTS)
+    (report,) = s.actors[UNPINNED].reports
+    assert report.code == "UNPINNED_DEVICE", s.describe()
+    assert "device 'unpinned-qpu' has no key pinned in the registry (pinned: honest-q-qpu)" in report.message
+    assert s.slashes(UNPINNED) == []
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    (payout,) = [p for p in s.snapshot().payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_Q)
+    assert payout.provider > 0
+    assert verify(s.system.store).ok
+
+
+def test_a_forged_device_certificate_is_rejected_and_slashed_with_the_envelope_as_evidence(
+    echo_scenario: Scenario,
+) -> None:
+    """Issue 14: the forger names the honest provider's pinned device in its certificates but cannot sign with
+    that device's key. BAD_DEVICE_CERT, slashed as BAD_ATTESTATION (1000 bps, jailed) with the signed envelope as
+    evidence: anyone checks that its certificate does not verify under the pinned key. The honest device is paid."""
+    s = echo_scenario
+    s.add(HONEST_Q, "quantum", Mode.HONEST, HONEST_STAKE, s.qwork(HONEST_Q))
+    s.add(FORGER, "quantum", Mode.HONEST, CHEATER_STAKE, s.qwork(FORGER, pin=False, as_device=f"{HONEST_Q}-qpu"))
+    s.enqueue_quantum(QH_SHOTS, [FORGER, HONEST_Q])
+    s.run_until("the forgery slashed", lambda: bool(s.slashes(FORGER)))
+    task = s.task(shots=QH_SHOTS)
+    (report,) = s.actors[FORGER].reports
+    assert report.code == "BAD_DEVICE_CERT", s.describe()
+    assert "does not verify under the key pinned for device 'honest-q-qpu' (class simulator)" in report.message
+    (slash,) = s.slashes(FORGER)
+    assert slash.reason == SlashReason.BAD_ATTESTATION.value
+    assert slash.amount == CHEATER_STAKE * PARAMS.slash_bps["BAD_ATTESTATION"] // 10_000
+    env = parse_envelope(evidence_of(slash)["record"])
+    assert isinstance(env, ProofEnvelope)
+    (cert,) = cast(list[bytes], env.body["cert_chain"])
+    device, sig = decode_device_cert([cert])
+    assert device == "honest-q-qpu"
+    statement = device_statement(
+        device,
+        env.lease_id,
+        cast(bytes, env.body["circuit_digest"]),
+        cast(int, env.body["shots"]),
+        cast(list[dict[str, int]], env.body["results"]),
+    )
+    (pinned,) = s.system.coord.trust.device_keys()
+    with pytest.raises(InvalidSignature):  # what anyone re-checks from the evidence and the registry
+        Ed25519PublicKey.from_public_bytes(device_public_key(pinned)).verify(sig, statement)
+    s.run_until("the job settled", lambda: s.status(task) is JobStatus.SETTLED, max_steps=40)
+    (payout,) = [p for p in s.snapshot().payouts if p.task_id == task]
+    assert payout.provider_id == s.pid(HONEST_Q)
+    provider = next(p for p in s.snapshot().providers if p.provider_id == s.pid(FORGER))
+    assert provider.status is ProviderStatus.JAILED
+    assert verify(s.system.store).ok
+
+
+PRIVATE_CORPUS = "".join(f'{{"model": "{MODEL}", "prompt": "operator prompt number {i}"}}\n' for i in range(6))
+
+
+def test_a_provider_that_spares_what_looks_like_a_trap_fails_a_trap_drawn_like_the_real_jobs(tmp_path: Path) -> None:
+    """Issue 14: traps used to be told by their shape (a public-corpus prompt; generation budgets of 16 tokens).
+    The shape-reader answers those honestly and every other job with random bytes. With the operator's private
+    corpus and the trap's parameters copied from a real job, the trap looks like the real jobs, the cheater
+    fakes it and is slashed for TRAP_FAILURE; the honest provider's ordinary jobs are paid."""
+    for s in open_scenario(tmp_path, echo_backend(), corpus=PRIVATE_CORPUS):
+        with s.system.store.transaction() as tx:  # the fund pays the trap's escrow (slashes fill it in real runs)
+            tx.post([Posting(debit=EXTERNAL, credit=FUND, amount=10**10, ref_kind="mint", ref=b"")], None, 0)  # type: ignore[arg-type]
+            tx.commit()
+        s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, s.backend.make_work(seeded_bytes(1)), max_leases=4)
+        s.add(SHAPER, "ai", Mode.SPARE_TRAP_SHAPES, CHEATER_STAKE, s.backend.make_work(seeded_bytes(7)))
+        for i in range(BULK + 3):  # nine ordinary jobs for the honest provider: one trap at trap_bps 1000
+            s.enqueue_ai(b"ordinary request %d" % i, [HONEST_AI])
+        s.run_until("the shape-reader slashed", lambda: bool(s.slashes(SHAPER)), max_steps=80)  # noqa: B023
+        (slash,) = s.slashes(SHAPER)
+        assert slash.reason == SlashReason.TRAP_FAILURE.value
+        with s.system.store.transaction() as tx:
+            (trap,) = tx.open_traps(10)
+            trap_job = tx.get_job(trap.task_id)
+        assert trap_job is not None
+        request = decode_request(trap_job)
+        ordinary = [decode_request(j) for j in s.snapshot().jobs if j.caller == REQUESTER]
+        assert request["prompt"] not in {c.prompt for c in DEFAULT_CORPUS}
+        shape = {k: v for k, v in request.items() if k != "prompt"}
+        assert shape in [{k: v for k, v in o.items() if k not in ("prompt", "allowlist")} for o in ordinary]
+        assert [r.code for r in s.actors[SHAPER].reports] == ["TRAP_FAILURE"]
+        s.run_until(
+            "the honest jobs settled",
+            lambda: sum(p.provider_id == s.pid(HONEST_AI) for p in s.snapshot().payouts) >= BULK + 3,  # noqa: B023
+            max_steps=40,
+        )
+        assert verify(s.system.store).ok

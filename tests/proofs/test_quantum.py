@@ -491,3 +491,32 @@ def test_traps_of_the_largest_jobs_stay_within_what_a_provider_parses(n: int, d:
     assert len(trap.qasm()) <= MAX_BATCH_CIRCUIT_BYTES
     assert parse_circuit(trap.qasm(), max_bytes=MAX_BATCH_CIRCUIT_BYTES) == trap.circuit
     assert depth(trap.circuit) == d
+
+
+# --- thresholds per device class (issue 14; params trap_threshold_bps_by_class) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device_class", "passing", "code", "quality"),
+    [
+        ("simulator", 7920, "ACCEPT", 9900),  # 8000 trap shots: 7920 is exactly the simulator class's 9900 bps
+        ("simulator", 7919, "TRAP_FAILURE", 9898),
+        ("noisy", 7200, "ACCEPT", 9000),
+        ("noisy", 7199, "TRAP_FAILURE", 8998),
+    ],
+)
+def test_the_trap_threshold_is_the_device_classs(device_class: str, passing: int, code: str, quality: int) -> None:
+    batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)
+    body = _body(batch, _graded(batch, passing))
+    verdict = verify_quantum_body(body, GHZ, SHOTS, SEED, TASK, P, device_class)
+    assert verdict.code == code
+    assert verdict.quality_bps == quality
+    if code == "TRAP_FAILURE":
+        assert f"threshold of {P.trap_threshold_bps_by_class[device_class]} bps of device class" in verdict.message
+
+
+def test_a_device_class_params_has_no_thresholds_for_is_unverifiable() -> None:
+    batch = derive_batch(GHZ, SHOTS, SEED, TASK, P)
+    verdict = verify_quantum_body(_body(batch, _graded(batch, 8000)), GHZ, SHOTS, SEED, TASK, P, "photonic")
+    assert verdict.code is VerdictCode.UNVERIFIABLE
+    assert "device class 'photonic' has no thresholds in params (known: ['noisy', 'simulator'])" in verdict.message

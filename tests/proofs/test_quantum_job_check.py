@@ -182,3 +182,24 @@ def test_honest_samples_pass_for_every_seed_tried(shots: int) -> None:
         for seed in range(examples(40)):  # ten seeds in the fast loop
             check = check_job_results(circuit, _sample(job, shots, seed), shots, NOISE)
             assert check.code is JobCheckCode.OK, (seed, check)
+
+
+def test_the_cross_entropy_floor_is_the_device_classs() -> None:
+    """A device whose samples are 18 % depolarised (F ≈ 0.82 F_ideal): within the noisy class's 7500 bps, below the
+    simulator class's 9000 bps (a simulator has no noise to excuse it)."""
+    job = _layered_t_circuit(6, 6)
+    circuit = parse_circuit(job)
+    probs = (np.abs(statevector(circuit)) ** 2).reshape(-1)
+    shots = 1_000_000  # the statistical slack is then about 0.02 of F_ideal
+    mixed = 0.82 * probs + 0.18 / probs.size
+    counts = {format(i, "06b"): int(c) for i, c in enumerate(np.floor(mixed * shots).astype(np.int64)) if c > 0}
+    counts["000000"] = counts.get("000000", 0) + shots - sum(counts.values())
+    noisy = check_job_results(
+        circuit, counts, shots, 10_000 - P.trap_threshold_bps_by_class["noisy"], P.xeb_min_bps_by_class["noisy"]
+    )
+    simulator = check_job_results(
+        circuit, counts, shots, 10_000 - P.trap_threshold_bps_by_class["simulator"], P.xeb_min_bps_by_class["simulator"]
+    )
+    assert noisy.code is JobCheckCode.OK, noisy
+    assert simulator.code is JobCheckCode.DISTRIBUTION, simulator
+    assert "outside 0.9 ×" in simulator.message

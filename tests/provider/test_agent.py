@@ -806,6 +806,8 @@ def test_cli_refuses_bad_usage_with_exit_2(tmp_path: Path) -> None:
         ["--kind", "quantum", "--mode", "inflate_runtime"],  # an AI cheat
         ["--kind", "quantum", "--mode", "fake_job", "--public-circuit", str(tmp_path / "missing.qasm")],
         ["--kind", "quantum", "--fund", "5"],
+        ["--kind", "ai", "--models", EMBED, "--device-key-file", str(tmp_path / "d")],  # a quantum option
+        ["--kind", "quantum", "--pin-device", "simulator"],  # pinning needs the device key and the token
     ]
     for extra in cases:
         result = runner.invoke(cli_app, ["provider", "run", "--key-file", key_file, *extra], env={})

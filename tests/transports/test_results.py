@@ -99,6 +99,9 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     operator("aicf.rotateRoot", {"vendor": "aws", "name": "results-test", "der": to_hex(new.root_der),
                                  "activation_height": head + 2, "overlap_blocks": 3})  # fmt: skip
     operator("aicf.setPolicy", {"kind": "nitro", "activation_height": head + 1})
+    device_key = Ed25519PrivateKey.from_private_bytes(b"\x71" * 32).public_key().public_bytes_raw()
+    operator("aicf.pinDeviceKey", {"device": "results-qpu", "device_class": "noisy", "public_key": to_hex(device_key)})
+    read("aicf.listDeviceKeys")
     operator("aicf.devnetReorg", {"depth": 1})
     # the requester's methods: terms, an account, a signed deposit followed by hash, a job's outcome
     key = Ed25519PrivateKey.from_private_bytes(b"\x5e" * 32)
