@@ -28,7 +28,7 @@ from aicf.core.encoding import tagged_hash
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
-from aicf.core.txs import SignedTx
+from aicf.core.txs import SignedTx, address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service import reads, requesters
 from aicf.service.collateral import CollateralWatch
@@ -113,6 +113,7 @@ class System:
             operator_key=public_bytes(self.operator_key),
             wait=False,
         )
+        self.coord.follow_chain()  # the params of the head's epoch and the allowlist the operator's transactions set
         self.coord.sweep()
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         self.coord.match()
@@ -245,6 +246,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
             finality_depth=params.finality_depth,
         ),
     )
+    devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     lock = threading.Lock()
     coordinator_address = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
     watch = CollateralWatch()  # what accepted TEE evidence relied on: /metrics and getStatus alarm on it
@@ -260,7 +262,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         ),
         store=store,
         clock=clock,
-        chain_writer=DevnetWriter(devnet, lock, coordinator_address),
+        chain_writer=DevnetWriter(devnet, lock, coordinator_address, operator_key),
     )
     pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
     if pinned:

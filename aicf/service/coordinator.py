@@ -16,7 +16,7 @@ from aicf.core.params import Params
 from aicf.core.records import LeaseRecord, Provider
 from aicf.core.slashing import SlashReason
 from aicf.proofs.quantum import derive_batch
-from aicf.service import claims, leases, matching, proofs, registry, slashing, sweep, trap_duties
+from aicf.service import claims, leases, matching, operator_ops, proofs, registry, slashing, sweep, trap_duties
 from aicf.service.context import TRAP_WARNING_EVERY_S, Caches, ChainWriter, Context, DeriveBatch, TrapShortfall, Work
 from aicf.service.leases import LeaseWork
 from aicf.service.matching import GRANT_TAG
@@ -76,6 +76,8 @@ class Coordinator:
         self.chain_writer = chain_writer
         self.trap_secret = trap_secret
         self.operator_allowlist = frozenset(operator_allowlist)
+        # What the node was configured with; the operator's transactions on chain change both (follow_chain).
+        self.base_params, self.base_allowlist = params, self.operator_allowlist
         self.trap_oracle = trap_oracle
         self.trap_corpus = tuple(trap_corpus)
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
@@ -104,6 +106,20 @@ class Coordinator:
             trap_corpus=self.trap_corpus,
             derive_batch=self.derive_batch,
         )
+
+    def follow_chain(self) -> None:
+        """Take the params in force in the ingested head's epoch and the operator allowlist as the operator's
+        transactions on chain left them (aicf.service.operator_ops); run after each ingest."""
+        with self.store.transaction() as tx:
+            head = tx.head_block()
+            params = operator_ops.params_for_epoch(tx, self.base_params, 0 if head is None else head.epoch)
+            listed = operator_ops.allowlist(tx, self.base_allowlist)
+        if listed != self.operator_allowlist:
+            self.operator_allowlist = listed
+            self.caches.registry = None  # the matcher's pools were built for the old allowlist
+        if params != self.params:
+            self.params = params
+            self.caches.registry = None
 
     # -- trap seeds and AI traps (SPEC §8) ------------------------------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:

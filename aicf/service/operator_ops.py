@@ -8,7 +8,7 @@ same chain derives the same params, tiers and allowlist at the same height.
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aicf.core.encoding import canonical_cbor, decode_canonical
 from aicf.core.errors import RequestError
@@ -33,6 +33,7 @@ from aicf.core.params import Params, params_hash
 from aicf.store.interface import Store, Tx
 
 
+@runtime_checkable
 class OperatorSender(Protocol):
     """Signs an operator transaction with the operator key and sends it (the devnet writer)."""
 
