@@ -56,7 +56,9 @@ class OperatorChange:
     """One applied operator transaction: a transition row (who, what, from → to, effective epoch/height).
 
     `subject` names what changed (the address, the provider id, the epoch as 8 big-endian bytes; b"" for params
-    and fund_topup); `before`/`after` are canonical CBOR of the old and new value (params: the changed keys)."""
+    and fund_topup); `before`/`after` are canonical CBOR of the old and new value (params: maps of the changed
+    keys; tier: the tier; allowlist: listed or not; trap_fund/fund_topup: the credited account's balance), except
+    for trap_commit (after = the commitment) and trap_reveal (before = the commitment, after = the seed): raw."""
 
     height: int
     tx_index: int

@@ -147,6 +147,8 @@ def fund_body(amount: int, to: bytes | None) -> dict[str, object]:
 # -- what getStatus shows --------------------------------------------------------------------------------------
 def render_change(c: OperatorChange, head_epoch: int) -> dict[str, object]:
     def show(raw: bytes) -> object:
+        if c.op in (OP_TRAP_COMMIT, OP_TRAP_REVEAL):  # raw 32-byte commitments and seeds, not CBOR
+            return "0x" + raw.hex() if raw else None
         value = decode_canonical(raw) if raw else None
         if isinstance(value, bytes):
             return "0x" + value.hex()

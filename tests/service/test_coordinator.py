@@ -80,7 +80,8 @@ class DevnetWriter(ChainDevnetWriter):
     def __init__(self, devnet: Devnet, sender: bytes = b"\x0c" * 20, operator: int = 99) -> None:
         """Operator transactions are signed with _key(operator), the World's operator key by default."""
         key = _key(operator)
-        devnet.operator = address_of(_pub(key))
+        if devnet.operator is None:
+            devnet.operator = address_of(_pub(key))
         super().__init__(devnet, threading.Lock(), sender, key)
 
 
