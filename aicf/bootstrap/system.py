@@ -30,7 +30,7 @@ from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
 from aicf.core.txs import SignedTx, address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
-from aicf.service import reads, requesters
+from aicf.service import operator_ops, reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
@@ -262,7 +262,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         ),
         store=store,
         clock=clock,
-        chain_writer=DevnetWriter(devnet, lock, coordinator_address, operator_key),
+        chain_writer=(writer := DevnetWriter(devnet, lock, coordinator_address, operator_key)),
     )
     pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
     if pinned:
@@ -272,7 +272,15 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    registry = build_registry(coord, store, clock, params, collateral=watch, chain_id=devnet.chain_id)
+    registry = build_registry(
+        coord,
+        store,
+        clock,
+        params,
+        collateral=watch,
+        chain_id=devnet.chain_id,
+        send_operator=lambda body: operator_ops.send_operator(store, writer, params, body),
+    )
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
         with lock:

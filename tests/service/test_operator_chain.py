@@ -168,7 +168,7 @@ def test_a_params_change_applies_from_the_next_epoch_and_shows_pending_until_the
     assert status["next_params_version"] == 1
     pending = status["pending"]
     assert isinstance(pending, list)
-    assert [(c["op"], c["from"], c["to"]) for c in pending if c["op"] == "params"] == [
+    assert [(c["op"], c["before"], c["after"]) for c in pending if c["op"] == "params"] == [
         ("params", {"max_open_jobs": 100}, {"max_open_jobs": 5})
     ]
     assert nodes.coord.params.max_open_jobs == 100
