@@ -25,6 +25,7 @@ from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash
+from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
@@ -99,6 +100,13 @@ class System:
         )
 
     history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
+    writer: DevnetWriter | None = None  # the coordinator's chain writer: proofs, trap and operator transactions
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """Check an operator transaction as ingestion would, sign it with the operator key and send it."""
+        if self.writer is None:
+            raise AicfError("this system has no chain writer for operator transactions")
+        return operator_ops.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -352,6 +360,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         var=var,
         collateral=watch,
         history=history,
+        writer=writer,
     )
     holder["system"] = system
     return system
