@@ -28,6 +28,7 @@ from aicf.core.operator import (
     operator_op,
     params_changes,
     params_map,
+    wire_value,
 )
 from aicf.core.params import Params, params_hash
 from aicf.store.interface import Store, Tx
@@ -61,6 +62,31 @@ def params_version(tx: Tx, base: Params, epoch: int) -> ParamsVersion:
         params = apply_params_changes(params, params_map(change.after))
         version, last = version + 1, change.tx_hash
     return ParamsVersion(epoch=epoch, version=version, params=params, params_hash=params_hash(params), tx_hash=last)
+
+
+def params_of_epoch(store: Store, base: Params, epoch: int | None) -> dict[str, object]:
+    """aicf.getParams: the params version of `epoch` (default: the head's) and the on-chain changes it is made of,
+    so an auditor applies them to the params file and gets the params the epoch's batch used."""
+    with store.transaction() as tx:
+        if epoch is None:
+            head = tx.head_block()
+            epoch = 0 if head is None else head.epoch
+        version = params_version(tx, base, epoch)
+        changes = [c for c in tx.operator_changes_of(OP_PARAMS) if c.effective_epoch <= epoch]
+    return {
+        "epoch": epoch,
+        "version": version.version,
+        "params_hash": "0x" + version.params_hash.hex(),
+        "changes": [
+            {
+                "tx_hash": "0x" + c.tx_hash.hex(),
+                "height": c.height,
+                "effective_epoch": c.effective_epoch,
+                "changes": {k: wire_value(v) for k, v in params_map(c.after).items()},
+            }
+            for c in changes
+        ],
+    }
 
 
 def params_for_epoch(tx: Tx, base: Params, epoch: int) -> Params:

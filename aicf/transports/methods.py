@@ -617,7 +617,11 @@ def build_registry(
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
             *trust_methods(coord.trust),
-            *(operator_methods(send_operator) if send_operator is not None else ()),
+            *(
+                operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e))
+                if send_operator is not None
+                else ()
+            ),
         ]
     )
 

@@ -19,7 +19,7 @@ from aicf.core.encoding import to_hex
 from aicf.core.operator import MAX_OPERATOR_AMOUNT, MAX_PARAMS_CHANGES, MAX_TIER
 from aicf.service.operator_ops import allowlist_body, fund_body, tier_body
 from aicf.transports.errors import InvalidParamsError
-from aicf.transports.results import Hex32Str, Out
+from aicf.transports.results import Hex32Str, Out, UInt
 from aicf.transports.rpc import CallContext, RpcMethod
 from aicf.transports.schemas import Hex, Hex32, WireModel
 
@@ -47,6 +47,24 @@ class FundTrapsParams(WireModel):
     to: Hex | None = None
 
 
+class EpochParams(WireModel):
+    epoch: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+
+
+class ParamsChangeOut(Out):
+    tx_hash: Hex32Str
+    height: UInt
+    effective_epoch: UInt
+    changes: dict[str, Any]
+
+
+class ParamsOut(Out):
+    epoch: UInt
+    version: UInt
+    params_hash: Hex32Str
+    changes: list[ParamsChangeOut]
+
+
 class OperatorTxOut(Out):
     tx_hash: Hex32Str
     op: str
@@ -57,11 +75,15 @@ RESULTS: dict[str, Any] = {
     "aicf.setTier": OperatorTxOut,
     "aicf.setAllowlist": OperatorTxOut,
     "aicf.fundTraps": OperatorTxOut,
+    "aicf.getParams": ParamsOut,
 }
 
 
-def operator_methods(send: Callable[[Mapping[str, object]], bytes]) -> list[RpcMethod[Any]]:
-    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops)."""
+def operator_methods(
+    send: Callable[[Mapping[str, object]], bytes], params_of: Callable[[int | None], Json]
+) -> list[RpcMethod[Any]]:
+    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops);
+    `params_of(epoch)` is aicf.getParams (public: the params of an epoch are chain data)."""
 
     def sent(body: Mapping[str, object]) -> Json:
         return {"tx_hash": to_hex(send(body)), "op": str(body["op"])}
@@ -82,8 +104,13 @@ def operator_methods(send: Callable[[Mapping[str, object]], bytes]) -> list[RpcM
             raise InvalidParamsError([("to", f"expected a 20-byte address, got {len(p.to)} bytes")])
         return sent(fund_body(p.amount, p.to))
 
-    def m(name: str, model: type[Any], fn: Any, summary: str) -> RpcMethod[Any]:
-        return RpcMethod(name=name, params_model=model, handler=fn, access="operator", summary=summary,
+    def get_params(p: EpochParams, _: CallContext) -> Json:
+        return params_of(p.epoch)
+
+    def m(
+        name: str, model: type[Any], fn: Any, summary: str, access: Literal["read", "operator"] = "operator"
+    ) -> RpcMethod[Any]:
+        return RpcMethod(name=name, params_model=model, handler=fn, access=access, summary=summary,
                          result_type=RESULTS[name])  # fmt: skip
 
     return [
@@ -91,4 +118,5 @@ def operator_methods(send: Callable[[Mapping[str, object]], bytes]) -> list[RpcM
         m("aicf.setTier", SetTierParams, set_tier, "Send a requester's tier as an operator transaction"),
         m("aicf.setAllowlist", SetAllowlistParams, set_allowlist, "Add or remove a provider on the operator allowlist"),
         m("aicf.fundTraps", FundTrapsParams, fund_traps, "Fund a trap caller from the fund, or top up the fund"),
+        m("aicf.getParams", EpochParams, get_params, "The params version of an epoch and its on-chain changes", "read"),
     ]

@@ -29,6 +29,7 @@ from aicf.client.clock import WallClock
 from aicf.core.chain import TxKind
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import tagged_hash, to_hex
+from aicf.core.params import params_hash
 from aicf.provider.agent import AgentConfig, ProviderAgent
 from aicf.provider.work_ai import EchoAiWork, echo_model_digest
 from aicf.service import reads
@@ -121,6 +122,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         agent.register()
         run.enqueue(5)
         for n in range(66):  # 660 s: epochs 0..5 on 120-s epochs, 0..4 settled
+            if n == 3:  # an operator params change in epoch 0: epoch 1's batches pay base_rate_ai 16000
+                sent = cli("params", "set", "base_rate_ai=16000", "--url", url, AICF_OPERATOR_TOKEN=TOKEN)
+                assert sent.exit_code == 0, sent.output
             if n == 6:
                 run.enqueue(4)
             run.step()
@@ -221,6 +225,11 @@ def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) ->
     assert report["ok"] is True
     assert report["failed"] == []
     assert {c["name"] for c in report["checks"]} >= {"payout_id", "params_hash", "reward", "root", "in batch"}
+    assert report["params_version"] == 1  # the devnet.toml plus the operator's on-chain change of epoch 0
+    (change,) = report["params_changes"]
+    assert change.startswith("0x")
+    assert payout["base_rate"] == 16000
+    assert payout["params_hash"] != to_hex(params_hash(devnet_params()))
     by_task = cli("audit", "payout", payout["task_id"], "--url", running.url)
     assert by_task.exit_code == 0, by_task.output
     assert "checks pass" in by_task.stdout
