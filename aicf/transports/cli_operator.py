@@ -27,9 +27,11 @@ from aicf.transports.cli_ops import (
     UrlOption,
     connect,
     emit_json,
+    grid,
     operator_token,
     out,
     parse_id,
+    short,
 )
 
 params_app = typer.Typer(help="Params changes (in force from the next epoch).", no_args_is_help=True,
@@ -194,3 +196,37 @@ def traps_fund(
     if to is not None:
         params["to"] = _address(to)
     _send("aicf.fundTraps", params, url, operator_token(token_file, retired_token), wait, timeout, as_json)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    return "—" if value is None else str(value)
+
+
+def status_command(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """The chain head, the epoch, the params version in force and scheduled, and the operator's changes."""
+    with connect(url) as client:
+        status = client.call("aicf.getStatus")
+    if as_json:
+        emit_json(status)
+        return
+    op = status["operator"]
+    out.print(
+        f"head {status['head_height']} (final {status['finalized_height']}), epoch {status['current_epoch']}, "
+        f"last settled epoch {_shown(status['last_settled_epoch'])}",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(f"params version {op['params_version']} {op['params_hash']}", markup=False, soft_wrap=True)
+    if op["next_params_version"] != op["params_version"]:
+        out.print(f"next epoch: params version {op['next_params_version']} {op['next_params_hash']}", markup=False,
+                  soft_wrap=True)  # fmt: skip
+    for title in ("pending", "applied"):
+        table = grid(f"operator transactions, {title}", ["op", "subject", "from", "to", "height", "epoch", "tx"],
+                     wrap=True)  # fmt: skip
+        for c in op[title]:
+            subject = short(c["subject"]) if c["subject"] else ""
+            cells = (_shown(c["before"]), _shown(c["after"]), str(c["height"]), str(c["effective_epoch"]))
+            table.add_row(c["op"], subject, *cells, short(c["tx_hash"]))
+        out.print(table)

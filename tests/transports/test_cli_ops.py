@@ -478,3 +478,21 @@ def test_report_without_a_coordinator_exits_1(tmp_path: Path) -> None:
     result = cli("report", "--out", str(tmp_path / "r"), "--url", "http://127.0.0.1:9")
     assert result.exit_code == 1
     assert "cannot read the charts" in result.stderr
+
+
+@pytest.mark.slow
+def test_status_shows_the_params_version_and_the_operator_change_applied(running: Running) -> None:
+    status = as_json(cli("status", "--url", running.url, "--json"))
+    operator = status["operator"]
+    assert operator["params_version"] == 1
+    (change,) = [c for c in operator["applied"] if c["op"] == "params"]
+    assert (change["before"], change["after"], change["effective_epoch"]) == (
+        {"base_rate_ai": 15000},
+        {"base_rate_ai": 16000},
+        1,
+    )
+    human = cli("status", "--url", running.url)
+    assert human.exit_code == 0, human.output
+    assert f"params version 1 {operator['params_hash']}" in human.stdout
+    assert "base_rate_ai=15000" in human.stdout
+    assert "base_rate_ai=16000" in human.stdout
