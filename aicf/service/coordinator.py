@@ -110,16 +110,9 @@ class Coordinator:
     def follow_chain(self) -> None:
         """Take the params in force in the ingested head's epoch and the operator allowlist as the operator's
         transactions on chain left them (aicf.service.operator_ops); run after each ingest."""
-        with self.store.transaction() as tx:
-            head = tx.head_block()
-            params = operator_ops.params_for_epoch(tx, self.base_params, 0 if head is None else head.epoch)
-            listed = operator_ops.allowlist(tx, self.base_allowlist)
-        if listed != self.operator_allowlist:
-            self.operator_allowlist = listed
-            self.caches.registry = None  # the matcher's pools were built for the old allowlist
-        if params != self.params:
-            self.params = params
-            self.caches.registry = None
+        self.params, self.operator_allowlist = operator_ops.follow_chain(
+            self.store, self.caches, (self.base_params, self.base_allowlist), (self.params, self.operator_allowlist)
+        )
 
     # -- trap seeds and AI traps (SPEC §8) ------------------------------------------------------------------
     def trap_seed(self, epoch: int) -> bytes:

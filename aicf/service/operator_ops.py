@@ -31,6 +31,7 @@ from aicf.core.operator import (
     wire_value,
 )
 from aicf.core.params import Params, params_hash
+from aicf.service.context import Caches
 from aicf.store.interface import Store, Tx
 
 
@@ -102,6 +103,20 @@ def allowlist(tx: Tx, base: Iterable[bytes]) -> frozenset[bytes]:
         else:
             out.discard(change.subject)
     return frozenset(out)
+
+
+def follow_chain(
+    store: Store, caches: Caches, base: tuple[Params, frozenset[bytes]], current: tuple[Params, frozenset[bytes]]
+) -> tuple[Params, frozenset[bytes]]:
+    """The params of the ingested head's epoch and the allowlist the chain sets, from the node's configured
+    `base`; the matcher's cached pools are dropped when either differs from `current`."""
+    with store.transaction() as tx:
+        head = tx.head_block()
+        params = params_for_epoch(tx, base[0], 0 if head is None else head.epoch)
+        listed = allowlist(tx, base[1])
+    if (params, listed) != current:
+        caches.registry = None  # the pools were built for the old params or allowlist
+    return params, listed
 
 
 def trap_commitment(tx: Tx, epoch: int) -> OperatorChange | None:
