@@ -148,6 +148,7 @@ class Snapshot:
     slashes: tuple[SlashRecord, ...]
     events: tuple[Event, ...]
     nonces: tuple[NonceRecord, ...]
+    operator_changes: tuple[OperatorChange, ...] = ()  # migration 0010, by (height, tx_index)
 
 
 class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):

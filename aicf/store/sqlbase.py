@@ -298,6 +298,7 @@ class SqlTx(SqlTrustTx, ABC):
             slashes=tuple(rows.slash_of(r) for r in self._all("all_slashes", {})),
             events=tuple(rows.event_of(r) for r in self._all("all_events", {})),
             nonces=tuple(tables.RPC_NONCES.decode(r) for r in self._all("all_nonces", {})),
+            operator_changes=tuple(rows.operator_change_of(r) for r in self._all("all_operator_changes", {})),
         )
 
     # -- providers -------------------------------------------------------------------------------------

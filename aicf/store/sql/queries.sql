@@ -636,6 +636,9 @@ SELECT {operator_changes} FROM operator_changes WHERE op = :op AND subject = :su
 SELECT {operator_changes} FROM operator_changes WHERE op <> 'trap_fund' ORDER BY height DESC, tx_index DESC
 LIMIT :limit;
 
+-- name: all_operator_changes
+SELECT {operator_changes} FROM operator_changes ORDER BY height, tx_index;
+
 -- name: delete_operator_changes_above
 DELETE FROM operator_changes WHERE height > :height;
 
