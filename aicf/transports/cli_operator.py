@@ -201,6 +201,8 @@ def traps_fund(
 def _shown(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    if isinstance(value, str) and value.startswith("0x"):
+        return short(value)
     return "—" if value is None else str(value)
 
 
