@@ -20,12 +20,11 @@ from starlette.staticfiles import StaticFiles
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, default_trap_corpus
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.chain.devnet_writer import DevnetWriter
+from aicf.chain.devnet_writer import DevnetWriter, NoOperatorKeyError
 from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash
-from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
@@ -105,7 +104,7 @@ class System:
     def send_operator(self, body: Mapping[str, object]) -> bytes:
         """Check an operator transaction as ingestion would, sign it with the operator key and send it."""
         if self.writer is None:
-            raise AicfError("this system has no chain writer for operator transactions")
+            raise NoOperatorKeyError("this system has no chain writer for operator transactions")
         return operator_ops.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:

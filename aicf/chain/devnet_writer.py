@@ -13,6 +13,10 @@ from aicf.core.errors import AicfError
 from aicf.core.txs import SignedTx, address_of, tx_signing_digest
 
 
+class NoOperatorKeyError(AicfError):
+    """Operator transactions cannot be signed here: no operator key (or no chain writer) was given."""
+
+
 def sign_operator_tx(key: Ed25519PrivateKey, chain_id: int, nonce: int, body: Mapping[str, object]) -> SignedTx:
     """An operator transaction signed like a requester's (aicf.core.txs): chain id and nonce inside the signature."""
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -44,7 +48,7 @@ class DevnetWriter:
         """Sign an operator transaction with the operator key at the operator's next nonce and send it; returns
         its hash. Raises TxError (nothing sent) if the devnet refuses it."""
         if self.operator_key is None:
-            raise AicfError("this chain writer holds no operator key: operator transactions cannot be signed")
+            raise NoOperatorKeyError("this chain writer holds no operator key: operator transactions cannot be signed")
         with self.lock:
             public = self.operator_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
             nonce = self.devnet.next_nonce(address_of(public))

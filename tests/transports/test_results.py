@@ -97,6 +97,13 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     operator("aicf.rotateRoot", {"vendor": "aws", "name": "results-test", "der": to_hex(new.root_der),
                                  "activation_height": head + 2, "overlap_blocks": 3})  # fmt: skip
     operator("aicf.setPolicy", {"kind": "nitro", "activation_height": head + 1})
+    # the operator transactions (docs/OPERATOR.md) and the params of an epoch
+    operator("aicf.setTier", {"address": "0x" + "33" * 20, "tier": 1})
+    operator("aicf.setAllowlist", {"action": "remove", "provider_id": "0x" + "ab" * 32})
+    operator("aicf.setParams", {"changes": {"trap_bps": 400}})
+    operator("aicf.fundTraps", {"amount": 1})
+    read("aicf.getParams", {})
+    read("aicf.getParams", {"epoch": 0})
     operator("aicf.devnetReorg", {"depth": 1})
     # the requester's methods: terms, an account, a signed deposit followed by hash, a job's outcome
     key = Ed25519PrivateKey.from_private_bytes(b"\x5e" * 32)
