@@ -158,6 +158,7 @@ def test_two_nodes_fed_the_same_chain_write_byte_identical_batches_across_traps_
     assert [r.after for r in revealed] == [nodes.coord.trap_seed(0)]
     assert verify(nodes.replica).ok
     assert verify(nodes.store).ok
+    assert len(nodes.oracle.calls) > 5  # the trap and a sample of the ordinary jobs were re-executed on A
 
 
 def test_a_params_change_applies_from_the_next_epoch_and_shows_pending_until_then(nodes: TwoNodes) -> None:
