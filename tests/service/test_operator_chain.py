@@ -100,6 +100,7 @@ def nodes() -> TwoNodes:
     return w
 
 
+@pytest.mark.slow  # about 2-7 s: two epochs of traffic, 41 proofs re-executed in part
 def test_two_nodes_fed_the_same_chain_write_byte_identical_batches_across_traps_and_a_params_change(
     nodes: TwoNodes,
 ) -> None:
