@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.chain.devnet_writer import DevnetWriter
+from aicf.chain.devnet_writer import DevnetWriter, NoOperatorKeyError
 from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
@@ -28,9 +28,9 @@ from aicf.core.encoding import tagged_hash
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
-from aicf.core.txs import SignedTx
+from aicf.core.txs import SignedTx, address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
-from aicf.service import reads, requesters
+from aicf.service import operator_ops, reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
@@ -99,6 +99,13 @@ class System:
         )
 
     history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
+    writer: DevnetWriter | None = None  # the coordinator's chain writer: proofs, trap and operator transactions
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """Check an operator transaction as ingestion would, sign it with the operator key and send it."""
+        if self.writer is None:
+            raise NoOperatorKeyError("this system has no chain writer for operator transactions")
+        return operator_ops.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -113,6 +120,7 @@ class System:
             operator_key=public_bytes(self.operator_key),
             wait=False,
         )
+        self.coord.follow_chain()  # the params of the head's epoch and the allowlist the operator's transactions set
         self.coord.sweep()
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         self.coord.match()
@@ -246,6 +254,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
             finality_depth=params.finality_depth,
         ),
     )
+    devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     lock = threading.Lock()
     coordinator_address = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
     watch = CollateralWatch()  # what accepted TEE evidence relied on: /metrics and getStatus alarm on it
@@ -261,7 +270,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         ),
         store=store,
         clock=clock,
-        chain_writer=DevnetWriter(devnet, lock, coordinator_address),
+        chain_writer=(writer := DevnetWriter(devnet, lock, coordinator_address, operator_key)),
     )
     pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
     if pinned:
@@ -271,7 +280,15 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    registry = build_registry(coord, store, clock, params, collateral=watch, chain_id=devnet.chain_id)
+    registry = build_registry(
+        coord,
+        store,
+        clock,
+        params,
+        collateral=watch,
+        chain_id=devnet.chain_id,
+        send_operator=lambda body: operator_ops.send_operator(store, writer, params, body),
+    )
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
         with lock:
@@ -343,6 +360,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         var=var,
         collateral=watch,
         history=history,
+        writer=writer,
     )
     holder["system"] = system
     return system

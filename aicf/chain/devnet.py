@@ -34,7 +34,7 @@ from aicf.core.chain import ZERO_HASH, Block, ChainTx, TxKind, block_hash_of, fi
 from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.errors import AicfError
 from aicf.core.ids import beacon_of
-from aicf.core.txs import BadTxSignatureError, NonceError, SignedTx, WrongChainError, check_tx_shape
+from aicf.core.txs import BadTxSignatureError, NonceError, SignedTx, TxError, WrongChainError, check_tx_shape
 from aicf.core.types import MicroAnm
 
 MINER_TAG = "aicf/devnet/miner/v1"  # devnet-only ids, not consensus
@@ -102,6 +102,7 @@ class Devnet:
     journal: DevnetJournal | None = None
     account_nonces: dict[bytes, int] = field(default_factory=dict)  # signed senders' next nonce
     next_seq: int = 0
+    operator: bytes | None = None  # the operator's address: the only sender of operator transactions
     _where: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # tx_hash -> (height, index) when included
 
     def __post_init__(self) -> None:
@@ -165,7 +166,9 @@ class Devnet:
 
     def submit(self, sender: bytes, kind: TxKind, body: Mapping[str, object]) -> bytes:
         """Put a transaction of one of the devnet's own senders (the coordinator, tests) in the mempool;
-        returns its hash (the same wherever it is included)."""
+        returns its hash (the same wherever it is included). Operator transactions must be signed (`send`)."""
+        if kind == TxKind.OPERATOR:
+            raise TxError("kind", "an operator transaction must be signed by the operator key (send, not submit)")
         tx_hash = tx_hash_of(self.config.chain_id, sender, kind.value, self.nonce, body)
         pending = _Pending(tx_hash=tx_hash, sender=sender, kind=kind, body=dict(body), seq=self.next_seq)
         self._enqueue(pending, {"nonce": self.nonce + 1})
@@ -183,6 +186,9 @@ class Devnet:
         except (InvalidSignature, ValueError):
             raise BadTxSignatureError() from None
         sender = tx.sender
+        if tx.kind == TxKind.OPERATOR and sender != self.operator:
+            operator = "none is configured" if self.operator is None else f"it is 0x{self.operator.hex()}"
+            raise TxError("sender", f"0x{sender.hex()} is not the operator ({operator}): operator transactions refused")
         expected = self.account_nonces.get(sender, 0)
         if tx.nonce != expected:
             raise NonceError(expected, tx.nonce)

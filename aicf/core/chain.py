@@ -25,6 +25,7 @@ class TxKind(StrEnum):
     QUANTUM_ENQUEUE = "quantum_enqueue"
     CANCEL = "cancel"  # the requester cancels one of its jobs
     PROOF = "proof"  # an accepted proof envelope with the coordinator's acceptance record (SPEC §8)
+    OPERATOR = "operator"  # an operator decision that moves money (aicf.core.operator; docs/OPERATOR.md)
 
 
 ENQUEUE_KINDS: Mapping[TxKind, str] = {TxKind.AI_ENQUEUE: "ai", TxKind.QUANTUM_ENQUEUE: "quantum"}

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from aicf.core.assignment import Candidate, draw_winner
 from aicf.core.encoding import from_hex, to_hex
-from aicf.core.errors import AicfError
+from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import payload_hash, task_id
 from aicf.core.merkle import merkle_root
-from aicf.core.params import Params, params_from_mapping
+from aicf.core.operator import apply_params_changes, params_changes
+from aicf.core.params import Params, params_from_mapping, params_hash
 from aicf.core.pricing import (
     ai_units,
     availability_multiplier_bps,
@@ -149,6 +150,17 @@ def _kind_price_clamp(i: JsonMap, params: Params) -> JsonMap:
     w = "input"
     gamma = _int(i, "gamma_units", w, minimum=1)
     return {"price_bps": next_price(_int(i, "price_bps", w), _int(i, "demand_mu", w), gamma, params)}
+
+
+def _kind_params_change(i: JsonMap, params: Params) -> JsonMap:
+    """An operator params change (docs/OPERATOR.md) applied to the run's params: accepted with the new
+    params_hash, or refused naming the field."""
+    changes = _map(_get(i, "changes", "input"), "input.changes")
+    try:
+        after = apply_params_changes(params, params_changes({"op": "params", "changes": changes}))
+    except RequestError as exc:
+        return {"accepted": False, "field": exc.field}
+    return {"accepted": True, "params_hash": to_hex(params_hash(after))}
 
 
 def _kind_assignment(i: JsonMap, params: Params) -> JsonMap:
@@ -290,6 +302,7 @@ def _kind_slash_outcome(i: JsonMap, params: Params) -> JsonMap:
 
 
 KINDS: Mapping[str, Callable[[JsonMap, Params], JsonMap]] = {
+    "params_change": _kind_params_change,
     "task_id": _kind_task_id,
     "request_task_id": _kind_request_task_id,
     "ai_units": _kind_ai_units,

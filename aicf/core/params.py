@@ -234,14 +234,21 @@ def _validate(p: Params) -> None:
         )
 
 
-def params_from_mapping(data: Mapping[str, object], base: Params | None = None) -> Params:
-    """Overlay `data` on `base` (SPEC defaults when None). Raises ParamsError naming the offending key."""
+def coerce_params_changes(data: Mapping[str, object]) -> dict[str, object]:
+    """Each key known and each value of its type, exactly as a params file is read; raises ParamsError naming
+    the key. The whole object's rules (splits summing to 10000 bps…) are checked when the changes are applied."""
     changes: dict[str, object] = {}
     for key, value in data.items():
         if key not in _FIELDS:
             close = difflib.get_close_matches(key, _FIELDS, n=1)
             raise ParamsError(key, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
         changes[key] = _coerce(key, value)
+    return changes
+
+
+def params_from_mapping(data: Mapping[str, object], base: Params | None = None) -> Params:
+    """Overlay `data` on `base` (SPEC defaults when None). Raises ParamsError naming the offending key."""
+    changes = coerce_params_changes(data)
     start = base if base is not None else Params()
     if not changes:
         return start

@@ -18,13 +18,15 @@ from typing import Final
 
 from aicf.core.chain import TxKind, tx_hash_of
 from aicf.core.encoding import canonical_cbor, decode_canonical, tagged_hash
-from aicf.core.errors import AicfError, DecodingError
+from aicf.core.errors import AicfError, DecodingError, RequestError
+from aicf.core.operator import operator_op
 from aicf.core.types import MAX_AMOUNT
 
 TXSIG_TAG: Final = "aicf/txsig/v1"
 ADDRESS_TAG: Final = "aicf/address/v1"
 ADDRESS_LEN: Final = 20
 REQUESTER_KINDS: Final = frozenset({TxKind.DEPOSIT, TxKind.AI_ENQUEUE, TxKind.QUANTUM_ENQUEUE, TxKind.CANCEL})
+SIGNED_KINDS: Final = REQUESTER_KINDS | {TxKind.OPERATOR}  # operator: only the operator's key (checked by the chain)
 MAX_TX_BYTES: Final = 320 * 1024  # the largest body: a 256 KiB circuit plus its fields, with room to spare
 FAUCET_MAX: Final = 10**12  # µANM one devnet deposit may mint (1,000,000 ANM)
 
@@ -145,8 +147,8 @@ def check_tx_shape(tx: SignedTx) -> None:
         raise TxError("public_key", f"expected 32 bytes (Ed25519), got {len(tx.public_key)}")
     if len(tx.sig) != 64:
         raise TxError("sig", f"expected 64 bytes (Ed25519), got {len(tx.sig)}")
-    if tx.kind not in REQUESTER_KINDS:
-        allowed = ", ".join(sorted(k.value for k in REQUESTER_KINDS))
+    if tx.kind not in SIGNED_KINDS:
+        allowed = ", ".join(sorted(k.value for k in SIGNED_KINDS))
         raise TxError("kind", f"{tx.kind.value!r} cannot be sent by a requester; expected one of {allowed}")
     size = len(canonical_cbor(dict(tx.body)))
     if size > MAX_TX_BYTES:
@@ -155,6 +157,11 @@ def check_tx_shape(tx: SignedTx) -> None:
         deposit_of(tx)
     elif tx.kind == TxKind.CANCEL:
         cancel_target(tx)
+    elif tx.kind == TxKind.OPERATOR:
+        try:
+            operator_op(tx.body)
+        except RequestError as exc:
+            raise TxError(exc.field, exc.reason) from None
 
 
 def cancel_target(tx: SignedTx) -> bytes:

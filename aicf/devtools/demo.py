@@ -10,10 +10,11 @@ from aicf.core.capacity import enqueue_interval_s
 from aicf.core.chain import TxKind
 from aicf.core.encoding import tagged_hash
 from aicf.core.ledger import FUND
+from aicf.core.operator import MAX_OPERATOR_AMOUNT
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
 from aicf.service import reads
-from aicf.service.faucet import top_up_fund
+from aicf.service.operator_ops import fund_body
 
 log = logging.getLogger("aicf.up")
 
@@ -32,7 +33,8 @@ class DemoRequesters:
     """Requesters sending a steady demo load sized from the providers' declared rates (issue 17): each kind is
     enqueued every `enqueue_interval_s` of its jobs' units against DEMO_SHARE_BPS of the unit rates its ACTIVE
     providers run with (the AI rate split evenly between the demo's models), never more often than `period_s`,
-    and not at all while nothing serves it. The fund is topped up (a devnet faucet) when a trap finds it too poor."""
+    and not at all while nothing serves it. The fund is topped up on chain (an operator fund_topup, the devnet's
+    faucet for the fund) when a trap finds it too poor."""
 
     system: System
     models: Sequence[str]
@@ -43,6 +45,7 @@ class DemoRequesters:
     due: dict[str, int] = field(default_factory=dict)  # kind or model -> unix s of its next enqueue
     sent: dict[str, int] = field(default_factory=dict)  # kind or model -> enqueues so far
     fund_topups: int = 0
+    topup_tx: bytes | None = None  # the last fund top-up sent (an operator transaction)
 
     def start(self) -> None:
         self.callers = [tagged_hash("aicf/devnet/requester/v1", i)[:20] for i in range(3)]
@@ -97,8 +100,19 @@ class DemoRequesters:
         return sent
 
     def top_up_fund(self) -> None:
+        """An operator `fund_topup` transaction on chain (external → fund, the devnet's faucet for the fund), so a
+        node that follows the chain sees the same fund pay the same trap escrows. One at a time: none is sent
+        while the last one waits in the mempool or is not ingested yet."""
         need = max((t.escrow for t in self.system.coord.trap_shortfalls.values()), default=0)
-        if need and reads.get_balances(self.system.store, [FUND])[FUND] < need:
-            balance = top_up_fund(self.system.store, self.system.clock, FUND_TOPUP_TRAPS * need)
-            self.fund_topups += 1
-            log.info("devnet faucet: the fund could not pay a trap's %d µANM escrow; topped up to %d", need, balance)
+        if not need or reads.get_balances(self.system.store, [FUND])[FUND] >= need:
+            return
+        if self.topup_tx is not None:
+            with self.system.chain_lock:
+                where = self.system.devnet.locate(self.topup_tx)
+            head = reads.status(self.system.store, self.system.clock.now(), self.system.params).head_height
+            if where is not None and (where.height is None or where.height > head):
+                return
+        amount = min(FUND_TOPUP_TRAPS * need, MAX_OPERATOR_AMOUNT)
+        self.topup_tx = self.system.send_operator(fund_body(amount, None))
+        self.fund_topups += 1
+        log.info("devnet faucet: the fund could not pay a trap's %d µANM escrow; sent a %d µANM top-up", need, amount)

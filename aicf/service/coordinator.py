@@ -17,7 +17,18 @@ from aicf.core.params import Params
 from aicf.core.records import LeaseRecord, Provider
 from aicf.core.slashing import SlashReason
 from aicf.proofs.quantum import derive_batch
-from aicf.service import claims, leases, matching, proof_groups, proofs, registry, slashing, sweep, trap_duties
+from aicf.service import (
+    claims,
+    leases,
+    matching,
+    operator_ops,
+    proof_groups,
+    proofs,
+    registry,
+    slashing,
+    sweep,
+    trap_duties,
+)
 from aicf.service.context import TRAP_WARNING_EVERY_S, Caches, ChainWriter, Context, DeriveBatch, TrapShortfall, Work
 from aicf.service.leases import LeaseWork
 from aicf.service.matching import GRANT_TAG
@@ -77,6 +88,8 @@ class Coordinator:
         self.chain_writer = chain_writer
         self.trap_secret = trap_secret
         self.operator_allowlist = frozenset(operator_allowlist)
+        # What the node was configured with; the operator's transactions on chain change both (follow_chain).
+        self.base_params, self.base_allowlist = params, self.operator_allowlist
         self.trap_oracle = trap_oracle
         self.trap_corpus = tuple(trap_corpus)
         self.trust = trust if trust is not None else TrustRegistry(store, clock)  # vendor roots and policy
@@ -104,6 +117,13 @@ class Coordinator:
             trap_oracle=self.trap_oracle,
             trap_corpus=self.trap_corpus,
             derive_batch=self.derive_batch,
+        )
+
+    def follow_chain(self) -> None:
+        """Take the params in force in the ingested head's epoch and the operator allowlist as the operator's
+        transactions on chain left them (aicf.service.operator_ops); run after each ingest."""
+        self.params, self.operator_allowlist = operator_ops.follow_chain(
+            self.store, self.caches, (self.base_params, self.base_allowlist), (self.params, self.operator_allowlist)
         )
 
     # -- trap seeds and AI traps (SPEC §8) ------------------------------------------------------------------

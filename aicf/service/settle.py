@@ -23,6 +23,7 @@ from aicf.core.settlement import (
     settlement_postings,
 )
 from aicf.service.errors import SettlementStateError
+from aicf.service.operator_ops import params_for_epoch
 from aicf.store.interface import META_PRICE_BPS, Tx
 
 log = logging.getLogger("aicf.settle")
@@ -44,7 +45,10 @@ def settle_due(tx: Tx, height: int, params: Params) -> list[SettlementBatch]:
     return [settle_one(tx, epoch, height - 1, params, block.time) for epoch in range(first, block.epoch)]
 
 
-def settle_one(tx: Tx, epoch: int, finalized: int, params: Params, time: int) -> SettlementBatch:
+def settle_one(tx: Tx, epoch: int, finalized: int, base: Params, time: int) -> SettlementBatch:
+    """Batch `epoch` with the params in force in that epoch (`base` with the operator's params changes whose
+    effective epoch ≤ `epoch`, aicf.service.operator_ops): its params_hash names them."""
+    params = params_for_epoch(tx, base, epoch)
     price = tx.get_meta(META_PRICE_BPS)
     price_bps = params.price_initial_bps if price is None else price
     results = tx.unsettled_results_through(finalized)

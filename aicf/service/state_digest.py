@@ -267,6 +267,24 @@ def _chain_rows(snap: Snapshot) -> list[object]:
         ["claims", [[c.claim_id, c.provider_id, c.amount, c.time] for c in snap.claims]],
         ["idempotency_keys", [[r.key, r.fingerprint, r.result] for r in snap.idempotency]],
         ["requester_tiers", [[c, t] for c, t in snap.requester_tiers]],
+        [
+            "operator_changes",
+            [
+                [
+                    c.height,
+                    c.tx_index,
+                    c.tx_hash,
+                    c.sender,
+                    c.op,
+                    c.subject,
+                    c.before,
+                    c.after,
+                    c.effective_epoch,
+                    c.time,
+                ]
+                for c in snap.operator_changes
+            ],
+        ],
     ]
 
 

@@ -9,13 +9,14 @@ from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
-from aicf.core.ledger import FUND, Posting, requester_account
+from aicf.core.ledger import FUND
+from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_REVEAL
 from aicf.core.pricing import reserve_fee
 from aicf.core.records import TrapRecord, TrapSeedRecord
 from aicf.core.requests import validate_request
-from aicf.core.types import MicroAnm
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
+from aicf.service.operator_ops import OperatorSender
 from aicf.service.steps import as_int, decode_request
 from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
 
@@ -41,16 +42,20 @@ class TrapPassReport:
 def trap_pass(ctx: Context) -> TrapPassReport:
     """One pass of the trap duties, run before matching each coordinator pass:
     1. post the seed commitment of the current epoch (the first pass only) and of the next one, so each is
-       public before its epoch's first lease;
-    2. reveal s_E for every epoch that has a batch;
+       public before its epoch's first lease: an operator `trap_commit` transaction (epoch 0's in epoch 0, every
+       other one before its epoch), remembered in `trap_seeds` so it is sent once;
+    2. reveal s_E for every epoch that has a batch (an operator `trap_reveal` transaction);
     3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested, and reveal the answer digest of
        traps whose job is final;
-    4. enqueue the traps each corpus model is due (fund → requester:<caller>, then an ai_enqueue).
+    4. enqueue the traps each corpus model is due: an operator `trap_fund` transaction (fund → requester:<caller>
+       on chain, so every node that follows the chain sees the escrow funded), then the trap's ai_enqueue.
     """
     committed: list[int] = []
     revealed: list[int] = []
     linked = answers = 0
-    enqueues: list[tuple[bytes, dict[str, object]]] = []
+    enqueues: list[tuple[bytes, dict[str, object], int]] = []
+    operator_txs: list[dict[str, object]] = []
+    sender = ctx.chain_writer if isinstance(ctx.chain_writer, OperatorSender) else None
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
         head = tx.head_block()
@@ -66,29 +71,38 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 )
                 if tx.insert_trap_seed(record):
                     committed.append(epoch)
+                    if epoch > head.epoch or epoch == 0:  # the chain takes a commitment only before its epoch
+                        body = {"op": OP_TRAP_COMMIT, "epoch": epoch, "commitment": record.commitment}
+                        operator_txs.append(body)
         last = tx.last_batch_epoch()  # (2)
         first = tx.get_meta(META_TRAP_REVEAL_NEXT) or 0
         if last is not None and first <= last:
             for epoch in range(first, last + 1):
                 if tx.reveal_trap_seed(epoch, ctx.trap_seed(epoch), now):
                     revealed.append(epoch)
+                    operator_txs.append({"op": OP_TRAP_REVEAL, "epoch": epoch, "seed": ctx.trap_seed(epoch)})
             tx.set_meta(META_TRAP_REVEAL_NEXT, last + 1)
         for trap in tx.open_traps(1000):  # (3)
             linked_now, answered = _follow_trap(w, trap)
             linked += linked_now
             answers += answered
-        if ctx.trap_oracle is not None and ctx.trap_corpus and ctx.chain_writer is not None:  # (4)
+        if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
             enqueues = _new_traps(w, head.epoch)
         w.commit()
-    for caller, body in enqueues:
-        if ctx.chain_writer is not None:
+    if sender is not None:
+        for body in operator_txs:
+            _send(sender, body)
+    for caller, body, funded in enqueues:
+        if ctx.chain_writer is not None and sender is not None:
+            if funded > 0:
+                _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded})
             ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
     if enqueues:
         log.info("enqueued %d AI trap jobs", len(enqueues))
     return TrapPassReport(
         committed=tuple(committed),
         revealed=tuple(revealed),
-        enqueued=tuple(c for c, _ in enqueues),
+        enqueued=tuple(c for c, _, _ in enqueues),
         linked=linked,
         answers_revealed=answers,
     )
@@ -115,13 +129,23 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int]:
     return linked, 1
 
 
-def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
+def _send(sender: OperatorSender, body: dict[str, object]) -> None:
+    try:
+        sender.send_operator(body)
+    except AicfError as exc:  # the chain refused it (say a nonce race): the rows say what was meant, log it
+        log.warning("operator %s transaction not sent: %s", body.get("op"), exc)
+
+
+def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]]:
+    """The traps due: (caller, ai_enqueue body, escrow the fund pays on chain for it)."""
     tx, ctx, now = w.tx, w.ctx, w.now
     models = {c.model for c in ctx.trap_corpus}
     unlinked: dict[str, int] = {}
+    reserved = 0  # µANM of trap fundings sent but not yet ingested: the fund on chain has not paid them yet
     for t in tx.open_traps(10_000):
         if not t.task_id:
             unlinked[t.model] = unlinked.get(t.model, 0) + 1
+            reserved += t.funded
     counts = {m: n for m, n in tx.ai_job_counts().items() if m in models}
     needs = trap_needs(counts, tx.trap_counts(), unlinked, ctx.params)
     if not needs:
@@ -131,7 +155,8 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
     price = tx.get_meta("price_bps") or ctx.params.price_initial_bps
     floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
     recent, verified = _real_shapes(w)
-    out: list[tuple[bytes, dict[str, object]]] = []
+    out: list[tuple[bytes, dict[str, object], int]] = []
+    fund = tx.balances([FUND])[FUND] - reserved
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -145,8 +170,8 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
             except RequestError as exc:
                 log.warning("trap for %s not enqueued: %s", model, exc)
                 break
-            if (fund := tx.balances([FUND])[FUND]) < valid.escrow:
-                _note_unfunded_trap(ctx, model, valid.escrow, fund, now)
+            if fund < valid.escrow:
+                _note_unfunded_trap(ctx, model, valid.escrow, max(fund, 0), now)
                 return out
             trap = TrapRecord(
                 caller=caller,
@@ -160,16 +185,8 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object]]]:
             )
             if not tx.insert_trap(trap):
                 return out  # another replica took this number
-            if valid.escrow > 0:
-                posting = Posting(
-                    debit=FUND,
-                    credit=requester_account(caller),
-                    amount=MicroAnm(valid.escrow),
-                    ref_kind="trap_funding",
-                    ref=caller,
-                )
-                tx.post([posting], None, now)
-            out.append((caller, body))
+            fund -= valid.escrow
+            out.append((caller, body, valid.escrow))
             n += 1
     return out
 

@@ -31,6 +31,7 @@ from aicf.core.chain import (
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import LedgerEntry, Posting
+from aicf.core.operator import OperatorChange
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -147,6 +148,7 @@ class Snapshot:
     slashes: tuple[SlashRecord, ...]
     events: tuple[Event, ...]
     nonces: tuple[NonceRecord, ...]
+    operator_changes: tuple[OperatorChange, ...] = ()  # migration 0010, by (height, tx_index)
 
 
 class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
@@ -223,7 +225,18 @@ class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
     def insert_cancel(self, cancel: CancelRequest) -> None: ...
     def waiting_cancels_through(self, height: int) -> list[CancelRequest]: ...
     def set_cancel_outcome(self, height: int, tx_index: int, outcome: CancelOutcome) -> None: ...
-    def requester_tier(self, caller: bytes) -> int: ...
+    def requester_tier(self, caller: bytes) -> int:
+        """The tier the last `tier` operator change set for `caller` (else the legacy requester_tiers row, else 0)."""
+
+    def insert_operator_changes(self, changes: Sequence[OperatorChange]) -> None: ...
+    def operator_changes_of(self, op: str, subject: bytes | None = None) -> list[OperatorChange]:
+        """The applied operator transactions of one sub-kind (about one subject), oldest first."""
+
+    def recent_operator_changes(self, limit: int) -> list[OperatorChange]:
+        """The newest applied operator transactions but trap fundings, newest first."""
+
+    def max_unsettled_units(self) -> int:
+        """The largest max_units_mu of a job not yet SETTLED, CANCELLED, FAILED or REJECTED (0 when none)."""
 
     def rollback_above(self, height: int) -> None:
         """Undo every effect recorded at a height above `height`: blocks, the jobs they enqueued with their

@@ -16,6 +16,7 @@ from aicf.store.tables import (
     JOBS,
     LEASES,
     LEDGER_ENTRIES,
+    OPERATOR_CHANGES,
     PAYOUTS,
     PROOF_INCLUSIONS,
     PROOFS,
@@ -55,6 +56,7 @@ slash_of, slash_params = SLASHES.decode, SLASHES.params
 event_of = EVENTS.decode
 trap_seed_of, trap_seed_params = TRAP_SEEDS.decode, TRAP_SEEDS.params
 trap_of, trap_params = TRAPS.decode, TRAPS.params
+operator_change_of, operator_change_params = OPERATOR_CHANGES.decode, OPERATOR_CHANGES.params
 
 
 def entry_params(p: Posting, block_height: int | None, time: int) -> dict[str, object]:

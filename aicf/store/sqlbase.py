@@ -11,9 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from aicf.core.chain import CancelOutcome, CancelRequest, Claim, IngestedBlock, Job, ProofInclusion, RefusedTx
 from aicf.core.chain import Transition as JobTransition
+from aicf.core.encoding import decode_canonical
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, check_balances_fit, deltas_of
+from aicf.core.operator import OP_TIER, OperatorChange
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -224,7 +226,28 @@ class SqlTx(SqlTrustTx, ABC):
         self._exec("set_cancel_outcome", {"height": height, "tx_index": tx_index, "outcome": outcome.value})
 
     def requester_tier(self, caller: bytes) -> int:
+        changes = self.operator_changes_of(OP_TIER, caller)
+        if changes:
+            return rows.as_int(decode_canonical(changes[-1].after))
         row = self._one("requester_tier", {"caller": caller})
+        return 0 if row is None else rows.as_int(row[0])
+
+    def insert_operator_changes(self, changes: Sequence[OperatorChange]) -> None:
+        for change in changes:
+            self._exec("insert_operator_change", rows.operator_change_params(change))
+
+    def operator_changes_of(self, op: str, subject: bytes | None = None) -> list[OperatorChange]:
+        if subject is None:
+            found = self._all("operator_changes_of", {"op": op})
+        else:
+            found = self._all("operator_changes_about", {"op": op, "subject": subject})
+        return [rows.operator_change_of(r) for r in found]
+
+    def recent_operator_changes(self, limit: int) -> list[OperatorChange]:
+        return [rows.operator_change_of(r) for r in self._all("recent_operator_changes", {"limit": limit})]
+
+    def max_unsettled_units(self) -> int:
+        row = self._one("max_unsettled_units", {})
         return 0 if row is None else rows.as_int(row[0])
 
     def rollback_above(self, height: int) -> None:
@@ -238,6 +261,7 @@ class SqlTx(SqlTrustTx, ABC):
         self._exec("delete_inclusions_above", h)
         self._exec("delete_refused_above", h)
         self._exec("delete_cancels_above", h)
+        self._exec("delete_operator_changes_above", h)
         self._exec("delete_results_above", h)
         self._exec("revert_job_moves_above", h)
         self._exec("delete_job_moves_above", h)
@@ -274,6 +298,7 @@ class SqlTx(SqlTrustTx, ABC):
             slashes=tuple(rows.slash_of(r) for r in self._all("all_slashes", {})),
             events=tuple(rows.event_of(r) for r in self._all("all_events", {})),
             nonces=tuple(tables.RPC_NONCES.decode(r) for r in self._all("all_nonces", {})),
+            operator_changes=tuple(rows.operator_change_of(r) for r in self._all("all_operator_changes", {})),
         )
 
     # -- providers -------------------------------------------------------------------------------------

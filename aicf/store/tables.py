@@ -21,6 +21,7 @@ from aicf.core.encoding import canonical_cbor
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import LedgerEntry, Posting
+from aicf.core.operator import OperatorChange
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -335,12 +336,19 @@ TRUST_TRANSITIONS = Table(
     _col("time"),
 )  # fmt: skip
 
+OPERATOR_CHANGES = Table(
+    "operator_changes", OperatorChange,
+    _col("height"), _col("tx_index"), _bytes("tx_hash"), _bytes("sender"), _text("op"), _bytes("subject"),
+    _bytes("before"), _bytes("after"), _col("effective_epoch"), _col("time"),
+)  # fmt: skip
+
 TABLES: dict[str, Table[Any]] = {
     t.name: t
     for t in (
         BLOCKS, JOBS, JOB_TRANSITIONS, LEDGER_ENTRIES, PROOF_INCLUSIONS, REFUSED_TXS, CANCEL_REQUESTS, CLAIMS,
         PROVIDERS, DECISIONS, LEASES, PROOFS, RESULTS, BATCHES, PAYOUTS, SLASHES, EVENTS, TRAP_SEEDS, TRAPS,
         IDEMPOTENCY_KEYS, PROVIDER_TRANSITIONS, RPC_NONCES, VENDOR_ROOTS, ATTESTATION_POLICIES, TRUST_TRANSITIONS,
+        OPERATOR_CHANGES,
     )
 }  # fmt: skip
 

@@ -19,6 +19,7 @@ from aicf.core.params import Params, params_from_toml
 from aicf.transports.cli_chain import build_chain_app
 from aicf.transports.cli_db import build_db_app
 from aicf.transports.cli_devnet import build_devnet_app
+from aicf.transports.cli_operator import allowlist_app, params_app, status_command, tier_app, traps_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
 from aicf.transports.cli_request import request_app
@@ -35,6 +36,11 @@ register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reor
 app.add_typer(roots_app, name="roots")  # aicf roots list|add|rotate
 app.add_typer(policy_app, name="policy")  # aicf policy show|set
 app.add_typer(devices_app, name="devices")  # aicf devices pin|list
+app.add_typer(params_app, name="params")  # aicf params set KEY=VALUE… | --file F  (operator transactions)
+app.add_typer(tier_app, name="tier")  # aicf tier set ADDR N
+app.add_typer(allowlist_app, name="allowlist")  # aicf allowlist add|remove PID
+app.add_typer(traps_app, name="traps")  # aicf traps fund AMOUNT [--to ADDR]
+app.command("status")(status_command)  # head, epoch, params version, pending and applied operator transactions
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

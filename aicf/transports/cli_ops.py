@@ -26,11 +26,11 @@ from rich.table import Table
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
 from aicf.core.encoding import canonical_cbor, from_hex, to_hex
-from aicf.core.errors import AicfError
+from aicf.core.errors import AicfError, ParamsError
 from aicf.core.ids import payout_id
 from aicf.core.jobs import JobStatus
 from aicf.core.merkle import merkle_root
-from aicf.core.params import Params, params_from_toml, params_hash
+from aicf.core.params import Params, params_from_mapping, params_from_toml, params_hash
 from aicf.core.types import BPS
 from aicf.transports import fmt
 from aicf.transports.secret_files import (
@@ -694,6 +694,13 @@ def audit_payout_command(
         task = payout["task_id"]
         job = client.call("aicf.getJob", {"id": task})
         result = client.call("aicf.getResult", {"id": task})
+        version = client.call("aicf.getParams", {"epoch": int(batch["epoch"])})
+    params = epoch_params(params, version)  # the params file with the operator's on-chain changes in force
+    params_source += f", version {version['version']}" + (
+        f" (+{len(version['changes'])} on-chain change(s), last {version['changes'][-1]['tx_hash']})"
+        if version["changes"]
+        else ""
+    )
     checks = audit_checks(payout, batch, job, result, params)
     failed = [c for c in checks if not c.ok]
     hint = params_hint(batch["params_hash"], params) if any(c.name.endswith("params_hash") for c in failed) else None
@@ -704,6 +711,8 @@ def audit_payout_command(
                 "task_id": task,
                 "epoch": batch["epoch"],
                 "params": params_source,
+                "params_version": version["version"],
+                "params_changes": [c["tx_hash"] for c in version["changes"]],
                 "ok": not failed,
                 "failed": [c.name for c in failed],
                 "checks": [
@@ -730,6 +739,16 @@ def audit_payout_command(
             out.print(f"all {len(checks)} checks pass: the payout matches the chain and the params", markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def epoch_params(local: Params, version: Mapping[str, Json]) -> Params:
+    """`local` with the params changes the chain put in force by the audited epoch (aicf.getParams), in order."""
+    for change in version["changes"]:
+        try:
+            local = params_from_mapping(change["changes"], local)
+        except ParamsError as exc:
+            raise CommandFailedError(f"the on-chain params change {change['tx_hash']} does not apply: {exc}") from None
+    return local
 
 
 def shown(value: object) -> str:

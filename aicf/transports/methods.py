@@ -24,7 +24,7 @@ from aicf.core.ledger import is_account
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, ResultRecord, SlashRecord
 from aicf.core.settlement import Payout
-from aicf.service import reads
+from aicf.service import operator_ops, reads
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import (
     KINDS,
@@ -44,6 +44,7 @@ from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.service.trust import COLLATERAL_ALARM_S, ExpiryItem
 from aicf.transports import results
 from aicf.transports.errors import InvalidParamsError, error_object
+from aicf.transports.methods_operator import operator_methods
 from aicf.transports.methods_trust import trust_methods
 from aicf.transports.rpc import CallContext, Registry, RpcMethod, decode_cursor, encode_cursor
 from aicf.transports.schemas import Hex, Hex32, PageParams, Uint, WireModel
@@ -314,6 +315,7 @@ def build_registry(
     *,
     collateral: CollateralWatch | None = None,
     chain_id: int = 0,
+    send_operator: Callable[[Mapping[str, object]], bytes] | None = None,
 ) -> Registry:
     """Every SPEC §12 method, plus aicf.getStatus for the dashboard and operator helpers for the devnet.
     `collateral`: what accepted TEE evidence relied on (the verifier's watch), alarmed next to the pinned roots.
@@ -438,6 +440,7 @@ def build_registry(
             "latest_seq": s.latest_seq,
             "assignments_total": s.assignments_total,
             "retries_total": s.retries_total,
+            "operator": operator_ops.operator_status(store, params),  # params version, pending and applied changes
         }
 
     def register(p: RegisterParams, ctx: CallContext) -> Json:
@@ -638,6 +641,11 @@ def build_registry(
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
             *trust_methods(coord.trust, coord.params.device_classes()),
+            *(
+                operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e))
+                if send_operator is not None
+                else ()
+            ),
         ]
     )
 

@@ -207,6 +207,30 @@ class SlashOut(Out):
     jailed_until: Int | None
 
 
+class OperatorChangeOut(Out):
+    """One applied operator transaction (aicf.core.operator): who, what, from → to, effective epoch."""
+
+    op: str
+    tx_hash: Hex32Str
+    sender: HexStr
+    subject: str
+    before: Any
+    after: Any
+    height: UInt
+    effective_epoch: UInt
+    state: str
+
+
+class OperatorStatusOut(Out):
+    epoch: UInt
+    params_version: UInt
+    params_hash: Hex32Str
+    next_params_version: UInt
+    next_params_hash: Hex32Str
+    pending: list[OperatorChangeOut]
+    applied: list[OperatorChangeOut]
+
+
 class StatusOut(Out):
     now: Int
     head_height: Int
@@ -220,6 +244,7 @@ class StatusOut(Out):
     latest_seq: UInt
     assignments_total: UInt
     retries_total: UInt
+    operator: OperatorStatusOut
 
 
 class DeploymentOut(Out):

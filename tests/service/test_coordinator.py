@@ -31,6 +31,7 @@ from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import FUND, provider_account, requester_account, stake_account
 from aicf.core.params import Params, params_from_mapping
 from aicf.core.registry import ProviderStatus
+from aicf.core.txs import address_of
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, ChainWriter, Coordinator
@@ -77,8 +78,12 @@ def signed_ai_envelope(key: Ed25519PrivateKey, task: bytes, lease_id: bytes, bod
 class DevnetWriter(ChainDevnetWriter):
     """The devnet's chain writer (aicf.chain.devnet_writer) from the coordinator's test address."""
 
-    def __init__(self, devnet: Devnet, sender: bytes = b"\x0c" * 20) -> None:
-        super().__init__(devnet, threading.Lock(), sender)
+    def __init__(self, devnet: Devnet, sender: bytes = b"\x0c" * 20, operator: int = 99) -> None:
+        """Operator transactions are signed with _key(operator), the World's operator key by default."""
+        key = _key(operator)
+        if devnet.operator is None:
+            devnet.operator = address_of(_pub(key))
+        super().__init__(devnet, threading.Lock(), sender, key)
 
 
 def coordinator_for(

@@ -222,6 +222,27 @@ class FakeFund:
             "alarms": list(self.alarms),
             "recent_slashes": list(reversed(self.slashes))[:20],
             "latest_seq": len(self.events),
+            "operator": {  # a params change waiting for the next epoch (docs/OPERATOR.md)
+                "epoch": current,
+                "params_version": 1,
+                "params_hash": "0x" + "11" * 32,
+                "next_params_version": 2,
+                "next_params_hash": "0x" + "22" * 32,
+                "pending": [
+                    {
+                        "op": "params",
+                        "tx_hash": "0x" + "33" * 32,
+                        "sender": "0x" + "44" * 20,
+                        "subject": "",
+                        "before": {"trap_bps": 500},
+                        "after": {"trap_bps": 250},
+                        "height": self.height,
+                        "effective_epoch": current + 1,
+                        "state": "pending",
+                    }
+                ],
+                "applied": [],
+            },
         }
 
     # ---- internals (called with the lock held) ---------------------------------------------------------

@@ -28,6 +28,7 @@ from aicf.client.clock import WallClock
 from aicf.core.chain import TxKind
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import tagged_hash, to_hex
+from aicf.core.params import params_hash
 from aicf.provider.agent import AgentConfig, ProviderAgent
 from aicf.provider.work_ai import EchoAiWork, echo_model_digest
 from aicf.service import reads
@@ -118,6 +119,9 @@ def _history(system: System, clock: SteppedClock, url: str) -> Iterator[Running]
         agent.register()
         run.enqueue(5)
         for n in range(66):  # 660 s: epochs 0..5 on 120-s epochs, 0..4 settled
+            if n == 3:  # an operator params change in epoch 0: epoch 1's batches pay base_rate_ai 16000
+                sent = cli("params", "set", "base_rate_ai=16000", "--url", url, AICF_OPERATOR_TOKEN=TOKEN)
+                assert sent.exit_code == 0, sent.output
             if n == 6:
                 run.enqueue(4)
             run.step()
@@ -215,6 +219,11 @@ def test_audit_passes_on_a_real_payout_by_payout_or_task_id(running: Running) ->
     assert report["ok"] is True
     assert report["failed"] == []
     assert {c["name"] for c in report["checks"]} >= {"payout_id", "params_hash", "reward", "root", "in batch"}
+    assert report["params_version"] == 1  # the devnet.toml plus the operator's on-chain change of epoch 0
+    (change,) = report["params_changes"]
+    assert change.startswith("0x")
+    assert payout["base_rate"] == 16000
+    assert payout["params_hash"] != to_hex(params_hash(devnet_params()))
     by_task = cli("audit", "payout", payout["task_id"], "--url", running.url)
     assert by_task.exit_code == 0, by_task.output
     assert "checks pass" in by_task.stdout
@@ -472,3 +481,21 @@ def test_report_without_a_coordinator_exits_1(tmp_path: Path) -> None:
     result = cli("report", "--out", str(tmp_path / "r"), "--url", "http://127.0.0.1:9")
     assert result.exit_code == 1
     assert "cannot read the charts" in result.stderr
+
+
+@pytest.mark.slow
+def test_status_shows_the_params_version_and_the_operator_change_applied(running: Running) -> None:
+    status = as_json(cli("status", "--url", running.url, "--json"))
+    operator = status["operator"]
+    assert operator["params_version"] == 1
+    (change,) = [c for c in operator["applied"] if c["op"] == "params"]
+    assert (change["before"], change["after"], change["effective_epoch"]) == (
+        {"base_rate_ai": 15000},
+        {"base_rate_ai": 16000},
+        1,
+    )
+    human = cli("status", "--url", running.url)
+    assert human.exit_code == 0, human.output
+    assert f"params version 1 {operator['params_hash']}" in human.stdout
+    assert "base_rate_ai=15000" in human.stdout
+    assert "base_rate_ai=16000" in human.stdout

@@ -127,6 +127,8 @@ def test_dashboard_shows_live_data_and_changes_on_events(page: "Page", served: S
     wait_for(page, LOADED)
     assert text(page, "#kpi-leased") == "2"
     assert text(page, "#head-height") == "5,000"
+    assert text(page, "#kpi-params") == "v1"  # the params version in force, the next one and what is pending
+    assert text(page, "#kpi-params-next") == "v2 next epoch · 1 pending"
     assert "AicfProviderLatencySlaDrift" in text(page, "#alarms")
     assert page.locator("#slashes tbody tr[data-evidence]").count() == 1
     assert page.locator("#jobs tbody tr[data-status=QUEUED]").count() == 3

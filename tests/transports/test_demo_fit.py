@@ -13,6 +13,7 @@ from aicf.bootstrap.up import devnet_params
 from aicf.core.assignment import effective_unit_rate
 from aicf.core.capacity import DAY_S
 from aicf.core.ledger import FUND
+from aicf.core.operator import OP_FUND_TOPUP
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
 from aicf.devtools.demo import DEMO_SHARE_BPS, FUND_TOPUP_TRAPS, DemoRequesters
@@ -80,7 +81,7 @@ def test_nothing_is_enqueued_for_a_kind_no_provider_serves(system: System) -> No
     assert set(demo.sent) == {"quantum"}
 
 
-def test_a_fund_too_poor_for_a_trap_is_topped_up_once_and_the_shortfall_is_in_metrics(system: System) -> None:
+def test_a_fund_too_poor_for_a_trap_is_topped_up_once_on_chain_and_the_shortfall_is_in_metrics(system: System) -> None:
     demo = DemoRequesters(system=system, models=[MODEL])
     demo.start()
     assert reads.get_balances(system.store, [FUND])[FUND] == 0
@@ -88,7 +89,18 @@ def test_a_fund_too_poor_for_a_trap_is_topped_up_once_and_the_shortfall_is_in_me
         count=7, escrow=506_000, warned_at=START, warned_count=1
     )
     run_for(system, demo, 5)
+    assert demo.fund_topups == 1  # an operator fund_topup transaction: none more while it waits to land
+    assert reads.get_balances(system.store, [FUND])[FUND] == 0
+    clock = system.clock
+    assert isinstance(clock, SteppedClock)
+    for _ in range(2):  # a block takes it, the next pass ingests it
+        clock.fixed.advance(10)
+        system.tick()
     assert reads.get_balances(system.store, [FUND])[FUND] == FUND_TOPUP_TRAPS * 506_000
+    with system.store.transaction() as tx:
+        (topup,) = tx.operator_changes_of(OP_FUND_TOPUP)
+    assert topup.tx_hash == demo.topup_tx
+    run_for(system, demo, 5)
     assert demo.fund_topups == 1  # the fund now pays the escrow: no second top-up
     (short,) = system.metrics().trap_shortfalls
     assert (short.model, short.count, short.escrow) == ("smollm2-135m", 7, 506_000)

@@ -102,6 +102,13 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     device_key = Ed25519PrivateKey.from_private_bytes(b"\x71" * 32).public_key().public_bytes_raw()
     operator("aicf.pinDeviceKey", {"device": "results-qpu", "device_class": "noisy", "public_key": to_hex(device_key)})
     read("aicf.listDeviceKeys")
+    # the operator transactions (docs/OPERATOR.md) and the params of an epoch
+    operator("aicf.setTier", {"address": "0x" + "33" * 20, "tier": 1})
+    operator("aicf.setAllowlist", {"action": "remove", "provider_id": "0x" + "ab" * 32})
+    operator("aicf.setParams", {"changes": {"trap_bps": 400}})
+    operator("aicf.fundTraps", {"amount": 1})
+    read("aicf.getParams", {})
+    read("aicf.getParams", {"epoch": 0})
     operator("aicf.devnetReorg", {"depth": 1})
     # the requester's methods: terms, an account, a signed deposit followed by hash, a job's outcome
     key = Ed25519PrivateKey.from_private_bytes(b"\x5e" * 32)

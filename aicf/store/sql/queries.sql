@@ -621,3 +621,27 @@ SELECT {refused_txs} FROM refused_txs
 -- name: cancels_by_tx_hash
 SELECT {cancel_requests} FROM cancel_requests
  WHERE tx_hash = :tx_hash ORDER BY height DESC;
+
+-- name: insert_operator_change
+INSERT INTO operator_changes ({operator_changes:insert})
+VALUES (:height, :tx_index, :tx_hash, :sender, :op, :subject, :before, :after, :effective_epoch, :time);
+
+-- name: operator_changes_of
+SELECT {operator_changes} FROM operator_changes WHERE op = :op ORDER BY height, tx_index;
+
+-- name: operator_changes_about
+SELECT {operator_changes} FROM operator_changes WHERE op = :op AND subject = :subject ORDER BY height, tx_index;
+
+-- name: recent_operator_changes
+SELECT {operator_changes} FROM operator_changes WHERE op <> 'trap_fund' ORDER BY height DESC, tx_index DESC
+LIMIT :limit;
+
+-- name: all_operator_changes
+SELECT {operator_changes} FROM operator_changes ORDER BY height, tx_index;
+
+-- name: delete_operator_changes_above
+DELETE FROM operator_changes WHERE height > :height;
+
+-- name: max_unsettled_units
+SELECT COALESCE(MAX(max_units_mu), 0) FROM jobs
+WHERE status NOT IN ('SETTLED', 'CANCELLED', 'FAILED', 'REJECTED');

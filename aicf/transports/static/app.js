@@ -352,6 +352,13 @@
     setText("kpi-cap", fmtBps(t.cap_use_bps), t.cap_use_bps > 8000 ? "bad" : t.cap_use_bps > 6000 ? "warn" : "");
     setBar($("kpi-cap-bar"), t.cap_use_bps);
     setText("kpi-throttle", t.budget_throttle_active ? "THROTTLED" : "off", t.budget_throttle_active ? "bad" : "ok");
+    var op = s.operator || {};  // operator transactions on chain (docs/OPERATOR.md)
+    var pending = Array.isArray(op.pending) ? op.pending.length : 0;
+    setText("kpi-params", isNum(op.params_version) ? "v" + op.params_version : "—");
+    $("kpi-params").title = op.params_hash || "";
+    $("kpi-params-next").textContent = op.next_params_version !== op.params_version && isNum(op.next_params_version)
+      ? "v" + op.next_params_version + " next epoch · " + pending + " pending"
+      : pending + " pending operator tx";
     tickAge();
     renderAlarms();
   }

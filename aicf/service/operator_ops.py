@@ -1,0 +1,230 @@
+"""Operator decisions on chain (issue 17 item 7; aicf.core.operator): what the applied operator transactions add up
+to (params in force per epoch, the operator allowlist, trap seed commitments), and the use-cases that check an
+operator change as ingestion would and send it signed by the operator key.
+
+Everything here reads the `operator_changes` rows ingestion wrote from the chain, so a node that follows the
+same chain derives the same params, tiers and allowlist at the same height.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from aicf.core.encoding import canonical_cbor, decode_canonical
+from aicf.core.errors import RequestError
+from aicf.core.ledger import FUND
+from aicf.core.operator import (
+    OP_ALLOWLIST,
+    OP_FUND_TOPUP,
+    OP_PARAMS,
+    OP_TIER,
+    OP_TRAP_COMMIT,
+    OP_TRAP_FUND,
+    OP_TRAP_REVEAL,
+    OperatorChange,
+    apply_params_changes,
+    body_int,
+    epoch_subject,
+    operator_op,
+    params_changes,
+    params_map,
+    wire_value,
+)
+from aicf.core.params import Params, params_hash
+from aicf.service.context import Caches
+from aicf.store.interface import Store, Tx
+
+
+@runtime_checkable
+class OperatorSender(Protocol):
+    """Signs an operator transaction with the operator key and sends it (the devnet writer)."""
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamsVersion:
+    """The params of one epoch: version 0 is the node's params file, each applied params change adds one."""
+
+    epoch: int
+    version: int
+    params: Params
+    params_hash: bytes
+    tx_hash: bytes  # the operator transaction of the last change in force (b"" for version 0)
+
+
+def params_version(tx: Tx, base: Params, epoch: int) -> ParamsVersion:
+    """The params in force in `epoch`: `base` with every params change whose effective epoch ≤ `epoch`, in chain
+    order. Changes are scheduled for the epoch after their block's, so each epoch's params are fixed."""
+    params, version, last = base, 0, b""
+    for change in tx.operator_changes_of(OP_PARAMS):
+        if change.effective_epoch > epoch:
+            break
+        params = apply_params_changes(params, params_map(change.after))
+        version, last = version + 1, change.tx_hash
+    return ParamsVersion(epoch=epoch, version=version, params=params, params_hash=params_hash(params), tx_hash=last)
+
+
+def params_of_epoch(store: Store, base: Params, epoch: int | None) -> dict[str, object]:
+    """aicf.getParams: the params version of `epoch` (default: the head's) and the on-chain changes it is made of,
+    so an auditor applies them to the params file and gets the params the epoch's batch used."""
+    with store.transaction() as tx:
+        if epoch is None:
+            head = tx.head_block()
+            epoch = 0 if head is None else head.epoch
+        version = params_version(tx, base, epoch)
+        changes = [c for c in tx.operator_changes_of(OP_PARAMS) if c.effective_epoch <= epoch]
+    return {
+        "epoch": epoch,
+        "version": version.version,
+        "params_hash": "0x" + version.params_hash.hex(),
+        "changes": [
+            {
+                "tx_hash": "0x" + c.tx_hash.hex(),
+                "height": c.height,
+                "effective_epoch": c.effective_epoch,
+                "changes": {k: wire_value(v) for k, v in params_map(c.after).items()},
+            }
+            for c in changes
+        ],
+    }
+
+
+def params_for_epoch(tx: Tx, base: Params, epoch: int) -> Params:
+    return params_version(tx, base, epoch).params if tx.operator_changes_of(OP_PARAMS) else base
+
+
+def allowlist(tx: Tx, base: Iterable[bytes]) -> frozenset[bytes]:
+    """The operator allowlist: `base` (the node's configuration) with each applied add/remove, in chain order."""
+    out = set(base)
+    for change in tx.operator_changes_of(OP_ALLOWLIST):
+        if decode_canonical(change.after) is True:
+            out.add(change.subject)
+        else:
+            out.discard(change.subject)
+    return frozenset(out)
+
+
+def follow_chain(
+    store: Store, caches: Caches, base: tuple[Params, frozenset[bytes]], current: tuple[Params, frozenset[bytes]]
+) -> tuple[Params, frozenset[bytes]]:
+    """The params of the ingested head's epoch and the allowlist the chain sets, from the node's configured
+    `base`; the matcher's cached pools are dropped when either differs from `current`."""
+    with store.transaction() as tx:
+        head = tx.head_block()
+        params = params_for_epoch(tx, base[0], 0 if head is None else head.epoch)
+        listed = allowlist(tx, base[1])
+    if (params, listed) != current:
+        caches.registry = None  # the pools were built for the old params or allowlist
+    return params, listed
+
+
+def trap_commitment(tx: Tx, epoch: int) -> OperatorChange | None:
+    found = tx.operator_changes_of(OP_TRAP_COMMIT, epoch_subject(epoch))
+    return found[0] if found else None
+
+
+def trap_reveal(tx: Tx, epoch: int) -> OperatorChange | None:
+    found = tx.operator_changes_of(OP_TRAP_REVEAL, epoch_subject(epoch))
+    return found[0] if found else None
+
+
+# -- the use-cases behind aicf.setParams / setTier / setAllowlist / fundTraps ------------------------------------
+def check_params_change(store: Store, base: Params, changes: Mapping[str, object]) -> Params:
+    """Raise RequestError naming the key if ingestion would refuse this params change now: an unknown or ill-typed
+    key, a key fixed for the chain's life, a params object that does not validate once the change is applied to
+    the params scheduled for the next epoch, or Γ × 1000 below the largest max_units_mu of an unsettled job
+    (SPEC §5). Returns the params the change would schedule."""
+    body = {"op": OP_PARAMS, "changes": dict(changes)}
+    operator_op(body)
+    with store.transaction() as tx:
+        head = tx.head_block()
+        epoch = 0 if head is None else head.epoch
+        scheduled = params_for_epoch(tx, base, epoch + 1)
+        after = apply_params_changes(scheduled, params_changes(body))
+        check_gamma(after, tx.max_unsettled_units())
+    return after
+
+
+def check_gamma(params: Params, largest: int) -> None:
+    if params.gamma_mu < largest:
+        raise RequestError(
+            "changes.gamma_units",
+            f"Γ × 1000 = {params.gamma_mu} is below the largest max_units_mu of an unsettled job ({largest}); "
+            "SPEC §5 refuses it",
+        )
+
+
+def send_operator(store: Store, sender: OperatorSender, base: Params, body: Mapping[str, object]) -> bytes:
+    """Check an operator body as ingestion would (shape; a params change against the scheduled params and Γ; a
+    trap funding against the fund) and send it; returns the transaction hash. Nothing is sent on an error."""
+    op = operator_op(body)
+    if op == OP_PARAMS:
+        check_params_change(store, base, params_changes(body))
+    elif op == OP_TRAP_FUND:
+        with store.transaction() as tx:
+            fund = tx.balances([FUND])[FUND]
+        amount = body_int(body, "amount")
+        if fund < amount:
+            raise RequestError("amount", f"the fund holds {fund} µANM, below {amount} µANM")
+    return sender.send_operator(body)
+
+
+def tier_body(address: bytes, tier: int) -> dict[str, object]:
+    return {"op": OP_TIER, "address": address, "tier": tier}
+
+
+def allowlist_body(action: str, provider_id: bytes) -> dict[str, object]:
+    return {"op": OP_ALLOWLIST, "action": action, "provider_id": provider_id}
+
+
+def fund_body(amount: int, to: bytes | None) -> dict[str, object]:
+    """A trap funding (fund → requester:<to>) or, without `to`, a devnet top-up of the fund (external → fund)."""
+    if to is None:
+        return {"op": OP_FUND_TOPUP, "amount": amount}
+    return {"op": OP_TRAP_FUND, "to": to, "amount": amount}
+
+
+# -- what getStatus shows --------------------------------------------------------------------------------------
+def render_change(c: OperatorChange, head_epoch: int) -> dict[str, object]:
+    def show(raw: bytes) -> object:
+        if c.op in (OP_TRAP_COMMIT, OP_TRAP_REVEAL):  # raw 32-byte commitments and seeds, not CBOR
+            return "0x" + raw.hex() if raw else None
+        value = decode_canonical(raw) if raw else None
+        if isinstance(value, bytes):
+            return "0x" + value.hex()
+        if isinstance(value, dict):
+            return {str(k): show(canonical_cbor(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [show(canonical_cbor(v)) for v in value]
+        return value
+
+    return {
+        "op": c.op,
+        "tx_hash": "0x" + c.tx_hash.hex(),
+        "sender": "0x" + c.sender.hex(),
+        "subject": "0x" + c.subject.hex() if c.subject else "",
+        "before": show(c.before),
+        "after": show(c.after),
+        "height": c.height,
+        "effective_epoch": c.effective_epoch,
+        "state": "pending" if c.effective_epoch > head_epoch else "applied",
+    }
+
+
+def operator_status(store: Store, base: Params, limit: int = 20) -> dict[str, object]:
+    """The params version in force and scheduled, and the newest operator changes (pending and applied)."""
+    with store.transaction() as tx:
+        head = tx.head_block()
+        epoch = 0 if head is None else head.epoch
+        now, nxt = params_version(tx, base, epoch), params_version(tx, base, epoch + 1)
+        changes: Sequence[OperatorChange] = tx.recent_operator_changes(limit)
+    return {
+        "epoch": epoch,
+        "params_version": now.version,
+        "params_hash": "0x" + now.params_hash.hex(),
+        "next_params_version": nxt.version,
+        "next_params_hash": "0x" + nxt.params_hash.hex(),
+        "pending": [render_change(c, epoch) for c in changes if c.effective_epoch > epoch],
+        "applied": [render_change(c, epoch) for c in changes if c.effective_epoch <= epoch],
+    }
