@@ -6,7 +6,7 @@ from aicf.core.encoding import canonical_cbor
 from aicf.core.jobs import JobStatus
 from aicf.core.operator import OP_PARAMS, OP_TIER, OperatorChange
 from aicf.core.types import MicroAnm, MilliUnits
-from aicf.service.audit import digest_of
+from aicf.service.state_digest import digest_of
 from aicf.store.interface import Store
 from store.test_contract import ALICE, block
 from store.tx_helpers import set_requester_tier
