@@ -200,6 +200,8 @@ class System:
             last_settled_epoch=last if last is not None else -1,
             cap_use_bps=status.cap_use_bps,
             epochs=epochs,
+            outages_total=len(status.outages),
+            outage_credited_s=sum(o.gap_s for o in status.outages),
             treasury_balance=status.treasury,
             fund_balance=status.fund,
             collateral=[  # SPEC §13 collateral near expiry: seconds left at this scrape's `now`

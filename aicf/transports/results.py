@@ -207,6 +207,20 @@ class SlashOut(Out):
     jailed_until: Int | None
 
 
+class OutageOut(Out):
+    started_at: Int
+    ended_at: Int
+    gap_s: UInt
+
+
+class OutagesOut(Out):
+    """Coordinator outages credited to the providers (time it could not act is not counted against them)."""
+
+    count: UInt
+    credited_s: UInt
+    recent: list[OutageOut]  # the last ten, oldest first
+
+
 class StatusOut(Out):
     now: Int
     head_height: Int
@@ -220,6 +234,7 @@ class StatusOut(Out):
     latest_seq: UInt
     assignments_total: UInt
     retries_total: UInt
+    outages: OutagesOut | None = None
 
 
 class DeploymentOut(Out):
