@@ -78,7 +78,7 @@ class System:
     operator_token_source: str = ""  # where the token is kept (a 0600 file or the environment): the banner names it
     last_pass_at: int | None = None  # when the last coordinator pass succeeded (/readyz, /metrics)
     wedged: str = ""  # why the coordinator cannot go on by itself ("" when it can): a reorg below finality
-    pass_error: str = ""  # why the last pass failed on the database (unreachable, read-only, full); "" after a success
+    store_failure: str = ""  # why the last pass failed on the database (unreachable, read-only, full); "" after a success
 
     def readiness(self) -> Readiness:
         """What /readyz and /metrics report: database reachable, last pass age, ingest lag, wedge."""
@@ -98,7 +98,7 @@ class System:
             stored_head=stored_head,
             chain_head=chain_head,
             wedged=lambda: self.wedged,
-            pass_error=self.pass_error,
+            store_failure=self.store_failure,
         )
 
     history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
@@ -128,18 +128,18 @@ class System:
             try:
                 self.tick()
                 self.last_pass_at, self.wedged = self.clock.now(), ""
-                if self.pass_error:
+                if self.store_failure:
                     log.warning("coordinator pass succeeded again; the database answers and takes writes")
-                self.pass_error, logged_at = "", None
+                self.store_failure, logged_at = "", None
             except ReorgBelowFinalityError as exc:  # an operator has to act (docs/CHAIN.md); /readyz says so
                 self.wedged = str(exc)
                 log.error("coordinator wedged: %s", exc)
             except StoreUnavailableError as exc:  # down, read-only or full: nothing written; retried each period
                 now = self.clock.now()
-                if str(exc) != self.pass_error or logged_at is None or now - logged_at >= PASS_ERROR_LOG_EVERY_S:
+                if str(exc) != self.store_failure or logged_at is None or now - logged_at >= PASS_ERROR_LOG_EVERY_S:
                     log.error("coordinator pass failed, retrying every %g s: %s", period_s, exc)
                     logged_at = now
-                self.pass_error = str(exc)
+                self.store_failure = str(exc)
             except Exception:  # the loop must survive a failed pass; the next one retries
                 log.exception("coordinator pass failed; retrying")
             self.stop.wait(period_s)
