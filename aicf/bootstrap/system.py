@@ -78,7 +78,7 @@ class System:
     operator_token_source: str = ""  # where the token is kept (a 0600 file or the environment): the banner names it
     last_pass_at: int | None = None  # when the last coordinator pass succeeded (/readyz, /metrics)
     wedged: str = ""  # why the coordinator cannot go on by itself ("" when it can): a reorg below finality
-    store_failure: str = ""  # why the last pass failed on the database (unreachable, read-only, full); "" after a success
+    store_failure: str = ""  # why the last pass failed on the database (down, read-only, full); "": it did not
 
     def readiness(self) -> Readiness:
         """What /readyz and /metrics report: database reachable, last pass age, ingest lag, wedge."""

@@ -35,7 +35,7 @@ class Readiness:
     last_pass_age_s: int = NO_VALUE  # seconds since the last successful coordinator pass; -1: none yet
     ingest_lag_blocks: int = NO_VALUE  # chain head height minus the ingested head height; -1: unknown
     wedged: str = ""  # why the coordinator cannot go on by itself (a reorg below finality); "" when it can
-    store_failure: str = ""  # why the last coordinator pass failed on the database (read-only, full, …); "" if it did not
+    store_failure: str = ""  # why the last coordinator pass failed on the database (read-only, full); "": none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
