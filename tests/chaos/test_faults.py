@@ -44,7 +44,9 @@ from aicf.client import RpcError, RpcTransportError
 pytestmark = pytest.mark.slow
 FINALITY = 6  # devnet finality_depth (SPEC default); reorgs go up to it, never below finality
 T = TypeVar("T")
-CHAOS_PARAMS = PARAMS + "lease_ttl_s = 12\nheartbeat_interval_s = 3\n"
+# top-level keys before PARAMS: appended after its [model_weights] header they were read as model weights, and every
+# lease kept SPEC's 60 s TTL
+CHAOS_PARAMS = "lease_ttl_s = 12\nheartbeat_interval_s = 3\n" + PARAMS
 
 
 @dataclass
