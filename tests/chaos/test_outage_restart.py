@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e.live import BELL, ROOT, Up, pause, requester
+from e2e.live import BELL, PARAMS, ROOT, Up, pause, requester
 
 from aicf.client import RpcClient
-from chaos.test_faults import CHAOS_PARAMS, _db_verify
+from chaos.test_faults import _db_verify
 
 pytestmark = pytest.mark.slow
-TTL_S = 12  # CHAOS_PARAMS: lease_ttl_s = 12, heartbeat_interval_s = 3
+TTL_S = 12
+# the keys come before PARAMS: after its [model_weights] header TOML would read them as model weights
+OUTAGE_PARAMS = f"lease_ttl_s = {TTL_S}\nheartbeat_interval_s = 3\n" + PARAMS
 
 
 def _leased(up: Up) -> int:
@@ -24,7 +26,7 @@ def _leased(up: Up) -> int:
 
 def test_a_lease_that_runs_out_while_aicf_up_is_down_is_not_slashed_and_its_job_settles(tmp_path: Path) -> None:
     params = tmp_path / "params.toml"
-    params.write_text(CHAOS_PARAMS, encoding="utf-8")
+    params.write_text(OUTAGE_PARAMS, encoding="utf-8")
     up = Up(db=f"sqlite:///{tmp_path / 'aicf.db'}", var=tmp_path / "var", params=params, models="none",
             extra=("--no-providers",))  # fmt: skip
     provider: subprocess.Popen[str] | None = None
