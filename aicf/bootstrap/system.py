@@ -37,7 +37,7 @@ from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import TrapOracle, TrapPrompt
 from aicf.store.devnet_journal import StoreDevnetJournal
-from aicf.store.interface import Store, read_transaction
+from aicf.store.interface import Store, StoreUnavailableError, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
@@ -58,6 +58,7 @@ from aicf.transports.metrics import (
 from aicf.transports.secret_files import OperatorToken, load_or_create_operator_token
 
 log = logging.getLogger("aicf.up")
+PASS_ERROR_LOG_EVERY_S = 30  # a database failure that lasts is logged again this often, not every pass
 
 
 @dataclass
@@ -77,6 +78,7 @@ class System:
     operator_token_source: str = ""  # where the token is kept (a 0600 file or the environment): the banner names it
     last_pass_at: int | None = None  # when the last coordinator pass succeeded (/readyz, /metrics)
     wedged: str = ""  # why the coordinator cannot go on by itself ("" when it can): a reorg below finality
+    store_failure: str = ""  # why the last pass failed on the database (down, read-only, full); "": it did not
 
     def readiness(self) -> Readiness:
         """What /readyz and /metrics report: database reachable, last pass age, ingest lag, wedge."""
@@ -96,6 +98,7 @@ class System:
             stored_head=stored_head,
             chain_head=chain_head,
             wedged=lambda: self.wedged,
+            store_failure=self.store_failure,
         )
 
     history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
@@ -128,13 +131,23 @@ class System:
         self.history.offer(now, self.metrics)  # one snapshot per SAMPLE_S for the dashboard's charts
 
     def run_loop(self, period_s: float = 1.0) -> None:
+        logged_at: int | None = None  # when the current database failure was last logged
         while not self.stop.is_set():
             try:
                 self.tick()
                 self.last_pass_at, self.wedged = self.clock.now(), ""
+                if self.store_failure:
+                    log.warning("coordinator pass succeeded again; the database answers and takes writes")
+                self.store_failure, logged_at = "", None
             except ReorgBelowFinalityError as exc:  # an operator has to act (docs/CHAIN.md); /readyz says so
                 self.wedged = str(exc)
                 log.error("coordinator wedged: %s", exc)
+            except StoreUnavailableError as exc:  # down, read-only or full: nothing written; retried each period
+                now = self.clock.now()
+                if str(exc) != self.store_failure or logged_at is None or now - logged_at >= PASS_ERROR_LOG_EVERY_S:
+                    log.error("coordinator pass failed, retrying every %g s: %s", period_s, exc)
+                    logged_at = now
+                self.store_failure = str(exc)
             except Exception:  # the loop must survive a failed pass; the next one retries
                 log.exception("coordinator pass failed; retrying")
             self.stop.wait(period_s)
@@ -208,6 +221,8 @@ class System:
             last_settled_epoch=last if last is not None else -1,
             cap_use_bps=status.cap_use_bps,
             epochs=epochs,
+            outages_total=len(status.outages),
+            outage_credited_s=sum(o.gap_s for o in status.outages),
             treasury_balance=status.treasury,
             fund_balance=status.fund,
             collateral=[  # SPEC §13 collateral near expiry: seconds left at this scrape's `now`

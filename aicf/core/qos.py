@@ -10,8 +10,9 @@ Latency: the p95 (nearest rank) of (proof received − lease granted) in ms over
 proofs in the same window, the proof being accepted included.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from aicf.core.outages import Outage, excluded_slots
 from aicf.core.params import Params
 from aicf.core.types import BPS
 
@@ -23,17 +24,21 @@ def window_slots(end: int, registered_at: int, params: Params) -> tuple[int, int
     return start // interval, max(start, end) // interval
 
 
-def availability_bps(heartbeats: Iterable[int], end: int, registered_at: int, params: Params) -> int:
+def availability_bps(
+    heartbeats: Iterable[int], end: int, registered_at: int, params: Params, outages: Sequence[Outage] = ()
+) -> int:
     """live_slots × 10000 // slots over the window ending at `end` (heartbeat times in unix seconds).
 
     The slot `end` falls in is still open: it counts when a heartbeat already arrived in it and is not held
     against the provider otherwise, so a provider heartbeating on time is not rated down for the moment of the
-    measurement (one slot in 181 would cost it the ≥ 9990 tier).
+    measurement (one slot in 181 would cost it the ≥ 9990 tier). Slots that overlap a coordinator outage are
+    not judged at all (aicf.core.outages).
     """
     first, last = window_slots(end, registered_at, params)
     interval = params.heartbeat_interval_s
-    live = {t // interval for t in heartbeats if first <= t // interval <= last}
-    judged = last - first + (1 if last in live else 0)
+    excluded = excluded_slots(first, last, interval, outages)
+    live = {t // interval for t in heartbeats if first <= t // interval <= last} - excluded
+    judged = last - first - sum(1 for s in excluded if s < last) + (1 if last in live else 0)
     return len(live) * BPS // judged if judged > 0 else BPS
 
 

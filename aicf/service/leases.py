@@ -10,6 +10,7 @@ from aicf.core.registry import ProviderStatus
 from aicf.proofs.quantum import QuantumBatch
 from aicf.service.context import Context, unit_of_work
 from aicf.service.errors import LeaseNotFoundError, NotLeaseHolderError, ProviderBannedError, UnknownProviderError
+from aicf.service.outages import credit_outage
 from aicf.service.steps import decode_request, end_lease, require_lease, require_provider
 
 MAX_CACHED_BATCH_BYTES = 64 << 20  # the circuits of the quantum trap batches kept for aicf.nextLease
@@ -37,6 +38,7 @@ def heartbeat(ctx: Context, pid: bytes, lease_ids: Sequence[bytes] = ()) -> list
         tx, now = w.tx, w.now
         if require_provider(tx, pid).status is ProviderStatus.BANNED:
             raise ProviderBannedError(pid, "heartbeat")
+        credit_outage(w, record_pass=False)  # a lease the outage would have expired is still live (issue 15)
         for lid in lease_ids:
             lease = require_lease(tx, lid)
             if lease.provider_id != pid:

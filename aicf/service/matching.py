@@ -23,6 +23,7 @@ from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import TREASURY
+from aicf.core.outages import credited_heartbeat_at
 from aicf.core.pricing import budget_throttled
 from aicf.core.qos import availability_bps, window_slots
 from aicf.core.records import DecisionRecord, LeaseRecord, Provider
@@ -201,10 +202,11 @@ def live_state(w: Work, provider: Provider, counts: Mapping[bytes, int]) -> Live
     first, last = window_slots(now, provider.registered_at, params)
     slots = w.tx.heartbeat_slots(provider.provider_id, first, last)
     interval = params.heartbeat_interval_s
+    outages = w.tx.outages_since(now - params.qos_window_s)  # nobody's fault (aicf.core.outages)
     return LiveState(
         provider_id=provider.provider_id,
-        last_heartbeat_at=provider.last_heartbeat_at,
-        availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, params),
+        last_heartbeat_at=credited_heartbeat_at(provider.last_heartbeat_at, outages),
+        availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, params, outages),
         # the provider's own limit (at most SPEC's max_leases) counts as reaching SPEC's
         live_leases=count
         if (count := counts.get(provider.provider_id, 0)) < provider.max_leases

@@ -3,7 +3,7 @@ chain) or reject (requeue or REJECTED, and a slash when the code earns one). One
 another directly, and the only state they share is the submission's unit of work."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -11,6 +11,7 @@ from aicf.core.chain import Job
 from aicf.core.encoding import canonical_cbor
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseEnd
+from aicf.core.outages import Outage, credited_s
 from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
 from aicf.core.qos import availability_bps, p95_ms, window_slots
 from aicf.core.records import LeaseRecord, ProofRecord, Provider, TrapRecord
@@ -20,6 +21,7 @@ from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, pars
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
 from aicf.service.errors import LeaseNotFoundError
+from aicf.service.outages import credit_outage
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
@@ -132,6 +134,8 @@ def submit_in(
         first_slot=(now - params.qos_window_s) // interval,
         last_slot=now // interval,
     )
+    credit_outage(w, record_pass=False)  # a lease the outage would have expired is still live (issue 15)
+    outages = tx.outages_since(now - params.qos_window_s)  # not the provider's latency nor its availability
     pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
     provider, stored = pc.provider, pc.lease
     lease = core_lease(stored) if stored is not None else None
@@ -168,7 +172,9 @@ def submit_in(
             return trap
     head = pc.head
     height = head.height if head is not None else 0
-    latency = max(0, received_ms - stored.granted_at * 1000)
+    observed = max(0, received_ms - stored.granted_at * 1000)  # the provider may have worked through an outage
+    # but time the coordinator could not receive the proof is not the provider's latency (aicf.core.outages)
+    latency = max(0, observed - 1000 * credited_s(outages, stored.granted_at, now))
     # judged by the roots and policy in force at the earliest inclusion height: the acceptance goes on
     # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
     inclusion = height + 1 if head is not None else 0
@@ -179,7 +185,7 @@ def submit_in(
             proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
         )
     if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
-        verdict = _measured_runtime(env, verdict, latency)
+        verdict = _measured_runtime(env, verdict, observed)
     reference: bytes | None = None
     if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
         if answer is None:
@@ -211,7 +217,7 @@ def submit_in(
             return _RACED
         rejected = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
         return Written(rejected, None)
-    accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc)
+    accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc, outages)
     if not tx.accept_proof(accepted, now):
         return _RACED  # the caller rolls back: part of accept_proof may be written
     return Written(outcome_of(accepted), accepted)
@@ -248,6 +254,7 @@ def _accepted_record(
     received: ProofRecord,
     now: int,
     pc: ProofContext,
+    outages: Sequence[Outage] = (),
 ) -> ProofRecord:
     """The proof's record with its signed acceptance: units from the body, QoS from the provider's window."""
     params = ctx.params
@@ -255,7 +262,7 @@ def _accepted_record(
     first, last = window_slots(now, provider.registered_at, params)
     slots = [s for s in pc.slots if first <= s <= last]
     interval = params.heartbeat_interval_s
-    availability = availability_bps((s * interval for s in slots), now, provider.registered_at, params)
+    availability = availability_bps((s * interval for s in slots), now, provider.registered_at, params, outages)
     avail = availability_multiplier_bps(availability, params)
     if body.units_mu is not None:
         units = min(body.units_mu, job.max_units_mu)

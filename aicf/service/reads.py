@@ -16,6 +16,7 @@ from aicf.core.chain import Job, Transition
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import FUND, TREASURY
+from aicf.core.outages import Outage
 from aicf.core.params import Params
 from aicf.core.pricing import budget_throttled
 from aicf.core.qos import availability_bps, p95_ms, window_slots
@@ -77,10 +78,17 @@ class Status:
     assignments_total: int  # leases ever granted
     retries_total: int  # leases that ended without an accepted proof (the job went back to the queue or failed)
     verdicts: dict[str, int]  # stored proofs by verdict
+    outages: tuple[Outage, ...] = ()  # every credited coordinator outage, oldest first (aicf.core.outages)
     slash_totals: dict[str, tuple[int, int]]  # every slash by reason: (count, µANM)
 
 
-def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: int) -> ProviderView:
+def provider_view(
+    tx: Tx, provider: Provider, now: int, params: Params, live: int, outages: Sequence[Outage] | None = None
+) -> ProviderView:
+    """The provider's row with its QoS; heartbeat slots that overlap a coordinator outage are not judged
+    (`outages`: those of the QoS window, read here when not given)."""
+    if outages is None:
+        outages = tx.outages_since(now - params.qos_window_s)
     since = now - params.qos_window_s
     latencies = sorted(tx.accepted_latencies_since(provider.provider_id, since))
     first, last = window_slots(now, provider.registered_at, params)
@@ -93,7 +101,7 @@ def provider_view(tx: Tx, provider: Provider, now: int, params: Params, live: in
         slashes=len(tx.slashes_of(provider.provider_id)),
         latency_p50_ms=latencies[(len(latencies) - 1) // 2] if latencies else None,
         latency_p95_ms=p95_ms(latencies) if latencies else None,
-        availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, params),
+        availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, params, outages),
     )
 
 
@@ -101,7 +109,8 @@ def list_providers(store: Store, now: int, params: Params, after: bytes | None, 
     with read_transaction(store) as tx:
         counts = tx.live_lease_counts()
         rows = [p for p in tx.providers() if after is None or p.provider_id > after][:limit]
-        return [provider_view(tx, p, now, params, counts.get(p.provider_id, 0)) for p in rows]
+        outages = tx.outages_since(now - params.qos_window_s)
+        return [provider_view(tx, p, now, params, counts.get(p.provider_id, 0), outages) for p in rows]
 
 
 def get_provider(store: Store, pid: bytes, now: int, params: Params) -> ProviderView | None:
@@ -210,6 +219,7 @@ def status(store: Store, now: int, params: Params) -> Status:
             slash_totals=tx.slash_totals(),
             assignments_total=sum(leases.values()),
             retries_total=sum(n for st, n in leases.items() if st not in (LeaseStatus.LIVE, LeaseStatus.PROVED)),
+            outages=tuple(tx.outages_since(-1)),
         )
 
 

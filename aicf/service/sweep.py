@@ -12,6 +12,7 @@ from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseEnd, LeaseStatus
 from aicf.core.ledger import Posting, provider_account, stake_account
 from aicf.core.merkle import merkle_root
+from aicf.core.outages import Outage, credited_s, excluded_slots, live_share_bps
 from aicf.core.params import Params
 from aicf.core.qos import qos_chronic
 from aicf.core.records import LeaseRecord
@@ -19,6 +20,7 @@ from aicf.core.registry import ProviderStatus, check_provider_move
 from aicf.core.slashing import SlashReason, slash_evidence
 from aicf.core.types import MicroAnm
 from aicf.service.context import Context, Work, unit_of_work
+from aicf.service.outages import credit_outage
 from aicf.service.slashing import slash
 from aicf.service.steps import (
     decode_request,
@@ -49,6 +51,7 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
     expired = unjailed = released = 0
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
+        credit_outage(w, record_pass=True)  # before any lease is judged: an outage is nobody's fault (issue 15)
         head = tx.head_block()
         height = head.height if head is not None else 0
         for listed, ended_at in _leases_to_expire(w, limit):
@@ -145,15 +148,26 @@ def _qos_chronic_pass(w: Work, genesis: int, height: int) -> dict[bytes, int]:
     live = tx.heartbeat_slots_of(
         due, (genesis + first * window) // interval, (genesis + current * window - 1) // interval
     )
+    outages = tx.outages_since(genesis + first * window)
     for pid in due:
-        _qos_chronic(w, pid, live[pid], first, current, genesis, height)
+        _qos_chronic(w, pid, live[pid], first, current, genesis, height, outages)
     return dict.fromkeys(due, current)
 
 
-def _qos_chronic(w: Work, pid: bytes, live: Sequence[int], first: int, current: int, genesis: int, height: int) -> bool:
+def _qos_chronic(
+    w: Work,
+    pid: bytes,
+    live: Sequence[int],
+    first: int,
+    current: int,
+    genesis: int,
+    height: int,
+    outages: Sequence[Outage] = (),
+) -> bool:
     """QOS_CHRONIC (SPEC §9): availability below the minimum in the complete windows `first` .. `current` − 1
     aligned to genesis, all after registration (`_qos_chronic_pass` picks the providers, the windows, and reads
-    `live`, their live slots in those windows, ascending). Slashed at most once per window that ends the run."""
+    `live`, their live slots in those windows, ascending). Slashed at most once per window that ends the run.
+    Slots that overlap a coordinator outage are not judged (aicf.core.outages)."""
     p, interval, window = w.params, w.params.heartbeat_interval_s, w.params.qos_window_s
     values: list[int] = []
     slots: list[int] = []
@@ -161,7 +175,7 @@ def _qos_chronic(w: Work, pid: bytes, live: Sequence[int], first: int, current: 
         lo, hi = (genesis + index * window) // interval, (genesis + (index + 1) * window - 1) // interval
         in_window = live[bisect_left(live, lo) : bisect_right(live, hi)]
         slots.extend(in_window)
-        values.append(len(in_window) * 10_000 // (hi - lo + 1))
+        values.append(live_share_bps(in_window, lo, hi, excluded_slots(lo, hi, interval, outages)))
     if not qos_chronic(values, p):
         return False
     provider = require_provider(w.tx, pid)
@@ -202,13 +216,16 @@ def _leases_to_expire(w: Work, limit: int) -> list[tuple[LeaseRecord, int]]:
             out.append((lease, lease.expires_at))
             seen.add(lease.lease_id)
     # a runtime budget is at least two TTLs: only leases granted that long ago can be overdue
-    for lease in tx.live_leases_granted_by(now - 2 * w.params.lease_ttl_s, limit):
+    candidates = tx.live_leases_granted_by(now - 2 * w.params.lease_ttl_s, limit)
+    outages = tx.outages_since(min(lease.granted_at for lease in candidates)) if candidates else []
+    for lease in candidates:
         if lease.lease_id in seen:
             continue
         job = tx.get_job(lease.task_id)
         if job is None or job.status is not JobStatus.LEASED:
             continue
-        overdue_at = lease.granted_at + runtime_budget_s(w.params, job)
+        # time the coordinator could not act is not charged to the budget (aicf.core.outages)
+        overdue_at = lease.granted_at + runtime_budget_s(w.params, job) + credited_s(outages, lease.granted_at, now)
         if now >= overdue_at:
             out.append((lease, overdue_at))
     return out

@@ -14,6 +14,7 @@ from typing import Protocol
 from aicf.core.chain import Claim, IngestedBlock, Job
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
+from aicf.core.outages import Outage
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -93,6 +94,15 @@ class CoordinatorTx(Protocol):
     def heartbeat_slots_of(self, provider_ids: Sequence[bytes], first: int, last: int) -> dict[bytes, list[int]]:
         """`heartbeat_slots` for many providers (one round trip on PostgreSQL): every given id is a key, mapped
         to its live slots between `first` and `last` inclusive, ascending ([] if none)."""
+
+    # -- coordinator outages (aicf.core.outages) -----------------------------------------------------------
+    def outages_since(self, since: int) -> list[Outage]:
+        """The credited outages that ended after `since`, oldest first."""
+
+    def record_outage(self, outage: Outage) -> int | None:
+        """Record a credited outage and extend every LIVE lease with expires_at > outage.started_at by its gap;
+        returns how many leases were extended. None, and nothing written, if an outage with the same start is
+        recorded already (another transaction credited it first)."""
 
     # -- matching and leases (SPEC §5, §6, §7) -------------------------------------------------------------
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:

@@ -280,3 +280,5 @@ META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects 
 META_CHAIN_ID = "chain_id"
 META_GENESIS_TIME = "genesis_time"
 META_PRICE_BPS = "price_bps"
+META_ACTED_AT = "coordinator_acted_at"  # the last pass (or credited outage): aicf.core.outages
+OUTAGE_PREFIX = "outage:"  # meta 'outage:<started_at, 20 digits>' -> ended_at: one row per credited outage

@@ -16,6 +16,7 @@ from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import EXTERNAL, NegativeBalanceError, Posting, check_balances_fit, deltas_of
 from aicf.core.operator import OP_TIER, OperatorChange
+from aicf.core.outages import Outage
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -32,7 +33,7 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows, tables
 from aicf.store.coord_interface import ProofContext, QosRange
-from aicf.store.interface import Snapshot
+from aicf.store.interface import OUTAGE_PREFIX, Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
@@ -72,6 +73,20 @@ class SqlTx(SqlTrustTx, ABC):
 
     def set_meta(self, key: str, value: int) -> None:
         self._exec("set_meta", {"key": key, "value": value})
+
+    # -- coordinator outages (aicf.core.outages) -------------------------------------------------------
+    def outages_since(self, since: int) -> list[Outage]:
+        found = self._all("outages_since", {"since": since})
+        return [
+            Outage(started_at=int(rows.as_str(r[0]).removeprefix(OUTAGE_PREFIX)), ended_at=rows.as_int(r[1]))
+            for r in found
+        ]
+
+    def record_outage(self, outage: Outage) -> int | None:
+        key = f"{OUTAGE_PREFIX}{outage.started_at:020d}"
+        if self._exec("insert_outage", {"key": key, "value": outage.ended_at}) != 1:
+            return None
+        return self._exec("credit_live_leases", {"gap": outage.gap_s, "started_at": outage.started_at})
 
     # -- blocks ----------------------------------------------------------------------------------------
     def head_block(self) -> IngestedBlock | None:

@@ -8,6 +8,7 @@ the last commits on a power cut; `durable=True` selects FULL.
 """
 
 import os
+import resource
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,12 +25,45 @@ from aicf.store.sqlfiles import load_migrations, load_queries
 _Q = load_queries("sqlite")
 
 
+MIN_FREE_BYTES = 1 << 20  # less free space than this beside the database file is a full disk
+
+
+def _write_fault(path: str) -> str:
+    """Why a write failed that SQLite reports only as "disk I/O error": "read-only" or "full" when the file
+    system says so (a read-only mount, a file or folder that cannot be written, e.g. chmod or chattr +i, less than
+    MIN_FREE_BYTES free, or the process's file size limit RLIMIT_FSIZE reached), else ""."""
+    if path == ":memory:":
+        return ""
+    db = Path(path)
+    files = [f for f in (db, Path(path + "-wal"), Path(path + "-shm")) if f.exists()]
+    try:
+        fs = os.statvfs(db.parent)
+        if fs.f_flag & os.ST_RDONLY or not all(os.access(f, os.W_OK) for f in [db.parent, *files]):
+            return "read-only"
+        if fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
+            return "full"
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY and any(f.stat().st_size + 65_536 > soft for f in files):
+            return "full"
+    except OSError:
+        return ""
+    return ""
+
+
 def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailableError:
     text = str(exc)
-    if "readonly" in text or "read-only" in text:
+    fault = "read-only" if "readonly" in text or "read-only" in text else ""
+    fault = fault or ("full" if "is full" in text else "") or (_write_fault(path) if "I/O error" in text else "")
+    if fault == "read-only":
         return StoreUnavailableError(
-            f"the SQLite database {path} is read-only ({text})",
-            "nothing was written; make the file and its folder writable (the WAL needs both) or use another --db",
+            f"the database is read-only: the SQLite database {path} cannot be written ({text})",
+            "nothing was written; make the file, its -wal and -shm files and its folder writable again (aicf goes on "
+            "by itself) or use another --db",
+        )
+    if fault == "full":
+        return StoreUnavailableError(
+            f"disk full: the SQLite database {path} cannot grow ({text})",
+            "nothing was written; free space on its file system (aicf goes on by itself)",
         )
     if "locked" in text or "busy" in text:
         return StoreUnavailableError(

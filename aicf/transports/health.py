@@ -35,6 +35,7 @@ class Readiness:
     last_pass_age_s: int = NO_VALUE  # seconds since the last successful coordinator pass; -1: none yet
     ingest_lag_blocks: int = NO_VALUE  # chain head height minus the ingested head height; -1: unknown
     wedged: str = ""  # why the coordinator cannot go on by itself (a reorg below finality); "" when it can
+    store_failure: str = ""  # why the last coordinator pass failed on the database (read-only, full); "": none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,8 @@ def not_ready_reasons(r: Readiness, limits: ReadyLimits) -> list[str]:
         reasons.append(
             f"ingest is {r.ingest_lag_blocks} blocks behind the chain (limit {limits.max_ingest_lag_blocks})"
         )
+    if r.store_failure:
+        reasons.append(f"the last coordinator pass failed: {r.store_failure}")
     if r.wedged:
         reasons.append(f"the coordinator is wedged: {r.wedged}")
     return reasons
@@ -75,6 +78,7 @@ def probe(
     stored_head: Callable[[], int | None],
     chain_head: Callable[[], int],
     wedged: Callable[[], str] = lambda: "",
+    store_failure: str = "",
 ) -> Readiness:
     """A Readiness from the coordinator's pieces. `stored_head` reads the ingested head height from the database
     (None before the first block): any exception it raises means the database is not reachable. `chain_head` is
@@ -84,9 +88,10 @@ def probe(
         stored = stored_head()
     except Exception as exc:  # noqa: BLE001 - any failure of the read is the answer "not reachable", not a bug
         return Readiness(database_up=False, database_error=f"{type(exc).__name__}: {exc}"[:300], last_pass_age_s=age,
-                         wedged=wedged())  # fmt: skip
+                         wedged=wedged(), store_failure=store_failure[:300])  # fmt: skip
     lag = max(0, chain_head() - (stored if stored is not None else -1))
-    return Readiness(database_up=True, last_pass_age_s=age, ingest_lag_blocks=lag, wedged=wedged())
+    return Readiness(database_up=True, last_pass_age_s=age, ingest_lag_blocks=lag, wedged=wedged(),
+                     store_failure=store_failure[:300])  # fmt: skip
 
 
 def _body(r: Readiness, reasons: Sequence[str]) -> dict[str, object]:
@@ -97,6 +102,7 @@ def _body(r: Readiness, reasons: Sequence[str]) -> dict[str, object]:
         "last_pass_age_s": r.last_pass_age_s,
         "ingest_lag_blocks": r.ingest_lag_blocks,
         "wedged": r.wedged or None,
+        "store_failure": r.store_failure or None,
     }
 
 

@@ -441,6 +441,13 @@ def build_registry(
             "assignments_total": s.assignments_total,
             "retries_total": s.retries_total,
             "operator": operator_ops.operator_status(store, params),  # params version, pending and applied changes
+            "outages": {
+                "count": len(s.outages),
+                "credited_s": sum(o.gap_s for o in s.outages),
+                "recent": [
+                    {"started_at": o.started_at, "ended_at": o.ended_at, "gap_s": o.gap_s} for o in s.outages[-10:]
+                ],
+            },
         }
 
     def register(p: RegisterParams, ctx: CallContext) -> Json:

@@ -235,6 +235,16 @@ FAMILIES: Final[tuple[Family, ...]] = (
         help="Chain head height minus the ingested head height; -1 while the database does not answer.",
     ),
     Family(
+        name="aicf_outages_total",
+        type=C,
+        help="Coordinator outages credited to the providers: gaps of more than 10 s without a successful pass.",
+    ),
+    Family(
+        name="aicf_outage_credited_seconds_total",
+        type=C,
+        help="Seconds of coordinator outage credited: not counted against leases, heartbeats or QoS.",
+    ),
+    Family(
         name="aicf_wedged",
         type=G,
         help="1 while the coordinator cannot go on by itself (a reorg below finality), else 0.",
@@ -322,6 +332,8 @@ class MetricsSnapshot:
     ready_limits: ReadyLimits = field(default_factory=ReadyLimits)
     queues_by_kind: Sequence[KindQueueMetrics] = ()
     trap_shortfalls: Sequence[TrapShortfallMetrics] = ()
+    outages_total: int = 0
+    outage_credited_s: int = 0
 
 
 Sample = tuple[tuple[tuple[str, str], ...], int]  # (label pairs, value)
@@ -397,6 +409,8 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
         add("aicf_last_pass_age_seconds", r.last_pass_age_s)
         add("aicf_ingest_lag_blocks", r.ingest_lag_blocks)
         add("aicf_wedged", bool(r.wedged))
+    add("aicf_outages_total", s.outages_total)
+    add("aicf_outage_credited_seconds_total", s.outage_credited_s)
     return out
 
 

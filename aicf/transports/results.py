@@ -231,6 +231,20 @@ class OperatorStatusOut(Out):
     applied: list[OperatorChangeOut]
 
 
+class OutageOut(Out):
+    started_at: Int
+    ended_at: Int
+    gap_s: UInt
+
+
+class OutagesOut(Out):
+    """Coordinator outages credited to the providers (time it could not act is not counted against them)."""
+
+    count: UInt
+    credited_s: UInt
+    recent: list[OutageOut]  # the last ten, oldest first
+
+
 class StatusOut(Out):
     now: Int
     head_height: Int
@@ -245,6 +259,7 @@ class StatusOut(Out):
     assignments_total: UInt
     retries_total: UInt
     operator: OperatorStatusOut
+    outages: OutagesOut | None = None
 
 
 class DeploymentOut(Out):

@@ -51,6 +51,7 @@ class Up:
     proc: "subprocess.Popen[str] | None" = None
     log: Path | None = None
     starts: int = 0
+    extra: tuple[str, ...] = ()  # more `aicf up` options (e.g. --no-providers)
 
     @property
     def url(self) -> str:
@@ -61,7 +62,7 @@ class Up:
         self.log = self.var.parent / f"up-{self.starts}.log"
         cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--db", self.db, "--var", str(self.var),
                "--port", str(self.port), "--params", str(self.params), "--models", self.models,
-               "--no-load"]  # fmt: skip
+               "--no-load", *self.extra]  # fmt: skip
         with self.log.open("w", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
                 cmd,

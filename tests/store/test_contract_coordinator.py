@@ -12,6 +12,7 @@ from aicf.core.encoding import canonical_cbor, tagged_hash
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import TREASURY, requester_account, stake_account
+from aicf.core.outages import Outage
 from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
@@ -1139,3 +1140,23 @@ def test_slash_totals_count_every_slash_by_reason(store: Store) -> None:
             count, amount = want.get(s.reason, (0, 0))
             want[s.reason] = (count + 1, amount + s.amount)
         assert tx.slash_totals() == want
+
+
+def test_record_outage_extends_the_leases_live_at_its_start_once_and_lists_it(store: Store) -> None:
+    outage = Outage(T + 30, T + 330)
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2))
+        assert tx.lease_job(lease(1, 1, granted=T), T)  # expires after the outage began: extended
+        assert tx.lease_job(lease(2, 1, granted=T - 100), T - 100)  # had run out before it began: not
+        assert tx.lease_job(lease(3, 2, granted=T), T)
+        assert tx.end_lease(lease(3, 2).lease_id, LeaseStatus.PROVED, T + 11)  # ended: not
+        before = {x.task_id: x.expires_at for x in tx.live_leases_granted_by(T + 1000, 10)}
+        assert tx.record_outage(outage) == 1
+        assert tx.record_outage(outage) is None  # the same outage again (a racing replica): nothing more
+        tx.commit()
+    with store.transaction() as tx:
+        after = {x.task_id: x.expires_at for x in tx.live_leases_granted_by(T + 1000, 10)}
+        assert after == {tid(1): before[tid(1)] + 300, tid(2): before[tid(2)]}
+        assert tx.leases_of_task(tid(3))[0].status is LeaseStatus.PROVED
+        assert tx.outages_since(T) == [outage]
+        assert tx.outages_since(T + 330) == []

@@ -32,7 +32,7 @@ def test_a_ready_coordinator_answers_200_on_both(ready_client: TestClient) -> No
     answer = ready_client.get("/readyz")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ready", "reasons": [], "database_up": True, "last_pass_age_s": 2,
-                             "ingest_lag_blocks": 1, "wedged": None}  # fmt: skip
+                             "ingest_lag_blocks": 1, "wedged": None, "store_failure": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -47,8 +47,11 @@ def test_a_ready_coordinator_answers_200_on_both(ready_client: TestClient) -> No
          "ingest is 13 blocks behind the chain (limit 12)"),
         (Readiness(database_up=True, last_pass_age_s=1, ingest_lag_blocks=0, wedged="reorg of 9 blocks below finality"),
          "the coordinator is wedged: reorg of 9 blocks below finality"),
+        (Readiness(database_up=True, last_pass_age_s=1, ingest_lag_blocks=0,
+                   store_failure="disk full: the SQLite database x.db cannot grow (disk I/O error)"),
+         "the last coordinator pass failed: disk full: the SQLite database x.db cannot grow (disk I/O error)"),
     ],
-    ids=["database-down", "no-pass-yet", "stale-pass", "ingest-lag", "wedged"],
+    ids=["database-down", "no-pass-yet", "stale-pass", "ingest-lag", "wedged", "pass-failed-disk-full"],
 )  # fmt: skip
 def test_each_reason_makes_readyz_503_and_healthz_stays_200(readiness: Readiness, says: str) -> None:
     with client_for(lambda: readiness) as c:

@@ -13,6 +13,19 @@ SELECT value FROM meta WHERE key = :key;
 INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
+-- name: outages_since
+-- Coordinator outages (aicf.core.outages) are meta rows 'outage:<started_at, 20 digits>' -> ended_at: few (one per
+-- restart or database outage), so a prefix scan of the primary key is enough.
+SELECT key, value FROM meta WHERE key LIKE 'outage:%' AND value > :since ORDER BY key;
+
+-- name: insert_outage
+-- One row per outage: a second transaction that found the same outage inserts nothing and credits nothing.
+INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING;
+
+-- name: credit_live_leases
+-- An outage credited: every lease still live when it began lives `gap` seconds longer.
+UPDATE leases SET expires_at = expires_at + :gap WHERE status = 'LIVE' AND expires_at > :started_at;
+
 -- name: head_block
 SELECT {blocks}
   FROM blocks ORDER BY height DESC LIMIT 1;
