@@ -2,15 +2,21 @@
 
 import threading
 from collections.abc import Mapping
+from typing import Protocol
 
-from aicf.chain.devnet import Devnet
 from aicf.core.chain import TxKind
+
+
+class Mempool(Protocol):
+    """What the writer needs of the devnet (aicf.chain.devnet.Devnet, or the replicas' shared one)."""
+
+    def submit(self, sender: bytes, kind: TxKind, body: Mapping[str, object]) -> bytes: ...
 
 
 class DevnetWriter:
     """Accepted proofs go into the devnet's mempool, from the coordinator's own address."""
 
-    def __init__(self, devnet: Devnet, lock: threading.Lock, sender: bytes) -> None:
+    def __init__(self, devnet: Mempool, lock: threading.Lock, sender: bytes) -> None:
         self.devnet, self.lock, self.sender = devnet, lock, sender
 
     def include_proof(self, body: Mapping[str, object]) -> None:
