@@ -36,6 +36,7 @@ from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service import reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
+from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import TrapOracle, TrapPrompt
@@ -391,8 +392,9 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
 
 def pin_shipped_roots(coord: Coordinator) -> list[RootRecord]:
     """The shipped vendor roots on a fresh store (from height 0; later runs: none). Two replicas starting at
-    once may both try: the loser's insert conflicts, and its second look finds the roots pinned."""
+    once may both try: the loser's insert conflicts (a version already stored), and its second look finds the
+    roots pinned; a root refused for any other reason is refused again."""
     try:
         return coord.trust.pin_defaults(shipped_vendor_roots())
-    except ConcurrentUpdateError:
+    except (ConcurrentUpdateError, InvalidRootError):
         return coord.trust.pin_defaults(shipped_vendor_roots())
