@@ -3,9 +3,10 @@
 Both replicas start at the same moment on the empty database (one sets it up), with one var folder (the same
 operator key, trap secret and token). Two real `aicf provider run` processes (minilm) talk to different replicas;
 two requesters send jobs through the CLI, one to each replica; one replica gets SIGKILL mid-run and is started
-again. Then every job is final (settled, or refunded in full), no lease of one (task, attempt) was granted twice,
-each task was paid once, both replicas report the same settlement roots, a store fed only the shared chain writes
-the same batches, and `aicf db verify` passes.
+again, and then every PostgreSQL connection is terminated. Then every job is final (settled, or refunded in
+full), no lease of one (task, attempt) was granted twice, each task was paid once, both replicas report the same
+settlement roots, a store fed only the shared chain writes the same batches, `aicf db verify` passes and both
+replicas are still running. About two minutes on an idle 2-core machine.
 """
 
 import json
@@ -86,6 +87,19 @@ def jobs_in(url: str, statuses: frozenset[JobStatus]) -> int:
         store.close()
 
 
+def terminate_connections(url: str) -> int:
+    """pg_terminate_backend on every other connection to the test's database: the replicas must reconnect."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
 def test_two_serve_replicas_share_one_coordinator_through_a_sigkill(database: str, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     params_file = tmp_path / "params.toml"
@@ -123,6 +137,7 @@ def test_two_serve_replicas_share_one_coordinator_through_a_sigkill(database: st
         assert a.kill(signal.SIGKILL) == -signal.SIGKILL  # mid-run: jobs leased, others queued
         sent += [(b, bob, tx) for tx in send_jobs(b, bob, "bob-alone", 2)]
         a.start()
+        assert terminate_connections(database) > 0  # every replica's and provider-facing pool loses its connections
         sent += [(b, alice, tx) for tx in send_jobs(a, alice, "alice-again", 2)]
 
         records = []
@@ -172,6 +187,7 @@ def test_two_serve_replicas_share_one_coordinator_through_a_sigkill(database: st
         )  # fmt: skip
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert verified.stdout.strip().endswith("ok")
+        assert [replica.proc.poll() for replica in (a, b) if replica.proc is not None] == [None, None]  # survived
     finally:
         for p in providers:
             p.kill()
