@@ -235,6 +235,10 @@ class SystemConfig:
 CHAINS = ("devnet",)  # what SystemConfig.chain may name; the EVM backend adds its own
 
 
+class UnknownChainError(AicfError):
+    """SystemConfig.chain names a chain this build does not follow."""
+
+
 class DeploymentMismatchError(AicfError):
     """This process's operator key, trap secret or operator token is not the one the database was set up with."""
 
@@ -270,7 +274,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     clock = clock or WallClock()
     var, model_digests = config.var, config.model_digests
     if config.chain not in CHAINS:
-        raise AicfError(f"unknown chain {config.chain!r}: this build follows {', '.join(CHAINS)}")
+        raise UnknownChainError(f"unknown chain {config.chain!r}: this build follows {', '.join(CHAINS)}")
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
     token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
