@@ -243,10 +243,12 @@ class DeploymentMismatchError(AicfError):
     """This process's operator key, trap secret or operator token is not the one the database was set up with."""
 
 
-IDENTITY = (  # meta key, what it fingerprints (SPEC §15: every replica of one coordinator holds the same three)
+# meta key, what it fingerprints: the secrets whose change would corrupt what is stored (grants and acceptances
+# signed by another key, trap seeds committed under another secret). The operator token is not among them: it
+# only opens operator calls, and rotating it is a restart with a new one (docs/DECISIONS.md, issue 13).
+IDENTITY = (
     ("deployment:operator_key", "operator key (operator.key)"),
     ("deployment:trap_secret", "trap secret (trap.secret)"),
-    ("deployment:operator_token", "operator token (operator.token or $AICF_OPERATOR_TOKEN)"),
 )
 
 
@@ -256,8 +258,8 @@ def fingerprint(key: str, secret: bytes) -> int:
 
 
 def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
-    """Record the fingerprints of the operator key, trap secret and operator token on a database set up for the
-    first time (or by an aicf from before they were recorded); refuse a process whose own differ."""
+    """Record the fingerprints of the operator key and trap secret on a database set up for the first time (or
+    by an aicf from before they were recorded); refuse a process whose own differ, writing nothing."""
     for (key, what), secret in zip(IDENTITY, secrets, strict=True):
         mine, kept = fingerprint(key, secret), tx.get_meta(key)
         if kept is None:
@@ -265,7 +267,7 @@ def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
         elif kept != mine:
             raise DeploymentMismatchError(
                 f"this database was set up with another {what}: every replica of one coordinator needs the same "
-                "operator.key, trap.secret and operator token; copy them from the first replica's --var folder"
+                "operator.key and trap.secret; copy them from the first replica's --var folder"
             )
 
 
@@ -282,7 +284,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    identity = (public_bytes(operator_key), trap_secret, token.value.encode())
+    identity = (public_bytes(operator_key), trap_secret)
     # The devnet lives in the coordinator's store, shared by every process on it (aicf serve replicas): a restart
     # on the same database resumes the same chain, and the config below only shapes a new one (a kept chain
     # keeps its own genesis time, interval and issuance). Genesis and the deployment's fingerprints are written

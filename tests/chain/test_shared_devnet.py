@@ -6,6 +6,7 @@ used on both; a reorg made by one is followed by the other. The PostgreSQL form 
 starts) is in tests/e2e/test_serve_setup.py and tests/e2e/test_serve.py.
 """
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicf.bootstrap.shared_devnet import SharedDevnet
-from aicf.bootstrap.system import DeploymentMismatchError, SystemConfig, build_system
+from aicf.bootstrap.system import IDENTITY, DeploymentMismatchError, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.chain.devnet import DevnetConfig
 from aicf.client.signing import public_key_bytes
@@ -114,38 +115,30 @@ def test_a_refused_setup_writes_nothing_and_the_next_start_sets_the_database_up(
     assert SharedDevnet(stores[1], CONFIG).head_height() == 0
 
 
-def test_a_replica_with_another_operator_key_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+def test_a_replica_with_another_operator_key_or_trap_secret_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     clock = FakeClock(GENESIS)
     store = SqliteStore(str(tmp_path / "aicf.db"))
+
+    def start(var: Path, token: str = "t" * 32) -> None:
+        build_system(store, devnet_params(), SystemConfig(var=var, model_digests={}, operator_token=token), clock=clock)
+
+    def state() -> tuple[object, dict[str, int], list[int | None]]:
+        with store.transaction() as tx:
+            return tx.snapshot(), tx.devnet_meta(), [tx.get_meta(k) for k, _ in IDENTITY]
+
     try:
-        first = SystemConfig(var=tmp_path / "one", model_digests={}, operator_token="t" * 32)
-        build_system(store, devnet_params(), first, clock=clock)
-        with store.transaction() as tx:
-            before = tx.snapshot(), tx.devnet_meta(), [tx.get_meta(k) for k in ("deployment:operator_key",)]
-        # the same keys (a copied var folder) join; another operator key or token is refused in one line
-        build_system(
-            store,
-            devnet_params(),
-            SystemConfig(var=tmp_path / "one", model_digests={}, operator_token="t" * 32),
-            clock=clock,
-        )
+        start(tmp_path / "one")
+        before = state()
+        assert None not in before[2]
+        start(tmp_path / "one")  # the same files (a copied var folder) join
+        start(tmp_path / "one", token="u" * 32)  # a rotated operator token is no other deployment
+        assert state() == before
         with pytest.raises(DeploymentMismatchError, match="set up with another operator key"):
-            build_system(
-                store,
-                devnet_params(),
-                SystemConfig(var=tmp_path / "two", model_digests={}, operator_token="t" * 32),
-                clock=clock,
-            )
-        with pytest.raises(DeploymentMismatchError, match="set up with another operator token"):
-            build_system(
-                store,
-                devnet_params(),
-                SystemConfig(var=tmp_path / "one", model_digests={}, operator_token="u" * 32),
-                clock=clock,
-            )
-        with store.transaction() as tx:
-            after = tx.snapshot(), tx.devnet_meta(), [tx.get_meta(k) for k in ("deployment:operator_key",)]
-        assert after == before
-        assert before[2][0] is not None
+            start(tmp_path / "two")
+        (tmp_path / "three").mkdir()
+        shutil.copy(tmp_path / "one" / "operator.key", tmp_path / "three" / "operator.key")
+        with pytest.raises(DeploymentMismatchError, match="set up with another trap secret"):
+            start(tmp_path / "three")  # the right key, another trap secret
+        assert state() == before
     finally:
         store.close()
