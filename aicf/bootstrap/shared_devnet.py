@@ -96,10 +96,16 @@ class SharedDevnet:
         meta = tx.devnet_meta()
         if not meta and create:
             self._net = Devnet(self.wanted, journal=self._journal)  # genesis, journaled in this transaction
-        elif self._net is None or not self._net.follow(
-            meta, tx.devnet_blocks_above(self._net.head_height()), tx.devnet_mempool()
-        ):
-            self._net = Devnet.resume(self._journal, self.wanted)
+            return self._net
+        net = self._net
+        if net is not None:
+            blocks = tx.devnet_blocks_above(net.head_height())
+            counters = (meta.get("next_seq", 0), meta.get("nonce", 0), meta.get("reorgs", 0))
+            if not blocks and counters == (net.next_seq, net.nonce, net.reorgs):
+                return net  # nothing sent, mined or reorganized elsewhere: the mempool is as this process left it
+            if net.follow(meta, blocks, tx.devnet_mempool()):
+                return net
+        self._net = Devnet.resume(self._journal, self.wanted)
         return self._net
 
     def refresh(self) -> Devnet:
