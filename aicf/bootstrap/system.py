@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, default_trap_corpus
+from aicf.bootstrap.chains import check_chain
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.bootstrap.shared_devnet import SharedDevnet
 from aicf.chain.devnet import DevnetConfig
@@ -229,14 +230,7 @@ class SystemConfig:
     operator_token: str | None = None
     trap_oracle: TrapOracle | None = None
     trap_corpus: Sequence[TrapPrompt] | None = None
-    chain: str = "devnet"  # the chain the node follows: the embedded devnet kept in the store (CHAINS)
-
-
-CHAINS = ("devnet",)  # what SystemConfig.chain may name; the EVM backend adds its own
-
-
-class UnknownChainError(AicfError):
-    """SystemConfig.chain names a chain this build does not follow."""
+    chain: str = "devnet"  # the chain the node follows: the embedded devnet kept in the store (chains.CHAINS)
 
 
 class DeploymentMismatchError(AicfError):
@@ -275,8 +269,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     """The whole system on one store, reading `clock` (default: the wall clock)."""
     clock = clock or WallClock()
     var, model_digests = config.var, config.model_digests
-    if config.chain not in CHAINS:
-        raise UnknownChainError(f"unknown chain {config.chain!r}: this build follows {', '.join(CHAINS)}")
+    check_chain(config.chain)
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
     token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aicf.bootstrap.adapters import quiet_model_loading, start_threads
+from aicf.bootstrap.chains import check_chain
 from aicf.bootstrap.stores import DB_ENV, check_url, open_store, sqlite_path
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
@@ -170,10 +171,7 @@ def start_up(
     params = load_params(config.params_file)  # 1
     url = config.db_url or os.environ.get(DB_ENV) or f"sqlite:///{config.var / 'aicf.db'}"
     check_url(url)  # 2
-    from aicf.bootstrap.system import CHAINS
-
-    if config.chain not in CHAINS:
-        raise StartupError(f"unknown chain {config.chain!r}: this build follows {', '.join(CHAINS)} (--chain)")
+    check_chain(config.chain)
     if config.replica and not url.startswith(("postgresql://", "postgres://")):
         raise StartupError(
             f"aicf serve needs PostgreSQL (--db postgresql://user@host:port/db), not {url!r}: its replicas share one "
