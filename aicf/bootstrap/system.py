@@ -234,7 +234,7 @@ class SystemConfig:
 
 
 class DeploymentMismatchError(AicfError):
-    """This process's operator key, trap secret or operator token is not the one the database was set up with."""
+    """This process's operator key or trap secret is not the one the database was set up with."""
 
 
 # meta key, what it fingerprints: the secrets whose change would corrupt what is stored (grants and acceptances
@@ -272,11 +272,6 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     check_chain(config.chain)
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
-    token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
-        OperatorToken(value=config.operator_token, source="the caller")
-        if config.operator_token is not None
-        else load_or_create_operator_token(var, os.environ)
-    )
     identity = (public_bytes(operator_key), trap_secret)
     # The devnet lives in the coordinator's store, shared by every process on it (aicf serve replicas): a restart
     # on the same database resumes the same chain, and the config below only shapes a new one (a kept chain
@@ -312,6 +307,11 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     pinned = pin_shipped_roots(coord)
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
+    token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
+        OperatorToken(value=config.operator_token, source="the caller")
+        if config.operator_token is not None
+        else load_or_create_operator_token(var, os.environ)
+    )
     registry = build_registry(coord, store, clock, params, collateral=watch, chain_id=devnet.chain_id)
 
     def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
