@@ -14,7 +14,7 @@ message saying how far it got once `--limit-s` wall seconds have passed.
    batch settled. Only the coordinator's work is timed (ingest, match, heartbeat + proof, settlement ingest);
    mining the devnet is not. On SQLite (a tmp file) beside a bare SQLite queue (batch 1 and 100), and on
    PostgreSQL (a fresh schema) beside a bare SKIP LOCKED queue (1 and 2 workers, batch 1 and 100).
-2. PostgreSQL with 1 and 2 (`--replicas`) replica processes (`python -m aicf.devtools.replica`, a scaled clock of 10
+2. PostgreSQL with 1 and 2 (`--replicas`) replica processes (`python benchmarks/replica.py`, a scaled clock of 10
    virtual s per wall s, replica i serving providers i mod n): wall time from the first lease to every job past
    SUBMITTED (the coordinator-bound part), beside the SKIP LOCKED queue with as many workers; the time to every
    job SETTLED (which waits for blocks, the epoch boundary and its finality: chain time, not work) is noted.
@@ -27,7 +27,7 @@ message saying how far it got once `--limit-s` wall seconds have passed.
    timed per call (one assignment each), and `match(limit=500)` per assignment (the pass amortizes the
    provider scan).
 
-Params as in aicf.devtools.replica: Γ = 1,000,000 (a provider's bucket admits its 4 leases in one pass), devnet
+Params as in benchmarks/replica.py: Γ = 1,000,000 (a provider's bucket admits its 4 leases in one pass), devnet
 issuance 10^12 per block (the budget throttle is off), epochs of 60 s, availability not checked.
 """
 
@@ -47,12 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reference import PG_DSN, bare_pg_queue, bare_sqlite_queue, fmt_ratio, fmt_spread, interleave, load_average, rounds
-
-from aicf.chain.devnet import Devnet, DevnetConfig
-from aicf.core.chain import TxKind
-from aicf.core.clock import FixedClock
-from aicf.core.jobs import JobStatus
-from aicf.devtools.replica import (
+from replica import (
     GENESIS,
     MODEL,
     PARAMS,
@@ -64,6 +59,11 @@ from aicf.devtools.replica import (
     provider_key,
     public_key,
 )
+
+from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.core.chain import TxKind
+from aicf.core.clock import FixedClock
+from aicf.core.jobs import JobStatus
 from aicf.service.coordinator import Capabilities
 from aicf.service.ingest import ingest_available
 from aicf.service.proof_groups import MAX_PROOF_GROUP
@@ -367,8 +367,7 @@ def replica_run(jobs: int, providers: int, n: int, notes: list[str]) -> float:
     url = _pg_url(schema)
     cmd = [
         sys.executable,
-        "-m",
-        "aicf.devtools.replica",
+        str(Path(__file__).with_name("replica.py")),
         "--db",
         url,
         "--jobs",

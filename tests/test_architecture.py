@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aicf.provider": frozenset({"aicf.core", "aicf.provider", "aicf.client"}),
     "aicf.client": frozenset({"aicf.core", "aicf.client"}),
     "aicf.bootstrap": frozenset({"aicf"}),  # the composition root may wire anything
-    "aicf.devtools": frozenset({"aicf"}),  # harnesses: the demo load, the reference providers, the replica
+    "aicf.devtools": frozenset({"aicf"}),  # harnesses: the demo load and the reference providers of `aicf up`
 }
 # Single modules allowed one more import than their layer: the CLI entrypoint starts the composed app.
 EXTRA_IMPORTS: dict[str, frozenset[str]] = {"aicf/transports/cli.py": frozenset({"aicf.bootstrap"})}
@@ -356,9 +356,9 @@ def test_checker_rejects_the_product_importing_the_devtools(tmp_path: Path) -> N
         tmp_path,
         {
             "aicf/bootstrap/system.py": "from aicf.devtools.demo import DemoRequesters\n",
-            "aicf/transports/cli.py": "from aicf.devtools import replica\n",
+            "aicf/transports/cli.py": "from aicf.devtools import demo\n",
             "aicf/bootstrap/up.py": "from aicf.devtools.providers import start_reference_providers\n",
-            "aicf/devtools/replica.py": "from aicf.devtools.demo import BELL\n",
+            "aicf/devtools/providers.py": "from aicf.devtools.demo import BELL\n",
         },
     )
     problems = check_tree(root)
@@ -393,3 +393,14 @@ def test_checker_rejects_sleeping_tests_however_sleep_is_imported(tmp_path: Path
     assert problems[0].startswith("tests/sub/test_b.py:3:")
     assert problems[1].startswith("tests/test_a.py:3:")
     assert problems[2].startswith("tests/test_c.py:1:")
+
+
+def test_the_replica_harness_is_a_benchmark_tool_outside_the_product_package() -> None:
+    """Issue 13: the product's replica is `aicf serve`; the harness with simulated providers is benchmarks'."""
+    assert (ROOT / "benchmarks" / "replica.py").is_file()
+    mentions = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "aicf").rglob("*.py"))
+        if "devtools.replica" in p.read_text(encoding="utf-8") or p.name == "replica.py"
+    ]
+    assert mentions == []

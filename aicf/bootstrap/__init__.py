@@ -2,9 +2,11 @@
 
 One function per running shape, each from a config object:
 - `coordinator.build_coordinator(CoordinatorConfig, store=, clock=, chain_writer=)`: the coordinator every shape
-  runs (`aicf up`, a replica, the test harnesses);
-- `system.build_system(store, params, SystemConfig)`: the node `aicf up` serves (devnet, coordinator, API);
-- `up.start_up(UpConfig, say)`: `aicf up` itself, start-up checks first;
+  runs (`aicf up`, `aicf serve`, the test harnesses);
+- `system.build_system(store, params, SystemConfig)`: the node `aicf up` and `aicf serve` serve (the chain named
+  by `SystemConfig.chain`, coordinator, API); `shared_devnet.SharedDevnet` is the devnet every process on one
+  database shares;
+- `up.start_up(UpConfig, say)`: `aicf up` and `aicf serve` (UpConfig.replica) themselves, start-up checks first;
 - `stores.open_store(url)` and `scenario.run_scenario(...)`: the `aicf db` and `aicf devnet` commands.
-The replica harness (`aicf.devtools.replica`) builds its coordinator through `build_coordinator` too.
+The replica harness (benchmarks/replica.py) builds its coordinator through `build_coordinator` too.
 """

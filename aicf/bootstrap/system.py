@@ -18,26 +18,30 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
+from aicf.bootstrap.chains import check_chain
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
-from aicf.chain.devnet import Devnet, DevnetConfig
+from aicf.bootstrap.shared_devnet import SharedDevnet
+from aicf.chain.devnet import DevnetConfig
 from aicf.chain.devnet_writer import DevnetWriter, NoOperatorKeyError
 from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash
+from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
+from aicf.core.trust import RootRecord
 from aicf.core.txs import SignedTx, address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service import operator_ops, reads, requesters
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
+from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.traps import TrapOracle, TrapPrompt
-from aicf.store.devnet_journal import StoreDevnetJournal
-from aicf.store.interface import Store, StoreUnavailableError, read_transaction
+from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
@@ -65,7 +69,7 @@ PASS_ERROR_LOG_EVERY_S = 30  # a database failure that lasts is logged again thi
 class System:
     store: Store
     params: Params
-    devnet: Devnet
+    devnet: SharedDevnet
     clock: Clock
     coord: Coordinator
     operator_key: Ed25519PrivateKey
@@ -250,24 +254,62 @@ class SystemConfig:
     operator_token: str | None = None
     trap_oracle: TrapOracle | None = None
     trap_corpus: Sequence[TrapPrompt] | None = None
+    chain: str = "devnet"  # the chain the node follows: the embedded devnet kept in the store (chains.CHAINS)
+
+
+class DeploymentMismatchError(AicfError):
+    """This process's operator key or trap secret is not the one the database was set up with."""
+
+
+# meta key, what it fingerprints: the secrets whose change would corrupt what is stored (grants and acceptances
+# signed by another key, trap seeds committed under another secret). The operator token is not among them: it
+# only opens operator calls, and rotating it is a restart with a new one (docs/DECISIONS.md, issue 13).
+IDENTITY = (
+    ("deployment:operator_key", "operator key (operator.key)"),
+    ("deployment:trap_secret", "trap secret (trap.secret)"),
+)
+
+
+def fingerprint(key: str, secret: bytes) -> int:
+    """63 bits of a tagged hash: enough to tell two secrets apart, nothing to recover one from."""
+    return int.from_bytes(tagged_hash("aicf/deployment/fingerprint/v1", key.encode(), secret)[:8], "big") >> 1
+
+
+def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
+    """Record the fingerprints of the operator key and trap secret on a database set up for the first time (or
+    by an aicf from before they were recorded); refuse a process whose own differ, writing nothing."""
+    for (key, what), secret in zip(IDENTITY, secrets, strict=True):
+        mine, kept = fingerprint(key, secret), tx.get_meta(key)
+        if kept is None:
+            tx.set_meta(key, mine)
+        elif kept != mine:
+            raise DeploymentMismatchError(
+                f"this database was set up with another {what}: every replica of one coordinator needs the same "
+                "operator.key and trap.secret; copy them from the first replica's --var folder"
+            )
 
 
 def build_system(store: Store, params: Params, config: SystemConfig, *, clock: Clock | None = None) -> System:
     """The whole system on one store, reading `clock` (default: the wall clock)."""
     clock = clock or WallClock()
     var, model_digests = config.var, config.model_digests
+    check_chain(config.chain)
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
-    # The devnet lives in the coordinator's store: a restart on the same database resumes the same chain, and
-    # the config below only shapes a new one (a kept chain keeps its own genesis time, interval and issuance).
-    devnet = Devnet.resume(
-        StoreDevnetJournal(store),
+    identity = (public_bytes(operator_key), trap_secret)
+    # The devnet lives in the coordinator's store, shared by every process on it (aicf serve replicas): a restart
+    # on the same database resumes the same chain, and the config below only shapes a new one (a kept chain
+    # keeps its own genesis time, interval and issuance). Genesis and the deployment's fingerprints are written
+    # in one transaction under the devnet lock: two replicas starting at once, or one killed, set it up once.
+    devnet = SharedDevnet(
+        store,
         DevnetConfig(
             genesis_time=clock.now() - config.devnet_interval_s,
             interval_s=config.devnet_interval_s,
             issuance=config.devnet_issuance,
             finality_depth=params.finality_depth,
         ),
+        setup=lambda tx: check_identity(tx, identity),
     )
     devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     lock = threading.Lock()
@@ -287,7 +329,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         clock=clock,
         chain_writer=(writer := DevnetWriter(devnet, lock, coordinator_address, operator_key)),
     )
-    pinned = coord.trust.pin_defaults(shipped_vendor_roots())  # a fresh store: from height 0; later runs: none
+    pinned = pin_shipped_roots(coord)
     if pinned:
         log.info("pinned %d shipped vendor roots: %s", len(pinned), ", ".join(f"{r.vendor}/{r.name}" for r in pinned))
     token = (  # from the caller, else $AICF_OPERATOR_TOKEN, else var/operator.token (created 0600): never printed
@@ -379,3 +421,13 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     )
     holder["system"] = system
     return system
+
+
+def pin_shipped_roots(coord: Coordinator) -> list[RootRecord]:
+    """The shipped vendor roots on a fresh store (from height 0; later runs: none). Two replicas starting at
+    once may both try: the loser's insert conflicts (a version already stored), and its second look finds the
+    roots pinned; a root refused for any other reason is refused again."""
+    try:
+        return coord.trust.pin_defaults(shipped_vendor_roots())
+    except (ConcurrentUpdateError, InvalidRootError):
+        return coord.trust.pin_defaults(shipped_vendor_roots())

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aicf.bootstrap.adapters import quiet_model_loading, start_threads
+from aicf.bootstrap.chains import check_chain
 from aicf.bootstrap.stores import DB_ENV, check_url, open_store, sqlite_path
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
@@ -57,6 +58,8 @@ class UpConfig:
     load: bool = True
     duration_s: int | None = None
     serve_models: Sequence[str] | None = None
+    replica: bool = False  # `aicf serve`: PostgreSQL only, the models loaded though no provider runs here
+    chain: str = "devnet"  # the chain the node follows (aicf.bootstrap.system.CHAINS)
 
 
 class StartupError(AicfError):
@@ -168,6 +171,12 @@ def start_up(
     params = load_params(config.params_file)  # 1
     url = config.db_url or os.environ.get(DB_ENV) or f"sqlite:///{config.var / 'aicf.db'}"
     check_url(url)  # 2
+    check_chain(config.chain)
+    if config.replica and not url.startswith(("postgresql://", "postgres://")):
+        raise StartupError(
+            f"aicf serve needs PostgreSQL (--db postgresql://user@host:port/db), not {url!r}: its replicas share one "
+            "database; for one process on SQLite run `aicf up --no-providers --no-load`"
+        )
     sock = bind_api(config.host, config.port)  # 3
     created = _Created(config.var, sqlite_path(url))
     try:
@@ -209,8 +218,9 @@ def launch(
 
     wanted = DEFAULT_MODELS if config.serve_models is None else tuple(config.serve_models)
     models = [m for m in wanted if m in params.model_weights]
-    digests = load_models(models, say, time.monotonic, runner_for) if config.providers or config.load else {}  # 5
-    system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests))
+    with_models = config.providers or config.load or config.replica  # a replica's providers run elsewhere
+    digests = load_models(models, say, time.monotonic, runner_for) if with_models else {}  # 5
+    system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests, chain=config.chain))
     with store.transaction() as tx:
         stored_genesis = tx.block_at(0)
     genesis = system.devnet.block_at(0)
@@ -239,12 +249,13 @@ def launch(
         demo = DemoRequesters(system=system, models=served)
         start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
     resumed = system.devnet.head_height()
-    say(f"aicf is up: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
+    what = "aicf serve (one coordinator replica; no providers, no demo load)" if config.replica else "aicf is up"
+    say(f"{what}: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
     say(f"point the CLI at it: export AICF_URL={url}   (or pass --url {url}); try: aicf request --help")
     if resumed > 1:
         say(f"resumed the devnet chain {system.devnet.chain_id} at height {resumed} from the database")
     say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token in {system.operator_token_source}")
-    why_none = "install the models extra" if config.providers or config.load else "no providers in this run"
+    why_none = "install the models extra" if with_models else "no providers in this run"
     say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
 
     def stop() -> None:

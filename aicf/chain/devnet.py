@@ -146,6 +146,29 @@ class Devnet:
             raise DevnetError("the devnet blocks in the database do not form one chain from genesis")
         return net
 
+    def follow(self, meta: Mapping[str, int], blocks: Sequence[bytes], pending: Sequence[tuple[int, bytes]]) -> bool:
+        """Catch up with what another process on the same journal wrote since this devnet last read it (issue 13:
+        `aicf serve` replicas share one chain): `blocks` are the journal's blocks above this head, `pending` its
+        whole mempool, `meta` its counters. Returns False, changing nothing, when the journal's chain does not
+        extend this one (a reorg there): resume from the journal instead."""
+        new = [decode_block(b) for b in blocks]
+        if meta.get("reorgs", 0) != self.reorgs or meta.get("chain_id", self.config.chain_id) != self.config.chain_id:
+            return False
+        parent = self.blocks[-1]
+        for block in new:
+            if block.height != parent.height + 1 or block.parent != parent.hash:
+                return False
+            parent = block
+        self.blocks.extend(new)
+        for block in new:
+            self._index(block)
+        self.mempool = [decode_pending(seq, p) for seq, p in pending]
+        self.nonce, self.next_seq = meta.get("nonce", 0), meta.get("next_seq", 0)
+        self.account_nonces = {
+            bytes.fromhex(k.removeprefix(NONCE_PREFIX)): v for k, v in meta.items() if k.startswith(NONCE_PREFIX)
+        }
+        return True
+
     # -- ChainView ---------------------------------------------------------------------------------------
     @property
     def chain_id(self) -> int:

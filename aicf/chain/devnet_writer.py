@@ -3,11 +3,11 @@ into its mempool."""
 
 import threading
 from collections.abc import Mapping
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from aicf.chain.devnet import Devnet
 from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError
 from aicf.core.txs import SignedTx, address_of, tx_signing_digest
@@ -26,12 +26,25 @@ def sign_operator_tx(key: Ed25519PrivateKey, chain_id: int, nonce: int, body: Ma
     )
 
 
+class Mempool(Protocol):
+    """What the writer needs of the devnet (aicf.chain.devnet.Devnet, or the replicas' shared one)."""
+
+    def submit(self, sender: bytes, kind: TxKind, body: Mapping[str, object]) -> bytes: ...
+
+    @property
+    def chain_id(self) -> int: ...
+
+    def next_nonce(self, sender: bytes) -> int: ...
+
+    def send(self, tx: SignedTx) -> bytes: ...
+
+
 class DevnetWriter:
     """Accepted proofs go into the devnet's mempool, from the coordinator's own address; operator transactions
     are signed with the operator key (when the writer has it) and sent like a requester's."""
 
     def __init__(
-        self, devnet: Devnet, lock: threading.Lock, sender: bytes, operator_key: Ed25519PrivateKey | None = None
+        self, devnet: Mempool, lock: threading.Lock, sender: bytes, operator_key: Ed25519PrivateKey | None = None
     ) -> None:
         self.devnet, self.lock, self.sender, self.operator_key = devnet, lock, sender, operator_key
 

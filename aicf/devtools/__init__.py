@@ -2,5 +2,6 @@
 
 The one exception is `aicf up` (aicf.bootstrap.up): its embedded defaults include the reference providers
 (`providers.start_reference_providers`) and a demo load (`demo.DemoRequesters`), so it starts them from here.
-`python -m aicf.devtools.replica` runs a coordinator replica on a shared PostgreSQL (docs/REPLICAS.md).
+The replica harness is a benchmark tool outside the package (benchmarks/replica.py, docs/REPLICAS.md); the
+product's replica is `aicf serve` (docs/DEPLOY.md).
 """

@@ -17,6 +17,13 @@ class DevnetTx(Protocol):
     def devnet_blocks(self) -> list[bytes]:
         """Every kept block, by height from 0."""
 
+    def devnet_blocks_above(self, height: int) -> list[bytes]:
+        """The kept blocks above `height`, by height (a replica catching up with what another one mined)."""
+
+    def lock_devnet(self) -> None:
+        """Serialize the devnet's writers across coordinator replicas until this transaction ends (SPEC's
+        devnet has one chain: one replica mines a due block, the others follow the journal)."""
+
     def put_devnet_blocks(self, blocks: Sequence[tuple[int, bytes]]) -> None:
         """Raises ConcurrentUpdateError if a height is already kept."""
 

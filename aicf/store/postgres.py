@@ -128,6 +128,9 @@ class PostgresTx(SqlTx):
         row = self._one("try_lock_ingest", {})
         return row is not None and bool(row[0])
 
+    def lock_devnet(self) -> None:
+        self._exec("lock_devnet", {})
+
     # -- bulk paths --------------------------------------------------------------------------------------
     def insert_jobs(self, jobs: Sequence[Job]) -> None:
         if jobs:

@@ -66,6 +66,9 @@ class SqlTx(SqlTrustTx, ABC):
     def lock_ingest(self, *, wait: bool = True) -> bool:
         return True  # SQLite: one writer at a time already
 
+    def lock_devnet(self) -> None:
+        return None  # SQLite: one writer at a time already (BEGIN IMMEDIATE)
+
     # -- meta ------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> int | None:
         row = self._one("get_meta", {"key": key})
@@ -102,6 +105,9 @@ class SqlTx(SqlTrustTx, ABC):
 
     def devnet_blocks(self) -> list[bytes]:
         return [rows._b(r[0]) for r in self._all("devnet_blocks", {})]
+
+    def devnet_blocks_above(self, height: int) -> list[bytes]:
+        return [rows._b(r[0]) for r in self._all("devnet_blocks_above", {"height": height})]
 
     def put_devnet_blocks(self, blocks: Sequence[tuple[int, bytes]]) -> None:
         self._many("put_devnet_block", [{"height": h, "data": d} for h, d in blocks])

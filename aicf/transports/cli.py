@@ -153,6 +153,44 @@ def up_command(
         raise typer.Exit(1) from None
 
 
+@app.command("serve")
+def serve_command(
+    db: Annotated[str | None, typer.Option("--db", help=f"postgresql://… shared by every replica (${DB_ENV})")] = None,
+    host: Annotated[str, typer.Option(help="Where the API listens")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    var: Annotated[
+        Path, typer.Option(help="Folder of operator.key, trap.secret, operator.token: the same on every replica")
+    ] = Path("var"),
+    params_file: Annotated[Path | None, typer.Option("--params", help="A TOML params file")] = None,
+    chain: Annotated[str, typer.Option(help="The chain: devnet (embedded, kept in the database)")] = "devnet",
+    duration: Annotated[int | None, typer.Option(help="Stop after this many seconds")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Real models providers may serve: a comma list, or 'none' (default: all)")
+    ] = None,
+) -> None:
+    """Run one coordinator replica (API, ingest, leasing, proofs, settlement) on a shared PostgreSQL: no
+    providers, no demo load. Several on one database are one coordinator (docs/DEPLOY.md)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = UpConfig(
+        db_url=db,
+        host=host,
+        port=port,
+        var=var,
+        params_file=params_file,
+        providers=False,
+        load=False,
+        duration_s=duration,
+        serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
+        replica=True,
+        chain=chain,
+    )
+    try:
+        start_up(config, lambda text: out.print(text, markup=False))
+    except AicfError as exc:  # a start-up check failed: one line, nothing left behind
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
 def main() -> None:
     try:
         app()

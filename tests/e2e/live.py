@@ -41,13 +41,15 @@ def free_port() -> int:
 
 @dataclass
 class Up:
-    """One `aicf up` process on a database and a var folder that outlive it."""
+    """One `aicf up` (or, with command "serve", one `aicf serve` replica) process on a database and a var folder
+    that outlive it."""
 
     db: str
     var: Path
     params: Path
     models: str
     port: int = field(default_factory=free_port)
+    command: str = "up"
     proc: "subprocess.Popen[str] | None" = None
     log: Path | None = None
     starts: int = 0
@@ -59,10 +61,12 @@ class Up:
 
     def start(self, timeout_s: float = 180.0) -> None:
         self.starts += 1
-        self.log = self.var.parent / f"up-{self.starts}.log"
-        cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--db", self.db, "--var", str(self.var),
-               "--port", str(self.port), "--params", str(self.params), "--models", self.models,
-               "--no-load", *self.extra]  # fmt: skip
+        self.log = self.var.parent / f"{self.command}-{self.port}-{self.starts}.log"
+        cmd = [sys.executable, "-m", "aicf.transports.cli", self.command, "--db", self.db, "--var", str(self.var),
+               "--port", str(self.port), "--params", str(self.params), "--models", self.models]  # fmt: skip
+        if self.command == "up":
+            cmd.append("--no-load")
+        cmd += self.extra
         with self.log.open("w", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
                 cmd,

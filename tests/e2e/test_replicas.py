@@ -1,6 +1,7 @@
 """Coordinator replicas on one PostgreSQL database, as real processes (issue 5, item 6).
 
-Three `python -m aicf.devtools.replica` processes share a fresh schema: the chain (a devnet kept in the database), the
+Three `python benchmarks/replica.py` processes (the harness lives with the benchmarks, outside the package)
+share a fresh schema: the chain (a devnet kept in the database), the
 store and the simulated providers. One is killed with SIGKILL while jobs are in flight; the other two finish.
 Afterwards no task was leased twice in one attempt, no task was paid twice, every job settled, the audit passes,
 and a store fed only the shared chain writes the same batches.
@@ -13,17 +14,19 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from replica_harness import HARNESS, replica_harness
 from store.backends import PG_DSN, drop_schema, memory_store, new_schema, pg_url, require_postgres
 
 from aicf.chain.devnet import DevnetConfig
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.devtools.replica import GENESIS, INTERVAL_S, PARAMS, SharedChain, operator_key, public_key, wait_for_jobs
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.store.postgres import PostgresStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # replica subprocesses for tens of seconds
+
+replica = replica_harness()
 
 JOBS = 200
 SEED = 3
@@ -45,7 +48,7 @@ LIMIT_S = 150
 
 
 def _replica(url: str) -> "subprocess.Popen[str]":
-    cmd = [sys.executable, "-m", "aicf.devtools.replica", "--db", url, "--jobs", str(JOBS), "--seed", str(SEED)]
+    cmd = [sys.executable, str(HARNESS), "--db", url, "--jobs", str(JOBS), "--seed", str(SEED)]
     # A lease's 60 s TTL is 12 wall seconds. The limit is only a safety stop: about 40 s is typical, but one CI run
     # on a loaded box mined at half the usual rate and hit a 75 s limit with the work still correct but unfinished.
     cmd += ["--speed", "5", "--limit-s", str(LIMIT_S)]
@@ -56,7 +59,7 @@ def test_replicas_share_the_work_and_survive_one_killed_mid_work(schema: str) ->
     url = pg_url(schema)
     procs = [_replica(url) for _ in range(3)]
     try:
-        assert wait_for_jobs(url, IN_FLIGHT, JOBS // 10, timeout_s=40) >= JOBS // 10
+        assert replica.wait_for_jobs(url, IN_FLIGHT, JOBS // 10, timeout_s=40) >= JOBS // 10
         procs[0].send_signal(signal.SIGKILL)
         _, err = procs[0].communicate(timeout=10)
         assert procs[0].returncode == -signal.SIGKILL, err
@@ -94,12 +97,14 @@ def test_replicas_share_the_work_and_survive_one_killed_mid_work(schema: str) ->
         report = verify(store)
         assert report.ok, report
         # a coordinator fed only the shared chain writes the same batches
-        chain = SharedChain(url, DevnetConfig(seed=SEED, genesis_time=GENESIS, interval_s=INTERVAL_S, issuance=10**12))
+        config = DevnetConfig(seed=SEED, genesis_time=replica.GENESIS, interval_s=replica.INTERVAL_S, issuance=10**12)
+        chain = replica.SharedChain(url, config)
         chain.refresh()
         chain.conn.close()
-        replica = memory_store()
-        ingest_available(replica, chain, PARAMS, lambda _: 1, operator_key=public_key(operator_key()))
-        with store.transaction() as a, replica.transaction() as b:
+        follower = memory_store()
+        operator = replica.public_key(replica.operator_key())
+        ingest_available(follower, chain, replica.PARAMS, lambda _: 1, operator_key=operator)
+        with store.transaction() as a, follower.transaction() as b:
             last = a.last_batch_epoch()
             assert last is not None
             for epoch in range(last + 1):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replica_harness import replica_harness
 from store.backends import open_test_store
 
 from aicf.chain.devnet import Devnet, DevnetConfig
@@ -18,18 +19,6 @@ from aicf.core.clock import FakeClock
 from aicf.core.errors import AicfError
 from aicf.core.ids import provider_id
 from aicf.core.jobs import JobStatus
-from aicf.devtools.replica import (
-    GENESIS,
-    MODEL,
-    PARAMS,
-    PROOF_SENDER,
-    make_coordinator_for,
-    operator_key,
-    plan_txs,
-    proof_envelope,
-    provider_key,
-    public_key,
-)
 from aicf.proofs.envelope import ProofEnvelope, sign_envelope
 from aicf.service.coordinator import Capabilities, Coordinator
 from aicf.service.errors import ProofGroupError
@@ -38,6 +27,18 @@ from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.service.proofs import ProofOutcome
 from aicf.service.state_digest import state_digest
 from aicf.store.interface import ConcurrentUpdateError, Store
+
+_replica = replica_harness()
+GENESIS = _replica.GENESIS
+MODEL = _replica.MODEL
+PARAMS = _replica.PARAMS
+PROOF_SENDER = _replica.PROOF_SENDER
+make_coordinator_for = _replica.make_coordinator_for
+operator_key = _replica.operator_key
+plan_txs = _replica.plan_txs
+proof_envelope = _replica.proof_envelope
+provider_key = _replica.provider_key
+public_key = _replica.public_key
 
 JOBS = 24
 PROVIDERS = 6  # 4 leases each: half of them lease the first half of the jobs, the other half the rest

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from store.backends import PG_DSN, require_postgres
 
+from aicf.bootstrap.chains import UnknownChainError
 from aicf.bootstrap.stores import DB_ENV, postgres_unavailable
 from aicf.bootstrap.up import StartupError, UpConfig, start_up
 from aicf.provider.models import ModelRunner, ModelUnavailableError
@@ -295,3 +296,22 @@ def test_scripts_install_without_a_usable_python_says_so_in_one_line(tmp_path: P
     )
     assert done.stderr.splitlines() == [expected]
     assert not (tmp_path / ".venv").exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/aicf.db", "memory:"])
+def test_aicf_serve_refuses_sqlite_in_one_line_and_creates_nothing(tmp_path: Path, url: str) -> None:
+    config = UpConfig(db_url=url, port=free_port(), var=tmp_path / "var", replica=True, providers=False, load=False)
+    with pytest.raises(StartupError) as caught:
+        start_up(config, ignore)
+    assert str(caught.value) == (
+        f"aicf serve needs PostgreSQL (--db postgresql://user@host:port/db), not {url!r}: its replicas share one "
+        "database; for one process on SQLite run `aicf up --no-providers --no-load`"
+    )
+    assert contents(tmp_path) == []
+
+
+def test_an_unknown_chain_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    config = UpConfig(port=free_port(), var=tmp_path / "var", chain="ropsten")
+    with pytest.raises(UnknownChainError, match=r"^unknown chain 'ropsten': this build follows devnet \(--chain\)$"):
+        start_up(config, ignore)
+    assert contents(tmp_path) == []

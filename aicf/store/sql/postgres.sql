@@ -55,6 +55,10 @@ SELECT pg_advisory_xact_lock(4242001);
 -- lock_ingest without waiting: false while another transaction holds it.
 SELECT pg_try_advisory_xact_lock(4242001);
 
+-- name: lock_devnet
+-- One writer of the embedded devnet at a time across coordinator replicas, until the transaction ends.
+SELECT pg_advisory_xact_lock(4242003);
+
 -- name: lock_migrations
 SELECT pg_advisory_xact_lock(4242002);
 

@@ -605,6 +605,9 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: devnet_blocks
 SELECT data FROM devnet_blocks ORDER BY height;
 
+-- name: devnet_blocks_above
+SELECT data FROM devnet_blocks WHERE height > :height ORDER BY height;
+
 -- name: put_devnet_block
 INSERT INTO devnet_blocks (height, data) VALUES (:height, :data);
 

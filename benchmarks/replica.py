@@ -1,4 +1,6 @@
-"""Coordinator replicas on one PostgreSQL database (issue 5, item 6): `python -m aicf.devtools.replica --db URL`.
+"""Coordinator replicas on one PostgreSQL database (issue 5, item 6): `python benchmarks/replica.py --db URL`.
+
+A benchmark and test harness, outside the product package (issue 13); `aicf serve` is the product's replica.
 
 Each process is a whole coordinator: it ingests the shared chain, sweeps, matches and serves the proofs of
 simulated providers, until every planned job is final (exit 0) or the time limit passes (exit 2). Run several
@@ -54,7 +56,7 @@ from aicf.service.ingest import ingest_available
 from aicf.service.proof_groups import MAX_PROOF_GROUP
 from aicf.store.interface import Store
 
-log = logging.getLogger("aicf.devtools.replica")
+log = logging.getLogger("replica")
 
 MODEL = "llama3-8b"
 MODEL_DIGEST = b"\x5a" * 32
@@ -461,7 +463,7 @@ def run(
     operator = operator_key()
     chain.setup(make_coordinator(store, setup_clock, PARAMS, operator, chain), seed, jobs, providers)
     start = chain.start_wall_ms()
-    assert start is not None  # noqa: S101  (setup wrote it under the lock)
+    assert start is not None
     clock = ScaledClock(start, GENESIS, speed)
     replica = Replica(store, chain, clock, seed, providers, match_limit=match_limit, shard=shard, operator=operator)
     rng = random.Random()  # noqa: S311  (the order this replica visits providers in; not security)
@@ -483,7 +485,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m aicf.devtools.replica", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/replica.py", description=__doc__.split("\n")[0])
     ap.add_argument("--db", required=True, help="postgresql://… (all replicas share it)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=200)
