@@ -9,9 +9,10 @@ from aicf.bootstrap.system import System
 PROVIDER_STAKE = 10_000_000_000  # µANM each reference provider is funded to (devnet operator mint)
 
 
-def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
+def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> list[bytes]:
     """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
-    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
+    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet).
+    Returns their provider ids."""
     from aicf.client import RpcClient, RpcError
     from aicf.provider.agent import AgentConfig, ProviderAgent
     from aicf.provider.agent import load_or_create_key as provider_key
@@ -25,6 +26,7 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
             config = AgentConfig(kinds=("ai",), models=tuple(models), regions=("eu",) if n == 1 else ("us",))
             specs.append((f"ai-{n}", config, lambda: AiWork(tuple(models))))
     specs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",)), QuantumWork))
+    ids: list[bytes] = []
     for name, config, make_work in specs:
         (system.var / "providers").mkdir(parents=True, exist_ok=True)
         key = provider_key(system.var / "providers" / f"{name}.key")
@@ -43,3 +45,5 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
             agent.run(system.clock, stop.wait, stop.is_set)
 
         start_threads([(f"aicf-provider-{name}", serve)])
+        ids.append(agent.provider_id)
+    return ids

@@ -125,6 +125,13 @@ def up_command(
         str | None,
         typer.Option(help="Real models the reference providers serve: a comma list, or 'none' (default: all)"),
     ] = None,
+    chain: Annotated[
+        str,
+        typer.Option(help="devnet (embedded), anvil (start a local anvil and deploy), or an EVM node's RPC URL"),
+    ] = "devnet",
+    contracts: Annotated[
+        Path | None, typer.Option(help="With --chain URL: the deployment file of `aicf chain deploy`")
+    ] = None,
 ) -> None:
     """Start the whole system: devnet, coordinator, API, dashboard, reference providers and a demo load."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -138,6 +145,8 @@ def up_command(
         load=load,
         duration_s=duration,
         serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
+        chain=chain,
+        contracts=contracts,
     )
     try:
         start_up(config, lambda text: out.print(text, markup=False))
