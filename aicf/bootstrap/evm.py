@@ -24,7 +24,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from aicf.chain.claims import ClaimTree, batch_post, claim_tree_for_batch
+from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
 from aicf.chain.deploy import Deployment, contract
 from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter
 from aicf.chain.interface import ChainView
@@ -36,6 +36,7 @@ from aicf.core.settlement import Payout, SettlementBatch, Totals
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
 from aicf.store.interface import Store, read_transaction
+from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
 
@@ -283,13 +284,35 @@ class EvmBackend:
             "token": self.deployment.token,
             "deploy_block": self.deployment.deploy_block,
         }
-        return requester_methods(
-            chain_id=self.chain_id,
-            send=None,
-            status=None,
-            account=None,
-            outcome=lambda task_id: requesters.request_outcome(store, task_id),
-            terms=lambda: {**requesters.request_terms(store, params, self.chain_id), "chain": chain},
+        return [
+            *requester_methods(
+                chain_id=self.chain_id,
+                send=None,
+                status=None,
+                account=None,
+                outcome=lambda task_id: requesters.request_outcome(store, task_id),
+                terms=lambda: {**requesters.request_terms(store, params, self.chain_id), "chain": chain},
+            ),
+            get_claim_method(self.find_claim),
+        ]
+
+    def find_claim(self, epoch: int, account: bytes) -> ClaimAnswer | None:
+        """aicf.getClaim: `account`'s leaf of epoch `epoch`'s claim tree and its proof; None if it has none."""
+        tree = self.claim_tree(epoch)
+        if tree is None:
+            return None
+        try:
+            claim = tree.claim_for(account)
+        except ClaimTreeError:
+            return None
+        return ClaimAnswer(
+            epoch=epoch,
+            account=account,
+            amount=claim.amount,
+            proof=claim.proof,
+            claim_root=tree.root,
+            claim_total=tree.total,
+            posted=int(self.aicf.functions.nextEpoch().call()) > epoch,
         )
 
     def close(self) -> None:

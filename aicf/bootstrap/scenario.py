@@ -78,3 +78,10 @@ def deploy_to_node(**kwargs: object) -> dict[str, object]:
     from aicf.chain.deploy import deploy_to_node
 
     return deploy_to_node(**kwargs)  # type: ignore[arg-type]
+
+
+def claim_payout(**kwargs: object) -> dict[str, object]:
+    """`aicf chain claim`, importing web3 only when it runs (as `deploy_to_node`)."""
+    from aicf.bootstrap.evm_cli import claim_payout
+
+    return claim_payout(**kwargs)  # type: ignore[arg-type]

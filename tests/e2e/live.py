@@ -51,6 +51,8 @@ class Up:
     proc: "subprocess.Popen[str] | None" = None
     log: Path | None = None
     starts: int = 0
+    extra_args: tuple[str, ...] = ()  # e.g. ("--chain", "anvil")
+    load: bool = False  # the demo load (off: the tests send their own jobs)
 
     @property
     def url(self) -> str:
@@ -61,7 +63,7 @@ class Up:
         self.log = self.var.parent / f"up-{self.starts}.log"
         cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--db", self.db, "--var", str(self.var),
                "--port", str(self.port), "--params", str(self.params), "--models", self.models,
-               "--no-load"]  # fmt: skip
+               "--load" if self.load else "--no-load", *self.extra_args]  # fmt: skip
         with self.log.open("w", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
                 cmd,
