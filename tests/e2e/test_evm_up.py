@@ -169,5 +169,34 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
             wait_for("the reorged job dropped", dropped, timeout_s=60.0)
             assert rpc(evm_up, "aicf.getClaim", {"epoch": epoch, "account": owner.lower()})["amount"] == owed
             assert int(aicf.functions.batches(epoch).call()[3]) == owed  # claimed once, not again after the reorg
+
+            # a restart on the same var folder and database follows the same deployment and resends nothing:
+            # every coordinator transaction on chain is one inclusion, batch or slash, none of them refused
+            assert coordinator_sent_once(w3, deployment)
+            posted = int(aicf.functions.nextEpoch().call())
         finally:
             node.close()
+    assert evm_up.kill(15) == 0  # anvil stops with it, its state kept in the var folder
+    evm_up.start(timeout_s=240.0)
+    assert json.loads((evm_up.var / "deployment.json").read_text()) == deployment
+    assert evm_up.log is not None
+    assert "contracts: following the deployment in" in evm_up.log.read_text()
+    chain = rpc(evm_up, "aicf.getRequestTerms")["chain"]
+    assert chain["aicf"] == deployment["aicf"]
+    with requests.Session() as session:
+        w3 = Web3(Web3.HTTPProvider(chain["rpc_url"], session=session))  # the restarted anvil's port
+        aicf = contract(w3, "Aicf", chain["aicf"])
+        assert int(aicf.functions.nextEpoch().call()) >= posted  # the chain resumed, not a fresh one
+        wait_for("the next batch posted", lambda: int(aicf.functions.nextEpoch().call()) > posted)
+        assert coordinator_sent_once(w3, deployment)
+
+
+def coordinator_sent_once(w3: Web3, deployment: dict[str, Any]) -> bool:
+    """Every transaction of the coordinator's key on chain is one inclusion, batch or slash (none refused, none
+    sent twice: a second one would have reverted or emitted nothing)."""
+    aicf = contract(w3, "Aicf", deployment["aicf"])
+    events = sum(
+        len(e().get_logs(from_block=deployment["deploy_block"]))
+        for e in (aicf.events.ProofIncluded, aicf.events.BatchPosted, aicf.events.Slashed)
+    )
+    return int(w3.eth.get_transaction_count(deployment["coordinator"])) == events
