@@ -102,6 +102,11 @@ class EvmProofWriter:
             taken, self.queue = self.queue, []
         return taken
 
+    def put_back(self, bodies: Sequence[Mapping[str, object]]) -> None:
+        """Return unsent inclusions to the front of the queue, in their order."""
+        with self.lock:
+            self.queue = [*bodies, *self.queue]
+
 
 def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
     """`includeProof`'s arguments for an accepted proof's inclusion body (its envelope and acceptance)."""
@@ -218,12 +223,22 @@ class EvmBackend:
 
     def after_pass(self) -> None:
         """Send the queued inclusions, then post the settled epochs the contract does not hold yet."""
-        for body in self._writer.take():
-            contract_task = self.chain.contract_task_of(_bytes(body, "task_id"))
-            if contract_task is None:
-                log.warning("no enqueue log for task 0x%s: its inclusion is not sent", _bytes(body, "task_id").hex())
-                continue
-            result = self.evm_writer.ensure(inclusion_of(body, contract_task))
+        taken = self._writer.take()
+        for n, body in enumerate(taken):
+            try:
+                contract_task = self.chain.contract_task_of(_bytes(body, "task_id"))
+                if contract_task is None:
+                    log.warning("no enqueue log for task 0x%s: inclusion not sent", _bytes(body, "task_id").hex())
+                    continue
+                try:
+                    inclusion = inclusion_of(body, contract_task)
+                except EvmError as exc:  # not an accepted proof's body: nothing to send, ever
+                    log.error("inclusion of 0x%s not sent: %s", _bytes(body, "proof_id").hex(), exc)
+                    continue
+                result = self.evm_writer.ensure(inclusion)
+            except EvmError:
+                self._writer.put_back(taken[n:])  # the next pass tries again; ensure never sends one twice
+                raise
             self.included += 1
             log.debug("inclusion of 0x%s: %s", _bytes(body, "proof_id").hex(), result.status)
         with read_transaction(self.store) as tx:

@@ -85,3 +85,24 @@ def claim_payout(**kwargs: object) -> dict[str, object]:
     from aicf.bootstrap.evm_cli import claim_payout
 
     return claim_payout(**kwargs)  # type: ignore[arg-type]
+
+
+def evm_requester_ops() -> dict[str, Callable[..., dict[str, object]]]:
+    """`aicf request` on an EVM chain (aicf/bootstrap/evm_cli.py), each importing web3 only when it runs."""
+
+    def enqueue(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_enqueue
+
+        return evm_enqueue(**kwargs)  # type: ignore[arg-type]
+
+    def deposit(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_deposit
+
+        return evm_deposit(**kwargs)  # type: ignore[arg-type]
+
+    def balance(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_balance
+
+        return evm_balance(**kwargs)  # type: ignore[arg-type]
+
+    return {"enqueue": enqueue, "deposit": deposit, "balance": balance}

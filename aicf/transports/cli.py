@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aicf.bootstrap.scenario import claim_payout, deploy_to_node, run_scenario
+from aicf.bootstrap.scenario import claim_payout, deploy_to_node, evm_requester_ops, run_scenario
 from aicf.bootstrap.stores import DB_ENV, default_db_url, open_store
 from aicf.bootstrap.up import UpConfig, start_up
 from aicf.core.conformance import VectorError, parse_vector_file, run_case
@@ -21,7 +21,7 @@ from aicf.transports.cli_db import build_db_app
 from aicf.transports.cli_devnet import build_devnet_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
-from aicf.transports.cli_request import request_app
+from aicf.transports.cli_request import register_evm_ops, request_app
 from aicf.transports.cli_roots import policy_app, roots_app
 from aicf.transports.demo import worked_example
 
@@ -29,6 +29,7 @@ app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add
 app.add_typer(build_db_app(open_store, default_db_url), name="db")
 app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
 app.add_typer(build_chain_app(deploy_to_node, claim_payout), name="chain")  # aicf chain deploy / claim
+register_evm_ops(evm_requester_ops())  # aicf request on an EVM chain: the requester's own Ethereum transactions
 app.add_typer(provider_app, name="provider")
 app.add_typer(request_app, name="request")  # aicf request ai|quantum|deposit|balance|cancel|status|result
 register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)

@@ -100,13 +100,21 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
             )
         node = EvmAccount.open(chain["rpc_url"], chain["aicf"], chain["token"], key)
         try:
-            node.faucet(10**9)
-            escrow = 2 * 10**6
-            node.approve_for(10 * escrow)
-            start_balance = node.balance()
-            for prompt in (b"The capital of France is", b"A cat sat on"):
-                node.send(node.aicf.functions.aiEnqueue(MODEL, prompt, 8, 20_000, AI_FEE, 0, escrow))
-            assert node.balance() == start_balance - 2 * escrow  # the escrow left the requester's account
+            # the requester CLI, as on the devnet: faucet, then two AI jobs sent through the contract
+            key_file = tmp_path / "requester.evm.key"
+            deposit = evm_up.cli("request", "deposit", str(10**9), "--json", key=key_file)
+            assert deposit.returncode == 0, deposit.stderr
+            assert json.loads(deposit.stdout)["balance"] == 10**9 == node.balance()
+            sent = []
+            for prompt in ("The capital of France is", "A cat sat on"):
+                done = evm_up.cli("request", "ai", "--model", MODEL, "--prompt", prompt, "--max-tokens", "8",
+                                  "--fee-per-unit", str(AI_FEE), "--json", key=key_file)  # fmt: skip
+                assert done.returncode == 0, done.stderr
+                sent.append(json.loads(done.stdout))
+            escrow = sent[0]["escrow"]
+            assert node.balance() == 10**9 - 2 * escrow  # the escrow left the requester's account
+            balance = evm_up.cli("request", "balance", "--json", key=key_file)
+            assert json.loads(balance.stdout)["balance"] == 10**9 - 2 * escrow
 
             def settled_epoch() -> int | None:
                 jobs = jobs_of(evm_up, key.address)
@@ -116,6 +124,9 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
                 return None
 
             epoch = wait_for("both jobs settled", settled_epoch, timeout_s=240.0)
+            assert {j["task_id"] for j in jobs_of(evm_up, key.address)} == {x["task_id"] for x in sent}
+            result = evm_up.cli("request", "result", str(sent[0]["task_id"]), "--json", key=key_file)
+            assert json.loads(result.stdout)["status"] == "SETTLED"
             wait_for("the batch posted on chain", lambda: int(aicf.functions.nextEpoch().call()) > epoch)
             batch = rpc(evm_up, "aicf.getEpoch", {"epoch": epoch})
             mine = [p for p in batch["payouts"] if p["provider_id"]]
