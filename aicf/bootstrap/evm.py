@@ -26,7 +26,7 @@ from web3 import Web3
 
 from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
 from aicf.chain.deploy import Deployment, contract
-from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter
+from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter, SlashPost, WriteStatus
 from aicf.chain.interface import ChainView
 from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical
@@ -43,6 +43,8 @@ from aicf.transports.rpc import RpcMethod
 log = logging.getLogger("aicf.evm")
 
 _PROOF_EXTRAS = ("envelope", "acc", "acc_sig")
+SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_CHRONIC": 4, "FRAUD": 5}  # EVM.md
+SLASH_SCAN = 1000  # the most recent slashes each pass checks
 
 
 @dataclass
@@ -168,7 +170,9 @@ class EvmBackend:
     rpc_url: str
     waiter: Any = field(default_factory=RealWaiter)
     extras: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
+    params: Params = field(default_factory=Params)
     posted: int = 0  # batches this process posted
+    slashed: int = 0  # slashes this process sent (not found on chain already)
     included: int = 0  # inclusions this process sent
     on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
     deployment_file: Path | None = None
@@ -182,6 +186,7 @@ class EvmBackend:
         self._writer = EvmProofWriter(self.extras)
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
+        self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
 
     @property
     def chain_id(self) -> int:
@@ -241,6 +246,7 @@ class EvmBackend:
                 raise
             self.included += 1
             log.debug("inclusion of 0x%s: %s", _bytes(body, "proof_id").hex(), result.status)
+        self.send_slashes()
         with read_transaction(self.store) as tx:
             last = tx.last_batch_epoch()
         if last is None:
@@ -251,6 +257,30 @@ class EvmBackend:
                 break
             self.evm_writer.ensure(post)
             self.posted += 1
+
+    def send_slashes(self) -> None:
+        """Each slash the coordinator recorded becomes `slash(providerId, reason, bps, evidenceHash)` once (the
+        contract refuses a second one with the same evidence): the reason's code and the params' bps, so the
+        contract takes (bonded + unbonding) × bps // 10000 of the on-chain stake to the fund. A provider with no
+        stake on chain has nothing to slash there: that slash is recorded as skipped and logged."""
+        with read_transaction(self.store) as tx:
+            recent = tx.recent_slashes(SLASH_SCAN)
+        for record in reversed(recent):  # oldest first
+            if record.evidence_hash in self.slashes_done:
+                continue
+            if int(self.aicf.functions.stakes(record.provider_id).call()[0], 16) == 0:
+                log.warning("slash 0x%s: provider 0x%s has no stake on chain; not sent",
+                            record.evidence_hash.hex(), record.provider_id.hex())  # fmt: skip
+            else:
+                post = SlashPost(
+                    provider_id=record.provider_id,
+                    reason=SLASH_CODES[record.reason],
+                    bps=self.params.slash_bps[record.reason],
+                    evidence_hash=record.evidence_hash,
+                )
+                if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+                    self.slashed += 1
+            self.slashes_done.add(record.evidence_hash)
 
     def claim_tree(self, epoch: int) -> ClaimTree | None:
         """Epoch `epoch`'s claim tree, built from its stored batch and the providers' on-chain owners."""

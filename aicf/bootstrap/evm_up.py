@@ -21,6 +21,7 @@ from aicf.chain.anvil import Anvil, AnvilError, find_anvil, start_anvil
 from aicf.chain.deploy import Deployment, DeploymentError, deploy, load_deployment, open_node
 from aicf.chain.evm import EvmChain, EvmError
 from aicf.core.errors import AicfError
+from aicf.core.params import Params
 from aicf.store.interface import Store
 from aicf.transports.key_files import load_or_create_secret
 
@@ -66,7 +67,7 @@ def check_chain(chain: str, contracts: Path | None) -> ChainPlan:
     return ChainPlan(rpc_url=chain, contracts=contracts)
 
 
-def open_chain(plan: ChainPlan, var: Path, store: Store, say: Callable[[str], None]) -> EvmBackend:
+def open_chain(plan: ChainPlan, var: Path, store: Store, params: Params, say: Callable[[str], None]) -> EvmBackend:
     """Start anvil and deploy (or follow the node of `plan`) and return the backend; raise ChainStartError."""
     key = coordinator_key(var)
     closers: list[Callable[[], None]] = []
@@ -86,7 +87,13 @@ def open_chain(plan: ChainPlan, var: Path, store: Store, say: Callable[[str], No
             deployment = load_deployment(deployment_file, w3)
         chain = EvmChain(w3, deployment)
         backend = EvmBackend(
-            chain=chain, writer_key=key, store=store, rpc_url=rpc_url, on_close=closers, deployment_file=deployment_file
+            chain=chain,
+            writer_key=key,
+            store=store,
+            rpc_url=rpc_url,
+            on_close=closers,
+            deployment_file=deployment_file,
+            params=params,
         )
     except (AnvilError, EvmError, DeploymentError, OSError) as exc:
         for close in closers:

@@ -214,7 +214,7 @@ def launch(
         return _launch(store, params, config, digests, sock=sock, say=say, backend=None)
     from aicf.bootstrap.evm_up import open_chain
 
-    backend = open_chain(chain_plan, config.var, store, say)
+    backend = open_chain(chain_plan, config.var, store, params, say)
     try:
         return _launch(store, params, config, digests, sock=sock, say=say, backend=backend)
     except BaseException:

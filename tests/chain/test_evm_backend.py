@@ -3,10 +3,16 @@ the envelope, units from the signed acceptance), a body that is not one is refus
 could not be sent go back to the front of the queue in their order."""
 
 import pytest
+from store.backends import memory_store
+from web3 import Web3
 
-from aicf.bootstrap.evm import EvmProofWriter, inclusion_of
-from aicf.chain.evm import EvmError, Inclusion
+from aicf.bootstrap.evm import EvmBackend, EvmProofWriter, inclusion_of
+from aicf.chain.evm import EvmChain, EvmError, Inclusion
 from aicf.core.encoding import canonical_cbor
+from aicf.core.params import Params
+from aicf.core.records import SlashRecord
+from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
+from chain.evm_support import ANM, send
 
 TASK, PROOF, PROVIDER, DIGEST = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
 
@@ -56,3 +62,44 @@ def test_unsent_inclusions_go_back_to_the_front_of_the_queue_and_keep_their_enve
     assert writer.take() == []
     assert set(extras) == {PROOF, b"\x12" * 32, b"\x13" * 32}
     assert extras[PROOF]["envelope"] == first["envelope"]
+
+
+def test_a_recorded_slash_is_sent_to_the_contract_once_and_a_provider_without_stake_is_skipped(w3: Web3) -> None:
+    local = local_coordinator_stack(w3)
+    staked, unstaked = b"\x21" * 32, b"\x22" * 32
+    local.fund_with(local.roles.provider, 1000 * ANM)
+    send(local.aicf.functions.stake(staked, 1000 * ANM), local.roles.provider)
+    store = memory_store()
+    with store.transaction() as tx:
+        for n, pid in enumerate((staked, unstaked)):
+            tx.insert_slash(
+                SlashRecord(
+                    evidence_hash=bytes([0x30 + n]) * 32,
+                    provider_id=pid,
+                    reason="MISSED_LEASE",
+                    subject=bytes([0x40 + n]) * 32,
+                    task_id=b"\x50" * 32,
+                    amount=1,
+                    evidence=b"\xa0",
+                    time=1,
+                    jailed_until=None,
+                )
+            )
+        tx.commit()
+    backend = EvmBackend(
+        chain=EvmChain(w3, local.deployment),
+        writer_key=coordinator_account(),
+        store=store,
+        rpc_url="http://node",
+        waiter=MiningWaiter(w3),
+        params=Params(),
+    )
+    fund_before = local.balance(local.roles.fund)
+    backend.send_slashes()
+    backend.send_slashes()  # a second pass sends nothing
+    backend.slashes_done.clear()
+    backend.send_slashes()  # nor does a restarted writer: the contract holds the evidence
+    slashed = local.aicf.events.Slashed().get_logs(from_block=local.deployment.deploy_block)
+    assert [(bytes(e["args"]["providerId"]), int(e["args"]["bps"])) for e in slashed] == [(staked, 100)]
+    assert local.balance(local.roles.fund) == fund_before + 1000 * ANM * 100 // 10_000
+    assert backend.slashed == 1
