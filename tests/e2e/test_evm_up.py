@@ -149,6 +149,13 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
             assert again.returncode == 1
             assert "AlreadyClaimed" in again.stderr  # a second claim is refused by the contract, nothing paid
             assert node.balance(owner) == before + owed
+            # the fund's shares of the batch reach the deployment's fund address the same way
+            fund = deployment["fund"]
+            fund_owed = sum(int(p["fund"]) for p in batch["payouts"])
+            fund_before = node.balance(fund)
+            fund_claim = ("chain", "claim", "--epoch", str(epoch), "--account", fund, "--key", str(claimer_file))
+            assert evm_up.cli(*fund_claim, key=tmp_path / "unused.key").returncode == 0
+            assert node.balance(fund) == fund_before + fund_owed > fund_before
 
             task = mine[0]["task_id"]
             audit = evm_up.cli("audit", "payout", task, "--params", str(evm_up.params), "--json", key=tmp_path / "k")
@@ -179,7 +186,8 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
 
             wait_for("the reorged job dropped", dropped, timeout_s=60.0)
             assert rpc(evm_up, "aicf.getClaim", {"epoch": epoch, "account": owner.lower()})["amount"] == owed
-            assert int(aicf.functions.batches(epoch).call()[3]) == owed  # claimed once, not again after the reorg
+            # claimed once each (the provider's owner, the fund), not again after the reorg
+            assert int(aicf.functions.batches(epoch).call()[3]) == owed + fund_owed
 
             # a restart on the same var folder and database follows the same deployment and resends nothing:
             # every coordinator transaction on chain is one inclusion, batch or slash, none of them refused
