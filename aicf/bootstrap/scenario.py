@@ -78,3 +78,31 @@ def deploy_to_node(**kwargs: object) -> dict[str, object]:
     from aicf.chain.deploy import deploy_to_node
 
     return deploy_to_node(**kwargs)  # type: ignore[arg-type]
+
+
+def claim_payout(**kwargs: object) -> dict[str, object]:
+    """`aicf chain claim`, importing web3 only when it runs (as `deploy_to_node`)."""
+    from aicf.bootstrap.evm_cli import claim_payout
+
+    return claim_payout(**kwargs)  # type: ignore[arg-type]
+
+
+def evm_requester_ops() -> dict[str, Callable[..., dict[str, object]]]:
+    """`aicf request` on an EVM chain (aicf/bootstrap/evm_cli.py), each importing web3 only when it runs."""
+
+    def enqueue(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_enqueue
+
+        return evm_enqueue(**kwargs)  # type: ignore[arg-type]
+
+    def deposit(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_deposit
+
+        return evm_deposit(**kwargs)  # type: ignore[arg-type]
+
+    def balance(**kwargs: object) -> dict[str, object]:
+        from aicf.bootstrap.evm_cli import evm_balance
+
+        return evm_balance(**kwargs)  # type: ignore[arg-type]
+
+    return {"enqueue": enqueue, "deposit": deposit, "balance": balance}

@@ -5,7 +5,7 @@ JSON-RPC / WebSocket / metrics app, and the pass that drives them (issue 7).
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -18,11 +18,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
-from aicf.bootstrap.chains import check_chain
+from aicf.bootstrap.chains import ChainBackend, DevnetBackend
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.bootstrap.shared_devnet import SharedDevnet
 from aicf.chain.devnet import DevnetConfig
-from aicf.chain.devnet_writer import DevnetWriter, NoOperatorKeyError
+from aicf.chain.devnet_writer import NoOperatorKeyError
 from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
@@ -32,14 +32,15 @@ from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
 from aicf.core.trust import RootRecord
-from aicf.core.txs import SignedTx, address_of
+from aicf.core.txs import address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
-from aicf.service import operator_ops, reads, requesters
+from aicf.service import operator_ops, reads
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
+from aicf.service.operator_ops import OperatorSender
 from aicf.service.traps import TrapOracle, TrapPrompt
 from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
 from aicf.transports.asgi import build_app
@@ -48,8 +49,6 @@ from aicf.transports.health import Readiness, health_routes, probe
 from aicf.transports.history import History, chart_routes
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.methods import build_registry
-from aicf.transports.methods_devnet import ReorgOutcome, devnet_reorg_method, reorg_chain
-from aicf.transports.methods_requester import requester_methods
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
@@ -69,7 +68,7 @@ PASS_ERROR_LOG_EVERY_S = 30  # a database failure that lasts is logged again thi
 class System:
     store: Store
     params: Params
-    devnet: SharedDevnet
+    chain: ChainBackend
     clock: Clock
     coord: Coordinator
     operator_key: Ed25519PrivateKey
@@ -84,6 +83,13 @@ class System:
     wedged: str = ""  # why the coordinator cannot go on by itself ("" when it can): a reorg below finality
     store_failure: str = ""  # why the last pass failed on the database (down, read-only, full); "": it did not
 
+    @property
+    def devnet(self) -> SharedDevnet:
+        """The embedded devnet this system runs on (the demo load and the devnet tools send to it)."""
+        if not isinstance(self.chain, DevnetBackend):
+            raise TypeError(f"this system runs on a {self.chain.kind} chain, not the embedded devnet")
+        return self.chain.devnet
+
     def readiness(self) -> Readiness:
         """What /readyz and /metrics report: database reachable, last pass age, ingest lag, wedge."""
 
@@ -93,8 +99,7 @@ class System:
             return None if head is None else head.height
 
         def chain_head() -> int:
-            with self.chain_lock:
-                return self.devnet.head_height()
+            return self.chain.head_height()
 
         return probe(
             now=self.clock.now(),
@@ -106,22 +111,23 @@ class System:
         )
 
     history: History = field(default_factory=History)  # the last hour of /metrics, for /charts (issue 17)
-    writer: DevnetWriter | None = None  # the coordinator's chain writer: proofs, trap and operator transactions
+    writer: OperatorSender | None = None  # signs and sends operator transactions (the devnet's chain writer)
 
     def send_operator(self, body: Mapping[str, object]) -> bytes:
         """Check an operator transaction as ingestion would, sign it with the operator key and send it."""
         if self.writer is None:
-            raise NoOperatorKeyError("this system has no chain writer for operator transactions")
+            raise NoOperatorKeyError(
+                f"operator transactions are not built for a {self.chain.kind} chain yet (docs/EVM.md)"
+            )
         return operator_ops.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
         now = self.clock.now()
-        with self.chain_lock:
-            self.devnet.tick(now)
+        self.chain.advance(now)
         ingest_available(  # another replica ingesting does the work: match and sweep instead of waiting
             self.store,
-            self.devnet,
+            self.chain.view,
             self.params,
             circuit_depth,
             operator_key=public_bytes(self.operator_key),
@@ -131,6 +137,7 @@ class System:
         self.coord.sweep()
         self.coord.trap_pass()  # seed commitments and reveals, AI trap jobs (before any lease of the pass)
         self.coord.match()
+        self.chain.after_pass()  # an EVM node: the settled batches and slashes go to the contract
         self.app.state.events.notify()
         self.history.offer(now, self.metrics)  # one snapshot per SAMPLE_S for the dashboard's charts
 
@@ -254,7 +261,6 @@ class SystemConfig:
     operator_token: str | None = None
     trap_oracle: TrapOracle | None = None
     trap_corpus: Sequence[TrapPrompt] | None = None
-    chain: str = "devnet"  # the chain the node follows: the embedded devnet kept in the store (chains.CHAINS)
 
 
 class DeploymentMismatchError(AicfError):
@@ -289,31 +295,27 @@ def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
             )
 
 
-def build_system(store: Store, params: Params, config: SystemConfig, *, clock: Clock | None = None) -> System:
-    """The whole system on one store, reading `clock` (default: the wall clock)."""
+def build_system(
+    store: Store,
+    params: Params,
+    config: SystemConfig,
+    *,
+    clock: Clock | None = None,
+    chain: Callable[[Ed25519PrivateKey], ChainBackend] | None = None,
+) -> System:
+    """The whole system on one store, reading `clock` (default: the wall clock), on the chain `chain` makes
+    from the operator key (default: the embedded devnet kept in the store)."""
     clock = clock or WallClock()
     var, model_digests = config.var, config.model_digests
-    check_chain(config.chain)
     operator_key = load_or_create_key(var / "operator.key")
     trap_secret = load_or_create_secret(var / "trap.secret")  # random, never derived from a public key
-    identity = (public_bytes(operator_key), trap_secret)
-    # The devnet lives in the coordinator's store, shared by every process on it (aicf serve replicas): a restart
-    # on the same database resumes the same chain, and the config below only shapes a new one (a kept chain
-    # keeps its own genesis time, interval and issuance). Genesis and the deployment's fingerprints are written
-    # in one transaction under the devnet lock: two replicas starting at once, or one killed, set it up once.
-    devnet = SharedDevnet(
-        store,
-        DevnetConfig(
-            genesis_time=clock.now() - config.devnet_interval_s,
-            interval_s=config.devnet_interval_s,
-            issuance=config.devnet_issuance,
-            finality_depth=params.finality_depth,
-        ),
-        setup=lambda tx: check_identity(tx, identity),
-    )
-    devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     lock = threading.Lock()
-    coordinator_address = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
+    identity = (public_bytes(operator_key), trap_secret)
+    backend = (
+        chain(operator_key)
+        if chain is not None
+        else devnet_backend(store, params, config, clock, operator_key, lock, identity)
+    )
     watch = CollateralWatch()  # what accepted TEE evidence relied on: /metrics and getStatus alarm on it
     coord = build_coordinator(
         CoordinatorConfig(
@@ -327,7 +329,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         ),
         store=store,
         clock=clock,
-        chain_writer=(writer := DevnetWriter(devnet, lock, coordinator_address, operator_key)),
+        chain_writer=backend.writer,
     )
     pinned = pin_shipped_roots(coord)
     if pinned:
@@ -337,42 +339,17 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
+    writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # operator txs: devnet only
     registry = build_registry(
         coord,
         store,
         clock,
         params,
         collateral=watch,
-        chain_id=devnet.chain_id,
-        send_operator=lambda body: operator_ops.send_operator(store, writer, params, body),
+        chain_id=backend.chain_id,
+        send_operator=None if writer is None else lambda body: operator_ops.send_operator(store, writer, params, body),
     )
-
-    def devnet_reorg(depth: int) -> ReorgOutcome:  # aicf.devnetReorg: the next tick ingests the new branch
-        with lock:
-            return reorg_chain(devnet, depth, params.finality_depth)
-
-    registry.add(devnet_reorg_method(devnet_reorg))
-
-    def send(tx: SignedTx) -> bytes:  # check and send under the chain lock: no two sends race on one balance
-        with lock:
-            return requesters.send_transaction(store, devnet, params, tx, circuit_depth)
-
-    def tx_status(tx_hash: bytes) -> requesters.TxStatus:
-        with lock:
-            return requesters.transaction_status(store, devnet, tx_hash)
-
-    def account(address: bytes) -> requesters.Account:
-        with lock:
-            return requesters.account(store, devnet, address)
-
-    for method in requester_methods(
-        chain_id=devnet.chain_id,
-        send=send,
-        status=tx_status,
-        account=account,
-        outcome=lambda task_id: requesters.request_outcome(store, task_id),
-        terms=lambda: requesters.request_terms(store, params, devnet.chain_id),
-    ):
+    for method in backend.rpc_methods(store, params):
         registry.add(method)
 
     def provider_key(pid: bytes) -> bytes | None:
@@ -394,7 +371,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
         token.value,
         provider_key,
         nonce_store=StoreNonces(store, NONCE_TTL_S),
-        deployment_id=deployment_id(devnet.chain_id, public_bytes(operator_key)),  # signed calls bind it
+        deployment_id=deployment_id(backend.chain_id, public_bytes(operator_key)),  # signed calls bind it
         extra_routes=[
             Route("/metrics", metrics, methods=["GET"]),
             *health_routes(lambda: holder["system"].readiness()),
@@ -406,7 +383,7 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     system = System(
         store=store,
         params=params,
-        devnet=devnet,
+        chain=backend,
         clock=clock,
         coord=coord,
         operator_key=operator_key,
@@ -421,6 +398,35 @@ def build_system(store: Store, params: Params, config: SystemConfig, *, clock: C
     )
     holder["system"] = system
     return system
+
+
+def devnet_backend(
+    store: Store,
+    params: Params,
+    config: SystemConfig,
+    clock: Clock,
+    operator_key: Ed25519PrivateKey,
+    lock: threading.Lock,
+    identity: Sequence[bytes],
+) -> DevnetBackend:
+    """The embedded devnet. It lives in the coordinator's store, shared by every process on it (aicf serve
+    replicas): a restart on the same database resumes the same chain, and `config` only shapes a new one (a kept
+    chain keeps its own genesis time, interval and issuance). Genesis and the deployment's fingerprints are
+    written in one transaction under the devnet lock: two replicas starting at once, or one killed, set it up
+    once."""
+    devnet = SharedDevnet(
+        store,
+        DevnetConfig(
+            genesis_time=clock.now() - config.devnet_interval_s,
+            interval_s=config.devnet_interval_s,
+            issuance=config.devnet_issuance,
+            finality_depth=params.finality_depth,
+        ),
+        setup=lambda tx: check_identity(tx, identity),
+    )
+    devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
+    sender = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
+    return DevnetBackend(devnet, lock, sender, operator_key)
 
 
 def pin_shipped_roots(coord: Coordinator) -> list[RootRecord]:

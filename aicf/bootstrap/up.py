@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aicf.bootstrap.adapters import quiet_model_loading, start_threads
-from aicf.bootstrap.chains import check_chain
 from aicf.bootstrap.stores import DB_ENV, check_url, open_store, sqlite_path
 from aicf.core.errors import AicfError
 from aicf.core.jobs import JobStatus
@@ -35,6 +34,8 @@ from aicf.service import reads
 from aicf.store.interface import Store, read_transaction
 
 if TYPE_CHECKING:  # the system is imported once the start-up checks passed: a failed check answers at once
+    from aicf.bootstrap.evm import EvmBackend
+    from aicf.bootstrap.evm_up import ChainPlan
     from aicf.bootstrap.system import System
     from aicf.provider.models import ModelRunner
 
@@ -59,7 +60,8 @@ class UpConfig:
     duration_s: int | None = None
     serve_models: Sequence[str] | None = None
     replica: bool = False  # `aicf serve`: PostgreSQL only, the models loaded though no provider runs here
-    chain: str = "devnet"  # the chain the node follows (aicf.bootstrap.system.CHAINS)
+    chain: str = "devnet"  # "devnet", "anvil" (a local anvil, deployed on), or an EVM node's RPC URL
+    contracts: Path | None = None  # with an RPC URL: the deployment file to follow
 
 
 class StartupError(AicfError):
@@ -171,11 +173,16 @@ def start_up(
     params = load_params(config.params_file)  # 1
     url = config.db_url or os.environ.get(DB_ENV) or f"sqlite:///{config.var / 'aicf.db'}"
     check_url(url)  # 2
-    check_chain(config.chain)
+    plan = check_chain(config)  # 2b: an EVM chain that cannot be followed fails here, before anything exists
     if config.replica and not url.startswith(("postgresql://", "postgres://")):
         raise StartupError(
             f"aicf serve needs PostgreSQL (--db postgresql://user@host:port/db), not {url!r}: its replicas share one "
             "database; for one process on SQLite run `aicf up --no-providers --no-load`"
+        )
+    if config.replica and plan is not None and plan.anvil is not None:
+        raise StartupError(
+            "aicf serve follows a node its replicas share: --chain URL --contracts FILE (or the devnet); "
+            "`--chain anvil` is for `aicf up`"
         )
     sock = bind_api(config.host, config.port)  # 3
     created = _Created(config.var, sqlite_path(url))
@@ -188,7 +195,7 @@ def start_up(
         raise
     say(f"database: {url}  (check it any time with: aicf db verify --db {url})")
     try:
-        system, stop = launch(store, params, config, sock=sock, say=say, runner_for=runner_for)
+        system, stop = launch(store, params, config, sock=sock, say=say, runner_for=runner_for, chain_plan=plan)
     except BaseException:
         sock.close()
         store.close()
@@ -207,27 +214,74 @@ def launch(
     sock: socket.socket,
     say: Callable[[str], None],
     runner_for: "Callable[[str], ModelRunner] | None" = None,
+    chain_plan: "ChainPlan | None" = None,
 ) -> "tuple[System, Callable[[], None]]":
     """Load the models, build the system on `store`, serve the API on `sock` and start the coordinator, the
     reference providers and the demo load; print where to look. Returns the system and how to stop it."""
+    wanted = DEFAULT_MODELS if config.serve_models is None else tuple(config.serve_models)
+    models = [m for m in wanted if m in params.model_weights]
+    digests = load_models(models, say, time.monotonic, runner_for) if _with_models(config) else {}  # 5
+    if chain_plan is None:
+        return _launch(store, params, config, digests, sock=sock, say=say, backend=None)
+    from aicf.bootstrap.evm_up import open_chain
+
+    backend = open_chain(chain_plan, config.var, store, params, say)
+    try:
+        return _launch(store, params, config, digests, sock=sock, say=say, backend=backend)
+    except BaseException:
+        backend.close()
+        raise
+
+
+def _with_models(config: UpConfig) -> bool:
+    """Whether the run loads models: for its providers, its demo load, or (a replica) the providers elsewhere."""
+    return config.providers or config.load or config.replica
+
+
+def check_chain(config: UpConfig) -> "ChainPlan | None":
+    """None for the embedded devnet; else what `--chain` names, checked without creating anything."""
+    if config.chain == "devnet":
+        if config.contracts is not None:
+            raise StartupError("--contracts goes with --chain URL (an EVM node), not the embedded devnet")
+        return None
+    from aicf.bootstrap.evm_up import ChainStartError
+    from aicf.bootstrap.evm_up import check_chain as check_evm
+
+    try:
+        return check_evm(config.chain, config.contracts)
+    except ChainStartError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _launch(
+    store: Store,
+    params: Params,
+    config: UpConfig,
+    digests: dict[str, bytes],
+    *,
+    sock: socket.socket,
+    say: Callable[[str], None],
+    backend: "EvmBackend | None",
+) -> "tuple[System, Callable[[], None]]":
     import uvicorn
 
     from aicf.bootstrap.system import SystemConfig, build_system
     from aicf.devtools.demo import DemoRequesters  # aicf up's embedded demo (aicf/devtools/__init__.py)
     from aicf.devtools.providers import start_reference_providers
 
-    wanted = DEFAULT_MODELS if config.serve_models is None else tuple(config.serve_models)
-    models = [m for m in wanted if m in params.model_weights]
-    with_models = config.providers or config.load or config.replica  # a replica's providers run elsewhere
-    digests = load_models(models, say, time.monotonic, runner_for) if with_models else {}  # 5
-    system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests, chain=config.chain))
+    if backend is None:
+        system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests))
+    else:  # no AI trap jobs on an EVM chain (aicf/bootstrap/evm.py): their callers would need keys and tokens
+        system_config = SystemConfig(var=config.var, model_digests=digests, trap_corpus=())
+        system = build_system(store, params, system_config, chain=lambda _key: backend)
     with store.transaction() as tx:
         stored_genesis = tx.block_at(0)
-    genesis = system.devnet.block_at(0)
+    genesis = system.chain.view.block_at(0)
     if stored_genesis is not None and genesis is not None and stored_genesis.hash != genesis.hash:
         raise ChainMismatchError(
-            "this database was filled from another chain than the devnet it keeps (for example by `aicf devnet "
-            "run`): start `aicf up` on another database (--db) or an empty one"
+            f"this database was filled from another chain than the {system.chain.kind} chain this run follows (for "
+            "example by `aicf devnet run`, or a fresh anvil): start `aicf up` on another database (--db) or an "
+            "empty one"
         )
     host, port = config.host, sock.getsockname()[1]
     url = f"http://{host}:{port}"
@@ -243,19 +297,23 @@ def launch(
         system.stop.set()
         raise StartupError(f"the API did not start on {url} within 10 s")
     served = sorted(digests)
-    if config.providers:
-        start_reference_providers(system, url, served, system.stop)
-    if config.load:
+    provider_ids = start_reference_providers(system, url, served, system.stop) if config.providers else []
+    if backend is not None:
+        _evm_demo(system, backend, provider_ids, served, config.load)
+    elif config.load:
         demo = DemoRequesters(system=system, models=served)
         start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
-    resumed = system.devnet.head_height()
+    resumed = system.chain.head_height()
     what = "aicf serve (one coordinator replica; no providers, no demo load)" if config.replica else "aicf is up"
     say(f"{what}: dashboard {url}/dashboard/  JSON-RPC {url}/rpc  WebSocket {url.replace('http', 'ws')}/ws")
     say(f"point the CLI at it: export AICF_URL={url}   (or pass --url {url}); try: aicf request --help")
-    if resumed > 1:
+    if backend is not None:
+        say(f"chain: EVM node {backend.rpc_url} (chain id {backend.chain_id}), Aicf at {backend.deployment.aicf}")
+        say(f"contracts: {backend.deployment_file}  coordinator role {backend.writer_key.address}")
+    elif resumed > 1:
         say(f"resumed the devnet chain {system.devnet.chain_id} at height {resumed} from the database")
     say(f"metrics {url}/metrics  OpenRPC {url}/openrpc.json  operator token in {system.operator_token_source}")
-    why_none = "install the models extra" if with_models else "no providers in this run"
+    why_none = "install the models extra" if _with_models(config) else "no providers in this run"
     say(f"models served: {', '.join(served) or f'none ({why_none})'}; epoch every {params.epoch_seconds} s")
 
     def stop() -> None:
@@ -263,8 +321,29 @@ def launch(
         server.should_exit = True
         for t in threads:
             t.join(timeout=10)
+        system.chain.close()
 
     return system, stop
+
+
+def _evm_demo(
+    system: "System", backend: "EvmBackend", provider_ids: Sequence[bytes], models: Sequence[str], load: bool
+) -> None:
+    """The demo on an EVM node: the treasury funded once, the reference providers staked on chain from anvil
+    dev accounts (their shares are paid there), requesters enqueueing through the contract."""
+    from aicf.chain.deploy import contract
+    from aicf.devtools.evm_demo import EvmDemoRequesters, fund_treasury, stake_providers
+
+    w3 = backend.chain.w3
+    accounts = [str(a) for a in w3.eth.accounts]
+    if len(accounts) < 10:  # a node that signs for no one (not anvil): the operator stakes and funds by hand
+        return
+    token, aicf = contract(w3, "AicfTestToken", backend.deployment.token), backend.aicf
+    fund_treasury(w3, token, aicf, accounts[0])
+    stake_providers(w3, token, aicf, accounts[2:5], provider_ids)
+    if load:
+        demo = EvmDemoRequesters(system=system, w3=w3, token=token, aicf=aicf, callers=accounts[5:8], models=models)
+        start_threads([("aicf-requesters", lambda: demo.run(system.stop))])
 
 
 def report_until_stopped(system: "System", duration_s: int | None, say: Callable[[str], None]) -> None:

@@ -190,6 +190,7 @@ class EvmChain:
         self._cache: OrderedDict[bytes, EvmBlock] = OrderedDict()
         self._cache_blocks = max(1, cache_blocks)
         self._enqueued: OrderedDict[bytes, tuple[int, bytes, bytes]] = OrderedDict()  # contract id → (h, hash, id)
+        self._contract_ids: OrderedDict[bytes, bytes] = OrderedDict()  # SPEC task_id → contract taskId (enqueues read)
         self.hits = 0
         self.misses = 0
         self.session: requests.Session | None = None  # the HTTP session `connect` opened, closed by `close`
@@ -324,6 +325,9 @@ class EvmChain:
                 txs.append(ChainTx(tx_hash=tx_hash, index=len(txs), sender=caller, kind=kind, body=body))
                 spec_id = spec_task_id(self.chain_id, height, tx_hash, caller, kind, body)
                 self._enqueued[contract_task] = (height, bytes(header["hash"]), spec_id)
+                self._contract_ids[spec_id] = contract_task
+                if len(self._contract_ids) > 16 * self._cache_blocks:
+                    self._contract_ids.popitem(last=False)
                 if len(self._enqueued) > 16 * self._cache_blocks:
                     self._enqueued.popitem(last=False)
                 refs.append(
@@ -372,8 +376,14 @@ class EvmChain:
                         contract_task_id=bytes(args["taskId"]),
                     )
                 )
-            else:  # Deposited: treasury income, which no ChainTx kind carries (docs/EVM.md)
-                deposits.append((_address_bytes(args["from"]), int(args["amount"])))
+            else:  # Deposited: treasury income (docs/EVM.md), external → treasury in the coordinator's ledger
+                sender = _address_bytes(args["from"])
+                deposits.append((sender, int(args["amount"])))
+                body = {"amount": int(args["amount"])}
+                txs.append(
+                    ChainTx(tx_hash=tx_hash, index=len(txs), sender=sender, kind=TxKind.TREASURY_DEPOSIT, body=body)
+                )
+                refs.append(EvmTxRef(tx_hash=tx_hash, evm_tx_hash=evm_tx, log_index=log_index, event=event))
         base_fee = int(header.get("baseFeePerGas") or 0)
         block = Block(
             height=height,
@@ -389,6 +399,27 @@ class EvmChain:
         return EvmBlock(
             block=block, refs=tuple(refs), fee_wei=int(header["gasUsed"]) * base_fee, treasury_deposits=tuple(deposits)
         )
+
+    def contract_task_of(self, spec_id: bytes) -> bytes | None:
+        """The contract's taskId of the job SPEC calls `spec_id` (for `includeProof`): from the enqueues read so
+        far, else by reading every enqueue log since the deployment (after a restart); None if there is none."""
+        known = self._contract_ids.get(spec_id)
+        if known is not None:
+            return known
+        head = self.head_height()
+        for event in ("AiEnqueued", "QuantumEnqueued"):
+            signature = next(sig for sig, (name, _) in _EVENTS.items() if name == event)
+            logs = self.w3.eth.get_logs(
+                {
+                    "address": self.address,
+                    "fromBlock": self.deployment.deploy_block,
+                    "toBlock": head,
+                    "topics": ["0x" + signature.hex()],
+                }
+            )
+            for height in sorted({int(log["blockNumber"]) for log in logs}):
+                self.evm_block_at(height)  # records the block's enqueues in _contract_ids
+        return self._contract_ids.get(spec_id)
 
     def _sender_of(self, evm_tx: bytes) -> bytes:
         try:

@@ -29,9 +29,10 @@ def pin_reference_device(system: System, device: str, public_key: bytes) -> None
     log.info("pinned the reference quantum device %s (simulator)", device)
 
 
-def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> None:
+def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> list[bytes]:
     """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
-    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet)."""
+    the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet).
+    Returns their provider ids."""
     from aicf.client import RpcClient, RpcError
     from aicf.provider.agent import AgentConfig, ProviderAgent
     from aicf.provider.agent import load_or_create_key as provider_key
@@ -48,6 +49,7 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
     device = DeviceKey(QUANTUM_DEVICE, provider_key(system.var / "providers" / f"{QUANTUM_DEVICE}.device.key"))
     pin_reference_device(system, QUANTUM_DEVICE, device.public_bytes())
     specs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",)), lambda: QuantumWork(device=device)))
+    ids: list[bytes] = []
     for name, config, make_work in specs:
         (system.var / "providers").mkdir(parents=True, exist_ok=True)
         key = provider_key(system.var / "providers" / f"{name}.key")
@@ -66,3 +68,5 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
             agent.run(system.clock, stop.wait, stop.is_set)
 
         start_threads([(f"aicf-provider-{name}", serve)])
+        ids.append(agent.provider_id)
+    return ids

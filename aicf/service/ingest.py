@@ -424,6 +424,8 @@ def _apply_tx(
             _enqueue(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth)
         elif ctx.kind == TxKind.DEPOSIT:
             _deposit(tx, work, ctx)
+        elif ctx.kind == TxKind.TREASURY_DEPOSIT:
+            _treasury_deposit(tx, work, ctx)
         elif ctx.kind == TxKind.CANCEL:
             work.cancels.append(
                 CancelRequest(
@@ -576,6 +578,27 @@ def _deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
     work.balances[EXTERNAL] = supply - amount
     work.postings.append(
         Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=ctx.tx_hash)
+    )
+
+
+def _treasury_deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
+    """Treasury income paid in on chain (an EVM chain's `Aicf.deposit`, docs/EVM.md): external → treasury, so
+    the ledger's treasury is the contract's and no batch pays a reward the contract would refuse."""
+    amount = ctx.body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < MAX_AMOUNT:
+        raise RequestError("amount", "expected an integer > 0 and < 2^63")
+    if set(ctx.body) != {"amount"}:
+        raise RequestError(sorted(set(ctx.body) - {"amount"})[0], "unknown key for a treasury deposit")
+    have = _balance(tx, work, TREASURY)
+    if have + amount >= MAX_AMOUNT:
+        raise RequestError("amount", f"{TREASURY} would exceed 2^63 µANM")
+    supply = _balance(tx, work, EXTERNAL)
+    if supply - amount <= -MAX_AMOUNT:
+        raise RequestError("amount", f"the supply would pass 2^63 µANM ({-supply} minted so far)")
+    work.balances[TREASURY] = have + amount
+    work.balances[EXTERNAL] = supply - amount
+    work.postings.append(
+        Posting(debit=EXTERNAL, credit=TREASURY, amount=MicroAnm(amount), ref_kind="treasury_deposit", ref=ctx.tx_hash)
     )
 
 

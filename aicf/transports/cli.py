@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aicf.bootstrap.scenario import deploy_to_node, run_scenario
+from aicf.bootstrap.scenario import claim_payout, deploy_to_node, evm_requester_ops, run_scenario
 from aicf.bootstrap.stores import DB_ENV, default_db_url, open_store
 from aicf.bootstrap.up import UpConfig, start_up
 from aicf.core.conformance import VectorError, parse_vector_file, run_case
@@ -22,14 +22,15 @@ from aicf.transports.cli_devnet import build_devnet_app
 from aicf.transports.cli_operator import allowlist_app, params_app, status_command, tier_app, traps_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
-from aicf.transports.cli_request import request_app
+from aicf.transports.cli_request import register_evm_ops, request_app
 from aicf.transports.cli_roots import devices_app, policy_app, roots_app
 from aicf.transports.demo import worked_example
 
 app = typer.Typer(help="AI Compute Fund coordinator.", no_args_is_help=True, add_completion=False)
 app.add_typer(build_db_app(open_store, default_db_url), name="db")
 app.add_typer(build_devnet_app(open_store, default_db_url, run_scenario), name="devnet")
-app.add_typer(build_chain_app(deploy_to_node), name="chain")  # aicf chain deploy --rpc-url URL
+app.add_typer(build_chain_app(deploy_to_node, claim_payout), name="chain")  # aicf chain deploy / claim
+register_evm_ops(evm_requester_ops())  # aicf request on an EVM chain: the requester's own Ethereum transactions
 app.add_typer(provider_app, name="provider")
 app.add_typer(request_app, name="request")  # aicf request ai|quantum|deposit|balance|cancel|status|result
 register_ops(app)  # aicf providers, jobs, job, epoch, audit payout, devnet reorg (over JSON-RPC)
@@ -132,6 +133,13 @@ def up_command(
         str | None,
         typer.Option(help="Real models the reference providers serve: a comma list, or 'none' (default: all)"),
     ] = None,
+    chain: Annotated[
+        str,
+        typer.Option(help="devnet (embedded), anvil (start a local anvil and deploy), or an EVM node's RPC URL"),
+    ] = "devnet",
+    contracts: Annotated[
+        Path | None, typer.Option(help="With --chain URL: the deployment file of `aicf chain deploy`")
+    ] = None,
 ) -> None:
     """Start the whole system: devnet, coordinator, API, dashboard, reference providers and a demo load."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -145,6 +153,8 @@ def up_command(
         load=load,
         duration_s=duration,
         serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
+        chain=chain,
+        contracts=contracts,
     )
     try:
         start_up(config, lambda text: out.print(text, markup=False))
@@ -162,7 +172,12 @@ def serve_command(
         Path, typer.Option(help="Folder of operator.key, trap.secret, operator.token: the same on every replica")
     ] = Path("var"),
     params_file: Annotated[Path | None, typer.Option("--params", help="A TOML params file")] = None,
-    chain: Annotated[str, typer.Option(help="The chain: devnet (embedded, kept in the database)")] = "devnet",
+    chain: Annotated[
+        str, typer.Option(help="The chain: devnet (embedded, kept in the database) or an EVM node's RPC URL")
+    ] = "devnet",
+    contracts: Annotated[
+        Path | None, typer.Option(help="With --chain URL: the deployment file of `aicf chain deploy`")
+    ] = None,
     duration: Annotated[int | None, typer.Option(help="Stop after this many seconds")] = None,
     models: Annotated[
         str | None, typer.Option(help="Real models providers may serve: a comma list, or 'none' (default: all)")
@@ -183,6 +198,7 @@ def serve_command(
         serve_models=None if models is None else [m for m in models.split(",") if m and m != "none"],
         replica=True,
         chain=chain,
+        contracts=contracts,
     )
     try:
         start_up(config, lambda text: out.print(text, markup=False))

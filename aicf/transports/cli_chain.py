@@ -21,12 +21,42 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 DeployFn = Callable[..., dict[str, object]]
 
 
-def build_chain_app(deploy_fn: DeployFn) -> typer.Typer:
-    chain_app = typer.Typer(help="The EVM chain: deploy the AICF contracts.", no_args_is_help=True)
+ClaimFn = Callable[..., dict[str, object]]
+
+
+def build_chain_app(deploy_fn: DeployFn, claim_fn: ClaimFn | None = None) -> typer.Typer:
+    chain_app = typer.Typer(help="The EVM chain: deploy the AICF contracts, claim payouts.", no_args_is_help=True)
 
     @chain_app.callback()
     def chain() -> None:
-        """The EVM chain (docs/EVM.md). A callback keeps `deploy` a subcommand while it is the only one."""
+        """The EVM chain (docs/EVM.md)."""
+
+    if claim_fn is not None:
+
+        @chain_app.command("claim")
+        def claim(
+            epoch: Annotated[int, typer.Option(min=0, help="The settled epoch to claim")],
+            key: Annotated[Path, typer.Option(help="The sender's secp256k1 key file (created 0600 if missing)")],
+            url: Annotated[str, typer.Option(envvar="AICF_URL", help="The coordinator")] = "http://127.0.0.1:8000",
+            account: Annotated[
+                str | None, typer.Option(help="The account paid (default: the key's address), e.g. a provider's owner")
+            ] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+        ) -> None:
+            """Claim an account's payout of a settled epoch on chain, with the Merkle proof aicf.getClaim serves."""
+            try:
+                paid = claim_fn(url=url, epoch=epoch, key_file=key, account=account)
+            except AicfError as exc:
+                err.print(f"error: {exc}", markup=False)
+                raise typer.Exit(1) from None
+            if as_json:
+                out.print(json.dumps(paid, sort_keys=True), markup=False)
+                return
+            out.print(
+                f"claimed {paid['amount']} µANM of epoch {epoch} for {paid['account']} in {paid['tx_hash']}; "
+                f"balance {paid['balance_before']} -> {paid['balance_after']}",
+                markup=False,
+            )
 
     @chain_app.command("deploy")
     def deploy(

@@ -14,14 +14,18 @@ coordinator refuses or cannot be reached or the job does not end well, 2 on bad 
 
 import json
 import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from aicf.client import RpcClient, RpcError
 from aicf.client.requester import Progress, Requester, RequestFailedError, load_or_create_requester_key
 from aicf.core.encoding import to_hex
+from aicf.core.errors import AicfError
 from aicf.transports.cli_ops import DEFAULT_URL, JsonOption, UrlOption, parse_id, reporting
 
 out = Console(highlight=False, soft_wrap=True)
@@ -45,6 +49,72 @@ TierOption = Annotated[
 ]
 
 request_app = typer.Typer(help="Submit jobs as a requester and follow them.", no_args_is_help=True)
+
+EvmOp = Callable[..., dict[str, Any]]
+_EVM_OPS: dict[str, EvmOp] = {}
+FINAL = ("SETTLED", "FAILED", "REJECTED", "CANCELLED")
+
+
+def register_evm_ops(ops: Mapping[str, EvmOp]) -> None:
+    """The composition root (aicf/transports/cli.py) hands in the EVM requester's operations (`enqueue`,
+    `deposit`, `balance`; web3 lives in aicf.chain): used when the coordinator says it follows an EVM node."""
+    _EVM_OPS.update(ops)
+
+
+def _evm(url: str) -> bool:
+    """Whether the coordinator at `url` follows an EVM node (aicf.getRequestTerms `chain.kind`), so requests are
+    the requester's own Ethereum transactions, signed with the secp256k1 key in --key."""
+    if not _EVM_OPS:
+        return False
+    try:
+        with RpcClient(url.rstrip("/") + "/rpc", timeout_s=30.0) as client:
+            chain = client.call("aicf.getRequestTerms").get("chain") or {}
+    except (RpcError, AicfError, OSError):
+        return False  # the devnet path reports the coordinator's error
+    return bool(chain.get("kind") == "evm")
+
+
+def _evm_call(op: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        return _EVM_OPS[op](**kwargs)
+    except AicfError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def _evm_finish(url: str, sent: dict[str, Any], wait: bool, until: str, timeout: float, as_json: bool) -> None:
+    """Print the enqueue, or with --wait follow the job through aicf.readResult until it is done."""
+    if until not in ("final", "verified"):
+        err.print("error: --until must be 'final' or 'verified'", markup=False)
+        raise typer.Exit(2)
+    task = str(sent["task_id"])
+    if not wait:
+        if as_json:
+            typer.echo(json.dumps(sent, sort_keys=True))
+        else:
+            out.print(f"sent {sent['tx_hash']} (escrow {sent['escrow']:,} µANM); task {task}", markup=False)
+        return
+    err.print(f"sent {sent['tx_hash']}; task {task}", markup=False)
+    deadline, last = time.monotonic() + timeout, ""
+    with RpcClient(url.rstrip("/") + "/rpc", timeout_s=30.0) as client:
+        while True:
+            try:
+                record: dict[str, Any] = client.call("aicf.readResult", {"id": task})
+            except RpcError:  # not ingested yet
+                record = {"status": "sent"}
+            if record["status"] != last:
+                last = str(record["status"])
+                err.print(f"… {last} task {task}", markup=False)
+            done = record["status"] in FINAL or (until == "verified" and record.get("result") is not None)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                err.print(f"error: task {task} is still {last} after {timeout} s", markup=False)
+                raise typer.Exit(1)
+            time.sleep(1.0)
+    _show_record(record, as_json)
+    if record["status"] in ("FAILED", "REJECTED", "CANCELLED"):
+        raise typer.Exit(1)
 
 
 def _requester(url: str, key: Path) -> Requester:
@@ -136,6 +206,18 @@ def ai_command(
     if max_units is not None and max_runtime_ms is not None:
         err.print("error: give --max-units or --max-runtime-ms, not both", markup=False)
         raise typer.Exit(2)
+    if _evm(url):
+        if max_units is not None:
+            err.print("error: --max-units is not taken on an EVM chain; give --max-runtime-ms", markup=False)
+            raise typer.Exit(2)
+        with RpcClient(url.rstrip("/") + "/rpc", timeout_s=30.0) as client:
+            terms = client.call("aicf.getRequestTerms")
+        fee = fee_per_unit if fee_per_unit is not None else terms["suggested_fee_per_unit"]["ai"]
+        body = {"model": model, "prompt": prompt.encode("utf-8"), "max_tokens": max_tokens,
+                "max_runtime_ms": max_runtime_ms or 20_000, "tier": tier, "fee_per_unit": fee}  # fmt: skip
+        sent = _evm_call("enqueue", url=url, key_file=key, kind="ai", body=body)
+        _evm_finish(url, sent, wait, until, timeout, as_json)
+        return
     with _requester(url, key) as r, reporting(url):
         try:
             tx_hash = r.submit_ai(
@@ -172,6 +254,14 @@ def quantum_command(
     except OSError as exc:
         err.print(f"error: cannot read {qasm}: {exc.strerror or exc}", markup=False)
         raise typer.Exit(2) from None
+    if _evm(url):
+        with RpcClient(url.rstrip("/") + "/rpc", timeout_s=30.0) as client:
+            terms = client.call("aicf.getRequestTerms")
+        fee = fee_per_unit if fee_per_unit is not None else terms["suggested_fee_per_unit"]["quantum"]
+        body = {"circuit": circuit, "shots": shots, "fee_per_unit": fee, "tier": tier}
+        sent = _evm_call("enqueue", url=url, key_file=key, kind="quantum", body=body)
+        _evm_finish(url, sent, wait, until, timeout, as_json)
+        return
     with _requester(url, key) as r, reporting(url):
         tx_hash = r.submit_quantum(circuit, shots, fee_per_unit=fee_per_unit, tier=tier)
         _finish(r, tx_hash, wait, until, timeout, as_json)
@@ -185,7 +275,14 @@ def deposit_command(
     key: KeyOption = DEFAULT_KEY,
     as_json: JsonOption = False,
 ) -> None:
-    """Credit the requester's own account from the devnet faucet."""
+    """Credit the requester's own account from the devnet faucet (on an EVM dev chain: the test token's)."""
+    if _evm(url):
+        done = _evm_call("deposit", url=url, key_file=key, amount=amount)
+        if as_json:
+            typer.echo(json.dumps(done, sort_keys=True))
+        else:
+            out.print(f"deposit {done['tx_hash']} {done['state']}; balance {done['balance']:,} µANM", markup=False)
+        return
     with _requester(url, key) as r, reporting(url):
         tx_hash = r.deposit(amount)
         state = "sent"
@@ -204,7 +301,17 @@ def deposit_command(
 
 @request_app.command("balance")
 def balance_command(url: UrlOption = DEFAULT_URL, key: KeyOption = DEFAULT_KEY, as_json: JsonOption = False) -> None:
-    """The requester's address, balance, next nonce and open jobs."""
+    """The requester's address, balance, next nonce and open jobs (on an EVM chain: address, token balance,
+    ether and the contract's allowance)."""
+    if _evm(url):
+        acct = _evm_call("balance", url=url, key_file=key)
+        if as_json:
+            typer.echo(json.dumps(acct, sort_keys=True))
+            return
+        out.print(f"address   {acct['address']}  (chain {acct['chain_id']})", markup=False)
+        out.print(f"balance   {acct['balance']:,} µANM  ether {acct['wei'] / 10**18:.4f}", markup=False)
+        out.print(f"allowance {acct['allowance']:,} µANM for the Aicf contract", markup=False)
+        return
     with _requester(url, key) as r, reporting(url):
         acct = r.account()
     if as_json:

@@ -53,7 +53,19 @@ class ModelTermsOut(Out):
     weight_milli: UInt
 
 
+class ChainOut(Out):
+    """Which chain requesters send to: the embedded devnet (aicf.sendTransaction), or an EVM node (their own
+    Ethereum transactions to `aicf` at `rpc_url`, escrow in `token`; docs/EVM.md)."""
+
+    kind: str
+    rpc_url: str | None = None
+    aicf: str | None = None
+    token: str | None = None
+    deploy_block: UInt | None = None
+
+
 class TermsOut(Out):
+    chain: ChainOut | None = None
     chain_id: UInt
     price_bps: UInt
     models: dict[str, ModelTermsOut]
@@ -194,11 +206,40 @@ def render_outcome(o: RequestOutcome) -> Json:
 def requester_methods(
     *,
     chain_id: int,
+    send: Callable[[SignedTx], bytes] | None,
+    status: Callable[[bytes], TxStatus] | None,
+    account: Callable[[bytes], Account] | None,
+    outcome: Callable[[bytes], RequestOutcome | None],
+    terms: Callable[[], Json],
+) -> list[RpcMethod[Any]]:
+    """The requester methods. On a chain whose transactions requesters send themselves (an EVM node), `send`,
+    `status` and `account` are None and only aicf.getRequestTerms and aicf.readResult are served."""
+
+    def read_result(p: TaskParams, _: CallContext) -> Json:
+        found = outcome(p.id)
+        if found is None:
+            raise NotFoundError(f"job {to_hex(p.id)}")
+        return render_outcome(found)
+
+    def get_terms(_: NoParams, __: CallContext) -> Json:
+        return terms()
+
+    reads = [
+        _read("aicf.getRequestTerms", NoParams, get_terms, TermsOut,
+              "Chain, chain id, models and weights, current price, reserve and suggested fees, request limits"),
+        _read("aicf.readResult", TaskParams, read_result, OutcomeOut,
+              "A job's status, ResultRecord, output, and what was charged and refunded"),
+    ]  # fmt: skip
+    if send is None or status is None or account is None:
+        return reads
+    return [*reads, *_devnet_methods(chain_id, send, status, account)]
+
+
+def _devnet_methods(
+    chain_id: int,
     send: Callable[[SignedTx], bytes],
     status: Callable[[bytes], TxStatus],
     account: Callable[[bytes], Account],
-    outcome: Callable[[bytes], RequestOutcome | None],
-    terms: Callable[[], Json],
 ) -> list[RpcMethod[Any]]:
     def send_tx(p: SendParams, _: CallContext) -> Json:
         tx = decode_signed_tx(p.tx)
@@ -213,39 +254,27 @@ def requester_methods(
             raise InvalidParamsError([("address", f"expected 20 bytes, got {len(p.address)}")])
         return render_account(account(p.address), chain_id)
 
-    def read_result(p: TaskParams, _: CallContext) -> Json:
-        found = outcome(p.id)
-        if found is None:
-            raise NotFoundError(f"job {to_hex(p.id)}")
-        return render_outcome(found)
-
-    def get_terms(_: NoParams, __: CallContext) -> Json:
-        return terms()
-
-    def read(
-        name: str, params: type[Any], handler: Any, result: type[Any], summary: str, description: str = ""
-    ) -> RpcMethod[Any]:
-        """A requester method: public (a transaction's own signature authenticates it), with a result schema."""
-        return RpcMethod(
-            name=name,
-            params_model=params,
-            handler=handler,
-            access="read",
-            summary=summary,
-            description=description,
-            result_type=result,
-        )
-
     return [
-        read("aicf.getRequestTerms", NoParams, get_terms, TermsOut,
-             "Chain id, models and weights, current price, reserve and suggested fees, request limits"),
-        read("aicf.sendTransaction", SendParams, send_tx, SentOut,
-             "Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
-             description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md"),
-        read("aicf.getTransaction", TxHashParams, get_tx, TxStatusOut,
-             "Where a transaction is: pending, included (with its task id), refused (with the reason)"),
-        read("aicf.getAccount", AccountParams, get_account, AccountOut,
-             "A requester's balance, next nonce, waiting transactions and open jobs"),
-        read("aicf.readResult", TaskParams, read_result, OutcomeOut,
-             "A job's status, ResultRecord, output, and what was charged and refunded"),
+        _read("aicf.sendTransaction", SendParams, send_tx, SentOut,
+              "Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
+              description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md"),
+        _read("aicf.getTransaction", TxHashParams, get_tx, TxStatusOut,
+              "Where a transaction is: pending, included (with its task id), refused (with the reason)"),
+        _read("aicf.getAccount", AccountParams, get_account, AccountOut,
+              "A requester's balance, next nonce, waiting transactions and open jobs"),
     ]  # fmt: skip
+
+
+def _read(
+    name: str, params: type[Any], handler: Any, result: type[Any], summary: str, description: str = ""
+) -> RpcMethod[Any]:
+    """A requester method: public (a transaction's own signature authenticates it), with a result schema."""
+    return RpcMethod(
+        name=name,
+        params_model=params,
+        handler=handler,
+        access="read",
+        summary=summary,
+        description=description,
+        result_type=result,
+    )

@@ -201,3 +201,17 @@ def test_an_rpc_url_that_does_not_answer_is_a_specific_error(stack: Stack, tmp_p
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(NodeUnreachableError, match=f"RPC URL {dead} does not answer"):
         EvmChain.connect(dead, path, timeout_s=1.0)
+
+
+def test_a_treasury_deposit_log_becomes_a_treasury_deposit_from_its_sender(stack: Stack) -> None:
+    stack.fund_with(stack.roles.other, 5 * ANM)
+    receipt = send(stack.aicf.functions.deposit(3 * ANM), stack.roles.other)
+    block = EvmChain(stack.w3, stack.deployment).block_at(receipt["blockNumber"])
+    assert block is not None
+    (deposit,) = block.txs
+    assert (deposit.kind, deposit.sender, dict(deposit.body), deposit.tx_hash) == (
+        TxKind.TREASURY_DEPOSIT,
+        addr(stack.roles.other),
+        {"amount": 3 * ANM},
+        bytes(receipt["transactionHash"]),
+    )

@@ -53,7 +53,8 @@ class Up:
     proc: "subprocess.Popen[str] | None" = None
     log: Path | None = None
     starts: int = 0
-    extra: tuple[str, ...] = ()  # more `aicf up` options (e.g. --no-providers)
+    extra: tuple[str, ...] = ()  # more options (e.g. --no-providers, or ("--chain", "anvil"))
+    load: bool = False  # the demo load (off: the tests send their own jobs)
 
     @property
     def url(self) -> str:
@@ -65,7 +66,7 @@ class Up:
         cmd = [sys.executable, "-m", "aicf.transports.cli", self.command, "--db", self.db, "--var", str(self.var),
                "--port", str(self.port), "--params", str(self.params), "--models", self.models]  # fmt: skip
         if self.command == "up":
-            cmd.append("--no-load")
+            cmd.append("--load" if self.load else "--no-load")
         cmd += self.extra
         with self.log.open("w", encoding="utf-8") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here

@@ -462,3 +462,19 @@ def test_a_replica_that_finds_another_ingesting_moves_on_and_ingests_once_the_lo
                 assert tx.head_block() is None, "nothing was ingested while the lock was held"
         steps = ingest_available(store, net, P, depth_stub, wait=False)
         assert [s.height for s in steps] == list(range(net.head_height() + 1))
+
+
+def test_a_treasury_deposit_credits_the_treasury_from_external_and_a_bad_one_is_refused(store: Store) -> None:
+    net = funded()
+    net.submit(ALICE, TxKind.TREASURY_DEPOSIT, {"amount": 7_000})  # an EVM chain's Aicf.deposit (docs/EVM.md)
+    net.submit(ALICE, TxKind.TREASURY_DEPOSIT, {"amount": 0})
+    net.submit(ALICE, TxKind.TREASURY_DEPOSIT, {"amount": 5, "to": ALICE})
+    net.mine()
+    ingest(store, net)
+    income = sum(treasury_income(b.issuance, b.fees, P) for b in net.blocks)
+    assert balance(store, TREASURY) == income + 7_000
+    assert balance(store, requester_account(ALICE)) == 10_000_000  # the sender's own balance is untouched
+    assert balance(store, EXTERNAL) == -(income + 10_000_000 + 7_000)
+    with store.transaction() as tx:
+        assert [r.field for r in tx.snapshot().refused] == ["amount", "to"]
+    assert verify(store).ok

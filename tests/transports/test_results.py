@@ -114,6 +114,7 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     key = Ed25519PrivateKey.from_private_bytes(b"\x5e" * 32)
     pub = public_key_bytes(key)
     terms = read("aicf.getRequestTerms")
+    assert terms["chain"] == {"kind": "devnet"}  # the requester CLI sends devnet transactions to this coordinator
     read("aicf.getAccount", {"address": to_hex(address_of(pub))})
     deposit = {"to": address_of(pub), "amount": 1000}
     sig = key.sign(tx_signing_digest(terms["chain_id"], pub, TxKind.DEPOSIT, 0, deposit))

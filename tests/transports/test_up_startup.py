@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from store.backends import PG_DSN, require_postgres
 
-from aicf.bootstrap.chains import UnknownChainError
 from aicf.bootstrap.stores import DB_ENV, postgres_unavailable
 from aicf.bootstrap.up import StartupError, UpConfig, start_up
 from aicf.provider.models import ModelRunner, ModelUnavailableError
@@ -312,6 +311,6 @@ def test_aicf_serve_refuses_sqlite_in_one_line_and_creates_nothing(tmp_path: Pat
 
 def test_an_unknown_chain_is_refused_before_anything_is_created(tmp_path: Path) -> None:
     config = UpConfig(port=free_port(), var=tmp_path / "var", chain="ropsten")
-    with pytest.raises(UnknownChainError, match=r"^unknown chain 'ropsten': this build follows devnet \(--chain\)$"):
+    with pytest.raises(StartupError, match=r"^--chain 'ropsten': expected devnet, anvil or an http\(s\):// RPC URL$"):
         start_up(config, ignore)
     assert contents(tmp_path) == []

@@ -1,0 +1,366 @@
+"""The system on an EVM node (issue 13, item 3): the `ChainBackend` over `EvmChain` and `EvmWriter`.
+
+Imported only when a run asks for an EVM chain (web3 raises the recursion limit on import, docs/SECURITY.md).
+
+- The ingester reads `EvmView`: `EvmChain`'s blocks, with each `ProofIncluded` record completed by the envelope
+  and the signed acceptance the coordinator keeps (the contract stores only their ids, digest and units), so
+  ingestion writes the ResultRecord exactly as on the devnet. `advance` loads those from the store before the
+  pass's ingestion, outside its transaction.
+- Accepted proofs are queued by `EvmProofWriter.include_proof` (an API thread) and sent by `after_pass` (the
+  coordinator's thread) through `EvmWriter.ensure`, which never sends one twice, restart or not.
+- `after_pass` then posts every settled epoch the contract does not hold yet, in order, with its claim tree
+  (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
+  shares to the inclusion block's fee recipient, the fund's to the deployment's fund address. What is posted is
+  derived from the store and the contract only, so a restart posts what is missing and nothing twice.
+"""
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
+from aicf.chain.deploy import Deployment, contract
+from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter, SlashPost, WriteStatus
+from aicf.chain.interface import ChainView
+from aicf.core.chain import Block, TxKind
+from aicf.core.encoding import decode_canonical
+from aicf.core.params import Params
+from aicf.core.records import BatchRecord
+from aicf.core.settlement import Payout, SettlementBatch, Totals
+from aicf.service import requesters
+from aicf.service.context import ChainWriter
+from aicf.store.interface import Store, read_transaction
+from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
+from aicf.transports.methods_requester import requester_methods
+from aicf.transports.rpc import RpcMethod
+
+log = logging.getLogger("aicf.evm")
+
+_PROOF_EXTRAS = ("envelope", "acc", "acc_sig")
+SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_CHRONIC": 4, "FRAUD": 5}  # EVM.md
+SLASH_SCAN = 1000  # the most recent slashes each pass checks
+
+
+@dataclass
+class EvmView:
+    """`ChainView` the ingester reads: EvmChain's blocks with each PROOF body completed from `extras`."""
+
+    chain: EvmChain
+    extras: dict[bytes, dict[str, bytes]] = field(default_factory=dict)  # proof_id → envelope, acc, acc_sig
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    def head_height(self) -> int:
+        return self.chain.head_height()
+
+    def finalized_height(self) -> int:
+        return self.chain.finalized_height()
+
+    def block_at(self, height: int) -> Block | None:
+        block = self.chain.block_at(height)
+        if block is None or not any(t.kind == TxKind.PROOF for t in block.txs):
+            return block
+        txs = tuple(
+            replace(t, body={**t.body, **self.extras.get(_proof_id(t.body), {})}) if t.kind == TxKind.PROOF else t
+            for t in block.txs
+        )
+        return replace(block, txs=txs)
+
+
+def _proof_id(body: Mapping[str, object]) -> bytes:
+    value = body.get("proof_id")
+    return value if isinstance(value, bytes) else b""
+
+
+class EvmProofWriter:
+    """The coordinator's `ChainWriter` on an EVM node: accepted proofs wait in a queue for `after_pass`."""
+
+    def __init__(self, extras: dict[bytes, dict[str, bytes]]) -> None:
+        self.extras = extras
+        self.lock = threading.Lock()
+        self.queue: list[Mapping[str, object]] = []
+
+    def include_proof(self, body: Mapping[str, object]) -> None:
+        extras = {k: v for k in _PROOF_EXTRAS if isinstance(v := body.get(k), bytes)}
+        with self.lock:
+            self.extras[_proof_id(body)] = extras
+            self.queue.append(body)
+
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        """AI trap jobs are not sent on an EVM chain (their callers would need keys and tokens): `aicf up`
+        runs it without a trap corpus, so the trap duty never asks."""
+        raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
+
+    def take(self) -> list[Mapping[str, object]]:
+        with self.lock:
+            taken, self.queue = self.queue, []
+        return taken
+
+    def put_back(self, bodies: Sequence[Mapping[str, object]]) -> None:
+        """Return unsent inclusions to the front of the queue, in their order."""
+        with self.lock:
+            self.queue = [*bodies, *self.queue]
+
+
+def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
+    """`includeProof`'s arguments for an accepted proof's inclusion body (its envelope and acceptance)."""
+    envelope, acc = decode_canonical(_bytes(body, "envelope")), decode_canonical(_bytes(body, "acc"))
+    if not isinstance(envelope, dict) or not isinstance(acc, dict) or not isinstance(envelope.get("body"), dict):
+        raise EvmError("an accepted proof's envelope or acceptance is not a map")
+    env_body: dict[str, object] = envelope["body"]
+    digest = env_body.get("output_digest", env_body.get("circuit_digest"))
+    units = acc.get("units_mu")
+    if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(units, int):
+        raise EvmError("an accepted proof has no 32-byte output digest or no units")
+    return Inclusion(
+        task_id=contract_task,
+        spec_task_id=_bytes(body, "task_id"),
+        proof_id=_bytes(body, "proof_id"),
+        provider_id=_bytes(body, "provider_id"),
+        output_digest=digest,
+        units_mu=units,
+    )
+
+
+def _bytes(body: Mapping[str, object], key: str) -> bytes:
+    value = body.get(key)
+    if not isinstance(value, bytes):
+        raise EvmError(f"an inclusion body has no byte string {key!r}")
+    return value
+
+
+def settlement_batch(record: BatchRecord, payouts: Sequence[Payout]) -> SettlementBatch:
+    """The stored batch of an epoch as aicf.chain.claims takes it (totals summed from its payouts)."""
+    return SettlementBatch(
+        epoch=record.epoch,
+        finalized_height=record.finalized_height,
+        params_hash=record.params_hash,
+        price_bps=record.price_bps,
+        payouts=tuple(payouts),
+        carried=(),
+        totals=Totals(
+            reward=sum(p.reward for p in payouts),
+            provider=sum(p.provider for p in payouts),
+            miner=sum(p.miner for p in payouts),
+            fund=sum(p.fund for p in payouts),
+            charged=sum(p.charged for p in payouts),
+            units_mu=sum(p.units_mu for p in payouts),
+        ),
+        root=record.root,
+        next_price_bps=record.next_price_bps,
+        demand_mu=0,
+    )
+
+
+@dataclass
+class EvmBackend:
+    """The system's chain on an EVM node (module docstring). `rpc_url` is what requesters are told."""
+
+    chain: EvmChain
+    writer_key: LocalAccount
+    store: Store
+    rpc_url: str
+    waiter: Any = field(default_factory=RealWaiter)
+    extras: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
+    params: Params = field(default_factory=Params)
+    posted: int = 0  # batches this process posted
+    slashed: int = 0  # slashes this process sent (not found on chain already)
+    included: int = 0  # inclusions this process sent
+    on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
+    deployment_file: Path | None = None
+
+    kind = "evm"
+
+    def __post_init__(self) -> None:
+        self.deployment: Deployment = self.chain.deployment
+        self.evm_writer = EvmWriter(self.chain.w3, self.deployment, self.writer_key, self.waiter)
+        self._view = EvmView(self.chain, self.extras)
+        self._writer = EvmProofWriter(self.extras)
+        self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
+        self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
+        self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    @property
+    def view(self) -> ChainView:
+        return self._view
+
+    @property
+    def writer(self) -> ChainWriter:
+        return self._writer
+
+    def head_height(self) -> int:
+        return self.chain.head_height()
+
+    def advance(self, now: int) -> None:
+        """The node makes its own blocks; load the envelopes and acceptances of the proofs included since the
+        stored head (the pass's ingestion needs them, and reads no store inside its own transaction)."""
+        with read_transaction(self.store) as tx:
+            head = tx.head_block()
+        missing: list[bytes] = []
+        for height in range(0 if head is None else head.height + 1, self.chain.head_height() + 1):
+            block = self.chain.block_at(height)
+            if block is None:
+                break
+            missing += [p for t in block.txs if t.kind == TxKind.PROOF and (p := _proof_id(t.body)) not in self.extras]
+        if not missing:
+            return
+        with read_transaction(self.store) as tx:
+            for proof_id in missing:
+                record = tx.get_proof(proof_id)
+                if record is not None and record.verdict == "ACCEPT":
+                    self.extras[proof_id] = {
+                        "envelope": record.envelope,
+                        "acc": record.acceptance,
+                        "acc_sig": record.acceptance_sig,
+                    }
+
+    def after_pass(self) -> None:
+        """Send the queued inclusions, then post the settled epochs the contract does not hold yet."""
+        taken = self._writer.take()
+        for n, body in enumerate(taken):
+            try:
+                contract_task = self.chain.contract_task_of(_bytes(body, "task_id"))
+                if contract_task is None:
+                    log.warning("no enqueue log for task 0x%s: inclusion not sent", _bytes(body, "task_id").hex())
+                    continue
+                try:
+                    inclusion = inclusion_of(body, contract_task)
+                except EvmError as exc:  # not an accepted proof's body: nothing to send, ever
+                    log.error("inclusion of 0x%s not sent: %s", _bytes(body, "proof_id").hex(), exc)
+                    continue
+                result = self.evm_writer.ensure(inclusion)
+            except EvmError:
+                self._writer.put_back(taken[n:])  # the next pass tries again; ensure never sends one twice
+                raise
+            self.included += 1
+            log.debug("inclusion of 0x%s: %s", _bytes(body, "proof_id").hex(), result.status)
+        self.send_slashes()
+        with read_transaction(self.store) as tx:
+            last = tx.last_batch_epoch()
+        if last is None:
+            return
+        for epoch in range(int(self.aicf.functions.nextEpoch().call()), last + 1):
+            post = self.batch_post(epoch)
+            if post is None:
+                break
+            self.evm_writer.ensure(post)
+            self.posted += 1
+
+    def send_slashes(self) -> None:
+        """Each slash the coordinator recorded becomes `slash(providerId, reason, bps, evidenceHash)` once (the
+        contract refuses a second one with the same evidence): the reason's code and the params' bps, so the
+        contract takes (bonded + unbonding) × bps // 10000 of the on-chain stake to the fund. A provider with no
+        stake on chain has nothing to slash there: that slash is recorded as skipped and logged."""
+        with read_transaction(self.store) as tx:
+            recent = tx.recent_slashes(SLASH_SCAN)
+        for record in reversed(recent):  # oldest first
+            if record.evidence_hash in self.slashes_done:
+                continue
+            if int(self.aicf.functions.stakes(record.provider_id).call()[0], 16) == 0:
+                log.warning("slash 0x%s: provider 0x%s has no stake on chain; not sent",
+                            record.evidence_hash.hex(), record.provider_id.hex())  # fmt: skip
+            else:
+                post = SlashPost(
+                    provider_id=record.provider_id,
+                    reason=SLASH_CODES[record.reason],
+                    bps=self.params.slash_bps[record.reason],
+                    evidence_hash=record.evidence_hash,
+                )
+                if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+                    self.slashed += 1
+            self.slashes_done.add(record.evidence_hash)
+
+    def claim_tree(self, epoch: int) -> ClaimTree | None:
+        """Epoch `epoch`'s claim tree, built from its stored batch and the providers' on-chain owners."""
+        if epoch in self.trees:
+            return self.trees[epoch]
+        with read_transaction(self.store) as tx:
+            record = tx.get_batch(epoch)
+            payouts = tx.payouts_of_epoch(epoch) if record is not None else []
+        if record is None:
+            return None
+        payees: dict[bytes, bytes] = {}
+        for pid in {p.provider_id for p in payouts}:
+            owner = str(self.aicf.functions.stakes(pid).call()[0])
+            if int(owner, 16) != 0:
+                payees[pid] = bytes.fromhex(Web3.to_checksum_address(owner)[2:])
+        batch = settlement_batch(record, payouts)
+        fund = bytes.fromhex(Web3.to_checksum_address(self.deployment.fund)[2:])
+        tree = claim_tree_for_batch(batch, payees=payees, fund_account=fund)
+        self.trees[epoch] = tree
+        return tree
+
+    def batch_post(self, epoch: int) -> BatchPost | None:
+        with read_transaction(self.store) as tx:
+            record = tx.get_batch(epoch)
+            payouts = tx.payouts_of_epoch(epoch) if record is not None else []
+        tree = self.claim_tree(epoch)
+        if record is None or tree is None:
+            return None
+        made = batch_post(settlement_batch(record, payouts), tree)
+        return BatchPost(
+            epoch=made.epoch,
+            spec_root=made.spec_root,
+            totals=made.totals,
+            escrow_released=made.escrow_released,
+            claim_root=made.claim_root,
+            claim_total=made.claim_total,
+        )
+
+    def rpc_methods(self, store: Store, params: Params) -> Sequence[RpcMethod[Any]]:
+        """aicf.getRequestTerms (naming the node and the contracts) and aicf.readResult; requesters send their
+        own Ethereum transactions to the contract."""
+        chain = {
+            "kind": "evm",
+            "rpc_url": self.rpc_url,
+            "aicf": self.deployment.aicf,
+            "token": self.deployment.token,
+            "deploy_block": self.deployment.deploy_block,
+        }
+        return [
+            *requester_methods(
+                chain_id=self.chain_id,
+                send=None,
+                status=None,
+                account=None,
+                outcome=lambda task_id: requesters.request_outcome(store, task_id),
+                terms=lambda: {**requesters.request_terms(store, params, self.chain_id), "chain": chain},
+            ),
+            get_claim_method(self.find_claim),
+        ]
+
+    def find_claim(self, epoch: int, account: bytes) -> ClaimAnswer | None:
+        """aicf.getClaim: `account`'s leaf of epoch `epoch`'s claim tree and its proof; None if it has none."""
+        tree = self.claim_tree(epoch)
+        if tree is None:
+            return None
+        try:
+            claim = tree.claim_for(account)
+        except ClaimTreeError:
+            return None
+        return ClaimAnswer(
+            epoch=epoch,
+            account=account,
+            amount=claim.amount,
+            proof=claim.proof,
+            claim_root=tree.root,
+            claim_total=tree.total,
+            posted=int(self.aicf.functions.nextEpoch().call()) > epoch,
+        )
+
+    def close(self) -> None:
+        self.chain.close()
+        for stop in self.on_close:
+            stop()
