@@ -298,7 +298,7 @@ def _launch(
         raise StartupError(f"the API did not start on {url} within 10 s")
     served = sorted(digests)
     provider_ids = start_reference_providers(system, url, served, system.stop) if config.providers else []
-    if backend is not None:
+    if backend is not None and (config.providers or config.load):  # not for a replica: it pays and stakes
         _evm_demo(system, backend, provider_ids, served, config.load)
     elif config.load:
         demo = DemoRequesters(system=system, models=served)
