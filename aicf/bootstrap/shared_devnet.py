@@ -12,13 +12,15 @@ second finds it).
 """
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from aicf.chain.devnet import Devnet, DevnetConfig
 from aicf.chain.interface import TxLocation
 from aicf.core.chain import Block, TxKind
 from aicf.core.txs import SignedTx
+from aicf.store.devnet_journal import JournalState, load_journal, record_in
 from aicf.store.interface import Store, Tx, read_transaction
 
 
@@ -33,33 +35,11 @@ class _TxJournal:
             raise RuntimeError("the shared devnet journals only inside one of its own transactions")
         return self.tx
 
-    def load(self) -> tuple[dict[str, int], list[bytes], list[tuple[int, bytes]]] | None:
-        tx = self._open()
-        meta = tx.devnet_meta()
-        return (meta, tx.devnet_blocks(), tx.devnet_mempool()) if meta else None
+    def load(self) -> JournalState | None:
+        return load_journal(self._open())
 
-    def record(
-        self,
-        *,
-        meta: Mapping[str, int],
-        blocks: Sequence[tuple[int, bytes]] = (),
-        drop_blocks_above: int | None = None,
-        pending: Sequence[tuple[int, bytes]] = (),
-        drop_pending_through: int | None = None,
-        replace_mempool: bool = False,
-    ) -> None:
-        tx = self._open()
-        tx.set_devnet_meta(meta)
-        if drop_blocks_above is not None:
-            tx.drop_devnet_blocks_above(drop_blocks_above)
-        if blocks:
-            tx.put_devnet_blocks(blocks)
-        if replace_mempool:
-            tx.clear_devnet_mempool()
-        if drop_pending_through is not None:
-            tx.drop_devnet_pending_through(drop_pending_through)
-        if pending:
-            tx.put_devnet_pending(pending)
+    def record(self, **change: Any) -> None:
+        record_in(self._open(), **change)
 
 
 class SharedDevnet:

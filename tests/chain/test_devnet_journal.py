@@ -99,7 +99,7 @@ class FailingJournal:
         if self.ok <= 0:
             raise OSError("disk full")
         self.ok -= 1
-        self.inner.record(**change)  # type: ignore[arg-type]
+        self.inner.record(**change)
 
 
 @pytest.mark.parametrize("what", ["submit", "send", "mine", "reorg"])
