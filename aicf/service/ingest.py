@@ -15,71 +15,40 @@ fails (the database, a broken invariant) rolls the whole block back.
 
 import dataclasses
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aicf.chain.interface import ChainView
 from aicf.core.chain import (
     ENQUEUE_KINDS,
     Block,
-    CancelOutcome,
-    CancelRequest,
-    ChainTx,
     IngestedBlock,
-    Job,
-    ProofInclusion,
-    RefusedTx,
     TxKind,
     epoch_of,
     finalized_height,
 )
 from aicf.core.encoding import canonical_cbor
-from aicf.core.errors import AicfError, RequestError
-from aicf.core.ids import trap_seed_commitment
-from aicf.core.jobs import FINAL_STATUSES, JobStatus, check_move
+from aicf.core.errors import AicfError
+from aicf.core.jobs import JobStatus, check_move
 from aicf.core.ledger import (
     EXTERNAL,
-    FUND,
     TREASURY,
     Posting,
     apply_postings,
-    escrow_account,
     requester_account,
-)
-from aicf.core.operator import (
-    OP_ALLOWLIST,
-    OP_FUND_TOPUP,
-    OP_PARAMS,
-    OP_TIER,
-    OP_TRAP_COMMIT,
-    OP_TRAP_FUND,
-    OP_TRAP_REVEAL,
-    OperatorChange,
-    apply_params_changes,
-    body_bytes,
-    body_int,
-    epoch_subject,
-    operator_op,
-    params_changes,
-    params_diff,
 )
 from aicf.core.params import Params
 from aicf.core.pricing import treasury_income
 from aicf.core.records import ResultRecord
-from aicf.core.requests import CircuitDepth, make_receipt, validate_request
-from aicf.core.txs import address_of
-from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
-from aicf.proofs.attestation.registry import CPU_TEE_KINDS, admitted_tee_kinds, decode_policy
-from aicf.service.escrow import refund_escrow
-from aicf.service.inclusion import result_of_inclusion
-from aicf.service.operator_ops import allowlist, check_gamma, params_for_epoch, trap_commitment, trap_reveal
-from aicf.service.settle import settle_due
+from aicf.core.requests import CircuitDepth
+from aicf.service.ingest_finality import apply_finality, final_height_of
+from aicf.service.ingest_operator import operator_tx
+from aicf.service.ingest_requests import apply_tx
+from aicf.service.ingest_work import BlockWork
+from aicf.service.operator_ops import params_for_epoch
 from aicf.store.interface import (
     META_CHAIN_ID,
-    META_FINAL_HEIGHT,
     META_GENESIS_TIME,
     META_PRICE_BPS,
-    ConcurrentUpdateError,
     Store,
     Tx,
 )
@@ -124,27 +93,6 @@ class IngestStep:
     refused: int = 0
     queued: int = 0
     cancelled: int = 0
-
-
-@dataclass(slots=True)
-class _BlockWork:
-    """What one block's transactions add up to, gathered before anything is written."""
-
-    postings: list[Posting] = field(default_factory=list)
-    jobs: list[Job] = field(default_factory=list)
-    refused: list[RefusedTx] = field(default_factory=list)
-    cancels: list[CancelRequest] = field(default_factory=list)
-    inclusions: list[ProofInclusion] = field(default_factory=list)
-    balances: dict[str, int] = field(default_factory=dict)  # running balances of the accounts touched
-    open_jobs: dict[bytes, int] = field(default_factory=dict)
-    tiers: dict[bytes, int] = field(default_factory=dict)
-    task_ids: set[bytes] = field(default_factory=set)
-    proof_jobs: dict[bytes, Job] = field(default_factory=dict)  # the stored jobs the block's proofs name
-    included: set[bytes] = field(default_factory=set)  # task ids with an inclusion: stored, or of `inclusions`
-    results: list[ResultRecord] = field(default_factory=list)
-    changes: list[OperatorChange] = field(default_factory=list)  # the block's applied operator transactions
-    scheduled: Params | None = None  # the params scheduled for the next epoch, once a params change read them
-    tee_kinds: tuple[str, ...] | None = None  # the TEE evidence kinds the policies in force admit (read once)
 
 
 def ingest_next(
@@ -266,14 +214,9 @@ def _check_chain_id(tx: Tx, chain_id: int) -> None:
         raise ChainIdMismatchError(stored, chain_id)
 
 
-def _final_height(tx: Tx) -> int:
-    value = tx.get_meta(META_FINAL_HEIGHT)
-    return -1 if value is None else value
-
-
 def _fork_point(tx: Tx, chain: ChainView, head_height: int) -> int:
     """The highest height at which the stored block is the chain's block (-1: not even genesis)."""
-    final = _final_height(tx)
+    final = final_height_of(tx)
     height = head_height - 1
     while height >= 0:
         stored = tx.block_at(height)
@@ -289,7 +232,7 @@ def _fork_point(tx: Tx, chain: ChainView, head_height: int) -> int:
 
 
 def _rollback(tx: Tx, fork: int) -> None:
-    final = _final_height(tx)
+    final = final_height_of(tx)
     if fork < final:
         raise ReorgBelowFinalityError(fork + 1, final)
     tx.rollback_above(fork)
@@ -326,7 +269,7 @@ def _apply_block(
     params = params_for_epoch(tx, base, epoch)  # fixed for the epoch (SPEC §15): changes apply from the next one
     price = tx.get_meta(META_PRICE_BPS)
     price_bps = params.price_initial_bps if price is None else price
-    work = _BlockWork()
+    work = BlockWork()
     work.scheduled = params_for_epoch(tx, base, epoch + 1)
     _prefetch(tx, work, block)
     income = treasury_income(block.issuance, block.fees, params)
@@ -334,9 +277,9 @@ def _apply_block(
     work.balances[EXTERNAL] = tx.balances([EXTERNAL])[EXTERNAL] - income
     for ctx in block.txs:
         if ctx.kind == TxKind.OPERATOR:
-            _operator_tx(tx, work, block, ctx, epoch, base, operator_key)
+            operator_tx(tx, work, block, ctx, epoch, base, operator_key)
         else:
-            _apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth, operator_key)
+            apply_tx(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth, operator_key)
     if income > 0:
         work.postings.append(
             Posting(debit=EXTERNAL, credit=TREASURY, amount=income, ref_kind="treasury_income", ref=block.hash)
@@ -357,7 +300,7 @@ def _apply_block(
         _record_results(tx, work, block)
     if work.changes:
         tx.insert_operator_changes(work.changes)
-    queued, cancelled = _apply_finality(tx, finalized_height(block.height, params.finality_depth), base)
+    queued, cancelled = apply_finality(tx, finalized_height(block.height, params.finality_depth), base)
     return IngestStep(
         height=block.height,
         block_hash=block.hash,
@@ -368,7 +311,7 @@ def _apply_block(
     )
 
 
-def _prefetch(tx: Tx, work: _BlockWork, block: Block) -> None:
+def _prefetch(tx: Tx, work: BlockWork, block: Block) -> None:
     """Read the balances and open-job counts of every caller of the block, and the jobs and stored inclusions
     of every task its proofs name, in one go (one round trip each on PostgreSQL) instead of one query per
     transaction. Nothing the block writes is written before its transactions are applied, so these reads are
@@ -387,411 +330,7 @@ def _prefetch(tx: Tx, work: _BlockWork, block: Block) -> None:
         work.included.update(tx.proof_inclusions_of(tasks))
 
 
-def _refuse(work: _BlockWork, block: Block, ctx: ChainTx, error: RequestError) -> None:
-    work.refused.append(
-        RefusedTx(
-            height=block.height,
-            tx_index=ctx.index,
-            tx_hash=ctx.tx_hash,
-            kind=ctx.kind.value,
-            sender=ctx.sender,
-            field=error.field,
-            reason=error.reason,
-        )
-    )
-
-
-def _bytes32(body: Mapping[str, object], key: str) -> bytes:
-    value = body.get(key)
-    if not isinstance(value, bytes) or len(value) != 32:
-        raise RequestError(key, "expected 32 bytes")
-    return value
-
-
-def _apply_tx(
-    tx: Tx,
-    work: _BlockWork,
-    block: Block,
-    ctx: ChainTx,
-    chain_id: int,
-    params: Params,
-    price_bps: int,
-    circuit_depth: CircuitDepth,
-    operator_key: bytes | None = None,
-) -> None:
-    try:
-        if ctx.kind in ENQUEUE_KINDS:
-            _enqueue(tx, work, block, ctx, chain_id, params, price_bps, circuit_depth)
-        elif ctx.kind == TxKind.DEPOSIT:
-            _deposit(tx, work, ctx)
-        elif ctx.kind == TxKind.TREASURY_DEPOSIT:
-            _treasury_deposit(tx, work, ctx)
-        elif ctx.kind == TxKind.CANCEL:
-            work.cancels.append(
-                CancelRequest(
-                    height=block.height,
-                    tx_index=ctx.index,
-                    tx_hash=ctx.tx_hash,
-                    task_id=_bytes32(ctx.body, "task_id"),
-                    sender=ctx.sender,
-                )
-            )
-        elif ctx.kind == TxKind.PROOF:
-            _proof(work, block, ctx, operator_key)
-        else:
-            raise RequestError("kind", f"unknown transaction kind {ctx.kind!r}")
-    except RequestError as exc:
-        _refuse(work, block, ctx, exc)
-
-
-def _operator_tx(
-    tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, epoch: int, base: Params, operator_key: bytes | None
-) -> None:
-    try:
-        _operator(tx, work, block, ctx, epoch, base, operator_key)
-    except RequestError as exc:
-        _refuse(work, block, ctx, exc)
-
-
-def _operator(
-    tx: Tx, work: _BlockWork, block: Block, ctx: ChainTx, epoch: int, base: Params, operator_key: bytes | None
-) -> None:
-    """An operator transaction (aicf.core.operator): refused unless its sender is the operator's address; each
-    applied one is an OperatorChange row at this height, so a reorg undoes it with its block."""
-    if operator_key is None:
-        raise RequestError("sender", "this node knows no operator key: operator transactions are refused")
-    if ctx.sender != address_of(operator_key):
-        raise RequestError("sender", f"0x{ctx.sender.hex()} is not the operator: operator transactions are refused")
-    op = operator_op(ctx.body)
-    body = ctx.body
-    subject, before, after, effective = b"", b"", b"", epoch
-    if op == OP_PARAMS:
-        current = work.scheduled or params_for_epoch(tx, base, epoch + 1)
-        changes = params_changes(body)
-        scheduled = apply_params_changes(current, changes)
-        largest = max([tx.max_unsettled_units(), *(j.max_units_mu for j in work.jobs)])
-        check_gamma(scheduled, largest)
-        before, after = params_diff(current, changes)
-        work.scheduled, effective = scheduled, epoch + 1
-    elif op == OP_TIER:
-        address, tier = body_bytes(body, "address"), body_int(body, "tier")
-        if address not in work.tiers:
-            work.tiers[address] = tx.requester_tier(address)
-        subject, before, after = address, canonical_cbor(work.tiers[address]), canonical_cbor(tier)
-        work.tiers[address] = tier
-    elif op == OP_ALLOWLIST:
-        pid = body_bytes(body, "provider_id")
-        listed = pid in allowlist(tx, ()) if not work.changes else _listed_in_block(tx, work, pid)
-        subject, before, after = pid, canonical_cbor(listed), canonical_cbor(body["action"] == "add")
-    elif op in (OP_TRAP_FUND, OP_FUND_TOPUP):
-        amount = body_int(body, "amount")
-        source = FUND if op == OP_TRAP_FUND else EXTERNAL
-        target = FUND if op == OP_FUND_TOPUP else requester_account(body_bytes(body, "to"))
-        have, held = _balance(tx, work, source), _balance(tx, work, target)
-        if source == FUND and have < amount:
-            raise RequestError("amount", f"the fund holds {have} µANM, below {amount} µANM")
-        if source == EXTERNAL and have - amount <= -MAX_AMOUNT:
-            raise RequestError("amount", f"the supply would pass 2^63 µANM ({-have} minted so far)")
-        if held + amount >= MAX_AMOUNT:
-            raise RequestError("amount", f"{target} would exceed 2^63 µANM")
-        work.balances[source], work.balances[target] = have - amount, held + amount
-        ref_kind = "trap_funding" if op == OP_TRAP_FUND else "fund_topup"
-        work.postings.append(
-            Posting(debit=source, credit=target, amount=MicroAnm(amount), ref_kind=ref_kind, ref=ctx.tx_hash)
-        )
-        subject = body_bytes(body, "to") if op == OP_TRAP_FUND else b""
-        before, after = canonical_cbor(held), canonical_cbor(held + amount)
-    else:
-        target_epoch = body_int(body, "epoch")
-        subject, effective = epoch_subject(target_epoch), target_epoch
-        committed = trap_commitment(tx, target_epoch) or next(
-            (c for c in work.changes if c.op == OP_TRAP_COMMIT and c.subject == subject), None
-        )
-        if op == OP_TRAP_COMMIT:
-            if target_epoch < epoch or (target_epoch == epoch and epoch > 0):
-                raise RequestError("epoch", f"epoch {target_epoch} has begun (this block is in epoch {epoch})")
-            if target_epoch > epoch + 1000:
-                raise RequestError("epoch", f"more than 1000 epochs ahead of this block's epoch {epoch}")
-            if committed is not None:
-                raise RequestError("epoch", f"epoch {target_epoch} already has a trap seed commitment")
-            after = body_bytes(body, "commitment")
-        else:
-            if target_epoch >= epoch:
-                raise RequestError("epoch", f"epoch {target_epoch} is not over (this block is in epoch {epoch})")
-            if committed is None:
-                raise RequestError("epoch", f"epoch {target_epoch} has no trap seed commitment on chain")
-            if trap_reveal(tx, target_epoch) is not None or any(
-                c.op == OP_TRAP_REVEAL and c.subject == subject for c in work.changes
-            ):
-                raise RequestError("epoch", f"epoch {target_epoch}'s trap seed is already revealed")
-            seed = body_bytes(body, "seed")
-            if trap_seed_commitment(seed) != committed.after:
-                raise RequestError("seed", f"does not match epoch {target_epoch}'s commitment")
-            before, after = committed.after, seed
-    work.changes.append(
-        OperatorChange(
-            height=block.height,
-            tx_index=ctx.index,
-            tx_hash=ctx.tx_hash,
-            sender=ctx.sender,
-            op=op,
-            subject=subject,
-            before=before,
-            after=after,
-            effective_epoch=effective,
-            time=block.time,
-        )
-    )
-
-
-def _listed_in_block(tx: Tx, work: _BlockWork, pid: bytes) -> bool:
-    listed = pid in allowlist(tx, ())
-    for c in work.changes:
-        if c.op == OP_ALLOWLIST and c.subject == pid:
-            listed = c.after == canonical_cbor(True)
-    return listed
-
-
-def _balance(tx: Tx, work: _BlockWork, account: str) -> int:
-    if account not in work.balances:
-        work.balances[account] = tx.balances([account])[account]
-    return work.balances[account]
-
-
-def _deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
-    to = ctx.body.get("to")
-    amount = ctx.body.get("amount")
-    if not isinstance(to, bytes) or not 1 <= len(to) <= 64:
-        raise RequestError("to", "expected an address of 1 to 64 bytes")
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < MAX_AMOUNT:
-        raise RequestError("amount", "expected an integer > 0 and < 2^63")
-    if set(ctx.body) - {"to", "amount"}:
-        raise RequestError(sorted(set(ctx.body) - {"to", "amount"})[0], "unknown key for a deposit")
-    account = requester_account(to)
-    have = _balance(tx, work, account)
-    if have + amount >= MAX_AMOUNT:
-        raise RequestError("amount", f"{account} would exceed 2^63 µANM")
-    supply = _balance(tx, work, EXTERNAL)  # minus everything minted so far
-    if supply - amount <= -MAX_AMOUNT:
-        raise RequestError("amount", f"the supply would pass 2^63 µANM ({-supply} minted so far)")
-    work.balances[account] = have + amount
-    work.balances[EXTERNAL] = supply - amount
-    work.postings.append(
-        Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=ctx.tx_hash)
-    )
-
-
-def _treasury_deposit(tx: Tx, work: _BlockWork, ctx: ChainTx) -> None:
-    """Treasury income paid in on chain (an EVM chain's `Aicf.deposit`, docs/EVM.md): external → treasury, so
-    the ledger's treasury is the contract's and no batch pays a reward the contract would refuse."""
-    amount = ctx.body.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < MAX_AMOUNT:
-        raise RequestError("amount", "expected an integer > 0 and < 2^63")
-    if set(ctx.body) != {"amount"}:
-        raise RequestError(sorted(set(ctx.body) - {"amount"})[0], "unknown key for a treasury deposit")
-    have = _balance(tx, work, TREASURY)
-    if have + amount >= MAX_AMOUNT:
-        raise RequestError("amount", f"{TREASURY} would exceed 2^63 µANM")
-    supply = _balance(tx, work, EXTERNAL)
-    if supply - amount <= -MAX_AMOUNT:
-        raise RequestError("amount", f"the supply would pass 2^63 µANM ({-supply} minted so far)")
-    work.balances[TREASURY] = have + amount
-    work.balances[EXTERNAL] = supply - amount
-    work.postings.append(
-        Posting(debit=EXTERNAL, credit=TREASURY, amount=MicroAnm(amount), ref_kind="treasury_deposit", ref=ctx.tx_hash)
-    )
-
-
-def _enqueue(
-    tx: Tx,
-    work: _BlockWork,
-    block: Block,
-    ctx: ChainTx,
-    chain_id: int,
-    params: Params,
-    price_bps: int,
-    circuit_depth: CircuitDepth,
-) -> None:
-    """SPEC §2: the stateless limits (core), then the caller's tier, open jobs and balance (store)."""
-    request = {**ctx.body, "kind": ENQUEUE_KINDS[ctx.kind]}
-    valid = validate_request(request, params, price_bps, circuit_depth)
-    rmap = valid.request_map
-    if work.scheduled is not None and valid.max_units_mu > work.scheduled.gamma_mu:
-        raise RequestError(
-            "max_units_mu",
-            f"{valid.max_units_mu} exceeds Γ × 1000 = {work.scheduled.gamma_mu} of the params scheduled for the next "
-            "epoch",
-        )
-    if rmap.get("tee") == "required":
-        _require_tee_policy(tx, work, block.height)
-    tier = int(str(rmap["tier"]))
-    caller = ctx.sender
-    if tier > 0:
-        if caller not in work.tiers:
-            work.tiers[caller] = tx.requester_tier(caller)
-        if tier > work.tiers[caller]:
-            raise RequestError("tier", f"{tier} is above the caller's registered tier {work.tiers[caller]}")
-    if caller not in work.open_jobs:
-        work.open_jobs[caller] = tx.open_job_count(caller)
-    if work.open_jobs[caller] >= params.max_open_jobs:
-        raise RequestError("caller", f"already has {work.open_jobs[caller]} open jobs (limit {params.max_open_jobs})")
-    account = requester_account(caller)
-    have = _balance(tx, work, account)
-    if have < valid.escrow:
-        raise RequestError("escrow", f"balance {have} µANM is below the escrow of {valid.escrow} µANM")
-    receipt = make_receipt(valid, chain_id=chain_id, height=block.height, tx_hash=ctx.tx_hash, caller=caller)
-    # A task id covers (chain, height, tx hash, caller, payload): only the same transaction twice in one block
-    # repeats one, and that is caught here; across blocks the height differs (the jobs' key backs this up).
-    if receipt.task_id in work.task_ids:
-        raise RequestError("task_id", f"task 0x{receipt.task_id.hex()} already exists")
-    work.task_ids.add(receipt.task_id)
-    work.open_jobs[caller] += 1
-    work.balances[account] = have - valid.escrow
-    if valid.escrow > 0:
-        work.postings.append(
-            Posting(
-                debit=account,
-                credit=escrow_account(receipt.task_id),
-                amount=valid.escrow,
-                ref_kind="escrow",
-                ref=receipt.task_id,
-            )
-        )
-    regions = rmap.get("regions", ())
-    allowlist = rmap.get("allowlist", ())
-    region_names = tuple(str(r) for r in regions) if isinstance(regions, list | tuple) else ()
-    provider_ids = tuple(a for a in allowlist if isinstance(a, bytes)) if isinstance(allowlist, list | tuple) else ()
-    deadline = rmap.get("deadline_blocks", params.default_deadline_blocks)
-    work.jobs.append(
-        Job(
-            task_id=receipt.task_id,
-            chain_id=chain_id,
-            tx_hash=ctx.tx_hash,
-            caller=caller,
-            kind=receipt.kind,
-            payload=valid.payload,
-            payload_hash=receipt.payload_hash,
-            model=str(rmap.get("model", "")),
-            fee_per_unit=int(str(rmap["fee_per_unit"])),
-            tier=tier,
-            max_units_mu=MilliUnits(valid.max_units_mu),
-            escrow=valid.escrow,
-            depth=valid.depth,
-            deadline_height=block.height + int(str(deadline)),
-            regions=region_names,
-            allowlist=provider_ids,
-            tee_required=rmap.get("tee") == "required",
-            enqueue_height=block.height,
-            enqueue_tx_index=ctx.index,
-        )
-    )
-
-
-def _require_tee_policy(tx: Tx, work: _BlockWork, height: int) -> None:
-    """Attestation fails closed (issue 14): a `tee_required` job is taken only while an operator policy in force at
-    its enqueue height could admit TEE evidence for it (`aicf.proofs.attestation.registry.tee_policy_gap`: a
-    non-empty measurement allowlist and a minimum TCB, for a CPU TEE kind). Policies only gain versions that
-    activate above the head, so this reads the same on every replay of the block."""
-    if work.tee_kinds is None:
-        in_force: dict[str, tuple[int, bytes]] = {}
-        for p in tx.attestation_policies():
-            if p.activation_height <= height and p.version > in_force.get(p.kind, (0, b""))[0]:
-                in_force[p.kind] = (p.version, p.policy)
-        work.tee_kinds = admitted_tee_kinds({kind: decode_policy(raw) for kind, (_, raw) in in_force.items()})
-    if not work.tee_kinds:
-        raise RequestError(
-            "tee",
-            "required, but no operator attestation policy in force admits TEE evidence: one is needed for "
-            f"{'/'.join(CPU_TEE_KINDS)} with a non-empty measurement allowlist and a minimum TCB (aicf policy set)",
-        )
-
-
-def _proof(work: _BlockWork, block: Block, ctx: ChainTx, operator_key: bytes | None) -> None:
-    """Record the inclusion; with the operator's key, a proof carrying a valid acceptance record (SPEC §8)
-    also writes its ResultRecord at this height, which settlement pays once the height is final."""
-    task = _bytes32(ctx.body, "task_id")
-    proof = _bytes32(ctx.body, "proof_id")
-    provider = _bytes32(ctx.body, "provider_id")
-    job = work.proof_jobs.get(task)  # prefetched: every 32-byte task id of the block's proofs
-    if job is None and task not in work.task_ids:
-        raise RequestError("task_id", f"unknown task 0x{task.hex()}")
-    if task in work.included:
-        raise RequestError("task_id", "a proof for this task is already included; the first inclusion wins")
-    inclusion = ProofInclusion(
-        task_id=task,
-        proof_id=proof,
-        provider_id=provider,
-        height=block.height,
-        tx_index=ctx.index,
-        tx_hash=ctx.tx_hash,
-        producer=block.producer,
-    )
-    result = None
-    if operator_key is not None:
-        result = result_of_inclusion(ctx.body, inclusion, job.kind if job is not None else "", operator_key)
-    work.inclusions.append(inclusion)
-    work.included.add(task)
-    if result is not None:
-        work.results.append(result)
-
-
-def _apply_finality(tx: Tx, final: int, params: Params) -> tuple[int, int]:
-    """Apply the effects of every height that became final, each recorded at that height."""
-    queued = cancelled = 0
-    done = _final_height(tx)
-    for height in range(done + 1, final + 1):
-        block = tx.block_at(height)
-        time = block.time if block is not None else 0
-        tx.finalize_blocks_through(height)
-        pending = tx.pending_jobs_through(height)
-        for task in pending:
-            check_move(task, JobStatus.PENDING, JobStatus.QUEUED)
-        if pending:
-            moved = tx.move_jobs(pending, JobStatus.PENDING, JobStatus.QUEUED, "final", height, time)
-            if moved != len(pending):
-                raise ConcurrentUpdateError(f"{len(pending) - moved} PENDING jobs moved while they became final")
-        queued += len(pending)
-        cancelled += _apply_cancels(tx, height, time)
-        cancelled += _apply_deadlines(tx, height, time)
-        tx.set_meta(META_FINAL_HEIGHT, height)
-        settle_due(tx, height, params)
-    return queued, cancelled
-
-
-def _cancel(tx: Tx, job: Job, reason: str, height: int, time: int) -> bool:
-    check_move(job.task_id, job.status, JobStatus.CANCELLED)
-    if not tx.move_job(job.task_id, job.status, JobStatus.CANCELLED, reason, height, time):
-        return False
-    refund_escrow(tx, job, "refund", height, time)
-    return True
-
-
-def _apply_cancels(tx: Tx, height: int, time: int) -> int:
-    """SPEC §4: a cancel takes effect once its block is final. QUEUED → CANCELLED with a full refund; a
-    leased job is marked and cancelled only if the lease ends without an accepted proof."""
-    count = 0
-    for cancel in tx.waiting_cancels_through(height):
-        job = tx.get_job(cancel.task_id)
-        if job is None or job.caller != cancel.sender or job.status in FINAL_STATUSES:
-            outcome = CancelOutcome.IGNORED
-        elif job.status == JobStatus.QUEUED:
-            outcome = CancelOutcome.CANCELLED if _cancel(tx, job, "cancelled", height, time) else CancelOutcome.IGNORED
-            count += outcome == CancelOutcome.CANCELLED
-        elif job.status == JobStatus.PENDING:  # cannot happen: its enqueue is at or below the cancel's height
-            outcome = CancelOutcome.IGNORED
-        else:
-            tx.set_cancel_requested(job.task_id)
-            outcome = CancelOutcome.DEFERRED
-        tx.set_cancel_outcome(cancel.height, cancel.tx_index, outcome)
-    return count
-
-
-def _apply_deadlines(tx: Tx, height: int, time: int) -> int:
-    """SPEC §4: QUEUED → CANCELLED when enqueue height + deadline_blocks is final."""
-    return sum(1 for job in tx.queued_jobs_at_deadline(height) if _cancel(tx, job, "deadline", height, time))
-
-
-def _record_results(tx: Tx, work: _BlockWork, block: Block) -> None:
+def _record_results(tx: Tx, work: BlockWork, block: Block) -> None:
     """Write the block's results at its height (their inclusion height); each coordinator's own SUBMITTED job
     whose accepted proof is the included one becomes VERIFIED there (jobCompleted). A reorg that orphans the
     inclusion undoes both: the job is SUBMITTED again. One write per table for the whole block."""
