@@ -85,7 +85,7 @@ def test_core_prints_task_id_beside_bare_sha3_against_the_30_percent_target(
     out = capsys.readouterr().out
     assert "| task_id / bare sha3 |" in out
     assert "≥ 30%" in out
-    assert "25%" not in out
+    assert "≥ 25%" not in out  # the old target; a measured ratio may well read 25%
     assert "load average" in out
 
 
