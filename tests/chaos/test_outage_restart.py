@@ -36,7 +36,8 @@ def test_a_lease_that_runs_out_while_aicf_up_is_down_is_not_slashed_and_its_job_
         cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", up.url, "--kind", "quantum",
                "--key-file", str(tmp_path / "provider.key"), "--fund", "1000000000", "--stake", "100000000",
                "--operator-token-file", str(up.var / "operator.token"), "--heartbeat-s", "3",
-               "--poll-s", "5"]  # fmt: skip  # polls seldom: the test catches it holding a lease it has not run
+               "--poll-s", "5", "--device-key-file", str(tmp_path / "device.key"),
+                   "--pin-device", "simulator"]  # fmt: skip  # polls seldom: caught holding a lease it has not run
         provider = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)  # noqa: S603
         log.close()
         with requester(up, tmp_path) as r:
