@@ -648,11 +648,7 @@ def build_registry(
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
             *trust_methods(coord.trust, coord.params.device_classes()),
-            *(
-                operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e))
-                if send_operator is not None
-                else ()
-            ),
+            *operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e)),
         ]
     )
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from aicf.core.encoding import to_hex
+from aicf.core.errors import AicfError
 from aicf.core.operator import MAX_OPERATOR_AMOUNT, MAX_PARAMS_CHANGES, MAX_TIER
 from aicf.service.operator_ops import allowlist_body, fund_body, tier_body
 from aicf.transports.errors import InvalidParamsError
@@ -79,13 +80,23 @@ RESULTS: dict[str, Any] = {
 }
 
 
+class OperatorTxUnsupportedError(AicfError):
+    """This node's chain takes no operator transactions (an EVM node: docs/EVM.md)."""
+
+
 def operator_methods(
-    send: Callable[[Mapping[str, object]], bytes], params_of: Callable[[int | None], Json]
+    send: Callable[[Mapping[str, object]], bytes] | None, params_of: Callable[[int | None], Json]
 ) -> list[RpcMethod[Any]]:
-    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops);
-    `params_of(epoch)` is aicf.getParams (public: the params of an epoch are chain data)."""
+    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops); None
+    on a chain without operator transactions, where the senders answer why; `params_of(epoch)` is
+    aicf.getParams (public: the params of an epoch are chain data), served on every chain."""
 
     def sent(body: Mapping[str, object]) -> Json:
+        if send is None:
+            raise OperatorTxUnsupportedError(
+                f"{body['op']}: this node's chain takes no operator transactions yet (an EVM node: the params are "
+                "each node's --params file; docs/EVM.md)"
+            )
         return {"tx_hash": to_hex(send(body)), "op": str(body["op"])}
 
     def set_params(p: SetParamsParams, _: CallContext) -> Json:

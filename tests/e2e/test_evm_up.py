@@ -41,7 +41,9 @@ def _need_anvil() -> None:
 def evm_up(tmp_path: Path) -> Iterator[Up]:
     _need_anvil()
     params = tmp_path / "params.toml"
-    params.write_text(PARAMS, encoding="utf-8")
+    # minilm answers in a few ms on an idle machine, which at its default weight (0.1 unit/s) rounds to 0 µunits
+    # and so to no payout at all: ten times the weight, with a shorter runtime cap to keep the escrow the same
+    params.write_text(PARAMS.replace("minilm-l6-v2 = 100\n", "minilm-l6-v2 = 1000\n"), encoding="utf-8")
     up = Up(db=f"sqlite:///{tmp_path / 'aicf.db'}", var=tmp_path / "var", params=params, models=MODEL,
             extra=("--chain", "anvil"))  # fmt: skip
     up.start(timeout_s=240.0)
@@ -108,7 +110,8 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
             sent = []
             for prompt in ("The capital of France is", "A cat sat on"):
                 done = evm_up.cli("request", "ai", "--model", MODEL, "--prompt", prompt, "--max-tokens", "8",
-                                  "--fee-per-unit", str(AI_FEE), "--json", key=key_file)  # fmt: skip
+                                  "--max-runtime-ms", "2000", "--fee-per-unit", str(AI_FEE), "--json",
+                                  key=key_file)  # fmt: skip
                 assert done.returncode == 0, done.stderr
                 sent.append(json.loads(done.stdout))
             escrow = sent[0]["escrow"]
@@ -172,7 +175,7 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
 
             # a reorg on anvil while the coordinator runs: the enqueue's block is dropped, so is its job
             snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-            node.send(node.aicf.functions.aiEnqueue(MODEL, b"Proof of stake means", 8, 20_000, AI_FEE, 0, escrow))
+            node.send(node.aicf.functions.aiEnqueue(MODEL, b"Proof of stake means", 8, 2_000, AI_FEE, 0, escrow))
 
             def ingested() -> bool:
                 return len(jobs_of(evm_up, key.address)) == 3

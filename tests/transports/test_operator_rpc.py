@@ -155,3 +155,18 @@ def test_cli_tier_set_without_a_token_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli_app, ["tier", "set", "0x" + "33" * 20, "2", "--url", "http://127.0.0.1:9"], env={})
     assert result.exit_code == 2
     assert "needs the operator token" in result.output
+
+
+def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getparams_still_answers() -> None:
+    """An EVM node's registry: aicf.getParams serves the params of an epoch (aicf audit payout needs it); the
+    senders answer why they cannot send instead of 'method not found'."""
+    from aicf.transports.methods_operator import OperatorTxUnsupportedError, operator_methods
+    from aicf.transports.rpc import CallContext
+
+    methods = {m.name: m for m in operator_methods(None, lambda epoch: {"epoch": epoch, "version": 0})}
+    ctx = CallContext(method="aicf.setParams")
+    get = methods["aicf.getParams"]
+    assert get.handler(get.params_model.model_validate({"epoch": 3}), ctx) == {"epoch": 3, "version": 0}
+    send = methods["aicf.setParams"]
+    with pytest.raises(OperatorTxUnsupportedError, match=r"^params: this node's chain takes no operator"):
+        send.handler(send.params_model.model_validate({"changes": {"trap_bps": 400}}), ctx)
