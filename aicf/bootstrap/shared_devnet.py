@@ -60,7 +60,9 @@ class SharedDevnet:
 
     @contextmanager
     def _write(self) -> Iterator[Devnet]:
-        with self._lock, self.store.transaction() as tx:
+        # Lock order: the store's transaction, then this object's lock, everywhere (ingestion reads the chain
+        # inside its own store transaction; the other order deadlocked a requester's send against it).
+        with self.store.transaction() as tx, self._lock:
             tx.lock_devnet()
             self._journal.tx = tx
             try:
@@ -91,7 +93,7 @@ class SharedDevnet:
 
     def refresh(self) -> Devnet:
         """Follow what the other processes journaled, without the lock (a read)."""
-        with self._lock, read_transaction(self.store) as tx:
+        with read_transaction(self.store) as tx, self._lock:  # the store first, as in _write
             self._journal.tx = tx
             try:
                 return self._catch_up(tx, create=False)
@@ -104,8 +106,8 @@ class SharedDevnet:
     @property
     def net(self) -> Devnet:
         """The chain as this process last read or wrote it."""
-        with self._lock:
-            return self._net if self._net is not None else self.refresh()
+        net = self._net  # one read of the reference: no lock, so a store transaction may hold this
+        return net if net is not None else self.refresh()
 
     # -- ChainView -----------------------------------------------------------------------------------------
     @property
