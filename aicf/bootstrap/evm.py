@@ -24,18 +24,19 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
+from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch, refunds_of
 from aicf.chain.deploy import Deployment, contract
 from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter, SlashPost, WriteStatus
 from aicf.chain.interface import ChainView
 from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical
+from aicf.core.ledger import WITHDRAWAL_KIND
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord
-from aicf.core.settlement import Payout, SettlementBatch, Totals
+from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import Store, read_transaction
+from aicf.store.interface import META_REFUND_CLAIMS, Store, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
@@ -187,6 +188,10 @@ class EvmBackend:
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
+        with self.store.transaction() as tx:  # each batch hands the requesters' refunds to its claim tree
+            if tx.get_meta(META_REFUND_CLAIMS) != 1:
+                tx.set_meta(META_REFUND_CLAIMS, 1)
+                tx.commit()
 
     @property
     def chain_id(self) -> int:
@@ -291,14 +296,21 @@ class EvmBackend:
             payouts = tx.payouts_of_epoch(epoch) if record is not None else []
         if record is None:
             return None
+        with read_transaction(self.store) as tx:
+            refund_claims = tx.entries_with_ref(WITHDRAWAL_KIND, refund_claims_ref(epoch))
         payees: dict[bytes, bytes] = {}
-        for pid in {p.provider_id for p in payouts}:
-            owner = str(self.aicf.functions.stakes(pid).call()[0])
-            if int(owner, 16) != 0:
-                payees[pid] = bytes.fromhex(Web3.to_checksum_address(owner)[2:])
+        for pid in sorted({p.provider_id for p in payouts}):
+            owner = self.chain.owner_at(pid, record.finalized_height)
+            if owner is None:
+                log.warning(
+                    "epoch %d: provider 0x%s had no owner on chain at height %d: its share goes to the fund",
+                    epoch, pid.hex(), record.finalized_height,
+                )  # fmt: skip
+            else:
+                payees[pid] = owner
         batch = settlement_batch(record, payouts)
         fund = bytes.fromhex(Web3.to_checksum_address(self.deployment.fund)[2:])
-        tree = claim_tree_for_batch(batch, payees=payees, fund_account=fund)
+        tree = claim_tree_for_batch(batch, payees=payees, fund_account=fund, refunds=refunds_of(refund_claims))
         self.trees[epoch] = tree
         return tree
 

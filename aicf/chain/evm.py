@@ -421,6 +421,25 @@ class EvmChain:
                 self.evm_block_at(height)  # records the block's enqueues in _contract_ids
         return self._contract_ids.get(spec_id)
 
+    def owner_at(self, provider_id: bytes, height: int) -> bytes | None:
+        """The address the provider's first `Staked` log at or below `height` bound as its owner (the contract
+        never rebinds it), or None when it had staked nothing on chain by then. A function of the chain up to
+        `height`, so a batch's payees are the same whenever its claim tree is built (docs/EVM.md)."""
+        signature = next(sig for sig, (name, _) in _EVENTS.items() if name == "Staked")
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": self.deployment.deploy_block,
+                "toBlock": max(height, self.deployment.deploy_block),
+                "topics": ["0x" + signature.hex(), "0x" + provider_id.hex()],
+            }
+        )
+        if not logs or height < self.deployment.deploy_block:
+            return None
+        first = min(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+        decoded = decode_log(first)
+        return None if decoded is None else _address_bytes(str(decoded[1]["owner"]))
+
     def _sender_of(self, evm_tx: bytes) -> bytes:
         try:
             tx = self.w3.eth.get_transaction(HexBytes(evm_tx))
