@@ -36,7 +36,7 @@ from aicf.core.records import BatchRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import META_REFUND_CLAIMS, Store, read_transaction
+from aicf.store.interface import META_EVM_MONEY, Store, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
@@ -189,8 +189,8 @@ class EvmBackend:
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
         with self.store.transaction() as tx:  # each batch hands the requesters' refunds to its claim tree
-            if tx.get_meta(META_REFUND_CLAIMS) != 1:
-                tx.set_meta(META_REFUND_CLAIMS, 1)
+            if tx.get_meta(META_EVM_MONEY) != 1:
+                tx.set_meta(META_EVM_MONEY, 1)
                 tx.commit()
 
     @property

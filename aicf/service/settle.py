@@ -26,7 +26,7 @@ from aicf.core.settlement import (
 )
 from aicf.service.errors import SettlementStateError
 from aicf.service.operator_ops import params_for_epoch
-from aicf.store.interface import META_PRICE_BPS, META_REFUND_CLAIMS, Tx
+from aicf.store.interface import META_EVM_MONEY, META_PRICE_BPS, Tx
 
 log = logging.getLogger("aicf.settle")
 
@@ -111,7 +111,7 @@ def settle_one(tx: Tx, epoch: int, finalized: int, base: Params, time: int) -> S
         raise SettlementStateError(f"epoch {epoch} already has a batch")
     if postings:
         tx.post(postings, None, time)
-    if tx.get_meta(META_REFUND_CLAIMS) == 1:
+    if tx.get_meta(META_EVM_MONEY) == 1:
         # An EVM chain (docs/EVM.md, "Refunds"): what the requesters are owed through the finalized height goes
         # into this batch's claim tree, so it leaves their ledger accounts here, with the batch, exactly once.
         owed = tx.positive_balances_through(REQUESTER_PREFIX, finalized)

@@ -289,6 +289,6 @@ META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects 
 META_CHAIN_ID = "chain_id"
 META_GENESIS_TIME = "genesis_time"
 META_PRICE_BPS = "price_bps"
-META_REFUND_CLAIMS = "evm_refund_claims"  # 1: each batch hands the requesters' refunds to the chain's claim tree
+META_EVM_MONEY = "evm_money"  # 1: an EVM contract holds escrow and stake: refunds are claimed, stake mirrored (EVM.md)
 META_ACTED_AT = "coordinator_acted_at"  # the last pass (or credited outage): aicf.core.outages
 OUTAGE_PREFIX = "outage:"  # meta 'outage:<started_at, 20 digits>' -> ended_at: one row per credited outage

@@ -1,4 +1,4 @@
-"""Refunds claimed on an EVM chain (docs/EVM.md, "Refunds"): with the store's `evm_refund_claims` flag each
+"""Refunds claimed on an EVM chain (docs/EVM.md, "Refunds"): with the store's `evm_money` flag each
 settlement batch hands every requester what the ledger owes it through the batch's finalized height (requester →
 external, kind `claim`, ref H("aicf/evm/refunds/v1", epoch)), once; the devnet (no flag) keeps requester
 balances. Driven by the devnet (ingestion reads any chain the same way) with SPEC's minimal preset (60 s epochs)."""
@@ -19,7 +19,7 @@ from aicf.core.settlement import refund_claim_postings, refund_claims_ref
 from aicf.core.types import MicroAnm
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.store.interface import META_REFUND_CLAIMS, Store
+from aicf.store.interface import META_EVM_MONEY, Store
 from service.helpers import ALICE, BOB, ai_body, depth_stub, devnet, task_of
 
 MINIMAL = Params.minimal()  # epoch of block h: 10 h // 60, so epoch 1 begins at height 6 and epoch 2 at 12
@@ -60,7 +60,7 @@ def run(net: Devnet, *, flag: bool, store: Store | None = None) -> Store:
     store = memory_store() if store is None else store
     if flag:
         with store.transaction() as tx:
-            tx.set_meta(META_REFUND_CLAIMS, 1)
+            tx.set_meta(META_EVM_MONEY, 1)
             tx.commit()
     ingest_available(store, net, MINIMAL, depth_stub)
     with store.transaction() as tx:
