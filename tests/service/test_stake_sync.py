@@ -133,3 +133,34 @@ def test_a_jailed_or_banned_provider_keeps_its_status(status: ProviderStatus) ->
     registered(store, status=status)
     mine_sync(net, store, sync(bonded=0, unbonding=10, release_at=START))
     assert stake_of(store) == (10, 0, 10, status)
+
+
+def test_registration_takes_the_mirrored_stake_and_off_chain_staking_is_refused() -> None:
+    from aicf.core.clock import FakeClock
+    from aicf.core.ids import provider_id
+    from aicf.service.coordinator import Capabilities
+    from aicf.service.errors import StakeError
+    from service.test_coordinator import DevnetWriter, _key, _pub, coordinator_for
+
+    store, net = evm_store(), devnet()
+    key = _key(7)
+    pid = provider_id(_pub(key))
+    net.submit(OWNER, TxKind.STAKE_SYNC, {**sync(bonded=1_000), "provider_id": pid})
+    net.mine()
+    ingest_available(store, net, P, depth_stub)
+    assert verify(store).ok  # stake on chain before registering is no orphan stake
+    coord = coordinator_for(store, FakeClock(START), P, _key(99), DevnetWriter(net))
+    provider = coord.register(_pub(key), Capabilities(kinds=("ai",), models=("llama3-8b",)))
+    assert (provider.bonded, provider.unbonding, provider.status) == (1_000, 0, ProviderStatus.ACTIVE)
+    with store.transaction() as tx:
+        assert [e.posting.ref_kind for e in tx.snapshot().entries if e.posting.ref_kind.startswith("stake")] == [
+            "stake_sync"
+        ]  # registration bonded nothing off chain
+    for refused in (
+        lambda: coord.deposit_stake(pid, 5, source="external"),
+        lambda: coord.withdraw_stake(pid, 5),
+        lambda: coord.fund_unregistered(b"\x01" * 32, 5),
+    ):
+        with pytest.raises(StakeError, match="held by the Aicf contract"):
+            refused()
+    assert verify(store).ok
