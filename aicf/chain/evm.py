@@ -431,10 +431,7 @@ class EvmChain:
     def _stake_syncs(self, height: int, first_index: int) -> list[tuple[ChainTx, EvmTxRef]]:
         """A `stake_sync` for each stake log at `height` (docs/EVM.md): the provider's stake right after the log,
         folded from all its stake logs since the deployment (aicf.chain.stake)."""
-        header = self._header(height)
-        if header is None:
-            return []
-        logs = self.w3.eth.get_logs({"blockHash": HexBytes(bytes(header["hash"])), "address": self.address})
+        logs = self.w3.eth.get_logs({"fromBlock": height, "toBlock": height, "address": self.address})
         out: list[tuple[ChainTx, EvmTxRef]] = []
         for log in sorted(logs, key=lambda item: int(item["logIndex"])):
             decoded = decode_log(log)
