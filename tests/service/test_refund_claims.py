@@ -115,3 +115,21 @@ def test_refund_claim_postings_refuse_what_is_not_a_requesters_and_skip_zero() -
     with pytest.raises(SettlementInputError, match="outside 0"):
         refund_claim_postings(3, {requester_account(ALICE): -1})
     assert refund_claims_ref(3) != refund_claims_ref(4)
+
+
+def test_balances_through_a_height_count_final_entries_and_are_capped_at_the_balance(any_store: Store) -> None:
+    a, b, c = (requester_account(bytes([n]) * 20) for n in (1, 2, 3))
+    with any_store.transaction() as tx:
+        tx.post([Posting(debit=EXTERNAL, credit=a, amount=MicroAnm(100), ref_kind="deposit", ref=b"a")], 5, 0)
+        tx.post([Posting(debit=EXTERNAL, credit=b, amount=MicroAnm(40), ref_kind="deposit", ref=b"b")], None, 0)
+        tx.post([Posting(debit=EXTERNAL, credit=b, amount=MicroAnm(7), ref_kind="deposit", ref=b"b")], 9, 0)
+        tx.post([Posting(debit=a, credit="escrow:0x01", amount=MicroAnm(60), ref_kind="escrow", ref=b"t")], 9, 0)
+        tx.post([Posting(debit=EXTERNAL, credit=c, amount=MicroAnm(3), ref_kind="deposit", ref=b"c")], 9, 0)
+        tx.post([Posting(debit=EXTERNAL, credit="fund", amount=MicroAnm(5), ref_kind="deposit", ref=b"f")], 1, 0)
+        # a: 100 final, 60 drawn above height 5 -> capped at its 40; b: 40 off chain + 7 above -> 40; c: none final
+        assert tx.positive_balances_through("requester:", 5) == {a: 40, b: 40}
+        assert tx.positive_balances_through("requester:", 9) == {a: 40, b: 47, c: 3}
+        assert tx.entries_with_ref("deposit", b"b") == [
+            Posting(debit=EXTERNAL, credit=b, amount=MicroAnm(40), ref_kind="deposit", ref=b"b"),
+            Posting(debit=EXTERNAL, credit=b, amount=MicroAnm(7), ref_kind="deposit", ref=b"b"),
+        ]
