@@ -9,9 +9,12 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
 - Accepted proofs are queued by `EvmProofWriter.include_proof` (an API thread) and sent by `after_pass` (the
   coordinator's thread) through `EvmWriter.ensure`, which never sends one twice, restart or not.
 - `after_pass` then posts every settled epoch the contract does not hold yet, in order, with its claim tree
-  (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
-  shares to the inclusion block's fee recipient, the fund's to the deployment's fund address. What is posted is
-  derived from the store and the contract only, so a restart posts what is missing and nothing twice.
+  (aicf/chain/claims.py): provider shares to the owner the provider's first `Staked` log bound by the batch's
+  finalized height (none: the fund), miner shares to the inclusion block's fee recipient, the fund's to the
+  deployment's fund address, and the refunds the batch handed the requesters (docs/EVM.md, "Refunds"). What is
+  posted is derived from the store and the chain only, so a restart posts what is missing and nothing twice.
+- The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
+  the claim tree, and stake logs are mirrored into the ledger and registry.
 """
 
 import logging
