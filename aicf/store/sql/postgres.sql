@@ -59,6 +59,20 @@ SELECT pg_try_advisory_xact_lock(4242001);
 -- One writer of the embedded devnet at a time across coordinator replicas, until the transaction ends.
 SELECT pg_advisory_xact_lock(4242003);
 
+-- name: try_lock_writer
+-- The writer lock (docs/EVM.md): which replica sends the coordinator's transactions to an EVM node. Session
+-- level, on a connection of its own: held until released or until the session ends (a killed holder's does).
+SELECT pg_try_advisory_lock(4242004);
+
+-- name: holds_writer_lock
+-- Whether this session still holds the writer lock (a bigint key shows as classid 0, objid, objsubid 1).
+SELECT EXISTS (SELECT 1 FROM pg_locks
+                WHERE locktype = 'advisory' AND classid = 0 AND objid = 4242004 AND objsubid = 1
+                  AND pid = pg_backend_pid() AND granted);
+
+-- name: unlock_writer
+SELECT pg_advisory_unlock(4242004);
+
 -- name: lock_migrations
 SELECT pg_advisory_xact_lock(4242002);
 
