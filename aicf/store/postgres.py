@@ -326,6 +326,17 @@ def _rollback(conn: Conn) -> None:
         conn.close()
 
 
+# The writer lock's connection from this side: a server that vanished is noticed within about 25 s (keepalives on
+# an idle socket, tcp_user_timeout on unacknowledged data), so `held` says False instead of hanging.
+_WRITER_KEEPALIVE = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "25000",
+}
+
+
 class PostgresWriterLock:
     """The writer lock (aicf.store.interface.WriterLock) as a session advisory lock on a connection of its own:
     held until `close` or until the session ends. PostgreSQL ends the session of a killed holder when its socket
@@ -344,9 +355,10 @@ class PostgresWriterLock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._holding = False
-                    options = {k: str(v) for k, v in self._kwargs.items()}
+                    options = {**{k: str(v) for k, v in self._kwargs.items()}, **_WRITER_KEEPALIVE}
                     info = conninfo.make_conninfo(self._dsn, **options, application_name=f"aicf-writer-{os.getpid()}")
                     self._conn = psycopg.connect(info, autocommit=True)
+                    self._conn.execute(_Q["writer_session_keepalive"])
                 row = self._conn.execute(_Q["holds_writer_lock" if self._holding else "try_lock_writer"]).fetchone()
                 self._holding = row is not None and bool(row[0])
             except psycopg.Error:

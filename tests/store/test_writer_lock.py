@@ -67,6 +67,9 @@ def test_one_process_holds_the_writer_lock_until_it_releases_it(database: str) -
         assert first.held() is True  # asked again: still held, taken once (one row in pg_locks)
         assert len(holders(database)) == 1
         assert holders(database)[0].startswith("aicf-writer-")
+        assert first._conn is not None  # a vanished holder's host is noticed in seconds, both ways
+        shown = [first._conn.execute(f"SHOW {name}").fetchone() for name in ("tcp_keepalives_idle", "tcp_user_timeout")]
+        assert shown == [("10",), ("25000",)]
         first.close()
         assert second.held() is True  # taken over at the next try
         assert first.held() is False
