@@ -6,40 +6,58 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
   and the signed acceptance the coordinator keeps (the contract stores only their ids, digest and units), so
   ingestion writes the ResultRecord exactly as on the devnet. `advance` loads those from the store before the
   pass's ingestion, outside its transaction.
-- Accepted proofs are queued by `EvmProofWriter.include_proof` (an API thread) and sent by `after_pass` (the
-  coordinator's thread) through `EvmWriter.ensure`, which never sends one twice, restart or not.
-- `after_pass` then posts every settled epoch the contract does not hold yet, in order, with its claim tree
-  (aicf/chain/claims.py): provider shares to the owner the provider's first `Staked` log bound by the batch's
-  finalized height (none: the fund), miner shares to the inclusion block's fee recipient, the fund's to the
-  deployment's fund address, and the refunds the batch handed the requesters (docs/EVM.md, "Refunds"). What is
-  posted is derived from the store and the chain only, so a restart posts what is missing and nothing twice.
+- What `after_pass` sends is derived from the store and the contract only, never from memory, so a replica
+  killed at any point loses nothing and a restart (or another replica) sends what is missing and nothing twice:
+  - inclusions: every accepted proof whose job is still SUBMITTED with no inclusion ingested
+    (`send_missing_inclusions`); `EvmWriter.ensure` skips those the contract holds already. An API thread's
+    `EvmProofWriter.include_proof` only keeps the envelope for the view: the acceptance committed before it
+    is what makes the proof due;
+  - slashes: every recorded slash whose evidence the contract does not hold;
+  - batches: every settled epoch the contract does not hold yet, in order, with its claim tree
+    (aicf/chain/claims.py): provider shares to the owner the provider's first `Staked` log bound by the batch's
+    finalized height (none: the fund), miner shares to the inclusion block's fee recipient, the fund's to the
+    deployment's fund address, and the refunds the batch handed the requesters (docs/EVM.md, "Refunds").
+- Only the holder of the writer lock sends (`writer_lock` of the store: a PostgreSQL session advisory lock, so
+  of replicas on one database exactly one sends from the coordinator's key and none races another on its nonce);
+  the others only follow the node, and one of them takes the lock over when the holder dies (docs/EVM.md).
 - The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
   the claim tree, and stake logs are mirrored into the ledger and registry.
 """
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch, refunds_of
 from aicf.chain.deploy import Deployment, contract
-from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter, SlashPost, WriteStatus
+from aicf.chain.evm import (
+    BatchPost,
+    EvmChain,
+    EvmError,
+    EvmWriter,
+    Inclusion,
+    Intent,
+    RealWaiter,
+    SlashPost,
+    WriteResult,
+    WriteStatus,
+)
 from aicf.chain.interface import ChainView
 from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical
 from aicf.core.ledger import WITHDRAWAL_KIND
 from aicf.core.params import Params
-from aicf.core.records import BatchRecord
+from aicf.core.records import BatchRecord, ProofRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import META_EVM_MONEY, Store, read_transaction
+from aicf.store.interface import META_EVM_MONEY, SoleWriter, Store, WriterLock, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
@@ -49,6 +67,8 @@ log = logging.getLogger("aicf.evm")
 _PROOF_EXTRAS = ("envelope", "acc", "acc_sig")
 SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_CHRONIC": 4, "FRAUD": 5}  # EVM.md
 SLASH_SCAN = 1000  # the most recent slashes each pass checks
+INCLUSION_SCAN = 500  # the most due inclusions one pass sends (oldest first)
+ANY_RECEIPT = 2**63 - 1  # `received_by` that takes an accepted proof whenever it was received
 
 
 @dataclass
@@ -85,33 +105,87 @@ def _proof_id(body: Mapping[str, object]) -> bytes:
 
 
 class EvmProofWriter:
-    """The coordinator's `ChainWriter` on an EVM node: accepted proofs wait in a queue for `after_pass`."""
+    """The coordinator's `ChainWriter` on an EVM node. An accepted proof is already due from the store (its
+    acceptance committed first, `send_missing_inclusions`); `include_proof` only keeps its envelope and
+    acceptance for the view, so the ingester need not read them back."""
 
     def __init__(self, extras: dict[bytes, dict[str, bytes]]) -> None:
         self.extras = extras
         self.lock = threading.Lock()
-        self.queue: list[Mapping[str, object]] = []
 
     def include_proof(self, body: Mapping[str, object]) -> None:
         extras = {k: v for k in _PROOF_EXTRAS if isinstance(v := body.get(k), bytes)}
         with self.lock:
             self.extras[_proof_id(body)] = extras
-            self.queue.append(body)
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         """AI trap jobs are not sent on an EVM chain (their callers would need keys and tokens): `aicf up`
         runs it without a trap corpus, so the trap duty never asks."""
         raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
 
-    def take(self) -> list[Mapping[str, object]]:
-        with self.lock:
-            taken, self.queue = self.queue, []
-        return taken
 
-    def put_back(self, bodies: Sequence[Mapping[str, object]]) -> None:
-        """Return unsent inclusions to the front of the queue, in their order."""
-        with self.lock:
-            self.queue = [*bodies, *self.queue]
+class ContractTasks(Protocol):
+    """What `send_missing_inclusions` reads of the chain: the contract's taskId of a SPEC task_id."""
+
+    def contract_task_of(self, spec_id: bytes) -> bytes | None: ...
+
+
+class IntentWriter(Protocol):
+    """What `send_missing_inclusions` writes through: `EvmWriter.ensure` (sends unless the contract holds it)."""
+
+    def ensure(self, intent: Intent) -> WriteResult: ...
+
+
+def send_missing_inclusions(
+    store: Store,
+    chain: ContractTasks,
+    writer: IntentWriter,
+    *,
+    unsendable: set[bytes],
+    limit: int = INCLUSION_SCAN,
+    may_send: Callable[[], bool] = lambda: True,
+) -> list[WriteResult]:
+    """Put on chain every accepted proof whose job is SUBMITTED with no inclusion ingested, oldest first: after a
+    crash nothing queued in memory is lost, and `writer.ensure` checks the contract first, so a proof included
+    before the crash (or by another replica) is not sent again. A proof that can never be sent (no enqueue log
+    for its task, or not an accepted proof's body) is logged once and remembered in `unsendable`. Stops early
+    when `may_send()` turns false (the writer lock was lost). An EvmError of the writer propagates: the next
+    pass tries again."""
+    with read_transaction(store) as tx:
+        due = tx.accepted_proofs_not_included(ANY_RECEIPT, limit)
+    results: list[WriteResult] = []
+    for record in due:
+        if record.proof_id in unsendable:
+            continue
+        contract_task = chain.contract_task_of(record.task_id)
+        if contract_task is None:
+            log.warning("no enqueue log for task 0x%s: its inclusion is not sent", record.task_id.hex())
+            unsendable.add(record.proof_id)
+            continue
+        try:
+            inclusion = inclusion_of(_inclusion_body(record), contract_task)
+        except EvmError as exc:
+            log.error("inclusion of 0x%s not sent: %s", record.proof_id.hex(), exc)
+            unsendable.add(record.proof_id)
+            continue
+        if not may_send():
+            break
+        result = writer.ensure(inclusion)
+        log.debug("inclusion of 0x%s: %s", record.proof_id.hex(), result.status)
+        results.append(result)
+    return results
+
+
+def _inclusion_body(record: ProofRecord) -> dict[str, object]:
+    """The inclusion body of a stored accepted proof (what `send_inclusion` gives the devnet)."""
+    return {
+        "task_id": record.task_id,
+        "proof_id": record.proof_id,
+        "provider_id": record.provider_id,
+        "envelope": record.envelope,
+        "acc": record.acceptance,
+        "acc_sig": record.acceptance_sig,
+    }
 
 
 def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
@@ -178,6 +252,8 @@ class EvmBackend:
     posted: int = 0  # batches this process posted
     slashed: int = 0  # slashes this process sent (not found on chain already)
     included: int = 0  # inclusions this process sent
+    writer_lock: WriterLock = field(default_factory=SoleWriter)  # who of the replicas sends (module doc)
+    writing: bool = False  # held the writer lock at the last pass
     on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
     deployment_file: Path | None = None
 
@@ -191,7 +267,8 @@ class EvmBackend:
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
-        with self.store.transaction() as tx:  # each batch hands the requesters' refunds to its claim tree
+        self.unsendable: set[bytes] = set()  # accepted proofs that can never be included (logged once)
+        with self.store.transaction() as tx:  # the contract holds escrow and stake: refunds claimed, stake mirrored
             if tx.get_meta(META_EVM_MONEY) != 1:
                 tx.set_meta(META_EVM_MONEY, 1)
                 tx.commit()
@@ -235,25 +312,22 @@ class EvmBackend:
                     }
 
     def after_pass(self) -> None:
-        """Send the queued inclusions, then post the settled epochs the contract does not hold yet."""
-        taken = self._writer.take()
-        for n, body in enumerate(taken):
-            try:
-                contract_task = self.chain.contract_task_of(_bytes(body, "task_id"))
-                if contract_task is None:
-                    log.warning("no enqueue log for task 0x%s: inclusion not sent", _bytes(body, "task_id").hex())
-                    continue
-                try:
-                    inclusion = inclusion_of(body, contract_task)
-                except EvmError as exc:  # not an accepted proof's body: nothing to send, ever
-                    log.error("inclusion of 0x%s not sent: %s", _bytes(body, "proof_id").hex(), exc)
-                    continue
-                result = self.evm_writer.ensure(inclusion)
-            except EvmError:
-                self._writer.put_back(taken[n:])  # the next pass tries again; ensure never sends one twice
-                raise
-            self.included += 1
-            log.debug("inclusion of 0x%s: %s", _bytes(body, "proof_id").hex(), result.status)
+        """If this process holds the writer lock: send the missing inclusions, the slashes, then post the settled
+        epochs the contract does not hold yet. Without the lock it sends nothing (another replica does)."""
+        if not self.writer_lock.held():
+            if self.writing:
+                log.warning("writer lock lost: this replica stops sending to the EVM node")
+            self.writing = False
+            return
+        if not self.writing:
+            log.info("writer lock taken: this replica sends the coordinator's transactions to the EVM node")
+        self.writing = True
+        sent = send_missing_inclusions(
+            self.store, self.chain, self.evm_writer, unsendable=self.unsendable, may_send=self.writer_lock.held
+        )
+        self.included += sum(r.status == WriteStatus.SENT for r in sent)
+        if not self.writer_lock.held():
+            return
         self.send_slashes()
         with read_transaction(self.store) as tx:
             last = tx.last_batch_epoch()
@@ -261,10 +335,10 @@ class EvmBackend:
             return
         for epoch in range(int(self.aicf.functions.nextEpoch().call()), last + 1):
             post = self.batch_post(epoch)
-            if post is None:
+            if post is None or not self.writer_lock.held():
                 break
-            self.evm_writer.ensure(post)
-            self.posted += 1
+            if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+                self.posted += 1
 
     def send_slashes(self) -> None:
         """Each slash the coordinator recorded becomes `slash(providerId, reason, bps, evidenceHash)` once (the
@@ -376,6 +450,7 @@ class EvmBackend:
         )
 
     def close(self) -> None:
+        self.writer_lock.close()
         self.chain.close()
         for stop in self.on_close:
             stop()
