@@ -131,7 +131,7 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
                 t.join()
             token_file = var / "operator.token"
             providers = [
-                provider(r.url, k, token_file, tmp_path / f"{k.stem}.log")
+                provider(r.url, k, token_file, tmp_path / f"{k.stem}.log", fund=False)
                 for r, k in zip(replicas, provider_keys, strict=True)
             ]
             sent: list[str] = []
