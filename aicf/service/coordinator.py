@@ -101,6 +101,11 @@ class Coordinator:
         """Model → traps the fund could not pay since start (issue 17): /metrics, getStatus, alarms."""
         return self.caches.trap_shortfalls
 
+    @property
+    def trap_throttles(self) -> dict[str, TrapShortfall]:
+        """Model → traps held back by the trap budget since start: /metrics, getStatus, alarms."""
+        return self.caches.trap_throttles
+
     def context(self) -> Context:
         """The use-cases' wiring as this facade holds it now."""
         return Context(
@@ -117,6 +122,7 @@ class Coordinator:
             trap_oracle=self.trap_oracle,
             trap_corpus=self.trap_corpus,
             derive_batch=self.derive_batch,
+            base_params=self.base_params,
         )
 
     def follow_chain(self) -> None:

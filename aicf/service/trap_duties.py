@@ -9,14 +9,15 @@ from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
-from aicf.core.ledger import FUND
-from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_REVEAL
+from aicf.core.ledger import FUND, requester_account
+from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_RECLAIM, OP_TRAP_REVEAL
 from aicf.core.pricing import reserve_fee
 from aicf.core.records import TrapRecord, TrapSeedRecord
 from aicf.core.requests import validate_request
+from aicf.core.trap_budget import reclaimable
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
-from aicf.service.operator_ops import OperatorSender
+from aicf.service.operator_ops import OperatorSender, caller_trap_account, trap_budget
 from aicf.service.steps import as_int, decode_request
 from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
 
@@ -28,6 +29,7 @@ MAX_EXPECTED_ANSWERS = 1024  # trap answers kept (oldest dropped first); a dropp
 REAL_SAMPLE = 512  # real jobs per status set a trap's shape and recycled prompt are drawn from
 REAL_VERIFIED = (JobStatus.VERIFIED, JobStatus.SETTLED)  # jobs whose proof verified: their prompts may be recycled
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
+RECLAIM_RESEND_S = 60  # a trap_reclaim still not ingested after this long is sent again (a lost transaction)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +39,7 @@ class TrapPassReport:
     enqueued: tuple[bytes, ...] = ()  # callers of the new trap jobs
     linked: int = 0  # trap jobs seen ingested (their H("aicf/trap/v1", s_E, task_id) logged)
     answers_revealed: int = 0
+    reclaimed: tuple[bytes, ...] = ()  # trap callers whose refund this pass asked back (trap_reclaim)
 
 
 def trap_pass(ctx: Context) -> TrapPassReport:
@@ -45,10 +48,12 @@ def trap_pass(ctx: Context) -> TrapPassReport:
        public before its epoch's first lease: an operator `trap_commit` transaction (epoch 0's in epoch 0, every
        other one before its epoch), remembered in `trap_seeds` so it is sent once;
     2. reveal s_E for every epoch that has a batch (an operator `trap_reveal` transaction);
-    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested, and reveal the answer digest of
-       traps whose job is final;
-    4. enqueue the traps each corpus model is due: an operator `trap_fund` transaction (fund → requester:<caller>
-       on chain, so every node that follows the chain sees the escrow funded), then the trap's ai_enqueue.
+    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested; once a trap's job is final, send a
+       `trap_reclaim` for its refund (the trap budget counts only what traps were charged) and, once that is on
+       chain, reveal the answer digest;
+    4. enqueue the traps each corpus model is due, as far as the fund and the trap budget (aicf.core.trap_budget)
+       pay them: an operator `trap_fund` transaction (fund → requester:<caller> on chain, so every node that
+       follows the chain sees the escrow funded), then the trap's ai_enqueue.
     """
     committed: list[int] = []
     revealed: list[int] = []
@@ -82,10 +87,15 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                     revealed.append(epoch)
                     operator_txs.append({"op": OP_TRAP_REVEAL, "epoch": epoch, "seed": ctx.trap_seed(epoch)})
             tx.set_meta(META_TRAP_REVEAL_NEXT, last + 1)
+        reclaims: list[bytes] = []
         for trap in tx.open_traps(1000):  # (3)
-            linked_now, answered = _follow_trap(w, trap)
+            linked_now, answered, reclaim = _follow_trap(w, trap)
             linked += linked_now
             answers += answered
+            if reclaim and sender is not None:
+                reclaims.append(trap.caller)
+                ctx.caches.trap_reclaims[trap.caller] = now
+                operator_txs.append({"op": OP_TRAP_RECLAIM, "from": trap.caller})
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
             enqueues = _new_traps(w, head.epoch)
         w.commit()
@@ -105,28 +115,38 @@ def trap_pass(ctx: Context) -> TrapPassReport:
         enqueued=tuple(c for c, _, _ in enqueues),
         linked=linked,
         answers_revealed=answers,
+        reclaimed=tuple(reclaims),
     )
 
 
-def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int]:
+def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
+    """(1 if the trap's task was linked now, 1 if its answer was revealed now, whether to send its trap_reclaim)."""
     tx, ctx = w.tx, w.ctx
     jobs = tx.jobs_of_caller(trap.caller)
     job = jobs[-1] if jobs else None
     if job is None:
         if trap.task_id:  # its enqueue block was orphaned: wait for the transaction to land again
             tx.update_trap(replace(trap, task_id=b"", log_hash=b""))
-        return 0, 0
+        return 0, 0, False
     linked = 0
     if job.task_id != trap.task_id:
         trap = replace(trap, task_id=job.task_id, log_hash=trap_log_hash(ctx.trap_seed(trap.epoch), job.task_id))
         tx.update_trap(trap)
         linked = 1
-    if job.status not in TRAP_FINAL_STATUSES or ctx.trap_oracle is None:
-        return linked, 0
+    if job.status not in TRAP_FINAL_STATUSES:
+        return linked, 0, False
+    funded, reclaimed = caller_trap_account(tx, trap.caller)
+    left = reclaimable(tx.balances([requester_account(trap.caller)])[requester_account(trap.caller)], funded, reclaimed)
+    if left > 0:  # the refund goes back to the fund first; the answer is revealed once the reclaim is on chain
+        sent = ctx.caches.trap_reclaims.get(trap.caller)
+        return linked, 0, sent is None or w.now - sent >= RECLAIM_RESEND_S
+    if ctx.trap_oracle is None:
+        return linked, 0, False
+    ctx.caches.trap_reclaims.pop(trap.caller, None)
     expected = expected_answer(ctx, trap)
     digest = output_digest(expected.output) if isinstance(expected, ExpectedAnswer) else b""
     tx.update_trap(replace(trap, answer_digest=digest, revealed_at=w.now))
-    return linked, 1
+    return linked, 1, False
 
 
 def _send(sender: OperatorSender, body: dict[str, object]) -> None:
@@ -156,7 +176,8 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
     floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
     recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object], int]] = []
-    fund = tx.balances([FUND])[FUND] - reserved
+    fund = tx.balances([FUND])[FUND] - reserved - ctx.params.trap_fund_floor
+    budget = trap_budget(tx, ctx.base_params or ctx.params).available - reserved
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -173,6 +194,9 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             if fund < valid.escrow:
                 _note_unfunded_trap(ctx, model, valid.escrow, max(fund, 0), now)
                 return out
+            if budget < valid.escrow:  # the trap rate adapts to the budget: due traps wait for the next income
+                _note_throttled_trap(ctx, model, valid.escrow, max(budget, 0), now)
+                return out
             trap = TrapRecord(
                 caller=caller,
                 n=n,
@@ -186,6 +210,7 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             if not tx.insert_trap(trap):
                 return out  # another replica took this number
             fund -= valid.escrow
+            budget -= valid.escrow
             out.append((caller, body, valid.escrow))
             n += 1
     return out
@@ -203,6 +228,26 @@ def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: i
         shortfalls[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
     else:
         shortfalls[model] = replace(last, count=count, escrow=escrow)
+
+
+def _note_throttled_trap(ctx: Context, model: str, escrow: int, budget: int, now: int) -> None:
+    """Count a due trap the trap budget could not pay (aicf_traps_throttled_total, the trap_budget_throttled
+    alarm); warn at most once per TRAP_WARNING_EVERY_S per model."""
+    throttles = ctx.caches.trap_throttles
+    last = throttles.get(model)
+    count = (last.count if last else 0) + 1
+    if last is None or now - last.warned_at >= TRAP_WARNING_EVERY_S:
+        since = f"; {count - last.warned_count} since the last warning" if last else ""
+        log.warning(
+            "traps throttled by the trap budget: %d µANM left, a %s trap's escrow is %d µANM%s",
+            budget,
+            model,
+            escrow,
+            since,
+        )
+        throttles[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
+    else:
+        throttles[model] = replace(last, count=count, escrow=escrow)
 
 
 def _real_shapes(w: Work) -> tuple[dict[str, list[JobShape]], dict[str, list[JobShape]]]:
