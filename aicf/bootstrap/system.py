@@ -225,6 +225,11 @@ class System:
                 TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
                 for m, t in sorted(self.coord.trap_shortfalls.items())
             ],
+            trap_throttles=[
+                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
+                for m, t in sorted(self.coord.trap_throttles.items())
+            ],
+            trap_budget_available=operator_ops.trap_budget_left(self.store, self.params),
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
             slashed_by_reason={SlashReason(r): amount for r, (_, amount) in status.slash_totals.items()},

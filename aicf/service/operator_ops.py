@@ -172,6 +172,12 @@ def trap_budget(tx: Tx, base: Params, pending: Sequence[OperatorChange] = ()) ->
     )
 
 
+def trap_budget_left(store: Store, base: Params) -> int:
+    """What the trap budget has left at the ingested head (/metrics, getStatus's trap_budget_throttled alarm)."""
+    with store.transaction() as tx:
+        return trap_budget(tx, base).available
+
+
 def caller_trap_account(tx: Tx, caller: bytes, pending: Sequence[OperatorChange] = ()) -> tuple[int, int]:
     """(what the fund paid `caller` by trap_fund, what trap_reclaim took back from it), stored and `pending`."""
     funded = sum(change_amount(c) for c in (*tx.operator_changes_of(OP_TRAP_FUND, caller), *pending)
