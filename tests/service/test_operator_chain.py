@@ -15,12 +15,20 @@ from aicf.core.encoding import decode_canonical
 from aicf.core.ids import trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
-from aicf.core.operator import OP_PARAMS, OP_TIER, OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_REVEAL, epoch_subject
+from aicf.core.operator import (
+    OP_PARAMS,
+    OP_TIER,
+    OP_TRAP_COMMIT,
+    OP_TRAP_FUND,
+    OP_TRAP_RECLAIM,
+    OP_TRAP_REVEAL,
+    epoch_subject,
+)
 from aicf.core.params import params_from_mapping, params_hash
 from aicf.core.txs import TxError, address_of
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_ops import operator_status, params_version
+from aicf.service.operator_ops import operator_status, params_version, trap_budget
 from aicf.store.interface import Store
 from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _key, _pub, coordinator_for
 from service.test_traps import CORPUS, MODEL, TrapWorld, embed
@@ -155,6 +163,14 @@ def test_two_nodes_fed_the_same_chain_write_byte_identical_batches_across_traps_
         assert b.requester_tier(TIERED) == 2
         assert b.balances([FUND]) == a.balances([FUND])
         assert b.operator_changes_of(OP_TRAP_COMMIT) == a.operator_changes_of(OP_TRAP_COMMIT)
+        # the trap budget and the reclaimed refunds (issue 14) are chain data: B derives the same ones
+        reclaims = a.operator_changes_of(OP_TRAP_RECLAIM)
+        assert [c.subject for c in reclaims] == [c.subject for c in a.operator_changes_of(OP_TRAP_FUND)]
+        assert b.operator_changes_of(OP_TRAP_RECLAIM) == reclaims
+        assert trap_budget(b, BASE) == trap_budget(a, BASE)
+        assert trap_budget(a, BASE).income > 0
+        for c in reclaims:  # every trap's refund went back to the fund: it cost its charge
+            assert b.balances([requester_account(c.subject)]) == {requester_account(c.subject): 0}
         revealed = b.operator_changes_of(OP_TRAP_REVEAL, epoch_subject(0))
     assert [r.after for r in revealed] == [nodes.coord.trap_seed(0)]
     assert verify(nodes.replica).ok
