@@ -49,6 +49,7 @@ from aicf.transports.health import Readiness, health_routes, probe
 from aicf.transports.history import History, chart_routes
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.methods import build_registry
+from aicf.transports.methods_requester import grant_method
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
@@ -356,6 +357,8 @@ def build_system(
     )
     for method in backend.rpc_methods(store, params):
         registry.add(method)
+    if writer is not None:  # grants are sent like traps: by the operator's writer (devnet only)
+        registry.add(grant_method(lambda tx: coord.request_grant(tx, backend.chain_id)))
 
     def provider_key(pid: bytes) -> bytes | None:
         with read_transaction(store) as tx:

@@ -14,11 +14,13 @@ from aicf.core.chain import Claim, Job
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
 from aicf.core.params import Params
-from aicf.core.records import LeaseRecord, Provider
+from aicf.core.records import GrantRecord, LeaseRecord, Provider
 from aicf.core.slashing import SlashReason
+from aicf.core.txs import SignedTx
 from aicf.proofs.quantum import derive_batch
 from aicf.service import (
     claims,
+    grants,
     leases,
     matching,
     operator_ops,
@@ -139,6 +141,10 @@ class Coordinator:
 
     def trap_pass(self) -> TrapPassReport:
         return trap_duties.trap_pass(self.context())
+
+    def request_grant(self, tx: SignedTx, chain_id: int) -> GrantRecord:
+        """A requester's job the fund sponsors from its grant allowance (aicf.service.grants)."""
+        return grants.request_grant(self.context(), tx, chain_id)
 
     # -- registry and stake (SPEC §9) -----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:

@@ -9,6 +9,7 @@ from aicf.core.ledger import EXTERNAL, FUND, Posting, requester_account
 from aicf.core.operator import (
     OP_ALLOWLIST,
     OP_FUND_TOPUP,
+    OP_GRANT,
     OP_PARAMS,
     OP_TIER,
     OP_TRAP_COMMIT,
@@ -33,6 +34,7 @@ from aicf.service.operator_ops import (
     allowlist,
     caller_trap_account,
     check_gamma,
+    grant_allowance,
     params_for_epoch,
     trap_budget,
     trap_commitment,
@@ -98,6 +100,10 @@ def _operator(
         )
         subject = body_bytes(body, "to") if op == OP_TRAP_FUND else b""
         before, after = canonical_cbor(held), canonical_cbor(held + amount)
+    elif op == OP_GRANT:
+        subject = body_bytes(body, "requester")
+        before = canonical_cbor(grant_allowance(tx, subject, work.changes))
+        after = canonical_cbor(body_int(body, "allowance"))
     elif op == OP_TRAP_RECLAIM:
         subject = body_bytes(body, "from")
         before, after = _reclaim(tx, work, subject, ctx.tx_hash)

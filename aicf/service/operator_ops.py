@@ -16,6 +16,7 @@ from aicf.core.ledger import FUND
 from aicf.core.operator import (
     OP_ALLOWLIST,
     OP_FUND_TOPUP,
+    OP_GRANT,
     OP_PARAMS,
     OP_TIER,
     OP_TRAP_COMMIT,
@@ -170,6 +171,18 @@ def trap_budget(tx: Tx, base: Params, pending: Sequence[OperatorChange] = ()) ->
         funded=sums[OP_TRAP_FUND],
         reclaimed=sums[OP_TRAP_RECLAIM],
     )
+
+
+def grant_allowance(tx: Tx, requester: bytes, pending: Sequence[OperatorChange] = ()) -> int:
+    """The requester's grant allowance (µANM of escrow and charges the fund may sponsor): the last `grant` op's."""
+    found = [c for c in (*tx.operator_changes_of(OP_GRANT, requester), *pending)
+             if c.op == OP_GRANT and c.subject == requester]  # fmt: skip
+    value = decode_canonical(found[-1].after) if found else 0
+    return value if isinstance(value, int) else 0
+
+
+def grant_body(requester: bytes, allowance: int) -> dict[str, object]:
+    return {"op": OP_GRANT, "requester": requester, "allowance": allowance}
 
 
 def trap_budget_left(store: Store, base: Params) -> int:

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from aicf.core.chain import TxKind
+from aicf.core.encoding import decode_canonical
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
 from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_RECLAIM, OP_TRAP_REVEAL
 from aicf.core.pricing import reserve_fee
-from aicf.core.records import TrapRecord, TrapSeedRecord
+from aicf.core.records import GrantRecord, TrapRecord, TrapSeedRecord
 from aicf.core.requests import validate_request
 from aicf.core.trap_budget import reclaimable
 from aicf.proofs.verdict import Reject, RejectCode
@@ -30,6 +31,16 @@ REAL_SAMPLE = 512  # real jobs per status set a trap's shape and recycled prompt
 REAL_VERIFIED = (JobStatus.VERIFIED, JobStatus.SETTLED)  # jobs whose proof verified: their prompts may be recycled
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
 RECLAIM_RESEND_S = 60  # a trap_reclaim still not ingested after this long is sent again (a lost transaction)
+GRANT_ENQUEUE_WAIT_S = 600  # a sent grant whose enqueue is not on chain after this long is closed (and reclaimed)
+
+
+@dataclass(slots=True)
+class Purse:
+    """What one pass may still spend on trap and grant escrows (µANM); `held` once a due trap was held back."""
+
+    fund: int
+    budget: int
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +64,9 @@ def trap_pass(ctx: Context) -> TrapPassReport:
        chain, reveal the answer digest;
     4. enqueue the traps each corpus model is due, as far as the fund and the trap budget (aicf.core.trap_budget)
        pay them: an operator `trap_fund` transaction (fund → requester:<caller> on chain, so every node that
-       follows the chain sees the escrow funded), then the trap's ai_enqueue.
+       follows the chain sees the escrow funded), then the trap's ai_enqueue;
+    5. send the grants requesters asked for (aicf.service.grants) exactly as traps, with what the traps left of
+       the fund and the budget, none while a due trap is held back; follow, reclaim and close them like traps.
     """
     committed: list[int] = []
     revealed: list[int] = []
@@ -96,8 +109,16 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 reclaims.append(trap.caller)
                 ctx.caches.trap_reclaims[trap.caller] = now
                 operator_txs.append({"op": OP_TRAP_RECLAIM, "from": trap.caller})
+        for grant in tx.open_grants(1000):  # (5) grants: linked, reclaimed and closed like traps
+            if _follow_grant(w, grant) and sender is not None:
+                reclaims.append(grant.caller)
+                ctx.caches.trap_reclaims[grant.caller] = now
+                operator_txs.append({"op": OP_TRAP_RECLAIM, "from": grant.caller})
+        purse = _purse(w)
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
-            enqueues = _new_traps(w, head.epoch)
+            enqueues = _new_traps(w, head.epoch, purse)
+        if sender is not None and not purse.held:  # (5) grants take what the traps left
+            enqueues += _new_grants(w, purse)
         w.commit()
     if sender is not None:
         for body in operator_txs:
@@ -108,7 +129,7 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded})
             ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
     if enqueues:
-        log.info("enqueued %d AI trap jobs", len(enqueues))
+        log.info("enqueued %d fund-funded AI jobs (traps and grants)", len(enqueues))
     return TrapPassReport(
         committed=tuple(committed),
         revealed=tuple(revealed),
@@ -156,16 +177,26 @@ def _send(sender: OperatorSender, body: dict[str, object]) -> None:
         log.warning("operator %s transaction not sent: %s", body.get("op"), exc)
 
 
-def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]]:
-    """The traps due: (caller, ai_enqueue body, escrow the fund pays on chain for it)."""
+def _purse(w: Work) -> Purse:
+    """What the fund (above trap_fund_floor) and the trap budget have left for new traps and grants, less the
+    fundings sent whose job is not ingested yet (taken as not on chain yet)."""
+    tx, ctx = w.tx, w.ctx
+    reserved = sum(t.funded for t in tx.open_traps(10_000) if not t.task_id)
+    reserved += sum(g.funded for g in tx.open_grants(10_000) if g.sent_at is not None and not g.task_id)
+    return Purse(
+        fund=tx.balances([FUND])[FUND] - reserved - ctx.params.trap_fund_floor,
+        budget=trap_budget(tx, ctx.base_params or ctx.params).available - reserved,
+    )
+
+
+def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
+    """The traps due: (caller, ai_enqueue body, escrow the fund pays on chain for it), paid from `purse`."""
     tx, ctx, now = w.tx, w.ctx, w.now
     models = {c.model for c in ctx.trap_corpus}
     unlinked: dict[str, int] = {}
-    reserved = 0  # µANM of trap fundings sent but not yet ingested: the fund on chain has not paid them yet
     for t in tx.open_traps(10_000):
         if not t.task_id:
             unlinked[t.model] = unlinked.get(t.model, 0) + 1
-            reserved += t.funded
     counts = {m: n for m, n in tx.ai_job_counts().items() if m in models}
     needs = trap_needs(counts, tx.trap_counts(), unlinked, ctx.params)
     if not needs:
@@ -176,8 +207,6 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
     floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
     recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object], int]] = []
-    fund = tx.balances([FUND])[FUND] - reserved - ctx.params.trap_fund_floor
-    budget = trap_budget(tx, ctx.base_params or ctx.params).available - reserved
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -191,11 +220,13 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             except RequestError as exc:
                 log.warning("trap for %s not enqueued: %s", model, exc)
                 break
-            if fund < valid.escrow:
-                _note_unfunded_trap(ctx, model, valid.escrow, max(fund, 0), now)
+            if purse.fund < valid.escrow:
+                _note_unfunded_trap(ctx, model, valid.escrow, max(purse.fund, 0), now)
+                purse.held = True
                 return out
-            if budget < valid.escrow:  # the trap rate adapts to the budget: due traps wait for the next income
-                _note_throttled_trap(ctx, model, valid.escrow, max(budget, 0), now)
+            if purse.budget < valid.escrow:  # the trap rate adapts to the budget: due traps wait for the next income
+                _note_throttled_trap(ctx, model, valid.escrow, max(purse.budget, 0), now)
+                purse.held = True
                 return out
             trap = TrapRecord(
                 caller=caller,
@@ -209,11 +240,55 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             )
             if not tx.insert_trap(trap):
                 return out  # another replica took this number
-            fund -= valid.escrow
-            budget -= valid.escrow
+            purse.fund -= valid.escrow
+            purse.budget -= valid.escrow
             out.append((caller, body, valid.escrow))
             n += 1
     return out
+
+
+def _new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
+    """The grants requested and not sent yet, in order, while `purse` pays them; each is marked sent."""
+    out: list[tuple[bytes, dict[str, object], int]] = []
+    for grant in w.tx.open_grants(MAX_TRAPS_PER_PASS * 4):
+        if grant.sent_at is not None:
+            continue
+        if len(out) >= MAX_TRAPS_PER_PASS or purse.fund < grant.funded or purse.budget < grant.funded:
+            break  # waits for the next pass, in order
+        body = decode_canonical(grant.body)
+        if not isinstance(body, dict):
+            continue
+        purse.fund -= grant.funded
+        purse.budget -= grant.funded
+        w.tx.update_grant(replace(grant, sent_at=w.now))
+        out.append((grant.caller, {str(k): v for k, v in body.items()}, grant.funded))
+    return out
+
+
+def _follow_grant(w: Work, grant: GrantRecord) -> bool:
+    """Link a sent grant to its task; once the job is final (or its enqueue never landed within
+    GRANT_ENQUEUE_WAIT_S) ask its refund back, then close it with what the chain says the fund got back. Returns
+    whether to send its trap_reclaim."""
+    tx, ctx, sent_at = w.tx, w.ctx, grant.sent_at
+    if sent_at is None:
+        return False
+    jobs = tx.jobs_of_caller(grant.caller)
+    job = jobs[-1] if jobs else None
+    if job is not None and job.task_id != grant.task_id:
+        grant = replace(grant, task_id=job.task_id)
+        tx.update_grant(grant)
+    done = job.status in TRAP_FINAL_STATUSES if job is not None else w.now - sent_at >= GRANT_ENQUEUE_WAIT_S
+    if not done:
+        return False
+    funded, reclaimed = caller_trap_account(tx, grant.caller)
+    account = requester_account(grant.caller)
+    if reclaimable(tx.balances([account])[account], funded, reclaimed) > 0:
+        sent = ctx.caches.trap_reclaims.get(grant.caller)
+        return sent is None or w.now - sent >= RECLAIM_RESEND_S
+    ctx.caches.trap_reclaims.pop(grant.caller, None)
+    # the allowance pays what the fund spent on chain: funded − reclaimed there (0 if the funding never landed)
+    tx.update_grant(replace(grant, reclaimed=grant.funded - (funded - reclaimed), closed_at=w.now))
+    return False
 
 
 def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: int) -> None:
