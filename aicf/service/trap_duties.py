@@ -59,9 +59,9 @@ def trap_pass(ctx: Context) -> TrapPassReport:
        public before its epoch's first lease: an operator `trap_commit` transaction (epoch 0's in epoch 0, every
        other one before its epoch), remembered in `trap_seeds` so it is sent once;
     2. reveal s_E for every epoch that has a batch (an operator `trap_reveal` transaction);
-    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested; once a trap's job is final, send a
-       `trap_reclaim` for its refund (the trap budget counts only what traps were charged) and, once that is on
-       chain, reveal the answer digest;
+    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested; once a trap's job is final, reveal the
+       answer digest and send a `trap_reclaim` for its refund (the trap budget counts only what traps were
+       charged), again if it is not on chain after RECLAIM_RESEND_S;
     4. enqueue the traps each corpus model is due, as far as the fund and the trap budget (aicf.core.trap_budget)
        pay them: an operator `trap_fund` transaction (fund → requester:<caller> on chain, so every node that
        follows the chain sees the escrow funded), then the trap's ai_enqueue;
@@ -114,6 +114,9 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 reclaims.append(grant.caller)
                 ctx.caches.trap_reclaims[grant.caller] = now
                 operator_txs.append({"op": OP_TRAP_RECLAIM, "from": grant.caller})
+        for caller in _reclaims_to_resend(w):
+            ctx.caches.trap_reclaims[caller] = now
+            operator_txs.append({"op": OP_TRAP_RECLAIM, "from": caller})
         purse = _purse(w)
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
             enqueues = _new_traps(w, head.epoch, purse)
@@ -156,18 +159,34 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
         linked = 1
     if job.status not in TRAP_FINAL_STATUSES:
         return linked, 0, False
-    funded, reclaimed = caller_trap_account(tx, trap.caller)
-    left = reclaimable(tx.balances([requester_account(trap.caller)])[requester_account(trap.caller)], funded, reclaimed)
-    if left > 0:  # the refund goes back to the fund first; the answer is revealed once the reclaim is on chain
-        sent = ctx.caches.trap_reclaims.get(trap.caller)
-        return linked, 0, sent is None or w.now - sent >= RECLAIM_RESEND_S
+    reclaim = _left_to_reclaim(w, trap.caller) > 0 and trap.caller not in ctx.caches.trap_reclaims
     if ctx.trap_oracle is None:
-        return linked, 0, False
-    ctx.caches.trap_reclaims.pop(trap.caller, None)
+        return linked, 0, reclaim
     expected = expected_answer(ctx, trap)
     digest = output_digest(expected.output) if isinstance(expected, ExpectedAnswer) else b""
     tx.update_trap(replace(trap, answer_digest=digest, revealed_at=w.now))
-    return linked, 1, False
+    return linked, 1, reclaim
+
+
+def _left_to_reclaim(w: Work, caller: bytes) -> int:
+    """What a trap_reclaim of `caller` would move back to the fund now (aicf.core.trap_budget.reclaimable)."""
+    funded, reclaimed = caller_trap_account(w.tx, caller)
+    account = requester_account(caller)
+    return reclaimable(w.tx.balances([account])[account], funded, reclaimed)
+
+
+def _reclaims_to_resend(w: Work) -> list[bytes]:
+    """Callers whose trap_reclaim was sent RECLAIM_RESEND_S ago or more and is still not on chain (a lost
+    transaction): sent again. One on chain is forgotten. The memory is the process's: after a restart a lost
+    reclaim's refund stays with its caller (the budget stays lower, never higher)."""
+    sent = w.ctx.caches.trap_reclaims
+    again: list[bytes] = []
+    for caller, at in list(sent.items()):
+        if _left_to_reclaim(w, caller) == 0:
+            del sent[caller]
+        elif w.now - at >= RECLAIM_RESEND_S:
+            again.append(caller)
+    return again
 
 
 def _send(sender: OperatorSender, body: dict[str, object]) -> None:
@@ -280,12 +299,9 @@ def _follow_grant(w: Work, grant: GrantRecord) -> bool:
     done = job.status in TRAP_FINAL_STATUSES if job is not None else w.now - sent_at >= GRANT_ENQUEUE_WAIT_S
     if not done:
         return False
+    if _left_to_reclaim(w, grant.caller) > 0:  # closed once the reclaim is on chain
+        return grant.caller not in ctx.caches.trap_reclaims
     funded, reclaimed = caller_trap_account(tx, grant.caller)
-    account = requester_account(grant.caller)
-    if reclaimable(tx.balances([account])[account], funded, reclaimed) > 0:
-        sent = ctx.caches.trap_reclaims.get(grant.caller)
-        return sent is None or w.now - sent >= RECLAIM_RESEND_S
-    ctx.caches.trap_reclaims.pop(grant.caller, None)
     # the allowance pays what the fund spent on chain: funded − reclaimed there (0 if the funding never landed)
     tx.update_grant(replace(grant, reclaimed=grant.funded - (funded - reclaimed), closed_at=w.now))
     return False

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -21,6 +23,7 @@ from aicf.core.chain import TxKind
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
 from aicf.core.operator import OP_TIER
+from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.store.sqlite import SqliteStore
 from aicf.transports.cli import app as cli_app
 
@@ -170,3 +173,33 @@ def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getpar
     send = methods["aicf.setParams"]
     with pytest.raises(OperatorTxUnsupportedError, match=r"^params: this node's chain takes no operator"):
         send.handler(send.params_model.model_validate({"changes": {"trap_bps": 400}}), ctx)
+
+
+def test_a_grant_is_set_by_the_operator_and_requested_by_the_requester_over_rpc(world: World) -> None:
+    """aicf.setGrant puts the requester's allowance on chain; aicf.requestGrant takes the requester's signed
+    ai_enqueue (never sent to the chain by the requester) and answers with the fresh caller; after the trap pass
+    sends it, the same request answers with the task id."""
+    key = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    requester = address_of(pub)
+    assert world.call("aicf.setGrant", {"address": to_hex(requester), "allowance": 10**6}, token=None)["error"]
+    world.call("aicf.setGrant", {"address": to_hex(requester), "allowance": 10**6})
+    world.call("aicf.fundTraps", {"amount": 10**8})  # the top-up is trap budget: grants and traps share it
+    world.block(2)
+    body = {"model": "minilm-l6-v2", "prompt": b"granted", "max_tokens": 0, "max_runtime_ms": 2000,
+            "fee_per_unit": 20_000, "tier": 0}  # fmt: skip
+    chain_id = world.system.devnet.chain_id
+    sig = key.sign(tx_signing_digest(chain_id, pub, TxKind.AI_ENQUEUE, 0, body))
+    raw = encode_signed_tx(SignedTx(chain_id=chain_id, public_key=pub, nonce=0, kind=TxKind.AI_ENQUEUE, body=body,
+                                    sig=sig))  # fmt: skip
+    first = world.call("aicf.requestGrant", {"tx": to_hex(raw)})["result"]
+    assert (first["state"], first["task_id"]) == ("requested", None)
+    world.block(3)
+    later = world.call("aicf.requestGrant", {"tx": to_hex(raw)})["result"]
+    assert later["caller"] == first["caller"]
+    assert later["state"] == "sent"
+    assert later["task_id"] is not None
+    job = world.call("aicf.getJob", {"id": later["task_id"]})["result"]
+    assert job["caller"] == first["caller"]  # the job is the fresh caller's: nothing names the requester
+    refused = world.call("aicf.requestGrant", {"tx": to_hex(raw[:-1] + bytes([raw[-1] ^ 1]))})["error"]
+    assert "signature" in refused["message"]
