@@ -160,6 +160,16 @@ def test_cli_tier_set_without_a_token_is_a_usage_error() -> None:
     assert "needs the operator token" in result.output
 
 
+def test_cli_grant_set_refuses_a_bad_address_or_allowance_before_connecting() -> None:
+    env = {"AICF_OPERATOR_TOKEN": TOKEN}
+    bad = CliRunner().invoke(cli_app, ["grant", "set", "0x33", "5", "--url", "http://127.0.0.1:9"], env=env)
+    assert bad.exit_code == 2
+    assert "expected a 20-byte address" in bad.output
+    over = CliRunner().invoke(cli_app, ["grant", "set", "0x" + "33" * 20, str(10**12 + 1), "--url", "http://127.0.0.1:9"],
+                              env=env)  # fmt: skip
+    assert over.exit_code == 2
+
+
 def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getparams_still_answers() -> None:
     """An EVM node's registry: aicf.getParams serves the params of an epoch (aicf audit payout needs it); the
     senders answer why they cannot send instead of 'method not found'."""
