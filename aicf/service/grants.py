@@ -62,6 +62,9 @@ def request_grant(ctx: Context, tx: SignedTx, chain_id: int) -> GrantRecord:
         price = w.tx.get_meta("price_bps") or ctx.params.price_initial_bps
         valid = validate_request({"kind": "ai", **tx.body}, ctx.params, price, lambda _: 1)  # the reserve fee too
         requester = tx.sender
+        open_now = sum(1 for g in w.tx.open_grants(10_000) if g.requester == requester)
+        if open_now >= ctx.params.max_open_jobs:  # as SPEC §2 bounds a caller's open jobs
+            raise RequestError("requester", f"0x{requester.hex()} has {open_now} open grants, the most allowed")
         allowance, used = grant_allowance(w.tx, requester), w.tx.grant_used(requester)
         if used + valid.escrow > allowance:
             raise RequestError(

@@ -76,6 +76,16 @@ def test_a_grant_request_is_refused_with_nothing_stored_when(nodes: TwoNodes) ->
         assert tx.open_grants(10) == []
 
 
+def test_a_requester_has_at_most_max_open_jobs_open_grants(nodes: TwoNodes) -> None:
+    nodes.operator_tx({"op": OP_GRANT, "requester": REQUESTER, "allowance": 10**9})
+    nodes.mine(1)
+    limit = nodes.params.max_open_jobs
+    for nonce in range(limit):
+        nodes.coord.request_grant(signed(nodes, BODY, nonce=nonce), nodes.devnet.chain_id)
+    with pytest.raises(RequestError, match=f"has {limit} open grants, the most allowed"):
+        nodes.coord.request_grant(signed(nodes, BODY, nonce=limit), nodes.devnet.chain_id)
+
+
 def test_a_granted_job_is_funded_enqueued_settled_and_reclaimed_like_a_trap_on_both_nodes(nodes: TwoNodes) -> None:
     pid = nodes.provider_for(1)
     request = signed(nodes, BODY)
@@ -121,3 +131,28 @@ def test_a_granted_job_is_funded_enqueued_settled_and_reclaimed_like_a_trap_on_b
             assert ours is not None
             assert theirs is not None
             assert ours.batch == theirs.batch
+
+
+def test_grants_wait_while_a_due_trap_is_held_back_by_the_budget() -> None:
+    """Grants take only what the due traps leave: sponsorship never lowers the trap rate."""
+    nodes = TwoNodes()
+    nodes.mine(1)
+    nodes.operator_tx({"op": OP_GRANT, "requester": REQUESTER, "allowance": 10**6})
+    nodes.enqueue_model(19)  # one trap due, and the trap budget is 0
+    nodes.mine(2)
+    grant = nodes.coord.request_grant(signed(nodes, BODY), nodes.devnet.chain_id)
+    nodes.mine(2)
+    with nodes.store.transaction() as tx:
+        assert tx.open_traps(10) == []
+        held = tx.get_grant(grant.caller)
+    assert held is not None
+    assert held.sent_at is None
+    nodes.operator_tx({"op": "fund_topup", "amount": 10**9})
+    nodes.mine(3)
+    with nodes.store.transaction() as tx:
+        (trap,) = tx.open_traps(10)
+        sent = tx.get_grant(grant.caller)
+        funded = [c.subject for c in tx.operator_changes_of(OP_TRAP_FUND)]
+    assert sent is not None
+    assert sent.sent_at is not None
+    assert funded == [trap.caller, grant.caller]  # the trap first, then the grant
