@@ -6,41 +6,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from aicf.core.chain import TxKind
-from aicf.core.encoding import decode_canonical
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
-from aicf.core.ledger import FUND, requester_account
 from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_RECLAIM, OP_TRAP_REVEAL
 from aicf.core.pricing import reserve_fee
-from aicf.core.records import GrantRecord, TrapRecord, TrapSeedRecord
+from aicf.core.records import TrapRecord, TrapSeedRecord
 from aicf.core.requests import validate_request
-from aicf.core.trap_budget import reclaimable
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
-from aicf.service.operator_ops import OperatorSender, caller_trap_account, trap_budget
+from aicf.service.operator_ops import OperatorSender
 from aicf.service.steps import as_int, decode_request
+from aicf.service.trap_funding import (
+    MAX_TRAPS_PER_PASS,
+    TRAP_FINAL_STATUSES,
+    Purse,
+    follow_grant,
+    left_to_reclaim,
+    new_grants,
+    note_throttled_trap,
+    pass_purse,
+    reclaims_to_resend,
+)
 from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
 
 log = logging.getLogger("aicf.coordinator")
 
-TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
-MAX_TRAPS_PER_PASS = 16
 MAX_EXPECTED_ANSWERS = 1024  # trap answers kept (oldest dropped first); a dropped one is re-executed if needed
 REAL_SAMPLE = 512  # real jobs per status set a trap's shape and recycled prompt are drawn from
 REAL_VERIFIED = (JobStatus.VERIFIED, JobStatus.SETTLED)  # jobs whose proof verified: their prompts may be recycled
 META_TRAP_REVEAL_NEXT = "trap_reveal_next"  # the first epoch whose trap seed is not revealed yet
-RECLAIM_RESEND_S = 60  # a trap_reclaim still not ingested after this long is sent again (a lost transaction)
-GRANT_ENQUEUE_WAIT_S = 600  # a sent grant whose enqueue is not on chain after this long is closed (and reclaimed)
-
-
-@dataclass(slots=True)
-class Purse:
-    """What one pass may still spend on trap and grant escrows (µANM); `held` once a due trap was held back."""
-
-    fund: int
-    budget: int
-    held: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,18 +105,18 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 ctx.caches.trap_reclaims[trap.caller] = now
                 operator_txs.append({"op": OP_TRAP_RECLAIM, "from": trap.caller})
         for grant in tx.open_grants(1000):  # (5) grants: linked, reclaimed and closed like traps
-            if _follow_grant(w, grant) and sender is not None:
+            if follow_grant(w, grant) and sender is not None:
                 reclaims.append(grant.caller)
                 ctx.caches.trap_reclaims[grant.caller] = now
                 operator_txs.append({"op": OP_TRAP_RECLAIM, "from": grant.caller})
-        for caller in _reclaims_to_resend(w):
+        for caller in reclaims_to_resend(w):
             ctx.caches.trap_reclaims[caller] = now
             operator_txs.append({"op": OP_TRAP_RECLAIM, "from": caller})
-        purse = _purse(w)
+        purse = pass_purse(w)
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
             enqueues = _new_traps(w, head.epoch, purse)
         if sender is not None and not purse.held:  # (5) grants take what the traps left
-            enqueues += _new_grants(w, purse)
+            enqueues += new_grants(w, purse)
         w.commit()
     if sender is not None:
         for body in operator_txs:
@@ -159,7 +154,7 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
         linked = 1
     if job.status not in TRAP_FINAL_STATUSES:
         return linked, 0, False
-    reclaim = _left_to_reclaim(w, trap.caller) > 0 and trap.caller not in ctx.caches.trap_reclaims
+    reclaim = left_to_reclaim(w, trap.caller) > 0 and trap.caller not in ctx.caches.trap_reclaims
     if ctx.trap_oracle is None:
         return linked, 0, reclaim
     expected = expected_answer(ctx, trap)
@@ -168,44 +163,11 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
     return linked, 1, reclaim
 
 
-def _left_to_reclaim(w: Work, caller: bytes) -> int:
-    """What a trap_reclaim of `caller` would move back to the fund now (aicf.core.trap_budget.reclaimable)."""
-    funded, reclaimed = caller_trap_account(w.tx, caller)
-    account = requester_account(caller)
-    return reclaimable(w.tx.balances([account])[account], funded, reclaimed)
-
-
-def _reclaims_to_resend(w: Work) -> list[bytes]:
-    """Callers whose trap_reclaim was sent RECLAIM_RESEND_S ago or more and is still not on chain (a lost
-    transaction): sent again. One on chain is forgotten. The memory is the process's: after a restart a lost
-    reclaim's refund stays with its caller (the budget stays lower, never higher)."""
-    sent = w.ctx.caches.trap_reclaims
-    again: list[bytes] = []
-    for caller, at in list(sent.items()):
-        if _left_to_reclaim(w, caller) == 0:
-            del sent[caller]
-        elif w.now - at >= RECLAIM_RESEND_S:
-            again.append(caller)
-    return again
-
-
 def _send(sender: OperatorSender, body: dict[str, object]) -> None:
     try:
         sender.send_operator(body)
     except AicfError as exc:  # the chain refused it (say a nonce race): the rows say what was meant, log it
         log.warning("operator %s transaction not sent: %s", body.get("op"), exc)
-
-
-def _purse(w: Work) -> Purse:
-    """What the fund (above trap_fund_floor) and the trap budget have left for new traps and grants, less the
-    fundings sent whose job is not ingested yet (taken as not on chain yet)."""
-    tx, ctx = w.tx, w.ctx
-    reserved = sum(t.funded for t in tx.open_traps(10_000) if not t.task_id)
-    reserved += sum(g.funded for g in tx.open_grants(10_000) if g.sent_at is not None and not g.task_id)
-    return Purse(
-        fund=tx.balances([FUND])[FUND] - reserved - ctx.params.trap_fund_floor,
-        budget=trap_budget(tx, ctx.base_params or ctx.params).available - reserved,
-    )
 
 
 def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
@@ -244,7 +206,7 @@ def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str,
                 purse.held = True
                 return out
             if purse.budget < valid.escrow:  # the trap rate adapts to the budget: due traps wait for the next income
-                _note_throttled_trap(ctx, model, valid.escrow, max(purse.budget, 0), now)
+                note_throttled_trap(ctx, model, valid.escrow, max(purse.budget, 0), now)
                 purse.held = True
                 return out
             trap = TrapRecord(
@@ -266,47 +228,6 @@ def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str,
     return out
 
 
-def _new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
-    """The grants requested and not sent yet, in order, while `purse` pays them; each is marked sent."""
-    out: list[tuple[bytes, dict[str, object], int]] = []
-    for grant in w.tx.open_grants(MAX_TRAPS_PER_PASS * 4):
-        if grant.sent_at is not None:
-            continue
-        if len(out) >= MAX_TRAPS_PER_PASS or purse.fund < grant.funded or purse.budget < grant.funded:
-            break  # waits for the next pass, in order
-        body = decode_canonical(grant.body)
-        if not isinstance(body, dict):
-            continue
-        purse.fund -= grant.funded
-        purse.budget -= grant.funded
-        w.tx.update_grant(replace(grant, sent_at=w.now))
-        out.append((grant.caller, {str(k): v for k, v in body.items()}, grant.funded))
-    return out
-
-
-def _follow_grant(w: Work, grant: GrantRecord) -> bool:
-    """Link a sent grant to its task; once the job is final (or its enqueue never landed within
-    GRANT_ENQUEUE_WAIT_S) ask its refund back, then close it with what the chain says the fund got back. Returns
-    whether to send its trap_reclaim."""
-    tx, ctx, sent_at = w.tx, w.ctx, grant.sent_at
-    if sent_at is None:
-        return False
-    jobs = tx.jobs_of_caller(grant.caller)
-    job = jobs[-1] if jobs else None
-    if job is not None and job.task_id != grant.task_id:
-        grant = replace(grant, task_id=job.task_id)
-        tx.update_grant(grant)
-    done = job.status in TRAP_FINAL_STATUSES if job is not None else w.now - sent_at >= GRANT_ENQUEUE_WAIT_S
-    if not done:
-        return False
-    if _left_to_reclaim(w, grant.caller) > 0:  # closed once the reclaim is on chain
-        return grant.caller not in ctx.caches.trap_reclaims
-    funded, reclaimed = caller_trap_account(tx, grant.caller)
-    # the allowance pays what the fund spent on chain: funded − reclaimed there (0 if the funding never landed)
-    tx.update_grant(replace(grant, reclaimed=grant.funded - (funded - reclaimed), closed_at=w.now))
-    return False
-
-
 def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: int) -> None:
     """Count a trap the fund could not pay (/metrics, getStatus); warn at most once per TRAP_WARNING_EVERY_S
     per model, saying how many were counted since the last warning."""
@@ -319,26 +240,6 @@ def _note_unfunded_trap(ctx: Context, model: str, escrow: int, fund: int, now: i
         shortfalls[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
     else:
         shortfalls[model] = replace(last, count=count, escrow=escrow)
-
-
-def _note_throttled_trap(ctx: Context, model: str, escrow: int, budget: int, now: int) -> None:
-    """Count a due trap the trap budget could not pay (aicf_traps_throttled_total, the trap_budget_throttled
-    alarm); warn at most once per TRAP_WARNING_EVERY_S per model."""
-    throttles = ctx.caches.trap_throttles
-    last = throttles.get(model)
-    count = (last.count if last else 0) + 1
-    if last is None or now - last.warned_at >= TRAP_WARNING_EVERY_S:
-        since = f"; {count - last.warned_count} since the last warning" if last else ""
-        log.warning(
-            "traps throttled by the trap budget: %d µANM left, a %s trap's escrow is %d µANM%s",
-            budget,
-            model,
-            escrow,
-            since,
-        )
-        throttles[model] = TrapShortfall(count=count, escrow=escrow, warned_at=now, warned_count=count)
-    else:
-        throttles[model] = replace(last, count=count, escrow=escrow)
 
 
 def _real_shapes(w: Work) -> tuple[dict[str, list[JobShape]], dict[str, list[JobShape]]]:
