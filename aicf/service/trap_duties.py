@@ -18,6 +18,7 @@ from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, W
 from aicf.service.operator_ops import OperatorSender
 from aicf.service.steps import as_int, decode_request
 from aicf.service.trap_funding import (
+    CHAIN_REFUNDED,
     MAX_TRAPS_PER_PASS,
     TRAP_FINAL_STATUSES,
     Purse,
@@ -154,7 +155,11 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
         linked = 1
     if job.status not in TRAP_FINAL_STATUSES:
         return linked, 0, False
-    reclaim = left_to_reclaim(w, trap.caller) > 0 and trap.caller not in ctx.caches.trap_reclaims
+    reclaim = (
+        job.status in CHAIN_REFUNDED
+        and left_to_reclaim(w, trap.caller) > 0
+        and trap.caller not in ctx.caches.trap_reclaims
+    )
     if ctx.trap_oracle is None:
         return linked, 0, reclaim
     expected = expected_answer(ctx, trap)

@@ -16,6 +16,10 @@ from aicf.service.operator_ops import caller_trap_account, trap_budget
 log = logging.getLogger("aicf.coordinator")
 
 TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
+# Final states whose refund is chain data (a batch's settlement postings, a final cancel or deadline): only these
+# are reclaimed. A REJECTED or FAILED job is refunded by the coordinator's own verdict, off chain, so a node that
+# follows the chain does not hold that refund and would move another amount: that refund stays with the caller.
+CHAIN_REFUNDED = (JobStatus.SETTLED, JobStatus.CANCELLED)
 MAX_TRAPS_PER_PASS = 16
 RECLAIM_RESEND_S = 60  # a trap_reclaim still not ingested after this long is sent again (a lost transaction)
 GRANT_ENQUEUE_WAIT_S = 600  # a sent grant whose enqueue is not on chain after this long is closed (and reclaimed)
@@ -96,7 +100,8 @@ def follow_grant(w: Work, grant: GrantRecord) -> bool:
     done = job.status in TRAP_FINAL_STATUSES if job is not None else w.now - sent_at >= GRANT_ENQUEUE_WAIT_S
     if not done:
         return False
-    if left_to_reclaim(w, grant.caller) > 0:  # closed once the reclaim is on chain
+    chain_refund = job is None or job.status in CHAIN_REFUNDED  # no job: the funding itself is all there is
+    if chain_refund and left_to_reclaim(w, grant.caller) > 0:  # closed once the reclaim is on chain
         return grant.caller not in ctx.caches.trap_reclaims
     funded, reclaimed = caller_trap_account(tx, grant.caller)
     # the allowance pays what the fund spent on chain: funded − reclaimed there (0 if the funding never landed)

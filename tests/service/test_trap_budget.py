@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from aicf.core.chain import TxKind
+from aicf.core.jobs import JobStatus
 from aicf.core.ledger import EXTERNAL, FUND, Posting, requester_account
 from aicf.core.operator import OP_TRAP_FUND, OP_TRAP_RECLAIM
 from aicf.core.params import params_from_mapping
@@ -21,7 +22,7 @@ from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import change_amount, trap_budget
 from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _pub, coordinator_for
 from service.test_operator_chain import TwoNodes, _no_circuits
-from service.test_traps import CORPUS, MODEL
+from service.test_traps import CORPUS, MODEL, embed
 
 # a fund split of 20 %, so the income of one epoch of 19 small jobs pays a trap's escrow
 BUDGET = params_from_mapping(
@@ -173,3 +174,39 @@ def test_due_traps_wait_for_the_budget_then_run_and_cost_the_fund_only_their_cha
         assert b.balances([FUND])[FUND] == a.balances([FUND])[FUND] - 10**9  # B never saw the mint, only the chain
         assert b.balances([requester_account(trap.caller)]) == a.balances([requester_account(trap.caller)])
         assert a.balances([requester_account(trap.caller)])[requester_account(trap.caller)] == 0
+
+
+def test_a_rejected_traps_refund_is_not_reclaimed_so_a_chain_only_node_holds_the_same_budget(
+    nodes: BudgetNodes,
+) -> None:
+    """A REJECTED job is refunded by the coordinator's verdict, off chain: a node that follows the chain does not
+    hold that refund, so reclaiming it would move another amount there. It stays with the caller on node A."""
+    nodes.operator_tx({"op": "fund_topup", "amount": 10**9})
+    cheats = [nodes.provider_for(seed) for seed in (1, 2, 3)]
+    nodes.mine(1)
+    nodes.enqueue_model(19)
+    nodes.mine(2)
+    with nodes.store.transaction() as tx:
+        (trap,) = tx.open_traps(10)
+    for _ in range(200):  # every provider fakes the trap and answers the rest: three attempts, then REJECTED
+        nodes.coord.match()
+        for seed, pid in enumerate(cheats, start=1):
+            for work in nodes.coord.leases_for(pid):
+                prompt = work.request["prompt"]
+                assert isinstance(prompt, bytes)
+                output = embed(b"not the prompt") if work.job.caller == trap.caller else embed(prompt)
+                nodes.clock.advance(ms=1500)
+                nodes.coord.submit_proof(nodes.proof(seed, work.lease.lease_id, work.job.task_id, output))
+        with nodes.store.transaction() as tx:
+            (job,) = tx.jobs_of_caller(trap.caller)
+        if job.status is JobStatus.REJECTED:
+            break
+        nodes.mine(1)
+    assert job.status is JobStatus.REJECTED
+    nodes.mine(3)
+    nodes.follow()
+    with nodes.store.transaction() as a, nodes.replica.transaction() as b:
+        assert a.operator_changes_of(OP_TRAP_RECLAIM) == []
+        held = requester_account(trap.caller)
+        assert a.balances([held])[held] == job.escrow  # refunded off chain, on node A only
+        assert trap_budget(b, BUDGET) == trap_budget(a, BUDGET)
