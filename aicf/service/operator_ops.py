@@ -141,11 +141,11 @@ def change_amount(c: OperatorChange) -> int:
     return before - after if c.op == OP_TRAP_RECLAIM else after - before
 
 
-def trap_income(tx: Tx, base: Params) -> int:
-    """Σ over the batches written of fund_E × trap_budget_bps_E // 10000 (aicf.core.trap_budget), batch E's fund
-    total read from its batch map, epoch E's params."""
+def trap_income(tx: Tx, base: Params) -> tuple[int, int]:
+    """(Σ over the batches written of fund_E × trap_budget_bps_E // 10000, Σ fund_E): batch E's fund total read
+    from its batch map, epoch E's params (aicf.core.trap_budget)."""
     last = tx.last_batch_epoch()
-    total = 0
+    share = split = 0
     for epoch in range(0 if last is None else last + 1):
         batch = tx.get_batch(epoch)
         if batch is None:
@@ -154,8 +154,9 @@ def trap_income(tx: Tx, base: Params) -> int:
         totals = decoded.get("totals") if isinstance(decoded, dict) else None
         fund = totals.get("fund") if isinstance(totals, dict) else None
         if isinstance(fund, int) and fund > 0:
-            total += batch_trap_income(fund, params_for_epoch(tx, base, epoch))
-    return total
+            share += batch_trap_income(fund, params_for_epoch(tx, base, epoch))
+            split += fund
+    return share, split
 
 
 def trap_budget(tx: Tx, base: Params, pending: Sequence[OperatorChange] = ()) -> TrapBudget:
@@ -165,8 +166,10 @@ def trap_budget(tx: Tx, base: Params, pending: Sequence[OperatorChange] = ()) ->
     for op in sums:
         for c in (*tx.operator_changes_of(op), *(p for p in pending if p.op == op)):
             sums[op] += change_amount(c)
+    share, split = trap_income(tx, base)
     return TrapBudget(
-        income=trap_income(tx, base),
+        income=share,
+        split=split,
         topups=sums[OP_FUND_TOPUP],
         funded=sums[OP_TRAP_FUND],
         reclaimed=sums[OP_TRAP_RECLAIM],

@@ -56,15 +56,14 @@ def reclaims_to_resend(w: Work) -> list[bytes]:
 
 
 def pass_purse(w: Work) -> Purse:
-    """What the fund (above trap_fund_floor) and the trap budget have left for new traps and grants, less the
-    fundings sent whose job is not ingested yet (taken as not on chain yet)."""
+    """What the fund and the trap budget (bounded by the fund's chain balance above trap_fund_floor) have left for
+    new traps and grants, less the fundings sent whose job is not ingested yet (taken as not on chain yet)."""
     tx, ctx = w.tx, w.ctx
     reserved = sum(t.funded for t in tx.open_traps(10_000) if not t.task_id)
     reserved += sum(g.funded for g in tx.open_grants(10_000) if g.sent_at is not None and not g.task_id)
-    return Purse(
-        fund=tx.balances([FUND])[FUND] - reserved - ctx.params.trap_fund_floor,
-        budget=trap_budget(tx, ctx.base_params or ctx.params).available - reserved,
-    )
+    budget = trap_budget(tx, ctx.base_params or ctx.params)
+    room = min(budget.available, budget.chain_fund - ctx.params.trap_fund_floor)  # the floor throttles like the budget
+    return Purse(fund=tx.balances([FUND])[FUND] - reserved, budget=room - reserved)
 
 
 def new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:

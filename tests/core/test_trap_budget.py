@@ -50,16 +50,20 @@ def test_trap_bps_of_10000_is_refused_naming_it() -> None:
 
 
 def test_check_trap_fund_names_what_is_short() -> None:
-    budget = TrapBudget(income=30, topups=20, funded=10, reclaimed=5)
-    assert budget.available == 45
+    budget = TrapBudget(income=30, topups=20, funded=10, reclaimed=5, split=60)
+    assert (budget.available, budget.chain_fund) == (45, 75)
     check_trap_fund(45, budget, 100, P)
     with pytest.raises(RequestError, match="the trap budget has 45 µANM left, below 46 µANM"):
         check_trap_fund(46, budget, 100, P)
-    with pytest.raises(RequestError, match="the fund holds 40 µANM, below 45 µANM"):
+    with pytest.raises(RequestError, match="the fund holds 40 µANM, below 45 µANM"):  # the node's ledger, last
         check_trap_fund(45, budget, 40, P)
+    # the floor is of the fund as the chain alone makes it (split 90 + top-ups 20 + reclaimed 5 − funded 10 = 105),
+    # not of the node's ledger (which holds slashes too): 105 − 46 = 59
     floored = params_from_mapping({"trap_fund_floor": 60})
-    with pytest.raises(RequestError, match="would leave the fund 59 µANM, below trap_fund_floor 60 µANM"):
-        check_trap_fund(41, budget, 100, floored)
+    with_split = TrapBudget(income=30, topups=20, funded=10, reclaimed=5, split=90)
+    check_trap_fund(45, with_split, 10**9, floored)
+    with pytest.raises(RequestError, match=r"would leave the fund 59 µANM \(its split"):
+        check_trap_fund(46, TrapBudget(income=31, topups=20, funded=10, reclaimed=5, split=90), 10**9, floored)
 
 
 def test_batch_income_is_the_budget_share_of_the_funds_total_rounded_down() -> None:
@@ -88,7 +92,7 @@ class Fund:
         share = sum(split_reward(r, self.params).fund for r in rewards)
         self.balance += share
         self.received += share
-        self.budget = _plus(self.budget, income=batch_trap_income(share, self.params))
+        self.budget = _plus(self.budget, income=batch_trap_income(share, self.params), split=share)
 
     def top_up(self, amount: int) -> None:
         self.balance += amount
@@ -109,9 +113,15 @@ class Fund:
         self.budget = _plus(self.budget, reclaimed=back)
 
 
-def _plus(b: TrapBudget, *, income: int = 0, topups: int = 0, funded: int = 0, reclaimed: int = 0) -> TrapBudget:
+def _plus(
+    b: TrapBudget, *, income: int = 0, topups: int = 0, funded: int = 0, reclaimed: int = 0, split: int = 0
+) -> TrapBudget:
     return TrapBudget(
-        income=b.income + income, topups=b.topups + topups, funded=b.funded + funded, reclaimed=b.reclaimed + reclaimed
+        income=b.income + income,
+        topups=b.topups + topups,
+        funded=b.funded + funded,
+        reclaimed=b.reclaimed + reclaimed,
+        split=b.split + split,
     )
 
 

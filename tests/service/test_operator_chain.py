@@ -278,7 +278,12 @@ def test_a_trap_fund_above_the_fund_is_refused_and_moves_nothing(nodes: TwoNodes
     with nodes.store.transaction() as tx:
         refused = [r for r in tx.snapshot().refused if r.kind == "operator"]
         assert tx.balances([requester_account(TIERED)])[requester_account(TIERED)] == 0
-    assert [(r.field, r.reason) for r in refused] == [("amount", "the fund holds 0 µANM, below 5 µANM")]
+    assert [(r.field, r.reason) for r in refused] == [
+        (
+            "amount",
+            "the trap budget has 0 µANM left, below 5 µANM (income share 0 + top-ups 0 + reclaimed 0 − funded 0)",
+        )
+    ]
 
 
 def test_params_version_counts_the_changes_in_force(nodes: TwoNodes) -> None:
