@@ -514,7 +514,7 @@ SELECT {grants} FROM grants WHERE request_hash = :request_hash;
 SELECT {grants} FROM grants WHERE closed_at IS NULL ORDER BY m LIMIT :limit;
 
 -- name: grant_used
-SELECT coalesce(sum(funded - reclaimed), 0) FROM grants WHERE requester = :requester;
+SELECT CAST(coalesce(sum(funded - reclaimed), 0) AS BIGINT) FROM grants WHERE requester = :requester;
 
 -- name: next_grant_number
 SELECT coalesce(max(m) + 1, 0) FROM grants;
@@ -675,7 +675,9 @@ SELECT {operator_changes} FROM operator_changes WHERE op = :op ORDER BY height, 
 SELECT {operator_changes} FROM operator_changes WHERE op = :op AND subject = :subject ORDER BY height, tx_index;
 
 -- name: recent_operator_changes
-SELECT {operator_changes} FROM operator_changes WHERE op <> 'trap_fund' ORDER BY height DESC, tx_index DESC
+-- one trap_fund and one trap_reclaim per trap (and grant): not the operator's decisions, and they would fill the list
+SELECT {operator_changes} FROM operator_changes WHERE op NOT IN ('trap_fund', 'trap_reclaim')
+ ORDER BY height DESC, tx_index DESC
 LIMIT :limit;
 
 -- name: all_operator_changes
