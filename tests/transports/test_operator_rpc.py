@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
+from aicf.client.requester import Requester
 from aicf.core.chain import TxKind
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
@@ -213,3 +214,34 @@ def test_a_grant_is_set_by_the_operator_and_requested_by_the_requester_over_rpc(
     assert job["caller"] == first["caller"]  # the job is the fresh caller's: nothing names the requester
     refused = world.call("aicf.requestGrant", {"tx": to_hex(raw[:-1] + bytes([raw[-1] ^ 1]))})["error"]
     assert "signature" in refused["message"]
+
+
+class AppRpc:
+    """The requester client's RPC seam, answered by the world's app (the same System `aicf up` builds)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        answer = self.world.call(method, params or {}, token=None)
+        assert "result" in answer, answer
+        return answer["result"]
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_requester_client_asks_for_a_grant_and_follows_it_to_its_result(world: World) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)
+    requester = Requester("http://app", key, client=AppRpc(world))  # type: ignore[arg-type]
+    world.call("aicf.setGrant", {"address": to_hex(requester.address), "allowance": 10**6})
+    world.call("aicf.fundTraps", {"amount": 10**8})
+    world.block(2)
+    raw, first = requester.request_grant("minilm-l6-v2", b"sponsored", nonce=1, max_tokens=0, max_runtime_ms=2000)
+    assert first["state"] == "requested"
+    world.block(3)
+    sent = requester.grant_status(raw)
+    assert sent["state"] == "sent"
+    assert sent["task_id"] is not None
+    assert requester.result(sent["task_id"])["status"] in ("PENDING", "QUEUED")
+    assert requester.account()["open_jobs"] == 0  # the job is the fresh caller's, not the requester's
