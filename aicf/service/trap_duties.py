@@ -26,7 +26,6 @@ from aicf.service.trap_funding import (
     left_to_reclaim,
     new_grants,
     note_throttled_trap,
-    pass_purse,
     reclaims_to_resend,
 )
 from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
@@ -113,7 +112,7 @@ def trap_pass(ctx: Context) -> TrapPassReport:
         for caller in reclaims_to_resend(w):
             ctx.caches.trap_reclaims[caller] = now
             operator_txs.append({"op": OP_TRAP_RECLAIM, "from": caller})
-        purse = pass_purse(w)
+        purse = Purse(w)
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
             enqueues = _new_traps(w, head.epoch, purse)
         if sender is not None and not purse.held:  # (5) grants take what the traps left
@@ -226,8 +225,7 @@ def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str,
             )
             if not tx.insert_trap(trap):
                 return out  # another replica took this number
-            purse.fund -= valid.escrow
-            purse.budget -= valid.escrow
+            purse.spend(valid.escrow)
             out.append((caller, body, valid.escrow))
             n += 1
     return out

@@ -3,7 +3,7 @@ floor and the trap budget, aicf.core.trap_budget), the grants it sends and follo
 the refunds it asks back (`trap_reclaim`) and the count of traps the budget held back."""
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from aicf.core.encoding import decode_canonical
 from aicf.core.jobs import JobStatus
@@ -25,13 +25,37 @@ RECLAIM_RESEND_S = 60  # a trap_reclaim still not ingested after this long is se
 GRANT_ENQUEUE_WAIT_S = 600  # a sent grant whose enqueue is not on chain after this long is closed (and reclaimed)
 
 
-@dataclass(slots=True)
 class Purse:
-    """What one pass may still spend on trap and grant escrows (µANM); `held` once a due trap was held back."""
+    """What one pass may still spend on trap and grant escrows (µANM): the fund, and the trap budget bounded by the
+    fund's chain balance above trap_fund_floor, less the fundings sent whose job is not ingested yet (taken as not
+    on chain yet). Read from the store the first time a trap or grant asks (the budget sums the chain's batches
+    and operator changes), so a pass with nothing to fund reads nothing. `held` once a due trap was held back."""
 
-    fund: int
-    budget: int
-    held: bool = False
+    def __init__(self, w: Work) -> None:
+        self.w, self.held = w, False
+        self._left: tuple[int, int] | None = None
+
+    def _load(self) -> tuple[int, int]:
+        if self._left is None:
+            tx, ctx = self.w.tx, self.w.ctx
+            reserved = sum(t.funded for t in tx.open_traps(10_000) if not t.task_id)
+            reserved += sum(g.funded for g in tx.open_grants(10_000) if g.sent_at is not None and not g.task_id)
+            budget = trap_budget(tx, ctx.base_params or ctx.params)
+            room = min(budget.available, budget.chain_fund - ctx.params.trap_fund_floor)  # the floor throttles too
+            self._left = (tx.balances([FUND])[FUND] - reserved, room - reserved)
+        return self._left
+
+    @property
+    def fund(self) -> int:
+        return self._load()[0]
+
+    @property
+    def budget(self) -> int:
+        return self._load()[1]
+
+    def spend(self, amount: int) -> None:
+        fund, budget = self._load()
+        self._left = (fund - amount, budget - amount)
 
 
 def left_to_reclaim(w: Work, caller: bytes) -> int:
@@ -55,17 +79,6 @@ def reclaims_to_resend(w: Work) -> list[bytes]:
     return again
 
 
-def pass_purse(w: Work) -> Purse:
-    """What the fund and the trap budget (bounded by the fund's chain balance above trap_fund_floor) have left for
-    new traps and grants, less the fundings sent whose job is not ingested yet (taken as not on chain yet)."""
-    tx, ctx = w.tx, w.ctx
-    reserved = sum(t.funded for t in tx.open_traps(10_000) if not t.task_id)
-    reserved += sum(g.funded for g in tx.open_grants(10_000) if g.sent_at is not None and not g.task_id)
-    budget = trap_budget(tx, ctx.base_params or ctx.params)
-    room = min(budget.available, budget.chain_fund - ctx.params.trap_fund_floor)  # the floor throttles like the budget
-    return Purse(fund=tx.balances([FUND])[FUND] - reserved, budget=room - reserved)
-
-
 def new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
     """The grants requested and not sent yet, in order, while `purse` pays them; each is marked sent."""
     out: list[tuple[bytes, dict[str, object], int]] = []
@@ -77,8 +90,7 @@ def new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], in
         body = decode_canonical(grant.body)
         if not isinstance(body, dict):
             continue
-        purse.fund -= grant.funded
-        purse.budget -= grant.funded
+        purse.spend(grant.funded)
         w.tx.update_grant(replace(grant, sent_at=w.now))
         out.append((grant.caller, {str(k): v for k, v in body.items()}, grant.funded))
     return out
