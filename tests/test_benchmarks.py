@@ -206,4 +206,5 @@ def test_trap_costs_prints_the_check_beside_the_honest_simulation_and_the_trap_s
     assert "| GHZ 20 qubits (Clifford) | stim (OK) |" in out
     assert "| layered T, 12 qubits × 12 | statevector (OK) |" in out
     assert "| 10 |" in out  # 190 ordinary jobs at trap_bps 500: 10 traps
+    assert "| 10 | 5 | 256 |" in out  # the trap budget pays 5 of them: 256 bps realised (fees above the reserve)
     assert "load average" in out

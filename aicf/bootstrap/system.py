@@ -49,6 +49,7 @@ from aicf.transports.health import Readiness, health_routes, probe
 from aicf.transports.history import History, chart_routes
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.methods import build_registry
+from aicf.transports.methods_requester import grant_method
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
@@ -225,6 +226,11 @@ class System:
                 TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
                 for m, t in sorted(self.coord.trap_shortfalls.items())
             ],
+            trap_throttles=[
+                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
+                for m, t in sorted(self.coord.trap_throttles.items())
+            ],
+            trap_budget_available=operator_ops.trap_budget_left(self.store, self.params),
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
             slashed_by_reason={SlashReason(r): amount for r, (_, amount) in status.slash_totals.items()},
@@ -351,6 +357,8 @@ def build_system(
     )
     for method in backend.rpc_methods(store, params):
         registry.add(method)
+    if writer is not None:  # grants are sent like traps: by the operator's writer (devnet only)
+        registry.add(grant_method(lambda tx: coord.request_grant(tx, backend.chain_id)))
 
     def provider_key(pid: bytes) -> bytes | None:
         with read_transaction(store) as tx:

@@ -26,6 +26,7 @@ from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
     Event,
+    GrantRecord,
     LeaseRecord,
     ProofRecord,
     Provider,
@@ -307,6 +308,13 @@ TRAPS = Table(
     _opt("revealed_at"),
 )  # fmt: skip
 
+GRANTS = Table(
+    "grants", GrantRecord,
+    _bytes("caller"), _col("m"), _col("epoch"), _bytes("requester"), _bytes("request_hash"), _text("model"),
+    _bytes("body"), _col("funded"), _col("created_at"), _opt("sent_at"), _bytes("task_id"), _col("reclaimed"),
+    _opt("closed_at"),
+)  # fmt: skip
+
 IDEMPOTENCY_KEYS = Table("idempotency_keys", IdempotencyRecord, _bytes("key"), _bytes("fingerprint"), _bytes("result"))
 
 PROVIDER_TRANSITIONS = Table(
@@ -348,7 +356,7 @@ TABLES: dict[str, Table[Any]] = {
         BLOCKS, JOBS, JOB_TRANSITIONS, LEDGER_ENTRIES, PROOF_INCLUSIONS, REFUSED_TXS, CANCEL_REQUESTS, CLAIMS,
         PROVIDERS, DECISIONS, LEASES, PROOFS, RESULTS, BATCHES, PAYOUTS, SLASHES, EVENTS, TRAP_SEEDS, TRAPS,
         IDEMPOTENCY_KEYS, PROVIDER_TRANSITIONS, RPC_NONCES, VENDOR_ROOTS, ATTESTATION_POLICIES, TRUST_TRANSITIONS,
-        OPERATOR_CHANGES,
+        OPERATOR_CHANGES, GRANTS,
     )
 }  # fmt: skip
 

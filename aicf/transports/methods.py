@@ -433,6 +433,7 @@ def build_registry(
             },
             "alarms": _alarms(s, params)
             + operator_alarms(queues, providers, budgets, coord.trap_shortfalls, s.fund)
+            + trap_budget_alarms(coord.trap_throttles, operator_ops.trap_budget_left(store, coord.base_params))
             + _collateral_alarms(
                 coord.trust.root_expiries() + (collateral.expiries() if collateral is not None else ()), s.now
             ),
@@ -678,6 +679,18 @@ def _alarms(s: reads.Status, params: Params) -> list[Json]:
 def render_kind_queue(q: reads.KindQueue) -> Json:
     return {"kind": q.kind, "depth": q.depth, "oldest_age_s": q.oldest_age_s, "depth_limit": q.limits.depth,
             "age_limit_s": q.limits.age_s, "capacity_mu_per_day": q.capacity_mu_per_day}  # fmt: skip
+
+
+def trap_budget_alarms(throttles: Mapping[str, TrapShortfall], available: int) -> list[Json]:
+    """A due trap the trap budget could not pay, while the budget is still below its escrow (the rule
+    AicfTrapsThrottledByBudget in deploy/prometheus/aicf-alerts.yml): traps run below trap_bps."""
+    return [
+        {"name": "trap_budget_throttled", "severity": "warning", "model": model,
+         "message": f"the trap budget ({available} µANM) cannot pay a {model} trap's escrow ({t.escrow} µANM): "
+                    f"{t.count} due traps held back; traps run below trap_bps until the fund's split brings more"}
+        for model, t in sorted(throttles.items())
+        if available < t.escrow
+    ]  # fmt: skip
 
 
 def operator_alarms(
