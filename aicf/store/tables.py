@@ -136,10 +136,9 @@ class Table(Generic[R]):
     def __init__(self, name: str, build: Callable[..., R], *columns: Column) -> None:
         self.name = name
         self.columns = columns
-        self._build = build
-        self._fields = tuple(c.attr for c in columns)
-        self._decoders = tuple(c.decode for c in columns)
         self._writes = tuple((c.name, c.attr, c.encode) for c in columns if c.insert)
+        # the record of one row selected with `select()`; a row of another width is refused (ValueError)
+        self.decode: Callable[[Row], R] = _row_decoder(name, build, columns)
 
     def select(self, alias: str = "") -> str:
         prefix = alias + "." if alias else ""
@@ -148,10 +147,6 @@ class Table(Generic[R]):
     def insert_columns(self) -> str:
         return ", ".join(name for name, _, _ in self._writes)
 
-    def decode(self, row: Row) -> R:
-        """The record of one row selected with `select()`; a row of another width is refused."""
-        return self._build(**{f: d(v) for f, d, v in zip(self._fields, self._decoders, row, strict=True)})
-
     def params(self, record: object) -> dict[str, object]:
         """The insert parameters, by column name, in `insert_columns()` order."""
         out: dict[str, object] = {}
@@ -159,6 +154,47 @@ class Table(Generic[R]):
             v = getattr(record, attr)
             out[name] = v if encode is None else encode(v)
         return out
+
+
+# a value of exactly this type is what the decoder returns unchanged (the common case, checked inline)
+_PASSES_AS_IS: dict[Callable[[object], object], type] = {
+    as_int: int,
+    as_bytes: bytes,
+    as_str: str,
+    as_opt_int: int,
+    as_opt_bytes: bytes,
+}
+
+
+def _row_decoder(name: str, build: Callable[..., R], columns: Sequence[Column]) -> Callable[[Row], R]:
+    """`Table.decode` for one table as a function of its own, built once: the row unpacked into locals, each
+    value checked inline when the column's decoder would return it unchanged (`_PASSES_AS_IS`), the record built
+    with its fields by name. Reads decode every row they return, so the generic per-column loop showed in
+    profiles (issue 18). Field names are the record's own identifiers; nothing outside the column list goes in."""
+    scope: dict[str, object] = {"build": build, "ValueError": ValueError}
+    names = [f"v{i}" for i in range(len(columns))]
+    args = []
+    for i, c in enumerate(columns):
+        if not c.attr.isidentifier():
+            raise SchemaError(f"table {name}: column {c.name} names no field ({c.attr!r})")
+        scope[f"d{i}"] = c.decode
+        kind = _PASSES_AS_IS.get(c.decode)
+        if kind is None:
+            args.append(f"{c.attr}=d{i}(v{i})")
+        else:
+            scope[f"t{i}"] = kind
+            args.append(f"{c.attr}=v{i} if type(v{i}) is t{i} else d{i}(v{i})")
+    width = len(columns)
+    source = (
+        "def decode(row):\n"
+        f"    if len(row) != {width}:\n"
+        f"        raise ValueError(f'{name}: a row of {{len(row)}} values, expected {width} columns')\n"
+        f"    {', '.join(names)}{',' if width == 1 else ''} = row\n"
+        f"    return build({', '.join(args)})\n"
+    )
+    exec(compile(source, f"<decoder of {name}>", "exec"), scope)  # noqa: S102 - source built above from names
+    decode: Callable[[Row], R] = scope["decode"]  # type: ignore[assignment]
+    return decode
 
 
 def _col(name: str, decode: Callable[[object], object] = as_int, **kw: Any) -> Column:
