@@ -299,19 +299,23 @@ class SqliteStore:
         one connection, query-only for the duration."""
         if self.path == ":memory:" or self._read_only:
             with self._lock:
-                yield from self._read_on(self._conn)
+                yield from self._read_on(self._conn, shared=True)
             return
         with self._read_lock:
             if self._reader is None:
                 try:
-                    self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+                    reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+                    reader.execute("PRAGMA query_only=ON")  # the reader only ever reads: set once (issue 18)
                 except sqlite3.Error as exc:
                     raise _unavailable(self.path, exc) from exc
-            yield from self._read_on(self._reader)
+                self._reader = reader
+            yield from self._read_on(self._reader, shared=False)
 
-    def _read_on(self, conn: sqlite3.Connection) -> Iterator[SqliteTx]:
+    def _read_on(self, conn: sqlite3.Connection, *, shared: bool) -> Iterator[SqliteTx]:
+        """A read transaction on `conn`; a `shared` connection (the writer's) is query-only for its duration."""
         try:
-            conn.execute("PRAGMA query_only=ON")
+            if shared:
+                conn.execute("PRAGMA query_only=ON")
             conn.execute("BEGIN")
         except sqlite3.Error as exc:
             raise _unavailable(self.path, exc) from exc
@@ -322,7 +326,8 @@ class SqliteStore:
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            conn.execute("PRAGMA query_only=OFF")
+            if shared:
+                conn.execute("PRAGMA query_only=OFF")
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
