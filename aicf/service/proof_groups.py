@@ -10,11 +10,11 @@ from aicf.proofs.envelope import ProofEnvelope, parse_envelope
 from aicf.proofs.verdict import Reject
 from aicf.service.context import Context, Work
 from aicf.service.errors import ProofGroupError
+from aicf.service.outages import outages_for_proofs
 from aicf.service.proofs import (
     RACED,
     ProofOutcome,
     Written,
-    outages_for_proofs,
     submit_alone,
     submit_in,
     unparsed,
