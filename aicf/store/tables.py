@@ -139,6 +139,8 @@ class Table(Generic[R]):
         self._writes = tuple((c.name, c.attr, c.encode) for c in columns if c.insert)
         # the record of one row selected with `select()`; a row of another width is refused (ValueError)
         self.decode: Callable[[Row], R] = _row_decoder(name, build, columns)
+        # the insert parameters of a record, by column name, in `insert_columns()` order
+        self.params: Callable[[object], dict[str, object]] = _params_builder(name, columns)
 
     def select(self, alias: str = "") -> str:
         prefix = alias + "." if alias else ""
@@ -146,14 +148,6 @@ class Table(Generic[R]):
 
     def insert_columns(self) -> str:
         return ", ".join(name for name, _, _ in self._writes)
-
-    def params(self, record: object) -> dict[str, object]:
-        """The insert parameters, by column name, in `insert_columns()` order."""
-        out: dict[str, object] = {}
-        for name, attr, encode in self._writes:
-            v = getattr(record, attr)
-            out[name] = v if encode is None else encode(v)
-        return out
 
 
 # a value of exactly this type is what the decoder returns unchanged (the common case, checked inline)
@@ -195,6 +189,25 @@ def _row_decoder(name: str, build: Callable[..., R], columns: Sequence[Column]) 
     exec(compile(source, f"<decoder of {name}>", "exec"), scope)  # noqa: S102 - source built above from names
     decode: Callable[[Row], R] = scope["decode"]  # type: ignore[assignment]
     return decode
+
+
+def _params_builder(name: str, columns: Sequence[Column]) -> Callable[[object], dict[str, object]]:
+    """`Table.params` for one table as a function of its own, built once like `_row_decoder`: one dict display
+    of the inserted columns, each the record's attribute, through the column's encoder when it has one."""
+    scope: dict[str, object] = {}
+    items = []
+    for i, c in enumerate(c for c in columns if c.insert):
+        if not (c.attr.isidentifier() and c.name.isidentifier()):
+            raise SchemaError(f"table {name}: column {c.name} names no field ({c.attr!r})")
+        if c.encode is None:
+            items.append(f"{c.name!r}: r.{c.attr}")
+        else:
+            scope[f"e{i}"] = c.encode
+            items.append(f"{c.name!r}: e{i}(r.{c.attr})")
+    source = f"def params(r):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, f"<insert parameters of {name}>", "exec"), scope)  # noqa: S102 - built above from names
+    params: Callable[[object], dict[str, object]] = scope["params"]  # type: ignore[assignment]
+    return params
 
 
 def _col(name: str, decode: Callable[[object], object] = as_int, **kw: Any) -> Column:
