@@ -305,8 +305,12 @@ class SqliteStore:
             if self._reader is None:
                 try:
                     reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+                except sqlite3.Error as exc:
+                    raise _unavailable(self.path, exc) from exc
+                try:
                     reader.execute("PRAGMA query_only=ON")  # the reader only ever reads: set once (issue 18)
                 except sqlite3.Error as exc:
+                    reader.close()
                     raise _unavailable(self.path, exc) from exc
                 self._reader = reader
             yield from self._read_on(self._reader, shared=False)
