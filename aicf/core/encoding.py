@@ -60,6 +60,7 @@ def _where(trail: list[str]) -> str:
 
 _KEY_CACHE: dict[str, bytes] = {}  # encodings of map keys: a few dozen names recur in every payload
 _KEY_CACHE_MAX = 4096
+_KEY_CACHE_KEY_BYTES = 64  # only short keys are kept: outside input (a proof body's keys) cannot fill memory
 
 
 def _encode_key(key: str) -> bytes:
@@ -67,7 +68,7 @@ def _encode_key(key: str) -> bytes:
     if encoded is None:
         raw = key.encode("utf-8")
         encoded = cbor_head(3, len(raw)) + raw
-        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX and len(raw) <= _KEY_CACHE_KEY_BYTES:
             _KEY_CACHE[key] = encoded
     return encoded
 
@@ -107,18 +108,20 @@ def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
 
 _MAP_ORDERS: dict[tuple[object, ...], tuple[tuple[bytes, str], ...]] = {}  # map shapes seen: keys in canonical order
 _MAP_ORDERS_MAX = 4096
+_MAP_ORDER_KEY_BYTES = 512  # a shape is kept only if its encoded keys fit: outside input cannot fill memory
 
 
 def _map_order(keys: tuple[object, ...], trail: list[str]) -> tuple[tuple[bytes, str], ...]:
     """The encoded keys of a map with these keys, in the bytewise order of their encodings (RFC 8949 §4.2.1
-    rule 2). Maps of one shape (a proof body, a decision) recur, so each shape is ordered once."""
+    rule 2). Maps of one shape (a proof body, a decision) recur, so each shape is ordered once; at most
+    _MAP_ORDERS_MAX shapes of at most _MAP_ORDER_KEY_BYTES of keys are kept (the rest are sorted every time)."""
     order = _MAP_ORDERS.get(keys)
     if order is None:
         for key in keys:
             if not isinstance(key, str):
                 raise EncodingError(_where(trail), f"map key {key!r} is not a text string")
         order = tuple(sorted((_encode_key(cast(str, key)), cast(str, key)) for key in keys))
-        if len(_MAP_ORDERS) < _MAP_ORDERS_MAX:
+        if len(_MAP_ORDERS) < _MAP_ORDERS_MAX and sum(len(k) for k, _ in order) <= _MAP_ORDER_KEY_BYTES:
             _MAP_ORDERS[keys] = order
     return order
 

@@ -101,6 +101,15 @@ def test_subclasses_of_the_admitted_kinds_encode_as_their_base_kind() -> None:
     assert canonical_cbor(value) == canonical_cbor(plain) == cbor2.dumps(plain, canonical=True)
 
 
+def test_map_shapes_with_long_keys_are_encoded_right_but_not_kept() -> None:
+    from aicf.core import encoding
+
+    value = {"k" * 600: 1, "a": b"x"}
+    assert canonical_cbor(value) == canonical_cbor(value) == cbor2.dumps(value, canonical=True)
+    assert tuple(value) not in encoding._MAP_ORDERS  # a shape's keys are kept only up to 512 bytes
+    assert "k" * 600 not in encoding._KEY_CACHE  # nor is a long key's encoding
+
+
 def test_a_non_text_key_is_refused_even_beside_a_shape_already_seen() -> None:
     canonical_cbor({"a": 1, "b": 2})
     with pytest.raises(EncodingError):
