@@ -64,6 +64,7 @@ class Caches:
     def __init__(self) -> None:
         self.registry: RegistryView | None = None  # the matcher's profiles, per registry version
         self.qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
+        self.genesis_time: int | None = None  # the chain's, once ingest recorded it (it never changes after)
         self.expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # trap answers, at most MAX_EXPECTED_ANSWERS
         self.audit_answers: dict[bytes, ExpectedAnswer] = {}  # task → re-execution, at most MAX_AUDIT_ANSWERS
         self.trap_shortfalls: dict[str, TrapShortfall] = {}  # model → traps the fund could not pay (issue 17)
