@@ -14,11 +14,13 @@ The view is cached against the store's trust version (the highest seq of the tru
 indexed read per proof, and a change made by any replica is seen by the next proof every replica verifies.
 """
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Concatenate, ParamSpec, TypeVar
 
 from aicf.core.clock import Clock
-from aicf.core.trust import PolicyRecord, RootRecord, TrustChange
+from aicf.core.trust import RootRecord, TrustChange
 from aicf.proofs.attestation.alarms import Expiry
 from aicf.proofs.attestation.registry import TrustAnchors, decode_policy
 from aicf.proofs.attestation.result import Policy
@@ -52,6 +54,28 @@ class _Cached:
     policies: tuple[tuple[str, int, Policy], ...]  # (kind, activation height, policy), by (kind, version)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_store_and_clock(fn: Callable[Concatenate[Store, Clock, P], R]) -> Callable[Concatenate["TrustRegistry", P], R]:
+    """A use-case function as a method: called with the registry's store and clock."""
+
+    def method(self: "TrustRegistry", /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(self.store, self.clock, *args, **kwargs)
+
+    return wraps(fn)(method)
+
+
+def _on_store(fn: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate["TrustRegistry", P], R]:
+    """A read function as a method: called with the registry's store."""
+
+    def method(self: "TrustRegistry", /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(self.store, *args, **kwargs)
+
+    return wraps(fn)(method)
+
+
 class TrustRegistry:
     """The registry's roots and policy on one store; see the module docstring."""
 
@@ -82,93 +106,22 @@ class TrustRegistry:
             roots=VendorRoots(roots=tuple(r for r in cached.roots if r.is_in_force(height))), policies=policies
         )
 
-    # -- operator use-cases (see the modules they delegate to) ---------------------------------------------
-    def add_root(
-        self,
-        *,
-        vendor: str,
-        name: str,
-        der: bytes,
-        activation_height: int,
-        expiry_height: int | None = None,
-        version: int | None = None,
-    ) -> RootRecord:
-        return trust_roots.add_root(
-            self.store,
-            self.clock,
-            vendor=vendor,
-            name=name,
-            der=der,
-            activation_height=activation_height,
-            expiry_height=expiry_height,
-            version=version,
-        )
+    # -- operator use-cases and reads, each the plain function of its module on this registry's store ---------
+    add_root = _on_store_and_clock(trust_roots.add_root)
+    rotate_root = _on_store_and_clock(trust_roots.rotate_root)
+    pin_defaults = _on_store_and_clock(trust_roots.pin_defaults)
+    pin_device = _on_store_and_clock(trust_devices.pin_device)
+    set_policy = _on_store_and_clock(trust_policy.set_policy)
+    root_views = _on_store(trust_roots.root_views)
+    root_expiries = _on_store(trust_roots.live_root_expiries)
+    device_keys = _on_store(trust_devices.device_keys)
+    policies = _on_store(trust_policy.policies)
 
-    def rotate_root(
-        self,
-        *,
-        vendor: str,
-        name: str,
-        der: bytes,
-        activation_height: int,
-        overlap_blocks: int,
-        version: int | None = None,
-    ) -> Rotation:
-        return trust_roots.rotate_root(
-            self.store,
-            self.clock,
-            vendor=vendor,
-            name=name,
-            der=der,
-            activation_height=activation_height,
-            overlap_blocks=overlap_blocks,
-            version=version,
-        )
-
-    def pin_defaults(self, roots: Sequence[tuple[str, str, bytes]]) -> list[RootRecord]:
-        return trust_roots.pin_defaults(self.store, self.clock, roots)
-
-    def pin_device(
-        self,
-        *,
-        device: str,
-        device_class: str,
-        public_key: bytes,
-        classes: Collection[str],
-        activation_height: int | None = None,
-    ) -> RootRecord:
-        return trust_devices.pin_device(
-            self.store,
-            self.clock,
-            device=device,
-            device_class=device_class,
-            public_key=public_key,
-            classes=classes,
-            activation_height=activation_height,
-        )
-
-    def set_policy(self, *, kind: str, activation_height: int, policy: Policy | PolicySpec) -> PolicyRecord:
-        return trust_policy.set_policy(
-            self.store, self.clock, kind=kind, activation_height=activation_height, policy=policy
-        )
-
-    # -- reads -----------------------------------------------------------------------------------------------
+    # -- the registry's own reads ----------------------------------------------------------------------------
     def roots(self) -> list[RootRecord]:
         with read_transaction(self.store) as tx:
             return tx.vendor_roots()
 
-    def root_views(self) -> list[RootView]:
-        return trust_roots.root_views(self.store)
-
-    def device_keys(self) -> list[RootRecord]:
-        return trust_devices.device_keys(self.store)
-
-    def policies(self) -> list[PolicyVersion]:
-        return trust_policy.policies(self.store)
-
     def changes(self) -> list[TrustChange]:
         with read_transaction(self.store) as tx:
             return tx.trust_changes()
-
-    def root_expiries(self) -> tuple[Expiry, ...]:
-        return trust_roots.live_root_expiries(self.store)
