@@ -30,6 +30,21 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("aicf-fast" if RUN.fast_loop else "aicf")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Collection imports every test module and most of aicf: objects that live the whole run. The cyclic
+    collector is paused meanwhile (its full passes over the growing heap took seconds), and what is alive once
+    collection is done is frozen out of every later pass (`gc.freeze`); cycles made while collecting are freed
+    first."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+        gc.freeze()
+
+
 def pytest_sessionfinish() -> None:
     forget_parsed_sources()  # tests/source_tree.py: freed now, not in the interpreter's slow final collection
 
