@@ -6,7 +6,7 @@ and a slow example on a loaded box is not a failure of the property.
 `pytest -m "not slow"` is the fast loop; the whole suite (what CI runs) has no `-m`. A test is `slow` when it
 starts a real server, a subprocess or a browser, loads a real model, or takes over about a second; every
 `postgres` test and every test on anvil is slow too (see `pytest_collection_modifyitems`). Property and fuzz
-tests run a fifth of their examples in the fast loop and all of them in the whole suite (tests/budget.py).
+tests run a tenth of their examples in the fast loop and all of them in the whole suite (tests/budget.py).
 """
 
 import gc
