@@ -653,7 +653,7 @@ def build_registry(
                 "Devnet: mint stake for a provider",
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
-            *trust_methods(coord.trust, coord.params.device_classes()),
+            *trust_methods(coord.trust, lambda: in_force().device_classes()),
             *operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e)),
         ]
     )
