@@ -6,7 +6,8 @@ Callers only read the trees.
 
 The trees of aicf/ and tests/ are some 700,000 objects that live for the rest of the run, and every full pass of
 the cyclic garbage collector walked them all: about 0.3 s a pass, 15 s of a fast loop. So the first call parses
-both folders at once, with the collector paused, and freezes what is alive out of its sight (`gc.freeze`).
+both folders at once (and lists each tree's nodes, `walk`), with the collector paused, and freezes what is alive
+out of its sight (`gc.freeze`).
 conftest.py drops the cache when the session ends: unfrozen and freed then, the trees go in a moment, while left
 to the interpreter's shutdown they took minutes of its final garbage collection.
 """
@@ -30,6 +31,17 @@ def parse_file(path: Path, filename: str | None = None) -> ast.Module:
         return ast.parse(text, filename=filename or str(path))  # raises again, naming the file
 
 
+def walk(tree: ast.AST) -> tuple[ast.AST, ...]:
+    """`ast.walk(tree)`, in its order, listed once per tree: the structural tests walk each file's tree several
+    times (imports, floats, sleeps, clocks, bare raises), and walking is most of what they cost."""
+    return _walked(tree)
+
+
+@cache
+def _walked(tree: ast.AST) -> tuple[ast.AST, ...]:
+    return tuple(ast.walk(tree))
+
+
 @cache
 def _parse(text: str) -> ast.Module:
     return ast.parse(text)
@@ -44,7 +56,7 @@ def _parse_the_tree_once() -> None:
         for folder in FOLDERS:
             for path in sorted((ROOT / folder).rglob("*.py")):
                 try:
-                    _parse(path.read_text(encoding="utf-8"))
+                    _walked(_parse(path.read_text(encoding="utf-8")))
                 except SyntaxError:
                     continue  # the caller that asks for this file gets the error
     finally:
@@ -56,5 +68,6 @@ def _parse_the_tree_once() -> None:
 def forget() -> None:
     """Drop every cached tree and let the collector see what was frozen again."""
     _parse.cache_clear()
+    _walked.cache_clear()
     _parse_the_tree_once.cache_clear()
     gc.unfreeze()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from source_tree import parse_file
+from source_tree import parse_file, walk
 from store.backends import memory_store
 
 import aicf
@@ -56,7 +56,7 @@ def test_nothing_raises_the_bare_base() -> None:
         rel = path.relative_to(ROOT).as_posix()
         if rel in COMPOSITION_ROOT:
             continue
-        for node in ast.walk(parse_file(path)):
+        for node in walk(parse_file(path)):
             if (
                 isinstance(node, ast.Raise)
                 and isinstance(node.exc, ast.Call)
