@@ -88,7 +88,7 @@ def test_a_provider_row_changed_under_a_use_case_is_a_provider_changed_error() -
         clock=clock,
         params=Params.default(),
         operator_key=Ed25519PrivateKey.from_private_bytes(b"\x02" * 32),
-        verifier=StandardVerifier(params=Params.default(), model_digests={}, trap_seed=lambda e: bytes(32)),
+        verifier=StandardVerifier(model_digests={}, trap_seed=lambda e: bytes(32)),
         caches=Caches(),
     )
     p = coord.register(b"\x03" * 32, Capabilities(kinds=("ai",), models=("llama3-8b",)))
