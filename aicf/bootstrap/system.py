@@ -40,7 +40,7 @@ from aicf.service.coordinator import Coordinator
 from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
-from aicf.service.operator_ops import OperatorSender
+from aicf.service.operator_ops import OperatorSender, params_in_force
 from aicf.service.traps import TrapOracle, TrapPrompt
 from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
 from aicf.transports.asgi import build_app
@@ -166,10 +166,10 @@ class System:
 
     def metrics(self) -> MetricsSnapshot:
         now = self.clock.now()
-        status = reads.status(self.store, now, self.params)
-        providers = reads.list_providers(self.store, now, self.params, None, 1000)
-        budgets = reads.provider_job_budgets(self.store, self.params)
-        queues = reads.queues_by_kind(self.store, now, self.params)
+        status = reads.status(self.store, now, self.params)  # judged by the params in force at its head
+        providers = reads.list_providers(self.store, now, status.params, None, 1000)
+        budgets = reads.provider_job_budgets(self.store, status.params)
+        queues = reads.queues_by_kind(self.store, now, status.params)
         epochs: list[EpochMetrics] = []
         last = status.last_settled_epoch
         for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
@@ -186,7 +186,7 @@ class System:
                     provider=sum(p.provider for p in payouts),
                     miner=sum(p.miner for p in payouts),
                     fund=sum(p.fund for p in payouts),
-                    cap_use_bps=batch.units_mu * 10_000 // self.params.gamma_mu,
+                    cap_use_bps=batch.units_mu * 10_000 // params_in_force(self.store, self.params, epoch).gamma_mu,
                     price_bps=batch.price_bps,
                 )
             )
@@ -346,6 +346,7 @@ def build_system(
         else load_or_create_operator_token(var, os.environ)
     )
     writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # operator txs: devnet only
+    holder: dict[str, System] = {}  # the RPC methods and routes below reach the system built last
     registry = build_registry(
         coord,
         store,
@@ -353,7 +354,7 @@ def build_system(
         params,
         collateral=watch,
         chain_id=backend.chain_id,
-        send_operator=None if writer is None else lambda body: operator_ops.send_operator(store, writer, params, body),
+        send_operator=None if writer is None else lambda body: holder["system"].send_operator(body),
     )
     for method in backend.rpc_methods(store, params):
         registry.add(method)
@@ -365,7 +366,6 @@ def build_system(
             p = tx.get_provider(pid)
         return p.public_key if p is not None else None  # a BANNED provider may only claim (the service says so)
 
-    holder: dict[str, System] = {}
     history = History()
 
     def metrics(request: Request) -> Response:

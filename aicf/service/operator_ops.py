@@ -35,7 +35,7 @@ from aicf.core.operator import (
 from aicf.core.params import Params, params_hash
 from aicf.core.trap_budget import TrapBudget, batch_trap_income, check_trap_fund
 from aicf.service.context import Caches
-from aicf.store.interface import Store, Tx
+from aicf.store.interface import Store, Tx, read_transaction
 
 
 @runtime_checkable
@@ -95,6 +95,16 @@ def params_of_epoch(store: Store, base: Params, epoch: int | None) -> dict[str, 
 
 def params_for_epoch(tx: Tx, base: Params, epoch: int) -> Params:
     return params_version(tx, base, epoch).params if tx.operator_changes_of(OP_PARAMS) else base
+
+
+def params_in_force(store: Store, base: Params, epoch: int | None = None) -> Params:
+    """The params of `epoch` (default: the head's): `base`, the node's params file, with the on-chain changes
+    effective by then. Every read that depends on params judges by these, as settlement and matching do."""
+    with read_transaction(store) as tx:
+        if epoch is None:
+            head = tx.head_block()
+            epoch = 0 if head is None else head.epoch
+        return params_for_epoch(tx, base, epoch)
 
 
 def allowlist(tx: Tx, base: Iterable[bytes]) -> frozenset[bytes]:

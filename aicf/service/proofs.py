@@ -182,7 +182,7 @@ def submit_in(
     # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
     inclusion = height + 1 if head is not None else 0
     trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
-    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust, ctx.params)
     if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
         return ProofOutcome(
             proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True

@@ -14,6 +14,7 @@ from proofs.attestation.conftest import new_test_nitro
 from pydantic import TypeAdapter
 
 from aicf.client import RpcClient
+from aicf.client.rpc import tls_context
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
 from aicf.core.encoding import canonical_cbor, to_hex
@@ -25,7 +26,7 @@ from transports.test_cli_ops import TOKEN, Running, running  # noqa: F401 - the 
 def rpc_json(url: str, method: str, params: dict[str, Any], token: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
-    answer = httpx.post(url + "/rpc", json=body, headers=headers).json()
+    answer = httpx.post(url + "/rpc", json=body, headers=headers, verify=tls_context()).json()
     assert "result" in answer, (method, answer)
     return answer["result"]
 
