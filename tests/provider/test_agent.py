@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from aicf.client import RpcClient
 from aicf.client.clock import WallClock
 from aicf.client.signing import UNBOUND
+from aicf.core.backoff import BackoffPolicy
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
@@ -494,6 +495,42 @@ def test_the_interval_is_a_parameter(world: World) -> None:
     agent = world.agent([echo()], heartbeat_interval_s=7, poll_interval_s=5.0)
     agent.run(world.clock, world.sleep, world.until(22))
     assert world.stub.heartbeats == [START, START + 7, START + 14, START + 21]
+
+
+def test_an_agent_facing_a_dead_coordinator_backs_off_growing_capped_and_recovers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: every process reconnects with backoff. While the coordinator is down each round's wait grows
+    (equal jitter: never shorter than the one before until the cap), none passes the cap, and the first round
+    that reaches the coordinator again puts the agent back on its poll interval and its heartbeats."""
+    backoff = BackoffPolicy(base_ms=500, cap_ms=8_000)
+    agent = world.agent([echo()], poll_interval_s=1.0, backoff=backoff)
+    agent.run(world.clock, world.sleep, world.until(5))
+    down_from = world.clock.now()
+    beats_before = len(world.stub.heartbeats)
+    real_post = world.http.post
+
+    def dead(*args: Any, **kwargs: Any) -> object:
+        if world.clock.now() < down_from + 120:
+            raise httpx.ConnectError("connection refused")
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(world.http, "post", dead)
+    world.sleeps.clear()
+    stats = agent.run(world.clock, world.sleep, world.until(180))
+    waits = stats.backoffs
+    assert len(waits) >= 10
+    growing = [w for w in waits if w < 4.0]  # before the cap's range (4..8 s)
+    assert growing == sorted(growing)
+    assert 0.25 <= waits[0] <= 0.5
+    assert max(waits) <= 8.0
+    assert sum(w >= 4.0 for w in waits) >= 10  # a long outage waits at the cap, not every poll
+    assert waits[-1] >= 4.0
+    assert len(world.stub.heartbeats) > beats_before  # recovered: heartbeats go out again after the outage
+    assert world.stub.heartbeats[-1] >= down_from + 120
+    after = world.sleeps[len(waits) :]
+    assert after
+    assert max(after) <= 1.0  # back on the poll interval
 
 
 # ---- honest AI ---------------------------------------------------------------------------------------------------
