@@ -44,9 +44,9 @@ from aicf.client import RpcError, RpcTransportError
 pytestmark = pytest.mark.slow
 FINALITY = 6  # devnet finality_depth (SPEC default); reorgs go up to it, never below finality
 T = TypeVar("T")
-# NB: appended after PARAMS' [model_weights] header, TOML reads these two keys as model weights: the runs keep SPEC's
-# 60 s TTL and 20 s heartbeat. Putting them first made the 4-fault SQLite form fail (docs/RELIABILITY.md): open.
-CHAOS_PARAMS = PARAMS + "lease_ttl_s = 12\nheartbeat_interval_s = 3\n"
+# Before PARAMS' [model_weights] header: after it TOML read them as two model weights and the runs kept SPEC's 60 s
+# TTL and 20 s heartbeat (the params loader now refuses a params key inside a table).
+CHAOS_PARAMS = "lease_ttl_s = 12\nheartbeat_interval_s = 3\n" + PARAMS
 
 
 @dataclass
