@@ -25,7 +25,7 @@ import os
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -331,7 +331,9 @@ class ProviderAgent:
         now = clock.now()
         if self._next_heartbeat is not None and now < self._next_heartbeat:
             return
-        self._next_heartbeat = now + self.config.heartbeat_interval_s
+        interval = self.config.heartbeat_interval_s
+        self._next_heartbeat = (now // interval + 1) * interval  # the next slot's start (SPEC §3: t // interval),
+        # so a late wake-up within a slot still lands in it: `now + interval` drifted and could skip a slot
         if now < self._silent_until:
             log.debug("no heartbeat: a silently dropped lease is live until %d", self._silent_until)
             return
@@ -351,7 +353,11 @@ class ProviderAgent:
         """Serve leases until `stop()` is true (or `max_leases` leases were handled); returns the tallies. A round
         that cannot reach the coordinator, or that the coordinator answers with its database down, is retried
         after a growing wait (`config.backoff`, aicf.core.backoff) instead of the poll interval."""
-        retry = Reconnect(self.config.backoff, now_ms=clock.now_ms, rng=self._rng)
+        policy = self.config.backoff  # never a wait past half a heartbeat slot: back within the slot it recovers in
+        half_slot_ms = max(1, self.config.heartbeat_interval_s * 500)
+        if policy.cap_ms > half_slot_ms:
+            policy = replace(policy, cap_ms=half_slot_ms, base_ms=min(policy.base_ms, half_slot_ms))
+        retry = Reconnect(policy, now_ms=clock.now_ms, rng=self._rng)
         while not stop():
             offers: list[LeaseOffer] = []
             outage = False

@@ -491,10 +491,43 @@ def test_heartbeats_go_out_every_interval_and_sleeps_never_pass_one(world: World
     assert sum(world.sleeps) == world.clock.now() - START  # only the injected sleep lets time pass
 
 
+def test_an_agent_never_backs_off_past_half_a_heartbeat_slot(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the coordinator comes back the agent is in again within half a slot, so its backoff costs it no
+    heartbeat slot beyond those the outage overlapped (which are not judged)."""
+    agent = world.agent([echo()], heartbeat_interval_s=3, backoff=BackoffPolicy(base_ms=500, cap_ms=30_000))
+
+    def dead(*args: Any, **kwargs: Any) -> object:
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(world.http, "post", dead)
+    stats = agent.run(world.clock, world.sleep, world.until(60))
+    assert len(stats.backoffs) > 30
+    assert max(stats.backoffs) <= 1.5
+
+
+def test_heartbeats_land_in_every_slot_even_when_the_loop_wakes_late(world: World) -> None:
+    """Availability counts slots (t // interval, SPEC §3). The next heartbeat is due at the next slot's start,
+    so a round that overruns by up to an interval less a second still heartbeats inside the slot it is due in;
+    with `now + interval` a two-second overrun on 3 s slots pushed every later beat along and skipped a slot."""
+    agent = world.agent([echo()], heartbeat_interval_s=3, poll_interval_s=0.5)
+    late = [0]
+
+    def sleep(seconds: float) -> None:  # every wake-up comes two seconds late
+        world.sleep(seconds)
+        if late[0] < 40:
+            late[0] += 1
+            world.clock.advance(2)
+
+    agent.run(world.clock, sleep, world.until(60))
+    slots = {t // 3 for t in world.stub.heartbeats}
+    assert slots == set(range(START // 3, (START + 60) // 3))
+
+
 def test_the_interval_is_a_parameter(world: World) -> None:
     agent = world.agent([echo()], heartbeat_interval_s=7, poll_interval_s=5.0)
     agent.run(world.clock, world.sleep, world.until(22))
-    assert world.stub.heartbeats == [START, START + 7, START + 14, START + 21]
+    first = (START // 7 + 1) * 7  # then at each 7 s slot's start (START is not a multiple of 7)
+    assert world.stub.heartbeats == [START, first, first + 7, first + 14]
 
 
 def test_an_agent_facing_a_dead_coordinator_backs_off_growing_capped_and_recovers(
