@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from threaded_server import serve_in_thread
 from typer.testing import CliRunner
 
-from aicf.client import RpcClient
+from aicf.client import RpcClient, RpcTransportError
 from aicf.client.clock import WallClock
 from aicf.client.signing import UNBOUND
 from aicf.core.backoff import BackoffPolicy
@@ -892,10 +892,45 @@ def test_cli_exits_1_when_the_coordinator_is_unreachable(tmp_path: Path) -> None
     result = CliRunner().invoke(
         cli_app,
         ["provider", "run", "--url", f"http://127.0.0.1:{port}", "--kind", "quantum", "--key-file",
-         str(tmp_path / "k")],
+         str(tmp_path / "k"), "--start-wait-s", "0"],
     )  # fmt: skip
     assert result.exit_code == 1
     assert "error:" in result.output
+
+
+def test_cli_provider_run_waits_for_a_coordinator_that_is_down_at_start(
+    served: tuple[StubCoordinator, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a provider started (or restarted) while its coordinator is down retries with growing waits and
+    registers once it answers, each start-up step done once (the kill loop restarts providers at any moment)."""
+    import aicf.transports.cli_provider as cli_provider
+
+    stub, url = served
+    monkeypatch.setattr(cli_provider, "START_BACKOFF", BackoffPolicy(base_ms=2, cap_ms=16))
+    real_post, refused = RpcClient.post, [0]
+
+    def down_at_first(self: RpcClient, *args: Any, **kwargs: Any) -> Any:
+        if refused[0] < 5:
+            refused[0] += 1
+            raise RpcTransportError(f"{self.url}: connection refused")
+        return real_post(self, *args, **kwargs)
+
+    monkeypatch.setattr(RpcClient, "post", down_at_first)
+    key_file = tmp_path / "p.key"
+    pid = provider_id(public_key_of(load_or_create_key(key_file)))
+    stub.offer_ai(pid, EMBED, b"late start")
+    token_file = tmp_path / "operator.token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    token_file.chmod(0o600)
+    result = CliRunner().invoke(
+        cli_app,
+        ["provider", "run", "--url", url, "--kind", "ai", "--models", EMBED, "--key-file", str(key_file),
+         "--echo", "--operator-token-file", str(token_file), "--fund", "300", "--stake", "1000", "--exit-after", "1"],
+        env={"AICF_OPERATOR_TOKEN": None},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("coordinator unreachable, retrying in") == 5
+    assert stub.providers[pid]["bonded"] == 1000  # funded once: 300 minted, 700 staked
 
 
 def test_registration_sends_the_unit_rate_limits_only_when_declared() -> None:
