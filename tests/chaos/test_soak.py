@@ -7,7 +7,8 @@ asserting they stay flat: slopes, not fixed numbers.
 - RSS, for each replica and for the providers together: over the second half of the run (after the warm-up),
   the fitted growth over that half is under 5 % of its mean plus 16 MiB (allocator noise on a short run);
 - oldest queued age: its slope over the second half is under 0.05 s per s (the queue does not fall behind);
-- open connections: the second half's slope is under 0.01 per s;
+- open connections: never more than the two pools' bound (2 × 4) and, on a run of ten minutes or more, the
+  second half's slope is under 0.01 per s (a pool growing by one in a 3-minute run is a step, not a leak);
 - database size: it grows with the jobs it keeps, so what must stay flat is the growth per job sent: the second
   half's bytes per job are at most twice the first half's.
 
@@ -39,6 +40,7 @@ from chaos.test_faults import _db_verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SOAK_PARAMS = PARAMS  # SPEC's lease TTL (60 s) and heartbeat (20 s), as the figures in docs/RELIABILITY.md ran
+CONNECTION_BOUND = 2 * 4  # two replicas, each a pool of at most 4 (PostgresStore's max_size)
 
 
 def _duration_s() -> float:
@@ -183,5 +185,7 @@ def test_two_replicas_at_a_steady_load_keep_memory_queue_age_database_growth_and
     for g, mean in rss.values():
         assert g < 0.05 * mean + 16 * 2**20, figures
     assert age_slope < 0.05, figures
-    assert conn_slope < 0.01, figures
+    assert max(s.connections for s in samples) <= CONNECTION_BOUND, figures
+    if duration >= 600:  # a pool that grows by one in a 3-minute run is a step of 0.015/s, not a leak
+        assert conn_slope < 0.01, figures
     assert per_job(half) <= 2 * per_job(first) + 4096, figures
