@@ -51,7 +51,7 @@ def shared_var(var: Path) -> Path:
 
 @dataclass
 class Proc:
-    """One `aicf provider run` process (argv fixed at the first start; `restart_argv` for the later ones)."""
+    """One `aicf provider run` process (`argv` until a start got through start-up; `restart_argv` after)."""
 
     name: str
     argv: list[str]
@@ -61,7 +61,10 @@ class Proc:
     starts: int = 0
 
     def spawn(self) -> None:
-        argv = self.argv if self.starts == 0 else self.restart_argv
+        """The first argv until one start got through its start-up (funded, registered: the banner line is in the
+        log; a start killed before its --fund ran left nothing to register with), then `restart_argv`."""
+        set_up = self.log.exists() and "Ctrl-C stops." in self.log.read_text(encoding="utf-8")
+        argv = self.restart_argv if set_up else self.argv
         self.starts += 1
         with self.log.open("a", encoding="utf-8") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
@@ -142,6 +145,7 @@ class Target:
 @dataclass
 class Tally:
     kills: Counter[str] = field(default_factory=Counter)
+    exits: Counter[str] = field(default_factory=Counter)  # processes found ended by themselves, and restarted
     started_at: float = 0.0
 
     def line(self, now: float, jobs: int) -> str:
@@ -158,6 +162,7 @@ class Tally:
             "kills_by_target": dict(sorted(self.kills.items())),
             "minutes": round(minutes, 1),
             "kills_per_min": round(total / minutes, 1),
+            "exited_by_themselves": dict(sorted(self.exits.items())),
         }
 
 

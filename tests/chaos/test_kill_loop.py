@@ -157,6 +157,10 @@ def test_a_kill_loop_over_replicas_and_providers_loses_nothing(database: str, tm
         tally.started_at = time.monotonic()
         while sum(tally.kills.values()) < _kills() and time.monotonic() - tally.started_at < _max_s():
             pause(rng.uniform(lo, hi))
+            for target in targets:  # a process that ended by itself is counted and started again
+                if not target.running():
+                    tally.exits[target.name] += 1
+                    target.sigkill()
             ready = [t for t in targets if t.ready()]
             starting = [t for t in targets if t.running() and t not in ready]
             pool = starting if starting and rng.random() < STARTING_SHARE else ready
