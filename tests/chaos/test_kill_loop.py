@@ -1,4 +1,4 @@
-"""Issue 15's SIGKILL figure (at least 1,000 kills, nothing lost or paid twice), at about 15 kills a minute.
+"""Issue 15's SIGKILL figure (at least 1,000 kills, nothing lost or paid twice), at about 20 kills a minute.
 
 Two `aicf serve` replicas (each a coordinator and its API) on one fresh PostgreSQL database and two outside
 quantum providers (`aicf provider run`, one talking to each replica) run while a requester sends a Bell job every
