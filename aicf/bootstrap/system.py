@@ -23,6 +23,7 @@ from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
 from aicf.bootstrap.shared_devnet import SharedDevnet
 from aicf.chain.devnet import DevnetConfig
 from aicf.chain.devnet_writer import NoOperatorKeyError
+from aicf.client.backoff import Reconnect
 from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
@@ -142,27 +143,37 @@ class System:
         self.app.state.events.notify()
         self.history.offer(now, self.metrics)  # one snapshot per SAMPLE_S for the dashboard's charts
 
-    def run_loop(self, period_s: float = 1.0) -> None:
+    def run_loop(self, period_s: float = 1.0, reconnect: Reconnect | None = None) -> None:
+        """A pass every `period_s`; after a failed pass the next waits as `reconnect` says (aicf.core.backoff:
+        growing, jittered, capped at 30 s, back to `period_s` after a pass that works)."""
+        retry = reconnect if reconnect is not None else Reconnect(now_ms=self.clock.now_ms)
         logged_at: int | None = None  # when the current database failure was last logged
         while not self.stop.is_set():
+            wait = period_s
             try:
                 self.tick()
                 self.last_pass_at, self.wedged = self.clock.now(), ""
                 if self.store_failure:
                     log.warning("coordinator pass succeeded again; the database answers and takes writes")
                 self.store_failure, logged_at = "", None
+                retry.succeeded()
             except ReorgBelowFinalityError as exc:  # an operator has to act (docs/CHAIN.md); /readyz says so
                 self.wedged = str(exc)
                 log.error("coordinator wedged: %s", exc)
-            except StoreUnavailableError as exc:  # down, read-only or full: nothing written; retried each period
+                wait = max(period_s, retry.failed())
+            except StoreUnavailableError as exc:  # down, read-only or full: nothing written; retried with backoff
+                wait = max(period_s, retry.failed())
                 now = self.clock.now()
                 if str(exc) != self.store_failure or logged_at is None or now - logged_at >= PASS_ERROR_LOG_EVERY_S:
-                    log.error("coordinator pass failed, retrying every %g s: %s", period_s, exc)
+                    log.error(
+                        "coordinator pass failed (%d in a row), retrying in %.1f s: %s", retry.failures, wait, exc
+                    )
                     logged_at = now
                 self.store_failure = str(exc)
             except Exception:  # the loop must survive a failed pass; the next one retries
-                log.exception("coordinator pass failed; retrying")
-            self.stop.wait(period_s)
+                wait = max(period_s, retry.failed())
+                log.exception("coordinator pass failed (%d in a row); retrying in %.1f s", retry.failures, wait)
+            self.stop.wait(wait)
 
     def metrics(self) -> MetricsSnapshot:
         now = self.clock.now()

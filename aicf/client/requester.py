@@ -11,6 +11,7 @@ Every call is a signed transaction (aicf.core.txs) sent with `aicf.sendTransacti
 Time and sleeping are injected so tests drive `wait` without waiting.
 """
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +21,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aicf.client.rpc import RpcClient, RpcError
+from aicf.client.backoff import Reconnect, is_outage
+from aicf.client.rpc import RpcClient, RpcError, RpcTransportError
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
 from aicf.core.encoding import from_hex, to_hex
@@ -213,12 +215,36 @@ class Requester:
         return int(min(runtime, int(self.terms()["max_runtime_ms"])))
 
     # -- following -------------------------------------------------------------------------------------------
+    def _reconnect(self) -> Reconnect:
+        return Reconnect(now_ms=lambda: int(self._now() * 1000))
+
+    def _through_outage(
+        self, call: Callable[[], dict[str, Any]], retry: Reconnect, deadline: float, tx_hash: str
+    ) -> dict[str, Any] | None:
+        """A poll that meets an outage (the coordinator unreachable, or its database down) waits as `retry` says
+        and returns None; the deadline still holds. Any other refusal is raised."""
+        try:
+            answer = call()
+        except (RpcError, RpcTransportError) as exc:
+            if not is_outage(exc):
+                raise
+            left = deadline - self._now()
+            if left <= 0:
+                raise RequestFailedError(f"transaction {tx_hash}: the coordinator is unreachable: {exc}") from exc
+            self._sleep(min(retry.failed(), left))
+            return None
+        retry.succeeded()
+        return answer
+
     def wait_included(self, tx_hash: str, *, timeout_s: float = 120.0, poll_s: float = 0.5) -> str:
         """Wait until the transaction is included and ingested; returns "included". Raises RequestFailedError
         if it is refused, unknown, or still pending when the time runs out."""
         deadline = self._now() + timeout_s
+        retry = self._reconnect()
         while True:
-            status = self.transaction(tx_hash)
+            status = self._through_outage(lambda: self.transaction(tx_hash), retry, deadline, tx_hash)
+            if status is None:
+                continue
             if status["state"] == "included":
                 return "included"
             if status["state"] in ("refused", "unknown"):
@@ -242,8 +268,11 @@ class Requester:
         Raises RequestFailedError if the transaction is refused or the time runs out."""
         deadline = self._now() + timeout_s
         last: tuple[str, str | None] | None = None
+        retry = self._reconnect()
         while True:
-            status = self.transaction(tx_hash)
+            status = self._through_outage(lambda: self.transaction(tx_hash), retry, deadline, tx_hash)
+            if status is None:
+                continue
             task_id = status.get("task_id")
             state = str(status.get("status") or status["state"])
             if (state, task_id) != last and on_progress is not None:
@@ -257,7 +286,10 @@ class Requester:
             if status["state"] == "unknown":
                 raise RequestFailedError(f"transaction {tx_hash} is not known to the coordinator")
             if task_id is not None:
-                record = self.result(str(task_id))
+                task = str(task_id)
+                record = self._through_outage(functools.partial(self.result, task), retry, deadline, tx_hash)
+                if record is None:
+                    continue
                 if record["final"] or (until == "verified" and record["result"] is not None):
                     return record
             if self._now() >= deadline:

@@ -6,6 +6,7 @@ that number, so the caller sees every event of its topics exactly once, in order
 """
 
 import json
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any, Final
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
+from aicf.client.backoff import Reconnect
+from aicf.core.backoff import BackoffPolicy
 from aicf.core.errors import AicfError
 
 DEFAULT_RECV_TIMEOUT_S: Final = 30.0
@@ -43,8 +46,9 @@ class EventSubscriber:
         from_seq: int | None = None,
         recv_timeout_s: float = DEFAULT_RECV_TIMEOUT_S,
         max_reconnects: int = 10,
-        backoff_s: float = 0.2,
+        backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
         on_subscribed: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.url = url
@@ -52,7 +56,7 @@ class EventSubscriber:
         self.next_seq = from_seq  # the first number not yet yielded; None: start at the server's head
         self.recv_timeout_s = recv_timeout_s
         self.max_reconnects = max_reconnects
-        self.backoff_s = backoff_s
+        self._retry = Reconnect(backoff if backoff is not None else BackoffPolicy(base_ms=200, cap_ms=10_000), rng=rng)
         self._sleep = sleep
         self._on_subscribed = on_subscribed
         self._ws: ClientConnection | None = None
@@ -66,6 +70,7 @@ class EventSubscriber:
             try:
                 for event in self._session():
                     failures = 0
+                    self._retry.succeeded()
                     yield event
             except (ConnectionClosed, InvalidHandshake, OSError) as exc:
                 if isinstance(exc, TimeoutError):
@@ -73,7 +78,7 @@ class EventSubscriber:
                 failures += 1
                 if failures > self.max_reconnects:
                     raise SubscriptionError(f"{self.url}: gave up after {failures - 1} reconnects: {exc}") from exc
-                self._sleep(self.backoff_s * failures)
+                self._sleep(self._retry.failed())
             self.reconnects += 1
 
     def _session(self) -> Iterator[WsEvent]:

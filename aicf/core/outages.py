@@ -13,11 +13,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from aicf.core.params import Params
 from aicf.core.types import BPS
 
 # A pass runs about every second and a heartbeat every 20 s: ten seconds without a successful pass is not load,
 # it is an outage. Shorter stalls are not credited (a lease's TTL, 60 s, absorbs them).
 OUTAGE_THRESHOLD_S: Final = 10
+
+
+def outage_threshold_s(params: Params) -> int:
+    """The gap that is an outage on a chain: OUTAGE_THRESHOLD_S, or one heartbeat interval when that is shorter.
+    A gap longer than a slot can cost a heartbeat slot; with 3 s slots a 9 s restart cost every provider three
+    slots and, at `min_availability_bps` 9900, its eligibility for the next 300 slots (the chaos harness)."""
+    return min(OUTAGE_THRESHOLD_S, params.heartbeat_interval_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,13 @@ def _coerce(key: str, value: object) -> object:
     if key in _MAPPING_FIELDS:
         if not isinstance(value, Mapping):
             raise ParamsError(key, f"expected a table of name = integer, got {type(value).__name__}")
+        stray = sorted(str(k) for k in value if str(k) in _FIELDS)
+        if stray:  # TOML puts every key after a [table] header into that table: `lease_ttl_s = 12` was a model
+            raise ParamsError(
+                f"{key}.{stray[0]}",
+                f"a params key inside the [{key}] table; move it above the table's header (every key after "
+                "a [table] header belongs to that table)",
+            )
         return _frozen({str(k): _check_int(f"{key}.{k}", v) for k, v in value.items()})
     if key in _TIER_FIELDS:
         if not isinstance(value, list | tuple):

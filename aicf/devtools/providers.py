@@ -3,9 +3,14 @@
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aicf.bootstrap.adapters import quiet_model_loading, start_threads
 from aicf.bootstrap.system import System
+from aicf.core.params import Params
+
+if TYPE_CHECKING:
+    from aicf.provider.agent import AgentConfig
 
 log = logging.getLogger("aicf.up")
 
@@ -29,26 +34,42 @@ def pin_reference_device(system: System, device: str, public_key: bytes) -> None
     log.info("pinned the reference quantum device %s (simulator)", device)
 
 
+def reference_configs(params: Params, models: Sequence[str]) -> list[tuple[str, "AgentConfig"]]:
+    """The reference providers' names and configurations: two AI providers when models are served, one quantum
+    provider on stim. They heartbeat at the chain's interval: at SPEC's 20 s on a chain of 3 s slots (the chaos
+    harness's params) their availability was about 15 %, below `min_availability_bps`, so they were never
+    assigned a job, and once the only outside provider lost availability (a silence) jobs stayed QUEUED."""
+    from aicf.provider.agent import AgentConfig
+
+    beat = params.heartbeat_interval_s
+    configs = [
+        (f"ai-{n}", AgentConfig(kinds=("ai",), models=tuple(models), regions=(region,), heartbeat_interval_s=beat))
+        for n, region in ((1, "eu"), (2, "us"))
+        if models
+    ]
+    configs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",), heartbeat_interval_s=beat)))
+    return configs
+
+
 def start_reference_providers(system: System, url: str, models: Sequence[str], stop: threading.Event) -> list[bytes]:
     """Two honest AI providers on the real models and one quantum provider on stim, each a thread running
     the same agent a third-party operator runs, over JSON-RPC; the operator funds their stake (devnet).
     Returns their provider ids."""
     from aicf.client import RpcClient, RpcError
-    from aicf.provider.agent import AgentConfig, ProviderAgent
+    from aicf.provider.agent import ProviderAgent
     from aicf.provider.agent import load_or_create_key as provider_key
     from aicf.provider.work_ai import AiWork
     from aicf.provider.work_quantum import DeviceKey, QuantumWork
 
     quiet_model_loading()
-    specs: list[tuple[str, AgentConfig, Callable[[], object]]] = []
-    if models:
-        for n in (1, 2):
-            config = AgentConfig(kinds=("ai",), models=tuple(models), regions=("eu",) if n == 1 else ("us",))
-            specs.append((f"ai-{n}", config, lambda: AiWork(tuple(models))))
     (system.var / "providers").mkdir(parents=True, exist_ok=True)
     device = DeviceKey(QUANTUM_DEVICE, provider_key(system.var / "providers" / f"{QUANTUM_DEVICE}.device.key"))
     pin_reference_device(system, QUANTUM_DEVICE, device.public_bytes())
-    specs.append(("quantum-1", AgentConfig(kinds=("quantum",), devices=("stim",)), lambda: QuantumWork(device=device)))
+    works: dict[str, Callable[[], object]] = {
+        "ai": lambda: AiWork(tuple(models)),
+        "quantum": lambda: QuantumWork(device=device),
+    }
+    specs = [(name, config, works[config.kinds[0]]) for name, config in reference_configs(system.params, models)]
     ids: list[bytes] = []
     for name, config, make_work in specs:
         (system.var / "providers").mkdir(parents=True, exist_ok=True)

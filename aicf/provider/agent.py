@@ -22,9 +22,10 @@ others in the work runners (aicf.provider.work_ai, aicf.provider.work_quantum).
 
 import logging
 import os
+import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.backoff import Reconnect, is_outage
+from aicf.core.backoff import BackoffPolicy
 from aicf.core.clock import Clock
 from aicf.core.encoding import canonical_cbor, from_hex, to_hex
 from aicf.core.errors import AicfError
@@ -106,6 +109,8 @@ class AgentConfig:
     heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S
     poll_interval_s: float = POLL_INTERVAL_S
     mode: Mode = Mode.HONEST
+    # after a round that could not reach the coordinator (or its database): growing waits, capped below a lease
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(base_ms=500, cap_ms=10_000))
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_s < 1:
@@ -162,6 +167,7 @@ class AgentStats:
     errors: int = 0
     units_mu: int = 0
     reports: list[LeaseReport] = field(default_factory=list)
+    backoffs: list[float] = field(default_factory=list)  # each wait (s) after a round that met an outage
 
 
 MAX_PROOFS_PER_CALL: Final = 64  # envelopes per aicf.submitProofs call (the coordinator takes up to 256)
@@ -225,8 +231,10 @@ class ProviderAgent:
         works: Sequence[Work],
         *,
         on_report: Callable[[LeaseReport], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - spreads reconnects, not a secret
         self.key = key
         self.public_key = public_key_of(key)
         self.provider_id = provider_id(self.public_key)
@@ -323,7 +331,9 @@ class ProviderAgent:
         now = clock.now()
         if self._next_heartbeat is not None and now < self._next_heartbeat:
             return
-        self._next_heartbeat = now + self.config.heartbeat_interval_s
+        interval = self.config.heartbeat_interval_s
+        self._next_heartbeat = (now // interval + 1) * interval  # the next slot's start (SPEC §3: t // interval),
+        # so a late wake-up within a slot still lands in it: `now + interval` drifted and could skip a slot
         if now < self._silent_until:
             log.debug("no heartbeat: a silently dropped lease is live until %d", self._silent_until)
             return
@@ -340,9 +350,17 @@ class ProviderAgent:
         *,
         max_leases: int | None = None,
     ) -> AgentStats:
-        """Serve leases until `stop()` is true (or `max_leases` leases were handled); returns the tallies."""
+        """Serve leases until `stop()` is true (or `max_leases` leases were handled); returns the tallies. A round
+        that cannot reach the coordinator, or that the coordinator answers with its database down, is retried
+        after a growing wait (`config.backoff`, aicf.core.backoff) instead of the poll interval."""
+        policy = self.config.backoff  # never a wait past half a heartbeat slot: back within the slot it recovers in
+        half_slot_ms = max(1, self.config.heartbeat_interval_s * 500)
+        if policy.cap_ms > half_slot_ms:
+            policy = replace(policy, cap_ms=half_slot_ms, base_ms=min(policy.base_ms, half_slot_ms))
+        retry = Reconnect(policy, now_ms=clock.now_ms, rng=self._rng)
         while not stop():
             offers: list[LeaseOffer] = []
+            outage = False
             try:
                 self.heartbeat_if_due(clock)
                 offers = self.take_leases()
@@ -357,14 +375,19 @@ class ProviderAgent:
                             ready.append(done)
                 finally:
                     self._submit_all(ready)
-            except RpcTransportError as exc:
-                log.warning("coordinator unreachable: %s", exc)
-                self.stats.errors += 1
-            except RpcError as exc:
-                log.warning("coordinator refused: %s", exc)
+            except (RpcTransportError, RpcError) as exc:
+                outage = is_outage(exc)
+                log.warning("coordinator %s: %s", "unreachable" if outage else "refused", exc)
                 self.stats.errors += 1
             if stop() or (max_leases is not None and self.stats.leases >= max_leases):
                 break
+            if outage:
+                wait_s = retry.failed()
+                self.stats.backoffs.append(wait_s)
+                log.warning("retrying in %.1f s (%d failed rounds in a row)", wait_s, retry.failures)
+                sleep(wait_s)
+                continue
+            retry.succeeded()
             next_heartbeat = self._next_heartbeat if self._next_heartbeat is not None else clock.now()
             wait = min(self.config.poll_interval_s, max(0, next_heartbeat - clock.now()))
             if wait > 0:  # else a heartbeat fell due while serving: go round at once

@@ -133,9 +133,11 @@ def _decide(p: "_Pass", job: Job) -> AssignmentDecision:
     attempt = job.attempts
     leases = p.leases.get(job.task_id, [])
     released = {lease.provider_id for lease in leases if lease.status is LeaseStatus.RELEASED}
-    # A lease id is H(task, provider, attempt): a provider whose lease at this attempt was revoked by a jail
-    # cannot take the same attempt again (its id is taken), so it is excluded like a release.
-    released |= {lease.provider_id for lease in leases if lease.attempt == attempt}
+    # A lease id is H(task, provider, attempt). A provider whose lease at this attempt was revoked by a jail may
+    # take the attempt again once its jail is over: the store grants it on the revoked lease's row (same id, new
+    # grant). Excluding it instead left a job whose only eligible provider it was QUEUED until its deadline (the
+    # chaos kill loop, issue 15). Any other lease at this attempt means the attempt is over: excluded.
+    released |= {x.provider_id for x in leases if x.attempt == attempt and x.status is not LeaseStatus.REVOKED}
     needs = JobNeeds(
         task_id=job.task_id,
         kind=job.kind,

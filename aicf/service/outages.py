@@ -4,7 +4,7 @@ credits the gap, in its own transaction, before it judges any lease."""
 
 import logging
 
-from aicf.core.outages import Outage, detect_outage
+from aicf.core.outages import Outage, detect_outage, outage_threshold_s
 from aicf.service.context import Work
 from aicf.store.interface import META_ACTED_AT
 
@@ -17,7 +17,7 @@ def credit_outage(w: Work, *, record_pass: bool) -> Outage | None:
     as the last pass; the provider calls only write when they credit an outage, so they take no shared row."""
     tx, now = w.tx, w.now
     last = tx.get_meta(META_ACTED_AT)
-    outage = detect_outage(last, now)
+    outage = detect_outage(last, now, outage_threshold_s(w.params))
     if outage is not None:
         extended = tx.record_outage(outage)
         if extended is not None:

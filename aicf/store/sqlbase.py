@@ -34,7 +34,7 @@ from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.store import rows, tables
 from aicf.store.coord_interface import ProofContext, QosRange
-from aicf.store.interface import OUTAGE_PREFIX, Snapshot
+from aicf.store.interface import OUTAGE_PREFIX, ConcurrentUpdateError, Snapshot
 from aicf.store.sqltrust import SqlTrustTx
 
 Params = Mapping[str, object]
@@ -410,7 +410,8 @@ class SqlTx(SqlTrustTx, ABC):
     def lease_job(self, lease: LeaseRecord, time: int) -> bool:
         if self._exec("lease_job", {"task_id": lease.task_id, "time": time}) != 1:
             return False
-        self._exec("insert_lease", rows.lease_params(lease))
+        if self._exec("insert_lease", rows.lease_params(lease)) != 1:  # its id held by a lease not revoked: a bug
+            raise ConcurrentUpdateError(f"lease 0x{lease.lease_id.hex()} exists and was not revoked")
         self._exec(
             "insert_transition",
             rows.transition_params(

@@ -7,6 +7,7 @@ model refuses at start-up, 2 on bad usage. One line per lease: task, what ran, v
 import os
 import signal
 import threading
+import time
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -16,7 +17,9 @@ import typer
 from rich.console import Console
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.backoff import Reconnect, is_outage
 from aicf.client.clock import WallClock
+from aicf.core.backoff import BackoffPolicy
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.provider.agent import AgentConfig, LeaseReport, ProviderAgent, load_or_create_key
@@ -114,6 +117,10 @@ UnitRateOption = typer.Option(
 HeartbeatOption = typer.Option(20, "--heartbeat-s", min=1, help="Heartbeat interval in seconds (SPEC §7: 20).")
 PollOption = typer.Option(2.0, "--poll-s", min=0.01, help="Seconds between lease polls when idle.")
 ExitAfterOption = typer.Option(None, "--exit-after", min=1, help="Stop after this many leases.")
+StartWaitOption = typer.Option(
+    300, "--start-wait-s", min=0, help="Keep retrying an unreachable coordinator at start this long (0: fail at once)."
+)
+START_BACKOFF = BackoffPolicy(base_ms=500, cap_ms=10_000)  # the start-up's waits (the agent's loop has its own)
 PublicCircuitOption = typer.Option(
     [],
     "--public-circuit",
@@ -167,6 +174,7 @@ def run_command(
     heartbeat_s: int = HeartbeatOption,
     poll_s: float = PollOption,
     exit_after: int | None = ExitAfterOption,
+    start_wait_s: int = StartWaitOption,
     public_circuit: list[Path] = PublicCircuitOption,
     device_key_file: Path | None = DeviceKeyFileOption,
     device_name: str = DeviceNameOption,
@@ -220,21 +228,34 @@ def run_command(
         device = _device(device_key_file, device_name)
         works = _works(kinds, served, echo, public_jobs, device)
         client = RpcClient(rpc_url(url), operator_token=operator_token, provider_key=key, clock=clock)
-        if device is not None:
-            public = to_hex(device.public_bytes())
-            out.print(f"quantum device {device.name}: public key {public}", markup=False)
-            if pin_device:
-                pin = {"device": device.name, "device_class": pin_device, "public_key": public}
-                client.call_operator("aicf.pinDeviceKey", pin)
         agent = ProviderAgent(client, key, config, works, on_report=_print_report)
-        if fund:  # first: a new provider's registration bonds the minted balance (issue 15)
-            agent.fund(fund)
-        bonded = _bonded(agent.register(), 0)
-        if stake > bonded:
-            bonded = _bonded(agent.stake(stake - bonded), stake)
+        if device is not None:
+            out.print(f"quantum device {device.name}: public key {to_hex(device.public_bytes())}", markup=False)
     except (AicfError, RpcError, RpcTransportError) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
+    retry, done = Reconnect(START_BACKOFF), set[str]()  # the coordinator down at start: growing waits, each step once
+    give_up_at = time.monotonic() + start_wait_s
+    while True:
+        try:
+            if device is not None and pin_device and "pin" not in done:
+                pin = {"device": device.name, "device_class": pin_device, "public_key": to_hex(device.public_bytes())}
+                client.call_operator("aicf.pinDeviceKey", pin)
+                done.add("pin")
+            if fund and "fund" not in done:  # first: a new provider's registration bonds the minted balance
+                agent.fund(fund)
+                done.add("fund")
+            bonded = _bonded(agent.register(), 0)
+            if stake > bonded:
+                bonded = _bonded(agent.stake(stake - bonded), stake)
+            break
+        except (AicfError, RpcError, RpcTransportError) as exc:
+            wait_s = retry.failed()
+            if not is_outage(exc) or time.monotonic() + wait_s > give_up_at:
+                err.print(f"error: {exc}", markup=False)
+                raise typer.Exit(1) from None
+            err.print(f"coordinator unreachable, retrying in {wait_s:.1f} s: {exc}", markup=False)
+            stop.wait(wait_s)
     out.print(
         f"provider {to_hex(agent.provider_id)} ({', '.join(kinds)}; mode {mode.value}) at {client.url}: "
         f"bonded stake {bonded} µANM. Ctrl-C stops.",

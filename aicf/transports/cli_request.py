@@ -22,7 +22,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from aicf.client import RpcClient, RpcError
+from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.backoff import Reconnect, is_outage
 from aicf.client.requester import Progress, Requester, RequestFailedError, load_or_create_requester_key
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
@@ -96,12 +97,18 @@ def _evm_finish(url: str, sent: dict[str, Any], wait: bool, until: str, timeout:
         return
     err.print(f"sent {sent['tx_hash']}; task {task}", markup=False)
     deadline, last = time.monotonic() + timeout, ""
+    retry = Reconnect()  # the coordinator (or its database) down: growing waits, not a poll a second
     with RpcClient(url.rstrip("/") + "/rpc", timeout_s=30.0) as client:
         while True:
+            wait_s = 1.0
             try:
                 record: dict[str, Any] = client.call("aicf.readResult", {"id": task})
-            except RpcError:  # not ingested yet
-                record = {"status": "sent"}
+                retry.succeeded()
+            except (RpcError, RpcTransportError) as exc:
+                record = {"status": last or "sent"} if is_outage(exc) else {"status": "sent"}  # else: not ingested yet
+                if is_outage(exc):
+                    wait_s = retry.failed()
+                    err.print(f"… coordinator unreachable, retrying in {wait_s:.1f} s: {exc}", markup=False)
             if record["status"] != last:
                 last = str(record["status"])
                 err.print(f"… {last} task {task}", markup=False)
@@ -111,7 +118,7 @@ def _evm_finish(url: str, sent: dict[str, Any], wait: bool, until: str, timeout:
             if time.monotonic() > deadline:
                 err.print(f"error: task {task} is still {last} after {timeout} s", markup=False)
                 raise typer.Exit(1)
-            time.sleep(1.0)
+            time.sleep(min(wait_s, max(0.0, deadline - time.monotonic()) + 0.1))
     _show_record(record, as_json)
     if record["status"] in ("FAILED", "REJECTED", "CANCELLED"):
         raise typer.Exit(1)

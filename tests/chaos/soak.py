@@ -10,15 +10,19 @@ from pathlib import Path
 @dataclass(frozen=True, slots=True)
 class Sample:
     t_s: float  # seconds since the soak began
-    rss_bytes: int  # resident memory of the `aicf up` process
+    rss_replica_a_bytes: int  # resident memory of each `aicf serve` replica
+    rss_replica_b_bytes: int
+    rss_providers_bytes: int  # the outside provider processes together
     oldest_queued_age_s: int  # getStatus queue.oldest_queued_age_s
-    db_bytes: int  # the run's PostgreSQL schema: tables, indexes and TOAST
-    connections: int  # the run's open PostgreSQL connections (its application_name)
+    db_bytes: int  # the run's PostgreSQL database (pg_database_size)
+    connections: int  # open connections to the run's database
     jobs_sent: int  # requests sent so far
 
 
 SERIES: tuple[tuple[str, str, float], ...] = (  # field, label, divisor for the plot's unit
-    ("rss_bytes", "RSS of aicf up (MiB)", float(1 << 20)),
+    ("rss_replica_a_bytes", "RSS of replica a (MiB)", float(1 << 20)),
+    ("rss_replica_b_bytes", "RSS of replica b (MiB)", float(1 << 20)),
+    ("rss_providers_bytes", "RSS of the two providers (MiB)", float(1 << 20)),
     ("oldest_queued_age_s", "oldest queued job (s)", 1.0),
     ("db_bytes", "database size (MiB)", float(1 << 20)),
     ("connections", "open PostgreSQL connections", 1.0),
@@ -44,7 +48,7 @@ def write_csv(samples: Sequence[Sample], path: Path) -> None:
 
 
 def write_svg(samples: Sequence[Sample], path: Path, title: str) -> None:
-    """Four stacked line charts, one per series, over the soak's time."""
+    """Stacked line charts, one per series, over the soak's time."""
     width, height, pad, gap = 720, 150, 48, 28
     total = len(SERIES) * (height + gap) + 40
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total}" font-family="sans-serif" '

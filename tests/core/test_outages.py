@@ -13,8 +13,9 @@ from aicf.core.outages import (
     excluded_slots,
     is_slot_excluded,
     live_share_bps,
+    outage_threshold_s,
 )
-from aicf.core.params import Params
+from aicf.core.params import Params, params_from_toml
 from aicf.core.qos import availability_bps
 
 T = 1_700_000_000
@@ -26,6 +27,17 @@ def test_a_gap_above_the_threshold_is_an_outage_and_one_at_it_is_not() -> None:
     assert detect_outage(T, T + OUTAGE_THRESHOLD_S + 1) == Outage(T, T + OUTAGE_THRESHOLD_S + 1)
     assert detect_outage(None, T) is None  # a new store has no last pass: nothing to credit
     assert detect_outage(T, T - 100) is None  # a clock that went backwards is no outage
+
+
+def test_the_threshold_is_one_heartbeat_interval_when_that_is_shorter_than_ten_seconds() -> None:
+    assert outage_threshold_s(P) == OUTAGE_THRESHOLD_S == 10  # SPEC's 20 s slots
+    fast = params_from_toml("heartbeat_interval_s = 3\n")
+    assert outage_threshold_s(fast) == 3
+    assert detect_outage(T, T + 4, outage_threshold_s(fast)) == Outage(T, T + 4)  # a quick restart, credited
+    # so the slots it overlapped are not held against a provider that heartbeats in every other one
+    beats = [t for t in range(T, T + 300, 3) if not T + 30 <= t < T + 36]
+    assert availability_bps(beats, T + 300, T, fast) < fast.min_availability_bps
+    assert availability_bps(beats, T + 300, T, fast, [Outage(T + 29, T + 36)]) >= fast.min_availability_bps
 
 
 def test_a_lease_live_at_the_stop_lives_the_gap_longer_and_a_dead_one_stays_dead() -> None:

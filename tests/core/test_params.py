@@ -139,6 +139,18 @@ def test_a_params_table_is_read_like_top_level_keys() -> None:
     assert params_from_toml("gamma_units = 5\n").gamma_units == 5
 
 
+@pytest.mark.parametrize("table", ["model_weights", "trap_threshold_bps_by_class", "xeb_min_bps_by_class", "jail_s"])
+def test_a_params_key_written_after_a_table_header_is_refused_not_read_as_a_table_entry(table: str) -> None:
+    """The chaos harness's bug (issue 15): `lease_ttl_s = 12` after `[model_weights]` was read as a model
+    weight, and the runs kept the default 60 s TTL without a word."""
+    text = f'[{table}]\n"llama3-8b" = 1000\nlease_ttl_s = 12\nheartbeat_interval_s = 3\n'
+    with pytest.raises(ParamsError, match=rf"{table}\.heartbeat_interval_s: a params key inside the \[{table}\] table"):
+        params_from_toml(text)
+    fixed = params_from_toml('lease_ttl_s = 12\n[model_weights]\n"llama3-8b" = 1000\n')
+    assert fixed.lease_ttl_s == 12
+    assert dict(fixed.model_weights) == {"llama3-8b": 1000}
+
+
 def test_a_model_weights_table_replaces_the_default_one_whole() -> None:
     p = params_from_toml('[model_weights]\n"mistral-7b" = 900\n')
     assert dict(p.model_weights) == {"mistral-7b": 900}

@@ -61,6 +61,11 @@ class Up:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 180.0) -> None:
+        self.spawn()
+        self.wait_started(timeout_s)
+
+    def spawn(self) -> None:
+        """Start the process and return at once (the kill loop restarts without waiting for the banner)."""
         self.starts += 1
         self.log = self.var.parent / f"{self.command}-{self.port}-{self.starts}.log"
         cmd = [sys.executable, "-m", "aicf.transports.cli", self.command, "--db", self.db, "--var", str(self.var),
@@ -77,6 +82,11 @@ class Up:
                 text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+
+    def wait_started(self, timeout_s: float = 180.0) -> None:
+        """Until the process answers and its banner is out."""
+        assert self.proc is not None
+        assert self.log is not None
         waited = 0.0
         with RpcClient(self.url + "/rpc", timeout_s=5.0) as client:
             while waited < timeout_s:

@@ -25,9 +25,10 @@ from starlette.testclient import TestClient
 from threaded_server import serve_in_thread
 from typer.testing import CliRunner
 
-from aicf.client import RpcClient
+from aicf.client import RpcClient, RpcTransportError
 from aicf.client.clock import WallClock
 from aicf.client.signing import UNBOUND
+from aicf.core.backoff import BackoffPolicy
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
@@ -490,10 +491,79 @@ def test_heartbeats_go_out_every_interval_and_sleeps_never_pass_one(world: World
     assert sum(world.sleeps) == world.clock.now() - START  # only the injected sleep lets time pass
 
 
+def test_an_agent_never_backs_off_past_half_a_heartbeat_slot(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the coordinator comes back the agent is in again within half a slot, so its backoff costs it no
+    heartbeat slot beyond those the outage overlapped (which are not judged)."""
+    agent = world.agent([echo()], heartbeat_interval_s=3, backoff=BackoffPolicy(base_ms=500, cap_ms=30_000))
+
+    def dead(*args: Any, **kwargs: Any) -> object:
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(world.http, "post", dead)
+    stats = agent.run(world.clock, world.sleep, world.until(60))
+    assert len(stats.backoffs) > 30
+    assert max(stats.backoffs) <= 1.5
+
+
+def test_heartbeats_land_in_every_slot_even_when_the_loop_wakes_late(world: World) -> None:
+    """Availability counts slots (t // interval, SPEC §3). The next heartbeat is due at the next slot's start,
+    so a round that overruns by up to an interval less a second still heartbeats inside the slot it is due in;
+    with `now + interval` a two-second overrun on 3 s slots pushed every later beat along and skipped a slot."""
+    agent = world.agent([echo()], heartbeat_interval_s=3, poll_interval_s=0.5)
+    late = [0]
+
+    def sleep(seconds: float) -> None:  # every wake-up comes two seconds late
+        world.sleep(seconds)
+        if late[0] < 40:
+            late[0] += 1
+            world.clock.advance(2)
+
+    agent.run(world.clock, sleep, world.until(60))
+    slots = {t // 3 for t in world.stub.heartbeats}
+    assert slots == set(range(START // 3, (START + 60) // 3))
+
+
 def test_the_interval_is_a_parameter(world: World) -> None:
     agent = world.agent([echo()], heartbeat_interval_s=7, poll_interval_s=5.0)
     agent.run(world.clock, world.sleep, world.until(22))
-    assert world.stub.heartbeats == [START, START + 7, START + 14, START + 21]
+    first = (START // 7 + 1) * 7  # then at each 7 s slot's start (START is not a multiple of 7)
+    assert world.stub.heartbeats == [START, first, first + 7, first + 14]
+
+
+def test_an_agent_facing_a_dead_coordinator_backs_off_growing_capped_and_recovers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: every process reconnects with backoff. While the coordinator is down each round's wait grows
+    (equal jitter: never shorter than the one before until the cap), none passes the cap, and the first round
+    that reaches the coordinator again puts the agent back on its poll interval and its heartbeats."""
+    backoff = BackoffPolicy(base_ms=500, cap_ms=8_000)
+    agent = world.agent([echo()], poll_interval_s=1.0, backoff=backoff)
+    agent.run(world.clock, world.sleep, world.until(5))
+    down_from = world.clock.now()
+    beats_before = len(world.stub.heartbeats)
+    real_post = world.http.post
+
+    def dead(*args: Any, **kwargs: Any) -> object:
+        if world.clock.now() < down_from + 120:
+            raise httpx.ConnectError("connection refused")
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(world.http, "post", dead)
+    world.sleeps.clear()
+    stats = agent.run(world.clock, world.sleep, world.until(180))
+    waits = stats.backoffs
+    assert len(waits) >= 10
+    growing = [w for w in waits if w < 4.0]  # before the cap's range (4..8 s)
+    assert growing == sorted(growing)
+    assert 0.25 <= waits[0] <= 0.5
+    assert max(waits) <= 8.0
+    assert sum(w >= 4.0 for w in waits) >= 10  # a long outage waits at the cap, not every poll
+    assert waits[-1] >= 4.0
+    assert len(world.stub.heartbeats) > beats_before  # recovered: heartbeats go out again after the outage
+    assert world.stub.heartbeats[-1] >= down_from + 120
+    after = world.sleeps[len(waits) :]
+    assert after
+    assert max(after) <= 1.0  # back on the poll interval
 
 
 # ---- honest AI ---------------------------------------------------------------------------------------------------
@@ -822,10 +892,45 @@ def test_cli_exits_1_when_the_coordinator_is_unreachable(tmp_path: Path) -> None
     result = CliRunner().invoke(
         cli_app,
         ["provider", "run", "--url", f"http://127.0.0.1:{port}", "--kind", "quantum", "--key-file",
-         str(tmp_path / "k")],
+         str(tmp_path / "k"), "--start-wait-s", "0"],
     )  # fmt: skip
     assert result.exit_code == 1
     assert "error:" in result.output
+
+
+def test_cli_provider_run_waits_for_a_coordinator_that_is_down_at_start(
+    served: tuple[StubCoordinator, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a provider started (or restarted) while its coordinator is down retries with growing waits and
+    registers once it answers, each start-up step done once (the kill loop restarts providers at any moment)."""
+    import aicf.transports.cli_provider as cli_provider
+
+    stub, url = served
+    monkeypatch.setattr(cli_provider, "START_BACKOFF", BackoffPolicy(base_ms=2, cap_ms=16))
+    real_post, refused = RpcClient.post, [0]
+
+    def down_at_first(self: RpcClient, *args: Any, **kwargs: Any) -> Any:
+        if refused[0] < 5:
+            refused[0] += 1
+            raise RpcTransportError(f"{self.url}: connection refused")
+        return real_post(self, *args, **kwargs)
+
+    monkeypatch.setattr(RpcClient, "post", down_at_first)
+    key_file = tmp_path / "p.key"
+    pid = provider_id(public_key_of(load_or_create_key(key_file)))
+    stub.offer_ai(pid, EMBED, b"late start")
+    token_file = tmp_path / "operator.token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    token_file.chmod(0o600)
+    result = CliRunner().invoke(
+        cli_app,
+        ["provider", "run", "--url", url, "--kind", "ai", "--models", EMBED, "--key-file", str(key_file),
+         "--echo", "--operator-token-file", str(token_file), "--fund", "300", "--stake", "1000", "--exit-after", "1"],
+        env={"AICF_OPERATOR_TOKEN": None},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("coordinator unreachable, retrying in") == 5
+    assert stub.providers[pid]["bonded"] == 1000  # funded once: 300 minted, 700 staked
 
 
 def test_registration_sends_the_unit_rate_limits_only_when_declared() -> None:

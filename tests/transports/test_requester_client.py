@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicf.client.requester import Progress, Requester, RequestFailedError
-from aicf.client.rpc import RpcError
+from aicf.client.rpc import RpcError, RpcTransportError
 
 TX = "0x" + "aa" * 32
 TASK = "0x" + "bb" * 32
@@ -85,6 +85,58 @@ def test_wait_gives_up_at_its_deadline_on_the_injected_clock() -> None:
     with pytest.raises(RequestFailedError, match="did not reach final within 30 s"):
         requester(rpc, clock).wait(TX, timeout_s=30, poll_s=5)
     assert clock.t == 30.0
+
+
+class Outage(ScriptedRpc):
+    """Unreachable (or its database down) for the first `down` calls, then the scripts."""
+
+    def __init__(self, down: int, error: Exception, *scripts: list[dict[str, Any]]) -> None:
+        super().__init__(*scripts)
+        self.down, self.error = down, error
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        if self.down > 0:
+            self.down -= 1
+            self.calls.append("down")
+            raise self.error
+        return super().call(method, params)
+
+
+@pytest.mark.parametrize(
+    "error", [RpcTransportError("connection refused"), RpcError(-32030, "the coordinator's database is unavailable")]
+)
+def test_wait_rides_out_an_outage_with_growing_waits_and_carries_on(error: Exception) -> None:
+    rpc = Outage(6, error, [{"state": "included", "task_id": TASK, "status": "SETTLED"}], [record("SETTLED", True)])
+    clock = FakeTime()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    key = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
+    client = Requester("http://x", key, client=rpc, now=clock.now, sleep=sleep)  # type: ignore[arg-type]
+    assert client.wait(TX, poll_s=1.0)["status"] == "SETTLED"
+    assert rpc.calls.count("down") == 6
+    assert len(sleeps) == 6
+    assert sleeps == sorted(sleeps)  # 0.5 s, 1 s, 2 s, 4 s, 8 s, 16 s ceilings: each at least the one before
+    assert 0.25 <= sleeps[0] <= 0.5
+    assert sleeps[-1] >= 8.0
+
+
+def test_an_outage_past_the_deadline_raises_with_the_reason() -> None:
+    rpc = Outage(10**6, RpcTransportError("connection refused"), [{"state": "pending"}], [record("", False)])
+    clock = FakeTime()
+    with pytest.raises(RequestFailedError, match="unreachable: connection refused"):
+        requester(rpc, clock).wait(TX, timeout_s=60)
+    assert clock.t == 60.0
+    assert rpc.calls.count("down") < 15  # backing off, not a poll a second
+
+
+def test_a_refusal_that_is_not_an_outage_is_raised_at_once() -> None:
+    rpc = Outage(1, RpcError(-32602, "invalid params"), [{"state": "pending"}], [record("", False)])
+    with pytest.raises(RpcError, match="invalid params"):
+        requester(rpc, FakeTime()).wait(TX)
 
 
 def test_a_nonce_taken_by_another_client_is_retried_with_the_next_one() -> None:

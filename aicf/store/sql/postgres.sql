@@ -193,19 +193,27 @@ INSERT INTO job_transitions ({job_transitions:insert})
 SELECT task_id, :from_status, :to_status, :reason, :height, :time FROM moved;
 
 -- name: lease_job_logged
--- A lease grant in one round trip: claim the QUEUED row, move it, write the lease and the transition (a row
--- another transaction holds is skipped; a data-modifying WITH runs whether or not the outer statement reads it).
+-- A lease grant in one round trip: claim the QUEUED row, write the lease, move the job and write the transition
+-- (a row another transaction holds is skipped; a data-modifying WITH runs whether or not the outer statement
+-- reads it, so each step reads the one before: no lease written, nothing moved). A lease id is
+-- H(task, provider, attempt): a provider whose lease was revoked by a jail (the attempt unused) is granted the
+-- same attempt again on the same row; any other lease with the id is left alone and nothing is written.
 WITH claimed AS (
     SELECT task_id FROM jobs
      WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time
        FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE jobs SET status = 'LEASED' FROM claimed WHERE jobs.task_id = claimed.task_id RETURNING jobs.task_id
 ), leased AS (
     INSERT INTO leases ({leases:insert})
     SELECT :lease_id, task_id, :provider_id, :attempt, :granted_at, :expires_at, :status,
            :epoch, :ended_at, :grant_sig
-      FROM moved
+      FROM claimed
+    ON CONFLICT (lease_id) DO UPDATE
+       SET granted_at = excluded.granted_at, expires_at = excluded.expires_at, status = excluded.status,
+           epoch = excluded.epoch, ended_at = excluded.ended_at, grant_sig = excluded.grant_sig
+     WHERE leases.status = 'REVOKED'
+    RETURNING task_id
+), moved AS (
+    UPDATE jobs SET status = 'LEASED' FROM leased WHERE jobs.task_id = leased.task_id RETURNING jobs.task_id
 )
 INSERT INTO job_transitions ({job_transitions:insert})
 SELECT task_id, 'QUEUED', 'LEASED', 'assigned', NULL, :time FROM moved;

@@ -43,9 +43,15 @@ SELECT {jobs}
 UPDATE jobs SET status = 'LEASED' WHERE task_id = :task_id AND status = 'QUEUED' AND not_before <= :time;
 
 -- name: insert_lease
+-- A lease id is H(task, provider, attempt): a provider whose lease was revoked by a jail (the attempt unused) is
+-- granted the same attempt again on the same row; any other lease with the id is left alone (no row changed).
 INSERT INTO leases ({leases:insert})
 VALUES (:lease_id, :task_id, :provider_id, :attempt, :granted_at, :expires_at, :status, :epoch, :ended_at,
-        :grant_sig);
+        :grant_sig)
+ON CONFLICT (lease_id) DO UPDATE
+   SET granted_at = excluded.granted_at, expires_at = excluded.expires_at, status = excluded.status,
+       epoch = excluded.epoch, ended_at = excluded.ended_at, grant_sig = excluded.grant_sig
+ WHERE leases.status = 'REVOKED';
 
 -- name: extend_leases
 -- A heartbeat extends the provider's live, unexpired leases; it never shortens one nor revives a dead one.
