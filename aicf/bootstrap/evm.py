@@ -19,20 +19,36 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import Nonce, TxParams, Wei
 
 from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
 from aicf.chain.deploy import Deployment, contract
-from aicf.chain.evm import BatchPost, EvmChain, EvmError, EvmWriter, Inclusion, RealWaiter, SlashPost, WriteStatus
+from aicf.chain.devnet_writer import NoOperatorKeyError, sign_operator_tx
+from aicf.chain.evm import (
+    BatchPost,
+    EvmChain,
+    EvmError,
+    EvmWriter,
+    Inclusion,
+    OperatorPost,
+    RealWaiter,
+    SlashPost,
+    WriteStatus,
+)
 from aicf.chain.interface import ChainView
 from aicf.core.chain import Block, TxKind
-from aicf.core.encoding import decode_canonical
+from aicf.core.encoding import decode_canonical, tagged_hash
+from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals
+from aicf.core.txs import encode_signed_tx
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
 from aicf.store.interface import Store, read_transaction
@@ -83,8 +99,9 @@ def _proof_id(body: Mapping[str, object]) -> bytes:
 class EvmProofWriter:
     """The coordinator's `ChainWriter` on an EVM node: accepted proofs wait in a queue for `after_pass`."""
 
-    def __init__(self, extras: dict[bytes, dict[str, bytes]]) -> None:
+    def __init__(self, extras: dict[bytes, dict[str, bytes]], backend: "EvmBackend | None" = None) -> None:
         self.extras = extras
+        self.backend = backend
         self.lock = threading.Lock()
         self.queue: list[Mapping[str, object]] = []
 
@@ -95,9 +112,30 @@ class EvmProofWriter:
             self.queue.append(body)
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        """AI trap jobs are not sent on an EVM chain (their callers would need keys and tokens): `aicf up`
-        runs it without a trap corpus, so the trap duty never asks."""
-        raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
+        """An AI trap's enqueue: `aiEnqueue` from the trap caller's own key, its escrow the prepaid balance its
+        trap_fund put there (EvmBackend.send_trap_enqueue)."""
+        if self.backend is None or kind != TxKind.AI_ENQUEUE:
+            raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
+        self.backend.send_trap_enqueue(body, sender)
+
+    def trap_fund_held(self) -> int:
+        """The contract's `trapFund`: what trap fundings can still pay on chain."""
+        if self.backend is None:
+            return 0
+        return int(self.backend.aicf.functions.trapFund().call())
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """An operator transaction through the contract (EvmBackend.send_operator)."""
+        if self.backend is None:
+            raise NoOperatorKeyError("this EVM writer has no backend: operator transactions cannot be sent")
+        return self.backend.send_operator(body)
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        """Trap n's caller on an EVM chain: the address of the key H("aicf/evmtrapkey/v1", s_E, n), kept so its
+        enqueue can be signed (a trap caller needs a key to send its own transaction)."""
+        if self.backend is None:
+            raise EvmError("this EVM writer has no backend: trap callers cannot be derived")
+        return self.backend.trap_caller(seed, n)
 
     def take(self) -> list[Mapping[str, object]]:
         with self.lock:
@@ -128,6 +166,24 @@ def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
         output_digest=digest,
         units_mu=units,
     )
+
+
+def _int(body: Mapping[str, object], key: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EvmError(f"a body has no integer {key!r}")
+    return value
+
+
+TRAP_KEY_TAG = "aicf/evmtrapkey/v1"
+TRAP_CALLER_GAS = 400_000  # gas a trap caller's aiEnqueue may use; its trap_fund forwards that much ether
+
+
+def trap_account(seed: bytes, n: int) -> LocalAccount:
+    """The secp256k1 key of trap n's caller on an EVM chain: H("aicf/evmtrapkey/v1", s_E, n) as a private key
+    (secret until s_E is revealed; afterwards anyone derives every trap caller of the epoch, as on the devnet)."""
+    account: LocalAccount = Account.from_key(tagged_hash(TRAP_KEY_TAG, seed, n))
+    return account
 
 
 def _bytes(body: Mapping[str, object], key: str) -> bytes:
@@ -176,6 +232,9 @@ class EvmBackend:
     included: int = 0  # inclusions this process sent
     on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
     deployment_file: Path | None = None
+    operator_key: Ed25519PrivateKey | None = None  # signs operator transactions (build_system hands it over)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # one sender of the coordinator key at a time
+    trap_keys: dict[bytes, LocalAccount] = field(default_factory=dict)  # trap caller → its key (trap_caller)
 
     kind = "evm"
 
@@ -183,7 +242,7 @@ class EvmBackend:
         self.deployment: Deployment = self.chain.deployment
         self.evm_writer = EvmWriter(self.chain.w3, self.deployment, self.writer_key, self.waiter)
         self._view = EvmView(self.chain, self.extras)
-        self._writer = EvmProofWriter(self.extras)
+        self._writer = EvmProofWriter(self.extras, self)
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
@@ -240,7 +299,8 @@ class EvmBackend:
                 except EvmError as exc:  # not an accepted proof's body: nothing to send, ever
                     log.error("inclusion of 0x%s not sent: %s", _bytes(body, "proof_id").hex(), exc)
                     continue
-                result = self.evm_writer.ensure(inclusion)
+                with self.write_lock:
+                    result = self.evm_writer.ensure(inclusion)
             except EvmError:
                 self._writer.put_back(taken[n:])  # the next pass tries again; ensure never sends one twice
                 raise
@@ -255,8 +315,88 @@ class EvmBackend:
             post = self.batch_post(epoch)
             if post is None:
                 break
-            self.evm_writer.ensure(post)
+            with self.write_lock:
+                self.evm_writer.ensure(post)
             self.posted += 1
+
+    def with_operator_key(self, key: Ed25519PrivateKey) -> "EvmBackend":
+        """This backend, signing operator transactions with `key` (build_system's chain factory)."""
+        self.operator_key = key
+        return self
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """Sign an operator transaction with the operator key at the contract's next `operatorNonce` and send it
+        through the coordinator role (docs/EVM.md, "Operator transactions"): `operatorFundTopup` for a
+        fund_topup, `operatorTrapFund` for a trap_fund (with ether for the trap caller's gas), `operatorTx` for
+        the rest. Returns the EVM transaction's hash (the ChainTx hash ingestion gives it) once it is mined.
+        Raises EvmWriteError (nothing sent) if the contract would revert, naming the error."""
+        if self.operator_key is None:
+            raise NoOperatorKeyError("this EVM backend holds no operator key: operator transactions cannot be signed")
+        with self.write_lock:
+            self.evm_writer.settle_in_flight()
+            nonce = int(self.aicf.functions.operatorNonce().call())
+            signed = encode_signed_tx(sign_operator_tx(self.operator_key, self.chain_id, nonce, body))
+            op = body.get("op")
+            if op == OP_TRAP_FUND:
+                base_fee, tip = self.evm_writer.fees()
+                post = OperatorPost(
+                    nonce=nonce,
+                    signed_tx=signed,
+                    call="operatorTrapFund",
+                    pay_to="0x" + _bytes(body, "to").hex(),
+                    amount=_int(body, "amount"),
+                    value_wei=TRAP_CALLER_GAS * (2 * base_fee + tip),
+                )
+            elif op == OP_FUND_TOPUP:
+                post = OperatorPost(
+                    nonce=nonce, signed_tx=signed, call="operatorFundTopup", amount=_int(body, "amount")
+                )
+            else:
+                post = OperatorPost(nonce=nonce, signed_tx=signed)
+            result = self.evm_writer.ensure(post)
+        if result.tx_hash is None:
+            raise EvmError(f"operator nonce {nonce} was taken on chain before this transaction was sent")
+        return result.tx_hash
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        key = trap_account(seed, n)
+        caller = bytes.fromhex(key.address[2:])
+        self.trap_keys[caller] = key
+        return caller
+
+    def send_trap_enqueue(self, body: Mapping[str, object], caller: bytes) -> bytes:
+        """`aiEnqueue` from trap caller `caller`'s key with the body's six SPEC fields and the escrow its trap_fund
+        prepaid (read from the contract); sent, not waited for (ingestion links the trap when its log lands).
+        Raises EvmError if the caller's key is unknown or nothing is prepaid for it."""
+        key = self.trap_keys.get(caller)
+        if key is None:
+            raise EvmError(f"no key for trap caller 0x{caller.hex()}: its enqueue cannot be signed")
+        address = Web3.to_checksum_address(key.address)
+        escrow = int(self.aicf.functions.prepaid(address).call())
+        if escrow == 0:
+            raise EvmError(f"trap caller {address} has no prepaid escrow: its trap_fund is not on chain")
+        call = self.aicf.functions.aiEnqueue(
+            str(body["model"]),
+            _bytes(body, "prompt"),
+            _int(body, "max_tokens"),
+            _int(body, "max_runtime_ms"),
+            _int(body, "fee_per_unit"),
+            _int(body, "tier"),
+            escrow,
+        )
+        w3 = self.chain.w3
+        base_fee, tip = self.evm_writer.fees()
+        gas = int(call.estimate_gas({"from": address}))
+        request: TxParams = {
+            "from": address,
+            "nonce": Nonce(int(w3.eth.get_transaction_count(address, "pending"))),
+            "gas": gas + gas // 5,
+            "maxPriorityFeePerGas": Wei(tip),
+            "maxFeePerGas": Wei(2 * base_fee + tip),
+            "chainId": self.chain_id,
+        }
+        signed = key.sign_transaction(cast("dict[str, Any]", call.build_transaction(request)))
+        return bytes(w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def send_slashes(self) -> None:
         """Each slash the coordinator recorded becomes `slash(providerId, reason, bps, evidenceHash)` once (the
@@ -278,7 +418,9 @@ class EvmBackend:
                     bps=self.params.slash_bps[record.reason],
                     evidence_hash=record.evidence_hash,
                 )
-                if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+                with self.write_lock:
+                    sent = self.evm_writer.ensure(post).status == WriteStatus.SENT
+                if sent:
                     self.slashed += 1
             self.slashes_done.add(record.evidence_hash)
 

@@ -4,6 +4,7 @@ linking trap jobs to their tasks, revealing answers, enqueueing new traps, and t
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
@@ -94,9 +95,12 @@ def trap_pass(ctx: Context) -> TrapPassReport:
             _send(sender, body)
     for caller, body, funded in enqueues:
         if ctx.chain_writer is not None and sender is not None:
-            if funded > 0:
-                _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded})
-            ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
+            if funded > 0 and not _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded}):
+                continue  # unfunded: its enqueue would be refused (an EVM contract would revert it)
+            try:
+                ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
+            except AicfError as exc:
+                log.warning("trap enqueue from 0x%s not sent: %s", caller.hex(), exc)
     if enqueues:
         log.info("enqueued %d AI trap jobs", len(enqueues))
     return TrapPassReport(
@@ -129,11 +133,26 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int]:
     return linked, 1
 
 
-def _send(sender: OperatorSender, body: dict[str, object]) -> None:
+def _send(sender: OperatorSender, body: dict[str, object]) -> bool:
     try:
         sender.send_operator(body)
     except AicfError as exc:  # the chain refused it (say a nonce race): the rows say what was meant, log it
         log.warning("operator %s transaction not sent: %s", body.get("op"), exc)
+        return False
+    return True
+
+
+@runtime_checkable
+class TrapCallerKeys(Protocol):
+    """A chain writer whose trap callers send their own transactions and so need keys (an EVM node: the caller
+    is the address of a key derived from s_E and n, aicf.bootstrap.evm.trap_account); elsewhere trap n's caller
+    is aicf.service.traps.trap_caller(s_E, n)."""
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes: ...
+
+    def trap_fund_held(self) -> int:
+        """µANM the chain holds for trap escrow now (the contract's trap fund): a trap it cannot pay is not sent."""
+        ...
 
 
 def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]]:
@@ -157,6 +176,9 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
     recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object], int]] = []
     fund = tx.balances([FUND])[FUND] - reserved
+    keyed = ctx.chain_writer if isinstance(ctx.chain_writer, TrapCallerKeys) else None
+    if keyed is not None:  # the contract's trap fund pays on chain (fundings there are mined before this pass)
+        fund = min(fund, keyed.trap_fund_held())
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -164,7 +186,7 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             if drawn is None:
                 break
             body = drawn.body()
-            caller = trap_caller(seed, n)
+            caller = keyed.trap_caller(seed, n) if keyed is not None else trap_caller(seed, n)
             try:
                 valid = validate_request({"kind": "ai", **body}, ctx.params, price, lambda _: 1)
             except RequestError as exc:
