@@ -12,6 +12,10 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
   (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
   shares to the inclusion block's fee recipient, the fund's to the deployment's fund address. What is posted is
   derived from the store and the contract only, so a restart posts what is missing and nothing twice.
+- Operator transactions (`send_operator`, any thread, under `write_lock` with the passes' writes) are the operator
+  key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md, "Operator
+  transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue` spends the
+  escrow their `trap_fund` prepaid.
 """
 
 import logging

@@ -339,7 +339,7 @@ def build_system(
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # operator txs: devnet only
+    writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # devnet and EVM writers
     registry = build_registry(
         coord,
         store,

@@ -121,7 +121,7 @@ def test_operator_transactions_through_the_contract_are_ingested_with_the_ledger
     backend, chain = backend_on(w3)
     aicf, tok = backend.aicf, contract(w3, "AicfTestToken", backend.deployment.token)
     fund = Web3.to_checksum_address(backend.deployment.fund)
-    admin = list(w3.eth.accounts)[0]
+    admin = next(iter(w3.eth.accounts))
     send(tok.functions.mint(fund, 100 * ANM), admin)
     send(tok.functions.approve(aicf.address, 100 * ANM), fund)
 
