@@ -3,9 +3,10 @@ real `aicf up` on anvil takes the operator's CLI commands as transactions throug
 (trap_bps) is applied at the next epoch boundary on chain; a requester's tier is set and a tier-2 job sent through
 the contract is taken; the fund's tokens top up the contract's trap fund; traps are funded from it, enqueued by
 their own fresh callers through `aiEnqueue` and run to settlement; the ledger's fund equals the contract's trap
-fund plus the fund's settled shares. A node that follows only the chain (a fresh store, the operator's public key,
-the params file) ingests the same operator changes and the same jobs, traps included, refusing none of them.
-Skipped without anvil unless AICF_REQUIRE_CHAIN=1 (CI)."""
+fund plus the fund's settled shares; a provider is added to and removed from the operator allowlist. A node that
+follows only the chain (a fresh store, the operator's public key, the params file) ingests the same operator
+changes and the same jobs, traps included, refusing none of them. Skipped without anvil unless
+AICF_REQUIRE_CHAIN=1 (CI)."""
 
 import json
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from aicf.chain.deploy import contract
 from aicf.chain.evm import EvmChain
 from aicf.chain.evm_account import EvmAccount, load_or_create_evm_key
 from aicf.core.jobs import JobStatus
-from aicf.core.operator import OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
+from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
 from aicf.core.params import params_from_toml
 from aicf.core.qasm import circuit_depth
 from aicf.service.ingest import ingest_available
@@ -141,6 +142,12 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
 
         wait_for("the ledger's fund equal to the contract's", fund_agrees, timeout_s=60.0)
 
+        # the operator allowlist: a provider added, then removed again (a listed one would be the only one matched)
+        assert operator(evm_up, "allowlist", "add", "0x" + "ab" * 32)["op"] == OP_ALLOWLIST
+        assert operator(evm_up, "allowlist", "remove", "0x" + "ab" * 32)["op"] == OP_ALLOWLIST
+        wait_for("both allowlist changes ingested",
+                 lambda: sum(c["op"] == OP_ALLOWLIST for c in changes(evm_up)) == 2, timeout_s=30.0)  # fmt: skip
+
         # a node following only the chain: same operator changes, same jobs (traps included), none refused
         follower = memory_store()
         view = EvmChain.connect(chain["rpc_url"], evm_up.var / "deployment.json")
@@ -159,7 +166,7 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
             view.close()
         live = {(c["op"], c["tx_hash"]) for c in changes(evm_up) if int(c["height"]) <= head.height}
         assert live <= mine_ops
-        assert {OP_PARAMS, OP_TIER, OP_FUND_TOPUP} <= {op for op, _ in mine_ops}
+        assert {OP_PARAMS, OP_TIER, OP_FUND_TOPUP, OP_ALLOWLIST} <= {op for op, _ in mine_ops}
         assert {"0x" + c.subject.hex() for c in trap_ops} >= {t["caller"] for t in traps}
         assert {t["task_id"] for t in traps} | {j["task_id"] for j in mine} <= followed
         assert refused == []
