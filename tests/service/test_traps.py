@@ -298,3 +298,53 @@ def test_a_trap_the_coordinator_cannot_re_execute_is_unverifiable_without_a_slas
     with world.store.transaction() as tx:
         assert tx.slashes_of(pid) == []
     assert verify(world.store).ok
+
+
+class KeyedWriter(DevnetWriter):
+    """A chain writer whose trap callers hold keys and whose chain keeps its own trap fund (as an EVM node's:
+    aicf.service.trap_duties.TrapCallerKeys); here the callers are a recognisable derivation of (s_E, n)."""
+
+    held: int = 0
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        return hashlib.sha3_256(b"keyed" + seed + bytes([n])).digest()[:20]
+
+    def trap_fund_held(self) -> int:
+        return self.held
+
+
+@dataclass
+class KeyedTrapWorld(TrapWorld):
+    def __post_init__(self) -> None:
+        self.params = PARAMS
+        self.writer = KeyedWriter(self.devnet)
+        self.coord = coordinator_for(
+            self.store,
+            self.clock,
+            self.params,
+            self.operator,
+            self.writer,
+            model_digests={MODEL: MODEL_DIGEST},
+            trap_oracle=self.oracle,
+            trap_corpus=CORPUS,
+        )
+
+
+def test_a_chain_whose_trap_callers_hold_keys_names_them_and_pays_traps_only_from_its_own_trap_fund() -> None:
+    world = KeyedTrapWorld()
+    world.mine(2)
+    _fund_the_fund(world)  # the ledger's fund could pay, the chain's trap fund cannot
+    world.enqueue_model(19)
+    world.mine(2)
+    with world.store.transaction() as tx:
+        assert tx.open_traps(10) == []
+    assert MODEL in world.coord.trap_shortfalls  # counted as a trap the fund could not pay (the demo tops it up)
+    world.writer.held = 10**9
+    world.mine(2)  # the next pass sends it; the block after ingests it
+    caller, task = _trap_task(world)
+    assert caller == world.writer.trap_caller(world.coord.trap_seed(0), 0) != trap_caller(world.coord.trap_seed(0), 0)
+    with world.store.transaction() as tx:
+        job = tx.get_job(task)
+    assert job is not None
+    assert job.caller == caller
+    assert verify(world.store).ok
