@@ -28,9 +28,13 @@ from typing import Any, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 from web3.types import Nonce, TxParams, Wei
 
+from aicf.chain.artifacts import load_artifact
 from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
 from aicf.chain.deploy import Deployment, contract
 from aicf.chain.devnet_writer import NoOperatorKeyError, sign_operator_tx
@@ -45,7 +49,7 @@ from aicf.chain.evm import (
     SlashPost,
     WriteStatus,
 )
-from aicf.chain.interface import ChainView
+from aicf.chain.interface import ChainView, TxLocation
 from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical, tagged_hash
 from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
@@ -179,6 +183,28 @@ def _int(body: Mapping[str, object], key: str) -> int:
     return value
 
 
+def _selectors(names: Mapping[str, TxKind]) -> dict[bytes, TxKind]:
+    """The 4-byte selector of each named Aicf function → the ChainTx kind its log maps to."""
+    out: dict[bytes, TxKind] = {}
+    for item in load_artifact("Aicf").abi:
+        if item["type"] == "function" and item["name"] in names:
+            types = ",".join(str(a["type"]) for a in item["inputs"])
+            out[keccak(f"{item['name']}({types})".encode())[:4]] = names[item["name"]]
+    return out
+
+
+PENDING_KINDS = _selectors(
+    {
+        "operatorTx": TxKind.OPERATOR,
+        "operatorFundTopup": TxKind.OPERATOR,
+        "operatorTrapFund": TxKind.OPERATOR,
+        "aiEnqueue": TxKind.AI_ENQUEUE,
+        "quantumEnqueue": TxKind.QUANTUM_ENQUEUE,
+        "cancel": TxKind.CANCEL,
+        "includeProof": TxKind.PROOF,
+        "deposit": TxKind.TREASURY_DEPOSIT,
+    }
+)
 TRAP_KEY_TAG = "aicf/evmtrapkey/v1"
 TRAP_CALLER_GAS = 400_000  # gas a trap caller's aiEnqueue may use; its trap_fund forwards that much ether
 
@@ -479,13 +505,43 @@ class EvmBackend:
             *requester_methods(
                 chain_id=self.chain_id,
                 send=None,
-                status=None,
                 account=None,
                 outcome=lambda task_id: requesters.request_outcome(store, task_id),
+                status=lambda tx_hash: requesters.transaction_status(store, self, tx_hash),
                 terms=lambda: {**requesters.request_terms(store, params, self.chain_id), "chain": chain},
             ),
             get_claim_method(self.find_claim),
         ]
+
+    def locate(self, tx_hash: bytes) -> TxLocation | None:
+        """aicf.getTransaction on an EVM node: an EVM transaction hash (or the ChainTx hash of a later log of its)
+        is included at its receipt's block when that block is canonical and maps it to a ChainTx; a transaction
+        the node holds unmined is pending (kind from the Aicf function it calls); otherwise unknown (None)."""
+        w3 = self.chain.w3
+        try:
+            receipt = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return self._pending(tx_hash)
+        block = self._view.block_at(int(receipt["blockNumber"]))
+        if block is None or block.hash != bytes(receipt["blockHash"]):
+            return None  # its block left the canonical chain
+        for t in block.txs:
+            if t.tx_hash == tx_hash:
+                return TxLocation(tx_hash=tx_hash, sender=t.sender, kind=t.kind, body=t.body, height=block.height,
+                                  index=t.index)  # fmt: skip
+        return None  # an EVM transaction with no Aicf record (an approve, a stake)
+
+    def _pending(self, tx_hash: bytes) -> TxLocation | None:
+        try:
+            sent = self.chain.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        if str(sent.get("to") or "").lower() != self.deployment.aicf.lower():
+            return None
+        kind = PENDING_KINDS.get(bytes(sent["input"])[:4])
+        if kind is None:
+            return None
+        return TxLocation(tx_hash=tx_hash, sender=bytes.fromhex(str(sent["from"])[2:]), kind=kind, body={})
 
     def find_claim(self, epoch: int, account: bytes) -> ClaimAnswer | None:
         """aicf.getClaim: `account`'s leaf of epoch `epoch`'s claim tree and its proof; None if it has none."""

@@ -26,6 +26,7 @@ from aicf.core.txs import address_of, encode_signed_tx
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import fund_body, params_for_epoch, tier_body
+from aicf.service.requesters import transaction_status
 from aicf.transports.key_files import public_bytes
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, revert_of, send
@@ -127,7 +128,7 @@ def test_operator_transactions_through_the_contract_are_ingested_with_the_ledger
 
     backend.send_operator(fund_body(50 * ANM, None))  # the fund's tokens into the contract's trap fund
     assert (int(aicf.functions.trapFund().call()), int(tok.functions.balanceOf(fund).call())) == (50 * ANM, 50 * ANM)
-    backend.send_operator(tier_body(b"\x11" * 20, 2))
+    tier_tx = backend.send_operator(tier_body(b"\x11" * 20, 2))
     backend.send_operator({"op": OP_PARAMS, "changes": {"trap_bps": 100}})
     backend.send_operator({"op": OP_ALLOWLIST, "action": "add", "provider_id": b"\x33" * 32})
     caller = backend.trap_caller(b"\x5e" * 32, 0)
@@ -164,6 +165,11 @@ def test_operator_transactions_through_the_contract_are_ingested_with_the_ledger
     assert balances[FUND] == int(aicf.functions.trapFund().call()) == 46 * ANM
     assert balances[requester_account(caller)] == 4 * ANM - job.escrow
     assert verify(store).ok
+    # aicf.getTransaction on an EVM node: the operator transaction and the trap's enqueue, by their EVM hashes
+    status = transaction_status(store, backend, tier_tx)
+    assert (status.state, status.location is not None and status.location.kind) == ("included", TxKind.OPERATOR)
+    assert transaction_status(store, backend, enqueue).jobs == (job,)
+    assert transaction_status(store, backend, b"\x01" * 32).state == "unknown"
 
 
 def test_the_contract_takes_operator_transactions_only_from_the_role_at_its_nonce_and_size(w3: Web3) -> None:
@@ -190,6 +196,7 @@ def test_the_contract_takes_operator_transactions_only_from_the_role_at_its_nonc
         (refused,) = tx.snapshot().refused
         assert tx.requester_tier(b"\x11" * 20) == 0
     assert refused.tx_hash == written.tx_hash
+    assert transaction_status(backend.store, backend, written.tx_hash).state == "refused"
     assert "is not the operator" in refused.reason
     # a resent operator transaction is found on chain, not sent twice
     assert backend.evm_writer.ensure(_post(0, signed(tier_body(b"\x11" * 20, 3), key=other))).status.value == "ALREADY"

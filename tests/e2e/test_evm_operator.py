@@ -102,7 +102,8 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
         w3.eth.wait_for_transaction_receipt(
             w3.eth.send_transaction({"from": next(iter(w3.eth.accounts)), "to": key.address, "value": Wei(10**19)})
         )
-        assert operator(evm_up, "tier", "set", key.address.lower(), "2")["op"] == OP_TIER
+        tier_sent = operator(evm_up, "tier", "set", key.address.lower(), "2", "--wait", "--timeout", "30")
+        assert (tier_sent["op"], tier_sent["status"]["state"]) == (OP_TIER, "included")  # getTransaction follows it
         wait_for("the tier applied", lambda: any(c["op"] == OP_TIER for c in changes(evm_up)), timeout_s=30.0)
         node = EvmAccount.open(chain["rpc_url"], chain["aicf"], chain["token"], key)
         try:
