@@ -93,6 +93,7 @@ def trap_pass(ctx: Context) -> TrapPassReport:
     if sender is not None:
         for body in operator_txs:
             _send(sender, body)
+    sent: list[bytes] = []
     for caller, body, funded in enqueues:
         if ctx.chain_writer is not None and sender is not None:
             if funded > 0 and not _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded}):
@@ -101,12 +102,14 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
             except AicfError as exc:
                 log.warning("trap enqueue from 0x%s not sent: %s", caller.hex(), exc)
-    if enqueues:
-        log.info("enqueued %d AI trap jobs", len(enqueues))
+                continue
+            sent.append(caller)
+    if sent:
+        log.info("enqueued %d AI trap jobs", len(sent))
     return TrapPassReport(
         committed=tuple(committed),
         revealed=tuple(revealed),
-        enqueued=tuple(c for c, _, _ in enqueues),
+        enqueued=tuple(sent),
         linked=linked,
         answers_revealed=answers,
     )

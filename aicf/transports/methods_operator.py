@@ -1,7 +1,7 @@
 """JSON-RPC methods for the operator's decisions that move money (issue 17 item 7; aicf.core.operator): each one
 builds an operator transaction, checks it as ingestion would, signs it with the operator key and sends it to the
-chain, returning its hash (on the devnet `aicf.getTransaction` follows it; an EVM node answers once it is mined,
-docs/EVM.md). All need the operator token.
+chain, returning its hash; `aicf.getTransaction` follows it (an EVM node answers once it is mined, docs/EVM.md).
+All need the operator token.
 
 - `aicf.setParams {changes}`: a params change (keys of a params file), in force from the next epoch;
 - `aicf.setTier {address, tier}`: a requester's tier;

@@ -6,6 +6,7 @@ whose hot index comes from the prompt's hash), so a provider that does not run "
 
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cbor2
@@ -305,6 +306,17 @@ class KeyedWriter(DevnetWriter):
     aicf.service.trap_duties.TrapCallerKeys); here the callers are a recognisable derivation of (s_E, n)."""
 
     held: int = 0
+    refuse_funding: bool = False
+    submitted: int = 0
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        if self.refuse_funding and body["op"] == "trap_fund":
+            raise AicfError("TrapFundShort(0, 1)")  # what an EVM contract answers to a trap fund it cannot pay
+        return super().send_operator(body)
+
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        self.submitted += 1
+        super().submit(kind, body, sender)
 
     def trap_caller(self, seed: bytes, n: int) -> bytes:
         return hashlib.sha3_256(b"keyed" + seed + bytes([n])).digest()[:20]
@@ -348,3 +360,17 @@ def test_a_chain_whose_trap_callers_hold_keys_names_them_and_pays_traps_only_fro
     assert job is not None
     assert job.caller == caller
     assert verify(world.store).ok
+
+
+def test_a_trap_whose_funding_the_chain_refuses_is_not_enqueued() -> None:
+    world = KeyedTrapWorld()
+    world.mine(2)
+    _fund_the_fund(world)
+    world.writer.held, world.writer.refuse_funding = 10**9, True
+    world.enqueue_model(19)
+    submitted = world.writer.submitted
+    world.mine(2)
+    assert world.writer.submitted == submitted  # no enqueue from a caller nobody funded
+    with world.store.transaction() as tx:
+        (trap,) = tx.open_traps(10)
+        assert tx.jobs_of_caller(trap.caller) == []
