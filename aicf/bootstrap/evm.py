@@ -6,24 +6,31 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
   and the signed acceptance the coordinator keeps (the contract stores only their ids, digest and units), so
   ingestion writes the ResultRecord exactly as on the devnet. `advance` loads those from the store before the
   pass's ingestion, outside its transaction.
-- Accepted proofs are queued by `EvmProofWriter.include_proof` (an API thread) and sent by `after_pass` (the
-  coordinator's thread) through `EvmWriter.ensure`, which never sends one twice, restart or not.
-- `after_pass` then posts every settled epoch the contract does not hold yet, in order, with its claim tree
-  (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
-  shares to the inclusion block's fee recipient, the fund's to the deployment's fund address. What is posted is
-  derived from the store and the contract only, so a restart posts what is missing and nothing twice.
-- Operator transactions (`send_operator`, any thread, under `write_lock` with the passes' writes) are the operator
-  key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md, "Operator
-  transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue` spends the
-  escrow their `trap_fund` prepaid.
+- What `after_pass` sends is derived from the store and the contract only, never from memory, so a replica
+  killed at any point loses nothing and a restart (or another replica) sends what is missing and nothing twice:
+  - inclusions: every accepted proof whose job is still SUBMITTED with no inclusion ingested
+    (`send_missing_inclusions`); `EvmWriter.ensure` skips those the contract holds already. An API thread's
+    `EvmProofWriter.include_proof` only keeps the envelope for the view: the acceptance committed before it
+    is what makes the proof due;
+  - slashes: every recorded slash whose evidence the contract does not hold;
+  - batches: every settled epoch the contract does not hold yet, in order, with its claim tree
+    (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
+    shares to the inclusion block's fee recipient, the fund's to the deployment's fund address.
+- Only the holder of the writer lock sends (`writer_lock` of the store: a PostgreSQL session advisory lock, so
+  of replicas on one database exactly one sends from the coordinator's key and none races another on its nonce);
+  the others only follow the node, and one of them takes the lock over when the holder dies (docs/EVM.md).
+- Operator transactions (`send_operator`, the writer-lock holder only, under `write_lock` with the passes' writes)
+  are the operator key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md,
+  "Operator transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue`
+  spends the escrow their `trap_fund` prepaid. The trap pass runs on the writer only (`may_send`).
 """
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eth_account import Account
@@ -44,9 +51,11 @@ from aicf.chain.evm import (
     EvmError,
     EvmWriter,
     Inclusion,
+    Intent,
     OperatorPost,
     RealWaiter,
     SlashPost,
+    WriteResult,
     WriteStatus,
 )
 from aicf.chain.interface import ChainView, TxLocation
@@ -54,12 +63,12 @@ from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical, tagged_hash
 from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.params import Params
-from aicf.core.records import BatchRecord
+from aicf.core.records import BatchRecord, ProofRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals
 from aicf.core.txs import encode_signed_tx
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import Store, read_transaction
+from aicf.store.interface import SoleWriter, Store, WriterLock, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
@@ -69,6 +78,8 @@ log = logging.getLogger("aicf.evm")
 _PROOF_EXTRAS = ("envelope", "acc", "acc_sig")
 SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_CHRONIC": 4, "FRAUD": 5}  # EVM.md
 SLASH_SCAN = 1000  # the most recent slashes each pass checks
+INCLUSION_SCAN = 500  # the most due inclusions one pass sends (oldest first)
+ANY_RECEIPT = 2**63 - 1  # `received_by` that takes an accepted proof whenever it was received
 
 
 @dataclass
@@ -105,19 +116,19 @@ def _proof_id(body: Mapping[str, object]) -> bytes:
 
 
 class EvmProofWriter:
-    """The coordinator's `ChainWriter` on an EVM node: accepted proofs wait in a queue for `after_pass`."""
+    """The coordinator's `ChainWriter` on an EVM node. An accepted proof is already due from the store (its
+    acceptance committed first, `send_missing_inclusions`); `include_proof` only keeps its envelope and
+    acceptance for the view, so the ingester need not read them back."""
 
     def __init__(self, extras: dict[bytes, dict[str, bytes]], backend: "EvmBackend | None" = None) -> None:
         self.extras = extras
         self.backend = backend
         self.lock = threading.Lock()
-        self.queue: list[Mapping[str, object]] = []
 
     def include_proof(self, body: Mapping[str, object]) -> None:
         extras = {k: v for k in _PROOF_EXTRAS if isinstance(v := body.get(k), bytes)}
         with self.lock:
             self.extras[_proof_id(body)] = extras
-            self.queue.append(body)
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         """An AI trap's enqueue: `aiEnqueue` from the trap caller's own key, its escrow the prepaid balance its
@@ -125,6 +136,10 @@ class EvmProofWriter:
         if self.backend is None or kind != TxKind.AI_ENQUEUE:
             raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
         self.backend.send_trap_enqueue(body, sender)
+
+    def may_send(self) -> bool:
+        """Whether this replica sends to the node now (it holds the writer lock): the trap pass runs only then."""
+        return self.backend is not None and self.backend.writer_lock.held()
 
     def trap_fund_held(self) -> int:
         """The contract's `trapFund`: what trap fundings can still pay on chain."""
@@ -145,15 +160,73 @@ class EvmProofWriter:
             raise EvmError("this EVM writer has no backend: trap callers cannot be derived")
         return self.backend.trap_caller(seed, n)
 
-    def take(self) -> list[Mapping[str, object]]:
-        with self.lock:
-            taken, self.queue = self.queue, []
-        return taken
 
-    def put_back(self, bodies: Sequence[Mapping[str, object]]) -> None:
-        """Return unsent inclusions to the front of the queue, in their order."""
-        with self.lock:
-            self.queue = [*bodies, *self.queue]
+class NotTheWriterError(EvmError):
+    """This replica does not hold the writer lock, so it sends nothing to the EVM node."""
+
+
+class ContractTasks(Protocol):
+    """What `send_missing_inclusions` reads of the chain: the contract's taskId of a SPEC task_id."""
+
+    def contract_task_of(self, spec_id: bytes) -> bytes | None: ...
+
+
+class IntentWriter(Protocol):
+    """What `send_missing_inclusions` writes through: `EvmWriter.ensure` (sends unless the contract holds it)."""
+
+    def ensure(self, intent: Intent) -> WriteResult: ...
+
+
+def send_missing_inclusions(
+    store: Store,
+    chain: ContractTasks,
+    writer: IntentWriter,
+    *,
+    unsendable: set[bytes],
+    limit: int = INCLUSION_SCAN,
+    may_send: Callable[[], bool] = lambda: True,
+) -> list[WriteResult]:
+    """Put on chain every accepted proof whose job is SUBMITTED with no inclusion ingested, oldest first: after a
+    crash nothing queued in memory is lost, and `writer.ensure` checks the contract first, so a proof included
+    before the crash (or by another replica) is not sent again. A proof that can never be sent (no enqueue log
+    for its task, or not an accepted proof's body) is logged once and remembered in `unsendable`. Stops early
+    when `may_send()` turns false (the writer lock was lost). An EvmError of the writer propagates: the next
+    pass tries again."""
+    with read_transaction(store) as tx:
+        due = tx.accepted_proofs_not_included(ANY_RECEIPT, limit)
+    results: list[WriteResult] = []
+    for record in due:
+        if record.proof_id in unsendable:
+            continue
+        contract_task = chain.contract_task_of(record.task_id)
+        if contract_task is None:
+            log.warning("no enqueue log for task 0x%s: its inclusion is not sent", record.task_id.hex())
+            unsendable.add(record.proof_id)
+            continue
+        try:
+            inclusion = inclusion_of(_inclusion_body(record), contract_task)
+        except EvmError as exc:
+            log.error("inclusion of 0x%s not sent: %s", record.proof_id.hex(), exc)
+            unsendable.add(record.proof_id)
+            continue
+        if not may_send():
+            break
+        result = writer.ensure(inclusion)
+        log.debug("inclusion of 0x%s: %s", record.proof_id.hex(), result.status)
+        results.append(result)
+    return results
+
+
+def _inclusion_body(record: ProofRecord) -> dict[str, object]:
+    """The inclusion body of a stored accepted proof (what `send_inclusion` gives the devnet)."""
+    return {
+        "task_id": record.task_id,
+        "proof_id": record.proof_id,
+        "provider_id": record.provider_id,
+        "envelope": record.envelope,
+        "acc": record.acceptance,
+        "acc_sig": record.acceptance_sig,
+    }
 
 
 def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
@@ -260,6 +333,8 @@ class EvmBackend:
     posted: int = 0  # batches this process posted
     slashed: int = 0  # slashes this process sent (not found on chain already)
     included: int = 0  # inclusions this process sent
+    writer_lock: WriterLock = field(default_factory=SoleWriter)  # who of the replicas sends (module doc)
+    writing: bool = False  # held the writer lock at the last pass
     on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
     deployment_file: Path | None = None
     operator_key: Ed25519PrivateKey | None = None  # signs operator transactions (build_system hands it over)
@@ -276,6 +351,7 @@ class EvmBackend:
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
+        self.unsendable: set[bytes] = set()  # accepted proofs that can never be included (logged once)
 
     @property
     def chain_id(self) -> int:
@@ -316,26 +392,22 @@ class EvmBackend:
                     }
 
     def after_pass(self) -> None:
-        """Send the queued inclusions, then post the settled epochs the contract does not hold yet."""
-        taken = self._writer.take()
-        for n, body in enumerate(taken):
-            try:
-                contract_task = self.chain.contract_task_of(_bytes(body, "task_id"))
-                if contract_task is None:
-                    log.warning("no enqueue log for task 0x%s: inclusion not sent", _bytes(body, "task_id").hex())
-                    continue
-                try:
-                    inclusion = inclusion_of(body, contract_task)
-                except EvmError as exc:  # not an accepted proof's body: nothing to send, ever
-                    log.error("inclusion of 0x%s not sent: %s", _bytes(body, "proof_id").hex(), exc)
-                    continue
-                with self.write_lock:
-                    result = self.evm_writer.ensure(inclusion)
-            except EvmError:
-                self._writer.put_back(taken[n:])  # the next pass tries again; ensure never sends one twice
-                raise
-            self.included += 1
-            log.debug("inclusion of 0x%s: %s", _bytes(body, "proof_id").hex(), result.status)
+        """If this process holds the writer lock: send the missing inclusions, the slashes, then post the settled
+        epochs the contract does not hold yet. Without the lock it sends nothing (another replica does)."""
+        if not self.writer_lock.held():
+            if self.writing:
+                log.warning("writer lock lost: this replica stops sending to the EVM node")
+            self.writing = False
+            return
+        if not self.writing:
+            log.info("writer lock taken: this replica sends the coordinator's transactions to the EVM node")
+        self.writing = True
+        sent = send_missing_inclusions(
+            self.store, self.chain, self, unsendable=self.unsendable, may_send=self.writer_lock.held
+        )
+        self.included += sum(r.status == WriteStatus.SENT for r in sent)
+        if not self.writer_lock.held():
+            return
         self.send_slashes()
         with read_transaction(self.store) as tx:
             last = tx.last_batch_epoch()
@@ -343,16 +415,21 @@ class EvmBackend:
             return
         for epoch in range(int(self.aicf.functions.nextEpoch().call()), last + 1):
             post = self.batch_post(epoch)
-            if post is None:
+            if post is None or not self.writer_lock.held():
                 break
-            with self.write_lock:
-                self.evm_writer.ensure(post)
-            self.posted += 1
+            if self.ensure(post).status == WriteStatus.SENT:
+                self.posted += 1
 
     def with_operator_key(self, key: Ed25519PrivateKey) -> "EvmBackend":
         """This backend, signing operator transactions with `key` (build_system's chain factory)."""
         self.operator_key = key
         return self
+
+    def ensure(self, intent: Intent) -> WriteResult:
+        """`EvmWriter.ensure` under `write_lock`: the pass's writes and operator transactions (any thread) take
+        the coordinator key's nonces one at a time."""
+        with self.write_lock:
+            return self.evm_writer.ensure(intent)
 
     def send_operator(self, body: Mapping[str, object]) -> bytes:
         """Sign an operator transaction with the operator key at the contract's next `operatorNonce` and send it
@@ -362,6 +439,11 @@ class EvmBackend:
         Raises EvmWriteError (nothing sent) if the contract would revert, naming the error."""
         if self.operator_key is None:
             raise NoOperatorKeyError("this EVM backend holds no operator key: operator transactions cannot be signed")
+        if not self.writer_lock.held():
+            raise NotTheWriterError(
+                "this replica does not hold the writer lock: send operator transactions through the replica that "
+                "sends the coordinator's transactions (docs/EVM.md)"
+            )
         with self.write_lock:
             self.evm_writer.settle_in_flight()
             nonce = int(self.aicf.functions.operatorNonce().call())
@@ -448,9 +530,7 @@ class EvmBackend:
                     bps=self.params.slash_bps[record.reason],
                     evidence_hash=record.evidence_hash,
                 )
-                with self.write_lock:
-                    sent = self.evm_writer.ensure(post).status == WriteStatus.SENT
-                if sent:
+                if self.ensure(post).status == WriteStatus.SENT:
                     self.slashed += 1
             self.slashes_done.add(record.evidence_hash)
 
@@ -563,6 +643,7 @@ class EvmBackend:
         )
 
     def close(self) -> None:
+        self.writer_lock.close()
         self.chain.close()
         for stop in self.on_close:
             stop()

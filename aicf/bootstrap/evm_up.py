@@ -22,7 +22,7 @@ from aicf.chain.deploy import Deployment, DeploymentError, deploy, load_deployme
 from aicf.chain.evm import EvmChain, EvmError
 from aicf.core.errors import AicfError
 from aicf.core.params import Params
-from aicf.store.interface import Store
+from aicf.store.interface import Store, writer_lock
 from aicf.transports.key_files import load_or_create_secret
 
 ANVIL_CHAIN_ID = 31337
@@ -94,6 +94,7 @@ def open_chain(plan: ChainPlan, var: Path, store: Store, params: Params, say: Ca
             on_close=closers,
             deployment_file=deployment_file,
             params=params,
+            writer_lock=writer_lock(store),
         )
     except (AnvilError, EvmError, DeploymentError, OSError) as exc:
         for close in closers:

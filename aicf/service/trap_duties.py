@@ -57,6 +57,8 @@ def trap_pass(ctx: Context) -> TrapPassReport:
     enqueues: list[tuple[bytes, dict[str, object], int]] = []
     operator_txs: list[dict[str, object]] = []
     sender = ctx.chain_writer if isinstance(ctx.chain_writer, OperatorSender) else None
+    if isinstance(ctx.chain_writer, TrapCallerKeys) and not ctx.chain_writer.may_send():
+        return TrapPassReport()  # another replica holds the writer lock: it runs the trap duties
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
         head = tx.head_block()
@@ -152,6 +154,11 @@ class TrapCallerKeys(Protocol):
     is aicf.service.traps.trap_caller(s_E, n)."""
 
     def trap_caller(self, seed: bytes, n: int) -> bytes: ...
+
+    def may_send(self) -> bool:
+        """Whether this process sends to the chain now (an EVM replica holding the writer lock). The trap pass
+        runs only then: its outbox rows (trap_seeds, traps) are written by the process that sends them."""
+        ...
 
     def trap_fund_held(self) -> int:
         """µANM the chain holds for trap escrow now (the contract's trap fund): a trap it cannot pay is not sent."""

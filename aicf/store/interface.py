@@ -276,6 +276,37 @@ def read_transaction(store: Store) -> AbstractContextManager[Tx]:
     return opener() if callable(opener) else store.transaction()
 
 
+class WriterLock(Protocol):
+    """Which of the processes on one store sends the coordinator's transactions to an EVM node (docs/EVM.md)."""
+
+    def held(self) -> bool:
+        """True if this process holds the lock now: checks it, takes it if it is free, and after a lost
+        connection connects again and tries to take it. Never waits for another holder."""
+        ...
+
+    def close(self) -> None:
+        """Release the lock (another process may take it at once)."""
+        ...
+
+
+class SoleWriter:
+    """The writer lock of a store only one process opens (SQLite: `aicf serve` refuses it): always held."""
+
+    def held(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
+
+
+def writer_lock(store: Store) -> WriterLock:
+    """The store's writer lock (PostgreSQL: a session advisory lock on a connection of its own); a store only
+    one process opens has the `SoleWriter`."""
+    opener = getattr(store, "writer_lock", None)
+    lock: WriterLock = opener() if callable(opener) else SoleWriter()
+    return lock
+
+
 META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects were applied
 META_CHAIN_ID = "chain_id"
 META_GENESIS_TIME = "genesis_time"

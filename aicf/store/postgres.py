@@ -6,6 +6,9 @@ at once; everything else relies on guarded updates and unique constraints. Bulk 
 transitions, ledger entries) and array parameters (balances, moves): one round trip per table per block.
 """
 
+import contextlib
+import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -323,6 +326,59 @@ def _rollback(conn: Conn) -> None:
         conn.close()
 
 
+# The writer lock's connection from this side: a server that vanished is noticed within about 25 s (keepalives on
+# an idle socket, tcp_user_timeout on unacknowledged data), so `held` says False instead of hanging.
+_WRITER_KEEPALIVE = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "25000",
+}
+
+
+class PostgresWriterLock:
+    """The writer lock (aicf.store.interface.WriterLock) as a session advisory lock on a connection of its own:
+    held until `close` or until the session ends. PostgreSQL ends the session of a killed holder when its socket
+    closes, so another replica takes the lock at its next try. A lost connection is a lost lock: `held` says
+    False, and the next call connects again and tries to take it. The connection's application_name names the
+    process (`aicf-writer-<pid>`), so `pg_locks` joined with `pg_stat_activity` shows who holds it."""
+
+    def __init__(self, dsn: str, kwargs: dict[str, object]) -> None:
+        self._dsn, self._kwargs = dsn, kwargs
+        self._conn: Conn | None = None
+        self._holding = False
+        self._mutex = threading.Lock()
+
+    def held(self) -> bool:
+        with self._mutex:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._holding = False
+                    options = {**{k: str(v) for k, v in self._kwargs.items()}, **_WRITER_KEEPALIVE}
+                    info = conninfo.make_conninfo(self._dsn, **options, application_name=f"aicf-writer-{os.getpid()}")
+                    self._conn = psycopg.connect(info, autocommit=True)
+                    self._conn.execute(_Q["writer_session_keepalive"])
+                row = self._conn.execute(_Q["holds_writer_lock" if self._holding else "try_lock_writer"]).fetchone()
+                self._holding = row is not None and bool(row[0])
+            except psycopg.Error:
+                self._drop()
+            return self._holding
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._conn is not None and not self._conn.closed and self._holding:
+                with contextlib.suppress(psycopg.Error):  # the session ends below, which releases it too
+                    self._conn.execute(_Q["unlock_writer"])
+            self._drop()
+
+    def _drop(self) -> None:
+        self._holding = False
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
 class PostgresStore:
     def __init__(
         self,
@@ -336,6 +392,7 @@ class PostgresStore:
     ) -> None:
         self.dsn = dsn
         kwargs: dict[str, object] = {"connect_timeout": connect_timeout_s}
+        self._kwargs = kwargs  # the options of every connection (the writer lock's too)
         if schema is not None and not schema.replace("_", "").isalnum():
             raise SchemaError(f"schema name {schema!r} must be letters, digits and underscores")
         self._probe(dsn, schema, connect_timeout_s)  # fail fast, with the reason, before the pool retries
@@ -378,6 +435,10 @@ class PostgresStore:
             ) from exc
         except psycopg.Error as exc:
             raise _mapped("connect", exc, dsn) from exc
+
+    def writer_lock(self) -> PostgresWriterLock:
+        """A writer lock on a new connection of its own (not one of the pool's), not taken yet."""
+        return PostgresWriterLock(self.dsn, self._kwargs)
 
     def schema_version(self) -> int:
         with self._pool.connection() as conn:

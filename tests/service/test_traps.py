@@ -324,6 +324,9 @@ class KeyedWriter(DevnetWriter):
     def trap_fund_held(self) -> int:
         return self.held
 
+    def may_send(self) -> bool:
+        return True
+
 
 @dataclass
 class KeyedTrapWorld(TrapWorld):

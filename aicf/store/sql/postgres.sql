@@ -59,6 +59,27 @@ SELECT pg_try_advisory_xact_lock(4242001);
 -- One writer of the embedded devnet at a time across coordinator replicas, until the transaction ends.
 SELECT pg_advisory_xact_lock(4242003);
 
+-- name: try_lock_writer
+-- The writer lock (docs/EVM.md): which replica sends the coordinator's transactions to an EVM node. Session
+-- level, on a connection of its own: held until released or until the session ends (a killed holder's does).
+SELECT pg_try_advisory_lock(4242004);
+
+-- name: writer_session_keepalive
+-- The writer lock's session: the server probes an idle client after 10 s, every 5 s, 3 times (and gives up on
+-- unacknowledged data after 25 s), so a holder whose host vanished without closing its socket loses the lock in
+-- about 25 s, not after the kernel's two hours.
+SELECT set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false),
+       set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '25000', false);
+
+-- name: holds_writer_lock
+-- Whether this session still holds the writer lock (a bigint key shows as classid 0, objid, objsubid 1).
+SELECT EXISTS (SELECT 1 FROM pg_locks
+                WHERE locktype = 'advisory' AND classid = 0 AND objid = 4242004 AND objsubid = 1
+                  AND pid = pg_backend_pid() AND granted);
+
+-- name: unlock_writer
+SELECT pg_advisory_unlock(4242004);
+
 -- name: lock_migrations
 SELECT pg_advisory_xact_lock(4242002);
 
