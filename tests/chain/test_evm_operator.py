@@ -13,7 +13,7 @@ from hexbytes import HexBytes
 from store.backends import memory_store
 from web3 import Web3
 
-from aicf.bootstrap.evm import EvmBackend, trap_account
+from aicf.bootstrap.evm import EvmBackend, NotTheWriterError, trap_account
 from aicf.chain.deploy import contract
 from aicf.chain.devnet_writer import sign_operator_tx
 from aicf.chain.evm import ZERO_ADDRESS, EvmChain, EvmWriteError, OperatorLogError, OperatorPost, operator_tx_of
@@ -27,6 +27,7 @@ from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import fund_body, params_for_epoch, tier_body
 from aicf.service.requesters import transaction_status
+from aicf.service.trap_duties import TrapCallerKeys
 from aicf.transports.key_files import public_bytes
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, revert_of, send
@@ -208,3 +209,24 @@ def _post(nonce: int, raw: bytes) -> OperatorPost:
 
 def _no_circuits(circuit: bytes) -> int:
     raise AssertionError("no quantum job in these tests")
+
+
+class Follower:
+    """A writer lock another replica holds."""
+
+    def held(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_replica_without_the_writer_lock_sends_no_operator_transaction_and_runs_no_trap_pass(w3: Web3) -> None:
+    backend, _ = backend_on(w3)
+    backend.writer_lock = Follower()
+    with pytest.raises(NotTheWriterError, match=r"^this replica does not hold the writer lock"):
+        backend.send_operator(tier_body(b"\x11" * 20, 1))
+    assert int(backend.aicf.functions.operatorNonce().call()) == 0
+    writer = backend.writer
+    assert isinstance(writer, TrapCallerKeys)
+    assert writer.may_send() is False
