@@ -14,8 +14,9 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
     is what makes the proof due;
   - slashes: every recorded slash whose evidence the contract does not hold;
   - batches: every settled epoch the contract does not hold yet, in order, with its claim tree
-    (aicf/chain/claims.py): provider shares to the provider's on-chain owner (`stakes(providerId).owner`), miner
-    shares to the inclusion block's fee recipient, the fund's to the deployment's fund address.
+    (aicf/chain/claims.py): provider shares to the owner the provider's first `Staked` log bound by the batch's
+    finalized height (none: the fund), miner shares to the inclusion block's fee recipient, the fund's to the
+    deployment's fund address, and the refunds the batch handed the requesters (docs/EVM.md, "Refunds").
 - Only the holder of the writer lock sends (`writer_lock` of the store: a PostgreSQL session advisory lock, so
   of replicas on one database exactly one sends from the coordinator's key and none races another on its nonce);
   the others only follow the node, and one of them takes the lock over when the holder dies (docs/EVM.md).
@@ -23,6 +24,8 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
   are the operator key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md,
   "Operator transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue`
   spends the escrow their `trap_fund` prepaid. The trap pass runs on the writer only (`may_send`).
+- The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
+  the claim tree, and stake logs are mirrored into the ledger and registry.
 """
 
 import logging
@@ -42,7 +45,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import Nonce, TxParams, Wei
 
 from aicf.chain.artifacts import load_artifact
-from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch
+from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch, refunds_of
 from aicf.chain.deploy import Deployment, contract
 from aicf.chain.devnet_writer import NoOperatorKeyError, sign_operator_tx
 from aicf.chain.evm import (
@@ -61,14 +64,15 @@ from aicf.chain.evm import (
 from aicf.chain.interface import ChainView, TxLocation
 from aicf.core.chain import Block, TxKind
 from aicf.core.encoding import decode_canonical, tagged_hash
+from aicf.core.ledger import WITHDRAWAL_KIND
 from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord, ProofRecord
-from aicf.core.settlement import Payout, SettlementBatch, Totals
+from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
 from aicf.core.txs import encode_signed_tx
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import SoleWriter, Store, WriterLock, read_transaction
+from aicf.store.interface import META_EVM_MONEY, SoleWriter, Store, WriterLock, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
@@ -352,6 +356,10 @@ class EvmBackend:
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
         self.unsendable: set[bytes] = set()  # accepted proofs that can never be included (logged once)
+        with self.store.transaction() as tx:  # the contract holds escrow and stake: refunds claimed, stake mirrored
+            if tx.get_meta(META_EVM_MONEY) != 1:
+                tx.set_meta(META_EVM_MONEY, 1)
+                tx.commit()
 
     @property
     def chain_id(self) -> int:
@@ -543,14 +551,21 @@ class EvmBackend:
             payouts = tx.payouts_of_epoch(epoch) if record is not None else []
         if record is None:
             return None
+        with read_transaction(self.store) as tx:
+            refund_claims = tx.entries_with_ref(WITHDRAWAL_KIND, refund_claims_ref(epoch))
         payees: dict[bytes, bytes] = {}
-        for pid in {p.provider_id for p in payouts}:
-            owner = str(self.aicf.functions.stakes(pid).call()[0])
-            if int(owner, 16) != 0:
-                payees[pid] = bytes.fromhex(Web3.to_checksum_address(owner)[2:])
+        for pid in sorted({p.provider_id for p in payouts}):
+            owner = self.chain.owner_at(pid, record.finalized_height)
+            if owner is None:
+                log.warning(
+                    "epoch %d: provider 0x%s had no owner on chain at height %d: its share goes to the fund",
+                    epoch, pid.hex(), record.finalized_height,
+                )  # fmt: skip
+            else:
+                payees[pid] = owner
         batch = settlement_batch(record, payouts)
         fund = bytes.fromhex(Web3.to_checksum_address(self.deployment.fund)[2:])
-        tree = claim_tree_for_batch(batch, payees=payees, fund_account=fund)
+        tree = claim_tree_for_batch(batch, payees=payees, fund_account=fund, refunds=refunds_of(refund_claims))
         self.trees[epoch] = tree
         return tree
 

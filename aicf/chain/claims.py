@@ -16,14 +16,16 @@ Everything here is a pure function of its arguments (keccak from eth-hash, which
 """
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 
 from eth_hash.auto import keccak
 
-from aicf.core.errors import AicfError
-from aicf.core.settlement import SettlementBatch
+from aicf.core.encoding import from_hex
+from aicf.core.errors import AicfError, EncodingError
+from aicf.core.ledger import EXTERNAL, WITHDRAWAL_KIND, Posting
+from aicf.core.settlement import REQUESTER_PREFIX, SettlementBatch
 from aicf.core.types import MAX_AMOUNT
 
 ACCOUNT_BYTES = 20
@@ -131,9 +133,11 @@ def batch_claim_amounts(
 ) -> dict[bytes, int]:
     """Each account's total in `batch`: provider shares to `payees[provider_id]` (the provider's staking
     address), miner shares to the payout's miner_id (the inclusion block's 20-byte fee recipient), fund shares
-    to `fund_account`, and `refunds` (requester address -> escrow not charged) as given.
+    to `fund_account`, and `refunds` (requester address -> what the ledger hands back, `refunds_of`) as given.
+    A provider with no payee (no on-chain owner by the batch's finalized height) cannot be paid: its share goes
+    to `fund_account` with the fund's own, so it never holds up the batch (docs/EVM.md, "Unowned providers").
 
-    Raises ClaimTreeError naming the payout and field when a provider has no payee or a miner id is no address.
+    Raises ClaimTreeError naming the payout and field when a payee or miner id is no address.
     """
     _check_account("fund_account", fund_account)
     amounts: dict[bytes, int] = {}
@@ -142,11 +146,7 @@ def batch_claim_amounts(
         amounts[account] = amounts.get(account, 0) + amount
 
     for payout in batch.payouts:
-        payee = payees.get(payout.provider_id)
-        if payee is None:
-            raise ClaimTreeError(
-                f"payout 0x{payout.payout_id.hex()}: provider_id 0x{payout.provider_id.hex()} has no payee address"
-            )
+        payee = payees.get(payout.provider_id, fund_account)
         _check_account(f"payee of provider 0x{payout.provider_id.hex()}", payee)
         _check_account(f"miner_id of payout 0x{payout.payout_id.hex()}", payout.miner_id)
         add(payee, payout.provider)
@@ -157,6 +157,23 @@ def batch_claim_amounts(
         _check_amount(f"refund of 0x{account.hex()}", amount)
         add(account, amount)
     return amounts
+
+
+def refunds_of(postings: Iterable[Posting]) -> dict[bytes, int]:
+    """Requester address -> amount of a batch's refund claims (aicf.core.settlement.refund_claim_postings:
+    requester:<addr> → external), added up per address. Raises ClaimTreeError for a posting that is not a
+    requester's refund claim or whose address is not 20 bytes."""
+    out: dict[bytes, int] = {}
+    for p in postings:
+        if not p.debit.startswith(REQUESTER_PREFIX) or p.credit != EXTERNAL or p.ref_kind != WITHDRAWAL_KIND:
+            raise ClaimTreeError(f"posting {p.debit} -> {p.credit} ({p.ref_kind}) is not a requester's refund claim")
+        try:
+            account = from_hex(p.debit.removeprefix(REQUESTER_PREFIX), "refund account")
+        except EncodingError as exc:
+            raise ClaimTreeError(str(exc)) from exc
+        _check_account(f"refund account {p.debit}", account)
+        out[account] = out.get(account, 0) + p.amount
+    return out
 
 
 def claim_tree_for_batch(

@@ -36,6 +36,7 @@ from web3.types import Nonce, TxParams, Wei
 
 from aicf.chain.artifacts import load_artifact
 from aicf.chain.deploy import Deployment, DeploymentError, contract, load_deployment, open_node
+from aicf.chain.stake import STAKE_EVENTS, fold_stake_logs
 from aicf.core.chain import Block, ChainTx, TxKind, finalized_height
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
@@ -45,6 +46,7 @@ from aicf.core.requests import encode_payload
 from aicf.core.txs import TxError, check_tx_shape, decode_signed_tx
 from aicf.core.types import MicroAnm
 
+STAKE_SYNC_TAG = "aicf/evm/stakesync/v1"  # the ChainTx hash of a stake log's sync: H(tag, evm tx hash, log index)
 LOG_TX_TAG = "aicf/evm/logtx/v1"  # the ChainTx hash of a transaction's second, third… Aicf log
 ESCROW_TX_TAG = "aicf/evm/escrow/v1"  # the ChainTx hash of the escrow an enqueue pulled (its DEPOSIT)
 DEFAULT_CACHE_BLOCKS = 4096
@@ -456,6 +458,11 @@ class EvmChain:
                     ChainTx(tx_hash=tx_hash, index=len(txs), sender=sender, kind=TxKind.TREASURY_DEPOSIT, body=body)
                 )
                 refs.append(EvmTxRef(tx_hash=tx_hash, evm_tx_hash=evm_tx, log_index=log_index, event=event))
+        synced = height - self.deployment.finality_depth  # final once this block is: its stake logs are mirrored
+        if synced >= self.deployment.deploy_block:
+            for ctx, ref in self._stake_syncs(synced, len(txs)):
+                txs.append(ctx)
+                refs.append(ref)
         base_fee = int(header.get("baseFeePerGas") or 0)
         block = Block(
             height=height,
@@ -492,6 +499,73 @@ class EvmChain:
             for height in sorted({int(log["blockNumber"]) for log in logs}):
                 self.evm_block_at(height)  # records the block's enqueues in _contract_ids
         return self._contract_ids.get(spec_id)
+
+    def _stake_syncs(self, height: int, first_index: int) -> list[tuple[ChainTx, EvmTxRef]]:
+        """A `stake_sync` for each stake log at `height` (docs/EVM.md): the provider's stake right after the log,
+        folded from all its stake logs since the deployment (aicf.chain.stake)."""
+        logs = self.w3.eth.get_logs({"fromBlock": height, "toBlock": height, "address": self.address})
+        out: list[tuple[ChainTx, EvmTxRef]] = []
+        for log in sorted(logs, key=lambda item: int(item["logIndex"])):
+            decoded = decode_log(log)
+            if decoded is None or decoded[0] not in STAKE_EVENTS or bool(log.get("removed", False)):
+                continue
+            provider_id = bytes(decoded[1]["providerId"])
+            place = (height, int(log["logIndex"]))
+            state = fold_stake_logs(
+                (name, args, _address_bytes(str(args["owner"])) if name == "Staked" else b"")
+                for name, args in self._stake_logs(provider_id, place)
+            )
+            evm_tx = bytes(log["transactionHash"])
+            tx_hash = tagged_hash(STAKE_SYNC_TAG, evm_tx, place[1])
+            ctx = ChainTx(
+                tx_hash=tx_hash,
+                index=first_index + len(out),
+                sender=state.owner,
+                kind=TxKind.STAKE_SYNC,
+                body=state.to_body(provider_id),
+            )
+            out.append((ctx, EvmTxRef(tx_hash=tx_hash, evm_tx_hash=evm_tx, log_index=place[1], event=decoded[0])))
+        return out
+
+    def _stake_logs(self, provider_id: bytes, up_to: tuple[int, int]) -> list[tuple[str, dict[str, Any]]]:
+        """The provider's stake logs since the deployment, oldest first, up to and including (height, log index)."""
+        signatures = ["0x" + sig.hex() for sig, (name, _) in _EVENTS.items() if name in STAKE_EVENTS]
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": self.deployment.deploy_block,
+                "toBlock": up_to[0],
+                "topics": [signatures, "0x" + provider_id.hex()],
+            }
+        )
+        ordered = sorted(logs, key=lambda item: (int(item["blockNumber"]), int(item["logIndex"])))
+        found: list[tuple[str, dict[str, Any]]] = []
+        for log in ordered:
+            if (int(log["blockNumber"]), int(log["logIndex"])) > up_to:
+                break
+            decoded = decode_log(log)
+            if decoded is not None:
+                found.append(decoded)
+        return found
+
+    def owner_at(self, provider_id: bytes, height: int) -> bytes | None:
+        """The address the provider's first `Staked` log at or below `height` bound as its owner (the contract
+        never rebinds it), or None when it had staked nothing on chain by then. A function of the chain up to
+        `height`, so a batch's payees are the same whenever its claim tree is built (docs/EVM.md)."""
+        signature = next(sig for sig, (name, _) in _EVENTS.items() if name == "Staked")
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": self.deployment.deploy_block,
+                "toBlock": max(height, self.deployment.deploy_block),
+                "topics": ["0x" + signature.hex(), "0x" + provider_id.hex()],
+            }
+        )
+        if not logs or height < self.deployment.deploy_block:
+            return None
+        first = min(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+        decoded = decode_log(first)
+        return None if decoded is None else _address_bytes(str(decoded[1]["owner"]))
 
     def _sender_of(self, evm_tx: bytes) -> bytes:
         try:

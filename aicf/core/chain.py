@@ -27,6 +27,7 @@ class TxKind(StrEnum):
     PROOF = "proof"  # an accepted proof envelope with the coordinator's acceptance record (SPEC §8)
     OPERATOR = "operator"  # an operator decision that moves money (aicf.core.operator; docs/OPERATOR.md)
     TREASURY_DEPOSIT = "treasury_deposit"  # external → treasury: an EVM chain's Aicf.deposit log (docs/EVM.md)
+    STAKE_SYNC = "stake_sync"  # a provider's stake on an EVM contract after a final stake log (docs/EVM.md)
 
 
 ENQUEUE_KINDS: Mapping[TxKind, str] = {TxKind.AI_ENQUEUE: "ai", TxKind.QUANTUM_ENQUEUE: "quantum"}

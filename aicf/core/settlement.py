@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
-from aicf.core.encoding import canonical_cbor, cbor_head, encode_fast_int
+from aicf.core.encoding import canonical_cbor, cbor_head, encode_fast_int, tagged_hash
 from aicf.core.errors import EscrowShortfallError, SettlementInputError
 from aicf.core.ids import payout_id, payout_id_prefix
 from aicf.core.ledger import (
+    EXTERNAL,
     FUND,
     TREASURY,
+    WITHDRAWAL_KIND,
     Posting,
     escrow_account,
     miner_account,
@@ -369,5 +371,35 @@ def settlement_postings(payouts: Iterable[Payout], escrows: Mapping[bytes, Payou
                     ref_kind="refund",
                     ref=p.payout_id,
                 )
+            )
+    return postings
+
+
+REFUND_CLAIMS_TAG = "aicf/evm/refunds/v1"
+REQUESTER_PREFIX = "requester:"
+
+
+def refund_claims_ref(epoch: int) -> bytes:
+    """The reference of batch `epoch`'s refund claims on an EVM chain: H("aicf/evm/refunds/v1", epoch)."""
+    return tagged_hash(REFUND_CLAIMS_TAG, epoch)
+
+
+def refund_claim_postings(epoch: int, owed: Mapping[str, int]) -> list[Posting]:
+    """On an EVM chain (docs/EVM.md, "Refunds"), batch `epoch` hands every requester what the ledger owes it
+    (`owed`: requester account → µANM, final money only) as a leaf of the batch's claim tree: requester:<addr> →
+    external, kind `claim` (the tokens leave the coordinator's custody for the contract's claim), ref
+    `refund_claims_ref(epoch)`. In account order; amounts of 0 are not posted. Raises SettlementInputError for an
+    account that is not a requester's or an amount outside 0..2^63-1."""
+    ref = refund_claims_ref(epoch)
+    postings: list[Posting] = []
+    for account in sorted(owed):
+        amount = owed[account]
+        if not account.startswith(REQUESTER_PREFIX):
+            raise SettlementInputError(f"refund claim of {account!r}: not a requester account")
+        if not 0 <= amount < MAX_AMOUNT:
+            raise SettlementInputError(f"refund claim of {account}: {amount} is outside 0..{MAX_AMOUNT - 1}")
+        if amount > 0:
+            postings.append(
+                Posting(debit=account, credit=EXTERNAL, amount=MicroAnm(amount), ref_kind=WITHDRAWAL_KIND, ref=ref)
             )
     return postings

@@ -55,14 +55,17 @@ def start_reference_providers(system: System, url: str, models: Sequence[str], s
         key = provider_key(system.var / "providers" / f"{name}.key")
         client = RpcClient(f"{url}/rpc", provider_key=key, operator_token=system.operator_token, clock=system.clock)
         agent = ProviderAgent(client, key, config, [make_work()])  # type: ignore[list-item]
-        try:
-            registered = agent.register()
-        except RpcError:  # a new provider: registration bonds its balance, so the operator mints it first
-            agent.fund(PROVIDER_STAKE)
-            registered = agent.register()
-        bonded = registered.get("bonded_stake", 0)
-        if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
-            agent.fund(PROVIDER_STAKE - bonded)
+        if system.chain.kind == "evm":  # the contract holds the stake: `aicf up` stakes it there (evm_demo)
+            agent.register()
+        else:
+            try:
+                registered = agent.register()
+            except RpcError:  # a new provider: registration bonds its balance, so the operator mints it first
+                agent.fund(PROVIDER_STAKE)
+                registered = agent.register()
+            bonded = registered.get("bonded_stake", 0)
+            if isinstance(bonded, int) and bonded < PROVIDER_STAKE:  # top up to the target: restarts mint nothing
+                agent.fund(PROVIDER_STAKE - bonded)
 
         def serve(agent: ProviderAgent = agent) -> None:
             agent.run(system.clock, stop.wait, stop.is_set)

@@ -14,7 +14,7 @@ from aicf.core.settlement import Payout
 from aicf.core.types import MAX_AMOUNT
 from aicf.service.decisions import decision_pool
 from aicf.service.state_digest import digest_of
-from aicf.store.interface import CorruptValueError, Snapshot, Store
+from aicf.store.interface import META_EVM_MONEY, CorruptValueError, Snapshot, Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,8 +120,9 @@ def _coordinator_problems(snap: Snapshot, balances: dict[str, int]) -> list[str]
                 f"{stake_account(pid)} holds {have}, but the provider has {p.bonded} bonded + {p.unbonding} unbonding"
             )
     stakes = {stake_account(pid) for pid in providers}
+    mirrored = dict(snap.meta).get(META_EVM_MONEY) == 1  # an EVM contract's stake: staked before registering
     for account, value in sorted(balances.items()):
-        if account.startswith("stake:") and account not in stakes and value != 0:
+        if account.startswith("stake:") and account not in stakes and value != 0 and not mirrored:
             problems.append(f"{account} holds {value} but no such provider is registered")
     # (7) a task is paid at most once
     by_epoch: dict[int, list[Payout]] = {}

@@ -9,6 +9,7 @@ from aicf.core.requests import CircuitDepth, make_receipt, validate_request
 from aicf.core.types import MAX_AMOUNT, MicroAnm, MilliUnits
 from aicf.proofs.attestation.registry import CPU_TEE_KINDS, admitted_tee_kinds, decode_policy
 from aicf.service.inclusion import result_of_inclusion
+from aicf.service.ingest_stake import stake_sync
 from aicf.service.ingest_work import BlockWork, balance, bytes32, refuse
 from aicf.store.interface import Tx
 
@@ -31,6 +32,8 @@ def apply_tx(
             _deposit(tx, work, ctx)
         elif ctx.kind == TxKind.TREASURY_DEPOSIT:
             _treasury_deposit(tx, work, ctx)
+        elif ctx.kind == TxKind.STAKE_SYNC:
+            stake_sync(tx, work, block, ctx)
         elif ctx.kind == TxKind.CANCEL:
             work.cancels.append(
                 CancelRequest(

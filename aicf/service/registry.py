@@ -14,6 +14,7 @@ from aicf.core.types import MAX_AMOUNT, MicroAnm
 from aicf.service.context import Context, unit_of_work
 from aicf.service.errors import InvalidRegistrationError, StakeError
 from aicf.service.steps import require_provider, update_provider
+from aicf.store.interface import META_EVM_MONEY, Tx
 
 log = logging.getLogger("aicf.coordinator")
 
@@ -55,8 +56,13 @@ def register(ctx: Context, public_key: bytes, caps: Capabilities, *, bond: bool,
         if existing is not None:
             return existing
         account = provider_account(pid)
+        mirrored = tx.get_meta(META_EVM_MONEY) == 1
+        if mirrored:  # an EVM contract holds the stake: the ledger's stake:<id> mirrors it (docs/EVM.md)
+            bond = False
         balance = tx.balances([account])[account] if bond else 0
         bonded = (balance if stake is None else stake) if bond else 0
+        if mirrored:  # below min_stake it is registered but never matched (SPEC §6) until it stakes on chain
+            bonded = tx.balances([stake_account(pid)])[stake_account(pid)]
         if bond and not floor <= bonded <= balance:
             raise InvalidRegistrationError(
                 "stake",
@@ -83,7 +89,7 @@ def register(ctx: Context, public_key: bytes, caps: Capabilities, *, bond: bool,
         )
         tx.insert_provider(provider)
         tx.record_provider_move(pid, None, ProviderStatus.ACTIVE, "registered", now)
-        if bonded:
+        if bonded and not mirrored:
             posting = Posting(debit=account, credit=stake_account(pid), amount=MicroAnm(bonded), ref_kind="stake",
                               ref=pid)  # fmt: skip
             tx.post([posting], None, now)
@@ -101,6 +107,7 @@ def deposit_stake(ctx: Context, pid: bytes, amount: int, *, source: str = "provi
         raise StakeError(f"stake source must be 'provider' or 'external', got {source!r}")
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
+        _refuse_on_contract(tx, "Aicf.stake(providerId, amount)")
         provider = require_provider(tx, pid)
         if provider.status is ProviderStatus.BANNED:
             raise StakeError(f"provider 0x{pid.hex()} is banned and cannot stake")
@@ -128,6 +135,7 @@ def fund_unregistered(ctx: Context, pid: bytes, amount: int) -> int:
     account = provider_account(pid)
     with unit_of_work(ctx) as w:
         tx = w.tx
+        _refuse_on_contract(tx, "Aicf.stake(providerId, amount)")
         if tx.get_provider(pid) is not None:
             raise StakeError(f"provider 0x{pid.hex()} is registered: fund its stake instead")
         tx.post([Posting(debit=EXTERNAL, credit=account, amount=MicroAnm(amount), ref_kind="deposit", ref=pid)],
@@ -141,6 +149,7 @@ def withdraw_stake(ctx: Context, pid: bytes, amount: int) -> Provider:
     """Start unbonding `amount`: it stays slashable for params.unbonding_s, then returns to provider:<id>."""
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
+        _refuse_on_contract(tx, "Aicf.requestUnbond(providerId, amount)")
         provider = require_provider(tx, pid)
         if isinstance(amount, bool) or not 0 < amount <= provider.bonded:
             raise StakeError(f"can withdraw 1..{provider.bonded} µANM (the bonded stake), asked {amount}")
@@ -157,6 +166,13 @@ def withdraw_stake(ctx: Context, pid: bytes, amount: int) -> Provider:
         update_provider(tx, updated, provider.status)
         w.commit()
     return updated
+
+
+def _refuse_on_contract(tx: Tx, call: str) -> None:
+    """On an EVM chain the contract holds the stake and the ledger mirrors it (docs/EVM.md): no stake is minted,
+    bonded or unbonded off chain."""
+    if tx.get_meta(META_EVM_MONEY) == 1:
+        raise StakeError(f"the stake is held by the Aicf contract on this chain: its owner calls {call}")
 
 
 def check_names(field: str, names: Sequence[str], most: int) -> None:

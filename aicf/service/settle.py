@@ -15,16 +15,18 @@ from aicf.core.ledger import TREASURY, escrow_account
 from aicf.core.params import Params, params_hash
 from aicf.core.records import BatchRecord
 from aicf.core.settlement import (
+    REQUESTER_PREFIX,
     PayoutEscrow,
     SettlementBatch,
     VerifiedJob,
     priority_class,
+    refund_claim_postings,
     settle_epoch,
     settlement_postings,
 )
 from aicf.service.errors import SettlementStateError
 from aicf.service.operator_ops import params_for_epoch
-from aicf.store.interface import META_PRICE_BPS, Tx
+from aicf.store.interface import META_EVM_MONEY, META_PRICE_BPS, Tx
 
 log = logging.getLogger("aicf.settle")
 
@@ -109,6 +111,13 @@ def settle_one(tx: Tx, epoch: int, finalized: int, base: Params, time: int) -> S
         raise SettlementStateError(f"epoch {epoch} already has a batch")
     if postings:
         tx.post(postings, None, time)
+    if tx.get_meta(META_EVM_MONEY) == 1:
+        # An EVM chain (docs/EVM.md, "Refunds"): what the requesters are owed through the finalized height goes
+        # into this batch's claim tree, so it leaves their ledger accounts here, with the batch, exactly once.
+        owed = tx.positive_balances_through(REQUESTER_PREFIX, finalized)
+        refunds = refund_claim_postings(epoch, owed)
+        if refunds:
+            tx.post(refunds, None, time)
     # The statuses read above: writing the batch and its postings moves no job.
     settled = [p.task_id for p in batch.payouts if (job := found.get(p.task_id)) and job.status is JobStatus.VERIFIED]
     for task_id in settled:

@@ -30,7 +30,7 @@ from aicf.service.steps import (
     send_inclusion,
     update_provider,
 )
-from aicf.store.interface import META_GENESIS_TIME
+from aicf.store.interface import META_EVM_MONEY, META_GENESIS_TIME
 
 log = logging.getLogger("aicf.coordinator")
 
@@ -78,6 +78,7 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
             expired += 1
         genesis = tx.get_meta(META_GENESIS_TIME)
         evaluated = _qos_chronic_pass(w, genesis, height) if genesis is not None else {}
+        mirrored = tx.get_meta(META_EVM_MONEY) == 1  # an EVM contract releases unbonding stake (its Withdrawn)
         for provider in tx.providers_due(now):
             changed = provider
             if provider.status is ProviderStatus.JAILED and provider.jailed_until and provider.jailed_until <= now:
@@ -86,7 +87,7 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
                 changed = replace(changed, jailed_until=None)
                 tx.record_provider_move(provider.provider_id, provider.status, to, "jail ended", now)
                 unjailed += 1
-            if changed.unbonding > 0 and changed.unbonding_until <= now:
+            if changed.unbonding > 0 and changed.unbonding_until <= now and not mirrored:
                 amount = changed.unbonding
                 tx.post(
                     [

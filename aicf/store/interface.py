@@ -213,6 +213,15 @@ class Tx(CoordinatorTx, TrustTx, DevnetTx, Protocol):
         """Write the entries and move the balances. Raises NegativeBalanceError (and writes nothing of
         this call) if an account other than external would go below zero."""
 
+    def positive_balances_through(self, prefix: str, height: int) -> dict[str, int]:
+        """Every account named `prefix` + anything (e.g. "requester:") whose balance counting off-chain entries
+        and chain entries at or below `height` is above 0, each capped at its balance now (entries above
+        `height` may have drawn on it). Two round trips: the prefix's balances and the entries above `height`."""
+
+    def entries_with_ref(self, ref_kind: str, ref: bytes) -> list[Posting]:
+        """The entries of kind `ref_kind` with reference `ref`, in the order they were written. No index backs
+        it: for the rare reads of a batch's refund claims (docs/EVM.md), not for a pass's hot path."""
+
     # -- chain records ---------------------------------------------------------------------------------
     def insert_proof_inclusions(self, inclusions: Sequence[ProofInclusion]) -> int:
         """Write each inclusion whose task has none yet (the first one wins, also within `inclusions`); returns
@@ -311,5 +320,6 @@ META_FINAL_HEIGHT = "final_height"  # the highest height whose finality effects 
 META_CHAIN_ID = "chain_id"
 META_GENESIS_TIME = "genesis_time"
 META_PRICE_BPS = "price_bps"
+META_EVM_MONEY = "evm_money"  # 1: an EVM contract holds escrow and stake: refunds are claimed, stake mirrored (EVM.md)
 META_ACTED_AT = "coordinator_acted_at"  # the last pass (or credited outage): aicf.core.outages
 OUTAGE_PREFIX = "outage:"  # meta 'outage:<started_at, 20 digits>' -> ended_at: one row per credited outage

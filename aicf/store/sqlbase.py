@@ -215,6 +215,17 @@ class SqlTx(SqlTrustTx, ABC):
         self._write_entries(postings, block_height, time)
         self._add_balances(deltas)
 
+    def positive_balances_through(self, prefix: str, height: int) -> dict[str, int]:
+        now = {
+            rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("positive_balances_with_prefix", {"prefix": prefix})
+        }
+        above = {rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("entry_deltas_above", {"height": height})}
+        through = {account: min(amount, amount - above.get(account, 0)) for account, amount in now.items()}
+        return {account: amount for account, amount in sorted(through.items()) if amount > 0}
+
+    def entries_with_ref(self, ref_kind: str, ref: bytes) -> list[Posting]:
+        return [rows.entry_of(r).posting for r in self._all("entries_with_ref", {"ref_kind": ref_kind, "ref": ref})]
+
     def _write_entries(self, postings: Sequence[Posting], block_height: int | None, time: int) -> None:
         self._many("insert_entry", [rows.entry_params(p, block_height, time) for p in postings])
 

@@ -15,10 +15,13 @@ from aicf.chain.claims import (
     claim_leaf,
     claim_tree_for_batch,
     hash_pair,
+    refunds_of,
     verify_claim,
 )
+from aicf.core.ledger import EXTERNAL, Posting, requester_account
 from aicf.core.params import Params
-from aicf.core.settlement import SettlementBatch, VerifiedJob, settle_epoch
+from aicf.core.settlement import SettlementBatch, VerifiedJob, refund_claim_postings, settle_epoch
+from aicf.core.types import MicroAnm
 
 
 def addr(i: int) -> bytes:
@@ -118,10 +121,42 @@ def test_batch_shares_go_to_payees_miner_and_fund_in_exact_totals() -> None:
     assert (post.spec_root, post.claim_root, post.escrow_released) == (batch.root, tree.root, batch.totals.charged + 9)
 
 
-def test_a_provider_without_a_payee_or_a_miner_id_that_is_no_address_is_refused() -> None:
+def test_an_unowned_providers_share_goes_to_the_fund_and_the_batch_still_balances() -> None:
     batch = sample_batch()
-    with pytest.raises(ClaimTreeError, match=r"provider_id 0x1111.* has no payee address"):
-        batch_claim_amounts(batch, payees={P2: OWNER2}, fund_account=FUND)
+    amounts = batch_claim_amounts(batch, payees={P2: OWNER2}, fund_account=FUND)
+    p1_share = sum(p.provider for p in batch.payouts if p.provider_id == P1)
+    assert p1_share > 0
+    assert amounts[FUND] == batch.totals.fund + p1_share
+    assert OWNER1 not in amounts
+    post = batch_post(batch, claim_tree_for_batch(batch, payees={P2: OWNER2}, fund_account=FUND))
+    assert (post.claim_total, post.escrow_released) == (batch.totals.reward, batch.totals.charged)
+
+
+def test_refund_claim_postings_become_refund_leaves_that_verify() -> None:
+    batch = sample_batch()
+    postings = refund_claim_postings(0, {requester_account(REQUESTER): 9, requester_account(OWNER1): 4})
+    refunds = refunds_of(postings)
+    assert refunds == {REQUESTER: 9, OWNER1: 4}
+    tree = claim_tree_for_batch(batch, payees={P1: OWNER1, P2: OWNER2}, fund_account=FUND, refunds=refunds)
+    # OWNER1 is paid as a provider's owner and refunded as a requester: one leaf, the sum, claimed once.
+    owner1 = tree.claim_for(OWNER1)
+    assert owner1.amount == 4 + sum(p.provider for p in batch.payouts if p.provider_id == P1)
+    assert verify_claim(tree.root, owner1)
+    assert verify_claim(tree.root, tree.claim_for(REQUESTER))
+    assert tree.claim_for(REQUESTER).amount == 9
+    post = batch_post(batch, tree)
+    assert post.escrow_released == batch.totals.charged + 13
+    assert post.claim_total == batch.totals.reward + 13
+
+
+def test_postings_that_are_not_refund_claims_or_not_addresses_are_refused() -> None:
+    with pytest.raises(ClaimTreeError, match="is not a requester's refund claim"):
+        refunds_of([Posting(debit="fund", credit=EXTERNAL, amount=MicroAnm(1), ref_kind="claim", ref=b"")])
+    with pytest.raises(ClaimTreeError, match="expected a 20-byte address, got 32 bytes"):
+        refunds_of(refund_claim_postings(0, {requester_account(b"\x01" * 32): 1}))
+
+
+def test_a_miner_id_that_is_no_address_is_refused() -> None:
     odd = settle_epoch(
         epoch=0,
         finalized_height=20,

@@ -35,6 +35,8 @@ from aicf.chain.deploy import contract
 from aicf.chain.evm_account import load_or_create_evm_key
 from aicf.core.ids import provider_id
 from aicf.core.jobs import JobStatus
+from aicf.core.ledger import WITHDRAWAL_KIND
+from aicf.core.settlement import refund_claims_ref
 from aicf.devtools.evm_demo import fund_treasury, stake_providers
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.secret_files import load_or_create_operator_token
@@ -131,7 +133,7 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
                 t.join()
             token_file = var / "operator.token"
             providers = [
-                provider(r.url, k, token_file, tmp_path / f"{k.stem}.log")
+                provider(r.url, k, token_file, tmp_path / f"{k.stem}.log", fund=False)
                 for r, k in zip(replicas, provider_keys, strict=True)
             ]
             sent: list[str] = []
@@ -202,7 +204,8 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
         slashes = Counter(bytes(e["args"]["evidenceHash"]) for e in aicf.events.Slashed().get_logs(from_block=since))
         assert all(n == 1 for n in slashes.values())
         assert coordinator_sent_once(w3, deployment)
-        # each posted batch is the ledger's: its SPEC root, and a claim tree paying exactly its payouts
+        # each posted batch is the ledger's: its SPEC root, and a claim tree paying exactly its payouts and the
+        # refunds it handed the requesters (docs/EVM.md, "Refunds")
         store = open_store(database)
         try:
             with store.transaction() as tx:
@@ -211,7 +214,8 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
                     assert kept is not None
                     spec_root, _, claim_total, _ = aicf.functions.batches(epoch).call()
                     paid = sum(p.provider + p.miner + p.fund for p in tx.payouts_of_epoch(epoch))
-                    assert (bytes(spec_root), int(claim_total)) == (kept.root, paid)
+                    refunded = sum(p.amount for p in tx.entries_with_ref(WITHDRAWAL_KIND, refund_claims_ref(epoch)))
+                    assert (bytes(spec_root), int(claim_total)) == (kept.root, paid + refunded)
                 assert sum(len(tx.payouts_of_epoch(e)) for e in epochs) == len(sent)  # each job paid once
         finally:
             store.close()

@@ -20,7 +20,7 @@ from web3.types import Wei
 from aicf.chain.anvil import find_anvil
 from aicf.chain.deploy import contract
 from aicf.chain.evm_account import EvmAccount, load_or_create_evm_key
-from aicf.client import RpcClient
+from aicf.client import RpcClient, RpcError
 from e2e.live import PARAMS, Up, pause
 
 pytestmark = pytest.mark.slow
@@ -192,6 +192,25 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
             # claimed once each (the provider's owner, the fund), not again after the reorg
             assert int(aicf.functions.batches(epoch).call()[3]) == owed + fund_owed
 
+            # the requester's refunds (what each job's escrow held above its charge) come back through the claim
+            # trees of the batches up to the one that settled both jobs, claimed with `aicf chain claim`
+            refund_due = sum(
+                int(x["escrow"]) - int(rpc(evm_up, "aicf.getJob", {"id": x["task_id"]})["payout"]["charged"])
+                for x in sent
+            )
+            assert refund_due > 0
+            refunds = {e: refund_claim(evm_up, e, key.address) for e in range(epoch + 1)}
+            assert sum(refunds.values()) == refund_due
+            before = node.balance()
+            for e, amount in refunds.items():
+                if amount:
+                    refund_args = ("chain", "claim", "--epoch", str(e), "--account", key.address)
+                    done = evm_up.cli(*refund_args, "--key", str(claimer_file), key=tmp_path / "unused.key")
+                    assert done.returncode == 0, done.stderr
+                    again = evm_up.cli(*refund_args, "--key", str(claimer_file), key=tmp_path / "unused.key")
+                    assert "AlreadyClaimed" in again.stderr  # once only
+            assert node.balance() == before + refund_due
+
             # a restart on the same var folder and database follows the same deployment and resends nothing:
             # every coordinator transaction on chain is one inclusion, batch or slash, none of them refused
             assert coordinator_sent_once(w3, deployment)
@@ -211,6 +230,18 @@ def test_jobs_sent_through_the_contract_are_paid_on_chain_and_a_provider_owner_c
         assert int(aicf.functions.nextEpoch().call()) >= posted  # the chain resumed, not a fresh one
         wait_for("the next batch posted", lambda: int(aicf.functions.nextEpoch().call()) > posted)
         assert coordinator_sent_once(w3, deployment)
+
+
+def refund_claim(up: Up, epoch: int, account: str) -> int:
+    """The account's claim in `epoch` (0 when the batch pays it nothing: aicf.getClaim answers not found)."""
+    try:
+        claim = rpc(up, "aicf.getClaim", {"epoch": epoch, "account": account.lower()})
+    except RpcError as exc:
+        if "nothing paid" not in str(exc):
+            raise
+        return 0
+    assert claim["posted"] is True
+    return int(claim["amount"])
 
 
 def coordinator_sent_once(w3: Web3, deployment: dict[str, Any]) -> bool:

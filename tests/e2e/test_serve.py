@@ -59,9 +59,12 @@ def database() -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def provider(url: str, key: Path, token: Path, log: Path) -> "subprocess.Popen[str]":
+def provider(url: str, key: Path, token: Path, log: Path, *, fund: bool = True) -> "subprocess.Popen[str]":
+    """`aicf provider run`; with `fund` the operator mints its stake first (devnet only: on an EVM chain the stake
+    is the contract's, staked there, docs/EVM.md)."""
+    minted = ["--fund", "2000000000"] if fund else []
     cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", url, "--kind", "ai",
-           "--models", EMBED, "--key-file", str(key), "--fund", "2000000000", "--stake", "1000000000",
+           "--models", EMBED, "--key-file", str(key), *minted, "--stake", "1000000000",
            "--operator-token-file", str(token), "--heartbeat-s", "3", "--poll-s", "0.5"]  # fmt: skip
     with log.open("w", encoding="utf-8") as out:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)  # noqa: S603

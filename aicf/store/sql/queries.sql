@@ -95,6 +95,14 @@ SELECT account, CAST(sum(delta) AS BIGINT) FROM (
     SELECT debit AS account, -amount AS delta FROM ledger_entries WHERE block_height > :height
 ) AS d GROUP BY account;
 
+-- name: positive_balances_with_prefix
+-- Accounts named :prefix + anything with a balance above 0 (an exact prefix match: no collation or wildcard).
+SELECT account, amount FROM balances WHERE substr(account, 1, length(:prefix)) = :prefix AND amount > 0
+ ORDER BY account;
+
+-- name: entries_with_ref
+SELECT {ledger_entries} FROM ledger_entries WHERE ref_kind = :ref_kind AND ref = :ref ORDER BY seq;
+
 -- name: delete_entries_above
 DELETE FROM ledger_entries WHERE block_height > :height;
 
