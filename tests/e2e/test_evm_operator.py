@@ -27,6 +27,7 @@ from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, 
 from aicf.core.params import params_from_toml
 from aicf.core.qasm import circuit_depth
 from aicf.service.ingest import ingest_available
+from aicf.store.interface import META_EVM_MONEY
 from aicf.transports.key_files import load_or_create_key, public_bytes
 from e2e.live import PARAMS, Up
 from e2e.test_evm_up import AI_FEE, MODEL, _need_anvil, jobs_of, rpc, wait_for
@@ -78,7 +79,11 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
         # a params change: scheduled for the epoch after its block's, applied there
         sent = operator(evm_up, "params", "set", "trap_bps=5000")
         assert sent["op"] == "params"
-        (change,) = [c for c in changes(evm_up) if c["op"] == OP_PARAMS]
+
+        def params_changes() -> list[dict[str, Any]]:  # mined when the call returns; ingested by the next pass
+            return [c for c in changes(evm_up) if c["op"] == OP_PARAMS]
+
+        (change,) = wait_for("the params change ingested", params_changes, timeout_s=30.0)
         assert change["tx_hash"] == sent["tx_hash"]
         assert int(aicf.functions.operatorNonce().call()) >= 1
         effective = int(change["effective_epoch"])
@@ -151,6 +156,9 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
 
         # a node following only the chain: same operator changes, same jobs (traps included), none refused
         follower = memory_store()
+        with follower.transaction() as tx:  # a store that follows an EVM contract, as EvmBackend marks its own
+            tx.set_meta(META_EVM_MONEY, 1)
+            tx.commit()
         view = EvmChain.connect(chain["rpc_url"], evm_up.var / "deployment.json")
         try:
             params = params_from_toml(evm_up.params.read_text())
