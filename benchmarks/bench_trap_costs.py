@@ -153,6 +153,26 @@ def fund_rows(params: Params, ordinary: int) -> None:
           f"| {fund_income:,} | {trap_charged / fund_income:.0%} |")  # fmt: skip
     print()
 
+    # With the trap budget (docs/TRAPS.md): the due traps are funded in order while the fund's share of the rewards
+    # (the ordinary jobs', then each funded trap's own) pays them.
+    def share(reward: int) -> int:
+        return reward * params.fund_bps // BPS * params.trap_budget_bps // BPS
+
+    budget = share(sum(r for _, r in ordinary_pairs))
+    funded = spent = 0
+    for escrow, reward in trap_pairs:
+        if spent + escrow > budget:
+            break
+        funded, spent, budget = funded + 1, spent + escrow, budget + share(reward)
+    realised = funded * BPS // (ordinary + funded) if ordinary + funded else 0
+    print(f"With the trap budget (trap_budget_bps {params.trap_budget_bps}, no top-up):")
+    print()
+    print("| traps due | traps the budget pays | realised trap rate (bps) | fund pays for traps (µANM) "
+          "| trap budget (µANM) |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {len(trap_pairs)} | {funded} | {realised} | {spent:,} | {budget:,} |")
+    print()
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)

@@ -9,7 +9,7 @@ the fast loop (conftest.py loads the profile). Fuzz tests name both counts (test
 import re
 from dataclasses import dataclass
 
-FAST_SHARE = 5  # the fast loop runs a fifth of a property's examples
+FAST_SHARE = 10  # the fast loop runs a tenth of a property's examples
 FAST_MIN = 10  # and at least this many
 FULL_DEFAULT = 100  # hypothesis's own default
 FAST_DEFAULT = FULL_DEFAULT // FAST_SHARE

@@ -6,7 +6,7 @@ and a slow example on a loaded box is not a failure of the property.
 `pytest -m "not slow"` is the fast loop; the whole suite (what CI runs) has no `-m`. A test is `slow` when it
 starts a real server, a subprocess or a browser, loads a real model, or takes over about a second; every
 `postgres` test and every test on anvil is slow too (see `pytest_collection_modifyitems`). Property and fuzz
-tests run a fifth of their examples in the fast loop and all of them in the whole suite (tests/budget.py).
+tests run a tenth of their examples in the fast loop and all of them in the whole suite (tests/budget.py).
 """
 
 import gc
@@ -28,6 +28,21 @@ def pytest_configure(config: pytest.Config) -> None:
     module is imported, so the counts written in decorators see it."""
     RUN.fast_loop = is_fast_loop(config.getoption("markexpr") or "")
     settings.load_profile("aicf-fast" if RUN.fast_loop else "aicf")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection() -> Iterator[None]:
+    """Collection imports every test module and most of aicf: objects that live the whole run. The cyclic
+    collector is paused meanwhile (its full passes over the growing heap took seconds), and what is alive once
+    collection is done is frozen out of every later pass (`gc.freeze`); cycles made while collecting are freed
+    first."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+        gc.freeze()
 
 
 def pytest_sessionfinish() -> None:

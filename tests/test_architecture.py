@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from source_tree import parse_file
+from source_tree import parse_file, walk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def module_of(rel: Path) -> str:
 def imported_modules(tree: ast.AST, module: str, is_package: bool) -> list[tuple[int, str]]:
     """(line, dotted name) of every import; `from aicf.x import y` yields aicf.x.y, relative ones resolved."""
     found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -130,7 +130,7 @@ def check_aicf_module(path: Path, root: Path) -> list[str]:
 
 def _annotations(tree: ast.AST) -> list[ast.expr]:
     found: list[ast.expr] = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             a = node.args
             every = [
@@ -164,7 +164,7 @@ def _mentions_float(annotation: ast.expr) -> bool:
 def _core_purity(tree: ast.AST, where: str) -> list[str]:
     """Float literals, `float` annotations, float() conversions and I/O builtins in a core module."""
     problems = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Constant) and isinstance(node.value, float | complex):
             problems.append(f"{where}:{line}: float literal {node.value!r} in core; use integer units")
@@ -184,7 +184,7 @@ def check_test_module(path: Path, root: Path) -> list[str]:
     tree = parse_file(path, where)
     aliases: dict[str, str] = {}  # local name -> module, for `import time as t`
     problems = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 aliases[alias.asname or alias.name] = alias.name
@@ -192,7 +192,7 @@ def check_test_module(path: Path, root: Path) -> list[str]:
             for alias in node.names:
                 if (node.module, alias.name) in SLEEPERS:
                     problems.append(f"{where}:{node.lineno}: imports {node.module}.sleep; drive a fake clock instead")
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)

@@ -206,4 +206,20 @@ def test_trap_costs_prints_the_check_beside_the_honest_simulation_and_the_trap_s
     assert "| GHZ 20 qubits (Clifford) | stim (OK) |" in out
     assert "| layered T, 12 qubits × 12 | statevector (OK) |" in out
     assert "| 10 |" in out  # 190 ordinary jobs at trap_bps 500: 10 traps
+    assert "| 10 | 5 | 256 |" in out  # the trap budget pays 5 of them: 256 bps realised (fees above the reserve)
     assert "load average" in out
+
+
+def test_ab_lifecycle_parses_its_arguments_and_prints_new_over_base_round_by_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ab = load("ab_lifecycle", monkeypatch)
+    args = ab.parse_args(["--base", "HEAD~1", "--runs", "3"])
+    assert (args.base, args.runs, args.jobs, args.providers) == ("HEAD~1", 3, 2000, 100)
+    with pytest.raises(SystemExit):
+        ab.parse_args(["--base", "HEAD", "--jobs", "0"])
+    with pytest.raises(SystemExit):
+        ab.parse_args([])  # the base revision is required
+    out = ab.table([100.0, 200.0], [150.0, 200.0], [1.0, 2.0])
+    assert "| new | 150 / **175** / 200 | 100% / **125%** / 150% |" in out
+    assert "load average (1 min) after each round: 1.00, 2.00" in out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from source_tree import parse_file
+from source_tree import parse_file, walk
 from store.backends import memory_store
 
 import aicf
@@ -56,7 +56,7 @@ def test_nothing_raises_the_bare_base() -> None:
         rel = path.relative_to(ROOT).as_posix()
         if rel in COMPOSITION_ROOT:
             continue
-        for node in ast.walk(parse_file(path)):
+        for node in walk(parse_file(path)):
             if (
                 isinstance(node, ast.Raise)
                 and isinstance(node.exc, ast.Call)
@@ -88,7 +88,7 @@ def test_a_provider_row_changed_under_a_use_case_is_a_provider_changed_error() -
         clock=clock,
         params=Params.default(),
         operator_key=Ed25519PrivateKey.from_private_bytes(b"\x02" * 32),
-        verifier=StandardVerifier(params=Params.default(), model_digests={}, trap_seed=lambda e: bytes(32)),
+        verifier=StandardVerifier(model_digests={}, trap_seed=lambda e: bytes(32)),
         caches=Caches(),
     )
     p = coord.register(b"\x03" * 32, Capabilities(kinds=("ai",), models=("llama3-8b",)))

@@ -50,7 +50,6 @@ def build_coordinator(
         return coord.trap_seed(epoch)
 
     verifier = StandardVerifier(
-        params=config.params,
         model_digests=config.model_digests,
         trap_seed=config.trap_seed if config.trap_seed is not None else own_seed,
         watch=config.watch,

@@ -40,7 +40,7 @@ from aicf.service.coordinator import Coordinator
 from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
-from aicf.service.operator_ops import OperatorSender
+from aicf.service.operator_ops import OperatorSender, params_in_force
 from aicf.service.traps import TrapOracle, TrapPrompt
 from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
 from aicf.transports.asgi import build_app
@@ -49,6 +49,7 @@ from aicf.transports.health import Readiness, health_routes, probe
 from aicf.transports.history import History, chart_routes
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.methods import build_registry
+from aicf.transports.methods_requester import grant_method
 from aicf.transports.metrics import (
     CollateralExpiry,
     EpochMetrics,
@@ -165,10 +166,10 @@ class System:
 
     def metrics(self) -> MetricsSnapshot:
         now = self.clock.now()
-        status = reads.status(self.store, now, self.params)
-        providers = reads.list_providers(self.store, now, self.params, None, 1000)
-        budgets = reads.provider_job_budgets(self.store, self.params)
-        queues = reads.queues_by_kind(self.store, now, self.params)
+        status = reads.status(self.store, now, self.params)  # judged by the params in force at its head
+        providers = reads.list_providers(self.store, now, status.params, None, 1000)
+        budgets = reads.provider_job_budgets(self.store, status.params)
+        queues = reads.queues_by_kind(self.store, now, status.params)
         epochs: list[EpochMetrics] = []
         last = status.last_settled_epoch
         for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
@@ -185,7 +186,7 @@ class System:
                     provider=sum(p.provider for p in payouts),
                     miner=sum(p.miner for p in payouts),
                     fund=sum(p.fund for p in payouts),
-                    cap_use_bps=batch.units_mu * 10_000 // self.params.gamma_mu,
+                    cap_use_bps=batch.units_mu * 10_000 // params_in_force(self.store, self.params, epoch).gamma_mu,
                     price_bps=batch.price_bps,
                 )
             )
@@ -225,6 +226,11 @@ class System:
                 TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
                 for m, t in sorted(self.coord.trap_shortfalls.items())
             ],
+            trap_throttles=[
+                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
+                for m, t in sorted(self.coord.trap_throttles.items())
+            ],
+            trap_budget_available=operator_ops.trap_budget_left(self.store, self.params),
             rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
             slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
             slashed_by_reason={SlashReason(r): amount for r, (_, amount) in status.slash_totals.items()},
@@ -340,6 +346,7 @@ def build_system(
         else load_or_create_operator_token(var, os.environ)
     )
     writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # devnet and EVM writers
+    holder: dict[str, System] = {}  # the RPC methods and routes below reach the system built last
     registry = build_registry(
         coord,
         store,
@@ -347,17 +354,18 @@ def build_system(
         params,
         collateral=watch,
         chain_id=backend.chain_id,
-        send_operator=None if writer is None else lambda body: operator_ops.send_operator(store, writer, params, body),
+        send_operator=None if writer is None else lambda body: holder["system"].send_operator(body),
     )
     for method in backend.rpc_methods(store, params):
         registry.add(method)
+    if writer is not None:  # grants are sent like traps: by the operator's writer (devnet only)
+        registry.add(grant_method(lambda tx: coord.request_grant(tx, backend.chain_id)))
 
     def provider_key(pid: bytes) -> bytes | None:
         with read_transaction(store) as tx:
             p = tx.get_provider(pid)
         return p.public_key if p is not None else None  # a BANNED provider may only claim (the service says so)
 
-    holder: dict[str, System] = {}
     history = History()
 
     def metrics(request: Request) -> Response:

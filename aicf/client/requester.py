@@ -162,6 +162,39 @@ class Requester:
         }
         return self.send(TxKind.AI_ENQUEUE, body)
 
+    def request_grant(
+        self,
+        model: str,
+        prompt: bytes,
+        *,
+        nonce: int,
+        max_tokens: int = 16,
+        max_runtime_ms: int = 20_000,
+        fee_per_unit: int | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Ask the fund to sponsor an AI job from this requester's grant allowance (aicf.requestGrant; docs/TRAPS.md
+        "Grants"): an ai_enqueue signed but never sent to the chain; `nonce` only tells two requests apart. Returns
+        the signed request (0x hex, to ask again with `grant_status`) and the coordinator's answer."""
+        terms = self.terms()
+        body: dict[str, object] = {
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "max_runtime_ms": max_runtime_ms,
+            "fee_per_unit": fee_per_unit if fee_per_unit is not None else int(terms["suggested_fee_per_unit"]["ai"]),
+            "tier": 0,
+        }
+        chain_id = int(terms["chain_id"])
+        sig = self.key.sign(tx_signing_digest(chain_id, self.public_key, TxKind.AI_ENQUEUE, nonce, body))
+        tx = SignedTx(chain_id=chain_id, public_key=self.public_key, nonce=nonce, kind=TxKind.AI_ENQUEUE, body=body,
+                      sig=sig)  # fmt: skip
+        raw = to_hex(encode_signed_tx(tx))
+        return raw, self.grant_status(raw)
+
+    def grant_status(self, raw: str) -> dict[str, Any]:
+        """The same request again: `{caller, request_hash, escrow, state, task_id}`, task_id once on chain."""
+        return dict(self.rpc.call("aicf.requestGrant", {"tx": raw}))
+
     def submit_quantum(self, circuit: bytes, shots: int, *, fee_per_unit: int | None = None, tier: int = 0) -> str:
         terms = self.terms()
         fee = fee_per_unit if fee_per_unit is not None else int(terms["suggested_fee_per_unit"]["quantum"])

@@ -9,8 +9,10 @@ A JSON-RPC error comes back as `RpcError(code, message, data)`; a server that do
 
 import itertools
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import Any, Final
 
 import httpx
@@ -24,6 +26,14 @@ from aicf.core.ids import provider_id
 
 JsonParams = Mapping[str, Any]
 DEFAULT_TIMEOUT_S: Final = 10.0
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or $SSL_CERT_FILE/$SSL_CERT_DIR), made once per process: loading
+    the CA bundle takes some 30 ms of CPU, which every new client (a CLI command, an agent, a requester) paid again.
+    One context serves any number of clients and threads."""
+    return httpx.create_ssl_context()
 
 
 def random_nonce() -> bytes:
@@ -57,7 +67,7 @@ class RpcClient:
     ) -> None:
         self.url = url
         self._own_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout_s)
+        self._http = http if http is not None else httpx.Client(timeout=timeout_s, verify=tls_context())
         self._operator_token = operator_token
         self._key = provider_key
         self._clock: Clock = clock if clock is not None else WallClock()

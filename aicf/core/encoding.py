@@ -10,6 +10,7 @@ byte for byte against `cbor2.dumps(obj, canonical=True)`) and it runs fast on th
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from aicf.core.errors import DecodingError, EncodingError
 
@@ -38,6 +39,11 @@ def cbor_head(major: int, n: int) -> bytes:
     return bytes((mt | 27,)) + n.to_bytes(8, "big")
 
 
+_SMALL_UINTS = tuple(cbor_head(0, n) for n in range(256))
+_BYTES_HEADS = tuple(cbor_head(2, n) for n in range(256))
+_TEXT_HEADS = tuple(cbor_head(3, n) for n in range(256))
+
+
 def _encode_int(n: int, trail: list[str]) -> bytes:
     if n >= 0:
         if n >= _UINT64_LIMIT:
@@ -54,6 +60,7 @@ def _where(trail: list[str]) -> str:
 
 _KEY_CACHE: dict[str, bytes] = {}  # encodings of map keys: a few dozen names recur in every payload
 _KEY_CACHE_MAX = 4096
+_KEY_CACHE_KEY_BYTES = 64  # only short keys are kept: outside input (a proof body's keys) cannot fill memory
 
 
 def _encode_key(key: str) -> bytes:
@@ -61,14 +68,92 @@ def _encode_key(key: str) -> bytes:
     if encoded is None:
         raw = key.encode("utf-8")
         encoded = cbor_head(3, len(raw)) + raw
-        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX and len(raw) <= _KEY_CACHE_KEY_BYTES:
             _KEY_CACHE[key] = encoded
     return encoded
 
 
 def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
     # `trail` names where we are (only joined into a path when something fails: building it eagerly costs
-    # as much as the encoding). bool before int: bool is an int subclass in Python but a simple value in CBOR.
+    # as much as the encoding). The exact built-in types go first, dispatched on `type` (the hot path: one
+    # comparison each instead of a chain of isinstance); subclasses and everything else take `_encode_other`.
+    kind = type(value)
+    if kind is int:
+        n = cast(int, value)
+        out.append(_SMALL_UINTS[n] if 0 <= n < 256 else _encode_int(n, trail))
+    elif kind is bytes:
+        raw = cast(bytes, value)
+        size = len(raw)
+        out.append(_BYTES_HEADS[size] if size < 256 else cbor_head(2, size))
+        out.append(raw)
+    elif kind is str:
+        raw = cast(str, value).encode("utf-8")
+        size = len(raw)
+        out.append(_TEXT_HEADS[size] if size < 256 else cbor_head(3, size))
+        out.append(raw)
+    elif kind is dict:
+        _encode_map(cast(dict[object, object], value), trail, out)
+    elif kind is list or kind is tuple:
+        items = cast(list[object], value)
+        out.append(cbor_head(4, len(items)))
+        for i, item in enumerate(items):
+            trail.append(f"[{i}]")
+            _encode(item, trail, out)
+            trail.pop()
+    elif kind is Encoded:
+        out.append(cast(Encoded, value).cbor)
+    else:
+        _encode_other(value, trail, out)
+
+
+_MAP_ORDERS: dict[tuple[object, ...], tuple[tuple[bytes, str], ...]] = {}  # map shapes seen: keys in canonical order
+_MAP_ORDERS_MAX = 4096
+_MAP_ORDER_KEY_BYTES = 512  # a shape is kept only if its encoded keys fit: outside input cannot fill memory
+
+
+def _map_order(keys: tuple[object, ...], trail: list[str]) -> tuple[tuple[bytes, str], ...]:
+    """The encoded keys of a map with these keys, in the bytewise order of their encodings (RFC 8949 §4.2.1
+    rule 2). Maps of one shape (a proof body, a decision) recur, so each shape is ordered once; at most
+    _MAP_ORDERS_MAX shapes of at most _MAP_ORDER_KEY_BYTES of keys are kept (the rest are sorted every time)."""
+    order = _MAP_ORDERS.get(keys)
+    if order is None:
+        for key in keys:
+            if not isinstance(key, str):
+                raise EncodingError(_where(trail), f"map key {key!r} is not a text string")
+        order = tuple(sorted((_encode_key(cast(str, key)), cast(str, key)) for key in keys))
+        if len(_MAP_ORDERS) < _MAP_ORDERS_MAX and sum(len(k) for k, _ in order) <= _MAP_ORDER_KEY_BYTES:
+            _MAP_ORDERS[keys] = order
+    return order
+
+
+def _encode_map(value: dict[object, object], trail: list[str], out: list[bytes]) -> None:
+    order = _map_order(tuple(value), trail)
+    out.append(cbor_head(5, len(order)))
+    for encoded_key, key in order:
+        out.append(encoded_key)
+        item = value[key]
+        kind = type(item)
+        # Scalars inline (the common case); bool is not `int` by type, so it takes the generic path.
+        if kind is int:
+            n = cast(int, item)
+            if 0 <= n < 256:
+                out.append(_SMALL_UINTS[n])
+                continue
+        elif kind is bytes:
+            raw = cast(bytes, item)
+            if len(raw) < 256:
+                out.append(_BYTES_HEADS[len(raw)])
+                out.append(raw)
+                continue
+        trail.append("." + key)
+        _encode(item, trail, out)
+        trail.pop()
+
+
+def _encode_other(value: object, trail: list[str], out: list[bytes]) -> None:
+    """Values whose type is not exactly a built-in one: bool, subclasses of int/str/bytes (enums), other
+    sequences and mappings, and the kinds SPEC §1 refuses. bool before int: bool is an int subclass in Python
+    but a simple value in CBOR."""
     if value is True:
         out.append(b"\xf5")
     elif value is False:
@@ -93,26 +178,16 @@ def _encode(value: object, trail: list[str], out: list[bytes]) -> None:
             _encode(item, trail, out)
             trail.pop()
     elif isinstance(value, Mapping):
-        entries: list[tuple[bytes, str, object]] = []
-        for key, item in value.items():
+        for key in value:
             if not isinstance(key, str):
                 raise EncodingError(_where(trail), f"map key {key!r} is not a text string")
-            entries.append((_encode_key(key), key, item))
-        # Keys ordered by the bytewise order of their encodings (RFC 8949 §4.2.1 rule 2).
-        entries.sort(key=lambda entry: entry[0])
+        entries = sorted((_encode_key(key), key) for key in value)
         out.append(cbor_head(5, len(entries)))
-        for encoded_key, key, item in entries:
+        for encoded_key, key in entries:
             out.append(encoded_key)
-            # Scalars inline (the common case); bool is an int subclass and must take the generic path.
-            if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < _UINT64_LIMIT:
-                out.append(encode_fast_int(item))
-            elif isinstance(item, bytes):
-                out.append(cbor_head(2, len(item)))
-                out.append(item)
-            else:
-                trail.append("." + key)
-                _encode(item, trail, out)
-                trail.pop()
+            trail.append("." + key)
+            _encode(value[key], trail, out)
+            trail.pop()
     elif isinstance(value, Encoded):
         out.append(value.cbor)
     elif value is None:
@@ -157,9 +232,6 @@ def from_hex(text: str, field: str = "value") -> bytes:
         return bytes.fromhex(digits)
     except ValueError:
         raise EncodingError(field, f"not valid hex: {text[:40]!r}") from None
-
-
-_SMALL_UINTS = tuple(cbor_head(0, n) for n in range(256))
 
 
 def encode_fast_int(n: int) -> bytes:

@@ -12,6 +12,8 @@ transaction (aicf.core.txs: chain-id bound, nonce'd), whose body names a sub-kin
 | `fund_topup` | `{op, amount}` | external → fund (the devnet faucet for the fund) |
 | `trap_commit` | `{op, epoch, commitment: 32 bytes}` | the epoch's trap seed commitment |
 | `trap_reveal` | `{op, epoch, seed: 32 bytes}` | the seed, checked against the commitment |
+| `trap_reclaim` | `{op, from: 20 bytes}` | requester:<from> → fund, a final trap caller's refund (trap budget) |
+| `grant` | `{op, requester: 20 bytes, allowance}` | the requester's grant allowance (µANM the fund may sponsor) |
 
 Pure: the shape of a body. The rules that need state (the sender is the operator, the fund's balance, Γ against
 unsettled jobs, a reveal against its commitment) are applied by ingestion (aicf.service.operator_ops).
@@ -33,7 +35,12 @@ OP_TRAP_FUND: Final = "trap_fund"
 OP_FUND_TOPUP: Final = "fund_topup"
 OP_TRAP_COMMIT: Final = "trap_commit"
 OP_TRAP_REVEAL: Final = "trap_reveal"
-OPS: Final = (OP_PARAMS, OP_TIER, OP_ALLOWLIST, OP_TRAP_FUND, OP_FUND_TOPUP, OP_TRAP_COMMIT, OP_TRAP_REVEAL)
+OP_TRAP_RECLAIM: Final = "trap_reclaim"
+OP_GRANT: Final = "grant"
+OPS: Final = (
+    OP_PARAMS, OP_TIER, OP_ALLOWLIST, OP_TRAP_FUND, OP_FUND_TOPUP, OP_TRAP_COMMIT, OP_TRAP_REVEAL, OP_TRAP_RECLAIM,
+    OP_GRANT,
+)  # fmt: skip
 BODY_KEYS: Final[Mapping[str, frozenset[str]]] = {
     OP_PARAMS: frozenset({"op", "changes"}),
     OP_TIER: frozenset({"op", "address", "tier"}),
@@ -42,6 +49,8 @@ BODY_KEYS: Final[Mapping[str, frozenset[str]]] = {
     OP_FUND_TOPUP: frozenset({"op", "amount"}),
     OP_TRAP_COMMIT: frozenset({"op", "epoch", "commitment"}),
     OP_TRAP_REVEAL: frozenset({"op", "epoch", "seed"}),
+    OP_TRAP_RECLAIM: frozenset({"op", "from"}),
+    OP_GRANT: frozenset({"op", "requester", "allowance"}),
 }
 MAX_PARAMS_CHANGES: Final = 64
 MAX_TIER: Final = 3  # SPEC §5: tier 3 is the highest class
@@ -57,7 +66,8 @@ class OperatorChange:
 
     `subject` names what changed (the address, the provider id, the epoch as 8 big-endian bytes; b"" for params
     and fund_topup); `before`/`after` are canonical CBOR of the old and new value (params: maps of the changed
-    keys; tier: the tier; allowlist: listed or not; trap_fund/fund_topup: the credited account's balance), except
+    keys; tier: the tier; allowlist: listed or not; trap_fund/fund_topup: the credited account's balance;
+    trap_reclaim: the reclaimed caller's balance, then 0; grant: the requester's allowance), except
     for trap_commit (after = the commitment) and trap_reveal (before = the commitment, after = the seed): raw."""
 
     height: int
@@ -130,6 +140,11 @@ def operator_op(body: Mapping[str, object]) -> str:
         if op == OP_TRAP_FUND:
             _bytes("to", body["to"], 20)
         _uint("amount", body["amount"], 1, MAX_OPERATOR_AMOUNT)
+    elif op == OP_TRAP_RECLAIM:
+        _bytes("from", body["from"], 20)
+    elif op == OP_GRANT:
+        _bytes("requester", body["requester"], 20)
+        _uint("allowance", body["allowance"], 0, MAX_OPERATOR_AMOUNT)
     else:
         _uint("epoch", body["epoch"])
         _bytes(

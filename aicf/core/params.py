@@ -78,6 +78,10 @@ class Params:
     trap_threshold_bps: int = 9000
     embedding_cosine_min_bps: int = 9900
     audit_bps: int = 100  # issue 14: the share of ordinary AI jobs re-executed, drawn from s_E (docs/TRAPS.md)
+    # The trap budget (docs/TRAPS.md "The trap budget"): the share of the fund's split that may pay for traps, and
+    # the balance trap funding never takes the fund below (µANM)
+    trap_budget_bps: int = 10000
+    trap_fund_floor: int = 0
     # Per quantum device class (SPEC §8 "per device class"; the class is the operator's pin, docs/QUANTUM.md §4):
     # the trap quality a proof needs, and the job's normalised cross-entropy F_obs / F_ideal in bps
     trap_threshold_bps_by_class: Mapping[str, int] = field(
@@ -191,7 +195,8 @@ def _coerce(key: str, value: object) -> object:
 
 def _validate(p: Params) -> None:
     for key in (
-        "provider_bps", "miner_bps", "fund_bps", "block_mint_bps", "fee_share_bps", "min_availability_bps", "audit_bps"
+        "provider_bps", "miner_bps", "fund_bps", "block_mint_bps", "fee_share_bps", "min_availability_bps", "audit_bps",
+        "trap_budget_bps",
     ):  # fmt: skip
         if getattr(p, key) > BPS:
             raise ParamsError(key, f"must be at most {BPS} bps, got {getattr(p, key)}")
@@ -203,6 +208,10 @@ def _validate(p: Params) -> None:
     for key in ("epoch_seconds", "gamma_units", "price_step_div", "heartbeat_interval_s", "max_attempts", "min_stake"):
         if getattr(p, key) < 1:
             raise ParamsError(key, f"must be at least 1, got {getattr(p, key)}")
+    if p.trap_bps >= BPS:
+        raise ParamsError("trap_bps", f"must be below {BPS} bps, got {p.trap_bps}")
+    if p.trap_bps * p.min_fee_bps > p.trap_budget_bps * p.fund_bps:
+        raise ParamsError("trap_bps", trap_cost_reason(p))
     if not 0 < p.price_min_bps <= p.price_initial_bps <= p.price_max_bps:
         raise ParamsError("price_initial_bps", "need 0 < price_min_bps <= price_initial_bps <= price_max_bps")
     for key in _TIER_FIELDS:
@@ -232,6 +241,18 @@ def _validate(p: Params) -> None:
         raise ParamsError(
             "xeb_min_bps_by_class", f"device class {odd!r} must be in both trap_threshold_bps_by_class and this table"
         )
+
+
+def trap_cost_reason(p: Params) -> str:
+    """Why `p` is refused by the trap cost rule (docs/TRAPS.md "The trap budget"): traps are trap_bps of all AI
+    jobs and each is charged at least the reserve (min_fee_bps of its reward), so they cost the fund at least
+    trap_bps × min_fee_bps / 10^4 bps of all rewards, while its trap budget is trap_budget_bps of its fund_bps
+    split, trap_budget_bps × fund_bps / 10^4 bps of all rewards."""
+    return (
+        f"traps would cost the fund more than its trap budget: trap_bps × min_fee_bps = {p.trap_bps} × "
+        f"{p.min_fee_bps} = {p.trap_bps * p.min_fee_bps} is above trap_budget_bps × fund_bps = {p.trap_budget_bps} × "
+        f"{p.fund_bps} = {p.trap_budget_bps * p.fund_bps}; lower trap_bps or raise fund_bps or trap_budget_bps"
+    )
 
 
 def coerce_params_changes(data: Mapping[str, object]) -> dict[str, object]:

@@ -163,6 +163,26 @@ class TrapSeedRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRecord:
+    """A requester's AI job the fund sponsors (issue 14 item 2, docs/TRAPS.md "Grants"): enqueued from a fresh
+    fund-funded caller exactly like a trap, so fund-funded callers are not all traps. Off-chain, the operator's."""
+
+    caller: bytes  # H("aicf/grantcaller/v1", s_E, m)[:20]
+    m: int  # the grant's number, 0, 1, 2… (unique)
+    epoch: int  # s_E of this epoch derived the caller
+    requester: bytes  # the 20-byte address whose on-chain allowance pays it
+    request_hash: bytes  # the signed request's hash: a replay gets the first answer (unique)
+    model: str
+    body: bytes  # canonical CBOR of the ai_enqueue body sent from `caller`
+    funded: int  # µANM of escrow the fund pays the caller (trap_fund)
+    created_at: int
+    sent_at: int | None = None  # when its trap_fund and enqueue were sent
+    task_id: bytes = b""  # once its enqueue is ingested
+    reclaimed: int = 0  # µANM its trap_reclaim took back
+    closed_at: int | None = None  # its job final and its refund reclaimed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrapRecord:
     """An AI trap job (SPEC §8): enqueued by the coordinator from a fresh caller funded by the fund. The expected
     answer is never stored ahead: the coordinator re-executes the prompt when the proof arrives."""

@@ -13,7 +13,7 @@ from aicf.core.ledger import FUND
 from aicf.core.operator import MAX_OPERATOR_AMOUNT
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
-from aicf.service import reads
+from aicf.service import operator_ops, reads
 from aicf.service.operator_ops import fund_body
 
 log = logging.getLogger("aicf.up")
@@ -100,12 +100,18 @@ class DemoRequesters:
         return sent
 
     def top_up_fund(self) -> None:
-        """An operator `fund_topup` transaction on chain (external → fund, the devnet's faucet for the fund), so a
-        node that follows the chain sees the same fund pay the same trap escrows. One at a time: none is sent
-        while the last one waits in the mempool or is not ingested yet."""
-        need = max((t.escrow for t in self.system.coord.trap_shortfalls.values()), default=0)
-        if not need or reads.get_balances(self.system.store, [FUND])[FUND] >= need:
+        """An operator `fund_topup` transaction on chain (external → fund, the devnet's faucet for the fund, and trap
+        budget) when the fund or the trap budget cannot pay a due trap, so a node that follows the chain sees the
+        same fund pay the same trap escrows. One at a time: none is sent while the last one waits in the mempool
+        or is not ingested yet."""
+        coord = self.system.coord
+        need = max((t.escrow for t in coord.trap_shortfalls.values()), default=0)
+        budget_need = max((t.escrow for t in coord.trap_throttles.values()), default=0)
+        poor = bool(need) and reads.get_balances(self.system.store, [FUND])[FUND] < need
+        held = bool(budget_need) and operator_ops.trap_budget_left(self.system.store, self.system.params) < budget_need
+        if not poor and not held:  # a top-up is trap budget too (docs/TRAPS.md "The trap budget")
             return
+        need = max(need, budget_need)
         if self.topup_tx is not None:
             with self.system.chain_lock:
                 where = self.system.devnet.locate(self.topup_tx)

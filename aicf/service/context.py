@@ -64,9 +64,12 @@ class Caches:
     def __init__(self) -> None:
         self.registry: RegistryView | None = None  # the matcher's profiles, per registry version
         self.qos_evaluated: dict[bytes, int] = {}  # provider → the QoS window its QOS_CHRONIC was evaluated in
+        self.genesis_time: int | None = None  # the chain's, once ingest recorded it (it never changes after)
         self.expected: dict[tuple[str, bytes, int], ExpectedAnswer] = {}  # trap answers, at most MAX_EXPECTED_ANSWERS
         self.audit_answers: dict[bytes, ExpectedAnswer] = {}  # task → re-execution, at most MAX_AUDIT_ANSWERS
         self.trap_shortfalls: dict[str, TrapShortfall] = {}  # model → traps the fund could not pay (issue 17)
+        self.trap_throttles: dict[str, TrapShortfall] = {}  # model → traps held back by the trap budget
+        self.trap_reclaims: dict[bytes, int] = {}  # trap caller → when its trap_reclaim was last sent
         # aicf.nextLease: a quantum lease's trap batch is built once per lease (issue 15: it costs about a second
         # of CPU and a provider can poll), then kept while the lease may live; bounded, oldest dropped first.
         self.batches: OrderedDict[bytes, QuantumBatch] = OrderedDict()
@@ -95,6 +98,7 @@ class Context:
     trap_oracle: TrapOracle | None = None
     trap_corpus: tuple[TrapPrompt, ...] = ()
     derive_batch: DeriveBatch = derive_batch
+    base_params: Params | None = None  # the node's params file (version 0); None: `params`
 
     def trap_seed(self, epoch: int) -> bytes:
         """s_E: secret until batch E reveals it; its commitment H("aicf/trapseed/v1", s_E) is public before E."""

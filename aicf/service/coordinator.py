@@ -14,11 +14,13 @@ from aicf.core.chain import Claim, Job
 from aicf.core.clock import Clock
 from aicf.core.errors import AicfError
 from aicf.core.params import Params
-from aicf.core.records import LeaseRecord, Provider
+from aicf.core.records import GrantRecord, LeaseRecord, Provider
 from aicf.core.slashing import SlashReason
+from aicf.core.txs import SignedTx
 from aicf.proofs.quantum import derive_batch
 from aicf.service import (
     claims,
+    grants,
     leases,
     matching,
     operator_ops,
@@ -101,6 +103,11 @@ class Coordinator:
         """Model → traps the fund could not pay since start (issue 17): /metrics, getStatus, alarms."""
         return self.caches.trap_shortfalls
 
+    @property
+    def trap_throttles(self) -> dict[str, TrapShortfall]:
+        """Model → traps held back by the trap budget since start: /metrics, getStatus, alarms."""
+        return self.caches.trap_throttles
+
     def context(self) -> Context:
         """The use-cases' wiring as this facade holds it now."""
         return Context(
@@ -117,6 +124,7 @@ class Coordinator:
             trap_oracle=self.trap_oracle,
             trap_corpus=self.trap_corpus,
             derive_batch=self.derive_batch,
+            base_params=self.base_params,
         )
 
     def follow_chain(self) -> None:
@@ -133,6 +141,10 @@ class Coordinator:
 
     def trap_pass(self) -> TrapPassReport:
         return trap_duties.trap_pass(self.context())
+
+    def request_grant(self, tx: SignedTx, chain_id: int) -> GrantRecord:
+        """A requester's job the fund sponsors from its grant allowance (aicf.service.grants)."""
+        return grants.request_grant(self.context(), tx, chain_id)
 
     # -- registry and stake (SPEC §9) -----------------------------------------------------------------------
     def register(self, public_key: bytes, caps: Capabilities) -> Provider:

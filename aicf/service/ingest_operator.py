@@ -9,10 +9,12 @@ from aicf.core.ledger import EXTERNAL, FUND, Posting, requester_account
 from aicf.core.operator import (
     OP_ALLOWLIST,
     OP_FUND_TOPUP,
+    OP_GRANT,
     OP_PARAMS,
     OP_TIER,
     OP_TRAP_COMMIT,
     OP_TRAP_FUND,
+    OP_TRAP_RECLAIM,
     OP_TRAP_REVEAL,
     OperatorChange,
     apply_params_changes,
@@ -24,10 +26,20 @@ from aicf.core.operator import (
     params_diff,
 )
 from aicf.core.params import Params
+from aicf.core.trap_budget import check_trap_fund, reclaimable
 from aicf.core.txs import address_of
 from aicf.core.types import MAX_AMOUNT, MicroAnm
 from aicf.service.ingest_work import BlockWork, balance, refuse
-from aicf.service.operator_ops import allowlist, check_gamma, params_for_epoch, trap_commitment, trap_reveal
+from aicf.service.operator_ops import (
+    allowlist,
+    caller_trap_account,
+    check_gamma,
+    grant_allowance,
+    params_for_epoch,
+    trap_budget,
+    trap_commitment,
+    trap_reveal,
+)
 from aicf.store.interface import Tx
 
 
@@ -75,8 +87,8 @@ def _operator(
         source = FUND if op == OP_TRAP_FUND else EXTERNAL
         target = FUND if op == OP_FUND_TOPUP else requester_account(body_bytes(body, "to"))
         have, held = balance(tx, work, source), balance(tx, work, target)
-        if source == FUND and have < amount:
-            raise RequestError("amount", f"the fund holds {have} µANM, below {amount} µANM")
+        if source == FUND:  # the trap budget (aicf.core.trap_budget): bounded by the fund's income and top-ups
+            check_trap_fund(amount, trap_budget(tx, base, work.changes), have, params_for_epoch(tx, base, epoch))
         if source == EXTERNAL and have - amount <= -MAX_AMOUNT:
             raise RequestError("amount", f"the supply would pass 2^63 µANM ({-have} minted so far)")
         if held + amount >= MAX_AMOUNT:
@@ -88,6 +100,13 @@ def _operator(
         )
         subject = body_bytes(body, "to") if op == OP_TRAP_FUND else b""
         before, after = canonical_cbor(held), canonical_cbor(held + amount)
+    elif op == OP_GRANT:
+        subject = body_bytes(body, "requester")
+        before = canonical_cbor(grant_allowance(tx, subject, work.changes))
+        after = canonical_cbor(body_int(body, "allowance"))
+    elif op == OP_TRAP_RECLAIM:
+        subject = body_bytes(body, "from")
+        before, after = _reclaim(tx, work, subject, ctx.tx_hash)
     else:
         target_epoch = body_int(body, "epoch")
         subject, effective = epoch_subject(target_epoch), target_epoch
@@ -129,6 +148,30 @@ def _operator(
             time=block.time,
         )
     )
+
+
+def _reclaim(tx: Tx, work: BlockWork, caller: bytes, tx_hash: bytes) -> tuple[bytes, bytes]:
+    """trap_reclaim: requester:<caller> → fund, at most what trap_fund paid the caller and was not reclaimed yet;
+    refused for a caller the fund never paid or with nothing to take back. Job states are not read: leases and
+    verdicts are the coordinator's, so a node that follows only the chain may not know them; the coordinator sends
+    it once the trap's job is final, and a refund that arrives later can be reclaimed by another. Returns the
+    caller's balance before and after, canonical CBOR."""
+    funded, reclaimed = caller_trap_account(tx, caller, work.changes)
+    if funded == 0:
+        raise RequestError("from", f"0x{caller.hex()} was never paid by a trap_fund")
+    account = requester_account(caller)
+    held = balance(tx, work, account)
+    amount = reclaimable(held, funded, reclaimed)
+    if amount == 0:
+        raise RequestError("from", f"0x{caller.hex()} holds nothing the fund paid it and has not reclaimed")
+    fund = balance(tx, work, FUND)
+    if fund + amount >= MAX_AMOUNT:
+        raise RequestError("from", "the fund would exceed 2^63 µANM")
+    work.balances[account], work.balances[FUND] = held - amount, fund + amount
+    work.postings.append(
+        Posting(debit=account, credit=FUND, amount=MicroAnm(amount), ref_kind="trap_reclaim", ref=tx_hash)
+    )
+    return canonical_cbor(held), canonical_cbor(held - amount)
 
 
 def _listed_in_block(tx: Tx, work: BlockWork, pid: bytes) -> bool:

@@ -16,10 +16,12 @@ from aicf.core.ledger import FUND
 from aicf.core.operator import (
     OP_ALLOWLIST,
     OP_FUND_TOPUP,
+    OP_GRANT,
     OP_PARAMS,
     OP_TIER,
     OP_TRAP_COMMIT,
     OP_TRAP_FUND,
+    OP_TRAP_RECLAIM,
     OP_TRAP_REVEAL,
     OperatorChange,
     apply_params_changes,
@@ -31,8 +33,9 @@ from aicf.core.operator import (
     wire_value,
 )
 from aicf.core.params import Params, params_hash
+from aicf.core.trap_budget import TrapBudget, batch_trap_income, check_trap_fund
 from aicf.service.context import Caches
-from aicf.store.interface import Store, Tx
+from aicf.store.interface import Store, Tx, read_transaction
 
 
 @runtime_checkable
@@ -94,6 +97,16 @@ def params_for_epoch(tx: Tx, base: Params, epoch: int) -> Params:
     return params_version(tx, base, epoch).params if tx.operator_changes_of(OP_PARAMS) else base
 
 
+def params_in_force(store: Store, base: Params, epoch: int | None = None) -> Params:
+    """The params of `epoch` (default: the head's): `base`, the node's params file, with the on-chain changes
+    effective by then. Every read that depends on params judges by these, as settlement and matching do."""
+    with read_transaction(store) as tx:
+        if epoch is None:
+            head = tx.head_block()
+            epoch = 0 if head is None else head.epoch
+        return params_for_epoch(tx, base, epoch)
+
+
 def allowlist(tx: Tx, base: Iterable[bytes]) -> frozenset[bytes]:
     """The operator allowlist: `base` (the node's configuration) with each applied add/remove, in chain order."""
     out = set(base)
@@ -129,6 +142,77 @@ def trap_reveal(tx: Tx, epoch: int) -> OperatorChange | None:
     return found[0] if found else None
 
 
+def change_amount(c: OperatorChange) -> int:
+    """What a trap_fund, fund_topup (credited balance after − before) or trap_reclaim (reclaimed balance before −
+    after) moved."""
+    before, after = decode_canonical(c.before), decode_canonical(c.after)
+    if not isinstance(before, int) or not isinstance(after, int):
+        raise RequestError("amount", f"a stored {c.op} change does not hold two balances")
+    return before - after if c.op == OP_TRAP_RECLAIM else after - before
+
+
+def trap_income(tx: Tx, base: Params) -> tuple[int, int]:
+    """(Σ over the batches written of fund_E × trap_budget_bps_E // 10000, Σ fund_E): batch E's fund total read
+    from its batch map, epoch E's params (aicf.core.trap_budget)."""
+    last = tx.last_batch_epoch()
+    share = split = 0
+    for epoch in range(0 if last is None else last + 1):
+        batch = tx.get_batch(epoch)
+        if batch is None:
+            continue
+        decoded = decode_canonical(batch.batch)
+        totals = decoded.get("totals") if isinstance(decoded, dict) else None
+        fund = totals.get("fund") if isinstance(totals, dict) else None
+        if isinstance(fund, int) and fund > 0:
+            share += batch_trap_income(fund, params_for_epoch(tx, base, epoch))
+            split += fund
+    return share, split
+
+
+def trap_budget(tx: Tx, base: Params, pending: Sequence[OperatorChange] = ()) -> TrapBudget:
+    """The trap budget at this point of the chain: the stored operator changes, then `pending` (a block's changes
+    not written yet)."""
+    sums = {OP_FUND_TOPUP: 0, OP_TRAP_FUND: 0, OP_TRAP_RECLAIM: 0}
+    for op in sums:
+        for c in (*tx.operator_changes_of(op), *(p for p in pending if p.op == op)):
+            sums[op] += change_amount(c)
+    share, split = trap_income(tx, base)
+    return TrapBudget(
+        income=share,
+        split=split,
+        topups=sums[OP_FUND_TOPUP],
+        funded=sums[OP_TRAP_FUND],
+        reclaimed=sums[OP_TRAP_RECLAIM],
+    )
+
+
+def grant_allowance(tx: Tx, requester: bytes, pending: Sequence[OperatorChange] = ()) -> int:
+    """The requester's grant allowance (µANM of escrow and charges the fund may sponsor): the last `grant` op's."""
+    found = [c for c in (*tx.operator_changes_of(OP_GRANT, requester), *pending)
+             if c.op == OP_GRANT and c.subject == requester]  # fmt: skip
+    value = decode_canonical(found[-1].after) if found else 0
+    return value if isinstance(value, int) else 0
+
+
+def grant_body(requester: bytes, allowance: int) -> dict[str, object]:
+    return {"op": OP_GRANT, "requester": requester, "allowance": allowance}
+
+
+def trap_budget_left(store: Store, base: Params) -> int:
+    """What the trap budget has left at the ingested head (/metrics, getStatus's trap_budget_throttled alarm)."""
+    with store.transaction() as tx:
+        return trap_budget(tx, base).available
+
+
+def caller_trap_account(tx: Tx, caller: bytes, pending: Sequence[OperatorChange] = ()) -> tuple[int, int]:
+    """(what the fund paid `caller` by trap_fund, what trap_reclaim took back from it), stored and `pending`."""
+    funded = sum(change_amount(c) for c in (*tx.operator_changes_of(OP_TRAP_FUND, caller), *pending)
+                 if c.op == OP_TRAP_FUND and c.subject == caller)  # fmt: skip
+    reclaimed = sum(change_amount(c) for c in (*tx.operator_changes_of(OP_TRAP_RECLAIM, caller), *pending)
+                    if c.op == OP_TRAP_RECLAIM and c.subject == caller)  # fmt: skip
+    return funded, reclaimed
+
+
 # -- the use-cases behind aicf.setParams / setTier / setAllowlist / fundTraps ------------------------------------
 def check_params_change(store: Store, base: Params, changes: Mapping[str, object]) -> Params:
     """Raise RequestError naming the key if ingestion would refuse this params change now: an unknown or ill-typed
@@ -157,16 +241,18 @@ def check_gamma(params: Params, largest: int) -> None:
 
 def send_operator(store: Store, sender: OperatorSender, base: Params, body: Mapping[str, object]) -> bytes:
     """Check an operator body as ingestion would (shape; a params change against the scheduled params and Γ; a
-    trap funding against the fund) and send it; returns the transaction hash. Nothing is sent on an error."""
+    trap funding against the fund and the trap budget) and send it; returns the transaction hash. Nothing is sent
+    on an error."""
     op = operator_op(body)
     if op == OP_PARAMS:
         check_params_change(store, base, params_changes(body))
     elif op == OP_TRAP_FUND:
         with store.transaction() as tx:
             fund = tx.balances([FUND])[FUND]
-        amount = body_int(body, "amount")
-        if fund < amount:
-            raise RequestError("amount", f"the fund holds {fund} µANM, below {amount} µANM")
+            head = tx.head_block()
+            params = params_for_epoch(tx, base, 0 if head is None else head.epoch)
+            budget = trap_budget(tx, base)
+        check_trap_fund(body_int(body, "amount"), budget, fund, params)
     return sender.send_operator(body)
 
 

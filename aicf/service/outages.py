@@ -28,3 +28,12 @@ def credit_outage(w: Work, *, record_pass: bool) -> Outage | None:
     if (record_pass or outage is not None) and (last is None or now > last):
         tx.set_meta(META_ACTED_AT, now)
     return outage
+
+
+def outages_for_proofs(w: Work) -> list[Outage]:
+    """What a proof received at `w.now` reads of coordinator outages, once per transaction: the outage ending
+    now credited first (a lease the outage would have expired is still live, issue 15), then the outages of the
+    widest QoS window (not the provider's latency nor its availability). A group's proofs share `w.now`, and
+    after the first crediting nothing is left to credit at that instant, so the group reads them once."""
+    credit_outage(w, record_pass=False)
+    return w.tx.outages_since(w.now - w.params.qos_window_s)

@@ -10,6 +10,7 @@ from aicf.proofs.envelope import ProofEnvelope, parse_envelope
 from aicf.proofs.verdict import Reject
 from aicf.service.context import Context, Work
 from aicf.service.errors import ProofGroupError
+from aicf.service.outages import outages_for_proofs
 from aicf.service.proofs import RACED, ProofOutcome, Written, submit_alone, submit_in, unparsed
 from aicf.service.steps import send_inclusion
 
@@ -71,6 +72,7 @@ def _submit_group(
     wrote = False
     with ctx.store.transaction() as tx:
         w = Work(tx, received_ms // 1000, ctx)
+        outages = outages_for_proofs(w)  # the group's proofs share the instant: read once (issue 18)
         while at < end:
             env = envs[at]
             if isinstance(env, Reject):
@@ -78,7 +80,7 @@ def _submit_group(
                 at += 1
                 continue
             try:
-                outcome = submit_in(w, env, received_ms, None)
+                outcome = submit_in(w, env, received_ms, None, outages)
             except AicfError:
                 del results[before:]
                 return at, False  # leaving without commit rolls the transaction back

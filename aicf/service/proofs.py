@@ -21,7 +21,7 @@ from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, pars
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
 from aicf.service.errors import LeaseNotFoundError
-from aicf.service.outages import credit_outage
+from aicf.service.outages import outages_for_proofs
 from aicf.service.slashing import slash
 from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
@@ -116,13 +116,17 @@ class Written:
 
 
 def submit_in(
-    w: Work, env: ProofEnvelope, received_ms: int, answer: ExpectedAnswer | Reject | None
+    w: Work,
+    env: ProofEnvelope,
+    received_ms: int,
+    answer: ExpectedAnswer | Reject | None,
+    outages: Sequence[Outage] | None = None,
 ) -> ProofOutcome | Written | TrapRecord | _Audit | _Raced:
     """One submission in `w`'s transaction. A bare ProofOutcome wrote nothing (a drop, a replay); `Written`
     wrote the verdict. For a trap job whose answer this process has not computed yet it writes nothing and
     returns the trap, and for a sampled ordinary job whose body passed the checks an `_Audit`: the caller
     computes the answer (a model run, outside any transaction) and calls again with it. `_RACED` (nothing
-    written) when the job left LEASED between the read and the write."""
+    written) when the job left LEASED between the read and the write. `outages`: outages_for_proofs(w) if read."""
     ctx, tx = w.ctx, w.tx
     params = ctx.params
     now = received_ms // 1000
@@ -134,8 +138,7 @@ def submit_in(
         first_slot=(now - params.qos_window_s) // interval,
         last_slot=now // interval,
     )
-    credit_outage(w, record_pass=False)  # a lease the outage would have expired is still live (issue 15)
-    outages = tx.outages_since(now - params.qos_window_s)  # not the provider's latency nor its availability
+    outages = outages_for_proofs(w) if outages is None else outages
     pc = tx.proof_context(env.provider_id, env.lease_id, env.task_id, pid, qos)
     provider, stored = pc.provider, pc.lease
     lease = core_lease(stored) if stored is not None else None
@@ -179,7 +182,7 @@ def submit_in(
     # chain with the envelope at the next block at the earliest (aicf.service.trust, docs/ROOTS.md)
     inclusion = height + 1 if head is not None else 0
     trust = ctx.trust.anchors_at(tx, inclusion, pc.trust_version)
-    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust)
+    verdict = ctx.verifier.verify(env, job, decode_request(job), stored, now, inclusion, trust, ctx.params)
     if isinstance(verdict, Reject) and verdict.is_drop:  # SPEC §8: a malformed body uses no attempt
         return ProofOutcome(
             proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True

@@ -32,6 +32,7 @@ from aicf.core.records import (
 from aicf.core.registry import ProviderStatus
 from aicf.core.settlement import Payout
 from aicf.service.decisions import whole_decision
+from aicf.service.operator_ops import params_for_epoch
 from aicf.store.interface import META_FINAL_HEIGHT, META_PRICE_BPS, Store, Tx, read_transaction
 
 
@@ -80,6 +81,7 @@ class Status:
     verdicts: dict[str, int]  # stored proofs by verdict
     outages: tuple[Outage, ...] = ()  # every credited coordinator outage, oldest first (aicf.core.outages)
     slash_totals: dict[str, tuple[int, int]]  # every slash by reason: (count, µANM)
+    params: Params  # in force in the head's epoch (the params file with the on-chain changes applied so far)
 
 
 def provider_view(
@@ -185,9 +187,12 @@ def get_epoch(store: Store, epoch: int) -> tuple[BatchRecord, list[Payout]] | No
         return batch, tx.payouts_of_epoch(epoch)
 
 
-def status(store: Store, now: int, params: Params) -> Status:
+def status(store: Store, now: int, base: Params) -> Status:
+    """The coordinator's state at the stored head, judged by the params in force in the head's epoch: `base` (the
+    node's params file) with the on-chain params changes effective by then, as settlement and matching use them."""
     with read_transaction(store) as tx:
         head = tx.head_block()
+        params = params_for_epoch(tx, base, head.epoch if head is not None else 0)
         counts = tx.job_counts()
         first = tx.oldest_queued_height()
         oldest = 0
@@ -220,6 +225,7 @@ def status(store: Store, now: int, params: Params) -> Status:
             assignments_total=sum(leases.values()),
             retries_total=sum(n for st, n in leases.items() if st not in (LeaseStatus.LIVE, LeaseStatus.PROVED)),
             outages=tuple(tx.outages_since(-1)),
+            params=params,
         )
 
 

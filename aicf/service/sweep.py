@@ -15,7 +15,7 @@ from aicf.core.merkle import merkle_root
 from aicf.core.outages import Outage, credited_s, excluded_slots, live_share_bps
 from aicf.core.params import Params
 from aicf.core.qos import qos_chronic
-from aicf.core.records import LeaseRecord
+from aicf.core.records import LeaseRecord, ProofRecord
 from aicf.core.registry import ProviderStatus, check_provider_move
 from aicf.core.slashing import SlashReason, slash_evidence
 from aicf.core.types import MicroAnm
@@ -76,7 +76,7 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
             )
             slash(w, provider, SlashReason.MISSED_LEASE, lease.task_id, lease.lease_id, evidence)
             expired += 1
-        genesis = tx.get_meta(META_GENESIS_TIME)
+        genesis = _genesis_time(w)
         evaluated = _qos_chronic_pass(w, genesis, height) if genesis is not None else {}
         mirrored = tx.get_meta(META_EVM_MONEY) == 1  # an EVM contract releases unbonding stake (its Withdrawn)
         for provider in tx.providers_due(now):
@@ -106,20 +106,29 @@ def sweep(ctx: Context, limit: int = 500) -> SweepReport:
                 released += amount
             if changed != provider:
                 update_provider(tx, replace(changed, updated_at=now), provider.status)
+        # read in the pass's transaction (one transaction per pass, issue 18); sent once it has committed
+        stranded = tx.accepted_proofs_not_included(now - ctx.params.lease_ttl_s, limit)
         w.commit()
     ctx.caches.qos_evaluated.update(evaluated)  # only once committed: a pass rolled back is evaluated again
-    resent = resend_inclusions(ctx, now, limit)
+    resent = resend_inclusions(ctx, stranded)
     return SweepReport(expired=expired, unjailed=unjailed, released_stake=released, resent=resent)
 
 
-def resend_inclusions(ctx: Context, now: int, limit: int) -> int:
-    """Send again the accepted proofs of SUBMITTED jobs that are still not on chain a lease TTL later.
+def _genesis_time(w: Work) -> int | None:
+    """The chain's genesis time: read until ingest has recorded it, then kept (it never changes once set)."""
+    caches = w.ctx.caches
+    if caches.genesis_time is None:
+        caches.genesis_time = w.tx.get_meta(META_GENESIS_TIME)
+    return caches.genesis_time
+
+
+def resend_inclusions(ctx: Context, stranded: Sequence[ProofRecord]) -> int:
+    """Send again the accepted proofs of SUBMITTED jobs that are still not on chain a lease TTL later
+    (`stranded`: what the sweep's transaction read of them).
 
     The inclusion is sent after the acceptance commits, so a coordinator that stops between the two (or a
     chain that drops the transaction) would leave the job SUBMITTED for ever. Sending it twice is harmless:
     the first inclusion of a task wins and ingest refuses a second one."""
-    with ctx.store.transaction() as tx:
-        stranded = tx.accepted_proofs_not_included(now - ctx.params.lease_ttl_s, limit)
     for record in stranded:
         log.info("proof 0x%s of job 0x%s is not on chain yet: sending it again", record.proof_id.hex()[:12],
                  record.task_id.hex()[:12])  # fmt: skip

@@ -10,8 +10,7 @@ from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
 from aicf.core.ids import output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
-from aicf.core.ledger import FUND
-from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_REVEAL
+from aicf.core.operator import OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_RECLAIM, OP_TRAP_REVEAL
 from aicf.core.pricing import reserve_fee
 from aicf.core.records import TrapRecord, TrapSeedRecord
 from aicf.core.requests import validate_request
@@ -19,12 +18,21 @@ from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work, unit_of_work
 from aicf.service.operator_ops import OperatorSender
 from aicf.service.steps import as_int, decode_request
+from aicf.service.trap_funding import (
+    CHAIN_REFUNDED,
+    MAX_TRAPS_PER_PASS,
+    TRAP_FINAL_STATUSES,
+    Purse,
+    follow_grant,
+    left_to_reclaim,
+    new_grants,
+    note_throttled_trap,
+    reclaims_to_resend,
+)
 from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
 
 log = logging.getLogger("aicf.coordinator")
 
-TRAP_FINAL_STATUSES = (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.CANCELLED)
-MAX_TRAPS_PER_PASS = 16
 MAX_EXPECTED_ANSWERS = 1024  # trap answers kept (oldest dropped first); a dropped one is re-executed if needed
 REAL_SAMPLE = 512  # real jobs per status set a trap's shape and recycled prompt are drawn from
 REAL_VERIFIED = (JobStatus.VERIFIED, JobStatus.SETTLED)  # jobs whose proof verified: their prompts may be recycled
@@ -38,6 +46,7 @@ class TrapPassReport:
     enqueued: tuple[bytes, ...] = ()  # callers of the new trap jobs
     linked: int = 0  # trap jobs seen ingested (their H("aicf/trap/v1", s_E, task_id) logged)
     answers_revealed: int = 0
+    reclaimed: tuple[bytes, ...] = ()  # trap callers whose refund this pass asked back (trap_reclaim)
 
 
 def trap_pass(ctx: Context) -> TrapPassReport:
@@ -46,10 +55,14 @@ def trap_pass(ctx: Context) -> TrapPassReport:
        public before its epoch's first lease: an operator `trap_commit` transaction (epoch 0's in epoch 0, every
        other one before its epoch), remembered in `trap_seeds` so it is sent once;
     2. reveal s_E for every epoch that has a batch (an operator `trap_reveal` transaction);
-    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested, and reveal the answer digest of
-       traps whose job is final;
-    4. enqueue the traps each corpus model is due: an operator `trap_fund` transaction (fund → requester:<caller>
-       on chain, so every node that follows the chain sees the escrow funded), then the trap's ai_enqueue.
+    3. log H("aicf/trap/v1", s_E, task_id) for trap jobs now ingested; once a trap's job is final, reveal the
+       answer digest and send a `trap_reclaim` for its refund (the trap budget counts only what traps were
+       charged), again if it is not on chain after RECLAIM_RESEND_S;
+    4. enqueue the traps each corpus model is due, as far as the fund and the trap budget (aicf.core.trap_budget)
+       pay them: an operator `trap_fund` transaction (fund → requester:<caller> on chain, so every node that
+       follows the chain sees the escrow funded), then the trap's ai_enqueue;
+    5. send the grants requesters asked for (aicf.service.grants) exactly as traps, with what the traps left of
+       the fund and the budget, none while a due trap is held back; follow, reclaim and close them like traps.
     """
     committed: list[int] = []
     revealed: list[int] = []
@@ -85,12 +98,28 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                     revealed.append(epoch)
                     operator_txs.append({"op": OP_TRAP_REVEAL, "epoch": epoch, "seed": ctx.trap_seed(epoch)})
             tx.set_meta(META_TRAP_REVEAL_NEXT, last + 1)
+        reclaims: list[bytes] = []
         for trap in tx.open_traps(1000):  # (3)
-            linked_now, answered = _follow_trap(w, trap)
+            linked_now, answered, reclaim = _follow_trap(w, trap)
             linked += linked_now
             answers += answered
+            if reclaim and sender is not None:
+                reclaims.append(trap.caller)
+                ctx.caches.trap_reclaims[trap.caller] = now
+                operator_txs.append({"op": OP_TRAP_RECLAIM, "from": trap.caller})
+        for grant in tx.open_grants(1000):  # (5) grants: linked, reclaimed and closed like traps
+            if follow_grant(w, grant) and sender is not None:
+                reclaims.append(grant.caller)
+                ctx.caches.trap_reclaims[grant.caller] = now
+                operator_txs.append({"op": OP_TRAP_RECLAIM, "from": grant.caller})
+        for caller in reclaims_to_resend(w):
+            ctx.caches.trap_reclaims[caller] = now
+            operator_txs.append({"op": OP_TRAP_RECLAIM, "from": caller})
+        purse = Purse(w)
         if ctx.trap_oracle is not None and ctx.trap_corpus and sender is not None:  # (4)
-            enqueues = _new_traps(w, head.epoch)
+            enqueues = _new_traps(w, head.epoch, purse)
+        if sender is not None and not purse.held:  # (5) grants take what the traps left
+            enqueues += new_grants(w, purse)
         w.commit()
     if sender is not None:
         for body in operator_txs:
@@ -107,35 +136,44 @@ def trap_pass(ctx: Context) -> TrapPassReport:
                 continue
             sent.append(caller)
     if sent:
-        log.info("enqueued %d AI trap jobs", len(sent))
+        log.info("enqueued %d fund-funded AI jobs (traps and grants)", len(sent))
     return TrapPassReport(
         committed=tuple(committed),
         revealed=tuple(revealed),
         enqueued=tuple(sent),
         linked=linked,
         answers_revealed=answers,
+        reclaimed=tuple(reclaims),
     )
 
 
-def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int]:
+def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
+    """(1 if the trap's task was linked now, 1 if its answer was revealed now, whether to send its trap_reclaim)."""
     tx, ctx = w.tx, w.ctx
     jobs = tx.jobs_of_caller(trap.caller)
     job = jobs[-1] if jobs else None
     if job is None:
         if trap.task_id:  # its enqueue block was orphaned: wait for the transaction to land again
             tx.update_trap(replace(trap, task_id=b"", log_hash=b""))
-        return 0, 0
+        return 0, 0, False
     linked = 0
     if job.task_id != trap.task_id:
         trap = replace(trap, task_id=job.task_id, log_hash=trap_log_hash(ctx.trap_seed(trap.epoch), job.task_id))
         tx.update_trap(trap)
         linked = 1
-    if job.status not in TRAP_FINAL_STATUSES or ctx.trap_oracle is None:
-        return linked, 0
+    if job.status not in TRAP_FINAL_STATUSES:
+        return linked, 0, False
+    reclaim = (
+        job.status in CHAIN_REFUNDED
+        and left_to_reclaim(w, trap.caller) > 0
+        and trap.caller not in ctx.caches.trap_reclaims
+    )
+    if ctx.trap_oracle is None:
+        return linked, 0, reclaim
     expected = expected_answer(ctx, trap)
     digest = output_digest(expected.output) if isinstance(expected, ExpectedAnswer) else b""
     tx.update_trap(replace(trap, answer_digest=digest, revealed_at=w.now))
-    return linked, 1
+    return linked, 1, reclaim
 
 
 def _send(sender: OperatorSender, body: dict[str, object]) -> bool:
@@ -165,16 +203,14 @@ class TrapCallerKeys(Protocol):
         ...
 
 
-def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]]:
-    """The traps due: (caller, ai_enqueue body, escrow the fund pays on chain for it)."""
+def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
+    """The traps due: (caller, ai_enqueue body, escrow the fund pays on chain for it), paid from `purse`."""
     tx, ctx, now = w.tx, w.ctx, w.now
     models = {c.model for c in ctx.trap_corpus}
     unlinked: dict[str, int] = {}
-    reserved = 0  # µANM of trap fundings sent but not yet ingested: the fund on chain has not paid them yet
     for t in tx.open_traps(10_000):
         if not t.task_id:
             unlinked[t.model] = unlinked.get(t.model, 0) + 1
-            reserved += t.funded
     counts = {m: n for m, n in tx.ai_job_counts().items() if m in models}
     needs = trap_needs(counts, tx.trap_counts(), unlinked, ctx.params)
     if not needs:
@@ -185,10 +221,9 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
     floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
     recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object], int]] = []
-    fund = tx.balances([FUND])[FUND] - reserved
     keyed = ctx.chain_writer if isinstance(ctx.chain_writer, TrapCallerKeys) else None
     if keyed is not None:  # the contract's trap fund pays on chain (fundings there are mined before this pass)
-        fund = min(fund, keyed.trap_fund_held())
+        purse.cap_fund(keyed.trap_fund_held())
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -202,8 +237,13 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             except RequestError as exc:
                 log.warning("trap for %s not enqueued: %s", model, exc)
                 break
-            if fund < valid.escrow:
-                _note_unfunded_trap(ctx, model, valid.escrow, max(fund, 0), now)
+            if purse.fund < valid.escrow:
+                _note_unfunded_trap(ctx, model, valid.escrow, max(purse.fund, 0), now)
+                purse.held = True
+                return out
+            if purse.budget < valid.escrow:  # the trap rate adapts to the budget: due traps wait for the next income
+                note_throttled_trap(ctx, model, valid.escrow, max(purse.budget, 0), now)
+                purse.held = True
                 return out
             trap = TrapRecord(
                 caller=caller,
@@ -217,7 +257,7 @@ def _new_traps(w: Work, epoch: int) -> list[tuple[bytes, dict[str, object], int]
             )
             if not tx.insert_trap(trap):
                 return out  # another replica took this number
-            fund -= valid.escrow
+            purse.spend(valid.escrow)
             out.append((caller, body, valid.escrow))
             n += 1
     return out

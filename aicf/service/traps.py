@@ -82,6 +82,15 @@ def trap_caller(seed: bytes, n: int) -> bytes:
     return tagged_hash(TRAP_CALLER_TAG, seed, n)[:ADDRESS_BYTES]
 
 
+GRANT_CALLER_TAG = "aicf/grantcaller/v1"
+
+
+def grant_caller(seed: bytes, m: int) -> bytes:
+    """The fresh caller of grant m (issue 14 item 2): H("aicf/grantcaller/v1", s_E, m)[:20]. Like a trap caller,
+    it looks like any fresh address until s_E is revealed."""
+    return tagged_hash(GRANT_CALLER_TAG, seed, m)[:ADDRESS_BYTES]
+
+
 AUDIT_TAG = "aicf/audit/v1"
 
 

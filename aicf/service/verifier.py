@@ -1,7 +1,8 @@
 """The proof verifier the coordinator calls after the envelope checks: AI_V1 or QUANTUM_V1 by kind.
 
 It only composes `aicf.proofs`: every verdict comes from evidence the verifiers check themselves. TEE evidence is
-judged by `trust`: the registry's roots and per-kind policies in force at `height` (aicf.service.trust); a kind
+judged by `trust`: the registry's roots and per-kind policies in force at `height` (aicf.service.trust); quantum
+bodies by `params`, the params in force (trap_k, the device class's thresholds), which the caller passes; a kind
 with no policy in the registry is judged by the verifier's own `policy`. With a `watch`, accepted TEE evidence
 leaves the expiry of the collateral and certificates it relied on there (aicf.service.collateral).
 """
@@ -45,12 +46,12 @@ class ProofVerifier(Protocol):
         at_time: int,
         height: int,
         trust: TrustAnchors,
+        params: Params,
     ) -> BodyAccepted | Reject: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StandardVerifier:
-    params: Params
     model_digests: Mapping[str, bytes]
     trap_seed: Callable[[int], bytes]  # s_E for an epoch
     policy: Policy = field(default_factory=Policy)  # for an evidence kind the registry holds no policy for
@@ -65,6 +66,7 @@ class StandardVerifier:
         at_time: int,
         height: int,
         trust: TrustAnchors,
+        params: Params,
     ) -> BodyAccepted | Reject:
         if job.kind == "ai":
             if env.kind != "AI_V1":
@@ -98,7 +100,7 @@ class StandardVerifier:
             return _ai_accepted(out)
         if env.kind != "QUANTUM_V1":
             return Reject(code=RejectCode.MALFORMED, message=f"a quantum job needs a QUANTUM_V1 proof, got {env.kind}")
-        if (shape := quantum_shape_error(env.body, self.params.trap_k)) is not None:
+        if (shape := quantum_shape_error(env.body, params.trap_k)) is not None:
             return Reject(code=RejectCode.MALFORMED, message=shape)
         device = check_device_cert(env.body, pinned_devices(trust.roots), lease.lease_id)  # fails closed
         if isinstance(device, Reject):
@@ -110,7 +112,7 @@ class StandardVerifier:
             _int(request.get("shots")),
             self.trap_seed(lease.epoch),
             job.task_id,
-            self.params,
+            params,
             device.device_class,
         )
         if verdict.code is not VerdictCode.ACCEPT:

@@ -19,6 +19,7 @@ from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
     Event,
+    GrantRecord,
     LeaseRecord,
     ProofRecord,
     Provider,
@@ -301,6 +302,23 @@ class CoordinatorTx(Protocol):
 
     def trap_counts(self) -> dict[str, int]:
         """Traps per model (all time; models with none are absent)."""
+
+    # -- grants (issue 14 item 2) ----------------------------------------------------------------------
+    def insert_grant(self, grant: GrantRecord) -> bool:
+        """False (nothing written) if the caller, the grant number or the request hash is taken."""
+
+    def update_grant(self, grant: GrantRecord) -> bool:
+        """Set sent_at, task_id, reclaimed and closed_at of the grant row of `grant.caller`; False if none."""
+
+    def get_grant(self, caller: bytes) -> GrantRecord | None: ...
+    def grant_of_request(self, request_hash: bytes) -> GrantRecord | None: ...
+    def open_grants(self, limit: int) -> list[GrantRecord]:
+        """Grants not closed yet, by m."""
+
+    def grant_used(self, requester: bytes) -> int:
+        """Σ funded − reclaimed over the requester's grants: what its allowance has paid for."""
+
+    def next_grant_number(self) -> int: ...
 
     def ai_job_counts(self) -> dict[str, int]:
         """AI jobs per model, whatever their status (models with none are absent)."""

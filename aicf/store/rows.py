@@ -12,6 +12,7 @@ from aicf.store.tables import (
     CLAIMS,
     DECISIONS,
     EVENTS,
+    GRANTS,
     JOB_TRANSITIONS,
     JOBS,
     LEASES,
@@ -56,6 +57,7 @@ slash_of, slash_params = SLASHES.decode, SLASHES.params
 event_of = EVENTS.decode
 trap_seed_of, trap_seed_params = TRAP_SEEDS.decode, TRAP_SEEDS.params
 trap_of, trap_params = TRAPS.decode, TRAPS.params
+grant_of, grant_params = GRANTS.decode, GRANTS.params
 operator_change_of, operator_change_params = OPERATOR_CHANGES.decode, OPERATOR_CHANGES.params
 
 

@@ -21,6 +21,7 @@ from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
     Event,
+    GrantRecord,
     LeaseRecord,
     ProofRecord,
     Provider,
@@ -671,6 +672,32 @@ class SqlTx(SqlTrustTx, ABC):
 
     def trap_counts(self) -> dict[str, int]:
         return {rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("trap_counts", {})}
+
+    # -- grants (issue 14 item 2) --------------------------------------------------------------------------
+    def insert_grant(self, grant: GrantRecord) -> bool:
+        return self._exec("insert_grant", rows.grant_params(grant)) == 1
+
+    def update_grant(self, grant: GrantRecord) -> bool:
+        return self._exec("update_grant", rows.grant_params(grant)) == 1
+
+    def get_grant(self, caller: bytes) -> GrantRecord | None:
+        row = self._one("get_grant", {"caller": caller})
+        return None if row is None else rows.grant_of(row)
+
+    def grant_of_request(self, request_hash: bytes) -> GrantRecord | None:
+        row = self._one("grant_of_request", {"request_hash": request_hash})
+        return None if row is None else rows.grant_of(row)
+
+    def open_grants(self, limit: int) -> list[GrantRecord]:
+        return [rows.grant_of(r) for r in self._all("open_grants", {"limit": max(limit, 0)})]
+
+    def grant_used(self, requester: bytes) -> int:
+        row = self._one("grant_used", {"requester": requester})
+        return 0 if row is None else rows.as_int(row[0])
+
+    def next_grant_number(self) -> int:
+        row = self._one("next_grant_number", {})
+        return 0 if row is None else rows.as_int(row[0])
 
     def ai_job_counts(self) -> dict[str, int]:
         return {rows.as_str(r[0]): rows.as_int(r[1]) for r in self._all("ai_job_counts", {})}

@@ -26,6 +26,7 @@ from aicf.core.records import (
     BatchRecord,
     DecisionRecord,
     Event,
+    GrantRecord,
     LeaseRecord,
     ProofRecord,
     Provider,
@@ -136,10 +137,11 @@ class Table(Generic[R]):
     def __init__(self, name: str, build: Callable[..., R], *columns: Column) -> None:
         self.name = name
         self.columns = columns
-        self._build = build
-        self._fields = tuple(c.attr for c in columns)
-        self._decoders = tuple(c.decode for c in columns)
         self._writes = tuple((c.name, c.attr, c.encode) for c in columns if c.insert)
+        # the record of one row selected with `select()`; a row of another width is refused (ValueError)
+        self.decode: Callable[[Row], R] = _row_decoder(name, build, columns)
+        # the insert parameters of a record, by column name, in `insert_columns()` order
+        self.params: Callable[[object], dict[str, object]] = _params_builder(name, columns)
 
     def select(self, alias: str = "") -> str:
         prefix = alias + "." if alias else ""
@@ -148,17 +150,65 @@ class Table(Generic[R]):
     def insert_columns(self) -> str:
         return ", ".join(name for name, _, _ in self._writes)
 
-    def decode(self, row: Row) -> R:
-        """The record of one row selected with `select()`; a row of another width is refused."""
-        return self._build(**{f: d(v) for f, d, v in zip(self._fields, self._decoders, row, strict=True)})
 
-    def params(self, record: object) -> dict[str, object]:
-        """The insert parameters, by column name, in `insert_columns()` order."""
-        out: dict[str, object] = {}
-        for name, attr, encode in self._writes:
-            v = getattr(record, attr)
-            out[name] = v if encode is None else encode(v)
-        return out
+# a value of exactly this type is what the decoder returns unchanged (the common case, checked inline)
+_PASSES_AS_IS: dict[Callable[[object], object], type] = {
+    as_int: int,
+    as_bytes: bytes,
+    as_str: str,
+    as_opt_int: int,
+    as_opt_bytes: bytes,
+}
+
+
+def _row_decoder(name: str, build: Callable[..., R], columns: Sequence[Column]) -> Callable[[Row], R]:
+    """`Table.decode` for one table as a function of its own, built once: the row unpacked into locals, each
+    value checked inline when the column's decoder would return it unchanged (`_PASSES_AS_IS`), the record built
+    with its fields by name. Reads decode every row they return, so the generic per-column loop showed in
+    profiles (issue 18). Field names are the record's own identifiers; nothing outside the column list goes in."""
+    scope: dict[str, object] = {"build": build, "ValueError": ValueError}
+    names = [f"v{i}" for i in range(len(columns))]
+    args = []
+    for i, c in enumerate(columns):
+        if not c.attr.isidentifier():
+            raise SchemaError(f"table {name}: column {c.name} names no field ({c.attr!r})")
+        scope[f"d{i}"] = c.decode
+        kind = _PASSES_AS_IS.get(c.decode)
+        if kind is None:
+            args.append(f"{c.attr}=d{i}(v{i})")
+        else:
+            scope[f"t{i}"] = kind
+            args.append(f"{c.attr}=v{i} if type(v{i}) is t{i} else d{i}(v{i})")
+    width = len(columns)
+    source = (
+        "def decode(row):\n"
+        f"    if len(row) != {width}:\n"
+        f"        raise ValueError(f'{name}: a row of {{len(row)}} values, expected {width} columns')\n"
+        f"    {', '.join(names)}{',' if width == 1 else ''} = row\n"
+        f"    return build({', '.join(args)})\n"
+    )
+    exec(compile(source, f"<decoder of {name}>", "exec"), scope)  # noqa: S102 - source built above from names
+    decode: Callable[[Row], R] = scope["decode"]  # type: ignore[assignment]
+    return decode
+
+
+def _params_builder(name: str, columns: Sequence[Column]) -> Callable[[object], dict[str, object]]:
+    """`Table.params` for one table as a function of its own, built once like `_row_decoder`: one dict display
+    of the inserted columns, each the record's attribute, through the column's encoder when it has one."""
+    scope: dict[str, object] = {}
+    items = []
+    for i, c in enumerate(c for c in columns if c.insert):
+        if not (c.attr.isidentifier() and c.name.isidentifier()):
+            raise SchemaError(f"table {name}: column {c.name} names no field ({c.attr!r})")
+        if c.encode is None:
+            items.append(f"{c.name!r}: r.{c.attr}")
+        else:
+            scope[f"e{i}"] = c.encode
+            items.append(f"{c.name!r}: e{i}(r.{c.attr})")
+    source = f"def params(r):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, f"<insert parameters of {name}>", "exec"), scope)  # noqa: S102 - built above from names
+    params: Callable[[object], dict[str, object]] = scope["params"]  # type: ignore[assignment]
+    return params
 
 
 def _col(name: str, decode: Callable[[object], object] = as_int, **kw: Any) -> Column:
@@ -307,6 +357,13 @@ TRAPS = Table(
     _opt("revealed_at"),
 )  # fmt: skip
 
+GRANTS = Table(
+    "grants", GrantRecord,
+    _bytes("caller"), _col("m"), _col("epoch"), _bytes("requester"), _bytes("request_hash"), _text("model"),
+    _bytes("body"), _col("funded"), _col("created_at"), _opt("sent_at"), _bytes("task_id"), _col("reclaimed"),
+    _opt("closed_at"),
+)  # fmt: skip
+
 IDEMPOTENCY_KEYS = Table("idempotency_keys", IdempotencyRecord, _bytes("key"), _bytes("fingerprint"), _bytes("result"))
 
 PROVIDER_TRANSITIONS = Table(
@@ -348,7 +405,7 @@ TABLES: dict[str, Table[Any]] = {
         BLOCKS, JOBS, JOB_TRANSITIONS, LEDGER_ENTRIES, PROOF_INCLUSIONS, REFUSED_TXS, CANCEL_REQUESTS, CLAIMS,
         PROVIDERS, DECISIONS, LEASES, PROOFS, RESULTS, BATCHES, PAYOUTS, SLASHES, EVENTS, TRAP_SEEDS, TRAPS,
         IDEMPOTENCY_KEYS, PROVIDER_TRANSITIONS, RPC_NONCES, VENDOR_ROOTS, ATTESTATION_POLICIES, TRUST_TRANSITIONS,
-        OPERATOR_CHANGES,
+        OPERATOR_CHANGES, GRANTS,
     )
 }  # fmt: skip
 

@@ -19,7 +19,7 @@ from aicf.core.params import Params, params_from_toml
 from aicf.transports.cli_chain import build_chain_app
 from aicf.transports.cli_db import build_db_app
 from aicf.transports.cli_devnet import build_devnet_app
-from aicf.transports.cli_operator import allowlist_app, params_app, status_command, tier_app, traps_app
+from aicf.transports.cli_operator import allowlist_app, grant_app, params_app, status_command, tier_app, traps_app
 from aicf.transports.cli_ops import register_ops
 from aicf.transports.cli_provider import provider_app
 from aicf.transports.cli_request import register_evm_ops, request_app
@@ -41,6 +41,7 @@ app.add_typer(params_app, name="params")  # aicf params set KEY=VALUE… | --fil
 app.add_typer(tier_app, name="tier")  # aicf tier set ADDR N
 app.add_typer(allowlist_app, name="allowlist")  # aicf allowlist add|remove PID
 app.add_typer(traps_app, name="traps")  # aicf traps fund AMOUNT [--to ADDR]
+app.add_typer(grant_app, name="grant")  # aicf grant set ADDR ALLOWANCE
 app.command("status")(status_command)  # head, epoch, params version, pending and applied operator transactions
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,7 +1,7 @@
-"""`aicf params set`, `aicf tier set`, `aicf allowlist add|remove`, `aicf traps fund`: the operator's decisions that
-move money, sent as operator transactions (aicf.core.operator; docs/OPERATOR.md) over the coordinator's JSON-RPC
-API with the operator token. Each prints the transaction hash; `--wait` follows it until it is included (or
-refused, with the reason).
+"""`aicf params set`, `aicf tier set`, `aicf allowlist add|remove`, `aicf traps fund`, `aicf grant set`: the
+operator's decisions that move money, sent as operator transactions (aicf.core.operator; docs/OPERATOR.md) over the
+coordinator's JSON-RPC API with the operator token. Each prints the transaction hash; `--wait` follows it until it
+is included (or refused, with the reason).
 
 Bad input is refused before anything is sent: an unknown params key or an ill-typed value (exit 2, the key named),
 a missing token (exit 2); what the coordinator refuses (Γ below the largest unsettled job, a fund too poor) exits
@@ -39,6 +39,8 @@ params_app = typer.Typer(help="Params changes (in force from the next epoch).", 
 tier_app = typer.Typer(help="Requester tiers.", no_args_is_help=True, add_completion=False)
 allowlist_app = typer.Typer(help="The operator allowlist of providers.", no_args_is_help=True, add_completion=False)
 traps_app = typer.Typer(help="Trap funding.", no_args_is_help=True, add_completion=False)
+grant_app = typer.Typer(help="Grant allowances (the fund sponsors requesters' jobs like traps).", no_args_is_help=True,
+                        add_completion=False)  # fmt: skip
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the transaction until it is included or refused.")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")]
@@ -196,6 +198,22 @@ def traps_fund(
     if to is not None:
         params["to"] = _address(to)
     _send("aicf.fundTraps", params, url, operator_token(token_file, retired_token), wait, timeout, as_json)
+
+
+@grant_app.command("set")
+def grant_set(
+    address: Annotated[str, typer.Argument(help="The requester's 20-byte address (0x hex).")],
+    allowance: Annotated[int, typer.Argument(min=0, max=10**12, help="µANM the fund may sponsor for it in all.")],
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 120.0,
+    token_file: TokenFileOption = None,
+    retired_token: RetiredTokenOption = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a requester's grant allowance on chain (docs/TRAPS.md "Grants"); 0 ends its grants."""
+    params = {"address": _address(address), "allowance": allowance}
+    _send("aicf.setGrant", params, url, operator_token(token_file, retired_token), wait, timeout, as_json)
 
 
 def _shown(value: object) -> str:

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from aicf.client import RpcClient, RpcError, RpcTransportError
+from aicf.client.rpc import tls_context
 from aicf.core.encoding import canonical_cbor, from_hex, to_hex
 from aicf.core.errors import AicfError, ParamsError
 from aicf.core.ids import payout_id
@@ -798,7 +799,7 @@ def report_command(
     """Save the dashboard's charts of the last hour as SVG files (the same figures `/charts/` serves)."""
     base = url.rstrip("/")
     try:
-        with httpx.Client(base_url=base, timeout=30.0) as http:
+        with httpx.Client(base_url=base, timeout=30.0, verify=tls_context()) as http:
             index = http.get("/charts/")
             index.raise_for_status()
             names = [str(n) for n in index.json()["charts"]]

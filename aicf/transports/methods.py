@@ -339,6 +339,10 @@ def build_registry(
     def get_deployment(_: NoParams, __: CallContext) -> Json:
         return deployment
 
+    def in_force(epoch: int | None = None) -> Params:
+        """The params of `epoch` (default: the head's): `params` is the node's file, version 0 of them."""
+        return operator_ops.params_in_force(store, params, epoch)
+
     def provider_of(ctx: CallContext) -> bytes:
         if ctx.provider_id is None:  # the framework verified auth before calling us
             raise InvalidParamsError([("auth", "missing")])
@@ -346,16 +350,18 @@ def build_registry(
 
     def list_providers(p: PageParams, _: CallContext) -> Json:
         after = _after(p.cursor, "aicf.listProviders", cursor_secret)
-        views = reads.list_providers(store, clock.now(), params, after, p.limit + 1)
-        items = [render_provider(v, params) for v in views]
+        live = in_force()
+        views = reads.list_providers(store, clock.now(), live, after, p.limit + 1)
+        items = [render_provider(v, live) for v in views]
         last = views[min(len(views), p.limit) - 1].provider.provider_id if views else None
         return _page(items, len(views), p.limit, last, "aicf.listProviders", cursor_secret)
 
     def get_provider(p: ById, _: CallContext) -> Json:
-        view = reads.get_provider(store, p.id, clock.now(), params)
+        live = in_force()
+        view = reads.get_provider(store, p.id, clock.now(), live)
         if view is None:
             raise NotFoundError(f"provider {to_hex(p.id)}")
-        return render_provider(view, params)
+        return render_provider(view, live)
 
     def list_jobs(p: ListJobsParams, _: CallContext) -> Json:
         jobs = reads.list_jobs_with_providers(
@@ -406,13 +412,13 @@ def build_registry(
         if found is None:
             raise NotFoundError(f"epoch {p.epoch} batch (not settled yet)")
         batch, payouts = found
-        return render_batch(batch, payouts, params)
+        return render_batch(batch, payouts, in_force(p.epoch))  # Γ of the batch's own epoch
 
     def get_status(_: NoParams, __: CallContext) -> Json:
-        s = reads.status(store, clock.now(), params)
-        queues = reads.queues_by_kind(store, s.now, params)
-        providers = reads.list_providers(store, s.now, params, None, 1000)
-        budgets = reads.provider_job_budgets(store, params)
+        s = reads.status(store, clock.now(), params)  # judged by s.params, the params in force at its head
+        queues = reads.queues_by_kind(store, s.now, s.params)
+        providers = reads.list_providers(store, s.now, s.params, None, 1000)
+        budgets = reads.provider_job_budgets(store, s.params)
         return {
             "now": s.now,
             "head_height": s.head_height,
@@ -431,8 +437,9 @@ def build_registry(
                 "cap_use_bps": s.cap_use_bps,
                 "price_bps": s.price_bps,
             },
-            "alarms": _alarms(s, params)
+            "alarms": _alarms(s)
             + operator_alarms(queues, providers, budgets, coord.trap_shortfalls, s.fund)
+            + trap_budget_alarms(coord.trap_throttles, operator_ops.trap_budget_left(store, coord.base_params))
             + _collateral_alarms(
                 coord.trust.root_expiries() + (collateral.expiries() if collateral is not None else ()), s.now
             ),
@@ -454,20 +461,20 @@ def build_registry(
         caps = Capabilities(kinds=p.kinds, models=p.models, devices=p.devices, regions=p.regions,
                             tee_classes=p.tee_classes, max_leases=p.max_leases, unit_burst_mu=p.unit_burst_mu,
                             unit_rate_mu_per_day=p.unit_rate_mu_per_day)  # fmt: skip
-        return render_provider_record(coord.register_staked(p.public_key, caps, p.stake), params)
+        return render_provider_record(coord.register_staked(p.public_key, caps, p.stake), in_force())
 
     def stake(p: AmountParams, ctx: CallContext) -> Json:
-        return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount), params)
+        return render_provider_record(coord.deposit_stake(provider_of(ctx), p.amount), in_force())
 
     def withdraw(p: AmountParams, ctx: CallContext) -> Json:
-        return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount), params)
+        return render_provider_record(coord.withdraw_stake(provider_of(ctx), p.amount), in_force())
 
     def fund_provider(p: FundParams, _: CallContext) -> Json:
         if reads.get_provider_record(store, p.provider_id) is None:  # not registered yet: its stake-to-be
             balance = coord.fund_unregistered(p.provider_id, p.amount)
             return {"provider_id": to_hex(p.provider_id), "status": "UNREGISTERED", "balance": balance,
                     "bonded_stake": 0, "unbonding_stake": 0}  # fmt: skip
-        return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"), params)
+        return render_provider_record(coord.deposit_stake(p.provider_id, p.amount, source="external"), in_force())
 
     def heartbeat(p: HeartbeatParams, ctx: CallContext) -> Json:
         leases = coord.heartbeat(provider_of(ctx), p.lease_ids)
@@ -647,7 +654,7 @@ def build_registry(
                 "Devnet: mint stake for a provider",
                 result=results.ProviderRecordOut | results.UnregisteredFundOut,
             ),
-            *trust_methods(coord.trust, coord.params.device_classes()),
+            *trust_methods(coord.trust, lambda: in_force().device_classes()),
             *operator_methods(send_operator, lambda e: operator_ops.params_of_epoch(store, params, e)),
         ]
     )
@@ -664,7 +671,7 @@ def cbor_json(value: object) -> Json:
     return value
 
 
-def _alarms(s: reads.Status, params: Params) -> list[Json]:
+def _alarms(s: reads.Status) -> list[Json]:
     alarms: list[Json] = []
     if s.throttled:
         alarms.append({"name": "budget_throttle", "severity": "critical",
@@ -678,6 +685,18 @@ def _alarms(s: reads.Status, params: Params) -> list[Json]:
 def render_kind_queue(q: reads.KindQueue) -> Json:
     return {"kind": q.kind, "depth": q.depth, "oldest_age_s": q.oldest_age_s, "depth_limit": q.limits.depth,
             "age_limit_s": q.limits.age_s, "capacity_mu_per_day": q.capacity_mu_per_day}  # fmt: skip
+
+
+def trap_budget_alarms(throttles: Mapping[str, TrapShortfall], available: int) -> list[Json]:
+    """A due trap the trap budget could not pay, while the budget is still below its escrow (the rule
+    AicfTrapsThrottledByBudget in deploy/prometheus/aicf-alerts.yml): traps run below trap_bps."""
+    return [
+        {"name": "trap_budget_throttled", "severity": "warning", "model": model,
+         "message": f"the trap budget ({available} µANM) cannot pay a {model} trap's escrow ({t.escrow} µANM): "
+                    f"{t.count} due traps held back; traps run below trap_bps until the fund's split brings more"}
+        for model, t in sorted(throttles.items())
+        if available < t.escrow
+    ]  # fmt: skip
 
 
 def operator_alarms(

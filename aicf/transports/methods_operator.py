@@ -7,7 +7,8 @@ All need the operator token.
 - `aicf.setTier {address, tier}`: a requester's tier;
 - `aicf.setAllowlist {action: add|remove, provider_id}`: the operator allowlist;
 - `aicf.fundTraps {amount, to?}`: with `to`, fund → requester:<to> (a trap caller); without, the devnet's fund
-  top-up (external → fund).
+  top-up (external → fund);
+- `aicf.setGrant {address, allowance}`: a requester's grant allowance (µANM the fund may sponsor, docs/TRAPS.md).
 Parse, call `aicf.service.operator_ops`, render: no rules here.
 """
 
@@ -19,7 +20,7 @@ from pydantic import Field
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.core.operator import MAX_OPERATOR_AMOUNT, MAX_PARAMS_CHANGES, MAX_TIER
-from aicf.service.operator_ops import allowlist_body, fund_body, tier_body
+from aicf.service.operator_ops import allowlist_body, fund_body, grant_body, tier_body
 from aicf.transports.errors import InvalidParamsError
 from aicf.transports.results import Hex32Str, Out, UInt
 from aicf.transports.rpc import CallContext, RpcMethod
@@ -47,6 +48,11 @@ class SetAllowlistParams(WireModel):
 class FundTrapsParams(WireModel):
     amount: Annotated[int, Field(ge=1, le=MAX_OPERATOR_AMOUNT)]
     to: Hex | None = None
+
+
+class SetGrantParams(WireModel):
+    address: Hex
+    allowance: Annotated[int, Field(ge=0, le=MAX_OPERATOR_AMOUNT)]
 
 
 class EpochParams(WireModel):
@@ -77,6 +83,7 @@ RESULTS: dict[str, Any] = {
     "aicf.setTier": OperatorTxOut,
     "aicf.setAllowlist": OperatorTxOut,
     "aicf.fundTraps": OperatorTxOut,
+    "aicf.setGrant": OperatorTxOut,
     "aicf.getParams": ParamsOut,
 }
 
@@ -116,6 +123,11 @@ def operator_methods(
             raise InvalidParamsError([("to", f"expected a 20-byte address, got {len(p.to)} bytes")])
         return sent(fund_body(p.amount, p.to))
 
+    def set_grant(p: SetGrantParams, _: CallContext) -> Json:
+        if len(p.address) != 20:
+            raise InvalidParamsError([("address", f"expected 20 bytes, got {len(p.address)}")])
+        return sent(grant_body(p.address, p.allowance))
+
     def get_params(p: EpochParams, _: CallContext) -> Json:
         return params_of(p.epoch)
 
@@ -130,5 +142,6 @@ def operator_methods(
         m("aicf.setTier", SetTierParams, set_tier, "Send a requester's tier as an operator transaction"),
         m("aicf.setAllowlist", SetAllowlistParams, set_allowlist, "Add or remove a provider on the operator allowlist"),
         m("aicf.fundTraps", FundTrapsParams, fund_traps, "Fund a trap caller from the fund, or top up the fund"),
+        m("aicf.setGrant", SetGrantParams, set_grant, "Send a requester's grant allowance as an operator transaction"),
         m("aicf.getParams", EpochParams, get_params, "The params version of an epoch and its on-chain changes", "read"),
     ]

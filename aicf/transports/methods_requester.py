@@ -5,6 +5,9 @@
 - `aicf.getTransaction {tx_hash}`: pending, included (with the job it made), refused (with the reason) or unknown.
 - `aicf.getAccount {address}`: balance, next nonce, transactions waiting, open jobs.
 - `aicf.readResult {id}`: the job's status, ResultRecord, output and what was charged and refunded.
+- `aicf.requestGrant {tx}` (devnet): a signed ai_enqueue the fund sponsors from the requester's grant allowance,
+  enqueued from a fresh fund-funded caller like a trap (docs/TRAPS.md "Grants"); the same tx again answers with
+  the task id once the job is on chain.
 The composition root passes the use-cases in as callables, with the chain's lock held around them.
 """
 
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aicf.core.encoding import to_hex
+from aicf.core.records import GrantRecord
 from aicf.core.txs import SignedTx, decode_signed_tx
 from aicf.service.errors import NotFoundError
 from aicf.service.requesters import Account, RequestOutcome, TxStatus
@@ -201,6 +205,39 @@ def render_outcome(o: RequestOutcome) -> Json:
             result["results"] = _wire(o.results)
         out["result"] = result
     return out
+
+
+class GrantOut(Out):
+    """A grant request's state: `caller` is the fresh address its job is enqueued from; `task_id` once on chain."""
+
+    caller: HexStr
+    request_hash: Hex32Str
+    escrow: UInt
+    state: str  # requested | sent | closed
+    task_id: Hex32Str | None
+
+
+def render_grant(g: GrantRecord) -> Json:
+    state = "closed" if g.closed_at is not None else "sent" if g.sent_at is not None else "requested"
+    return {
+        "caller": to_hex(g.caller),
+        "request_hash": to_hex(g.request_hash),
+        "escrow": g.funded,
+        "state": state,
+        "task_id": to_hex(g.task_id) if g.task_id else None,
+    }
+
+
+def grant_method(request: Callable[[SignedTx], GrantRecord]) -> RpcMethod[Any]:
+    """aicf.requestGrant: public, the signed request authenticates the requester (its allowance is on chain)."""
+
+    def request_grant(p: SendParams, _: CallContext) -> Json:
+        return render_grant(request(decode_signed_tx(p.tx)))
+
+    return _read("aicf.requestGrant", SendParams, request_grant, GrantOut,
+                 "Ask the fund to sponsor a signed ai_enqueue from the requester's grant allowance",
+                 description="tx: as aicf.sendTransaction, kind ai_enqueue, tier 0, no allowlist or tee; sent again, "
+                             "it answers with the task id once the job is on chain; TRAPS.md")  # fmt: skip
 
 
 def requester_methods(

@@ -4,7 +4,7 @@ Listing is public (roots are public certificates, and a provider should know the
 rotating and setting need the operator token. Parse, call `aicf.service.trust`, render: no rules here.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -132,8 +132,9 @@ RESULTS: dict[str, Any] = {"aicf.listRoots": results.RootListOut, "aicf.addRoot"
                            "aicf.listDeviceKeys": results.DeviceKeyListOut}  # fmt: skip
 
 
-def trust_methods(trust: TrustRegistry, device_classes: Sequence[str] = ()) -> list[RpcMethod[Any]]:
-    """The registry's methods; `device_classes` are the quantum device classes params has thresholds for."""
+def trust_methods(trust: TrustRegistry, device_classes: Callable[[], Sequence[str]] = tuple) -> list[RpcMethod[Any]]:
+    """The registry's methods; `device_classes()`: the quantum device classes the params in force have thresholds
+    for (an on-chain params change may add one)."""
 
     def list_roots(_: NoParams, __: CallContext) -> Json:
         return {"items": [render_root(v) for v in trust.root_views()],
@@ -173,7 +174,7 @@ def trust_methods(trust: TrustRegistry, device_classes: Sequence[str] = ()) -> l
 
     def pin_device_key(p: PinDeviceKeyParams, _: CallContext) -> Json:
         record = trust.pin_device(device=p.device, device_class=p.device_class, public_key=p.public_key,
-                                  classes=device_classes, activation_height=p.activation_height)  # fmt: skip
+                                  classes=device_classes(), activation_height=p.activation_height)  # fmt: skip
         return render_device_key(record)
 
     def list_device_keys(_: NoParams, __: CallContext) -> Json:

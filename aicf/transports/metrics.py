@@ -213,6 +213,24 @@ FAMILIES: Final[tuple[Family, ...]] = (
         help="Traps of the model not enqueued because the fund could not pay their escrow.",
     ),
     Family(name="aicf_fund_balance_micro_anm", type=G, help="Fund balance, µANM."),
+    Family(
+        name="aicf_trap_budget_available_micro_anm",
+        type=G,
+        help="What the trap budget has left, µANM: the fund's split × trap_budget_bps, top-ups and reclaims less "
+        "trap fundings (docs/TRAPS.md).",
+    ),
+    Family(
+        name="aicf_trap_budget_needed_micro_anm",
+        type=G,
+        labels=("model",),
+        help="Escrow of the last due trap of the model the trap budget held back, µANM.",
+    ),
+    Family(
+        name="aicf_traps_throttled_total",
+        type=C,
+        labels=("model",),
+        help="Due traps of the model held back because the trap budget could not pay their escrow.",
+    ),
     # attestation collateral
     Family(
         name="aicf_collateral_expiry_seconds",
@@ -332,6 +350,8 @@ class MetricsSnapshot:
     ready_limits: ReadyLimits = field(default_factory=ReadyLimits)
     queues_by_kind: Sequence[KindQueueMetrics] = ()
     trap_shortfalls: Sequence[TrapShortfallMetrics] = ()
+    trap_throttles: Sequence[TrapShortfallMetrics] = ()  # due traps the trap budget held back
+    trap_budget_available: int = 0  # µANM the trap budget has left (chain-derived)
     outages_total: int = 0
     outage_credited_s: int = 0
 
@@ -400,6 +420,10 @@ def _samples(s: MetricsSnapshot) -> dict[str, list[Sample]]:
     for t in sorted(s.trap_shortfalls, key=lambda t: t.model):
         add("aicf_trap_escrow_needed_micro_anm", t.escrow, model=t.model)
         add("aicf_trap_escrow_shortfalls_total", t.count, model=t.model)
+    add("aicf_trap_budget_available_micro_anm", s.trap_budget_available)
+    for t in sorted(s.trap_throttles, key=lambda t: t.model):
+        add("aicf_trap_budget_needed_micro_anm", t.escrow, model=t.model)
+        add("aicf_traps_throttled_total", t.count, model=t.model)
     for c in sorted(s.collateral, key=lambda c: (c.kind, c.item)):
         add("aicf_collateral_expiry_seconds", c.expires_in_s, kind=c.kind, item=c.item)
     if s.readiness is not None:

@@ -5,10 +5,11 @@ sub-schemas go to components.schemas. Who may call a method is the extension `x-
 also document the `auth` member (`x-auth`), and every method lists the error codes it can answer with.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from aicf.transports.errors import RPC_ERRORS
 from aicf.transports.rpc import Registry, RpcMethod
@@ -34,17 +35,36 @@ def _codes_table() -> dict[int, str]:
     return {code: ", ".join(found) for code, found in names.items()}
 
 
+# A type's JSON schema, generated once per process (pydantic takes some 10 ms a model, and every app a process
+# builds documents the same ones), kept as text so each document gets its own copy to edit.
+_PARAMS_SCHEMAS: dict[object, str] = {}  # params model -> schema
+_RESULT_SCHEMAS: dict[object, str] = {}  # result type -> schema (serialization mode)
+
+
+def _params_schema_text(model: type[BaseModel]) -> str:
+    if (text := _PARAMS_SCHEMAS.get(model)) is None:
+        text = _PARAMS_SCHEMAS[model] = json.dumps(model.model_json_schema(ref_template=REF_TEMPLATE))
+    return text
+
+
+def _result_schema_text(result_type: Any) -> str:
+    if (text := _RESULT_SCHEMAS.get(result_type)) is None:
+        schema = TypeAdapter(result_type).json_schema(ref_template=REF_TEMPLATE, mode="serialization")
+        text = _RESULT_SCHEMAS[result_type] = json.dumps(schema)
+    return text
+
+
 def _result_schema(method: RpcMethod[Any], schemas: dict[str, Any]) -> dict[str, Any]:
     """The result's schema: generated from `result_type` (its sub-schemas go to components), else the one given."""
     if method.result_type is not None:
-        schema = TypeAdapter(method.result_type).json_schema(ref_template=REF_TEMPLATE, mode="serialization")
+        schema: dict[str, Any] = json.loads(_result_schema_text(method.result_type))
         schemas.update(schema.pop("$defs", {}))
         return schema
     return dict(method.result_schema) if method.result_schema else {}
 
 
 def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapping[int, str]) -> dict[str, Any]:
-    schema = method.params_model.model_json_schema(ref_template=REF_TEMPLATE)
+    schema: dict[str, Any] = json.loads(_params_schema_text(method.params_model))
     schemas.update(schema.pop("$defs", {}))
     required = set(schema.get("required", ()))
     params = [
@@ -66,7 +86,7 @@ def _method_doc(method: RpcMethod[Any], schemas: dict[str, Any], described: Mapp
     if method.access == "provider":
         doc["x-auth"] = {
             "member": "auth",
-            "schema": Auth.model_json_schema(ref_template=REF_TEMPLATE),
+            "schema": json.loads(_params_schema_text(Auth)),
             "signs": 'Ed25519 over H("aicf/rpc/v2", deployment, method, canonical_cbor(params), ts, nonce); '
             "deployment: aicf.getDeployment's deployment_id",
         }

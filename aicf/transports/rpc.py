@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -153,6 +153,27 @@ class Limits:
 
 def to_wire(value: object) -> JsonValue:
     """A handler's result as JSON: bytes become 0x hex, models are dumped, floats are refused (a bug)."""
+    kind = type(value)  # the exact built-in kinds first (a job's story is a few dozen of them), then the rest
+    if kind is str or kind is bool or value is None:
+        return cast(JsonValue, value)
+    if kind is int:
+        return cast(int, value)
+    if kind is bytes:
+        return to_hex(cast(bytes, value))
+    if kind is dict:
+        out: dict[str, JsonValue] = {}
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str:
+                raise TypeError(f"result map key {key!r} is not a string")
+            out[key] = to_wire(item)
+        return out
+    if kind is list or kind is tuple:
+        return [to_wire(item) for item in cast(list[object], value)]
+    return _to_wire_other(value)
+
+
+def _to_wire_other(value: object) -> JsonValue:
+    """`to_wire` for values not exactly of a built-in kind: subclasses (enums), models, other mappings."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -305,7 +326,9 @@ def parse_body(body: bytes) -> object:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("parse error: the body is not UTF-8") from None
-    if _nesting_exceeds(text, MAX_JSON_DEPTH):
+    # brackets at most MAX_JSON_DEPTH in all cannot nest deeper: the common small call skips both depth checks
+    shallow = text.count("[") + text.count("{") <= MAX_JSON_DEPTH
+    if not shallow and _nesting_exceeds(text, MAX_JSON_DEPTH):
         raise ParseError(f"parse error: the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
@@ -314,7 +337,7 @@ def parse_body(body: bytes) -> object:
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long to convert
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise ParseError(f"parse error: the body is not valid JSON: {reason[:200]}") from None
-    if _too_deep(value, MAX_JSON_DEPTH):
+    if not shallow and _too_deep(value, MAX_JSON_DEPTH):
         raise ParseError(f"parse error: the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 

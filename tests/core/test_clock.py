@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from source_tree import parse_file
+from source_tree import parse_file, walk
 
 from aicf.client.clock import WallClock
 from aicf.core.clock import Clock, FakeClock
@@ -14,7 +14,7 @@ COMPOSITION_ROOT: set[str] = set()
 
 
 def _clock_classes(tree: ast.AST) -> list[ast.ClassDef]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name.endswith("Clock")]
+    return [n for n in walk(tree) if isinstance(n, ast.ClassDef) and n.name.endswith("Clock")]
 
 
 def test_aicf_declares_one_clock_protocol_and_one_wall_clock() -> None:

@@ -5,6 +5,7 @@ Nothing here trusts the core's own encoder to compute an expected value: expecte
 """
 
 import hashlib
+import random
 from typing import Any
 
 import cbor2
@@ -77,6 +78,42 @@ def test_map_keys_sort_shorter_first_then_bytewise() -> None:
 def test_map_keys_of_24_bytes_and_more_sort_after_shorter_ones() -> None:
     value = {"z" * 23: 1, "a" * 24: 2, "b": 3, "é": 4}
     assert canonical_cbor(value) == cbor2.dumps(value, canonical=True)
+
+
+@given(st.dictionaries(st.text(max_size=30), SCALARS, max_size=8), st.randoms(use_true_random=False))
+def test_a_map_shape_seen_before_encodes_alike_in_any_key_order(value: dict[str, object], rnd: random.Random) -> None:
+    # the encoder keeps each shape's canonical key order: a shuffled copy must hit it and still match cbor2
+    keys = list(value)
+    rnd.shuffle(keys)
+    shuffled = {key: value[key] for key in keys}
+    assert canonical_cbor(value) == canonical_cbor(shuffled) == cbor2.dumps(value, canonical=True)
+
+
+def test_subclasses_of_the_admitted_kinds_encode_as_their_base_kind() -> None:
+    class Name(str):
+        pass
+
+    class Count(int):
+        pass
+
+    value = {Name("kind"): Name("ai"), "n": Count(300), "m": {"kind": 1}, "t": (True, False, bytearray(b"x"))}
+    plain = {"kind": "ai", "n": 300, "m": {"kind": 1}, "t": [True, False, b"x"]}
+    assert canonical_cbor(value) == canonical_cbor(plain) == cbor2.dumps(plain, canonical=True)
+
+
+def test_map_shapes_with_long_keys_are_encoded_right_but_not_kept() -> None:
+    from aicf.core import encoding
+
+    value = {"k" * 600: 1, "a": b"x"}
+    assert canonical_cbor(value) == canonical_cbor(value) == cbor2.dumps(value, canonical=True)
+    assert tuple(value) not in encoding._MAP_ORDERS  # a shape's keys are kept only up to 512 bytes
+    assert "k" * 600 not in encoding._KEY_CACHE  # nor is a long key's encoding
+
+
+def test_a_non_text_key_is_refused_even_beside_a_shape_already_seen() -> None:
+    canonical_cbor({"a": 1, "b": 2})
+    with pytest.raises(EncodingError):
+        canonical_cbor({"a": 1, 2: 2})
 
 
 @pytest.mark.parametrize(

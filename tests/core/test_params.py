@@ -53,6 +53,8 @@ SPEC_DEFAULTS: dict[str, object] = {
     "trap_threshold_bps": 9000,  # §8
     "embedding_cosine_min_bps": 9900,  # §8 cosine ≥ 0.99
     "audit_bps": 100,  # not SPEC: issue 14's sampled re-execution of ordinary AI jobs (docs/TRAPS.md)
+    "trap_budget_bps": 10000,  # aicf §8: the share of the fund's split traps may spend (docs/TRAPS.md)
+    "trap_fund_floor": 0,  # aicf §8: trap funding never takes the fund below it
     "trap_threshold_bps_by_class": {"noisy": 9000, "simulator": 9900},  # §8 9000 "per device class": docs/PARAMS.md
     "xeb_min_bps_by_class": {"noisy": 7500, "simulator": 9000},  # issue 14: docs/QUANTUM.md §4
     "slash_bps": {
@@ -194,7 +196,11 @@ def _mutations() -> list[tuple[str, dict[str, Any]]]:
     special: dict[str, dict[str, Any]] = {
         "provider_bps": {"provider_bps": 7999, "fund_bps": 501},
         "miner_bps": {"miner_bps": 1499, "fund_bps": 501},
-        "fund_bps": {"fund_bps": 499, "provider_bps": 8001},
+        "fund_bps": {"fund_bps": 502, "provider_bps": 7998},  # not below 500: traps at 500 bps need it
+        # the defaults sit on the trap cost rule's edge (trap_bps × min_fee_bps == trap_budget_bps × fund_bps)
+        "trap_bps": {"trap_bps": 499},
+        "min_fee_bps": {"min_fee_bps": 9999},
+        "trap_budget_bps": {"trap_budget_bps": 9999, "trap_bps": 498},
         "latency_tiers": {"latency_tiers": [[300, 11501], [800, 10000]]},
         "availability_tiers": {"availability_tiers": [[9990, 11000], [9900, 10001]]},
         "depth_tiers": {"depth_tiers": [[16, 1000], [33, 1500]]},

@@ -57,7 +57,12 @@ def test_split_conserves_the_reward_under_any_valid_split_params(
 ) -> None:
     miner_bps = min(miner_bps, 10000 - provider_bps)
     params = params_from_mapping(
-        {"provider_bps": provider_bps, "miner_bps": miner_bps, "fund_bps": 10000 - provider_bps - miner_bps}
+        {
+            "provider_bps": provider_bps,
+            "miner_bps": miner_bps,
+            "fund_bps": 10000 - provider_bps - miner_bps,
+            "trap_bps": 0,  # a fund split below trap_bps cannot pay its traps (the trap cost rule)
+        }
     )
     parts = split_reward(reward, params)
     assert parts.provider + parts.miner + parts.fund == reward

@@ -73,7 +73,7 @@ from aicf.core.encoding import tagged_hash
 from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus
 from aicf.core.leases import LeaseStatus
-from aicf.core.ledger import EXTERNAL, FUND, Posting, balances_of, minted_of, provider_account, withdrawn_of
+from aicf.core.ledger import EXTERNAL, balances_of, minted_of, provider_account, withdrawn_of
 from aicf.core.params import Params, params_hash
 from aicf.core.qdevice import device_statement
 from aicf.core.records import SlashRecord
@@ -104,7 +104,8 @@ HONEST_STAKE: Final = 1_000_000
 REQUESTER: Final = tagged_hash("aicf/test/cheats/requester/v1", 1)[:20]
 OPERATOR_SEED: Final = tagged_hash("aicf/test/cheats/operator/v1", 1)
 BULK: Final = 6  # with BIND, R1 and R2: nine ordinary minilm jobs, one trap at trap_bps 1000
-PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000)
+# traps at 1000 bps need a fund split of at least 1000 bps (the trap cost rule, docs/TRAPS.md "The trap budget")
+PARAMS: Final = replace(devnet_params(), epoch_seconds=60, trap_bps=1000, fund_bps=1000, miner_bps=1000)
 
 HONEST_AI, HONEST_Q = "honest-ai", "honest-q"
 INFLATE = "inflate"  # issue 14: claims the job's max_runtime_ms for WORK_MS of work
@@ -808,9 +809,7 @@ def test_a_provider_that_spares_what_looks_like_a_trap_fails_a_trap_drawn_like_t
     corpus and the trap's parameters copied from a real job, the trap looks like the real jobs, the cheater
     fakes it and is slashed for TRAP_FAILURE; the honest provider's ordinary jobs are paid."""
     for s in open_scenario(tmp_path, echo_backend(), corpus=PRIVATE_CORPUS):
-        with s.system.store.transaction() as tx:  # the fund pays the trap's escrow (slashes fill it in real runs)
-            tx.post([Posting(debit=EXTERNAL, credit=FUND, amount=10**10, ref_kind="mint", ref=b"")], None, 0)  # type: ignore[arg-type]
-            tx.commit()
+        s.system.send_operator({"op": "fund_topup", "amount": 10**10})  # pays the trap's escrow (the trap budget)
         s.add(HONEST_AI, "ai", Mode.HONEST, HONEST_STAKE, s.backend.make_work(seeded_bytes(1)), max_leases=4)
         s.add(SHAPER, "ai", Mode.SPARE_TRAP_SHAPES, CHEATER_STAKE, s.backend.make_work(seeded_bytes(7)))
         for i in range(BULK + 3):  # nine ordinary jobs for the honest provider: one trap at trap_bps 1000

@@ -15,12 +15,21 @@ from aicf.core.encoding import decode_canonical
 from aicf.core.ids import trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
-from aicf.core.operator import OP_PARAMS, OP_TIER, OP_TRAP_COMMIT, OP_TRAP_FUND, OP_TRAP_REVEAL, epoch_subject
+from aicf.core.operator import (
+    OP_GRANT,
+    OP_PARAMS,
+    OP_TIER,
+    OP_TRAP_COMMIT,
+    OP_TRAP_FUND,
+    OP_TRAP_RECLAIM,
+    OP_TRAP_REVEAL,
+    epoch_subject,
+)
 from aicf.core.params import params_from_mapping, params_hash
-from aicf.core.txs import TxError, address_of
+from aicf.core.txs import SignedTx, TxError, address_of, tx_signing_digest
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_ops import operator_status, params_version
+from aicf.service.operator_ops import operator_status, params_version, trap_budget
 from aicf.store.interface import Store
 from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _key, _pub, coordinator_for
 from service.test_traps import CORPUS, MODEL, TrapWorld, embed
@@ -29,6 +38,17 @@ BASE = params_from_mapping(
     {"epoch_seconds": 120, "gamma_units": 1000, "model_weights": {MODEL: 100}, "audit_bps": 5000}
 )
 TIERED = b"\x77" * 20
+GRANTEE_KEY = _key(66)
+GRANTEE = address_of(_pub(GRANTEE_KEY))
+
+
+def grant_request(nodes: "TwoNodes") -> SignedTx:
+    """The grantee's signed ai_enqueue, sent to the coordinator (aicf.requestGrant), never to the chain."""
+    body = {"model": MODEL, "prompt": b"sponsored", "max_tokens": 0, "max_runtime_ms": 2000, "fee_per_unit": 20_000,
+            "tier": 0}  # fmt: skip
+    pub, chain = _pub(GRANTEE_KEY), nodes.devnet.chain_id
+    sig = GRANTEE_KEY.sign(tx_signing_digest(chain, pub, TxKind.AI_ENQUEUE, 0, body))
+    return SignedTx(chain_id=chain, public_key=pub, nonce=0, kind=TxKind.AI_ENQUEUE, body=body, sig=sig)
 
 
 def _no_circuits(_: bytes) -> int:
@@ -106,17 +126,19 @@ def test_two_nodes_fed_the_same_chain_write_byte_identical_batches_across_traps_
 ) -> None:
     nodes.operator_tx({"op": "fund_topup", "amount": 10**9})  # the devnet faucet for the fund, on chain
     nodes.operator_tx({"op": OP_TIER, "address": TIERED, "tier": 2})
+    nodes.operator_tx({"op": OP_GRANT, "requester": GRANTEE, "allowance": 10**6})
     pid = nodes.provider_for(1)
     nodes.mine(1)
     nodes.enqueue_model(19)
     nodes.enqueue_tiered(2)
+    grant = nodes.coord.request_grant(grant_request(nodes), nodes.devnet.chain_id)  # a job the fund sponsors
     nodes.mine(2)  # the enqueues ingested: one trap due, funded by a trap_fund transaction, then its enqueue
     with nodes.store.transaction() as tx:
         (trap,) = tx.open_traps(10)
         funded = tx.operator_changes_of(OP_TRAP_FUND)
-    assert [c.subject for c in funded] == [trap.caller]
+    assert [c.subject for c in funded] == [trap.caller, grant.caller]  # a trap and a grant, funded alike
     nodes.mine(7)
-    assert nodes.serve_all(pid, 1) == 21  # 19 ordinary, the tiered one, the trap
+    assert nodes.serve_all(pid, 1) == 22  # 19 ordinary, the tiered one, the trap, the grant
     # A params change in epoch e applies from e + 1: provider share down, fund share up.
     nodes.operator_tx({"op": OP_PARAMS, "changes": {"provider_bps": 7000, "fund_bps": 1500}})
     nodes.mine(1)
@@ -152,9 +174,19 @@ def test_two_nodes_fed_the_same_chain_write_byte_identical_batches_across_traps_
         assert payouts >= 41  # every job, the trap and the tiered one included, on both nodes
         (trap_job,) = b.jobs_of_caller(trap.caller)  # B took the trap enqueue: its escrow was funded on chain
         assert b.payout_of_task(trap_job.task_id) == a.payout_of_task(trap_job.task_id) is not None
+        (grant_job,) = b.jobs_of_caller(grant.caller)  # and the grant's, funded the same way
+        assert b.payout_of_task(grant_job.task_id) == a.payout_of_task(grant_job.task_id) is not None
         assert b.requester_tier(TIERED) == 2
         assert b.balances([FUND]) == a.balances([FUND])
         assert b.operator_changes_of(OP_TRAP_COMMIT) == a.operator_changes_of(OP_TRAP_COMMIT)
+        # the trap budget and the reclaimed refunds (issue 14) are chain data: B derives the same ones
+        reclaims = a.operator_changes_of(OP_TRAP_RECLAIM)
+        assert sorted(c.subject for c in reclaims) == sorted(c.subject for c in a.operator_changes_of(OP_TRAP_FUND))
+        assert b.operator_changes_of(OP_TRAP_RECLAIM) == reclaims
+        assert trap_budget(b, BASE) == trap_budget(a, BASE)
+        assert trap_budget(a, BASE).income > 0
+        for c in reclaims:  # every trap's refund went back to the fund: it cost its charge
+            assert b.balances([requester_account(c.subject)]) == {requester_account(c.subject): 0}
         revealed = b.operator_changes_of(OP_TRAP_REVEAL, epoch_subject(0))
     assert [r.after for r in revealed] == [nodes.coord.trap_seed(0)]
     assert verify(nodes.replica).ok
@@ -246,7 +278,12 @@ def test_a_trap_fund_above_the_fund_is_refused_and_moves_nothing(nodes: TwoNodes
     with nodes.store.transaction() as tx:
         refused = [r for r in tx.snapshot().refused if r.kind == "operator"]
         assert tx.balances([requester_account(TIERED)])[requester_account(TIERED)] == 0
-    assert [(r.field, r.reason) for r in refused] == [("amount", "the fund holds 0 µANM, below 5 µANM")]
+    assert [(r.field, r.reason) for r in refused] == [
+        (
+            "amount",
+            "the trap budget has 0 µANM left, below 5 µANM (income share 0 + top-ups 0 + reclaimed 0 − funded 0)",
+        )
+    ]
 
 
 def test_params_version_counts_the_changes_in_force(nodes: TwoNodes) -> None:

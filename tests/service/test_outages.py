@@ -83,6 +83,29 @@ def test_a_proof_that_arrives_before_the_first_pass_back_is_credited_too(world: 
     assert _slashes(world, pid) == []
 
 
+def test_a_group_of_proofs_before_the_first_pass_back_credits_the_outage_once_and_all_are_accepted(
+    world: World,
+) -> None:
+    pids = {world.provider(seed)[1]: seed for seed in (1, 2, 3)}
+    world.enqueue(3, runtime_ms=60_000)
+    world.mine(7)
+    world.coord.match()
+    envs = []
+    for pid, seed in pids.items():
+        envs += [world.envelope(_key(seed), x.lease_id, x.task_id) for x in world.coord.heartbeat(pid)]
+    assert len(envs) == 3
+    world.coord.sweep()
+    stopped = world.clock.now()
+    world.clock.advance(PARAMS.lease_ttl_s + 120)  # the leases' TTL passed while the coordinator was down
+    outcomes = world.coord.submit_proofs(envs)  # one transaction, no sweep yet
+    assert [getattr(o, "accepted", None) for o in outcomes] == [True, True, True], outcomes
+    status = reads.status(world.store, world.clock.now(), PARAMS)
+    assert status.outages == (Outage(stopped, world.clock.now()),)
+    assert world.coord.sweep().expired == 0
+    assert all(_slashes(world, pid) == [] for pid in pids)
+    assert verify(world.store).ok
+
+
 def test_a_heartbeat_that_arrives_before_the_first_pass_back_keeps_its_lease(world: World) -> None:
     pid, lid, _ = _leased(world)
     world.clock.advance(PARAMS.lease_ttl_s + 120)

@@ -16,11 +16,10 @@ from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
-from aicf.core.ledger import EXTERNAL, FUND, Posting, provider_account, requester_account
+from aicf.core.ledger import FUND, provider_account, requester_account
 from aicf.core.params import params_from_mapping
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import evidence_ref
-from aicf.core.types import MicroAnm
 from aicf.service.audit import verify
 from aicf.service.coordinator import Capabilities, decode_request
 from aicf.service.traps import ExpectedAnswer, TrapPrompt, seed_checks, trap_caller, trap_log_hash
@@ -118,10 +117,11 @@ class TrapWorld(World):
 
 
 def _fund_the_fund(world: TrapWorld, amount: int = 10**9) -> None:
-    """The fund's balance on a young devnet (slashes and payout remainders fill it over time)."""
-    with world.store.transaction() as tx:
-        tx.post([Posting(debit=EXTERNAL, credit=FUND, amount=MicroAnm(amount), ref_kind="mint", ref=b"")], None, 0)
-        tx.commit()
+    """The operator's top-up of the fund for traps on a young devnet (a fund_topup transaction, in the next block):
+    the trap budget counts top-ups and the fund's split of settled batches, not other credits."""
+    writer = world.coord.chain_writer
+    assert isinstance(writer, DevnetWriter)
+    writer.send_operator({"op": "fund_topup", "amount": amount})
 
 
 @pytest.fixture

@@ -492,6 +492,24 @@ def test_live_leases_granted_by_lists_only_live_leases_that_old_oldest_first(sto
         assert tx.leases_of_tasks([]) == {}
 
 
+def test_leases_of_tasks_answers_alike_when_the_tasks_take_several_statements(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aicf.store.sqlite._IN_CHUNK", 2)  # SQLite binds the ids two per statement here
+    with store.transaction() as tx:
+        queued(tx, job(1, 0), job(2, 0, 1), job(3, 0, 2))
+        assert tx.lease_job(lease(1, 1), T)
+        assert tx.lease_job(lease(2, 1), T)
+        assert tx.end_lease(lease(2, 1).lease_id, LeaseStatus.RELEASED, T + 1)
+        tx.set_job_schedule(tid(2), 1, T)
+        assert tx.move_job(tid(2), JobStatus.LEASED, JobStatus.QUEUED, "released", None, T + 1)
+        assert tx.lease_job(lease(2, 2, attempt=1), T + 1)
+        assert tx.lease_job(lease(3, 2), T)
+        by_task = tx.leases_of_tasks([tid(3), tid(9), tid(2), tid(1), tid(3)])
+        assert by_task == {t: tx.leases_of_task(t) for t in (tid(1), tid(2), tid(3))}
+        assert [x.attempt for x in by_task[tid(2)]] == [0, 1]
+
+
 def test_lease_queries_and_guards(store: Store) -> None:
     with store.transaction() as tx:
         tx.insert_provider(provider(1))

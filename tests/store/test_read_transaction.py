@@ -65,3 +65,15 @@ def test_a_write_inside_a_read_transaction_fails_and_changes_nothing(store: Stor
         write_in_a_read_transaction(store)
     with store.transaction() as tx:
         assert tx.balances([ACCOUNT]) == {ACCOUNT: 5}
+
+
+def test_every_read_transaction_refuses_writes_not_only_the_first(store: Store) -> None:
+    """The SQLite reader is made query-only once, when it opens: later reads on it must refuse writes too, and
+    a write transaction between them still writes."""
+    fund(store, 5)
+    for _ in range(3):
+        with pytest.raises(StoreError):
+            write_in_a_read_transaction(store)
+        fund(store, 1)
+    with read_transaction(store) as tx:
+        assert tx.balances([ACCOUNT]) == {ACCOUNT: 8}

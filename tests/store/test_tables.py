@@ -7,7 +7,7 @@ import pytest
 
 from aicf.core.chain import Transition
 from aicf.core.jobs import JobStatus
-from aicf.store.interface import SchemaError
+from aicf.store.interface import CorruptValueError, SchemaError
 from aicf.store.sqlfiles import parse_queries
 from aicf.store.tables import JOB_TRANSITIONS, JOBS, PAYOUTS, TABLES, expand_columns
 from store.test_contract import job
@@ -37,8 +37,10 @@ def test_the_decoder_names_fields_by_column_not_by_position() -> None:
 
 
 def test_a_row_of_another_width_is_refused() -> None:
-    with pytest.raises(ValueError, match="zip"):
+    with pytest.raises(ValueError, match="job_transitions: a row of 6 values, expected 7 columns"):
         JOB_TRANSITIONS.decode((41, b"t" * 32, "PENDING", "QUEUED", "final", 6))
+    with pytest.raises(ValueError, match="a row of 8 values"):
+        JOB_TRANSITIONS.decode((41, b"t" * 32, "PENDING", "QUEUED", "final", 6, 9, 10))
 
 
 def test_column_lists_expand_plain_aliased_and_for_inserts() -> None:
@@ -62,3 +64,13 @@ def test_every_insert_of_a_column_list_binds_the_table_parameters_in_order() -> 
             assert bound == [c.name for c in table.columns if c.insert], query
             checked += 1
     assert checked >= 10
+
+
+def test_the_decoder_converts_or_refuses_values_not_of_the_column_type() -> None:
+    row = (memoryview(b"t" * 32), "PENDING", "QUEUED", "final", True, 9)
+    t = JOB_TRANSITIONS.decode((41, *row))
+    assert (t.task_id, t.height, type(t.task_id), type(t.height)) == (b"t" * 32, 1, bytes, int)
+    with pytest.raises(CorruptValueError):
+        JOB_TRANSITIONS.decode((41, b"t" * 32, "PENDING", "QUEUED", "final", 6, "9"))
+    with pytest.raises(TypeError, match="text column"):
+        JOB_TRANSITIONS.decode((41, b"t" * 32, "PENDING", "QUEUED", b"final", 6, 9))

@@ -15,6 +15,7 @@ from aicf.core.ledger import EXTERNAL, FUND, Posting
 from aicf.core.types import MicroAnm
 from aicf.service import reads
 from aicf.service.coordinator import TRAP_WARNING_EVERY_S, Capabilities
+from aicf.service.operator_ops import OperatorSender
 from aicf.transports.methods import NoParams, build_registry
 from aicf.transports.rpc import CallContext
 
@@ -107,6 +108,32 @@ def test_a_fund_too_poor_for_a_traps_escrow_alarms_counts_and_warns_once(caplog:
         tx.post([Posting(debit=EXTERNAL, credit=FUND, amount=MicroAnm(10**9), ref_kind="mint", ref=b"")], None, 0)
         tx.commit()
     assert alarms(world, "trap_escrow_unfunded") == []
+
+
+def test_traps_held_back_by_the_trap_budget_alarm_until_a_top_up_covers_them(caplog: pytest.LogCaptureFixture) -> None:
+    """The fund holds plenty (as slashes fill it) but no split or top-up is trap budget yet: the due trap is held
+    back, counted, warned about, and raises trap_budget_throttled; the operator's top-up clears it."""
+    world = TrapWorld()
+    world.mine(2)
+    with world.store.transaction() as tx:
+        tx.post([Posting(debit=EXTERNAL, credit=FUND, amount=MicroAnm(10**9), ref_kind="mint", ref=b"")], None, 0)
+        tx.commit()
+    caplog.set_level(logging.WARNING, logger="aicf")
+    world.enqueue_model(19)
+    world.mine(3)
+    throttled = world.coord.trap_throttles[MODEL]
+    assert throttled.count >= 2
+    assert alarms(world, "trap_escrow_unfunded") == []  # the fund could pay it: the budget may not
+    (alarm,) = alarms(world, "trap_budget_throttled")
+    assert f"the trap budget (0 µANM) cannot pay a {MODEL} trap's escrow ({throttled.escrow} µANM)" in alarm["message"]
+    assert any("throttled by the trap budget" in r.getMessage() for r in caplog.records)
+    writer = world.coord.chain_writer
+    assert isinstance(writer, OperatorSender)
+    writer.send_operator({"op": "fund_topup", "amount": 10**6})
+    world.mine(2)
+    assert alarms(world, "trap_budget_throttled") == []
+    with world.store.transaction() as tx:
+        assert len(tx.open_traps(10)) == 1  # the held-back trap runs
 
 
 def test_a_provider_whose_p95_exceeds_its_job_budget_alarms() -> None:

@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
+from aicf.client.requester import Requester
 from aicf.core.chain import TxKind
 from aicf.core.clock import FakeClock
 from aicf.core.encoding import to_hex
 from aicf.core.operator import OP_TIER
+from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.store.sqlite import SqliteStore
 from aicf.transports.cli import app as cli_app
 
@@ -157,6 +161,16 @@ def test_cli_tier_set_without_a_token_is_a_usage_error() -> None:
     assert "needs the operator token" in result.output
 
 
+def test_cli_grant_set_refuses_a_bad_address_or_allowance_before_connecting() -> None:
+    env = {"AICF_OPERATOR_TOKEN": TOKEN}
+    bad = CliRunner().invoke(cli_app, ["grant", "set", "0x33", "5", "--url", "http://127.0.0.1:9"], env=env)
+    assert bad.exit_code == 2
+    assert "expected a 20-byte address" in bad.output
+    over = CliRunner().invoke(cli_app, ["grant", "set", "0x" + "33" * 20, str(10**12 + 1), "--url", "http://127.0.0.1:9"],
+                              env=env)  # fmt: skip
+    assert over.exit_code == 2
+
+
 def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getparams_still_answers() -> None:
     """A registry without an operator writer: aicf.getParams serves the params of an epoch (audit payout needs it); the
     senders answer why they cannot send instead of 'method not found'."""
@@ -170,3 +184,64 @@ def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getpar
     send = methods["aicf.setParams"]
     with pytest.raises(OperatorTxUnsupportedError, match=r"^params: this node's chain takes no operator"):
         send.handler(send.params_model.model_validate({"changes": {"trap_bps": 400}}), ctx)
+
+
+def test_a_grant_is_set_by_the_operator_and_requested_by_the_requester_over_rpc(world: World) -> None:
+    """aicf.setGrant puts the requester's allowance on chain; aicf.requestGrant takes the requester's signed
+    ai_enqueue (never sent to the chain by the requester) and answers with the fresh caller; after the trap pass
+    sends it, the same request answers with the task id."""
+    key = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    requester = address_of(pub)
+    assert world.call("aicf.setGrant", {"address": to_hex(requester), "allowance": 10**6}, token=None)["error"]
+    world.call("aicf.setGrant", {"address": to_hex(requester), "allowance": 10**6})
+    world.call("aicf.fundTraps", {"amount": 10**8})  # the top-up is trap budget: grants and traps share it
+    world.block(2)
+    body = {"model": "minilm-l6-v2", "prompt": b"granted", "max_tokens": 0, "max_runtime_ms": 2000,
+            "fee_per_unit": 20_000, "tier": 0}  # fmt: skip
+    chain_id = world.system.devnet.chain_id
+    sig = key.sign(tx_signing_digest(chain_id, pub, TxKind.AI_ENQUEUE, 0, body))
+    raw = encode_signed_tx(SignedTx(chain_id=chain_id, public_key=pub, nonce=0, kind=TxKind.AI_ENQUEUE, body=body,
+                                    sig=sig))  # fmt: skip
+    first = world.call("aicf.requestGrant", {"tx": to_hex(raw)})["result"]
+    assert (first["state"], first["task_id"]) == ("requested", None)
+    world.block(3)
+    later = world.call("aicf.requestGrant", {"tx": to_hex(raw)})["result"]
+    assert later["caller"] == first["caller"]
+    assert later["state"] == "sent"
+    assert later["task_id"] is not None
+    job = world.call("aicf.getJob", {"id": later["task_id"]})["result"]
+    assert job["caller"] == first["caller"]  # the job is the fresh caller's: nothing names the requester
+    refused = world.call("aicf.requestGrant", {"tx": to_hex(raw[:-1] + bytes([raw[-1] ^ 1]))})["error"]
+    assert "signature" in refused["message"]
+
+
+class AppRpc:
+    """The requester client's RPC seam, answered by the world's app (the same System `aicf up` builds)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        answer = self.world.call(method, params or {}, token=None)
+        assert "result" in answer, answer
+        return answer["result"]
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_requester_client_asks_for_a_grant_and_follows_it_to_its_result(world: World) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)
+    requester = Requester("http://app", key, client=AppRpc(world))  # type: ignore[arg-type]
+    world.call("aicf.setGrant", {"address": to_hex(requester.address), "allowance": 10**6})
+    world.call("aicf.fundTraps", {"amount": 10**8})
+    world.block(2)
+    raw, first = requester.request_grant("minilm-l6-v2", b"sponsored", nonce=1, max_tokens=0, max_runtime_ms=2000)
+    assert first["state"] == "requested"
+    world.block(3)
+    sent = requester.grant_status(raw)
+    assert sent["state"] == "sent"
+    assert sent["task_id"] is not None
+    assert requester.result(sent["task_id"])["status"] in ("PENDING", "QUEUED")
+    assert requester.account()["open_jobs"] == 0  # the job is the fresh caller's, not the requester's

@@ -14,6 +14,7 @@ from proofs.attestation.conftest import new_test_nitro
 from pydantic import TypeAdapter
 
 from aicf.client import RpcClient
+from aicf.client.rpc import tls_context
 from aicf.client.signing import public_key_bytes
 from aicf.core.chain import TxKind
 from aicf.core.encoding import canonical_cbor, to_hex
@@ -25,7 +26,7 @@ from transports.test_cli_ops import TOKEN, Running, running  # noqa: F401 - the 
 def rpc_json(url: str, method: str, params: dict[str, Any], token: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
-    answer = httpx.post(url + "/rpc", json=body, headers=headers).json()
+    answer = httpx.post(url + "/rpc", json=body, headers=headers, verify=tls_context()).json()
     assert "result" in answer, (method, answer)
     return answer["result"]
 
@@ -123,6 +124,17 @@ def test_every_method_has_a_real_result_schema_and_real_answers_satisfy_it(runni
     read("aicf.getTransaction", {"tx_hash": sent["tx_hash"]})
     read("aicf.getTransaction", {"tx_hash": to_hex(settled[0].tx_hash)})
     read("aicf.readResult", {"id": to_hex(settled[0].task_id)})
+    # a grant (issue 14 item 2): the operator's allowance on chain, then the requester's signed request
+    operator("aicf.setGrant", {"address": to_hex(address_of(pub)), "allowance": 10**9})
+    for _ in range(2):
+        run.clock.fixed.advance(10)
+        run.system.tick()
+    model = sorted(terms["models"])[0]
+    ask = {"model": model, "prompt": b"granted", "max_tokens": 0, "max_runtime_ms": 1000,
+           "fee_per_unit": terms["suggested_fee_per_unit"]["ai"], "tier": 0}  # fmt: skip
+    sig = key.sign(tx_signing_digest(terms["chain_id"], pub, TxKind.AI_ENQUEUE, 5, ask))
+    grant = SignedTx(chain_id=terms["chain_id"], public_key=pub, nonce=5, kind=TxKind.AI_ENQUEUE, body=ask, sig=sig)
+    read("aicf.requestGrant", {"tx": to_hex(encode_signed_tx(grant))})
 
     assert sorted(answers) == sorted(m.name for m in run.system.app.state.rpc.registry)  # every method was called
     for name, given in answers.items():

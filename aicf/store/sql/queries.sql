@@ -501,6 +501,32 @@ SELECT {traps}
 -- name: trap_counts
 SELECT model, count(*) FROM traps GROUP BY model;
 
+-- grants (0011) ------------------------------------------------------------------------------------
+-- name: insert_grant
+INSERT INTO grants ({grants:insert})
+VALUES (:caller, :m, :epoch, :requester, :request_hash, :model, :body, :funded, :created_at, :sent_at, :task_id,
+        :reclaimed, :closed_at)
+ON CONFLICT DO NOTHING;
+
+-- name: update_grant
+UPDATE grants SET sent_at = :sent_at, task_id = :task_id, reclaimed = :reclaimed, closed_at = :closed_at
+ WHERE caller = :caller;
+
+-- name: get_grant
+SELECT {grants} FROM grants WHERE caller = :caller;
+
+-- name: grant_of_request
+SELECT {grants} FROM grants WHERE request_hash = :request_hash;
+
+-- name: open_grants
+SELECT {grants} FROM grants WHERE closed_at IS NULL ORDER BY m LIMIT :limit;
+
+-- name: grant_used
+SELECT CAST(coalesce(sum(funded - reclaimed), 0) AS BIGINT) FROM grants WHERE requester = :requester;
+
+-- name: next_grant_number
+SELECT coalesce(max(m) + 1, 0) FROM grants;
+
 -- name: ai_job_counts
 SELECT model, count(*) FROM jobs WHERE kind = 'ai' GROUP BY model;
 
@@ -657,7 +683,9 @@ SELECT {operator_changes} FROM operator_changes WHERE op = :op ORDER BY height, 
 SELECT {operator_changes} FROM operator_changes WHERE op = :op AND subject = :subject ORDER BY height, tx_index;
 
 -- name: recent_operator_changes
-SELECT {operator_changes} FROM operator_changes WHERE op <> 'trap_fund' ORDER BY height DESC, tx_index DESC
+-- one trap_fund and one trap_reclaim per trap (and grant): not the operator's decisions, and they would fill the list
+SELECT {operator_changes} FROM operator_changes WHERE op NOT IN ('trap_fund', 'trap_reclaim')
+ ORDER BY height DESC, tx_index DESC
 LIMIT :limit;
 
 -- name: all_operator_changes

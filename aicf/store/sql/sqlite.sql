@@ -65,6 +65,16 @@ UPDATE event_counter SET last = last + 1 WHERE id = 1 RETURNING last;
 -- name: insert_event
 INSERT INTO events ({events:insert}) VALUES (:seq, :topic, :data, :time);
 
+-- name: leases_of_tasks
+-- leases_of_task for a matcher pass's jobs at once, in the same order per task. SQLite binds no array: the code
+-- widens the one placeholder to one "?" per task id (at most _IN_CHUNK), the ids bound by position.
+SELECT {leases}
+  FROM leases WHERE task_id IN (?) ORDER BY task_id, attempt, lease_id;
+
+-- name: take_event_seqs
+-- append_events: the counter moves by the number of events at once; they take the :n numbers up to `last`.
+UPDATE event_counter SET last = last + :n WHERE id = 1 RETURNING last;
+
 -- name: events_since_topics
 -- :topics is a JSON array of topic names.
 SELECT {events} FROM events

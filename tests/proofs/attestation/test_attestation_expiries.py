@@ -152,9 +152,7 @@ def _snp_proof(test_amd: Any, snp_report: Callable[..., bytes], *, provider: byt
 
 
 def _verify(watch: CollateralWatch, env: ProofEnvelope, test_amd: Any) -> object:
-    verifier = StandardVerifier(
-        params=Params(), model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32), watch=watch
-    )
+    verifier = StandardVerifier(model_digests={MODEL: MODEL_DIGEST}, trap_seed=lambda e: bytes(32), watch=watch)
     job = Job(
         task_id=TASK, chain_id=1, tx_hash=bytes(32), caller=bytes(20), kind="ai", payload=b"", payload_hash=bytes(32),
         model=MODEL, fee_per_unit=1, tier=0, max_units_mu=MilliUnits(1000), escrow=MicroAnm(1000), depth=0,
@@ -166,7 +164,7 @@ def _verify(watch: CollateralWatch, env: ProofEnvelope, test_amd: Any) -> object
     )  # fmt: skip
     request = {"prompt": PROMPT, "max_runtime_ms": 5000, "max_tokens": 16}
     trust = TrustAnchors(roots=make_vendor_roots((test_amd.root,)))
-    return verifier.verify(env, job, request, lease, AT, 10, trust)
+    return verifier.verify(env, job, request, lease, AT, 10, trust, Params())
 
 
 def test_standard_verifier_records_the_chain_below_the_root_of_evidence_it_accepts(

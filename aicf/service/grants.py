@@ -1,0 +1,90 @@
+"""Grants (issue 14 item 2; docs/TRAPS.md "Grants"): the fund sponsors real requesters' AI jobs the way it funds
+traps, so a fund-funded caller is not necessarily a trap.
+
+The operator sets a requester's allowance on chain (operator op `grant`). The requester signs an `ai_enqueue`
+transaction with its own key but sends it to the coordinator (`aicf.requestGrant`), not to the chain. The
+coordinator checks the signature, the request's limits and the allowance, and keeps a `GrantRecord`; its trap pass
+then does for the grant exactly what it does for a trap: `trap_fund` of the escrow to a fresh caller
+H("aicf/grantcaller/v1", s_E, m)[:20], the body's `ai_enqueue` from that caller, and once the job is final a
+`trap_reclaim` of the refund. The requester reads its result by the task id the same request answers with.
+"""
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from aicf.core.chain import TxKind
+from aicf.core.encoding import canonical_cbor
+from aicf.core.errors import RequestError
+from aicf.core.records import GrantRecord
+from aicf.core.requests import validate_request
+from aicf.core.txs import BadTxSignatureError, SignedTx, TxError, WrongChainError, check_tx_shape
+from aicf.service.context import Context, unit_of_work
+from aicf.service.operator_ops import grant_allowance
+from aicf.service.traps import grant_caller
+
+# A grant is shaped like a trap: tier 0 (a fresh caller has no registered tier), no allowlist and no TEE; a grant
+# request with any of these would be told apart from the traps, so it is refused.
+TRAP_SHAPE_KEYS = frozenset({"model", "prompt", "max_tokens", "max_runtime_ms", "fee_per_unit", "tier",
+                             "regions", "deadline_blocks"})  # fmt: skip
+
+
+def check_grant_request(tx: SignedTx, chain_id: int) -> None:
+    """The signed request's shape, chain and signature; raises TxError naming the field."""
+    if tx.kind != TxKind.AI_ENQUEUE:
+        raise TxError("kind", f"a grant request is an ai_enqueue transaction, got {tx.kind.value!r}")
+    check_tx_shape(tx)
+    if tx.chain_id != chain_id:
+        raise WrongChainError(chain_id, tx.chain_id)
+    try:
+        Ed25519PublicKey.from_public_bytes(tx.public_key).verify(tx.sig, tx.signing_digest())
+    except (InvalidSignature, ValueError):
+        raise BadTxSignatureError() from None
+    extra = sorted(set(tx.body) - TRAP_SHAPE_KEYS)
+    if extra:
+        raise TxError(extra[0], "a grant is enqueued like a trap: no allowlist or tee (they would tell it apart)")
+    if tx.body.get("tier", 0) != 0:
+        raise TxError("tier", "a grant is enqueued from a fresh caller, whose tier is 0")
+
+
+def request_grant(ctx: Context, tx: SignedTx, chain_id: int) -> GrantRecord:
+    """Record a requester's sponsored job; the trap pass sends it. The same signed request again returns the first
+    record (with its task id once the enqueue is ingested), so a requester polls with it. Raises TxError or
+    RequestError naming the field, nothing stored."""
+    check_grant_request(tx, chain_id)
+    request_hash = tx.tx_hash()
+    with unit_of_work(ctx) as w:
+        found = w.tx.grant_of_request(request_hash)
+        if found is not None:
+            return found
+        head = w.tx.head_block()
+        if head is None:
+            raise RequestError("chain", "no block ingested yet")
+        price = w.tx.get_meta("price_bps") or ctx.params.price_initial_bps
+        valid = validate_request({"kind": "ai", **tx.body}, ctx.params, price, lambda _: 1)  # the reserve fee too
+        requester = tx.sender
+        open_now = sum(1 for g in w.tx.open_grants(10_000) if g.requester == requester)
+        if open_now >= ctx.params.max_open_jobs:  # as SPEC §2 bounds a caller's open jobs
+            raise RequestError("requester", f"0x{requester.hex()} has {open_now} open grants, the most allowed")
+        allowance, used = grant_allowance(w.tx, requester), w.tx.grant_used(requester)
+        if used + valid.escrow > allowance:
+            raise RequestError(
+                "allowance",
+                f"0x{requester.hex()} has a grant allowance of {allowance} µANM, {used} used; this job's escrow "
+                f"is {valid.escrow} µANM",
+            )
+        m = w.tx.next_grant_number()
+        grant = GrantRecord(
+            caller=grant_caller(ctx.trap_seed(head.epoch), m),
+            m=m,
+            epoch=head.epoch,
+            requester=requester,
+            request_hash=request_hash,
+            model=str(tx.body["model"]),
+            body=canonical_cbor(dict(tx.body)),
+            funded=valid.escrow,
+            created_at=w.now,
+        )
+        if not w.tx.insert_grant(grant):
+            raise RequestError("request", "another grant took this number; send the request again")
+        w.commit()
+    return grant
