@@ -77,7 +77,9 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
         fund = Web3.to_checksum_address(deployment["fund"])
 
         # a params change: scheduled for the epoch after its block's, applied there
-        sent = operator(evm_up, "params", "set", "trap_bps=5000")
+        # (half the jobs traps: the fund's split must cover their reserve fees, SPEC §15's trap budget rule)
+        split = ("fund_bps=5000", "provider_bps=4000", "miner_bps=1000")
+        sent = operator(evm_up, "params", "set", "trap_bps=5000", *split)
         assert sent["op"] == "params"
 
         def params_changes() -> list[dict[str, Any]]:  # mined when the call returns; ingested by the next pass
