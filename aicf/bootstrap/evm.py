@@ -20,6 +20,10 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
 - Only the holder of the writer lock sends (`writer_lock` of the store: a PostgreSQL session advisory lock, so
   of replicas on one database exactly one sends from the coordinator's key and none races another on its nonce);
   the others only follow the node, and one of them takes the lock over when the holder dies (docs/EVM.md).
+- Operator transactions (`send_operator`, the writer-lock holder only, under `write_lock` with the passes' writes)
+  are the operator key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md,
+  "Operator transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue`
+  spends the escrow their `trap_fund` prepaid. The trap pass runs on the writer only (`may_send`).
 - The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
   the claim tree, and stake logs are mirrored into the ledger and registry.
 """
@@ -29,13 +33,21 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import Nonce, TxParams, Wei
 
+from aicf.chain.artifacts import load_artifact
 from aicf.chain.claims import ClaimTree, ClaimTreeError, batch_post, claim_tree_for_batch, refunds_of
 from aicf.chain.deploy import Deployment, contract
+from aicf.chain.devnet_writer import NoOperatorKeyError, sign_operator_tx
 from aicf.chain.evm import (
     BatchPost,
     EvmChain,
@@ -43,18 +55,21 @@ from aicf.chain.evm import (
     EvmWriter,
     Inclusion,
     Intent,
+    OperatorPost,
     RealWaiter,
     SlashPost,
     WriteResult,
     WriteStatus,
 )
-from aicf.chain.interface import ChainView
+from aicf.chain.interface import ChainView, TxLocation
 from aicf.core.chain import Block, TxKind
-from aicf.core.encoding import decode_canonical
+from aicf.core.encoding import decode_canonical, tagged_hash
 from aicf.core.ledger import WITHDRAWAL_KIND
+from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord, ProofRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
+from aicf.core.txs import encode_signed_tx
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
 from aicf.store.interface import META_EVM_MONEY, SoleWriter, Store, WriterLock, read_transaction
@@ -109,8 +124,9 @@ class EvmProofWriter:
     acceptance committed first, `send_missing_inclusions`); `include_proof` only keeps its envelope and
     acceptance for the view, so the ingester need not read them back."""
 
-    def __init__(self, extras: dict[bytes, dict[str, bytes]]) -> None:
+    def __init__(self, extras: dict[bytes, dict[str, bytes]], backend: "EvmBackend | None" = None) -> None:
         self.extras = extras
+        self.backend = backend
         self.lock = threading.Lock()
 
     def include_proof(self, body: Mapping[str, object]) -> None:
@@ -119,9 +135,38 @@ class EvmProofWriter:
             self.extras[_proof_id(body)] = extras
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        """AI trap jobs are not sent on an EVM chain (their callers would need keys and tokens): `aicf up`
-        runs it without a trap corpus, so the trap duty never asks."""
-        raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
+        """An AI trap's enqueue: `aiEnqueue` from the trap caller's own key, its escrow the prepaid balance its
+        trap_fund put there (EvmBackend.send_trap_enqueue)."""
+        if self.backend is None or kind != TxKind.AI_ENQUEUE:
+            raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
+        self.backend.send_trap_enqueue(body, sender)
+
+    def may_send(self) -> bool:
+        """Whether this replica sends to the node now (it holds the writer lock): the trap pass runs only then."""
+        return self.backend is not None and self.backend.writer_lock.held()
+
+    def trap_fund_held(self) -> int:
+        """The contract's `trapFund`: what trap fundings can still pay on chain."""
+        if self.backend is None:
+            return 0
+        return int(self.backend.aicf.functions.trapFund().call())
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """An operator transaction through the contract (EvmBackend.send_operator)."""
+        if self.backend is None:
+            raise NoOperatorKeyError("this EVM writer has no backend: operator transactions cannot be sent")
+        return self.backend.send_operator(body)
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        """Trap n's caller on an EVM chain: the address of the key H("aicf/evmtrapkey/v1", s_E, n), kept so its
+        enqueue can be signed (a trap caller needs a key to send its own transaction)."""
+        if self.backend is None:
+            raise EvmError("this EVM writer has no backend: trap callers cannot be derived")
+        return self.backend.trap_caller(seed, n)
+
+
+class NotTheWriterError(EvmError):
+    """This replica does not hold the writer lock, so it sends nothing to the EVM node."""
 
 
 class ContractTasks(Protocol):
@@ -208,6 +253,46 @@ def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
     )
 
 
+def _int(body: Mapping[str, object], key: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EvmError(f"a body has no integer {key!r}")
+    return value
+
+
+def _selectors(names: Mapping[str, TxKind]) -> dict[bytes, TxKind]:
+    """The 4-byte selector of each named Aicf function → the ChainTx kind its log maps to."""
+    out: dict[bytes, TxKind] = {}
+    for item in load_artifact("Aicf").abi:
+        if item["type"] == "function" and item["name"] in names:
+            types = ",".join(str(a["type"]) for a in item["inputs"])
+            out[keccak(f"{item['name']}({types})".encode())[:4]] = names[item["name"]]
+    return out
+
+
+PENDING_KINDS = _selectors(
+    {
+        "operatorTx": TxKind.OPERATOR,
+        "operatorFundTopup": TxKind.OPERATOR,
+        "operatorTrapFund": TxKind.OPERATOR,
+        "aiEnqueue": TxKind.AI_ENQUEUE,
+        "quantumEnqueue": TxKind.QUANTUM_ENQUEUE,
+        "cancel": TxKind.CANCEL,
+        "includeProof": TxKind.PROOF,
+        "deposit": TxKind.TREASURY_DEPOSIT,
+    }
+)
+TRAP_KEY_TAG = "aicf/evmtrapkey/v1"
+TRAP_CALLER_GAS = 400_000  # gas a trap caller's aiEnqueue may use; its trap_fund forwards that much ether
+
+
+def trap_account(seed: bytes, n: int) -> LocalAccount:
+    """The secp256k1 key of trap n's caller on an EVM chain: H("aicf/evmtrapkey/v1", s_E, n) as a private key
+    (secret until s_E is revealed; afterwards anyone derives every trap caller of the epoch, as on the devnet)."""
+    account: LocalAccount = Account.from_key(tagged_hash(TRAP_KEY_TAG, seed, n))
+    return account
+
+
 def _bytes(body: Mapping[str, object], key: str) -> bytes:
     value = body.get(key)
     if not isinstance(value, bytes):
@@ -256,6 +341,9 @@ class EvmBackend:
     writing: bool = False  # held the writer lock at the last pass
     on_close: list[Any] = field(default_factory=list)  # what to stop with it (the anvil `aicf up` started)
     deployment_file: Path | None = None
+    operator_key: Ed25519PrivateKey | None = None  # signs operator transactions (build_system hands it over)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # one sender of the coordinator key at a time
+    trap_keys: dict[bytes, LocalAccount] = field(default_factory=dict)  # trap caller → its key (trap_caller)
 
     kind = "evm"
 
@@ -263,7 +351,7 @@ class EvmBackend:
         self.deployment: Deployment = self.chain.deployment
         self.evm_writer = EvmWriter(self.chain.w3, self.deployment, self.writer_key, self.waiter)
         self._view = EvmView(self.chain, self.extras)
-        self._writer = EvmProofWriter(self.extras)
+        self._writer = EvmProofWriter(self.extras, self)
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
@@ -323,7 +411,7 @@ class EvmBackend:
             log.info("writer lock taken: this replica sends the coordinator's transactions to the EVM node")
         self.writing = True
         sent = send_missing_inclusions(
-            self.store, self.chain, self.evm_writer, unsendable=self.unsendable, may_send=self.writer_lock.held
+            self.store, self.chain, self, unsendable=self.unsendable, may_send=self.writer_lock.held
         )
         self.included += sum(r.status == WriteStatus.SENT for r in sent)
         if not self.writer_lock.held():
@@ -337,8 +425,98 @@ class EvmBackend:
             post = self.batch_post(epoch)
             if post is None or not self.writer_lock.held():
                 break
-            if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+            if self.ensure(post).status == WriteStatus.SENT:
                 self.posted += 1
+
+    def with_operator_key(self, key: Ed25519PrivateKey) -> "EvmBackend":
+        """This backend, signing operator transactions with `key` (build_system's chain factory)."""
+        self.operator_key = key
+        return self
+
+    def ensure(self, intent: Intent) -> WriteResult:
+        """`EvmWriter.ensure` under `write_lock`: the pass's writes and operator transactions (any thread) take
+        the coordinator key's nonces one at a time."""
+        with self.write_lock:
+            return self.evm_writer.ensure(intent)
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        """Sign an operator transaction with the operator key at the contract's next `operatorNonce` and send it
+        through the coordinator role (docs/EVM.md, "Operator transactions"): `operatorFundTopup` for a
+        fund_topup, `operatorTrapFund` for a trap_fund (with ether for the trap caller's gas), `operatorTx` for
+        the rest. Returns the EVM transaction's hash (the ChainTx hash ingestion gives it) once it is mined.
+        Raises EvmWriteError (nothing sent) if the contract would revert, naming the error."""
+        if self.operator_key is None:
+            raise NoOperatorKeyError("this EVM backend holds no operator key: operator transactions cannot be signed")
+        if not self.writer_lock.held():
+            raise NotTheWriterError(
+                "this replica does not hold the writer lock: send operator transactions through the replica that "
+                "sends the coordinator's transactions (docs/EVM.md)"
+            )
+        with self.write_lock:
+            self.evm_writer.settle_in_flight()
+            nonce = int(self.aicf.functions.operatorNonce().call())
+            signed = encode_signed_tx(sign_operator_tx(self.operator_key, self.chain_id, nonce, body))
+            op = body.get("op")
+            if op == OP_TRAP_FUND:
+                base_fee, tip = self.evm_writer.fees()
+                post = OperatorPost(
+                    nonce=nonce,
+                    signed_tx=signed,
+                    call="operatorTrapFund",
+                    pay_to="0x" + _bytes(body, "to").hex(),
+                    amount=_int(body, "amount"),
+                    value_wei=TRAP_CALLER_GAS * (2 * base_fee + tip),
+                )
+            elif op == OP_FUND_TOPUP:
+                post = OperatorPost(
+                    nonce=nonce, signed_tx=signed, call="operatorFundTopup", amount=_int(body, "amount")
+                )
+            else:
+                post = OperatorPost(nonce=nonce, signed_tx=signed)
+            result = self.evm_writer.ensure(post)
+        if result.tx_hash is None:
+            raise EvmError(f"operator nonce {nonce} was taken on chain before this transaction was sent")
+        return result.tx_hash
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        key = trap_account(seed, n)
+        caller = bytes.fromhex(key.address[2:])
+        self.trap_keys[caller] = key
+        return caller
+
+    def send_trap_enqueue(self, body: Mapping[str, object], caller: bytes) -> bytes:
+        """`aiEnqueue` from trap caller `caller`'s key with the body's six SPEC fields and the escrow its trap_fund
+        prepaid (read from the contract); sent, not waited for (ingestion links the trap when its log lands).
+        Raises EvmError if the caller's key is unknown or nothing is prepaid for it."""
+        key = self.trap_keys.get(caller)
+        if key is None:
+            raise EvmError(f"no key for trap caller 0x{caller.hex()}: its enqueue cannot be signed")
+        address = Web3.to_checksum_address(key.address)
+        escrow = int(self.aicf.functions.prepaid(address).call())
+        if escrow == 0:
+            raise EvmError(f"trap caller {address} has no prepaid escrow: its trap_fund is not on chain")
+        call = self.aicf.functions.aiEnqueue(
+            str(body["model"]),
+            _bytes(body, "prompt"),
+            _int(body, "max_tokens"),
+            _int(body, "max_runtime_ms"),
+            _int(body, "fee_per_unit"),
+            _int(body, "tier"),
+            escrow,
+        )
+        w3 = self.chain.w3
+        base_fee, tip = self.evm_writer.fees()
+        gas = int(call.estimate_gas({"from": address}))
+        request: TxParams = {
+            "from": address,
+            "nonce": Nonce(int(w3.eth.get_transaction_count(address, "pending"))),
+            "gas": gas + gas // 5,
+            "maxPriorityFeePerGas": Wei(tip),
+            "maxFeePerGas": Wei(2 * base_fee + tip),
+            "chainId": self.chain_id,
+        }
+        signed = key.sign_transaction(cast("dict[str, Any]", call.build_transaction(request)))
+        return bytes(w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def send_slashes(self) -> None:
         """Each slash the coordinator recorded becomes `slash(providerId, reason, bps, evidenceHash)` once (the
@@ -360,7 +538,7 @@ class EvmBackend:
                     bps=self.params.slash_bps[record.reason],
                     evidence_hash=record.evidence_hash,
                 )
-                if self.evm_writer.ensure(post).status == WriteStatus.SENT:
+                if self.ensure(post).status == WriteStatus.SENT:
                     self.slashed += 1
             self.slashes_done.add(record.evidence_hash)
 
@@ -422,13 +600,43 @@ class EvmBackend:
             *requester_methods(
                 chain_id=self.chain_id,
                 send=None,
-                status=None,
                 account=None,
                 outcome=lambda task_id: requesters.request_outcome(store, task_id),
+                status=lambda tx_hash: requesters.transaction_status(store, self, tx_hash),
                 terms=lambda: {**requesters.request_terms(store, params, self.chain_id), "chain": chain},
             ),
             get_claim_method(self.find_claim),
         ]
+
+    def locate(self, tx_hash: bytes) -> TxLocation | None:
+        """aicf.getTransaction on an EVM node: an EVM transaction hash (or the ChainTx hash of a later log of its)
+        is included at its receipt's block when that block is canonical and maps it to a ChainTx; a transaction
+        the node holds unmined is pending (kind from the Aicf function it calls); otherwise unknown (None)."""
+        w3 = self.chain.w3
+        try:
+            receipt = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return self._pending(tx_hash)
+        block = self._view.block_at(int(receipt["blockNumber"]))
+        if block is None or block.hash != bytes(receipt["blockHash"]):
+            return None  # its block left the canonical chain
+        for t in block.txs:
+            if t.tx_hash == tx_hash:
+                return TxLocation(tx_hash=tx_hash, sender=t.sender, kind=t.kind, body=t.body, height=block.height,
+                                  index=t.index)  # fmt: skip
+        return None  # an EVM transaction with no Aicf record (an approve, a stake)
+
+    def _pending(self, tx_hash: bytes) -> TxLocation | None:
+        try:
+            sent = self.chain.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        if str(sent.get("to") or "").lower() != self.deployment.aicf.lower():
+            return None
+        kind = PENDING_KINDS.get(bytes(sent["input"])[:4])
+        if kind is None:
+            return None
+        return TxLocation(tx_hash=tx_hash, sender=bytes.fromhex(str(sent["from"])[2:]), kind=kind, body={})
 
     def find_claim(self, epoch: int, account: bytes) -> ClaimAnswer | None:
         """aicf.getClaim: `account`'s leaf of epoch `epoch`'s claim tree and its proof; None if it has none."""

@@ -356,7 +356,7 @@ def build_system(
         if config.operator_token is not None
         else load_or_create_operator_token(var, os.environ)
     )
-    writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # operator txs: devnet only
+    writer = backend.writer if isinstance(backend.writer, OperatorSender) else None  # devnet and EVM writers
     holder: dict[str, System] = {}  # the RPC methods and routes below reach the system built last
     registry = build_registry(
         coord,

@@ -271,9 +271,9 @@ def _launch(
 
     if backend is None:
         system = build_system(store, params, SystemConfig(var=config.var, model_digests=digests))
-    else:  # no AI trap jobs on an EVM chain (aicf/bootstrap/evm.py): their callers would need keys and tokens
-        system_config = SystemConfig(var=config.var, model_digests=digests, trap_corpus=())
-        system = build_system(store, params, system_config, chain=lambda _key: backend)
+    else:  # an EVM chain: operator transactions and AI traps go through the contract (docs/EVM.md)
+        system_config = SystemConfig(var=config.var, model_digests=digests)
+        system = build_system(store, params, system_config, chain=backend.with_operator_key)
     with store.transaction() as tx:
         stored_genesis = tx.block_at(0)
     genesis = system.chain.view.block_at(0)
@@ -331,8 +331,10 @@ def _evm_demo(
 ) -> None:
     """The demo on an EVM node: the treasury funded once, the reference providers staked on chain from anvil
     dev accounts (their shares are paid there), requesters enqueueing through the contract."""
+    from web3 import Web3
+
     from aicf.chain.deploy import contract
-    from aicf.devtools.evm_demo import EvmDemoRequesters, fund_treasury, stake_providers
+    from aicf.devtools.evm_demo import EvmDemoRequesters, approve_fund, fund_treasury, stake_providers
 
     w3 = backend.chain.w3
     accounts = [str(a) for a in w3.eth.accounts]
@@ -340,6 +342,8 @@ def _evm_demo(
         return
     token, aicf = contract(w3, "AicfTestToken", backend.deployment.token), backend.aicf
     fund_treasury(w3, token, aicf, accounts[0])
+    if Web3.to_checksum_address(backend.deployment.fund) in accounts:  # the fund pays trap escrow on chain
+        approve_fund(w3, token, aicf, Web3.to_checksum_address(backend.deployment.fund))
     stake_providers(w3, token, aicf, accounts[2:5], provider_ids)
     if load:
         demo = EvmDemoRequesters(system=system, w3=w3, token=token, aicf=aicf, callers=accounts[5:8], models=models)

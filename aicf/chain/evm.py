@@ -12,6 +12,7 @@ writer started after a crash resends what is missing and never sends anything tw
 """
 
 import dataclasses
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_abi.abi import decode
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -38,13 +41,16 @@ from aicf.core.chain import Block, ChainTx, TxKind, finalized_height
 from aicf.core.encoding import tagged_hash
 from aicf.core.errors import AicfError
 from aicf.core.ids import task_id
+from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.requests import encode_payload
+from aicf.core.txs import TxError, check_tx_shape, decode_signed_tx
 from aicf.core.types import MicroAnm
 
 STAKE_SYNC_TAG = "aicf/evm/stakesync/v1"  # the ChainTx hash of a stake log's sync: H(tag, evm tx hash, log index)
 LOG_TX_TAG = "aicf/evm/logtx/v1"  # the ChainTx hash of a transaction's second, third… Aicf log
 ESCROW_TX_TAG = "aicf/evm/escrow/v1"  # the ChainTx hash of the escrow an enqueue pulled (its DEPOSIT)
 DEFAULT_CACHE_BLOCKS = 4096
+logger = logging.getLogger("aicf.evm")
 
 Finality = Literal["depth", "tag"]
 
@@ -95,7 +101,10 @@ _ERRORS: dict[bytes, tuple[str, list[str]]] = {
     for e in _AICF_ABI
     if e["type"] == "error"
 }
-MAPPED_EVENTS = frozenset({"AiEnqueued", "QuantumEnqueued", "CancelRequested", "ProofIncluded", "Deposited"})
+MAPPED_EVENTS = frozenset(
+    {"AiEnqueued", "QuantumEnqueued", "CancelRequested", "ProofIncluded", "Deposited", "OperatorTx", "PrepaidSpent"}
+)
+ZERO_ADDRESS = bytes(20)
 
 
 def decode_log(log: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -167,6 +176,50 @@ def spec_task_id(
     """SPEC §1's task_id of an enqueue ChainTx: the request map is the body with its kind (no optional keys)."""
     rmap = {**body, "kind": "ai" if kind == TxKind.AI_ENQUEUE else "quantum"}
     return task_id(chain_id, height, tx_hash, caller, encode_payload(rmap))
+
+
+class OperatorLogError(EvmError):
+    """An `OperatorTx` log whose signed transaction is not the operator's for this chain, nonce and amounts."""
+
+
+def operator_tx_of(
+    chain_id: int, nonce: int, signed_tx: bytes, pay_to: bytes, amount: int
+) -> tuple[bytes, dict[str, object]]:
+    """(sender, body) of the `operator` ChainTx an `OperatorTx(nonce, signedTx, payTo, amount)` log carries: the
+    signed transaction's own sender (address_of its Ed25519 key) and body, once its signature verifies for this
+    chain id, its nonce is the log's and the tokens the contract moved are the ones its body names (trap_fund: to
+    and amount; fund_topup: amount; every other op: none). Raises OperatorLogError naming what does not hold;
+    the adapter then maps the log to a transaction from the coordinator role's own address, which ingestion
+    refuses as not the operator's (docs/EVM.md, "Operator transactions")."""
+    try:
+        signed = decode_signed_tx(signed_tx)
+        check_tx_shape(signed)
+    except TxError as exc:
+        raise OperatorLogError(str(exc)) from None
+    if signed.kind != TxKind.OPERATOR:
+        raise OperatorLogError(f"the signed transaction is of kind {signed.kind.value!r}, not 'operator'")
+    if signed.chain_id != chain_id:
+        raise OperatorLogError(f"the signed transaction is for chain {signed.chain_id}, this chain is {chain_id}")
+    if signed.nonce != nonce:
+        raise OperatorLogError(f"the signed transaction's nonce is {signed.nonce}, the contract's was {nonce}")
+    try:
+        Ed25519PublicKey.from_public_bytes(signed.public_key).verify(signed.sig, signed.signing_digest())
+    except (InvalidSignature, ValueError):
+        raise OperatorLogError("the signature does not verify under public_key for this chain and body") from None
+    body = dict(signed.body)
+    op = body["op"]
+    if op == OP_TRAP_FUND:
+        moved: tuple[bytes, int] = (bytes(cast("bytes", body["to"])), int(cast("int", body["amount"])))
+        if (pay_to, amount) != moved:
+            raise OperatorLogError(
+                f"the contract paid {amount} to 0x{pay_to.hex()}, the body names {moved[1]} to 0x{moved[0].hex()}"
+            )
+    elif op == OP_FUND_TOPUP:
+        if amount != body["amount"]:
+            raise OperatorLogError(f"the contract pulled {amount} into the trap fund, the body names {body['amount']}")
+    elif amount != 0 or pay_to != ZERO_ADDRESS:
+        raise OperatorLogError(f"a {op} transaction moved {amount} tokens to 0x{pay_to.hex()}")
+    return signed.sender, body
 
 
 class EvmChain:
@@ -287,6 +340,7 @@ class EvmChain:
         deposits: list[tuple[bytes, int]] = []
         per_tx: dict[bytes, int] = {}  # Aicf logs seen so far per EVM transaction
         senders: dict[bytes, bytes] = {}
+        prepaid: dict[bytes, int] = {}  # PrepaidSpent of an EVM transaction, not yet matched to its enqueue
         for log in sorted(logs, key=lambda item: int(item["logIndex"])):
             if bytes(log["blockHash"]) != bytes(header["hash"]) or bool(log.get("removed", False)):
                 continue
@@ -295,6 +349,9 @@ class EvmChain:
                 continue
             event, args = decoded
             evm_tx = bytes(log["transactionHash"])
+            if event == "PrepaidSpent":  # the escrow of the enqueue that follows it came from the trap fund
+                prepaid[evm_tx] = prepaid.get(evm_tx, 0) + int(args["amount"])
+                continue
             nth = per_tx.get(evm_tx, 0)
             per_tx[evm_tx] = nth + 1
             tx_hash = evm_tx if nth == 0 else tagged_hash(LOG_TX_TAG, evm_tx, nth)
@@ -305,25 +362,27 @@ class EvmChain:
                 escrow = int(args["escrow"])
                 contract_task = bytes(args["taskId"])
                 deposit_hash = tagged_hash(ESCROW_TX_TAG, tx_hash)
-                txs.append(
-                    ChainTx(
-                        tx_hash=deposit_hash,
-                        index=len(txs),
-                        sender=caller,
-                        kind=TxKind.DEPOSIT,
-                        body={"to": caller, "amount": escrow},
+                pulled = escrow - min(escrow, prepaid.pop(evm_tx, 0))  # a trap's escrow: paid by its trap_fund
+                if pulled > 0:
+                    txs.append(
+                        ChainTx(
+                            tx_hash=deposit_hash,
+                            index=len(txs),
+                            sender=caller,
+                            kind=TxKind.DEPOSIT,
+                            body={"to": caller, "amount": pulled},
+                        )
                     )
-                )
-                refs.append(
-                    EvmTxRef(
-                        tx_hash=deposit_hash,
-                        evm_tx_hash=evm_tx,
-                        log_index=log_index,
-                        event=event,
-                        contract_task_id=contract_task,
-                        escrow=escrow,
+                    refs.append(
+                        EvmTxRef(
+                            tx_hash=deposit_hash,
+                            evm_tx_hash=evm_tx,
+                            log_index=log_index,
+                            event=event,
+                            contract_task_id=contract_task,
+                            escrow=pulled,
+                        )
                     )
-                )
                 txs.append(ChainTx(tx_hash=tx_hash, index=len(txs), sender=caller, kind=kind, body=body))
                 spec_id = spec_task_id(self.chain_id, height, tx_hash, caller, kind, body)
                 self._enqueued[contract_task] = (height, bytes(header["hash"]), spec_id)
@@ -378,6 +437,19 @@ class EvmChain:
                         contract_task_id=bytes(args["taskId"]),
                     )
                 )
+            elif event == "OperatorTx":
+                if evm_tx not in senders:
+                    senders[evm_tx] = self._sender_of(evm_tx)
+                pay_to = _address_bytes(args["payTo"])
+                try:
+                    sender, op_body = operator_tx_of(
+                        self.chain_id, int(args["nonce"]), bytes(args["signedTx"]), pay_to, int(args["amount"])
+                    )
+                except OperatorLogError as exc:  # refused by ingestion: the role's address is not the operator's
+                    logger.warning("operator log %d of 0x%s: %s", log_index, evm_tx.hex(), exc)
+                    sender, op_body = senders[evm_tx], {}
+                txs.append(ChainTx(tx_hash=tx_hash, index=len(txs), sender=sender, kind=TxKind.OPERATOR, body=op_body))
+                refs.append(EvmTxRef(tx_hash=tx_hash, evm_tx_hash=evm_tx, log_index=log_index, event=event))
             else:  # Deposited: treasury income (docs/EVM.md), external → treasury in the coordinator's ledger
                 sender = _address_bytes(args["from"])
                 deposits.append((sender, int(args["amount"])))
@@ -589,7 +661,21 @@ class SlashPost:
     evidence_hash: bytes
 
 
-Intent = Inclusion | BatchPost | SlashPost
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorPost:
+    """An operator transaction (docs/EVM.md): the operator's signed transaction at the contract's `nonce`, sent
+    by `operatorTx`, or, when it moves tokens, `operatorFundTopup` (fund → trap fund) or `operatorTrapFund`
+    (trap fund → the caller's prepaid escrow, with `value_wei` of ether for the caller's gas)."""
+
+    nonce: int
+    signed_tx: bytes
+    call: Literal["operatorTx", "operatorFundTopup", "operatorTrapFund"] = "operatorTx"
+    pay_to: str = "0x" + "00" * 20
+    amount: int = 0
+    value_wei: int = 0
+
+
+Intent = Inclusion | BatchPost | SlashPost | OperatorPost
 
 
 class Waiter(Protocol):
@@ -641,7 +727,7 @@ class EvmWriter:
         done = self.on_chain(intent)
         if done is not None:
             return done
-        return self._send(self._call_of(intent))
+        return self._send(self._call_of(intent), intent.value_wei if isinstance(intent, OperatorPost) else 0)
 
     def ensure_all(self, intents: Sequence[Intent]) -> list[WriteResult]:
         """After a restart: resend what is missing of `intents`, in order, skipping what the chain holds."""
@@ -671,6 +757,12 @@ class EvmWriter:
                     f"epoch {intent.epoch}'s batch on chain has claim root 0x{bytes(claim_root).hex()} and total "
                     f"{claim_total}, not 0x{intent.claim_root.hex()} and {intent.claim_total}"
                 )
+            return WriteResult(status=WriteStatus.ALREADY)
+        if isinstance(intent, OperatorPost):
+            if int(fn.operatorNonce().call()) <= intent.nonce:
+                return None
+            if bytes(fn.operatorTxs(intent.nonce).call()) != keccak(intent.signed_tx):
+                raise EvmWriteError(f"operator nonce {intent.nonce} on chain holds another operator transaction")
             return WriteResult(status=WriteStatus.ALREADY)
         if bool(fn.evidenceUsed(intent.evidence_hash).call()):
             return WriteResult(status=WriteStatus.ALREADY)
@@ -702,7 +794,7 @@ class EvmWriter:
         (at least the node's current fees): the node replaces it, so it still lands at most once. Returns the
         new hashes."""
         mined = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
-        base_fee, tip = self._fees()
+        base_fee, tip = self.fees()
         replaced: list[bytes] = []
         for nonce, sent in sorted(self.in_flight.items()):
             if nonce < mined:
@@ -736,6 +828,13 @@ class EvmWriter:
                 intent.claim_root,
                 intent.claim_total,
             )
+        if isinstance(intent, OperatorPost):
+            if intent.call == "operatorFundTopup":
+                return fn.operatorFundTopup(intent.nonce, intent.signed_tx, intent.amount)
+            if intent.call == "operatorTrapFund":
+                to = Web3.to_checksum_address(intent.pay_to)
+                return fn.operatorTrapFund(intent.nonce, intent.signed_tx, to, intent.amount)
+            return fn.operatorTx(intent.nonce, intent.signed_tx)
         return fn.slash(intent.provider_id, intent.reason, intent.bps, intent.evidence_hash)
 
     def next_nonce(self) -> int:
@@ -743,7 +842,7 @@ class EvmWriter:
         pending = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
         return max([pending, *(n + 1 for n in self.in_flight)])
 
-    def _fees(self) -> tuple[int, int]:
+    def fees(self) -> tuple[int, int]:
         """(base fee of the latest block, the node's suggested priority fee): EIP-1559 from the node."""
         latest = self.w3.eth.get_block("latest")
         return int(latest.get("baseFeePerGas") or 0), int(self.w3.eth.max_priority_fee)
@@ -754,13 +853,13 @@ class EvmWriter:
         self.sent += 1
         return _InFlight(tx_hash=tx_hash, params=params, tip=tip, max_fee=max_fee)
 
-    def _send(self, call: ContractFunction) -> WriteResult:
+    def _send(self, call: ContractFunction, value_wei: int = 0) -> WriteResult:
         sender = self.account.address
         try:
-            gas = int(call.estimate_gas({"from": sender}))
+            gas = int(call.estimate_gas({"from": sender, "value": Wei(value_wei)}))
         except (ContractCustomError, ContractLogicError) as exc:
             raise EvmWriteError(f"{call.fn_name} would revert: {describe_revert(exc)}") from exc
-        base_fee, tip = self._fees()
+        base_fee, tip = self.fees()
         nonce = self.next_nonce()
         max_fee = 2 * base_fee + tip
         request: TxParams = {
@@ -770,6 +869,7 @@ class EvmWriter:
             "maxPriorityFeePerGas": Wei(tip),
             "maxFeePerGas": Wei(max_fee),
             "chainId": self.deployment.chain_id,
+            "value": Wei(value_wei),
         }
         self.in_flight[nonce] = self._sign_and_send(call.build_transaction(request), tip, max_fee)
         receipt = self.wait_receipt(nonce)

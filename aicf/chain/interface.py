@@ -38,6 +38,13 @@ class TxLocation:
     index: int | None = None
 
 
+class TxLocator(Protocol):
+    """Finds a transaction (what aicf.getTransaction needs of a chain: the devnet, or an EVM node's backend)."""
+
+    def locate(self, tx_hash: bytes) -> TxLocation | None:
+        """Where the transaction is on the canonical chain or in the mempool; None if unknown."""
+
+
 class RequesterChain(Protocol):
     """The write side a requester uses: send a signed transaction, learn the next nonce, find a transaction."""
 

@@ -11,9 +11,11 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from aicf.bootstrap.system import System
+from aicf.core.operator import MAX_OPERATOR_AMOUNT
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
-from aicf.devtools.demo import BELL
+from aicf.devtools.demo import BELL, FUND_TOPUP_TRAPS
+from aicf.service.operator_ops import fund_body
 
 log = logging.getLogger("aicf.up")
 
@@ -21,6 +23,7 @@ FAUCET_MAX = 1_000_000 * 10**6  # µANM one faucet call may draw (AicfTestToken)
 ON_CHAIN_STAKE = 10_000_000_000  # µANM each reference provider bonds on chain (as in the ledger)
 TREASURY_DEPOSIT = 100_000 * 10**6  # µANM the demo's operator pays into the treasury on a fresh deployment
 MAX_ALLOWANCE = 2**256 - 1
+TRAP_FUND_FLOAT = 100_000 * 10**6  # µANM the demo's fund keeps in its wallet for trap fund top-ups
 
 
 def transact(w3: Web3, call: object, sender: str) -> TxReceipt:
@@ -51,6 +54,12 @@ def stake_providers(w3: Web3, token: Contract, aicf: Contract, owners: Sequence[
         log.info("provider 0x%s staked %d µANM on chain from %s", pid.hex(), ON_CHAIN_STAKE, owner)
 
 
+def approve_fund(w3: Web3, token: Contract, aicf: Contract, fund: str) -> None:
+    """The fund's address holds faucet tokens and lets the contract pull them: operator `fund_topup`
+    transactions move them into the contract's trap fund (docs/EVM.md, "Operator transactions")."""
+    fund_account(w3, token, aicf.address, fund, TRAP_FUND_FLOAT)
+
+
 def fund_treasury(w3: Web3, token: Contract, aicf: Contract, operator: str) -> None:
     """Pay TREASURY_DEPOSIT into the contract's treasury once (a fresh deployment's treasury is empty)."""
     if int(aicf.functions.treasury().call()) > 0:
@@ -79,9 +88,23 @@ class EvmDemoRequesters:
             fund_account(self.w3, self.token, self.aicf.address, caller, FAUCET_MAX // 10)
         while not stop.wait(self.period_s):
             try:
+                self.top_up_trap_fund()
                 self.step()
             except Exception:  # the demo must survive a node hiccup; the next step retries
                 log.exception("demo enqueue failed")
+
+    def top_up_trap_fund(self) -> bool:
+        """When a trap found the contract's trap fund too poor, an operator `fund_topup` pulls FUND_TOPUP_TRAPS
+        escrows of the dearest such trap from the fund's tokens (its allowance) into it. Returns whether one
+        was sent."""
+        need = max((t.escrow for t in self.system.coord.trap_shortfalls.values()), default=0)
+        if not need or int(self.aicf.functions.trapFund().call()) >= need:
+            return False
+        amount = min(FUND_TOPUP_TRAPS * need, MAX_OPERATOR_AMOUNT)
+        self.system.send_operator(fund_body(amount, None))
+        self.system.coord.trap_shortfalls.clear()
+        log.info("the trap fund could not pay a trap's %d µANM escrow; the fund topped it up by %d µANM", need, amount)
+        return True
 
     def step(self) -> list[str]:
         params = self.system.params

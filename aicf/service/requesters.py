@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import cbor2
 
-from aicf.chain.interface import RequesterChain, TxLocation
+from aicf.chain.interface import RequesterChain, TxLocation, TxLocator
 from aicf.core.chain import ENQUEUE_KINDS, CancelRequest, Job, RefusedTx, TxKind
 from aicf.core.errors import RequestError
 from aicf.core.jobs import FINAL_STATUSES, JobStatus
@@ -121,7 +121,7 @@ def send_transaction(store: Store, chain: RequesterChain, params: Params, tx: Si
     return chain.send(tx)
 
 
-def transaction_status(store: Store, chain: RequesterChain, tx_hash: bytes) -> TxStatus:
+def transaction_status(store: Store, chain: TxLocator, tx_hash: bytes) -> TxStatus:
     location = chain.locate(tx_hash)
     with store.transaction() as tx:
         jobs = tuple(tx.jobs_by_tx_hash(tx_hash))

@@ -4,6 +4,7 @@ linking trap jobs to their tasks, revealing answers, enqueueing new traps, and t
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 from aicf.core.chain import TxKind
 from aicf.core.errors import AicfError, RequestError
@@ -69,6 +70,8 @@ def trap_pass(ctx: Context) -> TrapPassReport:
     enqueues: list[tuple[bytes, dict[str, object], int]] = []
     operator_txs: list[dict[str, object]] = []
     sender = ctx.chain_writer if isinstance(ctx.chain_writer, OperatorSender) else None
+    if isinstance(ctx.chain_writer, TrapCallerKeys) and not ctx.chain_writer.may_send():
+        return TrapPassReport()  # another replica holds the writer lock: it runs the trap duties
     with unit_of_work(ctx) as w:
         tx, now = w.tx, w.now
         head = tx.head_block()
@@ -121,17 +124,23 @@ def trap_pass(ctx: Context) -> TrapPassReport:
     if sender is not None:
         for body in operator_txs:
             _send(sender, body)
+    sent: list[bytes] = []
     for caller, body, funded in enqueues:
         if ctx.chain_writer is not None and sender is not None:
-            if funded > 0:
-                _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded})
-            ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
-    if enqueues:
-        log.info("enqueued %d fund-funded AI jobs (traps and grants)", len(enqueues))
+            if funded > 0 and not _send(sender, {"op": OP_TRAP_FUND, "to": caller, "amount": funded}):
+                continue  # unfunded: its enqueue would be refused (an EVM contract would revert it)
+            try:
+                ctx.chain_writer.submit(TxKind.AI_ENQUEUE, body, caller)
+            except AicfError as exc:
+                log.warning("trap enqueue from 0x%s not sent: %s", caller.hex(), exc)
+                continue
+            sent.append(caller)
+    if sent:
+        log.info("enqueued %d fund-funded AI jobs (traps and grants)", len(sent))
     return TrapPassReport(
         committed=tuple(committed),
         revealed=tuple(revealed),
-        enqueued=tuple(c for c, _, _ in enqueues),
+        enqueued=tuple(sent),
         linked=linked,
         answers_revealed=answers,
         reclaimed=tuple(reclaims),
@@ -167,11 +176,31 @@ def _follow_trap(w: Work, trap: TrapRecord) -> tuple[int, int, bool]:
     return linked, 1, reclaim
 
 
-def _send(sender: OperatorSender, body: dict[str, object]) -> None:
+def _send(sender: OperatorSender, body: dict[str, object]) -> bool:
     try:
         sender.send_operator(body)
     except AicfError as exc:  # the chain refused it (say a nonce race): the rows say what was meant, log it
         log.warning("operator %s transaction not sent: %s", body.get("op"), exc)
+        return False
+    return True
+
+
+@runtime_checkable
+class TrapCallerKeys(Protocol):
+    """A chain writer whose trap callers send their own transactions and so need keys (an EVM node: the caller
+    is the address of a key derived from s_E and n, aicf.bootstrap.evm.trap_account); elsewhere trap n's caller
+    is aicf.service.traps.trap_caller(s_E, n)."""
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes: ...
+
+    def may_send(self) -> bool:
+        """Whether this process sends to the chain now (an EVM replica holding the writer lock). The trap pass
+        runs only then: its outbox rows (trap_seeds, traps) are written by the process that sends them."""
+        ...
+
+    def trap_fund_held(self) -> int:
+        """µANM the chain holds for trap escrow now (the contract's trap fund): a trap it cannot pay is not sent."""
+        ...
 
 
 def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
@@ -192,6 +221,9 @@ def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str,
     floor = reserve_fee(ctx.params.base_rate_ai, price, ctx.params)  # what ingest accepts at this price
     recent, verified = _real_shapes(w)
     out: list[tuple[bytes, dict[str, object], int]] = []
+    keyed = ctx.chain_writer if isinstance(ctx.chain_writer, TrapCallerKeys) else None
+    if keyed is not None:  # the contract's trap fund pays on chain (fundings there are mined before this pass)
+        purse.cap_fund(keyed.trap_fund_held())
     for model, count in needs.items():
         shapes = [s for s in recent.get(model, ()) if s.tier == 0]
         for _ in range(min(count, MAX_TRAPS_PER_PASS - len(out))):
@@ -199,7 +231,7 @@ def _new_traps(w: Work, epoch: int, purse: Purse) -> list[tuple[bytes, dict[str,
             if drawn is None:
                 break
             body = drawn.body()
-            caller = trap_caller(seed, n)
+            caller = keyed.trap_caller(seed, n) if keyed is not None else trap_caller(seed, n)
             try:
                 valid = validate_request({"kind": "ai", **body}, ctx.params, price, lambda _: 1)
             except RequestError as exc:

@@ -57,6 +57,12 @@ class Purse:
         fund, budget = self._load()
         self._left = (fund - amount, budget - amount)
 
+    def cap_fund(self, held: int) -> None:
+        """Spend no more than `held`, what the chain itself holds for trap escrow (an EVM contract's trap fund,
+        whose fundings are mined before the pass): a trap it cannot pay is held back like one the fund cannot."""
+        fund, budget = self._load()
+        self._left = (min(fund, held), budget)
+
 
 def left_to_reclaim(w: Work, caller: bytes) -> int:
     """What a trap_reclaim of `caller` would move back to the fund now (aicf.core.trap_budget.reclaimable)."""

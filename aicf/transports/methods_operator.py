@@ -1,6 +1,7 @@
 """JSON-RPC methods for the operator's decisions that move money (issue 17 item 7; aicf.core.operator): each one
 builds an operator transaction, checks it as ingestion would, signs it with the operator key and sends it to the
-chain, returning its hash; `aicf.getTransaction` follows it. All need the operator token.
+chain, returning its hash; `aicf.getTransaction` follows it (an EVM node answers once it is mined, docs/EVM.md).
+All need the operator token.
 
 - `aicf.setParams {changes}`: a params change (keys of a params file), in force from the next epoch;
 - `aicf.setTier {address, tier}`: a requester's tier;
@@ -88,21 +89,21 @@ RESULTS: dict[str, Any] = {
 
 
 class OperatorTxUnsupportedError(AicfError):
-    """This node's chain takes no operator transactions (an EVM node: docs/EVM.md)."""
+    """This node's chain takes no operator transactions (a system built without an operator writer)."""
 
 
 def operator_methods(
     send: Callable[[Mapping[str, object]], bytes] | None, params_of: Callable[[int | None], Json]
 ) -> list[RpcMethod[Any]]:
     """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops); None
-    on a chain without operator transactions, where the senders answer why; `params_of(epoch)` is
+    for a system without an operator writer, where the senders answer why; `params_of(epoch)` is
     aicf.getParams (public: the params of an epoch are chain data), served on every chain."""
 
     def sent(body: Mapping[str, object]) -> Json:
         if send is None:
             raise OperatorTxUnsupportedError(
-                f"{body['op']}: this node's chain takes no operator transactions yet (an EVM node: the params are "
-                "each node's --params file; docs/EVM.md)"
+                f"{body['op']}: this node's chain takes no operator transactions (it has no operator writer: the "
+                "params are its --params file)"
             )
         return {"tx_hash": to_hex(send(body)), "op": str(body["op"])}
 

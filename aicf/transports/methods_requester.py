@@ -249,8 +249,9 @@ def requester_methods(
     outcome: Callable[[bytes], RequestOutcome | None],
     terms: Callable[[], Json],
 ) -> list[RpcMethod[Any]]:
-    """The requester methods. On a chain whose transactions requesters send themselves (an EVM node), `send`,
-    `status` and `account` are None and only aicf.getRequestTerms and aicf.readResult are served."""
+    """The requester methods. On a chain whose transactions requesters send themselves (an EVM node), `send`
+    and `account` are None and only aicf.getRequestTerms, aicf.readResult and (with `status`) aicf.getTransaction
+    are served."""
 
     def read_result(p: TaskParams, _: CallContext) -> Json:
         found = outcome(p.id)
@@ -267,24 +268,30 @@ def requester_methods(
         _read("aicf.readResult", TaskParams, read_result, OutcomeOut,
               "A job's status, ResultRecord, output, and what was charged and refunded"),
     ]  # fmt: skip
-    if send is None or status is None or account is None:
+    if status is not None:
+        reads.append(get_transaction_method(status))
+    if send is None or account is None:
         return reads
-    return [*reads, *_devnet_methods(chain_id, send, status, account)]
+    return [*reads, *_devnet_methods(chain_id, send, account)]
+
+
+def get_transaction_method(status: Callable[[bytes], TxStatus]) -> RpcMethod[Any]:
+    def get_tx(p: TxHashParams, _: CallContext) -> Json:
+        return render_status(status(p.tx_hash))
+
+    return _read("aicf.getTransaction", TxHashParams, get_tx, TxStatusOut,
+                 "Where a transaction is: pending, included (with its task id), refused (with the reason)")  # fmt: skip
 
 
 def _devnet_methods(
     chain_id: int,
     send: Callable[[SignedTx], bytes],
-    status: Callable[[bytes], TxStatus],
     account: Callable[[bytes], Account],
 ) -> list[RpcMethod[Any]]:
     def send_tx(p: SendParams, _: CallContext) -> Json:
         tx = decode_signed_tx(p.tx)
         tx_hash = send(tx)
         return {"tx_hash": to_hex(tx_hash), "sender": to_hex(tx.sender), "nonce": tx.nonce}
-
-    def get_tx(p: TxHashParams, _: CallContext) -> Json:
-        return render_status(status(p.tx_hash))
 
     def get_account(p: AccountParams, _: CallContext) -> Json:
         if len(p.address) != 20:
@@ -295,8 +302,6 @@ def _devnet_methods(
         _read("aicf.sendTransaction", SendParams, send_tx, SentOut,
               "Send a requester's signed transaction (deposit, ai_enqueue, quantum_enqueue, cancel)",
               description="tx: 0x hex of canonical CBOR {chain_id, public_key, nonce, kind, body, sig}; REQUESTERS.md"),
-        _read("aicf.getTransaction", TxHashParams, get_tx, TxStatusOut,
-              "Where a transaction is: pending, included (with its task id), refused (with the reason)"),
         _read("aicf.getAccount", AccountParams, get_account, AccountOut,
               "A requester's balance, next nonce, waiting transactions and open jobs"),
     ]  # fmt: skip

@@ -406,6 +406,92 @@ contract Aicf is IAicf {
         emit Claimed(epoch, account, amount);
     }
 
+    // =============================================================================================================
+    // ---- operator transactions and the trap fund (issue 17 item 7, issue 14 item 1; docs/EVM.md) ----
+    // The devnet's `operator` transactions, on this chain. The coordinator role sends the operator's signed
+    // transaction (canonical CBOR of {chain_id, public_key, nonce, kind: "operator", body, sig}, Ed25519 under the
+    // operator key) as opaque bytes at the contract's next `operatorNonce`; the `OperatorTx` log carries it, and
+    // the chain adapter (aicf/chain/evm.py) checks the signature, chain id and nonce and hands ingestion the very
+    // same transaction the devnet carries: one validation path. The contract checks only what moves tokens:
+    //  - `operatorFundTopup` (a `fund_topup` body): pulls `amount` from the `fund` address (which approved this
+    //    contract) into `trapFund`, the tokens the fund set aside for trap escrow;
+    //  - `operatorTrapFund` (a `trap_fund` body): moves `amount` of `trapFund` to `prepaid[to]` and forwards the
+    //    call's ether to `to` for its gas; `to` (a trap's fresh caller) then enqueues through `aiEnqueue` like any
+    //    requester, its escrow taken from `prepaid` first (a `PrepaidSpent` log), then from its wallet.
+    // The adapter refuses (as a transaction not from the operator) a log whose signed body disagrees with the
+    // amounts and address the contract moved, so only a coordinator role that breaks its own rule can make the
+    // ledger and the contract differ, and the ledger-vs-contract check shows it.
+    // =============================================================================================================
+    uint256 public constant MAX_OPERATOR_TX_BYTES = 8192;
+    uint256 public operatorNonce; // the next operator transaction's nonce (the signed transaction's own nonce)
+    mapping(uint256 => bytes32) public operatorTxs; // nonce => keccak256 of the signed transaction sent at it
+    uint256 public trapFund; // tokens the fund set aside for trap escrow (the ledger's fund_topup - trap_fund)
+    mapping(address => uint256) public prepaid; // escrow the trap fund paid for a caller, spent by its enqueues
+
+    event OperatorTx(uint256 indexed nonce, bytes signedTx, address payTo, uint256 amount);
+    event PrepaidSpent(address indexed caller, uint256 amount);
+
+    error OperatorNonceMismatch(uint256 expected, uint256 got);
+    error TrapFundShort(uint256 held, uint256 wanted);
+    error EtherForwardFailed(address to, uint256 amount);
+
+    /// @notice An operator transaction that moves no tokens (params, tier, allowlist, trap seed commit/reveal).
+    function operatorTx(uint256 nonce, bytes calldata signedTx) external onlyCoordinator {
+        _operatorTx(nonce, signedTx, address(0), 0);
+    }
+
+    /// @notice A `fund_topup`: `amount` of the fund's tokens (its allowance to this contract) into `trapFund`.
+    function operatorFundTopup(uint256 nonce, bytes calldata signedTx, uint256 amount) external onlyCoordinator {
+        _checkAmount("amount", amount);
+        if (trapFund + amount > MAX_AMOUNT) revert FieldOutOfRange("trap_fund", trapFund + amount, 0, MAX_AMOUNT);
+        _operatorTx(nonce, signedTx, fund, amount);
+        trapFund += amount;
+        _pull(fund, amount);
+    }
+
+    /// @notice A `trap_fund`: `amount` of `trapFund` to `prepaid[to]`; the call's ether goes to `to` for its gas.
+    function operatorTrapFund(uint256 nonce, bytes calldata signedTx, address to, uint256 amount)
+        external
+        payable
+        onlyCoordinator
+    {
+        if (to == address(0)) revert ZeroAddress("to");
+        _checkAmount("amount", amount);
+        if (amount > trapFund) revert TrapFundShort(trapFund, amount);
+        if (prepaid[to] + amount > MAX_AMOUNT) revert FieldOutOfRange("prepaid", prepaid[to] + amount, 0, MAX_AMOUNT);
+        _operatorTx(nonce, signedTx, to, amount);
+        trapFund -= amount;
+        prepaid[to] += amount;
+        if (msg.value != 0) {
+            (bool ok,) = payable(to).call{value: msg.value}("");
+            if (!ok) revert EtherForwardFailed(to, msg.value);
+        }
+    }
+
+    function _operatorTx(uint256 nonce, bytes calldata signedTx, address payTo, uint256 amount) private {
+        if (nonce != operatorNonce) revert OperatorNonceMismatch(operatorNonce, nonce);
+        if (signedTx.length == 0) revert FieldOutOfRange("signed_tx", 0, 1, MAX_OPERATOR_TX_BYTES);
+        if (signedTx.length > MAX_OPERATOR_TX_BYTES) {
+            revert PayloadTooLarge("signed_tx", signedTx.length, MAX_OPERATOR_TX_BYTES);
+        }
+        operatorTxs[nonce] = keccak256(signedTx);
+        operatorNonce = nonce + 1;
+        emit OperatorTx(nonce, signedTx, payTo, amount);
+    }
+
+    /// @dev The escrow of an enqueue: from the caller's `prepaid` first (a trap's funding), the rest pulled.
+    function _takeEscrow(uint256 escrow) private {
+        uint256 held = prepaid[msg.sender];
+        uint256 fromPrepaid = held < escrow ? held : escrow;
+        if (fromPrepaid != 0) {
+            prepaid[msg.sender] = held - fromPrepaid;
+            emit PrepaidSpent(msg.sender, fromPrepaid);
+        }
+        if (escrow > fromPrepaid) _pull(msg.sender, escrow - fromPrepaid);
+    }
+    // ---- end of operator transactions and the trap fund ----
+    // =============================================================================================================
+
     // ---- internals ----
 
     function _checkPricing(uint256 feePerUnit, uint256 tier, uint256 escrow) private pure {
@@ -424,7 +510,7 @@ contract Aicf is IAicf {
         taskId = keccak256(abi.encode(block.chainid, address(this), msg.sender, nonce));
         tasks[taskId] = Task({caller: msg.sender, kind: kind, cancelRequested: false, escrow: uint64(escrow)});
         escrowLocked += escrow;
-        _pull(msg.sender, escrow);
+        _takeEscrow(escrow); // operator section: a trap caller's prepaid escrow first
     }
 
     function _ownedStake(bytes32 providerId) private view returns (Stake storage s) {

@@ -245,11 +245,12 @@ def refund_claim(up: Up, epoch: int, account: str) -> int:
 
 
 def coordinator_sent_once(w3: Web3, deployment: dict[str, Any]) -> bool:
-    """Every transaction of the coordinator's key on chain is one inclusion, batch or slash (none refused, none
-    sent twice: a second one would have reverted or emitted nothing)."""
+    """Every transaction of the coordinator's key on chain is one inclusion, batch, slash or operator transaction
+    (trap seed commitments and reveals) (none refused, none sent twice: a second one would have reverted or
+    emitted nothing)."""
     aicf = contract(w3, "Aicf", deployment["aicf"])
     events = sum(
         len(e().get_logs(from_block=deployment["deploy_block"]))
-        for e in (aicf.events.ProofIncluded, aicf.events.BatchPosted, aicf.events.Slashed)
+        for e in (aicf.events.ProofIncluded, aicf.events.BatchPosted, aicf.events.Slashed, aicf.events.OperatorTx)
     )
     return int(w3.eth.get_transaction_count(deployment["coordinator"])) == events

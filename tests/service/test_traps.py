@@ -6,6 +6,7 @@ whose hot index comes from the prompt's hash), so a provider that does not run "
 
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cbor2
@@ -298,3 +299,81 @@ def test_a_trap_the_coordinator_cannot_re_execute_is_unverifiable_without_a_slas
     with world.store.transaction() as tx:
         assert tx.slashes_of(pid) == []
     assert verify(world.store).ok
+
+
+class KeyedWriter(DevnetWriter):
+    """A chain writer whose trap callers hold keys and whose chain keeps its own trap fund (as an EVM node's:
+    aicf.service.trap_duties.TrapCallerKeys); here the callers are a recognisable derivation of (s_E, n)."""
+
+    held: int = 0
+    refuse_funding: bool = False
+    submitted: int = 0
+
+    def send_operator(self, body: Mapping[str, object]) -> bytes:
+        if self.refuse_funding and body["op"] == "trap_fund":
+            raise AicfError("TrapFundShort(0, 1)")  # what an EVM contract answers to a trap fund it cannot pay
+        return super().send_operator(body)
+
+    def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
+        self.submitted += 1
+        super().submit(kind, body, sender)
+
+    def trap_caller(self, seed: bytes, n: int) -> bytes:
+        return hashlib.sha3_256(b"keyed" + seed + bytes([n])).digest()[:20]
+
+    def trap_fund_held(self) -> int:
+        return self.held
+
+    def may_send(self) -> bool:
+        return True
+
+
+@dataclass
+class KeyedTrapWorld(TrapWorld):
+    def __post_init__(self) -> None:
+        self.params = PARAMS
+        self.writer = KeyedWriter(self.devnet)
+        self.coord = coordinator_for(
+            self.store,
+            self.clock,
+            self.params,
+            self.operator,
+            self.writer,
+            model_digests={MODEL: MODEL_DIGEST},
+            trap_oracle=self.oracle,
+            trap_corpus=CORPUS,
+        )
+
+
+def test_a_chain_whose_trap_callers_hold_keys_names_them_and_pays_traps_only_from_its_own_trap_fund() -> None:
+    world = KeyedTrapWorld()
+    world.mine(2)
+    _fund_the_fund(world)  # the ledger's fund could pay, the chain's trap fund cannot
+    world.enqueue_model(19)
+    world.mine(2)
+    with world.store.transaction() as tx:
+        assert tx.open_traps(10) == []
+    assert MODEL in world.coord.trap_shortfalls  # counted as a trap the fund could not pay (the demo tops it up)
+    world.writer.held = 10**9
+    world.mine(2)  # the next pass sends it; the block after ingests it
+    caller, task = _trap_task(world)
+    assert caller == world.writer.trap_caller(world.coord.trap_seed(0), 0) != trap_caller(world.coord.trap_seed(0), 0)
+    with world.store.transaction() as tx:
+        job = tx.get_job(task)
+    assert job is not None
+    assert job.caller == caller
+    assert verify(world.store).ok
+
+
+def test_a_trap_whose_funding_the_chain_refuses_is_not_enqueued() -> None:
+    world = KeyedTrapWorld()
+    world.mine(2)
+    _fund_the_fund(world)
+    world.writer.held, world.writer.refuse_funding = 10**9, True
+    world.enqueue_model(19)
+    submitted = world.writer.submitted
+    world.mine(2)
+    assert world.writer.submitted == submitted  # no enqueue from a caller nobody funded
+    with world.store.transaction() as tx:
+        (trap,) = tx.open_traps(10)
+        assert tx.jobs_of_caller(trap.caller) == []

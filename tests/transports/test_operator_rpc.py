@@ -172,7 +172,7 @@ def test_cli_grant_set_refuses_a_bad_address_or_allowance_before_connecting() ->
 
 
 def test_on_a_chain_without_operator_transactions_the_senders_say_why_and_getparams_still_answers() -> None:
-    """An EVM node's registry: aicf.getParams serves the params of an epoch (aicf audit payout needs it); the
+    """A registry without an operator writer: aicf.getParams serves the params of an epoch (audit payout needs it); the
     senders answer why they cannot send instead of 'method not found'."""
     from aicf.transports.methods_operator import OperatorTxUnsupportedError, operator_methods
     from aicf.transports.rpc import CallContext
