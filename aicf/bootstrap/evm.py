@@ -22,8 +22,9 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
   the others only follow the node, and one of them takes the lock over when the holder dies (docs/EVM.md).
 - Operator transactions (`send_operator`, the writer-lock holder only, under `write_lock` with the passes' writes)
   are the operator key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md,
-  "Operator transactions"); AI traps' callers are keys derived from s_E (`trap_account`), whose `aiEnqueue`
-  spends the escrow their `trap_fund` prepaid. The trap pass runs on the writer only (`may_send`).
+  "Operator transactions"); AI traps' callers are keys derived from the coordinator key and s_E
+  (`trap_account`), whose `aiEnqueue` spends the escrow their `trap_fund` prepaid. The trap pass runs on the
+  writer only (`may_send`).
 - The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
   the claim tree, and stake logs are mirrored into the ledger and registry.
 """
@@ -158,8 +159,8 @@ class EvmProofWriter:
         return self.backend.send_operator(body)
 
     def trap_caller(self, seed: bytes, n: int) -> bytes:
-        """Trap n's caller on an EVM chain: the address of the key H("aicf/evmtrapkey/v1", s_E, n), kept so its
-        enqueue can be signed (a trap caller needs a key to send its own transaction)."""
+        """Trap n's caller on an EVM chain: the address of the key `trap_account` derives (the coordinator key, s_E
+        and n), kept so its enqueue can be signed (a trap caller needs a key to send its own transaction)."""
         if self.backend is None:
             raise EvmError("this EVM writer has no backend: trap callers cannot be derived")
         return self.backend.trap_caller(seed, n)
@@ -282,14 +283,16 @@ PENDING_KINDS = _selectors(
         "deposit": TxKind.TREASURY_DEPOSIT,
     }
 )
-TRAP_KEY_TAG = "aicf/evmtrapkey/v1"
+TRAP_KEY_TAG = "aicf/evmtrapkey/v2"
 TRAP_CALLER_GAS = 400_000  # gas a trap caller's aiEnqueue may use; its trap_fund forwards that much ether
 
 
-def trap_account(seed: bytes, n: int) -> LocalAccount:
-    """The secp256k1 key of trap n's caller on an EVM chain: H("aicf/evmtrapkey/v1", s_E, n) as a private key
-    (secret until s_E is revealed; afterwards anyone derives every trap caller of the epoch, as on the devnet)."""
-    account: LocalAccount = Account.from_key(tagged_hash(TRAP_KEY_TAG, seed, n))
+def trap_account(writer_key: LocalAccount, seed: bytes, n: int) -> LocalAccount:
+    """The secp256k1 key of trap n's caller on an EVM chain: H("aicf/evmtrapkey/v2", coordinator key, s_E, n) as a
+    private key. The coordinator's own key is in it because s_E is revealed after its epoch: a key derived from s_E
+    alone would let anyone who reads the reveal sign as every trap caller and claim their escrow refunds. Every
+    replica holds the same coordinator key, so they derive the same callers; nobody else can."""
+    account: LocalAccount = Account.from_key(tagged_hash(TRAP_KEY_TAG, bytes(writer_key.key), seed, n))
     return account
 
 
@@ -479,7 +482,7 @@ class EvmBackend:
         return result.tx_hash
 
     def trap_caller(self, seed: bytes, n: int) -> bytes:
-        key = trap_account(seed, n)
+        key = trap_account(self.writer_key, seed, n)
         caller = bytes.fromhex(key.address[2:])
         self.trap_keys[caller] = key
         return caller

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
 from hexbytes import HexBytes
 from store.backends import memory_store
 from web3 import Web3
@@ -18,6 +19,7 @@ from aicf.chain.deploy import contract
 from aicf.chain.devnet_writer import sign_operator_tx
 from aicf.chain.evm import ZERO_ADDRESS, EvmChain, EvmWriteError, OperatorLogError, OperatorPost, operator_tx_of
 from aicf.core.chain import TxKind
+from aicf.core.encoding import tagged_hash
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
 from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
@@ -133,7 +135,11 @@ def test_operator_transactions_through_the_contract_are_ingested_with_the_ledger
     backend.send_operator({"op": OP_PARAMS, "changes": {"trap_bps": 100}})
     backend.send_operator({"op": OP_ALLOWLIST, "action": "add", "provider_id": b"\x33" * 32})
     caller = backend.trap_caller(b"\x5e" * 32, 0)
-    assert caller == bytes.fromhex(trap_account(b"\x5e" * 32, 0).address[2:])
+    assert caller == bytes.fromhex(trap_account(backend.writer_key, b"\x5e" * 32, 0).address[2:])
+    # s_E is revealed after its epoch: the seed alone (or with another coordinator key) must not give the caller's
+    # key, or anyone reading the reveal could sign as the trap caller and claim its escrow refund
+    assert caller != bytes.fromhex(Account.from_key(tagged_hash("aicf/evmtrapkey/v1", b"\x5e" * 32, 0)).address[2:])
+    assert caller != bytes.fromhex(trap_account(Account.create(), b"\x5e" * 32, 0).address[2:])
     ether_before = int(w3.eth.get_balance(Web3.to_checksum_address(caller)))
     backend.send_operator({"op": OP_TRAP_FUND, "to": caller, "amount": 4 * ANM})
     assert int(aicf.functions.prepaid(Web3.to_checksum_address(caller)).call()) == 4 * ANM
