@@ -5,6 +5,7 @@ devnet scenario and the chain operations in here, so no import runs from transpo
 Exit 0 on success, 1 on an AicfError or failed check, 2 on bad usage."""
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -131,3 +132,8 @@ def build_app(
     app.command()(conformance)
     app.command()(demo)
     return app
+
+
+if __name__ == "__main__":  # the old `python -m aicf.transports.cli`: the command is wired in the bootstrap now
+    err.print("error: run `aicf` or `python -m aicf` (aicf/bootstrap/cli.py); aicf.transports.cli is not a command")
+    sys.exit(2)
