@@ -8,5 +8,7 @@ One function per running shape, each from a config object:
   database shares;
 - `up.start_up(UpConfig, say)`: `aicf up` and `aicf serve` (UpConfig.replica) themselves, start-up checks first;
 - `stores.open_store(url)` and `scenario.run_scenario(...)`: the `aicf db` and `aicf devnet` commands.
+- `cli.main()`: the `aicf` command (`python -m aicf`): the commands of aicf/transports/cli*.py, built by
+  `transports.cli.build_app` from the functions above, plus `aicf up` and `aicf serve`.
 The replica harness (benchmarks/replica.py) builds its coordinator through `build_coordinator` too.
 """

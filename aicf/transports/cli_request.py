@@ -57,8 +57,9 @@ FINAL = ("SETTLED", "FAILED", "REJECTED", "CANCELLED")
 
 
 def register_evm_ops(ops: Mapping[str, EvmOp]) -> None:
-    """The composition root (aicf/transports/cli.py) hands in the EVM requester's operations (`enqueue`,
-    `deposit`, `balance`; web3 lives in aicf.chain): used when the coordinator says it follows an EVM node."""
+    """The composition root (aicf/bootstrap/cli.py, through `build_app` of aicf/transports/cli.py) hands in the
+    EVM requester's operations (`enqueue`, `deposit`, `balance`; web3 lives in aicf.chain): used when the
+    coordinator says it follows an EVM node."""
     _EVM_OPS.update(ops)
 
 

@@ -68,7 +68,7 @@ class Proc:
         self.starts += 1
         with self.log.open("a", encoding="utf-8") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-m", "aicf.transports.cli", *argv],
+                [sys.executable, "-m", "aicf", *argv],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -64,7 +64,7 @@ class Run:
     def start_provider(self) -> None:
         token = self.up.var / "operator.token"
         log = (self.tmp / "provider.log").open("a", encoding="utf-8")
-        cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", self.up.url,
+        cmd = [sys.executable, "-m", "aicf", "provider", "run", "--url", self.up.url,
                "--kind", "quantum", "--key-file", str(self.tmp / "provider.key"), "--fund", "1000000000",
                "--stake", "100000000", "--operator-token-file", str(token), "--heartbeat-s", "3",
                "--poll-s", "0.5", "--device-key-file", str(self.tmp / "device.key"),
@@ -103,7 +103,7 @@ class Run:
         head = int(self.up.status()["head_height"])
         depth = self.rng.randint(1, max(1, min(FINALITY, head)))  # the devnet refuses to reorg past genesis
         done = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf.transports.cli", "devnet", "reorg", "--depth", str(depth), "--url",
+            [sys.executable, "-m", "aicf", "devnet", "reorg", "--depth", str(depth), "--url",
              self.up.url, "--operator-token-file", str(self.up.var / "operator.token"), "--json"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
@@ -199,7 +199,7 @@ def _retrying(call: Callable[[], T]) -> T:
 
 def _db_verify(db: str) -> dict[str, object]:
     done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", db, "--json"],
+        [sys.executable, "-m", "aicf", "db", "verify", "--db", db, "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

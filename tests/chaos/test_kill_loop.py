@@ -213,7 +213,7 @@ def test_a_kill_loop_over_replicas_and_providers_loses_nothing(database: str, tm
         for target in targets:
             target.stop()
         verified = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", database, "--json"],
+            [sys.executable, "-m", "aicf", "db", "verify", "--db", database, "--json"],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert verified.returncode == 0, verified.stdout + verified.stderr

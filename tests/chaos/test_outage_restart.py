@@ -33,7 +33,7 @@ def test_a_lease_that_runs_out_while_aicf_up_is_down_is_not_slashed_and_its_job_
     try:
         up.start()
         log = (tmp_path / "provider.log").open("a", encoding="utf-8")
-        cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", up.url, "--kind", "quantum",
+        cmd = [sys.executable, "-m", "aicf", "provider", "run", "--url", up.url, "--kind", "quantum",
                "--key-file", str(tmp_path / "provider.key"), "--fund", "1000000000", "--stake", "100000000",
                "--operator-token-file", str(up.var / "operator.token"), "--heartbeat-s", "3",
                "--poll-s", "5", "--device-key-file", str(tmp_path / "device.key"),

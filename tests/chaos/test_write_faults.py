@@ -43,7 +43,7 @@ class PipedUp(Up):
     def start(self, timeout_s: float = 180.0) -> None:
         self.starts += 1
         self.lines = []
-        cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--db", self.db, "--var", str(self.var),
+        cmd = [sys.executable, "-m", "aicf", "up", "--db", self.db, "--var", str(self.var),
                "--port", str(self.port), "--params", str(self.params), "--models", self.models,
                "--no-load"]  # fmt: skip
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI

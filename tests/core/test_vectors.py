@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from aicf.bootstrap.cli import app
 from aicf.core.conformance import KINDS, VectorError, parse_vector_file, run_case
 from aicf.core.params import Params
-from aicf.transports.cli import app
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "vectors"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.json"))

@@ -68,7 +68,7 @@ class Up:
         """Start the process and return at once (the kill loop restarts without waiting for the banner)."""
         self.starts += 1
         self.log = self.var.parent / f"{self.command}-{self.port}-{self.starts}.log"
-        cmd = [sys.executable, "-m", "aicf.transports.cli", self.command, "--db", self.db, "--var", str(self.var),
+        cmd = [sys.executable, "-m", "aicf", self.command, "--db", self.db, "--var", str(self.var),
                "--port", str(self.port), "--params", str(self.params), "--models", self.models]  # fmt: skip
         if self.command == "up":
             cmd.append("--load" if self.load else "--no-load")
@@ -118,7 +118,7 @@ class Up:
     def cli(self, *args: str, key: Path, timeout_s: float = 120.0) -> "subprocess.CompletedProcess[str]":
         env = {**os.environ, "AICF_URL": self.url, "AICF_REQUESTER_KEY": str(key)}
         return subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf.transports.cli", *args],
+            [sys.executable, "-m", "aicf", *args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
         )  # fmt: skip
 

@@ -103,7 +103,7 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
         w3 = Web3(Web3.HTTPProvider(node.url, session=session))
         dev = [str(a) for a in w3.eth.accounts]
         deployed = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf.transports.cli", "chain", "deploy", "--rpc-url", node.url, "--out",
+            [sys.executable, "-m", "aicf", "chain", "deploy", "--rpc-url", node.url, "--out",
              str(contracts), "--coordinator", coordinator.address, "--fund", dev[1], "--json"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
@@ -220,7 +220,7 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
         finally:
             store.close()
     verified = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", database],
+        [sys.executable, "-m", "aicf", "db", "verify", "--db", database],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -1,7 +1,7 @@
 """Issue 12 against a real `aicf up` process: requesters from outside, clean stops and restarts on the same
 database, and SIGKILL at random moments with nothing lost, paid twice or rewritten.
 
-Each test starts `python -m aicf.transports.cli up` on a free port with a params file that settles an epoch every
+Each test starts `python -m aicf up` on a free port with a params file that settles an epoch every
 12 s with SPEC's cap Γ: the budget throttle lifts after ten blocks, and the providers' unit buckets (burst 10 units,
 refilled at about 11.6 units a second) take a 10-shot Bell job or a 5-unit AI job about every second. The CLI and
 `aicf.client.requester.Requester` talk to it over HTTP like any outside requester. Waiting is polling a live
@@ -183,7 +183,7 @@ def _kill_and_restart(up: Up, r: Requester, kills: int, rng: random.Random) -> N
         assert rec["charged"] + rec["refunded"] == rec["escrow"]
     up.kill(signal.SIGTERM)
     verify = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", up.db, "--json"],
+        [sys.executable, "-m", "aicf", "db", "verify", "--db", up.db, "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -222,7 +222,7 @@ def test_sigkill_at_random_moments_on_postgres_loses_nothing(tmp_path: Path, par
 def test_db_verify_refuses_a_database_that_does_not_exist(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such.db"
     done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", f"sqlite:///{missing}"],
+        [sys.executable, "-m", "aicf", "db", "verify", "--db", f"sqlite:///{missing}"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 1

@@ -63,7 +63,7 @@ def provider(url: str, key: Path, token: Path, log: Path, *, fund: bool = True) 
     """`aicf provider run`; with `fund` the operator mints its stake first (devnet only: on an EVM chain the stake
     is the contract's, staked there, docs/EVM.md)."""
     minted = ["--fund", "2000000000"] if fund else []
-    cmd = [sys.executable, "-m", "aicf.transports.cli", "provider", "run", "--url", url, "--kind", "ai",
+    cmd = [sys.executable, "-m", "aicf", "provider", "run", "--url", url, "--kind", "ai",
            "--models", EMBED, "--key-file", str(key), *minted, "--stake", "1000000000",
            "--operator-token-file", str(token), "--heartbeat-s", "3", "--poll-s", "0.5"]  # fmt: skip
     with log.open("w", encoding="utf-8") as out:
@@ -185,7 +185,7 @@ def test_two_serve_replicas_share_one_coordinator_through_a_sigkill(database: st
         finally:
             follower.close()
         verified = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf.transports.cli", "db", "verify", "--db", database],
+            [sys.executable, "-m", "aicf", "db", "verify", "--db", database],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert verified.returncode == 0, verified.stdout + verified.stderr

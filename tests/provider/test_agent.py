@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from threaded_server import serve_in_thread
 from typer.testing import CliRunner
 
+from aicf.bootstrap.cli import app as cli_app
 from aicf.client import RpcClient, RpcTransportError
 from aicf.client.clock import WallClock
 from aicf.client.signing import UNBOUND
@@ -53,7 +54,6 @@ from aicf.provider.work_ai import AiWork, EchoAiWork, echo_answer, echo_model_di
 from aicf.provider.work_common import LeaseOffer, Mode, OfferError, Work, parse_offer
 from aicf.provider.work_quantum import QuantumWork
 from aicf.transports.asgi import build_app
-from aicf.transports.cli import app as cli_app
 from aicf.transports.rpc import CallContext, Registry, RpcMethod
 from aicf.transports.schemas import Hex, Hex32, NoParams, Uint, WireModel
 from aicf.transports.ws import MemoryEventSource

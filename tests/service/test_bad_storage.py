@@ -11,6 +11,7 @@ import pytest
 from store.backends import require_postgres
 from typer.testing import CliRunner
 
+from aicf.bootstrap.cli import app
 from aicf.bootstrap.stores import open_store
 from aicf.chain.devnet import Devnet
 from aicf.core.chain import Job, TxKind
@@ -18,7 +19,6 @@ from aicf.service.ingest import ingest_next
 from aicf.service.state_digest import state_digest
 from aicf.store.interface import StoreUnavailableError, Tx
 from aicf.store.sqlite import SqliteStore
-from aicf.transports.cli import app
 from service.helpers import ALICE, P, ai_body, depth_stub, devnet, ingest
 
 

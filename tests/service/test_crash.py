@@ -25,7 +25,7 @@ KILLS = 4
 
 def _command(url: str, progress: Path) -> list[str]:
     return [
-        sys.executable, "-m", "aicf.transports.cli", "devnet", "run", "--db", url,
+        sys.executable, "-m", "aicf", "devnet", "run", "--db", url,
         "--seed", str(SEED), "--steps", str(STEPS), "--progress", str(progress), "--quiet",
     ]  # fmt: skip
 

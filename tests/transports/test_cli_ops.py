@@ -21,6 +21,7 @@ from store.backends import memory_store
 from threaded_server import serve_in_thread
 from typer.testing import CliRunner, Result
 
+from aicf.bootstrap.cli import app as cli_app
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.client import RpcClient, RpcError
@@ -34,7 +35,6 @@ from aicf.provider.work_ai import EchoAiWork, echo_model_digest
 from aicf.service import reads
 from aicf.service.audit import verify
 from aicf.transports import fmt
-from aicf.transports.cli import app as cli_app
 from aicf.transports.history import CHARTS
 from transports.helpers import scrape
 

@@ -46,6 +46,6 @@ def test_nesting_at_the_limit_is_accepted() -> None:
 def test_loading_the_cli_leaves_web3_and_the_recursion_limit_alone() -> None:
     """Loading the `aicf` command (what `aicf up` runs in) does not import web3 (a fresh interpreter: other tests
     of this session import it)."""
-    probe = "import sys, aicf.transports.cli; print('web3' in sys.modules, sys.getrecursionlimit())"
+    probe = "import sys, aicf.bootstrap.cli; print('web3' in sys.modules, sys.getrecursionlimit())"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)  # noqa: S603
     assert done.stdout.split() == ["False", "1000"]

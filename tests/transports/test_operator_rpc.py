@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from aicf.bootstrap.cli import app as cli_app
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.client.requester import Requester
@@ -26,7 +27,6 @@ from aicf.core.encoding import to_hex
 from aicf.core.operator import OP_TIER
 from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.store.sqlite import SqliteStore
-from aicf.transports.cli import app as cli_app
 
 START = 1_800_000_000
 TOKEN = "t" * 32

@@ -18,13 +18,13 @@ from store.backends import memory_store
 from threaded_server import serve_in_thread
 from typer.testing import CliRunner, Result
 
+from aicf.bootstrap.cli import app as cli_app
 from aicf.bootstrap.system import System, SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.proofs.attestation import AttestationResult, verify_evidence
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service.verifier import StandardVerifier
 from aicf.store.sqlite import SqliteStore
-from aicf.transports.cli import app as cli_app
 from transports.helpers import scrape
 from transports.test_cli_ops import ENV, SteppedClock
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aicf.bootstrap.cli import app as cli_app
 from aicf.bootstrap.up import UpConfig, start_up
 from aicf.core.errors import AicfError
 from aicf.provider.agent import load_or_create_key as load_or_create_provider_key
-from aicf.transports.cli import app as cli_app
 from aicf.transports.key_files import load_or_create_key
 from aicf.transports.secret_files import (
     OPERATOR_TOKEN_ENV,

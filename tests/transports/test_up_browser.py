@@ -61,7 +61,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
             pytest.fail(f"AICF_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
     port = free_port()
-    cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--var", str(tmp_path / "var"), "--port", str(port),
+    cmd = [sys.executable, "-m", "aicf", "up", "--var", str(tmp_path / "var"), "--port", str(port),
            "--db", "memory:", "--duration", "300"]  # fmt: skip
     proc = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
         cmd,

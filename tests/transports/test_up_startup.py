@@ -185,7 +185,7 @@ def test_models_load_one_line_each_before_the_system_reports_ready(tmp_path: Pat
 def aicf_up(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != DB_ENV}
     environ["PYTHONPATH"] = str(ROOT)
-    cmd = [sys.executable, "-m", "aicf.transports.cli", "up", "--models", "none", "--no-providers", "--no-load", *args]
+    cmd = [sys.executable, "-m", "aicf", "up", "--models", "none", "--no-providers", "--no-load", *args]
     return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
         cmd, cwd=cwd, capture_output=True, text=True, env={**environ, **(env or {})}, timeout=120, check=False
     )
