@@ -2,17 +2,16 @@
 
 Imported only when a run asks for an EVM chain (web3 raises the recursion limit on import, docs/SECURITY.md).
 
-- The ingester reads `EvmView`: `EvmChain`'s blocks, with each `ProofIncluded` record completed by the envelope
-  and the signed acceptance the coordinator keeps (the contract stores only their ids, digest and units), so
-  ingestion writes the ResultRecord exactly as on the devnet. `advance` loads those from the store before the
-  pass's ingestion, outside its transaction.
+- The ingester reads `EvmChain` alone: each `ProofIncluded` log becomes a PROOF transaction carrying the envelope
+  and the signed acceptance read back from its `includeProof` call's input (`proof_tx_of`), so ingestion writes
+  the ResultRecord exactly as on the devnet, and a node that follows only the chain writes the same batches.
 - What `after_pass` sends is derived from the store and the contract only, never from memory, so a replica
   killed at any point loses nothing and a restart (or another replica) sends what is missing and nothing twice:
   - inclusions: every accepted proof whose job is still SUBMITTED with no inclusion ingested
-    (`send_missing_inclusions`); `EvmWriter.ensure` skips those the contract holds already. An API thread's
-    `EvmProofWriter.include_proof` only keeps the envelope for the view: the acceptance committed before it
-    is what makes the proof due;
-  - slashes: every recorded slash whose evidence the contract does not hold;
+    (`send_missing_inclusions`), with its envelope and acceptance in the calldata; `EvmWriter.ensure` skips
+    those the contract holds already. The acceptance's commit is what makes a proof due;
+  - slashes: every recorded slash whose evidence the contract does not hold, with the bps of the params in
+    force at the slash's height (`slash_bps_at`);
   - batches: every settled epoch the contract does not hold yet, in order, with its claim tree
     (aicf/chain/claims.py): provider shares to the owner the provider's first `Staked` log bound by the batch's
     finalized height (none: the fund), miner shares to the inclusion block's fee recipient, the fund's to the
@@ -32,7 +31,7 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -63,56 +62,29 @@ from aicf.chain.evm import (
     WriteStatus,
 )
 from aicf.chain.interface import ChainView, TxLocation
-from aicf.core.chain import Block, TxKind
+from aicf.core.chain import TxKind
 from aicf.core.encoding import decode_canonical, tagged_hash
 from aicf.core.ledger import WITHDRAWAL_KIND
 from aicf.core.operator import OP_FUND_TOPUP, OP_TRAP_FUND
 from aicf.core.params import Params
-from aicf.core.records import BatchRecord, ProofRecord
+from aicf.core.records import BatchRecord, ProofRecord, SlashRecord
 from aicf.core.settlement import Payout, SettlementBatch, Totals, refund_claims_ref
 from aicf.core.txs import encode_signed_tx
 from aicf.service import requesters
 from aicf.service.context import ChainWriter
-from aicf.store.interface import META_EVM_MONEY, SoleWriter, Store, WriterLock, read_transaction
+from aicf.service.operator_ops import params_for_epoch
+from aicf.store.interface import META_EVM_MONEY, SoleWriter, Store, Tx, WriterLock, read_transaction
 from aicf.transports.methods_evm import ClaimAnswer, get_claim_method
 from aicf.transports.methods_requester import requester_methods
 from aicf.transports.rpc import RpcMethod
 
 log = logging.getLogger("aicf.evm")
 
-_PROOF_EXTRAS = ("envelope", "acc", "acc_sig")
 SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_CHRONIC": 4, "FRAUD": 5}  # EVM.md
 SLASH_SCAN = 1000  # the most recent slashes each pass checks
 INCLUSION_SCAN = 500  # the most due inclusions one pass sends (oldest first)
+MAX_SENDABLE_PROOF_BYTES = 120 * 1024  # calldata an inclusion may carry: geth's pool takes transactions ≤ 128 KiB
 ANY_RECEIPT = 2**63 - 1  # `received_by` that takes an accepted proof whenever it was received
-
-
-@dataclass
-class EvmView:
-    """`ChainView` the ingester reads: EvmChain's blocks with each PROOF body completed from `extras`."""
-
-    chain: EvmChain
-    extras: dict[bytes, dict[str, bytes]] = field(default_factory=dict)  # proof_id → envelope, acc, acc_sig
-
-    @property
-    def chain_id(self) -> int:
-        return self.chain.chain_id
-
-    def head_height(self) -> int:
-        return self.chain.head_height()
-
-    def finalized_height(self) -> int:
-        return self.chain.finalized_height()
-
-    def block_at(self, height: int) -> Block | None:
-        block = self.chain.block_at(height)
-        if block is None or not any(t.kind == TxKind.PROOF for t in block.txs):
-            return block
-        txs = tuple(
-            replace(t, body={**t.body, **self.extras.get(_proof_id(t.body), {})}) if t.kind == TxKind.PROOF else t
-            for t in block.txs
-        )
-        return replace(block, txs=txs)
 
 
 def _proof_id(body: Mapping[str, object]) -> bytes:
@@ -122,18 +94,14 @@ def _proof_id(body: Mapping[str, object]) -> bytes:
 
 class EvmProofWriter:
     """The coordinator's `ChainWriter` on an EVM node. An accepted proof is already due from the store (its
-    acceptance committed first, `send_missing_inclusions`); `include_proof` only keeps its envelope and
-    acceptance for the view, so the ingester need not read them back."""
+    acceptance committed first): `send_missing_inclusions` sends it, envelope and acceptance in the calldata,
+    so `include_proof` has nothing left to do."""
 
-    def __init__(self, extras: dict[bytes, dict[str, bytes]], backend: "EvmBackend | None" = None) -> None:
-        self.extras = extras
+    def __init__(self, backend: "EvmBackend | None" = None) -> None:
         self.backend = backend
-        self.lock = threading.Lock()
 
     def include_proof(self, body: Mapping[str, object]) -> None:
-        extras = {k: v for k in _PROOF_EXTRAS if isinstance(v := body.get(k), bytes)}
-        with self.lock:
-            self.extras[_proof_id(body)] = extras
+        log.debug("proof 0x%s accepted: the next pass includes it", _proof_id(body).hex())
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         """An AI trap's enqueue: `aiEnqueue` from the trap caller's own key, its escrow the prepaid balance its
@@ -222,6 +190,32 @@ def send_missing_inclusions(
     return results
 
 
+def slash_epoch(tx: Tx, at: int) -> int:
+    """The epoch of the slash's height: the last stored block whose time is at or before `at` (the slash's time,
+    unix seconds), whose epoch's params the coordinator judged the slash by; 0 before any block."""
+    head = tx.head_block()
+    if head is None:
+        return 0
+    if head.time <= at:
+        return head.epoch
+    lo, hi = -1, head.height  # block lo is at or before `at` (or missing: below the first stored), block hi after
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        block = tx.block_at(mid)
+        if block is None or block.time <= at:
+            lo = mid
+        else:
+            hi = mid
+    found = tx.block_at(lo) if lo >= 0 else None
+    return 0 if found is None else found.epoch
+
+
+def slash_bps_at(tx: Tx, base: Params, record: SlashRecord) -> int:
+    """The bps `slash` sends for `record`: its reason's `slash_bps` in the params in force at the slash's height
+    (`base`, the params file, with the on-chain params changes effective in that block's epoch)."""
+    return params_for_epoch(tx, base, slash_epoch(tx, record.time)).slash_bps[record.reason]
+
+
 def _inclusion_body(record: ProofRecord) -> dict[str, object]:
     """The inclusion body of a stored accepted proof (what `send_inclusion` gives the devnet)."""
     return {
@@ -244,6 +238,12 @@ def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
     units = acc.get("units_mu")
     if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(units, int):
         raise EvmError("an accepted proof has no 32-byte output digest or no units")
+    data = len(_bytes(body, "envelope")) + len(_bytes(body, "acc")) + len(_bytes(body, "acc_sig"))
+    if data > MAX_SENDABLE_PROOF_BYTES:
+        raise EvmError(
+            f"its envelope and acceptance are {data} bytes: over {MAX_SENDABLE_PROOF_BYTES}, an EVM node's "
+            'transaction size limit leaves no room for them (docs/EVM.md, "Proof inclusions")'
+        )
     return Inclusion(
         task_id=contract_task,
         spec_task_id=_bytes(body, "task_id"),
@@ -251,6 +251,9 @@ def inclusion_of(body: Mapping[str, object], contract_task: bytes) -> Inclusion:
         provider_id=_bytes(body, "provider_id"),
         output_digest=digest,
         units_mu=units,
+        envelope=_bytes(body, "envelope"),
+        acc=_bytes(body, "acc"),
+        acc_sig=_bytes(body, "acc_sig"),
     )
 
 
@@ -335,7 +338,6 @@ class EvmBackend:
     store: Store
     rpc_url: str
     waiter: Any = field(default_factory=RealWaiter)
-    extras: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
     params: Params = field(default_factory=Params)
     posted: int = 0  # batches this process posted
     slashed: int = 0  # slashes this process sent (not found on chain already)
@@ -353,8 +355,7 @@ class EvmBackend:
     def __post_init__(self) -> None:
         self.deployment: Deployment = self.chain.deployment
         self.evm_writer = EvmWriter(self.chain.w3, self.deployment, self.writer_key, self.waiter)
-        self._view = EvmView(self.chain, self.extras)
-        self._writer = EvmProofWriter(self.extras, self)
+        self._writer = EvmProofWriter(self)
         self.aicf = contract(self.chain.w3, "Aicf", self.deployment.aicf)
         self.trees: dict[int, ClaimTree] = {}  # epoch → its claim tree (aicf.getClaim), rebuilt on demand
         self.slashes_done: set[bytes] = set()  # evidence hashes on chain (or with nothing to slash there)
@@ -370,7 +371,7 @@ class EvmBackend:
 
     @property
     def view(self) -> ChainView:
-        return self._view
+        return self.chain
 
     @property
     def writer(self) -> ChainWriter:
@@ -380,27 +381,8 @@ class EvmBackend:
         return self.chain.head_height()
 
     def advance(self, now: int) -> None:
-        """The node makes its own blocks; load the envelopes and acceptances of the proofs included since the
-        stored head (the pass's ingestion needs them, and reads no store inside its own transaction)."""
-        with read_transaction(self.store) as tx:
-            head = tx.head_block()
-        missing: list[bytes] = []
-        for height in range(0 if head is None else head.height + 1, self.chain.head_height() + 1):
-            block = self.chain.block_at(height)
-            if block is None:
-                break
-            missing += [p for t in block.txs if t.kind == TxKind.PROOF and (p := _proof_id(t.body)) not in self.extras]
-        if not missing:
-            return
-        with read_transaction(self.store) as tx:
-            for proof_id in missing:
-                record = tx.get_proof(proof_id)
-                if record is not None and record.verdict == "ACCEPT":
-                    self.extras[proof_id] = {
-                        "envelope": record.envelope,
-                        "acc": record.acceptance,
-                        "acc_sig": record.acceptance_sig,
-                    }
+        """The node makes its own blocks, and each inclusion's envelope and acceptance are read from the chain
+        (the transaction's input): nothing to do."""
 
     def after_pass(self) -> None:
         """If this process holds the writer lock: send the missing inclusions, the slashes, then post the settled
@@ -531,6 +513,8 @@ class EvmBackend:
         for record in reversed(recent):  # oldest first
             if record.evidence_hash in self.slashes_done:
                 continue
+            with read_transaction(self.store) as tx:
+                bps = slash_bps_at(tx, self.params, record)
             if int(self.aicf.functions.stakes(record.provider_id).call()[0], 16) == 0:
                 log.warning("slash 0x%s: provider 0x%s has no stake on chain; not sent",
                             record.evidence_hash.hex(), record.provider_id.hex())  # fmt: skip
@@ -538,7 +522,7 @@ class EvmBackend:
                 post = SlashPost(
                     provider_id=record.provider_id,
                     reason=SLASH_CODES[record.reason],
-                    bps=self.params.slash_bps[record.reason],
+                    bps=bps,
                     evidence_hash=record.evidence_hash,
                 )
                 if self.ensure(post).status == WriteStatus.SENT:
@@ -620,7 +604,7 @@ class EvmBackend:
             receipt = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
         except TransactionNotFound:
             return self._pending(tx_hash)
-        block = self._view.block_at(int(receipt["blockNumber"]))
+        block = self.chain.block_at(int(receipt["blockNumber"]))
         if block is None or block.hash != bytes(receipt["blockHash"]):
             return None  # its block left the canonical chain
         for t in block.txs:

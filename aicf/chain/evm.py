@@ -25,6 +25,7 @@ import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from hexbytes import HexBytes
@@ -222,6 +223,57 @@ def operator_tx_of(
     return signed.sender, body
 
 
+_INCLUDE_PROOF = next(f for f in _AICF_ABI if f["type"] == "function" and f["name"] == "includeProof")
+_INCLUDE_PROOF_TYPES = [_abi_type(a) for a in _INCLUDE_PROOF["inputs"]]
+INCLUDE_PROOF_SELECTOR = _selector(f"includeProof({','.join(_INCLUDE_PROOF_TYPES)})")[:4]
+MAX_ENVELOPE_BYTES = 1024 * 1024 + 4096  # the contract's caps on includeProof's calldata (SPEC §8, EVM mapping)
+MAX_ACC_BYTES = 256
+ACC_SIG_BYTES = 64
+_LOGGED_IDS = ("taskId", "specTaskId", "proofId", "providerId", "outputDigest", "unitsMu")
+
+
+class ProofInputError(EvmError):
+    """A `ProofIncluded` log whose transaction's input is not the `includeProof` call that carries its proof."""
+
+
+def proof_tx_of(aicf: bytes, args: Mapping[str, Any], to: bytes | None, data: bytes) -> dict[str, object]:
+    """The PROOF ChainTx body of a `ProofIncluded` log (arguments `args`) emitted by the EVM transaction sent to
+    `to` with input `data`: the log's ids, digest and units with the envelope, `acc` and `acc_sig` the
+    transaction's `includeProof` call carried (the contract keeps them in calldata only). Raises ProofInputError
+    naming what does not hold: the transaction is not a direct `includeProof` call to the Aicf contract at `aicf`,
+    its input does not decode, its ids differ from the log's, or a field is empty or over its cap."""
+    if to != aicf:
+        where = "no contract" if to is None else f"0x{to.hex()}"
+        raise ProofInputError(f"its transaction calls {where}, not the Aicf contract 0x{aicf.hex()}")
+    if data[:4] != INCLUDE_PROOF_SELECTOR:
+        raise ProofInputError(f"its transaction's input starts 0x{data[:4].hex()}, not includeProof's selector")
+    try:
+        values = decode(_INCLUDE_PROOF_TYPES, data[4:], strict=True)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise ProofInputError(f"its transaction's input does not decode as includeProof's arguments: {exc}") from None
+    for name, value in zip(_LOGGED_IDS, values, strict=False):
+        if value != args[name]:
+            raise ProofInputError(f"its transaction's {name} differs from the log's")
+    envelope, acc, acc_sig = (bytes(v) for v in values[6])
+    for field_name, size, low, cap in (
+        ("envelope", len(envelope), 1, MAX_ENVELOPE_BYTES),
+        ("acc", len(acc), 1, MAX_ACC_BYTES),
+        ("acc_sig", len(acc_sig), ACC_SIG_BYTES, ACC_SIG_BYTES),
+    ):
+        if not low <= size <= cap:
+            raise ProofInputError(f"its {field_name} is {size} bytes, allowed {low}..{cap}")
+    return {
+        "task_id": bytes(args["specTaskId"]),
+        "proof_id": bytes(args["proofId"]),
+        "provider_id": bytes(args["providerId"]),
+        "output_digest": bytes(args["outputDigest"]),
+        "units_mu": int(args["unitsMu"]),
+        "envelope": envelope,
+        "acc": acc,
+        "acc_sig": acc_sig,
+    }
+
+
 class EvmChain:
     """`ChainView` over an EVM node running the Aicf contract of `deployment`."""
 
@@ -416,15 +468,20 @@ class EvmChain:
                     )
                 )
             elif event == "ProofIncluded":
-                if evm_tx not in senders:
-                    senders[evm_tx] = self._sender_of(evm_tx)
-                body = {
-                    "task_id": bytes(args["specTaskId"]),
-                    "proof_id": bytes(args["proofId"]),
-                    "provider_id": bytes(args["providerId"]),
-                    "output_digest": bytes(args["outputDigest"]),
-                    "units_mu": int(args["unitsMu"]),
-                }
+                sent = self._transaction(evm_tx)  # its input carries the envelope and the acceptance
+                senders[evm_tx] = _address_bytes(str(sent["from"]))
+                to = None if sent.get("to") is None else _address_bytes(str(sent["to"]))
+                try:
+                    body = proof_tx_of(_address_bytes(self.address), args, to, bytes(sent["input"]))
+                except ProofInputError as exc:  # included, but no ResultRecord: nothing proves the pair
+                    logger.warning("ProofIncluded log %d of 0x%s: %s", log_index, evm_tx.hex(), exc)
+                    body = {
+                        "task_id": bytes(args["specTaskId"]),
+                        "proof_id": bytes(args["proofId"]),
+                        "provider_id": bytes(args["providerId"]),
+                        "output_digest": bytes(args["outputDigest"]),
+                        "units_mu": int(args["unitsMu"]),
+                    }
                 txs.append(
                     ChainTx(tx_hash=tx_hash, index=len(txs), sender=senders[evm_tx], kind=TxKind.PROOF, body=body)
                 )
@@ -567,12 +624,14 @@ class EvmChain:
         decoded = decode_log(first)
         return None if decoded is None else _address_bytes(str(decoded[1]["owner"]))
 
-    def _sender_of(self, evm_tx: bytes) -> bytes:
+    def _transaction(self, evm_tx: bytes) -> Mapping[str, Any]:
         try:
-            tx = self.w3.eth.get_transaction(HexBytes(evm_tx))
+            return cast("Mapping[str, Any]", self.w3.eth.get_transaction(HexBytes(evm_tx)))
         except TransactionNotFound as exc:
             raise EvmError(f"transaction 0x{evm_tx.hex()} of a log is unknown to the node") from exc
-        return _address_bytes(str(tx["from"]))
+
+    def _sender_of(self, evm_tx: bytes) -> bytes:
+        return _address_bytes(str(self._transaction(evm_tx)["from"]))
 
     def _spec_task_of(self, contract_task: bytes, up_to: int, up_to_hash: bytes) -> bytes:
         """SPEC's task_id of the job the contract calls `contract_task`, from its enqueue log on the canonical
@@ -641,6 +700,9 @@ class Inclusion:
     provider_id: bytes
     output_digest: bytes
     units_mu: int
+    envelope: bytes  # canonical CBOR: the ProofEnvelope, the acceptance record, and its signature (calldata only)
+    acc: bytes
+    acc_sig: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -818,6 +880,7 @@ class EvmWriter:
                 intent.provider_id,
                 intent.output_digest,
                 intent.units_mu,
+                (intent.envelope, intent.acc, intent.acc_sig),
             )
         if isinstance(intent, BatchPost):
             return fn.postBatch(

@@ -21,6 +21,19 @@ contract Aicf is IAicf {
     uint256 public constant MAX_TIER = 3;
     /// @notice Every amount is below 2^63 (SPEC §1), so the coordinator's 64-bit ledger holds it exactly.
     uint256 public constant MAX_AMOUNT = 2 ** 63 - 1;
+    // includeProof's calldata (SPEC §8, docs/EVM.md "Proof inclusions"): the envelope under the envelope cap,
+    // the acceptance record's canonical CBOR and its Ed25519 signature. Read back from the transaction's input.
+    uint256 public constant MAX_ENVELOPE_BYTES = 1024 * 1024 + 4096;
+    uint256 public constant MAX_ACC_BYTES = 256;
+    uint256 public constant ACC_SIG_BYTES = 64;
+
+    /// @notice What an inclusion carries besides the ids (SPEC §8): canonical CBOR of the ProofEnvelope and of the
+    /// acceptance record `acc`, and the coordinator's Ed25519 signature over H("aicf/acceptance/v1", acc).
+    struct ProofData {
+        bytes envelope;
+        bytes acc;
+        bytes accSig;
+    }
     uint256 public constant BPS = 10_000;
 
     uint8 internal constant KIND_AI = 1;
@@ -248,19 +261,23 @@ contract Aicf is IAicf {
     }
 
     /// @notice SPEC §8: include an accepted proof; the first inclusion per task wins, a second one reverts.
+    /// The envelope, acceptance and signature stay in the transaction's calldata only (not stored, not logged):
+    /// a follower reads them back from the input of the transaction that emitted ProofIncluded.
     function includeProof(
         bytes32 taskId,
         bytes32 specTaskId,
         bytes32 proofId,
         bytes32 providerId,
         bytes32 outputDigest,
-        uint64 unitsMu
+        uint64 unitsMu,
+        ProofData calldata data
     ) external onlyCoordinator {
         Task storage task = tasks[taskId];
         if (task.caller == address(0)) revert UnknownTask(taskId);
         Result storage existing = results[taskId];
         if (existing.height != 0) revert TaskAlreadyIncluded(taskId, existing.proofId);
         if (unitsMu > MAX_AMOUNT) revert FieldOutOfRange("units_mu", unitsMu, 0, MAX_AMOUNT);
+        _checkProofData(data);
         results[taskId] = Result({
             specTaskId: specTaskId,
             proofId: proofId,
@@ -271,6 +288,17 @@ contract Aicf is IAicf {
             kind: task.kind
         });
         emit ProofIncluded(taskId, specTaskId, proofId, providerId, outputDigest, unitsMu, block.coinbase);
+    }
+
+    function _checkProofData(ProofData calldata data) private pure {
+        uint256 size = data.envelope.length;
+        if (size == 0) revert FieldOutOfRange("envelope", 0, 1, MAX_ENVELOPE_BYTES);
+        if (size > MAX_ENVELOPE_BYTES) revert PayloadTooLarge("envelope", size, MAX_ENVELOPE_BYTES);
+        size = data.acc.length;
+        if (size == 0) revert FieldOutOfRange("acc", 0, 1, MAX_ACC_BYTES);
+        if (size > MAX_ACC_BYTES) revert PayloadTooLarge("acc", size, MAX_ACC_BYTES);
+        size = data.accSig.length;
+        if (size != ACC_SIG_BYTES) revert FieldOutOfRange("acc_sig", size, ACC_SIG_BYTES, ACC_SIG_BYTES);
     }
 
     /// @inheritdoc IAicf

@@ -11,7 +11,13 @@ from store.test_contract import job
 from store.test_contract_coordinator import T, lease, proof, queued
 from web3 import Web3
 
-from aicf.bootstrap.evm import EvmBackend, EvmProofWriter, inclusion_of, send_missing_inclusions
+from aicf.bootstrap.evm import (
+    MAX_SENDABLE_PROOF_BYTES,
+    EvmBackend,
+    EvmProofWriter,
+    inclusion_of,
+    send_missing_inclusions,
+)
 from aicf.chain.evm import EvmChain, EvmError, Inclusion, Intent, WriteResult, WriteStatus, spec_task_id
 from aicf.core.chain import ProofInclusion, TxKind
 from aicf.core.encoding import canonical_cbor
@@ -44,6 +50,9 @@ def test_an_accepted_proof_becomes_include_proofs_arguments() -> None:
         provider_id=PROVIDER,
         output_digest=DIGEST,
         units_mu=1500,
+        envelope=body()["envelope"],  # type: ignore[arg-type]
+        acc=body()["acc"],  # type: ignore[arg-type]
+        acc_sig=b"\x05" * 64,
     )
 
 
@@ -54,6 +63,21 @@ def test_a_body_without_a_32_byte_digest_or_units_is_refused() -> None:
         inclusion_of(body(units="many"), b"\x09" * 32)
     with pytest.raises(EvmError, match="no byte string 'envelope'"):
         inclusion_of({**body(), "envelope": None}, b"\x09" * 32)
+
+
+def test_an_envelope_no_evm_transaction_can_carry_is_refused_before_it_is_sent() -> None:
+    def envelope(output: int) -> bytes:  # an output of over 64 KiB: its CBOR header is 5 bytes, not 1
+        return canonical_cbor({"version": 1, "body": {"output_digest": DIGEST, "output": b"o" * output}})
+
+    acc = body()["acc"]
+    assert isinstance(acc, bytes)
+    room = MAX_SENDABLE_PROOF_BYTES - len(acc) - 64  # the acceptance and its signature take the rest
+    largest = envelope(room - len(envelope(0)) - 4)
+    assert len(largest) == room
+    assert inclusion_of({**body(), "envelope": largest}, b"\x09" * 32).envelope == largest
+    over = envelope(room - len(envelope(0)) - 3)
+    with pytest.raises(EvmError, match=f"are {MAX_SENDABLE_PROOF_BYTES + 1} bytes: over {MAX_SENDABLE_PROOF_BYTES}"):
+        inclusion_of({**body(), "envelope": over}, b"\x09" * 32)
 
 
 def stored_acceptance(store: Store, n: int = 1, task: bytes = TASK, proof_id: bytes = PROOF) -> None:
@@ -70,6 +94,7 @@ def stored_acceptance(store: Store, n: int = 1, task: bytes = TASK, proof_id: by
             provider_id=PROVIDER,
             envelope=body()["envelope"],  # type: ignore[arg-type]
             acceptance=body()["acc"],  # type: ignore[arg-type]
+            acceptance_sig=body()["acc_sig"],  # type: ignore[arg-type]
         )
         assert tx.accept_proof(accepted, received)
         tx.commit()
@@ -102,7 +127,7 @@ class FakeContract:
 def test_an_accepted_proof_whose_sender_crashed_is_included_from_the_store_once() -> None:
     store = memory_store()
     stored_acceptance(store)
-    crashed = EvmProofWriter({})
+    crashed = EvmProofWriter()
     crashed.include_proof(body())  # the API thread's call; the process is killed before its pass sends it
     contract = FakeContract(tasks={TASK: b"\x09" * 32})
     sent = send_missing_inclusions(store, contract, contract, unsendable=set())  # the restarted pass

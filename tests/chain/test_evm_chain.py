@@ -124,6 +124,9 @@ def test_a_cancel_names_the_spec_task_id_and_an_inclusion_becomes_a_proof_from_t
         provider_id=b"\x53" * 32,
         output_digest=b"\x54" * 32,
         units_mu=1234,
+        envelope=b"\xe0" * 40,
+        acc=b"\xac" * 30,
+        acc_sig=b"\x5a" * 64,
     )
     written = writer.ensure(inclusion)
     assert written.block is not None
@@ -141,6 +144,9 @@ def test_a_cancel_names_the_spec_task_id_and_an_inclusion_becomes_a_proof_from_t
         "provider_id": b"\x53" * 32,
         "output_digest": b"\x54" * 32,
         "units_mu": 1234,
+        "envelope": b"\xe0" * 40,  # read back from the includeProof call's input
+        "acc": b"\xac" * 30,
+        "acc_sig": b"\x5a" * 64,
     }
 
 

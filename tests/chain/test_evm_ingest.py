@@ -79,6 +79,9 @@ def test_an_inclusion_sent_by_the_writer_is_ingested_as_the_tasks_proof_inclusio
         provider_id=b"\x53" * 32,
         output_digest=b"\x54" * 32,
         units_mu=1000,
+        envelope=b"\xe0" * 40,
+        acc=b"\xac" * 30,
+        acc_sig=b"\x5a" * 64,
     )
     written = writer.ensure(inclusion)
     ingest_available(store, chain, PARAMS, no_circuits)

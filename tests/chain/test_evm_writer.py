@@ -142,6 +142,9 @@ def test_an_inclusion_is_sent_once_and_a_later_proof_for_the_task_loses(local: S
         provider_id=b"\x53" * 32,
         output_digest=b"\x54" * 32,
         units_mu=500,
+        envelope=b"\xe0" * 40,
+        acc=b"\xac" * 30,
+        acc_sig=b"\x5a" * 64,
     )
     w = writer(local)
     assert w.ensure(inclusion).status == WriteStatus.SENT
@@ -154,6 +157,9 @@ def test_an_inclusion_is_sent_once_and_a_later_proof_for_the_task_loses(local: S
         provider_id=b"\x63" * 32,
         output_digest=b"\x64" * 32,
         units_mu=1,
+        envelope=b"\xe0" * 40,
+        acc=b"\xac" * 30,
+        acc_sig=b"\x5a" * 64,
     )
     lost = writer(local).ensure(late)
     assert (lost.status, lost.detail) == (WriteStatus.LOST, "0x" + "52" * 32 + " won")

@@ -5,11 +5,14 @@ the contract is taken; the fund's tokens top up the contract's trap fund; traps 
 their own fresh callers through `aiEnqueue` and run to settlement; the ledger's fund equals the contract's trap
 fund plus the fund's settled shares; a provider is added to and removed from the operator allowlist. A node that
 follows only the chain (a fresh store, the operator's public key, the params file) ingests the same operator
-changes and the same jobs, traps included, refusing none of them. Skipped without anvil unless
+changes and the same jobs, traps included, refusing none of them, and writes the coordinator's settlement batches
+byte for byte (payouts, traps' included, and refunds): the chain alone carries every inclusion's envelope and
+signed acceptance. Skipped without anvil unless
 AICF_REQUIRE_CHAIN=1 (CI)."""
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,19 @@ from store.backends import memory_store
 from web3 import Web3
 from web3.types import Wei
 
+from aicf.bootstrap.stores import open_store
 from aicf.chain.deploy import contract
 from aicf.chain.evm import EvmChain
 from aicf.chain.evm_account import EvmAccount, load_or_create_evm_key
 from aicf.core.jobs import JobStatus
+from aicf.core.ledger import WITHDRAWAL_KIND, Posting
 from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
 from aicf.core.params import params_from_toml
 from aicf.core.qasm import circuit_depth
+from aicf.core.records import BatchRecord
+from aicf.core.settlement import Payout, refund_claims_ref
 from aicf.service.ingest import ingest_available
-from aicf.store.interface import META_EVM_MONEY
+from aicf.store.interface import META_EVM_MONEY, Store
 from aicf.transports.key_files import load_or_create_key, public_bytes
 from e2e.live import PARAMS, Up
 from e2e.test_evm_up import AI_FEE, MODEL, _need_anvil, jobs_of, rpc, wait_for
@@ -58,6 +65,23 @@ def operator(up: Up, *args: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stdout + done.stderr
     sent: dict[str, Any] = json.loads(done.stdout)
     return sent
+
+
+def settled(store: Store) -> list[tuple[BatchRecord, list[Payout], list[Posting]]]:
+    """Each batch of `store` in epoch order: its record (the batch's canonical CBOR, root, params hash), its payouts
+    and its refund claims (the requesters' refunds the claim tree pays)."""
+    try:
+        with store.transaction() as tx:
+            last = tx.last_batch_epoch()
+            out = []
+            for epoch in range(-1 if last is None else last + 1):
+                record = tx.get_batch(epoch)
+                assert record is not None
+                refunds = tx.entries_with_ref(WITHDRAWAL_KIND, refund_claims_ref(epoch))
+                out.append((replace(record, time=0), tx.payouts_of_epoch(epoch), refunds))
+            return out
+    finally:
+        store.close()
 
 
 def changes(up: Up) -> list[dict[str, Any]]:
@@ -177,6 +201,15 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
             view.close()
         live = {(c["op"], c["tx_hash"]) for c in changes(evm_up) if int(c["height"]) <= head.height}
         assert live <= mine_ops
+        # ... and writes the coordinator's batches byte for byte: every inclusion's envelope and acceptance came
+        # from the chain (includeProof's input), so the same ResultRecords are paid, traps and refunds included
+        ours, theirs = settled(open_store(evm_up.db)), settled(follower)
+        assert len(theirs) >= 2
+        common = min(len(ours), len(theirs))
+        assert ours[:common] == theirs[:common]
+        paid = {p.task_id for _, payouts, _ in theirs[:common] for p in payouts}
+        assert {bytes.fromhex(t["task_id"][2:]) for t in traps} <= paid
+        assert any(refunds for _, _, refunds in theirs[:common])
         assert {OP_PARAMS, OP_TIER, OP_FUND_TOPUP, OP_ALLOWLIST} <= {op for op, _ in mine_ops}
         assert {"0x" + c.subject.hex() for c in trap_ops} >= {t["caller"] for t in traps}
         assert {t["task_id"] for t in traps} | {j["task_id"] for j in mine} <= followed
