@@ -84,6 +84,9 @@ SLASH_CODES = {"MISSED_LEASE": 1, "BAD_ATTESTATION": 2, "TRAP_FAILURE": 3, "QOS_
 SLASH_SCAN = 1000  # the most recent slashes each pass checks
 INCLUSION_SCAN = 500  # the most due inclusions one pass sends (oldest first)
 MAX_SENDABLE_PROOF_BYTES = 120 * 1024  # calldata an inclusion may carry: geth's pool takes transactions ≤ 128 KiB
+# The largest proof body an EVM node can include: the rest of the envelope (~230 bytes), acc (≤ 256) and acc_sig
+# (64) fit in the 1 KiB left; a bigger body is refused as MALFORMED at submission (aicf.service.steps.parse_for_chain)
+MAX_PROOF_BODY_BYTES = MAX_SENDABLE_PROOF_BYTES - 1024
 ANY_RECEIPT = 2**63 - 1  # `received_by` that takes an accepted proof whenever it was received
 
 
@@ -96,6 +99,8 @@ class EvmProofWriter:
     """The coordinator's `ChainWriter` on an EVM node. An accepted proof is already due from the store (its
     acceptance committed first): `send_missing_inclusions` sends it, envelope and acceptance in the calldata,
     so `include_proof` has nothing left to do."""
+
+    max_proof_body_bytes = MAX_PROOF_BODY_BYTES  # ProofSizeLimit: what an inclusion's calldata has room for
 
     def __init__(self, backend: "EvmBackend | None" = None) -> None:
         self.backend = backend

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -35,6 +35,16 @@ class ChainWriter(Protocol):
     def include_proof(self, body: Mapping[str, object]) -> None: ...
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
         """Send a transaction from `sender` (the coordinator's trap callers; on a devnet, no signature)."""
+
+
+@runtime_checkable
+class ProofSizeLimit(Protocol):
+    """A chain writer whose chain cannot include every proof SPEC §8 allows (an EVM node: a transaction's size
+    bounds the envelope it carries). A proof it could never include is refused before it is accepted, so no job
+    waits SUBMITTED for an inclusion that cannot happen."""
+
+    @property
+    def max_proof_body_bytes(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,13 +6,13 @@ from typing import Final
 
 from aicf.core.errors import AicfError
 from aicf.core.records import ProofRecord
-from aicf.proofs.envelope import ProofEnvelope, parse_envelope
+from aicf.proofs.envelope import ProofEnvelope
 from aicf.proofs.verdict import Reject
 from aicf.service.context import Context, Work
 from aicf.service.errors import ProofGroupError
 from aicf.service.outages import outages_for_proofs
 from aicf.service.proofs import RACED, ProofOutcome, Written, submit_alone, submit_in, unparsed
-from aicf.service.steps import send_inclusion
+from aicf.service.steps import parse_for_chain, send_inclusion
 
 MAX_PROOF_GROUP: Final = 256  # envelopes in one group (aicf.submitProofs; docs/API.md)
 
@@ -32,7 +32,7 @@ def submit_proofs(ctx: Context, raws: Sequence[Mapping[str, object]]) -> list[Pr
     if not raws or len(raws) > MAX_PROOF_GROUP:
         raise ProofGroupError(len(raws), MAX_PROOF_GROUP)
     received_ms = ctx.clock.now_ms()
-    envs = [parse_envelope(raw) for raw in raws]
+    envs = [parse_for_chain(ctx, raw) for raw in raws]
     results: list[ProofOutcome | AicfError] = []
     at = 0
     while at < len(envs):

@@ -17,13 +17,13 @@ from aicf.core.qos import availability_bps, p95_ms, window_slots
 from aicf.core.records import LeaseRecord, ProofRecord, Provider, TrapRecord
 from aicf.core.slashing import SlashReason, slash_evidence
 from aicf.proofs.ai_v1 import check_runtime_claim
-from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, parse_envelope, sign_acceptance
+from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, sign_acceptance
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
 from aicf.service.errors import LeaseNotFoundError
 from aicf.service.outages import outages_for_proofs
 from aicf.service.slashing import slash
-from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, send_inclusion
+from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, parse_for_chain, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
 from aicf.service.traps import ExpectedAnswer, audit_verdict, is_audited, trap_verdict
 from aicf.service.verifier import BodyAccepted
@@ -67,7 +67,7 @@ class _Audit:
 def submit_proof(ctx: Context, raw: Mapping[str, object]) -> ProofOutcome:
     """Check the envelope, verify the body, then accept or reject. A drop changes nothing."""
     received_ms = ctx.clock.now_ms()
-    env = parse_envelope(raw)
+    env = parse_for_chain(ctx, raw)
     if isinstance(env, Reject):
         return unparsed(env)
     return submit_alone(ctx, env, received_ms)

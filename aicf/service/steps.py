@@ -14,7 +14,9 @@ from aicf.core.params import Params
 from aicf.core.qos import window_slots
 from aicf.core.records import LeaseRecord, ProofRecord, Provider
 from aicf.core.registry import ProviderStatus
-from aicf.service.context import Context, Work
+from aicf.proofs.envelope import ProofEnvelope, parse_envelope
+from aicf.proofs.verdict import Reject, RejectCode
+from aicf.service.context import Context, ProofSizeLimit, Work
 from aicf.service.errors import JobMovedError, LeaseNotFoundError, ProviderChangedError, UnknownProviderError
 from aicf.service.escrow import refund_escrow
 from aicf.store.interface import Tx
@@ -99,6 +101,23 @@ def end_lease_attempt(w: Work, job: Job, lease: LeaseRecord, how: LeaseEnd, ende
         check_move(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED)
         tx.move_job(job.task_id, JobStatus.QUEUED, JobStatus.CANCELLED, "cancelled after lease", None, ended_at)
         refund_escrow(tx, job, "refund", None, ended_at)
+
+
+def parse_for_chain(ctx: Context, raw: Mapping[str, object]) -> ProofEnvelope | Reject:
+    """`parse_envelope`, then the chain's own size bound: a body this chain could never include is MALFORMED
+    here (dropped, no attempt used, SPEC §8) rather than accepted and never paid (docs/EVM.md)."""
+    env = parse_envelope(raw)
+    writer = ctx.chain_writer
+    if isinstance(env, Reject) or not isinstance(writer, ProofSizeLimit):
+        return env
+    size = len(canonical_cbor(env.body))
+    cap = writer.max_proof_body_bytes
+    if size > cap:
+        return Reject(
+            code=RejectCode.MALFORMED,
+            message=f"envelope.body: {size} bytes exceeds {cap}, the most this chain can include in a transaction",
+        )
+    return env
 
 
 def send_inclusion(ctx: Context, record: ProofRecord) -> None:

@@ -15,7 +15,8 @@ from aicf.core.pricing import ai_units
 from aicf.core.registry import ProviderStatus
 from aicf.proofs.ai_v1 import RUNTIME_SLACK_MS
 from aicf.service.audit import verify
-from service.test_coordinator import World, _one_leased, signed_ai_envelope
+from aicf.service.proofs import ProofOutcome
+from service.test_coordinator import DevnetWriter, World, _one_leased, signed_ai_envelope
 
 
 @pytest.fixture
@@ -160,3 +161,27 @@ def test_an_honest_runtime_claim_is_paid_as_claimed(world: World) -> None:
         record = tx.get_proof(outcome.proof_id)
     assert record is not None
     assert record.qos["runtime_ms"] == 700
+
+
+class _SmallChainWriter(DevnetWriter):
+    """A chain whose transactions carry proof bodies of at most 600 bytes (an EVM node's bound, scaled down)."""
+
+    max_proof_body_bytes = 600
+
+
+def test_a_body_the_chain_could_never_include_is_dropped_before_acceptance(world: World) -> None:
+    world.coord.chain_writer = _SmallChainWriter(world.devnet)
+    key, pid, lid, task = _one_leased(world)
+    before = _state(world, task, lid, pid)
+    big = world.envelope(key, lid, task, output=b"x" * 700)
+    outcome = world.coord.submit_proof(big)
+    assert (outcome.code, outcome.dropped, outcome.accepted) == ("MALFORMED", True, False), outcome
+    assert "the most this chain can include" in outcome.message
+    assert _state(world, task, lid, pid) == before  # still LEASED, same attempt: nothing accepted that never pays
+    grouped = world.coord.submit_proofs([big])
+    assert [(o.code, o.dropped) for o in grouped if isinstance(o, ProofOutcome)] == [("MALFORMED", True)]
+    world.clock.advance(ms=1500)
+    small = world.coord.submit_proof(world.envelope(key, lid, task))
+    assert small.accepted, small  # the same lease takes a body the chain can carry
+    world.mine(1)
+    assert world.job_status(task) is JobStatus.VERIFIED
