@@ -24,7 +24,16 @@ from aicf.service.ingest_block import IngestError, IngestStep, UnknownParentErro
 from aicf.service.ingest_finality import final_height_of
 from aicf.store.interface import META_CHAIN_ID, Store, Tx
 
-__all__ = ["IngestError", "IngestStep", "ReorgBelowFinalityError", "ingest_available", "ingest_block", "ingest_next"]
+__all__ = [
+    "ChainIdMismatchError",
+    "IngestError",
+    "IngestStep",
+    "ReorgBelowFinalityError",
+    "UnknownParentError",
+    "ingest_available",
+    "ingest_block",
+    "ingest_next",
+]
 
 log = logging.getLogger("aicf.ingest")
 _MAX_CHAIN_RACES = 8

@@ -31,8 +31,8 @@ from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import operator_status, params_version, trap_budget
 from aicf.store.interface import Store
-from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _key, _pub, coordinator_for
-from service.test_traps import CORPUS, MODEL, TrapWorld, embed
+from service.test_coordinator import DevnetWriter, _key, _pub
+from service.test_traps import MODEL, TrapWorld, embed
 
 BASE = params_from_mapping(
     {"epoch_seconds": 120, "gamma_units": 1000, "model_weights": {MODEL: 100}, "audit_bps": 5000}
@@ -60,18 +60,7 @@ class TwoNodes(TrapWorld):
     replica: Store = field(default_factory=memory_store)
 
     def __post_init__(self) -> None:
-        self.params = BASE
-        self.writer = DevnetWriter(self.devnet)
-        self.coord = coordinator_for(
-            self.store,
-            self.clock,
-            self.params,
-            self.operator,
-            self.writer,
-            model_digests={MODEL: MODEL_DIGEST},
-            trap_oracle=self.oracle,
-            trap_corpus=CORPUS,
-        )
+        self.start(BASE, DevnetWriter(self.devnet))
 
     def mine(self, n: int = 1) -> None:
         for _ in range(n):

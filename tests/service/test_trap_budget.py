@@ -20,9 +20,9 @@ from aicf.core.trap_budget import TrapBudget
 from aicf.core.types import MicroAnm
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import change_amount, trap_budget
-from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _pub, coordinator_for
+from service.test_coordinator import DevnetWriter, _pub
 from service.test_operator_chain import TwoNodes, _no_circuits
-from service.test_traps import CORPUS, MODEL, embed
+from service.test_traps import MODEL, embed
 
 # a fund split of 20 %, so the income of one epoch of 19 small jobs pays a trap's escrow
 BUDGET = params_from_mapping(
@@ -35,18 +35,7 @@ UNPAID = b"\x32" * 20
 @dataclass
 class BudgetNodes(TwoNodes):
     def __post_init__(self) -> None:
-        self.params = BUDGET
-        self.writer = DevnetWriter(self.devnet)
-        self.coord = coordinator_for(
-            self.store,
-            self.clock,
-            self.params,
-            self.operator,
-            self.writer,
-            model_digests={MODEL: MODEL_DIGEST},
-            trap_oracle=self.oracle,
-            trap_corpus=CORPUS,
-        )
+        self.start(BUDGET, DevnetWriter(self.devnet))
 
     def follow(self) -> None:
         ingest_available(self.replica, self.devnet, BUDGET, _no_circuits, operator_key=_pub(self.operator))

@@ -17,7 +17,7 @@ from aicf.core.errors import AicfError
 from aicf.core.ids import input_digest, output_digest, trap_seed_commitment
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, provider_account, requester_account
-from aicf.core.params import params_from_mapping
+from aicf.core.params import Params, params_from_mapping
 from aicf.core.registry import ProviderStatus
 from aicf.core.slashing import evidence_ref
 from aicf.service.audit import verify
@@ -60,13 +60,18 @@ class TrapWorld(World):
     oracle: FakeOracle = field(default_factory=FakeOracle)
 
     def __post_init__(self) -> None:
-        self.params = PARAMS
+        self.start(PARAMS, DevnetWriter(self.devnet))
+
+    def start(self, params: Params, writer: DevnetWriter) -> None:
+        """The coordinator on this world's store with `params` and `writer`, the trap model, oracle and corpus wired."""
+        self.params = params
+        self.writer = writer
         self.coord = coordinator_for(
             self.store,
             self.clock,
             self.params,
             self.operator,
-            DevnetWriter(self.devnet),
+            self.writer,
             model_digests={MODEL: MODEL_DIGEST},
             trap_oracle=self.oracle,
             trap_corpus=CORPUS,
@@ -331,18 +336,8 @@ class KeyedWriter(DevnetWriter):
 @dataclass
 class KeyedTrapWorld(TrapWorld):
     def __post_init__(self) -> None:
-        self.params = PARAMS
-        self.writer = KeyedWriter(self.devnet)
-        self.coord = coordinator_for(
-            self.store,
-            self.clock,
-            self.params,
-            self.operator,
-            self.writer,
-            model_digests={MODEL: MODEL_DIGEST},
-            trap_oracle=self.oracle,
-            trap_corpus=CORPUS,
-        )
+        self.keyed = KeyedWriter(self.devnet)  # the world's writer, typed as what these tests read of it
+        self.start(PARAMS, self.keyed)
 
 
 def test_a_chain_whose_trap_callers_hold_keys_names_them_and_pays_traps_only_from_its_own_trap_fund() -> None:
@@ -354,10 +349,10 @@ def test_a_chain_whose_trap_callers_hold_keys_names_them_and_pays_traps_only_fro
     with world.store.transaction() as tx:
         assert tx.open_traps(10) == []
     assert MODEL in world.coord.trap_shortfalls  # counted as a trap the fund could not pay (the demo tops it up)
-    world.writer.held = 10**9
+    world.keyed.held = 10**9
     world.mine(2)  # the next pass sends it; the block after ingests it
     caller, task = _trap_task(world)
-    assert caller == world.writer.trap_caller(world.coord.trap_seed(0), 0) != trap_caller(world.coord.trap_seed(0), 0)
+    assert caller == world.keyed.trap_caller(world.coord.trap_seed(0), 0) != trap_caller(world.coord.trap_seed(0), 0)
     with world.store.transaction() as tx:
         job = tx.get_job(task)
     assert job is not None
@@ -369,11 +364,11 @@ def test_a_trap_whose_funding_the_chain_refuses_is_not_enqueued() -> None:
     world = KeyedTrapWorld()
     world.mine(2)
     _fund_the_fund(world)
-    world.writer.held, world.writer.refuse_funding = 10**9, True
+    world.keyed.held, world.keyed.refuse_funding = 10**9, True
     world.enqueue_model(19)
-    submitted = world.writer.submitted
+    submitted = world.keyed.submitted
     world.mine(2)
-    assert world.writer.submitted == submitted  # no enqueue from a caller nobody funded
+    assert world.keyed.submitted == submitted  # no enqueue from a caller nobody funded
     with world.store.transaction() as tx:
         (trap,) = tx.open_traps(10)
         assert tx.jobs_of_caller(trap.caller) == []
