@@ -29,7 +29,8 @@ from aicf.service.trap_funding import (
     note_throttled_trap,
     reclaims_to_resend,
 )
-from aicf.service.traps import ExpectedAnswer, JobShape, draw_trap_input, trap_caller, trap_log_hash, trap_needs
+from aicf.service.trap_inputs import JobShape, draw_trap_input
+from aicf.service.traps import ExpectedAnswer, trap_caller, trap_log_hash, trap_needs
 
 log = logging.getLogger("aicf.coordinator")
 
