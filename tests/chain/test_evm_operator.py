@@ -29,7 +29,7 @@ from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import fund_body, params_for_epoch, tier_body
 from aicf.service.requesters import transaction_status
-from aicf.service.trap_duties import TrapCallerKeys
+from aicf.service.trap_enqueue import TrapCallerKeys
 from aicf.transports.key_files import public_bytes
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, revert_of, send
