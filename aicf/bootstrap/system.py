@@ -35,7 +35,7 @@ from aicf.core.slashing import SlashReason
 from aicf.core.trust import RootRecord
 from aicf.core.txs import address_of
 from aicf.proofs.attestation.shipped import shipped_vendor_roots
-from aicf.service import operator_ops, reads
+from aicf.service import operator_calls, operator_ops, reads
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
 from aicf.service.errors import InvalidRootError
@@ -121,7 +121,7 @@ class System:
             raise NoOperatorKeyError(
                 f"operator transactions are not built for a {self.chain.kind} chain yet (docs/EVM.md)"
             )
-        return operator_ops.send_operator(self.store, self.writer, self.params, body)
+        return operator_calls.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""

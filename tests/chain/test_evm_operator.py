@@ -27,7 +27,8 @@ from aicf.core.params import Params
 from aicf.core.txs import address_of, encode_signed_tx
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_ops import fund_body, params_for_epoch, tier_body
+from aicf.service.operator_calls import fund_body, tier_body
+from aicf.service.operator_ops import params_for_epoch
 from aicf.service.requesters import transaction_status
 from aicf.service.trap_enqueue import TrapCallerKeys
 from aicf.transports.key_files import public_bytes
