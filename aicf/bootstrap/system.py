@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
 from aicf.bootstrap.chains import ChainBackend, DevnetBackend
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
+from aicf.bootstrap.deployment import check_identity, pin_shipped_roots
 from aicf.bootstrap.shared_devnet import SharedDevnet
 from aicf.chain.devnet import DevnetConfig
 from aicf.chain.devnet_writer import NoOperatorKeyError
@@ -28,22 +29,18 @@ from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash
-from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
 from aicf.core.slashing import SlashReason
-from aicf.core.trust import RootRecord
 from aicf.core.txs import address_of
-from aicf.proofs.attestation.shipped import shipped_vendor_roots
 from aicf.service import operator_calls, operator_ops, reads
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
-from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
 from aicf.service.operator_ops import OperatorSender, params_in_force
 from aicf.service.traps import TrapOracle, TrapPrompt
-from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
+from aicf.store.interface import Store, StoreUnavailableError, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
@@ -280,38 +277,6 @@ class SystemConfig:
     trap_corpus: Sequence[TrapPrompt] | None = None
 
 
-class DeploymentMismatchError(AicfError):
-    """This process's operator key or trap secret is not the one the database was set up with."""
-
-
-# meta key, what it fingerprints: the secrets whose change would corrupt what is stored (grants and acceptances
-# signed by another key, trap seeds committed under another secret). The operator token is not among them: it
-# only opens operator calls, and rotating it is a restart with a new one (docs/DECISIONS.md, issue 13).
-IDENTITY = (
-    ("deployment:operator_key", "operator key (operator.key)"),
-    ("deployment:trap_secret", "trap secret (trap.secret)"),
-)
-
-
-def fingerprint(key: str, secret: bytes) -> int:
-    """63 bits of a tagged hash: enough to tell two secrets apart, nothing to recover one from."""
-    return int.from_bytes(tagged_hash("aicf/deployment/fingerprint/v1", key.encode(), secret)[:8], "big") >> 1
-
-
-def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
-    """Record the fingerprints of the operator key and trap secret on a database set up for the first time (or
-    by an aicf from before they were recorded); refuse a process whose own differ, writing nothing."""
-    for (key, what), secret in zip(IDENTITY, secrets, strict=True):
-        mine, kept = fingerprint(key, secret), tx.get_meta(key)
-        if kept is None:
-            tx.set_meta(key, mine)
-        elif kept != mine:
-            raise DeploymentMismatchError(
-                f"this database was set up with another {what}: every replica of one coordinator needs the same "
-                "operator.key and trap.secret; copy them from the first replica's --var folder"
-            )
-
-
 def build_system(
     store: Store,
     params: Params,
@@ -446,13 +411,3 @@ def devnet_backend(
     devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     sender = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
     return DevnetBackend(devnet, lock, sender, operator_key)
-
-
-def pin_shipped_roots(coord: Coordinator) -> list[RootRecord]:
-    """The shipped vendor roots on a fresh store (from height 0; later runs: none). Two replicas starting at
-    once may both try: the loser's insert conflicts (a version already stored), and its second look finds the
-    roots pinned; a root refused for any other reason is refused again."""
-    try:
-        return coord.trust.pin_defaults(shipped_vendor_roots())
-    except (ConcurrentUpdateError, InvalidRootError):
-        return coord.trust.pin_defaults(shipped_vendor_roots())
