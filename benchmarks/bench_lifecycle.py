@@ -67,7 +67,7 @@ from aicf.core.jobs import JobStatus
 from aicf.service.coordinator import Capabilities
 from aicf.service.ingest import ingest_available
 from aicf.service.proof_groups import MAX_PROOF_GROUP
-from aicf.service.proofs import ProofOutcome
+from aicf.service.proof_verdicts import ProofOutcome
 from aicf.store.interface import Store
 from aicf.store.sqlite import SqliteStore
 

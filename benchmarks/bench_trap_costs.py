@@ -27,7 +27,8 @@ from aicf.core.requests import validate_request
 from aicf.core.types import BPS
 from aicf.proofs.quantum_check import check_job_results, statevector
 from aicf.provider.quantum_sim import run_batch
-from aicf.service.traps import JobShape, TrapPrompt, draw_trap_input, traps_due
+from aicf.service.trap_inputs import JobShape, draw_trap_input
+from aicf.service.traps import TrapPrompt, traps_due
 
 SEED = b"\x07" * 32
 MODEL = "smollm2-135m"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import cbor2
 
-from aicf.service.traps import ExpectedAnswer, TrapPrompt, parse_corpus
+from aicf.service.trap_inputs import parse_corpus
+from aicf.service.traps import ExpectedAnswer, TrapPrompt
 from aicf.store.interface import Store, read_transaction
 from aicf.transports.methods import cbor_json
 from aicf.transports.secret_files import read_secret_file
@@ -47,7 +48,7 @@ def default_trap_corpus(models: Collection[str]) -> tuple[TrapPrompt, ...]:
 
 
 def load_trap_corpus(var: Path, models: Collection[str]) -> tuple[TrapPrompt, ...]:
-    """The operator's private corpus `var/trap_corpus.jsonl` (format: aicf.service.traps.parse_corpus) for the
+    """The operator's private corpus `var/trap_corpus.jsonl` (format: aicf.service.trap_inputs.parse_corpus) for the
     models served here; without that file, the public default corpus, with a warning (issue 14: a public corpus
     lets a provider recognise every trap). Raises SecretFileError when others may read the file (its prompts may
     already be out) and CorpusFormatError naming a bad line: `aicf up` stops rather than run recognisable traps."""

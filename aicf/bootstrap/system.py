@@ -20,7 +20,9 @@ from starlette.staticfiles import StaticFiles
 from aicf.bootstrap.adapters import ModelTrapOracle, StoreEvents, load_trap_corpus
 from aicf.bootstrap.chains import ChainBackend, DevnetBackend
 from aicf.bootstrap.coordinator import CoordinatorConfig, build_coordinator
+from aicf.bootstrap.deployment import check_identity, pin_shipped_roots
 from aicf.bootstrap.shared_devnet import SharedDevnet
+from aicf.bootstrap.system_metrics import metrics_snapshot
 from aicf.chain.devnet import DevnetConfig
 from aicf.chain.devnet_writer import NoOperatorKeyError
 from aicf.client.backoff import Reconnect
@@ -28,22 +30,17 @@ from aicf.client.clock import WallClock
 from aicf.client.signing import deployment_id
 from aicf.core.clock import Clock
 from aicf.core.encoding import tagged_hash
-from aicf.core.errors import AicfError
 from aicf.core.params import Params
 from aicf.core.qasm import circuit_depth
-from aicf.core.slashing import SlashReason
-from aicf.core.trust import RootRecord
 from aicf.core.txs import address_of
-from aicf.proofs.attestation.shipped import shipped_vendor_roots
-from aicf.service import operator_ops, reads
+from aicf.service import operator_calls
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import Coordinator
-from aicf.service.errors import InvalidRootError
 from aicf.service.ingest import ReorgBelowFinalityError, ingest_available
 from aicf.service.nonces import StoreNonces
-from aicf.service.operator_ops import OperatorSender, params_in_force
+from aicf.service.operator_ops import OperatorSender
 from aicf.service.traps import TrapOracle, TrapPrompt
-from aicf.store.interface import ConcurrentUpdateError, Store, StoreUnavailableError, Tx, read_transaction
+from aicf.store.interface import Store, StoreUnavailableError, read_transaction
 from aicf.transports.asgi import build_app
 from aicf.transports.auth import NONCE_TTL_S
 from aicf.transports.health import Readiness, health_routes, probe
@@ -51,15 +48,7 @@ from aicf.transports.history import History, chart_routes
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.methods import build_registry
 from aicf.transports.methods_requester import grant_method
-from aicf.transports.metrics import (
-    CollateralExpiry,
-    EpochMetrics,
-    KindQueueMetrics,
-    MetricsSnapshot,
-    ProviderMetrics,
-    TrapShortfallMetrics,
-    metrics_response,
-)
+from aicf.transports.metrics import MetricsSnapshot, metrics_response
 from aicf.transports.secret_files import OperatorToken, load_or_create_operator_token
 
 log = logging.getLogger("aicf.up")
@@ -121,7 +110,7 @@ class System:
             raise NoOperatorKeyError(
                 f"operator transactions are not built for a {self.chain.kind} chain yet (docs/EVM.md)"
             )
-        return operator_ops.send_operator(self.store, self.writer, self.params, body)
+        return operator_calls.send_operator(self.store, self.writer, self.params, body)
 
     def tick(self) -> None:
         """One coordinator pass: new blocks, ingest (with settlement), sweeps, matching; then wake the WS hub."""
@@ -176,92 +165,8 @@ class System:
             self.stop.wait(wait)
 
     def metrics(self) -> MetricsSnapshot:
-        now = self.clock.now()
-        status = reads.status(self.store, now, self.params)  # judged by the params in force at its head
-        providers = reads.list_providers(self.store, now, status.params, None, 1000)
-        budgets = reads.provider_job_budgets(self.store, status.params)
-        queues = reads.queues_by_kind(self.store, now, status.params)
-        epochs: list[EpochMetrics] = []
-        last = status.last_settled_epoch
-        for epoch in range(last if last is not None else -1, max(-1, (last or 0) - 8), -1):
-            found = reads.get_epoch(self.store, epoch)
-            if found is None:
-                continue
-            batch, payouts = found
-            epochs.append(
-                EpochMetrics(
-                    epoch=epoch,
-                    units_mu=batch.units_mu,
-                    payouts=batch.payouts,
-                    carried=batch.carried,
-                    provider=sum(p.provider for p in payouts),
-                    miner=sum(p.miner for p in payouts),
-                    fund=sum(p.fund for p in payouts),
-                    cap_use_bps=batch.units_mu * 10_000 // params_in_force(self.store, self.params, epoch).gamma_mu,
-                    price_bps=batch.price_bps,
-                )
-            )
-        return MetricsSnapshot(
-            readiness=self.readiness(),
-            jobs_by_status=status.job_counts,
-            oldest_queued_age_s=status.oldest_queued_age_s,
-            assignments_total=status.assignments_total,
-            retries_total=status.retries_total,
-            budget_throttle_active=status.throttled,
-            providers=[
-                ProviderMetrics(
-                    provider_id=v.provider.provider_id,
-                    status=v.provider.status,
-                    live_leases=v.live_leases,
-                    proofs_accepted=v.proofs_accepted,
-                    proofs_rejected=v.slashes,
-                    latency_p50_ms=v.latency_p50_ms or 0,
-                    latency_p95_ms=v.latency_p95_ms or 0,
-                    availability_bps=v.availability_bps,
-                    bonded_stake=v.provider.bonded,
-                    job_budget_ms=budgets.get(v.provider.provider_id, 0),
-                )
-                for v in providers
-            ],
-            queues_by_kind=[
-                KindQueueMetrics(
-                    kind=q.kind,
-                    depth=q.depth,
-                    depth_limit=q.limits.depth,
-                    oldest_age_s=q.oldest_age_s,
-                    age_limit_s=q.limits.age_s,
-                )
-                for q in queues
-            ],
-            trap_shortfalls=[
-                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
-                for m, t in sorted(self.coord.trap_shortfalls.items())
-            ],
-            trap_throttles=[
-                TrapShortfallMetrics(model=m, count=t.count, escrow=t.escrow)
-                for m, t in sorted(self.coord.trap_throttles.items())
-            ],
-            trap_budget_available=operator_ops.trap_budget_left(self.store, self.params),
-            rejections_by_code={code: n for code, n in status.verdicts.items() if code != "ACCEPT"},
-            slashes_by_reason={SlashReason(r): n for r, (n, _) in status.slash_totals.items()},
-            slashed_by_reason={SlashReason(r): amount for r, (_, amount) in status.slash_totals.items()},
-            current_epoch=status.current_epoch,
-            last_settled_epoch=last if last is not None else -1,
-            cap_use_bps=status.cap_use_bps,
-            epochs=epochs,
-            outages_total=len(status.outages),
-            outage_credited_s=sum(o.gap_s for o in status.outages),
-            treasury_balance=status.treasury,
-            fund_balance=status.fund,
-            collateral=[  # SPEC §13 collateral near expiry: seconds left at this scrape's `now`
-                CollateralExpiry(kind="vendor_root", item=e.what, expires_in_s=e.not_after - now)
-                for e in self.coord.trust.root_expiries()
-            ]
-            + [  # and the TEE collateral and certificates the latest accepted evidence of each kind relied on
-                CollateralExpiry(kind="tee_collateral", item=e.what, expires_in_s=e.not_after - now)
-                for e in self.collateral.expiries()
-            ],
-        )
+        """What /metrics serves now (aicf.bootstrap.system_metrics)."""
+        return metrics_snapshot(self.store, self.params, self.clock, self.coord, self.collateral, self.readiness)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,38 +183,6 @@ class SystemConfig:
     operator_token: str | None = None
     trap_oracle: TrapOracle | None = None
     trap_corpus: Sequence[TrapPrompt] | None = None
-
-
-class DeploymentMismatchError(AicfError):
-    """This process's operator key or trap secret is not the one the database was set up with."""
-
-
-# meta key, what it fingerprints: the secrets whose change would corrupt what is stored (grants and acceptances
-# signed by another key, trap seeds committed under another secret). The operator token is not among them: it
-# only opens operator calls, and rotating it is a restart with a new one (docs/DECISIONS.md, issue 13).
-IDENTITY = (
-    ("deployment:operator_key", "operator key (operator.key)"),
-    ("deployment:trap_secret", "trap secret (trap.secret)"),
-)
-
-
-def fingerprint(key: str, secret: bytes) -> int:
-    """63 bits of a tagged hash: enough to tell two secrets apart, nothing to recover one from."""
-    return int.from_bytes(tagged_hash("aicf/deployment/fingerprint/v1", key.encode(), secret)[:8], "big") >> 1
-
-
-def check_identity(tx: Tx, secrets: Sequence[bytes]) -> None:
-    """Record the fingerprints of the operator key and trap secret on a database set up for the first time (or
-    by an aicf from before they were recorded); refuse a process whose own differ, writing nothing."""
-    for (key, what), secret in zip(IDENTITY, secrets, strict=True):
-        mine, kept = fingerprint(key, secret), tx.get_meta(key)
-        if kept is None:
-            tx.set_meta(key, mine)
-        elif kept != mine:
-            raise DeploymentMismatchError(
-                f"this database was set up with another {what}: every replica of one coordinator needs the same "
-                "operator.key and trap.secret; copy them from the first replica's --var folder"
-            )
 
 
 def build_system(
@@ -446,13 +319,3 @@ def devnet_backend(
     devnet.operator = address_of(public_bytes(operator_key))  # the one sender of operator transactions
     sender = tagged_hash("aicf/devnet/operator/v1", public_bytes(operator_key))[:20]
     return DevnetBackend(devnet, lock, sender, operator_key)
-
-
-def pin_shipped_roots(coord: Coordinator) -> list[RootRecord]:
-    """The shipped vendor roots on a fresh store (from height 0; later runs: none). Two replicas starting at
-    once may both try: the loser's insert conflicts (a version already stored), and its second look finds the
-    roots pinned; a root refused for any other reason is refused again."""
-    try:
-        return coord.trust.pin_defaults(shipped_vendor_roots())
-    except (ConcurrentUpdateError, InvalidRootError):
-        return coord.trust.pin_defaults(shipped_vendor_roots())

@@ -15,7 +15,7 @@ from aicf.core.operator import MAX_OPERATOR_AMOUNT
 from aicf.core.qasm import circuit_depth
 from aicf.core.requests import validate_request
 from aicf.devtools.demo import BELL, FUND_TOPUP_TRAPS
-from aicf.service.operator_ops import fund_body
+from aicf.service.operator_calls import fund_body
 
 log = logging.getLogger("aicf.up")
 

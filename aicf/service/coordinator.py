@@ -34,7 +34,7 @@ from aicf.service import (
 from aicf.service.context import TRAP_WARNING_EVERY_S, Caches, ChainWriter, Context, DeriveBatch, TrapShortfall, Work
 from aicf.service.leases import LeaseWork
 from aicf.service.matching import GRANT_TAG
-from aicf.service.proofs import ProofOutcome
+from aicf.service.proof_verdicts import ProofOutcome
 from aicf.service.registry import KINDS, MAX_DEVICES, MAX_MODELS, MAX_NAME_CHARS, TEE_CLASSES, Capabilities
 from aicf.service.steps import decode_request
 from aicf.service.sweep import QOS_WINDOW_TAG, SweepReport

@@ -1,7 +1,7 @@
 """Matching (SPEC §5, §6): one matcher pass leases ready jobs in priority order to stake-weighted beacon draws."""
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from aicf.core.assignment import (
@@ -12,9 +12,7 @@ from aicf.core.assignment import (
     LiveState,
     ProviderProfile,
     assign_from_pool,
-    effective_unit_rate,
     make_pool,
-    refill_bucket,
     static_eligibility,
 )
 from aicf.core.chain import Job
@@ -23,12 +21,11 @@ from aicf.core.ids import lease_id
 from aicf.core.jobs import JobStatus, check_move
 from aicf.core.leases import LeaseStatus
 from aicf.core.ledger import TREASURY
-from aicf.core.outages import credited_heartbeat_at
 from aicf.core.pricing import budget_throttled
-from aicf.core.qos import availability_bps, window_slots
 from aicf.core.records import DecisionRecord, LeaseRecord, Provider
 from aicf.core.registry import ProviderStatus
 from aicf.service.context import Context, RegistryView, Work, unit_of_work
+from aicf.service.live_states import LiveStates, live_state
 from aicf.service.steps import update_provider
 from aicf.store.interface import Tx
 
@@ -198,26 +195,6 @@ def _decide(p: "_Pass", job: Job) -> AssignmentDecision:
     return decision
 
 
-def live_state(w: Work, provider: Provider, counts: Mapping[bytes, int]) -> LiveState:
-    params, now = w.params, w.now
-    rate = effective_unit_rate(provider.unit_burst_mu, provider.unit_rate_mu_per_day, params)
-    first, last = window_slots(now, provider.registered_at, params)
-    slots = w.tx.heartbeat_slots(provider.provider_id, first, last)
-    interval = params.heartbeat_interval_s
-    outages = w.tx.outages_since(now - params.qos_window_s)  # nobody's fault (aicf.core.outages)
-    return LiveState(
-        provider_id=provider.provider_id,
-        last_heartbeat_at=credited_heartbeat_at(provider.last_heartbeat_at, outages),
-        availability_bps=availability_bps((s * interval for s in slots), now, provider.registered_at, params, outages),
-        # the provider's own limit (at most SPEC's max_leases) counts as reaching SPEC's
-        live_leases=count
-        if (count := counts.get(provider.provider_id, 0)) < provider.max_leases
-        else params.max_leases,
-        bucket_tokens_mu=refill_bucket(provider.bucket_tokens_mu, provider.bucket_at, now, params, rate),
-        unit_rate=rate,
-    )
-
-
 class _Pass:
     """One matcher pass's unit of work and the state its decisions share."""
 
@@ -266,29 +243,6 @@ class _ProviderBusy(Exception):  # noqa: N818  (control flow inside a pass, neve
 
     def __init__(self, pid: bytes) -> None:
         super().__init__(f"provider 0x{pid.hex()} is held by another transaction")
-
-
-class LiveStates(Mapping[bytes, LiveState]):
-    """Providers' live states for one matcher pass, computed only for the providers a draw actually picks
-    (each costs a heartbeat-window query) and kept for the rest of the pass."""
-
-    def __init__(self, compute: Callable[[bytes], LiveState]) -> None:
-        self._compute = compute
-        self._states: dict[bytes, LiveState] = {}
-
-    def __getitem__(self, pid: bytes) -> LiveState:
-        if pid not in self._states:
-            self._states[pid] = self._compute(pid)
-        return self._states[pid]
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._states)
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def update(self, pid: bytes, state: LiveState) -> None:
-        self._states[pid] = state
 
 
 def _profile(p: Provider) -> ProviderProfile:

@@ -11,7 +11,8 @@ from aicf.proofs.verdict import Reject
 from aicf.service.context import Context, Work
 from aicf.service.errors import ProofGroupError
 from aicf.service.outages import outages_for_proofs
-from aicf.service.proofs import RACED, ProofOutcome, Written, submit_alone, submit_in, unparsed
+from aicf.service.proof_verdicts import ProofOutcome
+from aicf.service.proofs import RACED, Written, submit_alone, submit_in, unparsed
 from aicf.service.steps import parse_for_chain, send_inclusion
 
 MAX_PROOF_GROUP: Final = 256  # envelopes in one group (aicf.submitProofs; docs/API.md)

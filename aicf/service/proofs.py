@@ -1,48 +1,27 @@
 """Proof submission (SPEC §8): check the envelope, verify the body, then accept (signed acceptance, inclusion on
-chain) or reject (requeue or REJECTED, and a slash when the code earns one). One module: its functions call one
-another directly, and the only state they share is the submission's unit of work."""
+chain) or reject (requeue or REJECTED, and a slash when the code earns one). The verdict's records and their
+writing are in aicf.service.proof_verdicts; the only state the steps share is the submission's unit of work."""
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from aicf.core.chain import Job
-from aicf.core.encoding import canonical_cbor
 from aicf.core.jobs import JobStatus, check_move
-from aicf.core.leases import LeaseEnd
 from aicf.core.outages import Outage, credited_s
-from aicf.core.pricing import ai_units, availability_multiplier_bps, latency_bps
-from aicf.core.qos import availability_bps, p95_ms, window_slots
-from aicf.core.records import LeaseRecord, ProofRecord, Provider, TrapRecord
-from aicf.core.slashing import SlashReason, slash_evidence
-from aicf.proofs.ai_v1 import check_runtime_claim
-from aicf.proofs.envelope import Acceptance, ProofEnvelope, check_envelope, sign_acceptance
+from aicf.core.records import LeaseRecord, ProofRecord, TrapRecord
+from aicf.proofs.envelope import ProofEnvelope, check_envelope
 from aicf.proofs.verdict import Reject, RejectCode
 from aicf.service.context import Context, Work
 from aicf.service.errors import LeaseNotFoundError
 from aicf.service.outages import outages_for_proofs
-from aicf.service.slashing import slash
-from aicf.service.steps import as_int, core_lease, decode_request, end_lease_attempt, parse_for_chain, send_inclusion
+from aicf.service.proof_verdicts import ProofOutcome, accepted_record, measured_runtime, outcome_of, reject_proof
+from aicf.service.steps import as_int, core_lease, decode_request, parse_for_chain, send_inclusion
 from aicf.service.trap_duties import expected_answer, run_oracle
 from aicf.service.traps import ExpectedAnswer, audit_verdict, is_audited, trap_verdict
-from aicf.service.verifier import BodyAccepted
-from aicf.store.interface import ConcurrentUpdateError, ProofContext, QosRange
-
-log = logging.getLogger("aicf.coordinator")
+from aicf.store.interface import ConcurrentUpdateError, QosRange
 
 MAX_AUDIT_ANSWERS = 256  # re-executions of sampled jobs kept, so a resubmission does not run the model again
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProofOutcome:
-    proof_id: bytes
-    accepted: bool
-    code: str  # "ACCEPT" or the reject code
-    message: str
-    units_mu: int = 0
-    slashed: int = 0
-    dropped: bool = False  # a drop changed no state at all
 
 
 class _Raced(Enum):
@@ -132,7 +111,7 @@ def submit_in(
     now = received_ms // 1000
     pid = env.proof_id
     interval = params.heartbeat_interval_s
-    # the widest QoS window (registration can only shorten it): _accepted_record filters to the provider's own
+    # the widest QoS window (registration can only shorten it): accepted_record filters to the provider's own
     qos = QosRange(
         since=now - params.qos_window_s,
         first_slot=(now - params.qos_window_s) // interval,
@@ -188,7 +167,7 @@ def submit_in(
             proof_id=pid, accepted=False, code=verdict.code.value, message=verdict.message, dropped=True
         )
     if not isinstance(verdict, Reject) and verdict.units_mu is None:  # AI: pay only for time observed
-        verdict = _measured_runtime(env, verdict, observed)
+        verdict = measured_runtime(env, verdict, observed)
     reference: bytes | None = None
     if audited and not isinstance(verdict, Reject):  # a sampled ordinary job: compare with a re-execution
         if answer is None:
@@ -218,9 +197,9 @@ def submit_in(
     if isinstance(verdict, Reject):
         if not tx.move_job(job.task_id, JobStatus.LEASED, JobStatus.SUBMITTED, "proof submitted", None, now):
             return _RACED
-        rejected = _reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
+        rejected = reject_proof(w, env, job, stored, provider, verdict, received, height, reference=reference)
         return Written(rejected, None)
-    accepted = _accepted_record(ctx, env, job, provider, verdict, received, now, pc, outages)
+    accepted = accepted_record(ctx, env, job, provider, verdict, received, now, pc, outages)
     if not tx.accept_proof(accepted, now):
         return _RACED  # the caller rolls back: part of accept_proof may be written
     return Written(outcome_of(accepted), accepted)
@@ -246,95 +225,3 @@ def _reexecute(ctx: Context, audit: _Audit) -> ExpectedAnswer | Reject:
         answers.pop(next(iter(answers)))
     answers[audit.task_id] = answer
     return answer
-
-
-def _accepted_record(
-    ctx: Context,
-    env: ProofEnvelope,
-    job: Job,
-    provider: Provider,
-    body: BodyAccepted,
-    received: ProofRecord,
-    now: int,
-    pc: ProofContext,
-    outages: Sequence[Outage] = (),
-) -> ProofRecord:
-    """The proof's record with its signed acceptance: units from the body, QoS from the provider's window."""
-    params = ctx.params
-    lat = latency_bps(p95_ms([*pc.latencies, received.latency_ms]), params)
-    first, last = window_slots(now, provider.registered_at, params)
-    slots = [s for s in pc.slots if first <= s <= last]
-    interval = params.heartbeat_interval_s
-    availability = availability_bps((s * interval for s in slots), now, provider.registered_at, params, outages)
-    avail = availability_multiplier_bps(availability, params)
-    if body.units_mu is not None:
-        units = min(body.units_mu, job.max_units_mu)
-    else:
-        weight = params.weight_milli(job.model) or 0
-        units = min(ai_units(body.runtime_ms, weight, lat, avail), job.max_units_mu)
-    acc = Acceptance(proof_id=env.proof_id, units_mu=units, lat_bps=lat, avail_bps=avail, accepted_at=now)
-    sig = sign_acceptance(ctx.operator_key, acc)
-    return replace(
-        received,
-        verdict="ACCEPT",
-        acceptance=canonical_cbor(acc.to_map()),
-        acceptance_sig=sig,
-        units_mu=units,
-        output_digest=body.output_digest,
-        qos={"runtime_ms": body.runtime_ms, "tokens": body.tokens, "quality_bps": body.quality_bps},
-    )
-
-
-def _reject_proof(
-    w: Work,
-    env: ProofEnvelope,
-    job: Job,
-    lease: LeaseRecord,
-    provider: Provider,
-    verdict: Reject,
-    received: ProofRecord,
-    height: int,
-    *,
-    reference: bytes | None = None,
-) -> ProofOutcome:
-    w.tx.insert_proof(replace(received, verdict=verdict.code.value, message=verdict.message))
-    submitted = replace(job, status=JobStatus.SUBMITTED)
-    end_lease_attempt(w, submitted, lease, LeaseEnd.REJECTED, w.now)
-    slashed = 0
-    reason = verdict.slash_reason
-    if reason is not None:
-        evidence = slash_evidence(
-            reason=SlashReason(reason),
-            task_id=env.task_id,
-            subject_kind="proof_id",
-            subject_id=env.proof_id,
-            record=env.to_map(),
-            height=height,
-            reference_output=reference,
-        )
-        slashed = slash(w, provider, SlashReason(reason), env.task_id, env.proof_id, evidence)
-    log.info("proof 0x%s rejected: %s", env.proof_id.hex()[:12], verdict.code.value)
-    return ProofOutcome(
-        proof_id=env.proof_id, accepted=False, code=verdict.code.value, message=verdict.message, slashed=slashed
-    )
-
-
-def outcome_of(record: ProofRecord) -> ProofOutcome:
-    return ProofOutcome(
-        proof_id=record.proof_id,
-        accepted=record.verdict == "ACCEPT",
-        code=record.verdict,
-        message=record.message or ("accepted" if record.verdict == "ACCEPT" else record.verdict),
-        units_mu=record.units_mu,
-    )
-
-
-def _measured_runtime(env: ProofEnvelope, body: BodyAccepted, observed_ms: int) -> BodyAccepted | Reject:
-    """AI pay follows min(claimed runtime_ms, the ms observed from lease grant to proof receipt); a claim above
-    the observed span plus RUNTIME_SLACK_MS is refused (docs/DECISIONS.md)."""
-    qos = env.body.get("qos")
-    claimed = as_int(qos.get("runtime_ms")) if isinstance(qos, Mapping) else 0  # the verifier checked its shape
-    refused = check_runtime_claim(claimed, observed_ms)
-    if refused is not None:
-        return refused
-    return replace(body, runtime_ms=min(body.runtime_ms, observed_ms))

@@ -24,7 +24,7 @@ from aicf.core.ledger import is_account
 from aicf.core.params import Params
 from aicf.core.records import BatchRecord, LeaseRecord, ProofRecord, Provider, ResultRecord, SlashRecord
 from aicf.core.settlement import Payout
-from aicf.service import operator_ops, reads
+from aicf.service import operator_calls, operator_ops, reads
 from aicf.service.collateral import CollateralWatch
 from aicf.service.coordinator import (
     KINDS,
@@ -447,7 +447,7 @@ def build_registry(
             "latest_seq": s.latest_seq,
             "assignments_total": s.assignments_total,
             "retries_total": s.retries_total,
-            "operator": operator_ops.operator_status(store, params),  # params version, pending and applied changes
+            "operator": operator_calls.operator_status(store, params),  # params version, pending and applied changes
             "outages": {
                 "count": len(s.outages),
                 "credited_s": sum(o.gap_s for o in s.outages),

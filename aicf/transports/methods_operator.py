@@ -9,7 +9,7 @@ All need the operator token.
 - `aicf.fundTraps {amount, to?}`: with `to`, fund → requester:<to> (a trap caller); without, the devnet's fund
   top-up (external → fund);
 - `aicf.setGrant {address, allowance}`: a requester's grant allowance (µANM the fund may sponsor, docs/TRAPS.md).
-Parse, call `aicf.service.operator_ops`, render: no rules here.
+Parse, call `aicf.service.operator_calls`, render: no rules here.
 """
 
 from collections.abc import Callable, Mapping
@@ -20,7 +20,7 @@ from pydantic import Field
 from aicf.core.encoding import to_hex
 from aicf.core.errors import AicfError
 from aicf.core.operator import MAX_OPERATOR_AMOUNT, MAX_PARAMS_CHANGES, MAX_TIER
-from aicf.service.operator_ops import allowlist_body, fund_body, grant_body, tier_body
+from aicf.service.operator_calls import allowlist_body, fund_body, grant_body, tier_body
 from aicf.transports.errors import InvalidParamsError
 from aicf.transports.results import Hex32Str, Out, UInt
 from aicf.transports.rpc import CallContext, RpcMethod
@@ -95,7 +95,7 @@ class OperatorTxUnsupportedError(AicfError):
 def operator_methods(
     send: Callable[[Mapping[str, object]], bytes] | None, params_of: Callable[[int | None], Json]
 ) -> list[RpcMethod[Any]]:
-    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_ops); None
+    """`send` checks an operator body as ingestion would and sends it signed (aicf.service.operator_calls); None
     for a system without an operator writer, where the senders answer why; `params_of(epoch)` is
     aicf.getParams (public: the params of an epoch are chain data), served on every chain."""
 

@@ -27,9 +27,10 @@ from aicf.core.params import Params
 from aicf.core.txs import address_of, encode_signed_tx
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_ops import fund_body, params_for_epoch, tier_body
+from aicf.service.operator_calls import fund_body, tier_body
+from aicf.service.operator_ops import params_for_epoch
 from aicf.service.requesters import transaction_status
-from aicf.service.trap_duties import TrapCallerKeys
+from aicf.service.trap_enqueue import TrapCallerKeys
 from aicf.transports.key_files import public_bytes
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, revert_of, send

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aicf.bootstrap.deployment import IDENTITY, DeploymentMismatchError
 from aicf.bootstrap.shared_devnet import SharedDevnet
-from aicf.bootstrap.system import IDENTITY, DeploymentMismatchError, SystemConfig, build_system
+from aicf.bootstrap.system import SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.chain.devnet import DevnetConfig
 from aicf.client.signing import public_key_bytes

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from store.backends import PG_DSN, drop_schema, new_schema, require_postgres
 
+from aicf.bootstrap.deployment import IDENTITY
 from aicf.bootstrap.shared_devnet import SharedDevnet
-from aicf.bootstrap.system import IDENTITY, SystemConfig, build_system
+from aicf.bootstrap.system import SystemConfig, build_system
 from aicf.bootstrap.up import devnet_params
 from aicf.chain.devnet import DevnetConfig
 from aicf.core.clock import FakeClock

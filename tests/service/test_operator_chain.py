@@ -29,7 +29,8 @@ from aicf.core.params import params_from_mapping, params_hash
 from aicf.core.txs import SignedTx, TxError, address_of, tx_signing_digest
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_ops import operator_status, params_version, trap_budget
+from aicf.service.operator_calls import operator_status
+from aicf.service.operator_ops import params_version, trap_budget
 from aicf.store.interface import Store
 from service.test_coordinator import DevnetWriter, _key, _pub
 from service.test_traps import MODEL, TrapWorld, embed

@@ -24,7 +24,7 @@ from aicf.service.coordinator import Capabilities, Coordinator
 from aicf.service.errors import ProofGroupError
 from aicf.service.ingest import ingest_available
 from aicf.service.proof_groups import MAX_PROOF_GROUP
-from aicf.service.proofs import ProofOutcome
+from aicf.service.proof_verdicts import ProofOutcome
 from aicf.service.state_digest import state_digest
 from aicf.store.interface import ConcurrentUpdateError, Store
 

@@ -15,7 +15,7 @@ from aicf.core.pricing import ai_units
 from aicf.core.registry import ProviderStatus
 from aicf.proofs.ai_v1 import RUNTIME_SLACK_MS
 from aicf.service.audit import verify
-from aicf.service.proofs import ProofOutcome
+from aicf.service.proof_verdicts import ProofOutcome
 from service.test_coordinator import DevnetWriter, World, _one_leased, signed_ai_envelope
 
 

@@ -19,15 +19,15 @@ import pytest
 from aicf.bootstrap.adapters import TRAP_CORPUS_FILE, default_trap_corpus, load_trap_corpus
 from aicf.core.encoding import tagged_hash
 from aicf.provider.trap_corpus import DEFAULT_CORPUS
-from aicf.service.traps import (
+from aicf.service.trap_inputs import (
     LENGTH_CANDIDATES,
     CorpusFormatError,
     JobShape,
     TrapInput,
-    TrapPrompt,
     draw_trap_input,
     parse_corpus,
 )
+from aicf.service.traps import TrapPrompt
 from aicf.transports.secret_files import SecretFileError
 
 MODEL = "smollm2-135m"

@@ -308,7 +308,7 @@ def test_a_trap_the_coordinator_cannot_re_execute_is_unverifiable_without_a_slas
 
 class KeyedWriter(DevnetWriter):
     """A chain writer whose trap callers hold keys and whose chain keeps its own trap fund (as an EVM node's:
-    aicf.service.trap_duties.TrapCallerKeys); here the callers are a recognisable derivation of (s_E, n)."""
+    aicf.service.trap_enqueue.TrapCallerKeys); here the callers are a recognisable derivation of (s_E, n)."""
 
     held: int = 0
     refuse_funding: bool = False

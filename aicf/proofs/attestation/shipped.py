@@ -1,6 +1,6 @@
 """The public vendor roots shipped with aicf (roots_data/roots.toml), each checked against its SHA-256.
 
-A fresh store pins them from height 0 (aicf.bootstrap.system); `aicf roots` manages them after that.
+A fresh store pins them from height 0 (aicf.bootstrap.deployment); `aicf roots` manages them after that.
 """
 
 import hashlib
