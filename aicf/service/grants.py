@@ -37,6 +37,11 @@ TRAP_SHAPE_KEYS = frozenset({"model", "prompt", "max_tokens", "max_runtime_ms", 
 # What an EVM `aiEnqueue` carries (aicf.bootstrap.evm.EvmBackend.send_trap_enqueue): a grant asking for more
 # (regions, deadline_blocks) could not be sent as asked, so it is refused on an EVM node.
 EVM_ENQUEUE_KEYS = ("model", "prompt", "max_tokens", "max_runtime_ms", "fee_per_unit", "tier")
+# The caller pays its aiEnqueue's gas from the ether its trap_fund forwards (aicf.bootstrap.evm.TRAP_CALLER_GAS, the
+# same for traps and grants, or the amount would tell them apart): a 4 KiB prompt's enqueue is ~189k gas
+# (BENCHMARKS.md), so it fits with room for the base fee to rise ~75% before the enqueue (6 KiB fits on anvil, 8 KiB
+# does not). A longer prompt could never be enqueued from the forwarded gas, so it is refused.
+EVM_GRANT_PROMPT_BYTES = 4 * 1024
 
 
 @runtime_checkable
@@ -73,6 +78,12 @@ def check_grant_request(tx: SignedTx, chain_id: int, evm: bool = False) -> None:
     beyond = sorted(set(tx.body) - set(EVM_ENQUEUE_KEYS))
     if evm and beyond:
         raise TxError(beyond[0], f"an EVM aiEnqueue carries only {', '.join(EVM_ENQUEUE_KEYS)}")
+    prompt = tx.body.get("prompt")
+    if evm and isinstance(prompt, bytes) and len(prompt) > EVM_GRANT_PROMPT_BYTES:
+        raise TxError(
+            "prompt",
+            f"{len(prompt)} bytes exceeds {EVM_GRANT_PROMPT_BYTES}, the most a sponsored aiEnqueue's gas covers",
+        )
 
 
 def request_grant(ctx: Context, tx: SignedTx, chain_id: int) -> GrantRecord:

@@ -30,6 +30,7 @@ from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, 
 from aicf.core.params import Params
 from aicf.core.txs import SignedTx, TxError, address_of, encode_signed_tx, tx_signing_digest
 from aicf.service.audit import verify
+from aicf.service.grants import EVM_GRANT_PROMPT_BYTES
 from aicf.service.ingest import ingest_available
 from aicf.service.operator_ops import fund_body, grant_body, params_for_epoch, tier_body
 from aicf.service.requesters import transaction_status
@@ -272,7 +273,11 @@ def test_a_grant_on_an_evm_node_is_funded_and_enqueued_by_the_coordinator_from_a
     # an EVM aiEnqueue carries the six SPEC fields only: a grant asking for more is refused, nothing stored
     with pytest.raises(TxError, match=r"^transaction refused: regions: an EVM aiEnqueue carries only model, prompt"):
         coord.request_grant(grant_request({**TRAP_BODY, "regions": ["eu"]}), CHAIN_ID)
-    grant = coord.request_grant(grant_request(TRAP_BODY), CHAIN_ID)
+    over = EVM_GRANT_PROMPT_BYTES + 1
+    with pytest.raises(TxError, match=rf"^transaction refused: prompt: {over} bytes exceeds {over - 1}, the most a"):
+        coord.request_grant(grant_request({**TRAP_BODY, "prompt": b"q" * over}), CHAIN_ID)
+    asked = {**TRAP_BODY, "prompt": b"q" * EVM_GRANT_PROMPT_BYTES}  # the longest: its gas is what trap_fund forwards
+    grant = coord.request_grant(grant_request(asked), CHAIN_ID)
     seed = coord.trap_seed(grant.epoch)  # s_E, revealed after the epoch
     key = grant_account(backend.writer_key, seed, grant.m)
     assert grant.caller == bytes.fromhex(key.address[2:])
@@ -288,7 +293,7 @@ def test_a_grant_on_an_evm_node_is_funded_and_enqueued_by_the_coordinator_from_a
     w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     ingest_available(store, chain, PARAMS, _no_circuits, operator_key=public_bytes(OPERATOR))
     coord.trap_pass()  # links the grant to its task
-    answer = coord.request_grant(grant_request(TRAP_BODY), CHAIN_ID)  # the requester polls with the same request
+    answer = coord.request_grant(grant_request(asked), CHAIN_ID)  # the requester polls with the same request
     with store.transaction() as tx:
         (job,) = tx.jobs_of_caller(grant.caller)
         assert tx.jobs_of_caller(GRANTEE) == []  # the requester's address is nowhere on chain
@@ -296,7 +301,7 @@ def test_a_grant_on_an_evm_node_is_funded_and_enqueued_by_the_coordinator_from_a
         balances = tx.balances([FUND, requester_account(grant.caller)])
     assert answer.task_id == job.task_id
     assert job.status == JobStatus.PENDING
-    assert decode_request(job)["prompt"] == TRAP_BODY["prompt"]
+    assert decode_request(job)["prompt"] == asked["prompt"]
     assert int(aicf.functions.prepaid(Web3.to_checksum_address(key.address)).call()) == 0  # the escrow was spent
     assert balances[FUND] == int(aicf.functions.trapFund().call()) == 50 * ANM - grant.funded
     assert balances[requester_account(grant.caller)] == grant.funded - job.escrow
