@@ -22,7 +22,8 @@ Imported only when a run asks for an EVM chain (web3 raises the recursion limit 
 - Operator transactions (`send_operator`, the writer-lock holder only, under `write_lock` with the passes' writes)
   are the operator key's signed transaction sent through the contract at its `operatorNonce` (docs/EVM.md,
   "Operator transactions"); AI traps' callers are keys derived from the coordinator key and s_E
-  (`trap_account`), whose `aiEnqueue` spends the escrow their `trap_fund` prepaid. The trap pass runs on the
+  (`trap_account`), whose `aiEnqueue` spends the escrow their `trap_fund` prepaid; grants' callers likewise
+  (`grant_account`, own tag), so the coordinator sends a sponsored job's enqueue too. The trap pass runs on the
   writer only (`may_send`).
 - The backend marks its store `evm_money` (the contract holds escrow and stake): settlement then hands refunds to
   the claim tree, and stake logs are mirrored into the ledger and registry.
@@ -109,8 +110,8 @@ class EvmProofWriter:
         log.debug("proof 0x%s accepted: the next pass includes it", _proof_id(body).hex())
 
     def submit(self, kind: TxKind, body: Mapping[str, object], sender: bytes) -> None:
-        """An AI trap's enqueue: `aiEnqueue` from the trap caller's own key, its escrow the prepaid balance its
-        trap_fund put there (EvmBackend.send_trap_enqueue)."""
+        """An AI trap's or grant's enqueue: `aiEnqueue` from the caller's own derived key, its escrow the prepaid
+        balance its trap_fund put there (EvmBackend.send_trap_enqueue)."""
         if self.backend is None or kind != TxKind.AI_ENQUEUE:
             raise EvmError(f"a {kind.value} transaction from 0x{sender.hex()} cannot be sent to an EVM chain")
         self.backend.send_trap_enqueue(body, sender)
@@ -137,6 +138,13 @@ class EvmProofWriter:
         if self.backend is None:
             raise EvmError("this EVM writer has no backend: trap callers cannot be derived")
         return self.backend.trap_caller(seed, n)
+
+    def grant_caller(self, seed: bytes, m: int) -> bytes:
+        """Grant m's caller on an EVM chain: the address of the key `grant_account` derives (the coordinator key,
+        s_E and m), kept so the sponsored enqueue can be signed like a trap's (aicf.service.grants)."""
+        if self.backend is None:
+            raise EvmError("this EVM writer has no backend: grant callers cannot be derived")
+        return self.backend.grant_caller(seed, m)
 
 
 class NotTheWriterError(EvmError):
@@ -304,6 +312,18 @@ def trap_account(writer_key: LocalAccount, seed: bytes, n: int) -> LocalAccount:
     return account
 
 
+GRANT_KEY_TAG = "aicf/evmgrantkey/v1"
+
+
+def grant_account(writer_key: LocalAccount, seed: bytes, m: int) -> LocalAccount:
+    """The secp256k1 key of grant m's caller on an EVM chain: H("aicf/evmgrantkey/v1", coordinator key, s_E, m) as a
+    private key, derived like a trap caller's (`trap_account`) under its own tag: the coordinator sends the
+    sponsored `aiEnqueue` from it (the requester's own address never appears), and nobody who reads the reveal of
+    s_E can sign as it or claim its refund."""
+    account: LocalAccount = Account.from_key(tagged_hash(GRANT_KEY_TAG, bytes(writer_key.key), seed, m))
+    return account
+
+
 def _bytes(body: Mapping[str, object], key: str) -> bytes:
     value = body.get(key)
     if not isinstance(value, bytes):
@@ -353,7 +373,7 @@ class EvmBackend:
     deployment_file: Path | None = None
     operator_key: Ed25519PrivateKey | None = None  # signs operator transactions (build_system hands it over)
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # one sender of the coordinator key at a time
-    trap_keys: dict[bytes, LocalAccount] = field(default_factory=dict)  # trap caller → its key (trap_caller)
+    trap_keys: dict[bytes, LocalAccount] = field(default_factory=dict)  # trap/grant caller → its key (*_caller)
 
     kind = "evm"
 
@@ -472,6 +492,12 @@ class EvmBackend:
         key = trap_account(self.writer_key, seed, n)
         caller = bytes.fromhex(key.address[2:])
         self.trap_keys[caller] = key
+        return caller
+
+    def grant_caller(self, seed: bytes, m: int) -> bytes:
+        key = grant_account(self.writer_key, seed, m)
+        caller = bytes.fromhex(key.address[2:])
+        self.trap_keys[caller] = key  # its enqueue is sent like a trap's (send_trap_enqueue)
         return caller
 
     def send_trap_enqueue(self, body: Mapping[str, object], caller: bytes) -> bytes:

@@ -242,7 +242,7 @@ def build_system(
     )
     for method in backend.rpc_methods(store, params):
         registry.add(method)
-    if writer is not None:  # grants are sent like traps: by the operator's writer (devnet only)
+    if writer is not None:  # grants are sent like traps, by the operator's writer (devnet and EVM)
         registry.add(grant_method(lambda tx: coord.request_grant(tx, backend.chain_id)))
 
     def provider_key(pid: bytes) -> bytes | None:

@@ -11,6 +11,7 @@ from aicf.core.ledger import FUND, requester_account
 from aicf.core.records import GrantRecord
 from aicf.core.trap_budget import reclaimable
 from aicf.service.context import TRAP_WARNING_EVERY_S, Context, TrapShortfall, Work
+from aicf.service.grants import GrantCallerKeys
 from aicf.service.operator_ops import caller_trap_account, trap_budget
 
 log = logging.getLogger("aicf.coordinator")
@@ -32,7 +33,7 @@ class Purse:
     and operator changes), so a pass with nothing to fund reads nothing. `held` once a due trap was held back."""
 
     def __init__(self, w: Work) -> None:
-        self.w, self.held = w, False
+        self.w, self.held, self.capped = w, False, False
         self._left: tuple[int, int] | None = None
 
     def _load(self) -> tuple[int, int]:
@@ -61,7 +62,7 @@ class Purse:
         """Spend no more than `held`, what the chain itself holds for trap escrow (an EVM contract's trap fund,
         whose fundings are mined before the pass): a trap it cannot pay is held back like one the fund cannot."""
         fund, budget = self._load()
-        self._left = (min(fund, held), budget)
+        self._left, self.capped = (min(fund, held), budget), True
 
 
 def left_to_reclaim(w: Work, caller: bytes) -> int:
@@ -86,11 +87,22 @@ def reclaims_to_resend(w: Work) -> list[bytes]:
 
 
 def new_grants(w: Work, purse: Purse) -> list[tuple[bytes, dict[str, object], int]]:
-    """The grants requested and not sent yet, in order, while `purse` pays them; each is marked sent."""
+    """The grants requested and not sent yet, in order, while `purse` pays them; each is marked sent. On an EVM
+    node (GrantCallerKeys) the purse is capped by the contract's trap fund and each caller's key is derived again
+    (the process that took the request may have restarted); a grant whose caller is not that key's (recorded
+    before grants had keys there) cannot be sent and is closed with nothing spent."""
     out: list[tuple[bytes, dict[str, object], int]] = []
+    keyed = w.ctx.chain_writer if isinstance(w.ctx.chain_writer, GrantCallerKeys) else None
     for grant in w.tx.open_grants(MAX_TRAPS_PER_PASS * 4):
         if grant.sent_at is not None:
             continue
+        if keyed is not None:
+            if not purse.capped:
+                purse.cap_fund(keyed.trap_fund_held())
+            if keyed.grant_caller(w.ctx.trap_seed(grant.epoch), grant.m) != grant.caller:
+                log.warning("grant %d not sent: its caller 0x%s has no key on this chain", grant.m, grant.caller.hex())
+                w.tx.update_grant(replace(grant, sent_at=w.now, reclaimed=grant.funded, closed_at=w.now))
+                continue
         if len(out) >= MAX_TRAPS_PER_PASS or purse.fund < grant.funded or purse.budget < grant.funded:
             break  # waits for the next pass, in order
         body = decode_canonical(grant.body)

@@ -5,7 +5,7 @@
 - `aicf.getTransaction {tx_hash}`: pending, included (with the job it made), refused (with the reason) or unknown.
 - `aicf.getAccount {address}`: balance, next nonce, transactions waiting, open jobs.
 - `aicf.readResult {id}`: the job's status, ResultRecord, output and what was charged and refunded.
-- `aicf.requestGrant {tx}` (devnet): a signed ai_enqueue the fund sponsors from the requester's grant allowance,
+- `aicf.requestGrant {tx}` (devnet and EVM): a signed ai_enqueue the fund sponsors from the requester's grant allowance,
   enqueued from a fresh fund-funded caller like a trap (docs/TRAPS.md "Grants"); the same tx again answers with
   the task id once the job is on chain.
 The composition root passes the use-cases in as callables, with the chain's lock held around them.

@@ -5,32 +5,39 @@ the coordinator role's address, which ingestion refuses). On anvil: the contract
 the fund's tokens moving into the trap fund and on to a trap caller's prepaid escrow, and ingestion applying it
 all with the ledger equal to the contract."""
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eth_account import Account
 from hexbytes import HexBytes
+from service.test_coordinator import coordinator_for
 from store.backends import memory_store
 from web3 import Web3
+from web3.types import RPCEndpoint
 
-from aicf.bootstrap.evm import EvmBackend, NotTheWriterError, trap_account
+from aicf.bootstrap.evm import GRANT_KEY_TAG, EvmBackend, NotTheWriterError, grant_account, trap_account
 from aicf.chain.deploy import contract
 from aicf.chain.devnet_writer import sign_operator_tx
 from aicf.chain.evm import ZERO_ADDRESS, EvmChain, EvmWriteError, OperatorLogError, OperatorPost, operator_tx_of
 from aicf.core.chain import TxKind
+from aicf.core.clock import FakeClock
 from aicf.core.encoding import tagged_hash
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
 from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
 from aicf.core.params import Params
-from aicf.core.txs import address_of, encode_signed_tx
+from aicf.core.txs import SignedTx, TxError, address_of, encode_signed_tx, tx_signing_digest
 from aicf.service.audit import verify
+from aicf.service.grants import EVM_GRANT_PROMPT_BYTES
 from aicf.service.ingest import ingest_available
-from aicf.service.operator_calls import fund_body, tier_body
+from aicf.service.operator_calls import fund_body, grant_body, tier_body
 from aicf.service.operator_ops import params_for_epoch
 from aicf.service.requesters import transaction_status
+from aicf.service.steps import decode_request
 from aicf.service.trap_enqueue import TrapCallerKeys
+from aicf.service.traps import grant_caller
 from aicf.transports.key_files import public_bytes
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, revert_of, send
@@ -237,3 +244,66 @@ def test_a_replica_without_the_writer_lock_sends_no_operator_transaction_and_run
     writer = backend.writer
     assert isinstance(writer, TrapCallerKeys)
     assert writer.may_send() is False
+
+
+# -- grants on an EVM node (issue 14 item 2) ---------------------------------------------------------------------
+GRANTEE_KEY = Ed25519PrivateKey.from_private_bytes(b"\x0b" * 32)
+GRANTEE = address_of(public_bytes(GRANTEE_KEY))
+
+
+def grant_request(body: Mapping[str, object]) -> SignedTx:
+    """The grantee's signed ai_enqueue, sent to the coordinator (aicf.requestGrant), never to the chain."""
+    pub = public_bytes(GRANTEE_KEY)
+    sig = GRANTEE_KEY.sign(tx_signing_digest(CHAIN_ID, pub, TxKind.AI_ENQUEUE, 0, body))
+    return SignedTx(chain_id=CHAIN_ID, public_key=pub, nonce=0, kind=TxKind.AI_ENQUEUE, body=body, sig=sig)
+
+
+def test_a_grant_on_an_evm_node_is_funded_and_enqueued_by_the_coordinator_from_a_derived_key(w3: Web3) -> None:
+    backend, chain = backend_on(w3)
+    aicf, tok = backend.aicf, contract(w3, "AicfTestToken", backend.deployment.token)
+    fund = Web3.to_checksum_address(backend.deployment.fund)
+    admin = next(iter(w3.eth.accounts))
+    send(tok.functions.mint(fund, 100 * ANM), admin)
+    send(tok.functions.approve(aicf.address, 100 * ANM), fund)
+    backend.send_operator(fund_body(50 * ANM, None))
+    backend.send_operator(grant_body(GRANTEE, 10 * ANM))
+    store, clock = backend.store, FakeClock(int(w3.eth.get_block("latest")["timestamp"]))
+    coord = coordinator_for(store, clock, PARAMS, OPERATOR, backend.writer)
+    ingest_available(store, chain, PARAMS, _no_circuits, operator_key=public_bytes(OPERATOR))
+
+    # an EVM aiEnqueue carries the six SPEC fields only: a grant asking for more is refused, nothing stored
+    with pytest.raises(TxError, match=r"^transaction refused: regions: an EVM aiEnqueue carries only model, prompt"):
+        coord.request_grant(grant_request({**TRAP_BODY, "regions": ["eu"]}), CHAIN_ID)
+    over = EVM_GRANT_PROMPT_BYTES + 1
+    with pytest.raises(TxError, match=rf"^transaction refused: prompt: {over} bytes exceeds {over - 1}, the most a"):
+        coord.request_grant(grant_request({**TRAP_BODY, "prompt": b"q" * over}), CHAIN_ID)
+    asked = {**TRAP_BODY, "prompt": b"q" * EVM_GRANT_PROMPT_BYTES}  # the longest: its gas is what trap_fund forwards
+    grant = coord.request_grant(grant_request(asked), CHAIN_ID)
+    seed = coord.trap_seed(grant.epoch)  # s_E, revealed after the epoch
+    key = grant_account(backend.writer_key, seed, grant.m)
+    assert grant.caller == bytes.fromhex(key.address[2:])
+    assert grant.caller not in (GRANTEE, backend.writer_key.address, trap_account(backend.writer_key, seed, 0))
+    # not derivable from s_E alone (revealed after its epoch): the coordinator key is in it
+    assert grant.caller != grant_caller(seed, grant.m)
+    assert grant.caller != bytes.fromhex(Account.from_key(tagged_hash(GRANT_KEY_TAG, seed, grant.m)).address[2:])
+    assert grant.caller != bytes.fromhex(grant_account(Account.create(), seed, grant.m).address[2:])
+
+    backend.trap_keys.clear()  # the key is derived again when the grant is sent (a restart in between loses nothing)
+    report = coord.trap_pass()  # funds the derived caller (escrow and gas) and sends its aiEnqueue
+    assert report.enqueued == (grant.caller,)
+    w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    ingest_available(store, chain, PARAMS, _no_circuits, operator_key=public_bytes(OPERATOR))
+    coord.trap_pass()  # links the grant to its task
+    answer = coord.request_grant(grant_request(asked), CHAIN_ID)  # the requester polls with the same request
+    with store.transaction() as tx:
+        (job,) = tx.jobs_of_caller(grant.caller)
+        assert tx.jobs_of_caller(GRANTEE) == []  # the requester's address is nowhere on chain
+        assert tx.snapshot().refused == ()
+        balances = tx.balances([FUND, requester_account(grant.caller)])
+    assert answer.task_id == job.task_id
+    assert job.status == JobStatus.PENDING
+    assert decode_request(job)["prompt"] == asked["prompt"]
+    assert int(aicf.functions.prepaid(Web3.to_checksum_address(key.address)).call()) == 0  # the escrow was spent
+    assert balances[FUND] == int(aicf.functions.trapFund().call()) == 50 * ANM - grant.funded
+    assert balances[requester_account(grant.caller)] == grant.funded - job.escrow
+    assert verify(store).ok

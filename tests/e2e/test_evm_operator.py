@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from store.backends import memory_store
 from web3 import Web3
 from web3.types import Wei
@@ -26,13 +28,17 @@ from aicf.bootstrap.stores import open_store
 from aicf.chain.deploy import contract
 from aicf.chain.evm import EvmChain
 from aicf.chain.evm_account import EvmAccount, load_or_create_evm_key
+from aicf.client import RpcError
+from aicf.core.chain import TxKind
+from aicf.core.encoding import to_hex
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import WITHDRAWAL_KIND, Posting
-from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_PARAMS, OP_TIER, OP_TRAP_FUND
+from aicf.core.operator import OP_ALLOWLIST, OP_FUND_TOPUP, OP_GRANT, OP_PARAMS, OP_TIER, OP_TRAP_FUND
 from aicf.core.params import params_from_toml
 from aicf.core.qasm import circuit_depth
 from aicf.core.records import BatchRecord
 from aicf.core.settlement import Payout, refund_claims_ref
+from aicf.core.txs import SignedTx, address_of, encode_signed_tx, tx_signing_digest
 from aicf.service.ingest import ingest_available
 from aicf.store.interface import META_EVM_MONEY, Store
 from aicf.transports.key_files import load_or_create_key, public_bytes
@@ -127,6 +133,29 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
         assert int(token.functions.balanceOf(fund).call()) == fund_before - TOPUP
         assert int(aicf.functions.trapFund().call()) == trap_fund_before + TOPUP
 
+        # a grant: the operator's allowance on chain, the grantee's signed request to the coordinator (never to the
+        # chain); the coordinator funds a caller key it derives and sends the sponsored aiEnqueue from it
+        grantee = Ed25519PrivateKey.from_private_bytes(b"\x0c" * 32)
+        grantee_pub = grantee.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        assert operator(evm_up, "grant", "set", to_hex(address_of(grantee_pub)), str(10**9))["op"] == OP_GRANT
+        body = {"model": MODEL, "prompt": b"A sponsored question", "max_tokens": 8, "max_runtime_ms": 2000,
+                "fee_per_unit": AI_FEE, "tier": 0}  # fmt: skip
+        chain_id = int(w3.eth.chain_id)
+        sig = grantee.sign(tx_signing_digest(chain_id, grantee_pub, TxKind.AI_ENQUEUE, 0, body))
+        request = SignedTx(
+            chain_id=chain_id, public_key=grantee_pub, nonce=0, kind=TxKind.AI_ENQUEUE, body=body, sig=sig
+        )
+        grant_tx = to_hex(encode_signed_tx(request))
+
+        def grant_requested() -> dict[str, Any] | None:  # refused until the allowance is ingested
+            try:
+                answer: dict[str, Any] = rpc(evm_up, "aicf.requestGrant", {"tx": grant_tx})
+            except RpcError:
+                return None
+            return answer
+
+        grant = wait_for("the grant request taken", grant_requested, timeout_s=30.0)
+
         # a requester's tier, then a tier-2 job of that requester sent through the contract
         key_file = tmp_path / "requester.evm.key"
         key = load_or_create_evm_key(key_file)
@@ -154,6 +183,16 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
             return traps if len(traps) >= 2 and all(j["status"] == "SETTLED" for j in traps) else []
 
         traps = wait_for("two trap jobs settled", settled_traps, timeout_s=300.0)
+
+        def grant_settled() -> dict[str, Any] | None:  # the requester polls with the same signed request
+            task = rpc(evm_up, "aicf.requestGrant", {"tx": grant_tx})["task_id"]
+            job: dict[str, Any] | None = rpc(evm_up, "aicf.getJob", {"id": task}) if task else None
+            return job if job is not None and job["status"] == "SETTLED" else None
+
+        granted = wait_for("the grant's job settled", grant_settled, timeout_s=120.0)
+        assert granted["caller"] == grant["caller"] != to_hex(address_of(grantee_pub))  # the grantee is not on chain
+        assert granted["caller"] != key.address.lower()
+        assert int(aicf.functions.prepaid(Web3.to_checksum_address(grant["caller"])).call()) == 0
         mine = jobs_of(evm_up, key.address)
         assert sorted(j["tier"] for j in mine) == [0, 2]  # the tier-2 job was taken, not refused
         for trap in traps:
@@ -209,6 +248,7 @@ def test_operator_changes_and_ai_traps_run_through_the_contract_and_a_follower_d
         assert ours[:common] == theirs[:common]
         paid = {p.task_id for _, payouts, _ in theirs[:common] for p in payouts}
         assert {bytes.fromhex(t["task_id"][2:]) for t in traps} <= paid
+        assert bytes.fromhex(granted["task_id"][2:]) in paid  # the grant's job settled alike on the follower
         assert any(refunds for _, _, refunds in theirs[:common])
         assert {OP_PARAMS, OP_TIER, OP_FUND_TOPUP, OP_ALLOWLIST} <= {op for op, _ in mine_ops}
         assert {"0x" + c.subject.hex() for c in trap_ops} >= {t["caller"] for t in traps}

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicf.core.chain import TxKind
+from aicf.core.encoding import tagged_hash
 from aicf.core.errors import RequestError
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import FUND, requester_account
@@ -20,7 +21,7 @@ from aicf.core.txs import BadTxSignatureError, SignedTx, TxError, WrongChainErro
 from aicf.service.operator_ops import grant_allowance
 from aicf.service.requesters import request_outcome
 from aicf.service.traps import grant_caller, trap_caller
-from service.test_coordinator import _key, _pub
+from service.test_coordinator import MODEL_DIGEST, DevnetWriter, _key, _pub, coordinator_for
 from service.test_operator_chain import TwoNodes
 from service.test_traps import MODEL, embed
 
@@ -156,3 +157,66 @@ def test_grants_wait_while_a_due_trap_is_held_back_by_the_budget() -> None:
     assert sent is not None
     assert sent.sent_at is not None
     assert funded == [trap.caller, grant.caller]  # the trap first, then the grant
+
+
+class KeyedWriter(DevnetWriter):
+    """A chain whose callers sign their own enqueues (as on an EVM node, aicf.bootstrap.evm.grant_account): grant
+    m's caller is the address of a key the writer derives, and what it holds for trap escrow bounds the pass."""
+
+    def __init__(self, nodes: TwoNodes) -> None:
+        super().__init__(nodes.devnet)
+        self.key_tag, self.held = "test/grantkey", 10**9
+
+    def grant_caller(self, seed: bytes, m: int) -> bytes:
+        return tagged_hash(self.key_tag, seed, m)[:20]
+
+    def trap_fund_held(self) -> int:
+        return self.held
+
+
+def keyed(nodes: TwoNodes) -> KeyedWriter:
+    writer = KeyedWriter(nodes)
+    nodes.writer = writer
+    nodes.coord = coordinator_for(nodes.store, nodes.clock, nodes.params, nodes.operator, writer,
+                                  model_digests={MODEL: MODEL_DIGEST})  # fmt: skip
+    return writer
+
+
+def test_on_a_keyed_chain_a_grant_is_sent_from_the_writers_key_once_the_chain_holds_its_escrow(
+    nodes: TwoNodes,
+) -> None:
+    writer = keyed(nodes)
+    chain = nodes.devnet.chain_id
+    with pytest.raises(TxError, match=r"^transaction refused: deadline_blocks: an EVM aiEnqueue carries only model"):
+        nodes.coord.request_grant(signed(nodes, {**BODY, "deadline_blocks": 50}), chain)
+    writer.held = 100  # the contract's trap fund cannot pay the escrow yet
+    grant = nodes.coord.request_grant(signed(nodes, BODY), chain)
+    seed = nodes.coord.trap_seed(grant.epoch)
+    assert grant.caller == writer.grant_caller(seed, grant.m) != grant_caller(seed, grant.m)
+    nodes.mine(2)
+    with nodes.store.transaction() as tx:
+        waiting = tx.get_grant(grant.caller)
+        assert tx.operator_changes_of(OP_TRAP_FUND) == []
+    assert waiting is not None
+    assert waiting.sent_at is None
+    writer.held = 10**9
+    nodes.mine(2)
+    with nodes.store.transaction() as tx:
+        (job,) = tx.jobs_of_caller(grant.caller)
+        assert [c.subject for c in tx.operator_changes_of(OP_TRAP_FUND)] == [grant.caller]
+        assert tx.jobs_of_caller(REQUESTER) == []
+    assert nodes.coord.request_grant(signed(nodes, BODY), chain).task_id == job.task_id
+
+
+def test_on_a_keyed_chain_a_grant_whose_caller_has_no_key_is_closed_with_nothing_spent(nodes: TwoNodes) -> None:
+    writer = keyed(nodes)
+    grant = nodes.coord.request_grant(signed(nodes, BODY), nodes.devnet.chain_id)
+    writer.key_tag = "test/another"  # the key derived at sending is not the recorded caller's (say an old record)
+    nodes.mine(2)
+    with nodes.store.transaction() as tx:
+        closed = tx.get_grant(grant.caller)
+        assert tx.operator_changes_of(OP_TRAP_FUND) == []
+        assert tx.jobs_of_caller(grant.caller) == []
+        assert tx.grant_used(REQUESTER) == 0  # the allowance paid nothing
+    assert closed is not None
+    assert closed.closed_at is not None
