@@ -7,37 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from e2e.live import ROOT, Up
-from store.backends import PG_DSN, require_postgres
 
 from aicf.client import RpcError, RpcTransportError
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret
 from aicf.transports.secret_files import load_or_create_operator_token
-
-
-@contextmanager
-def fresh_database(prefix: str) -> Iterator[str]:
-    """A database of its own (`prefix`_…) on the test server, dropped afterwards; yields its URL."""
-    require_postgres()
-    import psycopg
-    from psycopg import sql
-
-    name = prefix + "_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(PG_DSN)._replace(path="/" + name, query="").geturl()
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def shared_var(var: Path) -> Path:

@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from e2e.live import BELL, PARAMS, ROOT, Up, pause
+from store.backends import fresh_database
 
 from aicf.bootstrap.stores import open_store
 from aicf.client import RpcError, RpcTransportError
@@ -47,7 +48,7 @@ from aicf.client.signing import public_key_bytes
 from aicf.core.leases import LeaseStatus
 from aicf.core.txs import address_of
 from aicf.store.interface import Snapshot
-from chaos.harness import Tally, Target, fresh_database, quantum_provider, result_line, shared_var
+from chaos.harness import Tally, Target, quantum_provider, result_line, shared_var
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

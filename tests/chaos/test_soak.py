@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from e2e.live import BELL, PARAMS, Up, pause
-from store.backends import PG_DSN
+from store.backends import PG_DSN, fresh_database
 
 from aicf.client.requester import Requester, load_or_create_requester_key
-from chaos.harness import Proc, fresh_database, quantum_provider, shared_var
+from chaos.harness import Proc, quantum_provider, shared_var
 from chaos.soak import Sample, slope, write_csv, write_svg
 from chaos.test_faults import _db_verify
 

@@ -14,14 +14,12 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from store.backends import PG_DSN, memory_store, require_postgres
+from store.backends import fresh_database, memory_store
 
 from aicf.bootstrap.stores import open_store
 from aicf.chain.devnet import Devnet, DevnetConfig
@@ -45,18 +43,8 @@ LEASED_OR_LATER = frozenset({JobStatus.LEASED, JobStatus.SUBMITTED, JobStatus.VE
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh database of its own (serve_…), dropped after the test."""
-    require_postgres()
-    import psycopg
-    from psycopg import sql
-
-    name = "serve_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(PG_DSN)._replace(path="/" + name, query="").geturl()
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database("serve") as url:
+        yield url
 
 
 def provider(url: str, key: Path, token: Path, log: Path, *, fund: bool = True) -> "subprocess.Popen[str]":

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,6 +36,24 @@ def require_postgres() -> None:
         if os.environ.get("AICF_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason + " (AICF_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A database of its own (`prefix`_…) on the test server, dropped afterwards; yields its URL. For what needs a
+    whole database rather than a schema: processes that migrate it themselves, locks held per database."""
+    require_postgres()
+    import psycopg
+    from psycopg import sql
+
+    name = prefix + "_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(PG_DSN)._replace(path="/" + name, query="").geturl()
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def new_schema() -> str:

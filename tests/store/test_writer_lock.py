@@ -3,15 +3,13 @@ it until it closes it or its session ends, and then another takes it at its next
 was lost (pg_terminate_backend) is told so, connects again and waits its turn. A store only one process opens
 (SQLite) is always its own writer."""
 
-import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from aicf.store.interface import SoleWriter, writer_lock
 from aicf.store.postgres import PostgresWriterLock
-from store.backends import PG_DSN, memory_store, require_postgres
+from store.backends import fresh_database, memory_store
 
 WRITER_KEY = 4242004  # aicf/store/sql/postgres.sql: try_lock_writer
 
@@ -19,18 +17,8 @@ WRITER_KEY = 4242004  # aicf/store/sql/postgres.sql: try_lock_writer
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A database of its own: the lock is per database, and other tests share `test`."""
-    require_postgres()
-    import psycopg
-    from psycopg import sql
-
-    name = "wlock_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(PG_DSN)._replace(path="/" + name, query="").geturl()
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database("wlock") as url:
+        yield url
 
 
 def holders(dsn: str) -> list[str]:
