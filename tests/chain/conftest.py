@@ -3,6 +3,7 @@ deployment per test. Without anvil they skip, unless AICF_REQUIRE_CHAIN=1 (CI), 
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -19,8 +20,9 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}: run scripts/install-chain")
 
 
-@pytest.fixture(scope="session")
-def anvil() -> Iterator[Anvil]:
+@contextmanager
+def own_anvil() -> Iterator[Anvil]:
+    """An anvil node of its own (skipped, or failed under AICF_REQUIRE_CHAIN=1, without the binary), stopped after."""
     binary = find_anvil()
     if binary is None or not binary.exists():
         _missing("anvil is not installed")
@@ -30,6 +32,12 @@ def anvil() -> Iterator[Anvil]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    with own_anvil() as node:
+        yield node
 
 
 @pytest.fixture(scope="session")

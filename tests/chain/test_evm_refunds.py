@@ -12,14 +12,13 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from aicf.bootstrap.evm import EvmBackend
-from aicf.chain.anvil import find_anvil, start_anvil
 from aicf.chain.evm import EvmChain
 from aicf.core.jobs import JobStatus
 from aicf.core.ledger import TREASURY
 from aicf.core.params import Params
 from aicf.service.audit import verify
 from aicf.service.ingest import ingest_available
-from chain.conftest import _missing
+from chain.conftest import own_anvil
 from chain.evm_adapter_support import MiningWaiter, coordinator_account, local_coordinator_stack
 from chain.evm_support import ANM, advance_time, mine, revert_of, send
 
@@ -35,16 +34,8 @@ def no_circuits(circuit: bytes) -> int:
 
 @pytest.fixture(scope="module")
 def own_w3() -> Iterator[Web3]:
-    binary = find_anvil()
-    if binary is None or not binary.exists():
-        _missing("anvil is not installed")
-    assert binary is not None
-    node = start_anvil(binary)
-    try:
-        with requests.Session() as session:
-            yield Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}, session=session))
-    finally:
-        node.stop()
+    with own_anvil() as node, requests.Session() as session:
+        yield Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}, session=session))
 
 
 def ai(escrow: int) -> tuple[object, ...]:
