@@ -123,5 +123,15 @@ class Up:
         )  # fmt: skip
 
 
+def assert_db_verifies(db: str) -> None:
+    """`aicf db verify --db DB`, as an operator runs it, passes: balances, entries and SPEC §11's sums."""
+    verified = subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "aicf", "db", "verify", "--db", db],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.strip().endswith("ok")
+
+
 def requester(up: Up, tmp_path: Path, name: str = "alice") -> Requester:
     return Requester(up.url, load_or_create_requester_key(tmp_path / f"{name}.key"), sleep=pause)

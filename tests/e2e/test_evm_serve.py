@@ -40,7 +40,7 @@ from aicf.core.settlement import refund_claims_ref
 from aicf.devtools.evm_demo import fund_treasury, stake_providers
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.secret_files import load_or_create_operator_token
-from e2e.live import PARAMS, ROOT, Up, pause
+from e2e.live import PARAMS, ROOT, Up, assert_db_verifies, pause
 from e2e.test_evm_up import AI_FEE, MODEL, _need_anvil, coordinator_sent_once, wait_for
 from e2e.test_serve import database, provider  # noqa: F401 - the fresh database fixture
 
@@ -219,9 +219,4 @@ def test_the_writer_replica_killed_between_a_batch_roots_send_and_its_confirmati
                 assert sum(len(tx.payouts_of_epoch(e)) for e in epochs) == len(sent)  # each job paid once
         finally:
             store.close()
-    verified = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "aicf", "db", "verify", "--db", database],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.strip().endswith("ok")
+    assert_db_verifies(database)

@@ -32,7 +32,7 @@ from aicf.service.ingest import ingest_available
 from aicf.store.devnet_journal import StoreDevnetJournal
 from aicf.transports.key_files import load_or_create_key, load_or_create_secret, public_bytes
 from aicf.transports.secret_files import load_or_create_operator_token
-from e2e.live import PARAMS, ROOT, Up, pause
+from e2e.live import PARAMS, ROOT, Up, assert_db_verifies, pause
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # real replicas, providers and models for about a minute
 
@@ -172,12 +172,7 @@ def test_two_serve_replicas_share_one_coordinator_through_a_sigkill(database: st
                     assert (theirs.batch, theirs.root) == (kept.batch, kept.root)
         finally:
             follower.close()
-        verified = subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "aicf", "db", "verify", "--db", database],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-        assert verified.stdout.strip().endswith("ok")
+        assert_db_verifies(database)
         assert [replica.proc.poll() for replica in (a, b) if replica.proc is not None] == [None, None]  # survived
     finally:
         for p in providers:
